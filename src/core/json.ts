@@ -1,0 +1,87 @@
+/**
+ * The JSON-only rule for session values: checked when a value is set, and again for keys whose
+ * serialized form changed by the time the session is saved (in-place mutation).
+ */
+import { InvalidValueError } from '../errors.js';
+import type { JsonValue } from '../types.js';
+
+/** Deepest nesting accepted; deeper values are refused rather than risking stack exhaustion. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Throws {@link InvalidValueError} unless `value` is plain JSON: null, boolean, finite number,
+ * string, array or plain object (prototype `Object.prototype` or `null`), with no cycles and
+ * no `undefined` anywhere.
+ */
+export function assertJson(key: string, value: unknown): asserts value is JsonValue {
+  const reason = findNonJson(value, 0, new Set());
+  if (reason !== null) throw new InvalidValueError(key, reason);
+}
+
+function findNonJson(value: unknown, depth: number, stack: Set<object>): string | null {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return null;
+    case 'number':
+      return Number.isFinite(value) ? null : `${value} is not a finite number`;
+    case 'undefined':
+      return 'undefined is not JSON (delete the key instead)';
+    case 'bigint':
+      return 'BigInt is not JSON (store it as a string)';
+    case 'function':
+      return 'functions are not JSON';
+    case 'symbol':
+      return 'symbols are not JSON';
+  }
+  if (value === null) return null;
+  if (depth >= MAX_JSON_DEPTH) return `nested deeper than ${MAX_JSON_DEPTH} levels`;
+  const object = value as object;
+  if (stack.has(object)) return 'it contains a cycle';
+  if (Array.isArray(object)) {
+    stack.add(object);
+    for (let i = 0; i < object.length; i++) {
+      if (!(i in object)) return `array has a hole at index ${i}`;
+      const inner = findNonJson(object[i], depth + 1, stack);
+      if (inner !== null) return `[${i}]: ${inner}`;
+    }
+    stack.delete(object);
+    return null;
+  }
+  const proto = Object.getPrototypeOf(object);
+  if (proto !== Object.prototype && proto !== null) {
+    const name = (object.constructor as { name?: string } | undefined)?.name ?? 'unknown';
+    return `${name} instances are not JSON (convert to a plain value, e.g. date.toISOString())`;
+  }
+  if (Object.getOwnPropertySymbols(object).length > 0) return 'symbol keys are not JSON';
+  stack.add(object);
+  for (const name of Object.keys(object)) {
+    const inner = findNonJson((object as Record<string, unknown>)[name], depth + 1, stack);
+    if (inner !== null) return `.${name}: ${inner}`;
+  }
+  stack.delete(object);
+  return null;
+}
+
+/** Parses a JSON object safely; anything else (or a parse failure) gives null. */
+export function parseJsonObject(text: string): Record<string, JsonValue> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+    return value as Record<string, JsonValue>;
+  } catch {
+    return null;
+  }
+}
+
+/** Own enumerable entries of a parsed JSON object, including keys such as `__proto__`. */
+export function jsonEntries(object: Record<string, JsonValue>): [string, JsonValue][] {
+  return Object.keys(object).map((k) => [k, object[k] as JsonValue]);
+}
+
+/** Builds a plain object from entries without ever invoking the `__proto__` setter. */
+export function objectFromEntries(entries: Iterable<[string, JsonValue]>): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  for (const [k, v] of entries) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return out;
+}

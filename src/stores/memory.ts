@@ -1,0 +1,254 @@
+/**
+ * In-process store: a Map, for tests, single-process apps and as the fast tier of `tieredStore`.
+ * Data is kept serialized, so every `get` hands out a fresh copy and memory per session stays small.
+ * Expired records are freed by a background sweep (timer unref'd) even if never read again.
+ * @module coatcheck/stores/memory
+ */
+import { ConfigError, StoreConflictError } from '../errors.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { parseJsonObject } from '../core/json.js';
+
+import {
+  applyKeyChanges,
+  type ExpiredSweep,
+  type SessionPatch,
+  type SessionRecord,
+  type SessionSummary,
+  type Store,
+  type SweepResult,
+} from './types.js';
+
+export interface MemoryStoreOptions {
+  /** How often expired records are swept from memory, in ms. Default 60 000; 0 disables the timer. */
+  sweepInterval?: number;
+  /** Keep at most this many records, evicting the least recently used. Default: unbounded. */
+  maxEntries?: number;
+  /** Time source for sweeping; pass the same clock as `createSessions` in tests. */
+  clock?: Clock;
+}
+
+interface Entry {
+  userId: string | null;
+  data: string;
+  meta: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** Records examined per event-loop turn by the background sweep. */
+const SWEEP_SLICE = 10_000;
+
+export interface MemoryStore extends Store {
+  /** Number of records held (expired ones included until swept). */
+  readonly size: number;
+}
+
+export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  const sweepInterval = options.sweepInterval ?? 60_000;
+  const maxEntries = options.maxEntries ?? Infinity;
+  const clock = options.clock ?? systemClock;
+  if (!(sweepInterval >= 0)) throw new ConfigError('memoryStore: sweepInterval must be >= 0');
+  if (!(maxEntries >= 1)) throw new ConfigError('memoryStore: maxEntries must be >= 1');
+
+  const records = new Map<string, Entry>();
+  const byUser = new Map<string, Set<string>>();
+  const cursors = new Map<string, Iterator<[string, Entry]>>();
+  let nextCursor = 0;
+  let sweeping = false;
+
+  function index(id: string, userId: string | null): void {
+    if (userId === null) return;
+    let ids = byUser.get(userId);
+    if (!ids) byUser.set(userId, (ids = new Set()));
+    ids.add(id);
+  }
+  function unindex(id: string, userId: string | null): void {
+    if (userId === null) return;
+    const ids = byUser.get(userId);
+    if (!ids) return;
+    ids.delete(id);
+    if (ids.size === 0) byUser.delete(userId);
+  }
+  function remove(id: string): boolean {
+    const entry = records.get(id);
+    if (!entry) return false;
+    records.delete(id);
+    unindex(id, entry.userId);
+    return true;
+  }
+  function toRecord(id: string, e: Entry): SessionRecord {
+    return {
+      id,
+      userId: e.userId,
+      data: parseJsonObject(e.data) ?? {},
+      meta: parseJsonObject(e.meta) ?? {},
+      createdAt: e.createdAt,
+      lastSeenAt: e.lastSeenAt,
+      expiresAt: e.expiresAt,
+      ip: e.ip,
+      userAgent: e.userAgent,
+    };
+  }
+  function summary(id: string, e: Entry): SessionSummary {
+    return { id, userId: e.userId, createdAt: e.createdAt, lastSeenAt: e.lastSeenAt, expiresAt: e.expiresAt, ip: e.ip, userAgent: e.userAgent };
+  }
+  function live(id: string): Entry | undefined {
+    const entry = records.get(id);
+    if (entry && entry.expiresAt <= clock.now()) {
+      remove(id);
+      return undefined;
+    }
+    return entry;
+  }
+  function refresh(id: string, entry: Entry): void {
+    // LRU order is Map insertion order: move a used entry to the end.
+    if (maxEntries !== Infinity) {
+      records.delete(id);
+      records.set(id, entry);
+    }
+  }
+
+  // Background sweep: frees expired records in slices so a huge map never stalls the loop.
+  function sweep(): void {
+    if (sweeping) return;
+    sweeping = true;
+    const iterator = records.entries();
+    const step = (): void => {
+      const now = clock.now();
+      for (let i = 0; i < SWEEP_SLICE; i++) {
+        const next = iterator.next();
+        if (next.done) {
+          sweeping = false;
+          return;
+        }
+        const [id, entry] = next.value;
+        if (entry.expiresAt <= now) remove(id);
+      }
+      setImmediate(step).unref();
+    };
+    step();
+  }
+  const timer = sweepInterval > 0 ? setInterval(sweep, sweepInterval) : undefined;
+  timer?.unref();
+
+  return {
+    name: 'memory',
+    get size() {
+      return records.size;
+    },
+    async get(id) {
+      const entry = live(id);
+      if (!entry) return null;
+      refresh(id, entry);
+      return toRecord(id, entry);
+    },
+    async create(record) {
+      if (live(record.id)) throw new StoreConflictError('memory');
+      records.set(record.id, {
+        userId: record.userId,
+        data: JSON.stringify(record.data),
+        meta: JSON.stringify(record.meta),
+        createdAt: record.createdAt,
+        lastSeenAt: record.lastSeenAt,
+        expiresAt: record.expiresAt,
+        ip: record.ip,
+        userAgent: record.userAgent,
+      });
+      index(record.id, record.userId);
+      while (records.size > maxEntries) {
+        const oldest = records.keys().next().value as string;
+        remove(oldest);
+      }
+    },
+    async update(id, patch: SessionPatch) {
+      const entry = live(id);
+      if (!entry) return false;
+      if (patch.data) {
+        const data = parseJsonObject(entry.data) ?? {};
+        applyKeyChanges(data, patch.data);
+        entry.data = JSON.stringify(data);
+      }
+      if (patch.meta) {
+        const meta = parseJsonObject(entry.meta) ?? {};
+        applyKeyChanges(meta, patch.meta);
+        entry.meta = JSON.stringify(meta);
+      }
+      if (patch.userId !== undefined && patch.userId !== entry.userId) {
+        unindex(id, entry.userId);
+        entry.userId = patch.userId;
+        index(id, entry.userId);
+      }
+      entry.lastSeenAt = patch.lastSeenAt;
+      entry.expiresAt = patch.expiresAt;
+      refresh(id, entry);
+      return true;
+    },
+    async touch(id, times) {
+      const entry = live(id);
+      if (!entry) return false;
+      entry.lastSeenAt = times.lastSeenAt;
+      entry.expiresAt = times.expiresAt;
+      refresh(id, entry);
+      return true;
+    },
+    async destroy(id) {
+      remove(id);
+    },
+    async destroyByUser(userId, except = []) {
+      const keep = new Set(except);
+      let ids: string[];
+      if (userId === null) {
+        ids = [];
+        for (const [id, entry] of records) if (entry.userId === null) ids.push(id);
+      } else {
+        ids = [...(byUser.get(userId) ?? [])];
+      }
+      let deleted = 0;
+      for (const id of ids) if (!keep.has(id) && remove(id)) deleted++;
+      return deleted;
+    },
+    async destroyAll() {
+      const deleted = records.size;
+      records.clear();
+      byUser.clear();
+      cursors.clear();
+      return deleted;
+    },
+    async listByUser(userId) {
+      const now = clock.now();
+      const out: SessionSummary[] = [];
+      for (const id of byUser.get(userId) ?? []) {
+        const entry = records.get(id);
+        if (entry && entry.expiresAt > now) out.push(summary(id, entry));
+      }
+      return out.sort((a, b) => a.createdAt - b.createdAt);
+    },
+    async deleteExpired(sweepRequest: ExpiredSweep): Promise<SweepResult> {
+      // A cursor names a live Map iterator, so resuming never rescans what was already examined.
+      let key = sweepRequest.cursor ?? null;
+      let iterator = key === null ? undefined : cursors.get(key);
+      if (!iterator) {
+        iterator = records.entries();
+        key = String(nextCursor++);
+      }
+      cursors.delete(key as string);
+      let deleted = 0;
+      while (deleted < sweepRequest.limit) {
+        const next = iterator.next();
+        if (next.done) return { deleted, cursor: null };
+        const [id, entry] = next.value;
+        if (entry.expiresAt <= sweepRequest.before && remove(id)) deleted++;
+      }
+      cursors.set(key as string, iterator);
+      return { deleted, cursor: key };
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      cursors.clear();
+    },
+  };
+}
+

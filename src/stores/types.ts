@@ -1,0 +1,128 @@
+/**
+ * The Store contract: the one small interface every session store implements.
+ * The engine (`createSessions`) is the only caller; stores hold records and apply changes
+ * atomically, the engine decides everything about expiry, ids and cookies.
+ * @module coatcheck/stores
+ */
+import type { JsonValue } from '../types.js';
+
+/** One session as a store keeps it. Times are milliseconds since the epoch (server clock). */
+export interface SessionRecord {
+  /** The store key: SHA-256 of the cookie token, base64url (43 chars). Never the token itself. */
+  id: string;
+  /** The signed-in user, or null for a guest session. Indexed: list/kill by user. */
+  userId: string | null;
+  /** The app's data, key → JSON value. */
+  data: Record<string, JsonValue>;
+  /** The engine's own fields (CSRF secrets, flash queue, expiry override...). Opaque to stores. */
+  meta: Record<string, JsonValue>;
+  createdAt: number;
+  lastSeenAt: number;
+  /** When the record stops being valid. Indexed: stores without native TTL sweep by it. */
+  expiresAt: number;
+  /** Client metadata captured at creation, for "your devices" listings. */
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** What a request changed in one namespace (data or meta): only these keys are written. */
+export interface KeyChanges {
+  set?: Record<string, JsonValue>;
+  unset?: string[];
+}
+
+/**
+ * A save of an existing session. Only the keys named here change, so two requests that change
+ * different keys of one session concurrently both survive.
+ */
+export interface SessionPatch {
+  data?: KeyChanges;
+  meta?: KeyChanges;
+  /** Present only when the user changes. */
+  userId?: string | null;
+  lastSeenAt: number;
+  expiresAt: number;
+}
+
+/** A record without its data, as listed for a user ("your devices"). */
+export type SessionSummary = Omit<SessionRecord, 'data' | 'meta'>;
+
+/** One bounded step of deleting expired records. */
+export interface ExpiredSweep {
+  /** Delete records whose `expiresAt` is at or before this time. */
+  before: number;
+  /** Delete at most this many records in this call. */
+  limit: number;
+  /** The cursor the previous call returned (absent on the first call). */
+  cursor?: string | null;
+}
+
+export interface SweepResult {
+  deleted: number;
+  /** Pass back to continue; null when no expired record remains (as far as this store can tell). */
+  cursor: string | null;
+}
+
+/**
+ * The contract. Every method may reject; the engine turns rejections into a `StoreError`
+ * (503 at the adapters) and never treats a failure as "no session".
+ */
+export interface Store {
+  /** Short name used in errors and events, e.g. `memory`, `sqlite`. */
+  readonly name: string;
+  /**
+   * One record by id, or null. May return a record whose `expiresAt` has passed (the engine
+   * checks expiry with its own clock). Returns a copy the caller may mutate. Rejects with
+   * `CorruptRecordError` when the stored bytes cannot be decoded (the engine treats that as
+   * "no session" and reports it, unlike other failures, which fail the request).
+   */
+  get(id: string): Promise<SessionRecord | null>;
+  /** Writes a new record. Rejects with `StoreConflictError` if the id exists. */
+  create(record: SessionRecord): Promise<void>;
+  /**
+   * Applies a patch atomically. Resolves false, writing nothing, when the record does not exist
+   * (destroyed elsewhere): a save never resurrects a session.
+   */
+  update(id: string, patch: SessionPatch): Promise<boolean>;
+  /** Updates only the times (idle-expiry refresh). False when the record does not exist. */
+  touch(id: string, times: { lastSeenAt: number; expiresAt: number }): Promise<boolean>;
+  /** Deletes one record; deleting an unknown id is not an error. */
+  destroy(id: string): Promise<void>;
+  /**
+   * Deletes every record of a user (`null`: every guest record), except the ids listed.
+   * Resolves to the number deleted.
+   */
+  destroyByUser(userId: string | null, except?: readonly string[]): Promise<number>;
+  /** Deletes every record this store holds (within its namespace). Resolves to the number deleted. */
+  destroyAll(): Promise<number>;
+  /** The user's records, without data, oldest first. */
+  listByUser(userId: string): Promise<SessionSummary[]>;
+  /** Deletes up to `limit` expired records; call again with the cursor until it is null. */
+  deleteExpired(sweep: ExpiredSweep): Promise<SweepResult>;
+  /** Releases timers and connections the store opened itself (not ones the app passed in). */
+  close(): Promise<void>;
+}
+
+/** Copies a record's summary fields (for `listByUser`). */
+export function summarize(record: SessionRecord): SessionSummary {
+  return {
+    id: record.id,
+    userId: record.userId,
+    createdAt: record.createdAt,
+    lastSeenAt: record.lastSeenAt,
+    expiresAt: record.expiresAt,
+    ip: record.ip,
+    userAgent: record.userAgent,
+  };
+}
+
+/** Applies key changes to a plain object in place (memory-style stores and tests share this). */
+export function applyKeyChanges(target: Record<string, JsonValue>, changes: KeyChanges | undefined): void {
+  if (!changes) return;
+  for (const key of changes.unset ?? []) delete target[key];
+  if (changes.set) {
+    for (const key of Object.keys(changes.set)) {
+      Object.defineProperty(target, key, { value: changes.set[key], enumerable: true, writable: true, configurable: true });
+    }
+  }
+}

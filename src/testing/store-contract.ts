@@ -1,0 +1,295 @@
+/**
+ * The shared Store contract suite. Every store, built in or third party, runs it:
+ * ```ts
+ * import { testStore } from 'coatcheck/testing';
+ * testStore('my-store', { create: () => myStore({ ... }) });
+ * ```
+ * It uses `node:test` and `node:assert`; times are near `Date.now()` so stores with native TTL work.
+ * @module coatcheck/testing
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { CoatcheckError } from '../errors.js';
+import type { SessionRecord, Store } from '../stores/types.js';
+
+export interface StoreContractOptions {
+  /** Makes the store under test. Called once per suite; the suite empties it before each test. */
+  create: () => Store | Promise<Store>;
+  /** Extra tests that share the suite's store. */
+  extra?: (getStore: () => Store) => void;
+}
+
+/** A random id shaped like a real store key (43 base64url chars). */
+export function randomId(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** A complete record with sensible defaults, expiring an hour from now. */
+export function makeRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now();
+  return {
+    id: randomId(),
+    userId: null,
+    data: { count: 1 },
+    meta: {},
+    createdAt: now,
+    lastSeenAt: now,
+    expiresAt: now + 3_600_000,
+    ip: '127.0.0.1',
+    userAgent: 'contract-test',
+    ...overrides,
+  };
+}
+
+export function testStore(name: string, options: StoreContractOptions): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await options.create();
+    });
+    beforeEach(async () => {
+      await store.destroyAll();
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    it('has a name', () => {
+      assert.equal(typeof store.name, 'string');
+      assert.ok(store.name.length > 0);
+    });
+
+    it('returns null for an unknown id', async () => {
+      assert.equal(await store.get(randomId()), null);
+    });
+
+    it('round-trips every field of a record', async () => {
+      const record = makeRecord({
+        userId: 'user-1',
+        data: {
+          text: 'héllo ✓ 🧥',
+          number: 12.5,
+          flag: false,
+          nothing: null,
+          list: [1, 'two', { three: [3] }],
+          nested: { a: { b: { c: 'deep' } } },
+          empty: {},
+          'key with spaces': 'ok',
+        },
+        meta: { csrf: 'abc', flashes: [{ message: 'hi', category: 'info' }] },
+        ip: '203.0.113.9',
+        userAgent: 'Mozilla/5.0 (X11) "quoted"',
+      });
+      await store.create(record);
+      assert.deepEqual(await store.get(record.id), record);
+    });
+
+    it('keeps prototype-looking keys as plain data', async () => {
+      const data = JSON.parse('{"__proto__":{"isAdmin":true},"constructor":"c","toString":"t","hasOwnProperty":1}');
+      const record = makeRecord({ data });
+      await store.create(record);
+      const loaded = await store.get(record.id);
+      assert.ok(loaded);
+      assert.deepEqual(Object.keys(loaded.data).sort(), ['__proto__', 'constructor', 'hasOwnProperty', 'toString']);
+      assert.equal(Object.getPrototypeOf(loaded.data), Object.prototype);
+      assert.equal((loaded.data as { isAdmin?: unknown }).isAdmin, undefined);
+      assert.equal(({} as { isAdmin?: unknown }).isAdmin, undefined);
+    });
+
+    it('hands out copies: mutating a loaded record changes nothing stored', async () => {
+      const record = makeRecord({ data: { list: [1] } });
+      await store.create(record);
+      const first = await store.get(record.id);
+      assert.ok(first);
+      (first.data.list as number[]).push(2);
+      first.data.added = true;
+      assert.deepEqual((await store.get(record.id))?.data, { list: [1] });
+    });
+
+    it('refuses to create a record whose id exists', async () => {
+      const record = makeRecord();
+      await store.create(record);
+      await assert.rejects(store.create(makeRecord({ id: record.id, data: { other: true } })), (error: unknown) => {
+        assert.ok(error instanceof CoatcheckError);
+        assert.equal(error.code, 'ERR_STORE_CONFLICT');
+        return true;
+      });
+      assert.deepEqual((await store.get(record.id))?.data, record.data);
+    });
+
+    it('applies per-key changes, meta changes, user and times', async () => {
+      const record = makeRecord({ data: { a: 1, b: 2, c: 3 }, meta: { m: 1 } });
+      await store.create(record);
+      const later = record.lastSeenAt + 5_000;
+      const ok = await store.update(record.id, {
+        data: { set: { b: 20, d: { x: [1] } }, unset: ['c'] },
+        meta: { set: { n: 'two' }, unset: ['m'] },
+        userId: 'u-9',
+        lastSeenAt: later,
+        expiresAt: later + 3_600_000,
+      });
+      assert.equal(ok, true);
+      const loaded = await store.get(record.id);
+      assert.deepEqual(loaded?.data, { a: 1, b: 20, d: { x: [1] } });
+      assert.deepEqual(loaded?.meta, { n: 'two' });
+      assert.equal(loaded?.userId, 'u-9');
+      assert.equal(loaded?.lastSeenAt, later);
+      assert.equal(loaded?.expiresAt, later + 3_600_000);
+      assert.equal(loaded?.createdAt, record.createdAt);
+    });
+
+    it('leaves the user alone when a patch does not name one', async () => {
+      const record = makeRecord({ userId: 'keep-me' });
+      await store.create(record);
+      await store.update(record.id, { data: { set: { x: 1 } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      assert.equal((await store.get(record.id))?.userId, 'keep-me');
+    });
+
+    it('never resurrects: update and touch of a missing record write nothing', async () => {
+      const id = randomId();
+      const now = Date.now();
+      assert.equal(await store.update(id, { data: { set: { a: 1 } }, lastSeenAt: now, expiresAt: now + 60_000 }), false);
+      assert.equal(await store.touch(id, { lastSeenAt: now, expiresAt: now + 60_000 }), false);
+      assert.equal(await store.get(id), null);
+    });
+
+    it('touch changes only the times', async () => {
+      const record = makeRecord({ data: { keep: 'me' } });
+      await store.create(record);
+      const later = record.lastSeenAt + 60_000;
+      assert.equal(await store.touch(record.id, { lastSeenAt: later, expiresAt: later + 3_600_000 }), true);
+      const loaded = await store.get(record.id);
+      assert.deepEqual(loaded?.data, { keep: 'me' });
+      assert.equal(loaded?.lastSeenAt, later);
+      assert.equal(loaded?.expiresAt, later + 3_600_000);
+    });
+
+    it('destroys one record; destroying an unknown id is fine', async () => {
+      const a = makeRecord();
+      const b = makeRecord();
+      await store.create(a);
+      await store.create(b);
+      await store.destroy(a.id);
+      await store.destroy(randomId());
+      assert.equal(await store.get(a.id), null);
+      assert.ok(await store.get(b.id));
+    });
+
+    it('keeps all of 50 concurrent writes to different keys of one session', async () => {
+      const record = makeRecord({ data: {} });
+      await store.create(record);
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          store.update(record.id, { data: { set: { [`k${i}`]: i } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }),
+        ),
+      );
+      const loaded = await store.get(record.id);
+      assert.equal(Object.keys(loaded?.data ?? {}).length, 50);
+      for (let i = 0; i < 50; i++) assert.equal(loaded?.data[`k${i}`], i);
+    });
+
+    it('lists a user\'s sessions without data, oldest first', async () => {
+      const now = Date.now();
+      const second = makeRecord({ userId: 'alice', createdAt: now - 1_000, ip: '10.0.0.2', userAgent: 'phone' });
+      const first = makeRecord({ userId: 'alice', createdAt: now - 5_000, ip: '10.0.0.1', userAgent: 'laptop' });
+      await store.create(second);
+      await store.create(first);
+      await store.create(makeRecord({ userId: 'bob' }));
+      await store.create(makeRecord({ userId: null }));
+      const list = await store.listByUser('alice');
+      assert.deepEqual(
+        list.map((s) => [s.id, s.userAgent, s.ip]),
+        [
+          [first.id, 'laptop', '10.0.0.1'],
+          [second.id, 'phone', '10.0.0.2'],
+        ],
+      );
+      for (const item of list) {
+        assert.equal('data' in item, false);
+        assert.equal(item.userId, 'alice');
+        assert.equal(typeof item.lastSeenAt, 'number');
+        assert.equal(typeof item.expiresAt, 'number');
+      }
+      assert.deepEqual(await store.listByUser('nobody'), []);
+    });
+
+    it('moves a session between users when a patch changes the user', async () => {
+      const record = makeRecord({ userId: null });
+      await store.create(record);
+      await store.update(record.id, { userId: 'carol', lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      assert.deepEqual((await store.listByUser('carol')).map((s) => s.id), [record.id]);
+      await store.update(record.id, { userId: 'dave', lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      assert.deepEqual(await store.listByUser('carol'), []);
+      assert.deepEqual((await store.listByUser('dave')).map((s) => s.id), [record.id]);
+    });
+
+    it('destroys all sessions of one user, except the ones named', async () => {
+      const a1 = makeRecord({ userId: 'alice' });
+      const a2 = makeRecord({ userId: 'alice' });
+      const a3 = makeRecord({ userId: 'alice' });
+      const b = makeRecord({ userId: 'bob' });
+      const guest = makeRecord({ userId: null });
+      for (const r of [a1, a2, a3, b, guest]) await store.create(r);
+      assert.equal(await store.destroyByUser('alice', [a2.id]), 2);
+      assert.equal(await store.get(a1.id), null);
+      assert.equal(await store.get(a3.id), null);
+      assert.ok(await store.get(a2.id));
+      assert.ok(await store.get(b.id));
+      assert.ok(await store.get(guest.id));
+      assert.deepEqual((await store.listByUser('alice')).map((s) => s.id), [a2.id]);
+    });
+
+    it('destroys all guest sessions with a null user', async () => {
+      const g1 = makeRecord({ userId: null });
+      const g2 = makeRecord({ userId: null });
+      const u = makeRecord({ userId: 'erin' });
+      for (const r of [g1, g2, u]) await store.create(r);
+      assert.equal(await store.destroyByUser(null), 2);
+      assert.equal(await store.get(g1.id), null);
+      assert.equal(await store.get(g2.id), null);
+      assert.ok(await store.get(u.id));
+    });
+
+    it('destroys everything', async () => {
+      const records = [makeRecord({ userId: 'x' }), makeRecord(), makeRecord()];
+      for (const r of records) await store.create(r);
+      assert.equal(await store.destroyAll(), 3);
+      for (const r of records) assert.equal(await store.get(r.id), null);
+      assert.deepEqual(await store.listByUser('x'), []);
+    });
+
+    it('deletes expired records in bounded batches, resumable by cursor', async () => {
+      const now = Date.now();
+      // Expired a moment ago by the sweep's clock but not yet by wall time, so TTL stores keep them.
+      const cutoff = now + 120_000;
+      const expired = Array.from({ length: 25 }, (_, i) =>
+        makeRecord({ userId: i % 5 === 0 ? 'sweep-user' : null, expiresAt: now + 60_000 + i }),
+      );
+      const live = Array.from({ length: 5 }, () => makeRecord({ expiresAt: now + 3_600_000 }));
+      for (const r of [...expired, ...live]) await store.create(r);
+      let cursor: string | null | undefined;
+      let total = 0;
+      let calls = 0;
+      do {
+        const result = await store.deleteExpired({ before: cutoff, limit: 10, cursor });
+        assert.ok(result.deleted <= 10, `batch deleted ${result.deleted} > limit`);
+        total += result.deleted;
+        cursor = result.cursor;
+        calls++;
+        assert.ok(calls < 50, 'sweep did not finish');
+      } while (cursor);
+      for (const r of live) assert.ok(await store.get(r.id), 'a live record was swept');
+      const left = (await Promise.all(expired.map((r) => store.get(r.id)))).filter(Boolean).length;
+      // Stores with native TTL may report 0 here and rely on their own expiry instead.
+      assert.ok(total === 25 || total === 0, `deleted ${total}`);
+      if (total === 25) {
+        assert.equal(left, 0);
+        assert.ok(calls >= 3, 'batches were not bounded');
+        assert.deepEqual(await store.listByUser('sweep-user'), []);
+      }
+    });
+
+    options.extra?.(() => store);
+  });
+}

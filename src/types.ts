@@ -1,0 +1,32 @@
+/**
+ * Shared public types: JSON values, session data typing and the app-wide registry.
+ * @module coatcheck/types
+ */
+
+/** A JSON value: what a session may hold. */
+export type JsonPrimitive = string | number | boolean | null;
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * App-wide typing by declaration merging:
+ * ```ts
+ * declare module 'coatcheck' {
+ *   interface Register { data: { cart: string[]; language: string } }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface Register {}
+
+/** The shape of session data: what `Register['data']` says, or any JSON object. */
+export type RegisteredData = Register extends { data: infer D extends object } ? D : Record<string, JsonValue>;
+
+/** Constraint for a session's data type: an object type whose values are JSON. */
+export type SessionData = object;
+
+/** String keys of a data type. */
+export type DataKey<T> = Extract<keyof T, string>;
+
+/** The value stored under `K`, required. */
+export type DataValue<T, K extends DataKey<T>> = Exclude<T[K], undefined>;
