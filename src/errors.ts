@@ -16,6 +16,7 @@ export type CoatcheckErrorCode =
   | 'ERR_STORE_CONFLICT'
   | 'ERR_CORRUPT_RECORD'
   | 'ERR_COOKIE_TOO_LARGE'
+  | 'ERR_TOO_LARGE'
   | 'ERR_HEADERS_SENT'
   | 'ERR_NO_CONTEXT';
 
@@ -119,6 +120,15 @@ export class CookieTooLargeError extends CoatcheckError {
   readonly size: number;
   constructor(size: number, limit: number) {
     super('ERR_COOKIE_TOO_LARGE', `cookie would be ${size} bytes; browsers drop cookies over ${limit} bytes`);
+    this.size = size;
+  }
+}
+
+/** The session's serialized data exceeds `maxDataSize`; nothing was written. */
+export class SessionTooLargeError extends CoatcheckError {
+  readonly size: number;
+  constructor(size: number, limit: number) {
+    super('ERR_TOO_LARGE', `session data is ${size} bytes serialized, over the maxDataSize limit of ${limit}`);
     this.size = size;
   }
 }

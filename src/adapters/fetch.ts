@@ -1,0 +1,110 @@
+/**
+ * Fetch adapter: `(Request) => Response` handlers (Next.js route handlers, Hono, Bun/Deno-style
+ * servers, `@hono/node-server`...). Lazy load, one commit after the handler, Set-Cookie appended.
+ * @module coatcheck/fetch
+ * @example
+ * ```ts
+ * import { createSessions } from 'coatcheck';
+ * import { memoryStore } from 'coatcheck/stores/memory';
+ * import { withSessions, getSession } from 'coatcheck/fetch';
+ *
+ * const sessions = createSessions({ store: memoryStore() });
+ * export const handler = withSessions(sessions, async (request) => {
+ *   const session = await getSession(request);
+ *   session.set('visits', session.get('visits', 0) + 1);
+ *   return new Response(`visit ${session.get('visits')}`);
+ * });
+ * ```
+ */
+import { runWithSession } from '../core/context.js';
+import type { CommitResult, Session } from '../core/session.js';
+import type { Sessions } from '../core/sessions.js';
+import { NoContextError } from '../errors.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+
+export interface FetchAdapterOptions<Rest extends unknown[]> {
+  /** The client's address, which a Request does not carry (e.g. from the server's socket info). */
+  getClientIp?: (request: Request, ...rest: Rest) => string | null | undefined;
+  /** Builds the response for a failed session (store down → 503...). */
+  onError?: (error: unknown, request: Request) => Response | Promise<Response>;
+}
+
+const sessionsByRequest = new WeakMap<Request, object>();
+
+/** The request's session, loaded. */
+export function getSession<T extends SessionData = RegisteredData>(request: Request): Promise<Session<T>> {
+  return sessionHandle<T>(request).load();
+}
+
+/** The request's session handle without loading it. */
+export function sessionHandle<T extends SessionData = RegisteredData>(request: Request): Session<T> {
+  const session = sessionsByRequest.get(request);
+  if (!session) throw new NoContextError();
+  return session as unknown as Session<T>;
+}
+
+/** Opens a session for a Fetch request (framework adapters built on Fetch use this). */
+export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, request: Request, ip?: string | null): Session<T> {
+  const trustProxy = sessions.options.trustProxy;
+  const headers = request.headers;
+  const session = sessions.open({
+    cookieHeader: headers.get('cookie'),
+    https: isHttps(request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
+    ip: clientIp(ip, headers.get('x-forwarded-for'), trustProxy),
+    userAgent: headers.get('user-agent'),
+  });
+  sessionsByRequest.set(request, session);
+  return session;
+}
+
+/**
+ * Adds the session's headers to a response; rebuilds it when its headers are immutable
+ * (e.g. `Response.redirect()` or a response from `fetch`).
+ */
+export function applyCommit(response: Response, result: CommitResult | null): Response {
+  if (result === null) return response;
+  let target = response;
+  try {
+    decorate(target.headers, result);
+  } catch {
+    target = new Response(response.body, response);
+    decorate(target.headers, result);
+  }
+  return target;
+}
+
+function decorate(headers: Headers, result: CommitResult): void {
+  if (!headers.has('cache-control')) headers.set('Cache-Control', SESSION_CACHE_CONTROL);
+  headers.set('Vary', varyWithCookie(headers.get('vary')));
+  for (const cookie of result.setCookie) headers.append('Set-Cookie', cookie);
+}
+
+/** The default answer when a session fails (503 for a store outage). */
+export function failureToResponse(error: unknown): Response {
+  const { status, body } = failureResponse(error);
+  return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
+}
+
+/** Wraps a Fetch handler so each request gets a session (also via `currentSession()`). */
+export function withSessions<T extends SessionData, Rest extends unknown[]>(
+  sessions: Sessions<T>,
+  handler: (request: Request, ...rest: Rest) => Response | Promise<Response>,
+  options: FetchAdapterOptions<Rest> = {},
+): (request: Request, ...rest: Rest) => Promise<Response> {
+  return async function coatcheckFetch(request: Request, ...rest: Rest): Promise<Response> {
+    const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
+    let response: Response;
+    try {
+      response = await runWithSession(session, () => handler(request, ...rest));
+    } catch (error) {
+      if (failureResponse(error).status === 500) throw error;
+      return options.onError ? options.onError(error, request) : failureToResponse(error);
+    }
+    try {
+      return applyCommit(response, await session.commit(response.status));
+    } catch (error) {
+      return options.onError ? options.onError(error, request) : failureToResponse(error);
+    }
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * node:http adapter. Loads lazily (no store call for requests that never touch the session),
+ * commits exactly once before the headers go out — with `res.end`, `res.write` streaming or an
+ * explicit `res.writeHead` — and appends Set-Cookie without clobbering the app's cookies.
+ * @module coatcheck/node
+ * @example
+ * ```ts
+ * import http from 'node:http';
+ * import { createSessions } from 'coatcheck';
+ * import { memoryStore } from 'coatcheck/stores/memory';
+ * import { withSessions, getSession } from 'coatcheck/node';
+ *
+ * const sessions = createSessions({ store: memoryStore() });
+ * http.createServer(withSessions(sessions, async (req, res) => {
+ *   const session = await getSession(req);
+ *   session.set('visits', session.get('visits', 0) + 1);
+ *   res.end(`visit ${session.get('visits')}`);
+ * })).listen(3000);
+ * ```
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { runWithSession } from '../core/context.js';
+import type { CommitResult, Session } from '../core/session.js';
+import type { Sessions } from '../core/sessions.js';
+import { NoContextError } from '../errors.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+
+export interface NodeAdapterOptions {
+  /**
+   * Answers a request whose session failed (store down → 503, ended elsewhere → 409, a bug → 500).
+   * Called only while the response can still be replaced. Default: a short plain-text answer.
+   */
+  onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+const sessionsByRequest = new WeakMap<IncomingMessage, object>();
+
+/** The request's session, loaded (one store read if the request carries a session cookie). */
+export function getSession<T extends SessionData = RegisteredData>(req: IncomingMessage): Promise<Session<T>> {
+  return sessionHandle<T>(req).load();
+}
+
+/** The request's session handle without loading it. */
+export function sessionHandle<T extends SessionData = RegisteredData>(req: IncomingMessage): Session<T> {
+  const session = sessionsByRequest.get(req);
+  if (!session) throw new NoContextError();
+  return session as unknown as Session<T>;
+}
+
+/** Opens the session for a request (used by the Express adapter too). */
+export function attachSession<T extends SessionData>(
+  sessions: Sessions<T>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: NodeAdapterOptions = {},
+): Session<T> {
+  const trustProxy = sessions.options.trustProxy;
+  const session = sessions.open(
+    {
+      cookieHeader: req.headers.cookie,
+      https: isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy),
+      ip: clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), trustProxy),
+      userAgent: header(req, 'user-agent') ?? null,
+    },
+    () => interceptResponse(session, req, res, options),
+  );
+  sessionsByRequest.set(req, session);
+  return session;
+}
+
+/** Wraps a node:http handler so each request gets a session (also via `currentSession()`). */
+export function withSessions<T extends SessionData>(sessions: Sessions<T>, handler: Handler, options: NodeAdapterOptions = {}) {
+  return function coatcheckHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const session = attachSession(sessions, req, res, options);
+    return runWithSession(session, async () => {
+      try {
+        await handler(req, res);
+      } catch (error) {
+        if (!res.headersSent) {
+          // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
+          respondWithError(error, req, res, options);
+        } else {
+          res.destroy(error instanceof Error ? error : undefined);
+        }
+      }
+    });
+  };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function respondWithError(error: unknown, req: IncomingMessage, res: ServerResponse, options: NodeAdapterOptions): void {
+  if (options.onError) {
+    options.onError(error, req, res);
+    return;
+  }
+  const { status, body } = failureResponse(error);
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(body);
+}
+
+/** The one thing the response hook needs from a session. */
+type Committable = { commit(status: number): Promise<CommitResult | null> };
+
+type Deferred = { method: 'write' | 'end'; args: unknown[] };
+
+/**
+ * Holds back writeHead/write/end until the session is committed (an async store write), then
+ * adds the session headers and replays the calls in order. Installed only once the session is
+ * used, so requests that never touch it run untouched.
+ */
+function interceptResponse(session: Committable, req: IncomingMessage, res: ServerResponse, options: NodeAdapterOptions): void {
+  const original = { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders };
+  let head: unknown[] | null = null;
+  const queue: Deferred[] = [];
+  let committing = false;
+
+  const restore = () => {
+    res.writeHead = original.writeHead;
+    res.write = original.write;
+    res.end = original.end;
+    res.flushHeaders = original.flushHeaders;
+  };
+
+  const commit = () => {
+    if (committing) return;
+    committing = true;
+    if (res.headersSent) {
+      // Headers left before the session was used: store writes still happen, cookies cannot.
+      restore();
+      void session.commit(res.statusCode).catch(() => undefined);
+      return;
+    }
+    const status = typeof head?.[0] === 'number' ? (head[0] as number) : res.statusCode;
+    session.commit(status).then(
+      (result) => {
+        restore();
+        if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) res.setHeader('Cache-Control', SESSION_CACHE_CONTROL);
+        res.setHeader('Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
+        if (result && result.setCookie.length > 0) appendSetCookie(res, head, result.setCookie);
+        if (head) original.writeHead.apply(res, head as Parameters<typeof res.writeHead>);
+        for (const call of queue) (original[call.method] as (...a: unknown[]) => unknown).apply(res, call.args);
+      },
+      (error: unknown) => {
+        restore();
+        // Fail closed: the app's response is replaced, and no Set-Cookie drops the client's session.
+        respondWithError(error, req, res, options);
+      },
+    );
+  };
+
+  res.writeHead = function deferredWriteHead(this: ServerResponse, ...args: unknown[]) {
+    head = args;
+    return this;
+  } as typeof res.writeHead;
+  res.write = function deferredWrite(...args: unknown[]) {
+    queue.push({ method: 'write', args });
+    commit();
+    return true;
+  } as typeof res.write;
+  res.end = function deferredEnd(this: ServerResponse, ...args: unknown[]) {
+    queue.push({ method: 'end', args });
+    commit();
+    return this;
+  } as typeof res.end;
+  res.flushHeaders = function deferredFlush() {
+    commit();
+  };
+}
+
+/** True when writeHead's own headers argument names `name`. */
+function headHas(head: unknown[] | null, name: string): boolean {
+  const headers = head?.find((arg) => typeof arg === 'object' && arg !== null);
+  if (!headers) return false;
+  if (Array.isArray(headers)) return headers.some((entry, i) => (Array.isArray(entry) ? String(entry[0]).toLowerCase() === name : i % 2 === 0 && String(entry).toLowerCase() === name));
+  return Object.keys(headers).some((key) => key.toLowerCase() === name);
+}
+
+/** Appends our cookies to whatever Set-Cookie the app set, in setHeader or in writeHead's headers. */
+function appendSetCookie(res: ServerResponse, head: unknown[] | null, cookies: string[]): void {
+  const headers = head?.find((arg) => typeof arg === 'object' && arg !== null) as Record<string, unknown> | unknown[] | undefined;
+  if (headers && !Array.isArray(headers)) {
+    const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie');
+    if (key !== undefined) {
+      const existing = headers[key];
+      headers[key] = [...(Array.isArray(existing) ? existing : [existing]), ...cookies];
+      return;
+    }
+  }
+  if (Array.isArray(headers) && headHas(head, 'set-cookie')) {
+    for (const cookie of cookies) {
+      if (Array.isArray(headers[0])) headers.push(['Set-Cookie', cookie]);
+      else headers.push('Set-Cookie', cookie);
+    }
+    return;
+  }
+  const current = res.getHeader('set-cookie');
+  const list = current === undefined ? [] : Array.isArray(current) ? current : [String(current)];
+  res.setHeader('Set-Cookie', [...list, ...cookies]);
+}

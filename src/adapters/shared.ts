@@ -1,0 +1,39 @@
+/**
+ * What every adapter does the same way: reading client facts from a request, the headers a
+ * session response gets, and the response for a failed commit.
+ */
+import { CoatcheckError } from '../errors.js';
+
+/** The client's IP: the socket's, or with `trustProxy` the left-most X-Forwarded-For entry. */
+export function clientIp(remote: string | null | undefined, forwardedFor: string | null | undefined, trustProxy: boolean): string | null {
+  if (trustProxy && forwardedFor) {
+    const first = forwardedFor.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return remote ?? null;
+}
+
+/** Whether the request arrived over HTTPS, trusting X-Forwarded-Proto only behind a trusted proxy. */
+export function isHttps(encrypted: boolean, forwardedProto: string | null | undefined, trustProxy: boolean): boolean {
+  if (trustProxy && forwardedProto) return forwardedProto.split(',')[0]?.trim().toLowerCase() === 'https';
+  return encrypted;
+}
+
+/** Adds `Cookie` to a Vary header value unless it is already there (or `*`). */
+export function varyWithCookie(current: string | null | undefined): string {
+  if (!current) return 'Cookie';
+  const parts = current.split(',').map((part) => part.trim().toLowerCase());
+  return parts.includes('cookie') || parts.includes('*') ? current : `${current}, Cookie`;
+}
+
+/** Cache-Control for a response that read or set the session, unless the app chose its own. */
+export const SESSION_CACHE_CONTROL = 'private';
+
+/** Status and plain-text body for an error that ended a request in the adapter. */
+export function failureResponse(error: unknown): { status: number; body: string } {
+  if (error instanceof CoatcheckError) {
+    if (error.status === 503) return { status: 503, body: 'Service Unavailable: the session store is not answering' };
+    if (error.status === 409) return { status: 409, body: 'Conflict: this session was ended by another request' };
+  }
+  return { status: 500, body: 'Internal Server Error' };
+}

@@ -1,0 +1,55 @@
+/**
+ * Typed lifecycle events (ViUR's `on_delete`, appengine-utilities' session events, koa-session's
+ * `session:*`). Payloads carry the session's handle (the hashed id), never the cookie token.
+ */
+
+export type DestroyReason = 'reset' | 'login' | 'logout' | 'flush' | 'emptied' | 'cycled' | 'revoked' | 'expired';
+
+export interface SessionEventMap {
+  /** A new session record was written. */
+  created: { handle: string; userId: string | null };
+  /** A session record was deleted. */
+  destroyed: { handle: string; userId: string | null; reason: DestroyReason };
+  /** A session was found past its idle, absolute or fixed expiry and ended. */
+  expired: { handle: string; userId: string | null; reason: 'idle' | 'absolute' | 'fixed' };
+  /** The request carried a cookie that leads to no session (never adopted). */
+  invalidCookie: { reason: 'malformed' | 'ambiguous' | 'unknown' | 'corrupt' };
+  /** A store call failed; the request fails closed. */
+  storeError: { operation: string; error: unknown };
+}
+
+export type SessionEventName = keyof SessionEventMap;
+export type SessionListener<K extends SessionEventName> = (event: SessionEventMap[K]) => void;
+
+/** A tiny synchronous emitter; a throwing listener never breaks a request. */
+export class SessionEvents {
+  readonly #listeners = new Map<SessionEventName, Set<(event: never) => void>>();
+
+  on<K extends SessionEventName>(name: K, listener: SessionListener<K>): () => void {
+    let set = this.#listeners.get(name);
+    if (!set) this.#listeners.set(name, (set = new Set()));
+    set.add(listener as (event: never) => void);
+    return () => this.off(name, listener);
+  }
+
+  off<K extends SessionEventName>(name: K, listener: SessionListener<K>): void {
+    this.#listeners.get(name)?.delete(listener as (event: never) => void);
+  }
+
+  /** True when someone listens: lets hot paths skip building payloads. */
+  has(name: SessionEventName): boolean {
+    return (this.#listeners.get(name)?.size ?? 0) > 0;
+  }
+
+  emit<K extends SessionEventName>(name: K, event: SessionEventMap[K]): void {
+    const set = this.#listeners.get(name);
+    if (!set) return;
+    for (const listener of set) {
+      try {
+        (listener as SessionListener<K>)(event);
+      } catch {
+        // A listener's bug must not turn into a failed request.
+      }
+    }
+  }
+}

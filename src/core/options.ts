@@ -1,0 +1,175 @@
+/**
+ * `createSessions` options, their defaults, and the checks that make misconfiguration throw at
+ * setup instead of failing per request.
+ */
+import { ConfigError } from '../errors.js';
+import { isValidCookieName } from '../cookie/serialize.js';
+import type { Store } from '../stores/types.js';
+import { type Clock, systemClock } from './clock.js';
+
+export interface CookieOptions {
+  /** Cookie name. Default `sid` (generic: it does not fingerprint the library). */
+  name?: string;
+  /**
+   * `true`: always Secure. `false`: never (local development only). `'auto'` (default): Secure
+   * when the request arrived over HTTPS (adapters consult `trustProxy` for X-Forwarded-Proto).
+   */
+  secure?: boolean | 'auto';
+  /** Default `lax`. `none` requires `secure: true`. */
+  sameSite?: 'lax' | 'strict' | 'none';
+  /** Default `/`. */
+  path?: string;
+  /** Default: none (host-only cookie, the narrowest scope). */
+  domain?: string;
+  /** Default true. */
+  httpOnly?: boolean;
+  /** CHIPS partitioned cookie. Default false. */
+  partitioned?: boolean;
+  /**
+   * false (default): a browser-session cookie, gone when the browser closes (ViUR's
+   * `use_session_cookie`). true: the cookie carries Max-Age up to the session's expiry
+   * (appengine-utilities' `set_cookie_expires`). The server enforces expiry either way.
+   */
+  persistent?: boolean;
+  /**
+   * Prefix the name with `__Host-` on Secure cookies (or `__Secure-` when a domain is set), so
+   * subdomains and plain-HTTP pages cannot plant or overwrite it. Default true.
+   */
+  prefix?: boolean;
+}
+
+export interface SessionsOptions {
+  /** Where sessions are kept. */
+  store: Store;
+  cookie?: CookieOptions;
+  /** Seconds without a request after which a session ends (server-side). Default 3600 (ViUR). */
+  idleTimeout?: number;
+  /** Seconds after creation after which a session ends however active it is. Default 7 days. */
+  absoluteTimeout?: number;
+  /**
+   * Seconds between writes that only refresh the idle timer (requests that change no data).
+   * Default: the smaller of 300 (ViUR's 5 minutes) and half the idle timeout.
+   */
+  touchInterval?: number;
+  /** Keys copied into the new session on `login()`. Default `['language']` (ViUR). */
+  persistentFieldsOnLogin?: readonly string[];
+  /** Keys copied into the new session on `logout()`. Default `['language']` (ViUR). */
+  persistentFieldsOnLogout?: readonly string[];
+  /** Milliseconds a store call may take before it fails with a timeout. Default 5000. */
+  storeTimeout?: number;
+  /** Largest serialized session data accepted at save, in bytes. Default 64 KiB. */
+  maxDataSize?: number;
+  /** Trust X-Forwarded-For / X-Forwarded-Proto from a proxy in front of the app. Default false. */
+  trustProxy?: boolean;
+  /** Time source (ms since epoch). Tests pass a controllable clock. */
+  clock?: Clock;
+}
+
+export interface ResolvedCookie {
+  name: string;
+  secure: boolean | 'auto';
+  sameSite: 'lax' | 'strict' | 'none';
+  path: string;
+  domain: string | undefined;
+  httpOnly: boolean;
+  partitioned: boolean;
+  persistent: boolean;
+  prefix: boolean;
+}
+
+export interface ResolvedOptions {
+  store: Store;
+  cookie: ResolvedCookie;
+  idleTimeout: number;
+  absoluteTimeout: number;
+  touchInterval: number;
+  persistentFieldsOnLogin: readonly string[];
+  persistentFieldsOnLogout: readonly string[];
+  storeTimeout: number;
+  maxDataSize: number;
+  trustProxy: boolean;
+  clock: Clock;
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`${name} must be a positive number of seconds, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: SessionsOptions): ResolvedOptions {
+  if (!options || typeof options !== 'object') throw new ConfigError('createSessions needs an options object');
+  const store = options.store;
+  if (!store || typeof store.get !== 'function' || typeof store.create !== 'function') {
+    throw new ConfigError('`store` is required and must implement the Store contract (e.g. memoryStore() or sqliteStore())');
+  }
+  const c = options.cookie ?? {};
+  const cookie: ResolvedCookie = {
+    name: c.name ?? 'sid',
+    secure: c.secure ?? 'auto',
+    sameSite: c.sameSite ?? 'lax',
+    path: c.path ?? '/',
+    domain: c.domain,
+    httpOnly: c.httpOnly ?? true,
+    partitioned: c.partitioned ?? false,
+    persistent: c.persistent ?? false,
+    prefix: c.prefix ?? true,
+  };
+  if (!isValidCookieName(cookie.name)) throw new ConfigError(`cookie.name ${JSON.stringify(cookie.name)} is not a valid cookie name`);
+  if (!['lax', 'strict', 'none'].includes(cookie.sameSite)) throw new ConfigError(`cookie.sameSite must be 'lax', 'strict' or 'none'`);
+  if (cookie.secure !== true && cookie.secure !== false && cookie.secure !== 'auto') throw new ConfigError(`cookie.secure must be true, false or 'auto'`);
+  if (cookie.sameSite === 'none' && cookie.secure !== true) {
+    throw new ConfigError("cookie.sameSite 'none' requires cookie.secure: true (browsers reject SameSite=None without Secure)");
+  }
+  if (cookie.partitioned && cookie.secure !== true) throw new ConfigError('cookie.partitioned requires cookie.secure: true');
+  if (!cookie.path.startsWith('/')) throw new ConfigError('cookie.path must start with /');
+  const lower = cookie.name.toLowerCase();
+  if (lower.startsWith('__host-')) {
+    if (cookie.secure !== true || cookie.path !== '/' || cookie.domain !== undefined) {
+      throw new ConfigError('a __Host- cookie needs secure: true, path "/" and no domain');
+    }
+    cookie.prefix = false;
+  } else if (lower.startsWith('__secure-')) {
+    if (cookie.secure !== true) throw new ConfigError('a __Secure- cookie needs secure: true');
+    cookie.prefix = false;
+  }
+  const idleTimeout = positive('idleTimeout', options.idleTimeout ?? 3600);
+  const absoluteTimeout = positive('absoluteTimeout', options.absoluteTimeout ?? 7 * 86_400);
+  const touchInterval = options.touchInterval === undefined ? Math.min(300, idleTimeout / 2) : positive('touchInterval', options.touchInterval);
+  if (touchInterval >= idleTimeout) throw new ConfigError('touchInterval must be shorter than idleTimeout');
+  const storeTimeout = options.storeTimeout ?? 5000;
+  if (!(storeTimeout > 0)) throw new ConfigError('storeTimeout must be a positive number of milliseconds');
+  const maxDataSize = options.maxDataSize ?? 65_536;
+  if (!(maxDataSize > 0)) throw new ConfigError('maxDataSize must be a positive number of bytes');
+  for (const name of ['persistentFieldsOnLogin', 'persistentFieldsOnLogout'] as const) {
+    const list = options[name];
+    if (list !== undefined && (!Array.isArray(list) || list.some((k) => typeof k !== 'string'))) {
+      throw new ConfigError(`${name} must be an array of key names`);
+    }
+  }
+  return {
+    store,
+    cookie,
+    idleTimeout,
+    absoluteTimeout,
+    touchInterval,
+    persistentFieldsOnLogin: options.persistentFieldsOnLogin ?? ['language'],
+    persistentFieldsOnLogout: options.persistentFieldsOnLogout ?? ['language'],
+    storeTimeout,
+    maxDataSize,
+    trustProxy: options.trustProxy ?? false,
+    clock: options.clock ?? systemClock,
+  };
+}
+
+/** The cookie name used on a request: prefixed when the cookie is Secure on that request. */
+export function cookieNameFor(cookie: ResolvedCookie, secure: boolean): string {
+  if (!cookie.prefix || !secure) return cookie.name;
+  return cookie.domain === undefined && cookie.path === '/' ? `__Host-${cookie.name}` : `__Secure-${cookie.name}`;
+}
+
+/** Whether the cookie gets the Secure attribute on a request that arrived over `https`. */
+export function isSecureFor(cookie: ResolvedCookie, https: boolean): boolean {
+  return cookie.secure === 'auto' ? https : cookie.secure;
+}

@@ -1,0 +1,721 @@
+/**
+ * One request's view of one session: a dictionary of JSON values, loaded lazily (one store read),
+ * saved only when something changed (one store write of the changed keys), with the seeds'
+ * lifecycle: reset on login/logout keeping whitelisted fields, cycle id, flush, per-session expiry
+ * and Django's test cookie.
+ */
+import { findCookie } from '../cookie/parse.js';
+import { serializeSetCookie } from '../cookie/serialize.js';
+import {
+  ConfigError,
+  CorruptRecordError,
+  InvalidValueError,
+  MissingKeyError,
+  NotLoadedError,
+  SessionGoneError,
+  SessionTooLargeError,
+  StoreConflictError,
+} from '../errors.js';
+import type { KeyChanges, SessionRecord, Store } from '../stores/types.js';
+import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
+import type { DestroyReason, SessionEvents } from './events.js';
+import { assertJson, jsonEntries, objectFromEntries } from './json.js';
+import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
+import { generateToken, hashToken, isWellFormedToken } from './token.js';
+
+/** What an adapter knows about the incoming request. */
+export interface RequestInfo {
+  /** The raw `Cookie` header (null/undefined when absent). */
+  cookieHeader: string | null | undefined;
+  /** The request arrived over HTTPS (after proxy rules). */
+  https: boolean;
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+/** What the adapter must add to the response. */
+export interface CommitResult {
+  /** `Set-Cookie` values to append (never replacing the app's own cookies). */
+  setCookie: string[];
+}
+
+/** The engine services a session uses; built once by `createSessions`. */
+export interface SessionEngine {
+  readonly options: ResolvedOptions;
+  readonly events: SessionEvents;
+  call<R>(operation: string, run: (store: Store) => Promise<R>): Promise<R>;
+}
+
+type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
+
+/** Meta keys the engine keeps beside the app's data. */
+const META_EXPIRY = 'expiry';
+const META_TEST_COOKIE = 'testcookie';
+
+export class Session<T extends SessionData = RegisteredData> {
+  readonly #engine: SessionEngine;
+  readonly #request: RequestInfo;
+  #phase: Phase = 'idle';
+  #loading: Promise<this> | null = null;
+  #failure: unknown = null;
+  #accessed = false;
+  #onActivate: (() => void) | undefined;
+
+  #cookieSent = false;
+  /** The token for #id, held only for re-sending the cookie. Never stored or emitted. */
+  #token: string | null = null;
+  #id: string | null = null;
+  #stored = false;
+  #retired: string[] = [];
+  #cookieChanged = false;
+
+  #data = new Map<string, JsonValue>();
+  #snapshot = new Map<string, string>();
+  #meta = new Map<string, JsonValue>();
+  #metaSnapshot = new Map<string, string>();
+  #userId: string | null = null;
+  #userIdBaseline: string | null = null;
+  #forceSave = false;
+  #createdAt = 0;
+  #lastSeenAt = 0;
+
+  constructor(engine: SessionEngine, request: RequestInfo, onActivate?: () => void) {
+    this.#engine = engine;
+    this.#request = request;
+    this.#onActivate = onActivate;
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  /**
+   * Loads the session (one store read when the request carries a session cookie, none otherwise).
+   * Idempotent; concurrent calls share one read. Rejects with a StoreError when the store fails:
+   * a failure is never mistaken for "no session".
+   */
+  load(): Promise<this> {
+    if (this.#phase === 'ready' || this.#phase === 'committed') return Promise.resolve(this);
+    if (this.#phase === 'failed') return Promise.reject(this.#failure);
+    if (this.#loading) return this.#loading;
+    this.#activate();
+    const token = this.#readCookie();
+    if (token === null) {
+      this.#startFresh();
+      this.#phase = 'ready';
+      return Promise.resolve(this);
+    }
+    this.#phase = 'loading';
+    this.#loading = this.#fetch(token).then(
+      () => {
+        this.#phase = 'ready';
+        return this;
+      },
+      (error: unknown) => {
+        this.#phase = 'failed';
+        this.#failure = error;
+        throw error;
+      },
+    );
+    return this.#loading;
+  }
+
+  /** True once the data is available synchronously. */
+  get loaded(): boolean {
+    return this.#phase === 'ready' || this.#phase === 'committed';
+  }
+
+  /** Adapters: called once, the first time the session is used, to hook the response. */
+  set onActivate(hook: (() => void) | undefined) {
+    this.#onActivate = hook;
+  }
+
+  #activate(): void {
+    if (this.#accessed) return;
+    this.#accessed = true;
+    const hook = this.#onActivate;
+    this.#onActivate = undefined;
+    hook?.();
+  }
+
+  #readCookie(): string | null {
+    const { cookie } = this.#engine.options;
+    const name = cookieNameFor(cookie, isSecureFor(cookie, this.#request.https));
+    const lookup = findCookie(this.#request.cookieHeader, name);
+    if (lookup.kind === 'absent') return null;
+    this.#cookieSent = true;
+    if (lookup.kind === 'ambiguous') {
+      this.#engine.events.emit('invalidCookie', { reason: 'ambiguous' });
+      return null;
+    }
+    if (!isWellFormedToken(lookup.value)) {
+      this.#engine.events.emit('invalidCookie', { reason: 'malformed' });
+      return null;
+    }
+    return lookup.value;
+  }
+
+  async #fetch(token: string): Promise<void> {
+    const id = hashToken(token);
+    const engine = this.#engine;
+    let record: SessionRecord | null;
+    try {
+      record = await engine.call('get', (store) => store.get(id));
+    } catch (error) {
+      if (!(error instanceof CorruptRecordError)) throw error;
+      engine.events.emit('invalidCookie', { reason: 'corrupt' });
+      this.#startFresh();
+      return;
+    }
+    this.#startFresh();
+    if (!record) {
+      // Strict mode: an id we don't hold is never adopted; a fresh one is issued if data is stored.
+      engine.events.emit('invalidCookie', { reason: 'unknown' });
+      return;
+    }
+    const now = engine.options.clock.now();
+    const expired = this.#expiryReason(record, now);
+    if (expired) {
+      engine.events.emit('expired', { handle: id, userId: record.userId, reason: expired });
+      await engine.call('destroy', (store) => store.destroy(id));
+      engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'expired' });
+      return;
+    }
+    this.#token = token;
+    this.#id = id;
+    this.#stored = true;
+    this.#userId = this.#userIdBaseline = record.userId;
+    this.#createdAt = record.createdAt;
+    this.#lastSeenAt = record.lastSeenAt;
+    for (const [key, value] of jsonEntries(record.data)) {
+      this.#data.set(key, value);
+      this.#snapshot.set(key, JSON.stringify(value));
+    }
+    for (const [key, value] of jsonEntries(record.meta)) {
+      this.#meta.set(key, value);
+      this.#metaSnapshot.set(key, JSON.stringify(value));
+    }
+  }
+
+  #startFresh(): void {
+    const now = this.#engine.options.clock.now();
+    this.#token = null;
+    this.#id = null;
+    this.#stored = false;
+    this.#data = new Map();
+    this.#snapshot = new Map();
+    this.#meta = new Map();
+    this.#metaSnapshot = new Map();
+    this.#userId = this.#userIdBaseline = null;
+    this.#createdAt = now;
+    this.#lastSeenAt = now;
+    this.#forceSave = false;
+  }
+
+  /** Synchronous access guard: a request without a cookie needs no load at all. */
+  #ready(): void {
+    if (this.#phase === 'ready' || this.#phase === 'committed') return;
+    if (this.#phase === 'idle') {
+      this.#activate();
+      if (this.#readCookie() === null) {
+        this.#startFresh();
+        this.#phase = 'ready';
+        return;
+      }
+      this.#cookieSent = false; // re-read by load()
+    }
+    if (this.#phase === 'failed') throw this.#failure;
+    throw new NotLoadedError();
+  }
+
+  // ---------------------------------------------------------------- dictionary
+
+  /** The value under `key`, or `undefined` / the fallback when absent. */
+  get<K extends DataKey<T>>(key: K): T[K] | undefined;
+  get<K extends DataKey<T>, D>(key: K, fallback: D): Exclude<T[K], undefined> | D;
+  get(key: string, fallback?: unknown): unknown {
+    this.#ready();
+    return this.#data.has(key) ? this.#data.get(key) : fallback;
+  }
+
+  /** The value under `key`; throws MissingKeyError when absent (the seeds' `session[key]`). */
+  require<K extends DataKey<T>>(key: K): Exclude<T[K], undefined> {
+    this.#ready();
+    if (!this.#data.has(key)) throw new MissingKeyError(key);
+    return this.#data.get(key) as Exclude<T[K], undefined>;
+  }
+
+  /** Stores a JSON value; anything else throws InvalidValueError naming the key. */
+  set<K extends DataKey<T>>(key: K, value: T[K]): this {
+    this.#ready();
+    checkKey(key);
+    assertJson(key, value);
+    this.#data.set(key, value as JsonValue);
+    return this;
+  }
+
+  has(key: DataKey<T> | (string & {})): boolean {
+    this.#ready();
+    return this.#data.has(key);
+  }
+
+  /** Removes `key`; throws MissingKeyError when absent (the seeds' `del session[key]`). */
+  delete(key: DataKey<T>): this {
+    this.#ready();
+    if (!this.#data.delete(key)) throw new MissingKeyError(key);
+    return this;
+  }
+
+  /** Removes and returns `key`'s value; without a fallback a missing key throws. */
+  pop<K extends DataKey<T>>(key: K): Exclude<T[K], undefined>;
+  pop<K extends DataKey<T>, D>(key: K, fallback: D): Exclude<T[K], undefined> | D;
+  pop(key: string, ...fallback: unknown[]): unknown {
+    this.#ready();
+    if (!this.#data.has(key)) {
+      if (fallback.length === 0) throw new MissingKeyError(key);
+      return fallback[0];
+    }
+    const value = this.#data.get(key);
+    this.#data.delete(key);
+    return value;
+  }
+
+  /** Returns the value under `key`, storing `value` first if the key is absent. */
+  setDefault<K extends DataKey<T>>(key: K, value: Exclude<T[K], undefined>): Exclude<T[K], undefined> {
+    this.#ready();
+    if (this.#data.has(key)) return this.#data.get(key) as Exclude<T[K], undefined>;
+    this.set(key, value);
+    return value;
+  }
+
+  /** Merges an object's own keys into the session (the seeds' `session |= other`). */
+  update(values: Partial<T>): this {
+    this.#ready();
+    const entries = Object.keys(values).map((key) => [key, (values as Record<string, unknown>)[key]] as const);
+    for (const [key, value] of entries) {
+      checkKey(key);
+      assertJson(key, value);
+    }
+    for (const [key, value] of entries) this.#data.set(key, value as JsonValue);
+    return this;
+  }
+
+  /** Removes every key (the session keeps its id; an empty session is deleted at save). */
+  clear(): this {
+    this.#ready();
+    this.#data.clear();
+    return this;
+  }
+
+  keys(): DataKey<T>[] {
+    this.#ready();
+    return [...this.#data.keys()] as DataKey<T>[];
+  }
+
+  values(): T[DataKey<T>][] {
+    this.#ready();
+    return [...this.#data.values()] as T[DataKey<T>][];
+  }
+
+  entries(): [DataKey<T>, T[DataKey<T>]][] {
+    this.#ready();
+    return [...this.#data.entries()] as [DataKey<T>, T[DataKey<T>]][];
+  }
+
+  /** Number of keys. */
+  get size(): number {
+    this.#ready();
+    return this.#data.size;
+  }
+
+  /** True when the session holds no data. */
+  isEmpty(): boolean {
+    this.#ready();
+    return this.#data.size === 0;
+  }
+
+  /** Forces a save even if no change is detected. */
+  markChanged(): this {
+    this.#ready();
+    this.#forceSave = true;
+    return this;
+  }
+
+  /** A plain copy of the data (for templates and debugging). */
+  toJSON(): Partial<T> {
+    this.#ready();
+    return JSON.parse(JSON.stringify(objectFromEntries(this.#data))) as Partial<T>;
+  }
+
+  // ---------------------------------------------------------------- identity
+
+  /**
+   * The session's public handle (the hashed id, as listed for "your devices"), or null while the
+   * session has no stored record. Never the cookie token.
+   */
+  get handle(): string | null {
+    return this.#stored ? this.#id : null;
+  }
+
+  /** True until the session has a stored record. */
+  get isNew(): boolean {
+    this.#ready();
+    return !this.#stored;
+  }
+
+  /** The signed-in user (set by `login`), or null for a guest. */
+  get userId(): string | null {
+    this.#ready();
+    return this.#userId;
+  }
+
+  get createdAt(): Date {
+    this.#ready();
+    return new Date(this.#createdAt);
+  }
+
+  get lastSeenAt(): Date {
+    this.#ready();
+    return new Date(this.#lastSeenAt);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Ends this session and starts a new one with a new id, keeping only the listed keys. The old
+   * record is deleted at once, so the old cookie is dead even if this response never arrives.
+   */
+  async reset(options: { keep?: readonly string[] } = {}): Promise<void> {
+    await this.#restart(options.keep ?? [], 'reset');
+  }
+
+  /** Reset keeping `persistentFieldsOnLogin`, then record the user. */
+  async login(userId: string): Promise<void> {
+    if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
+    await this.#restart(this.#engine.options.persistentFieldsOnLogin, 'login');
+    this.#userId = userId;
+  }
+
+  /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
+  async logout(): Promise<void> {
+    await this.#restart(this.#engine.options.persistentFieldsOnLogout, 'logout');
+  }
+
+  /** Deletes the session's data and record; the cookie is expired unless new data is stored. */
+  async flush(): Promise<void> {
+    await this.#restart([], 'flush');
+  }
+
+  /** Alias of {@link flush}. */
+  destroy(): Promise<void> {
+    return this.flush();
+  }
+
+  /**
+   * New id, same data (Django's `cycle_key`). The new record is written and the old one deleted
+   * when the response is committed. Creation time (and so the absolute timeout) carries over.
+   */
+  async cycleId(): Promise<void> {
+    await this.load();
+    if (!this.#stored || this.#id === null) return;
+    this.#retired.push(this.#id);
+    this.#stored = false;
+    this.#token = null;
+    this.#id = null;
+    this.#snapshot = new Map();
+    this.#metaSnapshot = new Map();
+  }
+
+  async #restart(keep: readonly string[], reason: DestroyReason): Promise<void> {
+    await this.load();
+    const kept: [string, JsonValue][] = [];
+    for (const key of keep) if (this.#data.has(key)) kept.push([key, this.#data.get(key) as JsonValue]);
+    const doomed = [...this.#retired];
+    if (this.#stored && this.#id !== null) doomed.push(this.#id);
+    const userId = this.#userIdBaseline;
+    for (const id of doomed) {
+      await this.#engine.call('destroy', (store) => store.destroy(id));
+      this.#engine.events.emit('destroyed', { handle: id, userId, reason });
+    }
+    this.#retired = [];
+    this.#startFresh();
+    for (const [key, value] of kept) this.#data.set(key, value);
+  }
+
+  // ---------------------------------------------------------------- expiry
+
+  /**
+   * Per-session expiry with Django's meaning: seconds of inactivity (> 0), a fixed Date, 0 for
+   * "until the browser closes" (server idle timeout still applies), or null for the default.
+   * The absolute timeout caps every choice.
+   */
+  setExpiry(value: number | Date | null): void {
+    this.#ready();
+    if (value === null) this.#meta.delete(META_EXPIRY);
+    else if (value instanceof Date) {
+      if (Number.isNaN(value.getTime())) throw new ConfigError('setExpiry: invalid Date');
+      this.#meta.set(META_EXPIRY, value.toISOString());
+    } else if (typeof value === 'number' && Number.isFinite(value) && value >= 0) {
+      this.#meta.set(META_EXPIRY, value);
+    } else {
+      throw new ConfigError('setExpiry takes seconds (>= 0), a Date, or null');
+    }
+    this.#cookieChanged = true;
+  }
+
+  /** Seconds from now until the session expires if this request is its last. */
+  getExpiryAge(): number {
+    this.#ready();
+    const now = this.#engine.options.clock.now();
+    return Math.max(0, Math.round((this.#expiresAt(now) - now) / 1000));
+  }
+
+  /** When the session expires if this request is its last. */
+  getExpiryDate(): Date {
+    this.#ready();
+    return new Date(this.#expiresAt(this.#engine.options.clock.now()));
+  }
+
+  /** True when the cookie lasts only until the browser closes. */
+  getExpireAtBrowserClose(): boolean {
+    this.#ready();
+    const expiry = this.#meta.get(META_EXPIRY);
+    if (expiry === undefined) return !this.#engine.options.cookie.persistent;
+    return expiry === 0;
+  }
+
+  #expiresAt(lastSeenAt: number): number {
+    const { absoluteTimeout, idleTimeout } = this.#engine.options;
+    const absolute = this.#createdAt + absoluteTimeout * 1000;
+    const expiry = this.#meta.get(META_EXPIRY);
+    if (typeof expiry === 'string') return Math.min(absolute, Date.parse(expiry));
+    const idle = typeof expiry === 'number' && expiry > 0 ? expiry : idleTimeout;
+    return Math.min(absolute, lastSeenAt + idle * 1000);
+  }
+
+  #expiryReason(record: SessionRecord, now: number): 'idle' | 'absolute' | 'fixed' | null {
+    const { absoluteTimeout, idleTimeout } = this.#engine.options;
+    if (now >= record.createdAt + absoluteTimeout * 1000) return 'absolute';
+    const expiry = record.meta[META_EXPIRY];
+    if (typeof expiry === 'string') return now >= Date.parse(expiry) ? 'fixed' : null;
+    const idle = typeof expiry === 'number' && expiry > 0 ? expiry : idleTimeout;
+    if (now >= record.lastSeenAt + idle * 1000 || now >= record.expiresAt) return 'idle';
+    return null;
+  }
+
+  // ---------------------------------------------------------------- test cookie
+
+  /** Django's test cookie: stores a marker to check on the next request. */
+  setTestCookie(): void {
+    this.#ready();
+    this.#meta.set(META_TEST_COOKIE, 'worked');
+  }
+
+  /** True when the marker set by `setTestCookie` came back. */
+  testCookieWorked(): boolean {
+    this.#ready();
+    return this.#meta.get(META_TEST_COOKIE) === 'worked';
+  }
+
+  deleteTestCookie(): void {
+    this.#ready();
+    this.#meta.delete(META_TEST_COOKIE);
+  }
+
+  // ---------------------------------------------------------------- engine extension points
+
+  /** Engine-internal fields (CSRF, flash...). Not part of the app's data. @internal */
+  getMeta(key: string): JsonValue | undefined {
+    this.#ready();
+    return this.#meta.get(key);
+  }
+
+  /** @internal */
+  setMeta(key: string, value: JsonValue | undefined): void {
+    this.#ready();
+    if (value === undefined) this.#meta.delete(key);
+    else this.#meta.set(key, value);
+  }
+
+  // ---------------------------------------------------------------- commit
+
+  /**
+   * Writes what this request changed and says which cookies to set. Adapters call it exactly
+   * once, before the response headers go out. Nothing is written for a 5xx response (Django's
+   * rule), and nothing at all happens when the request never used the session.
+   */
+  async commit(status = 200): Promise<CommitResult | null> {
+    if (!this.#accessed || this.#phase === 'committed') return null;
+    if (this.#phase === 'loading') await this.#loading?.catch(() => undefined);
+    if (this.#phase !== 'ready') {
+      this.#phase = 'committed';
+      return { setCookie: [] };
+    }
+    this.#phase = 'committed';
+    const result: CommitResult = { setCookie: [] };
+    if (status >= 500) return result;
+    const engine = this.#engine;
+    const now = engine.options.clock.now();
+    const keep = this.#data.size > 0 || this.#userId !== null || this.#meta.size > 0;
+
+    if (!keep) {
+      if (this.#stored && this.#id !== null) {
+        const id = this.#id;
+        await engine.call('destroy', (store) => store.destroy(id));
+        engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
+      }
+      await this.#destroyRetired();
+      if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
+      this.#stored = false;
+      return result;
+    }
+
+    if (!this.#stored) {
+      const token = await this.#create(now);
+      await this.#destroyRetired();
+      result.setCookie.push(this.#cookie(token, now));
+      return result;
+    }
+
+    const id = this.#id as string;
+    const data = this.#diff(this.#data, this.#snapshot, true);
+    const meta = this.#diff(this.#meta, this.#metaSnapshot, false);
+    const userChanged = this.#userId !== this.#userIdBaseline;
+    const expiresAt = this.#expiresAt(now);
+    if (data || meta || userChanged || this.#forceSave) {
+      const ok = await engine.call('update', (store) =>
+        store.update(id, {
+          ...(data && { data }),
+          ...(meta && { meta }),
+          ...(userChanged && { userId: this.#userId }),
+          lastSeenAt: now,
+          expiresAt,
+        }),
+      );
+      if (!ok) throw new SessionGoneError();
+      this.#lastSeenAt = now;
+      if (this.#cookieChanged || this.#persistentCookie()) result.setCookie.push(this.#refreshCookie(now));
+    } else if (now - this.#lastSeenAt >= engine.options.touchInterval * 1000) {
+      const ok = await engine.call('touch', (store) => store.touch(id, { lastSeenAt: now, expiresAt }));
+      if (!ok) {
+        // Ended elsewhere meanwhile; nothing of ours to save, so just drop the dead cookie.
+        result.setCookie.push(this.#clearCookie());
+        return result;
+      }
+      this.#lastSeenAt = now;
+      if (this.#persistentCookie()) result.setCookie.push(this.#refreshCookie(now));
+    }
+    return result;
+  }
+
+  #refreshCookie(now: number): string {
+    return this.#token === null ? this.#clearCookie() : this.#cookie(this.#token, now);
+  }
+
+  async #create(now: number): Promise<string> {
+    const data = this.#diff(this.#data, new Map(), true)?.set ?? {};
+    const meta = objectFromEntries(this.#meta);
+    const engine = this.#engine;
+    // A collision of 256-bit ids is not going to happen; one retry keeps the contract honest.
+    for (let attempt = 0; ; attempt++) {
+      const token = generateToken();
+      const id = hashToken(token);
+      const record: SessionRecord = {
+        id,
+        userId: this.#userId,
+        data,
+        meta,
+        createdAt: this.#createdAt,
+        lastSeenAt: now,
+        expiresAt: this.#expiresAt(now),
+        ip: this.#request.ip ?? null,
+        userAgent: this.#request.userAgent ?? null,
+      };
+      try {
+        await engine.call('create', (store) => store.create(record));
+      } catch (error) {
+        if (error instanceof StoreConflictError && attempt === 0) continue;
+        throw error;
+      }
+      this.#token = token;
+      this.#id = id;
+      this.#stored = true;
+      this.#lastSeenAt = now;
+      engine.events.emit('created', { handle: id, userId: this.#userId });
+      return token;
+    }
+  }
+
+  async #destroyRetired(): Promise<void> {
+    const retired = this.#retired;
+    this.#retired = [];
+    for (const id of retired) {
+      await this.#engine.call('destroy', (store) => store.destroy(id));
+      this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'cycled' });
+    }
+  }
+
+  /**
+   * Per-key changes between the live values and their serialized baseline. In-place mutation of
+   * nested values shows up here because the comparison is on the serialized form.
+   */
+  #diff(values: Map<string, JsonValue>, baseline: Map<string, string>, checkData: boolean): KeyChanges | null {
+    let set: Record<string, JsonValue> | undefined;
+    let unset: string[] | undefined;
+    let size = 0;
+    for (const [key, value] of values) {
+      let json: string;
+      try {
+        json = JSON.stringify(value);
+      } catch {
+        assertJson(key, value);
+        throw new InvalidValueError(key, 'it cannot be serialized');
+      }
+      size += key.length + json.length;
+      if (baseline.get(key) !== json) {
+        if (checkData) assertJson(key, value);
+        set ??= {};
+        Object.defineProperty(set, key, { value, enumerable: true, writable: true, configurable: true });
+      }
+    }
+    if (checkData && size > this.#engine.options.maxDataSize) throw new SessionTooLargeError(size, this.#engine.options.maxDataSize);
+    for (const key of baseline.keys()) if (!values.has(key)) (unset ??= []).push(key);
+    if (!set && !unset) return null;
+    return { ...(set && { set }), ...(unset && { unset }) };
+  }
+
+  #persistentCookie(): boolean {
+    return !this.getExpireAtBrowserClose();
+  }
+
+  #cookie(token: string, now: number): string {
+    const { cookie } = this.#engine.options;
+    const secure = isSecureFor(cookie, this.#request.https);
+    const maxAge = this.#persistentCookie() ? Math.max(0, Math.floor((this.#expiresAt(now) - now) / 1000)) : undefined;
+    return serializeSetCookie(cookieNameFor(cookie, secure), token, {
+      ...(maxAge !== undefined && { maxAge }),
+      ...(cookie.domain !== undefined && { domain: cookie.domain }),
+      path: cookie.path,
+      httpOnly: cookie.httpOnly,
+      secure,
+      sameSite: cookie.sameSite,
+      partitioned: cookie.partitioned,
+    });
+  }
+
+  #clearCookie(): string {
+    const { cookie } = this.#engine.options;
+    const secure = isSecureFor(cookie, this.#request.https);
+    return serializeSetCookie(cookieNameFor(cookie, secure), '', {
+      maxAge: 0,
+      ...(cookie.domain !== undefined && { domain: cookie.domain }),
+      path: cookie.path,
+      httpOnly: cookie.httpOnly,
+      secure,
+      sameSite: cookie.sameSite,
+      partitioned: cookie.partitioned,
+    });
+  }
+}
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidValueError(String(key), 'keys must be non-empty strings');
+}

@@ -1,0 +1,112 @@
+/**
+ * `createSessions(options)`: the one object an app configures. It opens per-request sessions for
+ * the adapters and carries the operations that span sessions (kill by user, list devices, sweep).
+ */
+import { ConfigError } from '../errors.js';
+import type { SessionSummary, Store } from '../stores/types.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { SessionEvents } from './events.js';
+import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
+import { type RequestInfo, Session, type SessionEngine } from './session.js';
+import { callStore } from './store-call.js';
+
+/** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
+export const GUEST_USER = '__guest__';
+
+export interface ClearExpiredOptions {
+  /** Records deleted per store call. Default 1000. */
+  batchSize?: number;
+  /** Stop after this many batches (resume later with the returned cursor). Default: until done. */
+  maxBatches?: number;
+  /** Continue a previous run. */
+  cursor?: string | null;
+  /** Called after each batch (progress bars). */
+  onBatch?: (progress: { deleted: number; batches: number }) => void;
+}
+
+export interface Sessions<T extends SessionData = RegisteredData> {
+  readonly options: ResolvedOptions;
+  readonly store: Store;
+  /** Lifecycle events: created, destroyed, expired, invalidCookie, storeError. */
+  readonly events: SessionEvents;
+  /** The per-request session for an incoming request (adapters call this; costs no I/O). */
+  open(request: RequestInfo, onActivate?: () => void): Session<T>;
+  /**
+   * ViUR's `killSessionByUser`: a user id ends that user's sessions, `'__guest__'` ends every
+   * session without a user, `undefined` ends every session. Resolves to the number ended.
+   */
+  killSessionsByUser(user?: string): Promise<number>;
+  /** A user's live sessions, oldest first, without data: handles, never tokens. */
+  listByUser(userId: string): Promise<SessionSummary[]>;
+  /** Ends one session by its handle. */
+  revoke(handle: string): Promise<void>;
+  /** Ends all of a user's sessions except the handles listed ("sign out other devices"). */
+  revokeUser(userId: string, options?: { except?: readonly string[] }): Promise<number>;
+  /**
+   * Deletes expired records in bounded batches, yielding to the event loop between batches.
+   * Stores with native TTL make it a cheap no-op.
+   */
+  clearExpired(options?: ClearExpiredOptions): Promise<{ deleted: number; batches: number; cursor: string | null }>;
+  /** Closes the store. */
+  close(): Promise<void>;
+}
+
+export function createSessions<T extends SessionData = RegisteredData>(options: SessionsOptions): Sessions<T> {
+  const resolved = resolveOptions(options);
+  const events = new SessionEvents();
+  const store = resolved.store;
+  const engine: SessionEngine = {
+    options: resolved,
+    events,
+    call(operation, run) {
+      const pending = callStore(store, operation, resolved.storeTimeout, () => run(store));
+      if (events.has('storeError')) pending.catch((error: unknown) => events.emit('storeError', { operation, error }));
+      return pending;
+    },
+  };
+
+  return {
+    options: resolved,
+    store,
+    events,
+    open(request, onActivate) {
+      return new Session<T>(engine, request, onActivate);
+    },
+    async killSessionsByUser(user) {
+      if (user === undefined) return engine.call('destroyAll', (s) => s.destroyAll());
+      if (typeof user !== 'string' || user.length === 0) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
+      return engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
+    },
+    async listByUser(userId) {
+      return engine.call('listByUser', (s) => s.listByUser(userId));
+    },
+    async revoke(handle) {
+      await engine.call('destroy', (s) => s.destroy(handle));
+      events.emit('destroyed', { handle, userId: null, reason: 'revoked' });
+    },
+    async revokeUser(userId, opts = {}) {
+      return engine.call('destroyByUser', (s) => s.destroyByUser(userId, opts.except ?? []));
+    },
+    async clearExpired(opts = {}) {
+      const batchSize = opts.batchSize ?? 1000;
+      if (!(batchSize >= 1)) throw new ConfigError('clearExpired: batchSize must be >= 1');
+      const before = resolved.clock.now();
+      let cursor = opts.cursor ?? null;
+      let deleted = 0;
+      let batches = 0;
+      do {
+        const result = await engine.call('deleteExpired', (s) => s.deleteExpired({ before, limit: batchSize, cursor }));
+        deleted += result.deleted;
+        cursor = result.cursor;
+        batches++;
+        opts.onBatch?.({ deleted, batches });
+        // Yield between batches so a long sweep never starves request handling.
+        if (cursor !== null) await new Promise((resolve) => setImmediate(resolve));
+      } while (cursor !== null && (opts.maxBatches === undefined || batches < opts.maxBatches));
+      return { deleted, batches, cursor };
+    },
+    async close() {
+      await store.close();
+    },
+  };
+}

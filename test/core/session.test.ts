@@ -1,0 +1,630 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createSessions, type Session, type SessionsOptions } from '../../src/index.js';
+import { hashToken } from '../../src/core/token.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { JsonValue } from '../../src/types.js';
+import { ManualClock } from '../helpers/clock.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { instrument } from '../helpers/instrumented-store.js';
+
+/** An app with a manual clock, an instrumented memory store and one browser. */
+function setup(options: Partial<SessionsOptions> = {}) {
+  const clock = new ManualClock();
+  const store = instrument(memoryStore({ clock, sweepInterval: 0 }));
+  const sessions = createSessions<Record<string, JsonValue>>({ store, clock, ...options });
+  const jar = new CookieJar();
+  /** One request: open, run, commit, apply cookies. Returns what the response would carry. */
+  async function visit<R>(
+    fn: (session: Session<Record<string, JsonValue>>) => R | Promise<R>,
+    request: { status?: number; https?: boolean; browser?: CookieJar; load?: boolean } = {},
+  ) {
+    const browser = request.browser ?? jar;
+    const session = sessions.open({ cookieHeader: browser.header(), https: request.https ?? false, ip: '192.0.2.1', userAgent: 'test-agent' });
+    if (request.load !== false) await session.load();
+    const value = await fn(session);
+    const result = await session.commit(request.status ?? 200);
+    browser.apply(result?.setCookie ?? []);
+    return { value, result, setCookie: result?.setCookie ?? [], session };
+  }
+  return { clock, store, sessions, jar, visit };
+}
+
+const token = (jar: CookieJar) => jar.get('sid');
+
+describe('dictionary API', () => {
+  it('gets with and without a default, requires, sets, has', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      assert.equal(s.get('missing'), undefined);
+      assert.equal(s.get('missing', 42), 42);
+      s.set('a', 1);
+      assert.equal(s.get('a', 42), 1);
+      assert.equal(s.require('a'), 1);
+      assert.equal(s.has('a'), true);
+      assert.equal(s.has('b'), false);
+      assert.throws(() => s.require('b'), (e: Error & { code?: string }) => e.code === 'ERR_MISSING_KEY' && /"b"/.test(e.message));
+    });
+  });
+
+  it('deletes (missing key throws), pops with and without default, setDefault, update', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      s.set('a', 1).set('b', 2);
+      s.delete('a');
+      assert.equal(s.has('a'), false);
+      assert.throws(() => s.delete('a'), { code: 'ERR_MISSING_KEY' });
+      assert.equal(s.pop('b'), 2);
+      assert.equal(s.pop('b', 'gone'), 'gone');
+      assert.throws(() => s.pop('b'), { code: 'ERR_MISSING_KEY' });
+      assert.equal(s.setDefault('c', 3), 3);
+      assert.equal(s.setDefault('c', 4), 3);
+      s.update({ d: [1], e: { f: null } });
+      assert.deepEqual(s.entries(), [
+        ['c', 3],
+        ['d', [1]],
+        ['e', { f: null }],
+      ]);
+      assert.deepEqual(s.keys(), ['c', 'd', 'e']);
+      assert.deepEqual(s.values(), [3, [1], { f: null }]);
+      assert.equal(s.size, 3);
+      assert.equal(s.isEmpty(), false);
+      s.clear();
+      assert.equal(s.isEmpty(), true);
+    });
+  });
+
+  it('refuses non-JSON values at set time, naming the key, and keeps the old value', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      s.set('k', 'kept');
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      class Thing {}
+      const bad: [unknown, RegExp][] = [
+        [() => 1, /functions/],
+        [new Date(), /Date instances/],
+        [10n, /BigInt/],
+        [undefined, /undefined/],
+        [[1, undefined], /\[1\]: undefined/],
+        [{ a: { b: new Map() } }, /\.a: \.b: Map/],
+        [cyclic, /cycle/],
+        [new Thing(), /Thing instances/],
+        [NaN, /finite/],
+        [Infinity, /finite/],
+        [Symbol('x'), /symbols/],
+      ];
+      for (const [value, pattern] of bad) {
+        assert.throws(
+          () => s.set('k', value as JsonValue),
+          (e: Error & { code?: string; key?: string }) => e.code === 'ERR_INVALID_VALUE' && e.key === 'k' && pattern.test(e.message),
+          String(pattern),
+        );
+      }
+      assert.throws(() => s.update({ ok: 1, bad: (() => 1) as unknown as JsonValue }), { code: 'ERR_INVALID_VALUE' });
+      assert.equal(s.has('ok'), false, 'update is all-or-nothing');
+      assert.equal(s.get('k'), 'kept');
+      assert.throws(() => s.set('', 1), { code: 'ERR_INVALID_VALUE' });
+    });
+  });
+
+  it('treats __proto__, constructor and method names as plain data', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      s.set('__proto__', { isAdmin: true });
+      s.set('constructor', 'c');
+      s.set('get', 'not a method');
+      s.set('toString', 't');
+    });
+    const { value } = await visit((s) => ({
+      proto: s.get('__proto__'),
+      keys: s.keys().sort(),
+      getIsMethod: typeof s.get,
+      isAdminLeak: (s as unknown as { isAdmin?: unknown }).isAdmin,
+      objectLeak: ({} as { isAdmin?: unknown }).isAdmin,
+      json: s.toJSON(),
+    }));
+    assert.deepEqual(value.proto, { isAdmin: true });
+    assert.deepEqual(value.keys, ['__proto__', 'constructor', 'get', 'toString']);
+    assert.equal(value.getIsMethod, 'function');
+    assert.equal(value.isAdminLeak, undefined);
+    assert.equal(value.objectLeak, undefined);
+    assert.equal(Object.getPrototypeOf(value.json), Object.prototype);
+  });
+});
+
+describe('loading and saving', () => {
+  it('costs nothing when the session is never used: no store call, no cookie', async () => {
+    const { store, sessions, jar, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    store.resetCounts();
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    assert.equal(await session.commit(200), null);
+    assert.equal(store.totalCalls(), 0);
+  });
+
+  it('writes nothing and sets no cookie for a session that was read but never given data', async () => {
+    const { store, visit } = setup();
+    const { setCookie } = await visit((s) => s.get('anything'));
+    assert.deepEqual(setCookie, []);
+    assert.equal(store.totalCalls(), 0, 'no cookie means no store read either');
+  });
+
+  it('places a cookie once something is stored, then reads it back with one store call', async () => {
+    const { store, jar, visit } = setup();
+    const first = await visit((s) => s.set('name', 'Ada'));
+    assert.equal(first.setCookie.length, 1);
+    assert.match(first.setCookie[0]!, /^sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax$/);
+    store.resetCounts();
+    const second = await visit((s) => s.get('name'));
+    assert.equal(second.value, 'Ada');
+    assert.deepEqual(store.calls, { get: 1 });
+    assert.deepEqual(second.setCookie, [], 'a read-only request sets no cookie');
+    assert.ok(token(jar));
+  });
+
+  it('writes only the keys a request changed, detecting in-place mutation of nested values', async () => {
+    const { store, visit } = setup();
+    await visit((s) => s.update({ cart: ['apple'], profile: { name: 'Ada' }, untouched: 'x' }));
+    const updates: unknown[] = [];
+    const original = store.update.bind(store);
+    store.update = async (id, patch) => {
+      updates.push(patch);
+      return original(id, patch);
+    };
+    await visit((s) => {
+      (s.get('cart') as string[]).push('pear');
+      (s.get('profile') as { name: string }).name = 'Grace';
+    });
+    assert.equal(updates.length, 1);
+    assert.deepEqual((updates[0] as { data: unknown }).data, { set: { cart: ['apple', 'pear'], profile: { name: 'Grace' } } });
+    const { value } = await visit((s) => s.toJSON());
+    assert.deepEqual(value, { cart: ['apple', 'pear'], profile: { name: 'Grace' }, untouched: 'x' });
+  });
+
+  it('refuses at save a non-JSON value smuggled in by in-place mutation', async () => {
+    const { visit } = setup();
+    await visit((s) => s.set('list', []));
+    await assert.rejects(
+      visit((s) => {
+        (s.get('list') as unknown[]).push(new Date());
+      }),
+      { code: 'ERR_INVALID_VALUE' },
+    );
+  });
+
+  it('markChanged forces a write even without a detected change', async () => {
+    const { store, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    store.resetCounts();
+    await visit((s) => s.markChanged());
+    assert.equal(store.calls.update, 1);
+  });
+
+  it('saves nothing when the response is a 5xx', async () => {
+    const { store, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    store.resetCounts();
+    const { setCookie } = await visit((s) => s.set('a', 2), { status: 503 });
+    assert.deepEqual(setCookie, []);
+    assert.equal(store.calls.update ?? 0, 0);
+    assert.equal((await visit((s) => s.get('a'))).value, 1);
+    const fresh = setup();
+    const created = await fresh.visit((s) => s.set('a', 1), { status: 500 });
+    assert.deepEqual(created.setCookie, []);
+    assert.equal(fresh.store.calls.create ?? 0, 0);
+  });
+
+  it('expires the cookie and deletes the record when a request empties the session', async () => {
+    const { store, jar, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    const id = hashToken(token(jar)!);
+    const { setCookie } = await visit((s) => s.clear());
+    assert.equal(setCookie.length, 1);
+    assert.match(setCookie[0]!, /^sid=; Max-Age=0;/);
+    assert.equal(await store.get(id), null);
+    assert.equal(token(jar), undefined);
+  });
+
+  it('refuses to resurrect a session destroyed by another request', async () => {
+    const { sessions, jar, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    const stale = sessions.open({ cookieHeader: jar.header(), https: false });
+    await stale.load();
+    await visit((s) => s.flush()); // logout elsewhere
+    stale.set('b', 2);
+    await assert.rejects(stale.commit(200), (e: Error & { code?: string; status?: number }) => e.code === 'ERR_SESSION_GONE' && e.status === 409);
+    const again = sessions.open({ cookieHeader: `sid=${'x'.repeat(43)}`, https: false });
+    await again.load();
+    assert.equal(again.isNew, true);
+  });
+
+  it('throws a clear error when data is used before load on a request with a cookie', async () => {
+    const { sessions, jar, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    assert.throws(() => session.get('a'), { code: 'ERR_NOT_LOADED' });
+    await session.load();
+    assert.equal(session.get('a'), 1);
+  });
+
+  it('shares one store read between concurrent load() calls', async () => {
+    const { store, sessions, jar, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    store.resetCounts();
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await Promise.all([session.load(), session.load(), session.load()]);
+    assert.equal(store.calls.get, 1);
+  });
+
+  it('refuses session data over maxDataSize at save and writes nothing', async () => {
+    const { store, visit } = setup({ maxDataSize: 1000 });
+    await assert.rejects(visit((s) => s.set('big', 'x'.repeat(2000))), { code: 'ERR_TOO_LARGE' });
+    assert.equal(store.calls.create ?? 0, 0);
+  });
+});
+
+describe('cookies and ids', () => {
+  it('issues 256-bit url-safe tokens and stores only their SHA-256', async () => {
+    const { store, jar, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    const raw = token(jar)!;
+    assert.match(raw, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(Buffer.from(raw, 'base64url').length, 32);
+    assert.equal(await store.get(raw), null, 'the raw token is not a store key');
+    assert.ok(await store.get(hashToken(raw)));
+  });
+
+  it('rejects malformed tokens before any store call and never adopts unknown ones', async () => {
+    const { store, sessions } = setup();
+    const events: string[] = [];
+    sessions.events.on('invalidCookie', (e) => events.push(e.reason));
+    for (const header of ['sid=short', 'sid=' + '!'.repeat(43), 'sid=' + 'a'.repeat(5000), 'sid=a\u0000b', 'sid=%E0%A4%A']) {
+      const session = sessions.open({ cookieHeader: header, https: false });
+      await session.load();
+      assert.equal(session.isNew, true);
+    }
+    assert.equal(store.totalCalls(), 0);
+    const attackerToken = 'A'.repeat(43);
+    const session = sessions.open({ cookieHeader: `sid=${attackerToken}`, https: false });
+    await session.load();
+    session.set('x', 1);
+    const result = await session.commit(200);
+    assert.equal(store.calls.get, 1);
+    assert.ok(!result!.setCookie[0]!.includes(attackerToken), 'fixation: the attacker-chosen id is not adopted');
+    assert.equal(await store.get(hashToken(attackerToken)), null);
+    assert.ok(events.includes('malformed') && events.includes('unknown'));
+  });
+
+  it('treats two different values for the session cookie as no session', async () => {
+    const { jar, sessions, visit } = setup();
+    await visit((s) => s.set('a', 1));
+    const session = sessions.open({ cookieHeader: `${jar.header()}; sid=${'B'.repeat(43)}`, https: false });
+    await session.load();
+    assert.equal(session.isNew, true);
+    const same = sessions.open({ cookieHeader: `${jar.header()}; ${jar.header()}`, https: false });
+    await same.load();
+    assert.equal(same.get('a'), 1, 'an identical duplicate is harmless');
+  });
+
+  it('uses a __Host- cookie with Secure on HTTPS and never reads a spoofed prefix', async () => {
+    const { visit, sessions } = setup();
+    const https = new CookieJar();
+    const { setCookie } = await visit((s) => s.set('a', 1), { https: true, browser: https });
+    assert.match(setCookie[0]!, /^__Host-sid=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    const value = https.get('__Host-sid')!;
+    for (const spoof of [`__%48ost-sid=${value}`, `"__Host-sid"=${value}`, `_[Host-sid=${value}`, `__host-sid=${value}`]) {
+      const session = sessions.open({ cookieHeader: spoof, https: true });
+      await session.load();
+      assert.equal(session.isNew, true, spoof);
+    }
+  });
+
+  it('sends Max-Age only for persistent cookies', async () => {
+    const persistent = setup({ cookie: { persistent: true }, idleTimeout: 600 });
+    const { setCookie } = await persistent.visit((s) => s.set('a', 1));
+    assert.match(setCookie[0]!, /; Max-Age=600;/);
+  });
+
+  it('throws at setup on misconfiguration', () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const bad: [Partial<SessionsOptions>, RegExp][] = [
+      [{ cookie: { sameSite: 'none' } }, /requires cookie.secure/],
+      [{ cookie: { name: '__Host-sid', secure: true, domain: 'example.com' } }, /__Host-/],
+      [{ cookie: { name: '__Secure-sid', secure: false } }, /__Secure-/],
+      [{ cookie: { name: 'bad name;' } }, /not a valid cookie name/],
+      [{ cookie: { path: 'relative' } }, /path/],
+      [{ idleTimeout: 0 }, /idleTimeout/],
+      [{ idleTimeout: 60, touchInterval: 60 }, /touchInterval/],
+      [{ absoluteTimeout: -1 }, /absoluteTimeout/],
+      [{ persistentFieldsOnLogin: 'language' as unknown as string[] }, /persistentFieldsOnLogin/],
+    ];
+    for (const [options, pattern] of bad) {
+      assert.throws(() => createSessions({ store, ...options }), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && pattern.test(e.message), String(pattern));
+    }
+    assert.throws(() => createSessions({} as SessionsOptions), { code: 'ERR_CONFIG' });
+  });
+});
+
+describe('lifecycle', () => {
+  it('login resets the session keeping only persistent fields; the old id is dead at once', async () => {
+    const { store, jar, visit } = setup();
+    await visit((s) => s.update({ language: 'de', cart: ['x'] }));
+    const before = token(jar)!;
+    const { value } = await visit(async (s) => {
+      await s.login('alice');
+      assert.equal(await store.get(hashToken(before)), null, 'old record deleted before the response');
+      return { language: s.get('language'), cart: s.get('cart'), user: s.userId };
+    });
+    assert.deepEqual(value, { language: 'de', cart: undefined, user: 'alice' });
+    assert.notEqual(token(jar), before);
+    const replay = new CookieJar();
+    replay.apply([`sid=${before}`]);
+    assert.equal((await visit((s) => s.userId, { browser: replay })).value, null);
+    assert.equal((await visit((s) => s.userId)).value, 'alice');
+  });
+
+  it('logout resets keeping persistentFieldsOnLogout and clears the user', async () => {
+    const { jar, visit, store } = setup({ persistentFieldsOnLogout: ['language', 'theme'] });
+    await visit(async (s) => {
+      await s.login('bob');
+      s.update({ language: 'fr', theme: 'dark', secret: 1 });
+    });
+    const before = token(jar)!;
+    await visit((s) => s.logout());
+    const { value } = await visit((s) => ({ user: s.userId, data: s.toJSON() }));
+    assert.deepEqual(value, { user: null, data: { language: 'fr', theme: 'dark' } });
+    assert.notEqual(token(jar), before);
+    assert.deepEqual(await store.listByUser('bob'), []);
+  });
+
+  it('logout with nothing to keep expires the cookie and creates no record', async () => {
+    const { jar, visit, store } = setup({ persistentFieldsOnLogout: [] });
+    await visit((s) => s.login('bob'));
+    store.resetCounts();
+    const { setCookie } = await visit((s) => s.logout());
+    assert.match(setCookie[0]!, /Max-Age=0/);
+    assert.equal(store.calls.create ?? 0, 0);
+    assert.equal(jar.header(), undefined);
+  });
+
+  it('reset() with an explicit keep list', async () => {
+    const { visit } = setup();
+    await visit((s) => s.update({ a: 1, b: 2, c: 3 }));
+    await visit((s) => s.reset({ keep: ['b'] }));
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { b: 2 });
+  });
+
+  it('cycleId keeps data and creation time under a new id and deletes the old one', async () => {
+    const { jar, visit, store, clock } = setup();
+    await visit(async (s) => {
+      await s.login('carol');
+      s.set('cart', ['a']);
+    });
+    const before = token(jar)!;
+    const created = (await visit((s) => s.createdAt.getTime())).value;
+    clock.advance(60);
+    await visit((s) => s.cycleId());
+    assert.notEqual(token(jar), before);
+    assert.equal(await store.get(hashToken(before)), null);
+    const { value } = await visit((s) => ({ data: s.toJSON(), user: s.userId, created: s.createdAt.getTime() }));
+    assert.deepEqual(value, { data: { cart: ['a'] }, user: 'carol', created });
+  });
+
+  it('flush and destroy delete data and record and expire the cookie', async () => {
+    for (const method of ['flush', 'destroy'] as const) {
+      const { jar, visit, store } = setup();
+      await visit((s) => s.set('a', 1));
+      const id = hashToken(token(jar)!);
+      const { setCookie } = await visit((s) => s[method]());
+      assert.match(setCookie[0]!, /Max-Age=0/);
+      assert.equal(await store.get(id), null);
+    }
+  });
+
+  it('emits created, destroyed and expired events with handles, never tokens', async () => {
+    const { sessions, visit, jar, clock } = setup();
+    const seen: string[] = [];
+    sessions.events.on('created', (e) => seen.push(`created:${e.handle.length}`));
+    sessions.events.on('destroyed', (e) => seen.push(`destroyed:${e.reason}`));
+    sessions.events.on('expired', (e) => seen.push(`expired:${e.reason}`));
+    sessions.events.on('created', () => {
+      throw new Error('a listener bug must not break the request');
+    });
+    await visit((s) => s.set('a', 1));
+    const raw = token(jar)!;
+    await visit((s) => s.login('u'));
+    clock.advance(3601);
+    await visit((s) => s.get('a'));
+    assert.deepEqual(seen, ['created:43', 'destroyed:login', 'created:43', 'expired:idle', 'destroyed:expired']);
+    assert.ok(!JSON.stringify(seen).includes(raw));
+  });
+});
+
+describe('expiry', () => {
+  it('enforces the idle timeout on the server clock', async () => {
+    const { visit, clock } = setup({ idleTimeout: 600 });
+    await visit((s) => s.set('a', 1));
+    clock.advance(599);
+    assert.equal((await visit((s) => s.get('a'))).value, 1);
+    clock.advance(601);
+    const { value, setCookie } = await visit((s) => s.get('a'));
+    assert.equal(value, undefined);
+    assert.match(setCookie[0]!, /Max-Age=0/, 'the dead cookie is cleared');
+  });
+
+  it('enforces the absolute timeout however active the session is', async () => {
+    const { visit, clock } = setup({ idleTimeout: 600, absoluteTimeout: 1800, touchInterval: 60 });
+    await visit((s) => s.set('a', 1));
+    for (let i = 0; i < 5; i++) {
+      clock.advance(300);
+      assert.equal((await visit((s) => s.get('a'))).value, 1, `request ${i}`);
+    }
+    clock.advance(301);
+    assert.equal((await visit((s) => s.get('a'))).value, undefined);
+  });
+
+  it('refreshes the idle timer at most once per touchInterval', async () => {
+    const { visit, clock, store } = setup({ idleTimeout: 600, touchInterval: 120 });
+    await visit((s) => s.set('a', 1));
+    store.resetCounts();
+    clock.advance(60);
+    await visit((s) => s.get('a'));
+    assert.equal(store.calls.touch ?? 0, 0);
+    clock.advance(61);
+    await visit((s) => s.get('a'));
+    assert.equal(store.calls.touch, 1);
+    clock.advance(30);
+    await visit((s) => s.get('a'));
+    assert.equal(store.calls.touch, 1);
+    clock.advance(500); // 651 s since the first write, 530 since the touch
+    assert.equal((await visit((s) => s.get('a'))).value, 1);
+  });
+
+  it('setExpiry: seconds of inactivity, a fixed Date, 0 for browser close, null for the default', async () => {
+    const { visit, clock } = setup({ idleTimeout: 600, cookie: { persistent: true } });
+    const start = clock.now();
+    let r = await visit((s) => {
+      s.set('a', 1);
+      s.setExpiry(60);
+      return { age: s.getExpiryAge(), date: s.getExpiryDate().getTime(), close: s.getExpireAtBrowserClose() };
+    });
+    assert.deepEqual(r.value, { age: 60, date: start + 60_000, close: false });
+    assert.match(r.setCookie[0]!, /Max-Age=60;/);
+    clock.advance(61);
+    assert.equal((await visit((s) => s.get('a'))).value, undefined, 'custom idle expiry enforced');
+
+    const fixed = new Date(clock.now() + 3_000_000);
+    r = await visit((s) => {
+      s.set('a', 2);
+      s.setExpiry(fixed);
+      return { age: s.getExpiryAge(), date: s.getExpiryDate().getTime(), close: s.getExpireAtBrowserClose() };
+    });
+    assert.deepEqual(r.value, { age: 3000, date: fixed.getTime(), close: false });
+
+    r = await visit((s) => {
+      s.setExpiry(0);
+      return { age: s.getExpiryAge(), close: s.getExpireAtBrowserClose() };
+    });
+    assert.deepEqual(r.value, { age: 600, close: true });
+    assert.ok(!/Max-Age/.test(r.setCookie[0]!), 'browser-close cookie has no Max-Age');
+
+    r = await visit((s) => {
+      s.setExpiry(null);
+      return { age: s.getExpiryAge(), close: s.getExpireAtBrowserClose() };
+    });
+    assert.deepEqual(r.value, { age: 600, close: false });
+    assert.throws(() => setup().sessions.open({ cookieHeader: undefined, https: false }).setExpiry(-5), { code: 'ERR_CONFIG' });
+  });
+
+  it('a fixed expiry date ends the session at that date', async () => {
+    const { visit, clock } = setup({ idleTimeout: 600 });
+    await visit((s) => {
+      s.set('a', 1);
+      s.setExpiry(new Date(clock.now() + 100_000));
+    });
+    clock.advance(99);
+    assert.equal((await visit((s) => s.get('a'))).value, 1);
+    clock.advance(2);
+    assert.equal((await visit((s) => s.get('a'))).value, undefined);
+  });
+});
+
+describe('test cookie', () => {
+  it('round-trips a marker (Django set_test_cookie / test_cookie_worked)', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      assert.equal(s.testCookieWorked(), false);
+      s.setTestCookie();
+    });
+    assert.equal((await visit((s) => s.testCookieWorked())).value, true);
+    await visit((s) => s.deleteTestCookie());
+    assert.equal((await visit((s) => s.testCookieWorked())).value, false);
+  });
+});
+
+describe('store failures', () => {
+  it('fails closed on load: the error surfaces, nothing is written, the cookie is left alone', async () => {
+    const { visit, store, sessions, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    store.fault = 'reject';
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await assert.rejects(session.load(), (e: Error & { code?: string; status?: number }) => e.code === 'ERR_STORE' && e.status === 503);
+    assert.throws(() => session.get('a'), { code: 'ERR_STORE' });
+    assert.deepEqual((await session.commit(503))?.setCookie, []);
+    store.fault = 'none';
+    assert.equal((await visit((s) => s.get('a'))).value, 1, 'the same cookie works once the store is back');
+  });
+
+  it('times out a hung store call', async () => {
+    const { visit, store, sessions, jar } = setup({ storeTimeout: 50 });
+    await visit((s) => s.set('a', 1));
+    store.fault = 'hang';
+    const started = Date.now();
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await assert.rejects(session.load(), { code: 'ERR_STORE_TIMEOUT' });
+    assert.ok(Date.now() - started < 1000);
+  });
+
+  it('fails the save when the store fails on write', async () => {
+    const { visit, store } = setup();
+    await visit((s) => s.set('a', 1));
+    await assert.rejects(
+      visit((s) => {
+        s.set('a', 2);
+        store.fault = 'reject';
+      }),
+      { code: 'ERR_STORE' },
+    );
+    store.fault = 'none';
+    assert.equal((await visit((s) => s.get('a'))).value, 1);
+  });
+
+  it('treats an undecodable record as no session instead of failing', async () => {
+    const { visit, store, sessions, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const { CorruptRecordError } = await import('../../src/errors.js');
+    store.get = () => Promise.reject(new CorruptRecordError('memory', 'garbage'));
+    const reasons: string[] = [];
+    sessions.events.on('invalidCookie', (e) => reasons.push(e.reason));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await session.load();
+    assert.equal(session.isNew, true);
+    assert.deepEqual(reasons, ['corrupt']);
+  });
+});
+
+describe('operations', () => {
+  it('kills sessions by user, guests or all; lists and revokes devices', async () => {
+    const { sessions, visit } = setup();
+    const browsers = Array.from({ length: 4 }, () => new CookieJar());
+    await visit((s) => s.login('alice'), { browser: browsers[0] });
+    await visit((s) => s.login('alice'), { browser: browsers[1] });
+    await visit((s) => s.login('bob'), { browser: browsers[2] });
+    await visit((s) => s.set('guest', true), { browser: browsers[3] });
+    const devices = await sessions.listByUser('alice');
+    assert.equal(devices.length, 2);
+    assert.equal(devices[0]!.userAgent, 'test-agent');
+    assert.equal(devices[0]!.ip, '192.0.2.1');
+    await sessions.revoke(devices[0]!.id);
+    assert.equal((await visit((s) => s.userId, { browser: browsers[0] })).value, null);
+    assert.equal((await visit((s) => s.userId, { browser: browsers[1] })).value, 'alice');
+    assert.equal(await sessions.killSessionsByUser('__guest__'), 1);
+    assert.equal((await visit((s) => s.get('guest'), { browser: browsers[3] })).value, undefined);
+    assert.equal(await sessions.killSessionsByUser('alice'), 1);
+    assert.equal(await sessions.killSessionsByUser(), 1);
+    assert.equal((await visit((s) => s.userId, { browser: browsers[2] })).value, null);
+  });
+
+  it('clears expired sessions in bounded batches', async () => {
+    const { sessions, visit, clock } = setup({ idleTimeout: 600 });
+    for (let i = 0; i < 25; i++) await visit((s) => s.set('i', i), { browser: new CookieJar() });
+    clock.advance(700);
+    await visit((s) => s.set('live', true), { browser: new CookieJar() });
+    const progress: number[] = [];
+    const result = await sessions.clearExpired({ batchSize: 10, onBatch: (p) => progress.push(p.deleted) });
+    assert.equal(result.deleted, 25);
+    assert.ok(result.batches >= 3);
+    assert.deepEqual(progress.slice(0, 2), [10, 20]);
+  });
+});

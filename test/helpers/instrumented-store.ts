@@ -1,0 +1,39 @@
+/**
+ * Wraps a real store to count calls and to inject faults (a switch that makes calls reject or
+ * hang). Used to prove "no store call" claims and fail-closed behaviour; the data still lives in
+ * the real store underneath.
+ */
+import type { Store } from '../../src/stores/types.js';
+
+export type Fault = 'none' | 'reject' | 'hang';
+
+export interface InstrumentedStore extends Store {
+  calls: Record<string, number>;
+  totalCalls(): number;
+  resetCounts(): void;
+  fault: Fault;
+}
+
+export function instrument(inner: Store): InstrumentedStore {
+  const calls: Record<string, number> = {};
+  const wrapper = {
+    name: inner.name,
+    calls,
+    fault: 'none' as Fault,
+    totalCalls: () => Object.values(calls).reduce((a, b) => a + b, 0),
+    resetCounts: () => {
+      for (const key of Object.keys(calls)) delete calls[key];
+    },
+  } as InstrumentedStore;
+  const methods = ['get', 'create', 'update', 'touch', 'destroy', 'destroyByUser', 'destroyAll', 'listByUser', 'deleteExpired'] as const;
+  for (const method of methods) {
+    (wrapper as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      calls[method] = (calls[method] ?? 0) + 1;
+      if (wrapper.fault === 'reject') return Promise.reject(new Error(`injected ${method} failure`));
+      if (wrapper.fault === 'hang') return new Promise(() => undefined);
+      return (inner[method] as (...a: unknown[]) => Promise<unknown>).apply(inner, args);
+    };
+  }
+  wrapper.close = () => inner.close();
+  return wrapper;
+}
