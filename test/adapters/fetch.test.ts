@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { getSession, withSessions } from '../../src/adapters/fetch.js';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { scenarioRoute } from './scenario-app.js';
+import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+
+/** Serves a Fetch handler over node:http (what @hono/node-server and similar do). */
+async function serveFetch(handler: (request: Request) => Promise<Response>): Promise<RunningApp> {
+  const server = createServer(async (req, res) => {
+    const request = toRequest(req);
+    const response = await handler(request);
+    res.statusCode = response.status;
+    response.headers.forEach((value, key) => {
+      if (key !== 'set-cookie') res.setHeader(key, value);
+    });
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length) res.setHeader('Set-Cookie', cookies);
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+function toRequest(req: IncomingMessage): Request {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (typeof value === 'string') headers.set(key, value);
+    else if (Array.isArray(value)) for (const v of value) headers.append(key, v);
+  }
+  return new Request(`http://${req.headers.host}${req.url}`, { method: req.method, headers });
+}
+
+runAdapterScenarios('fetch', async (sessions) =>
+  serveFetch(
+    withSessions(sessions, async (request) => {
+      const reply = await scenarioRoute(request.method, new URL(request.url), () => getSession(request));
+      const headers = new Headers({ 'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json' });
+      if (reply.appCookie) headers.append('Set-Cookie', reply.appCookie);
+      return new Response(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body), { status: reply.status, headers });
+    }),
+  ),
+);
+
+describe('fetch adapter specifics', () => {
+  it('adds session headers to immutable responses such as Response.redirect()', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const handler = withSessions(sessions, async (request) => {
+      (await getSession(request)).set('after', 'redirect');
+      return Response.redirect('http://localhost/next', 303);
+    });
+    const response = await handler(new Request('http://localhost/login', { method: 'POST' }));
+    assert.equal(response.status, 303);
+    assert.equal(response.headers.get('location'), 'http://localhost/next');
+    assert.match(response.headers.getSetCookie()[0] ?? '', /^sid=/);
+  });
+
+  it('uses a __Host- cookie for https URLs and trusts X-Forwarded-Proto only with trustProxy', async () => {
+    const plain = withSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }) }), async (request) => {
+      (await getSession(request)).set('a', 1);
+      return new Response('ok');
+    });
+    const https = await plain(new Request('https://example.test/'));
+    assert.match(https.headers.getSetCookie()[0] ?? '', /^__Host-sid=.*; Secure/);
+    const spoofed = await plain(new Request('http://example.test/', { headers: { 'x-forwarded-proto': 'https' } }));
+    assert.match(spoofed.headers.getSetCookie()[0] ?? '', /^sid=/);
+    const proxied = withSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }), trustProxy: true }), async (request) => {
+      (await getSession(request)).set('a', 1);
+      return new Response('ok');
+    });
+    const behindProxy = await proxied(new Request('http://internal/', { headers: { 'x-forwarded-proto': 'https' } }));
+    assert.match(behindProxy.headers.getSetCookie()[0] ?? '', /^__Host-sid=.*; Secure/);
+  });
+});

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { getSession, withSessions } from '../../src/adapters/node.js';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { scenarioRoute } from './scenario-app.js';
+import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+
+async function listen(server: Server): Promise<RunningApp> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+runAdapterScenarios('node:http', (sessions) =>
+  listen(
+    createServer(
+      withSessions(sessions, async (req, res) => {
+        const reply = await scenarioRoute(req.method!, new URL(req.url!, 'http://localhost'), () => getSession(req));
+        if (reply.appCookie) res.setHeader('Set-Cookie', reply.appCookie);
+        res.statusCode = reply.status;
+        res.setHeader('Content-Type', typeof reply.body === 'string' ? 'text/plain' : 'application/json');
+        res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+      }),
+    ),
+  ),
+);
+
+describe('node:http adapter specifics', () => {
+  it('commits before streamed bodies and explicit writeHead headers go out', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          session.set('streamed', true);
+          res.writeHead(201, { 'Content-Type': 'text/plain', 'Set-Cookie': ['a=1', 'b=2'], Vary: 'Accept' });
+          res.write('one ');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          res.write('two ');
+          res.end('three');
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(res.status, 201);
+      assert.equal(await res.text(), 'one two three');
+      const cookies = res.headers.getSetCookie();
+      assert.deepEqual(cookies.slice(0, 2), ['a=1', 'b=2']);
+      assert.match(cookies[2] ?? '', /^sid=/);
+      assert.match(res.headers.get('vary') ?? '', /Accept/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('answers a handler that throws a store error with 503 and other errors with 500', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const { StoreError } = await import('../../src/errors.js');
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req) => {
+          if (req.url === '/store') throw new StoreError('memory', 'get', new Error('down'));
+          throw new Error('bug');
+        }),
+      ),
+    );
+    try {
+      assert.equal((await fetch(app.url + '/store')).status, 503);
+      assert.equal((await fetch(app.url + '/bug')).status, 500);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * One scenario suite for every adapter, over real HTTP on loopback. Each adapter test starts
+ * its framework serving `scenarioRoute` and calls `runAdapterScenarios`.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createSessions, type Sessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { JsonValue } from '../../src/types.js';
+import { ManualClock } from '../helpers/clock.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { instrument, type InstrumentedStore } from '../helpers/instrumented-store.js';
+
+export interface RunningApp {
+  /** Base URL, e.g. http://127.0.0.1:PORT */
+  url: string;
+  close(): Promise<void>;
+}
+
+export type StartApp = (sessions: Sessions<Record<string, JsonValue>>) => Promise<RunningApp>;
+
+class Browser {
+  readonly jar = new CookieJar();
+  constructor(private readonly base: () => string) {}
+  async request(method: string, path: string, headers: Record<string, string> = {}) {
+    const cookie = this.jar.header();
+    const response = await fetch(this.base() + path, {
+      method,
+      headers: { ...(cookie && { cookie }), ...headers },
+      redirect: 'manual',
+    });
+    const setCookie = response.headers.getSetCookie();
+    this.jar.apply(setCookie.filter((c) => c.startsWith('sid=')));
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // plain text
+    }
+    return { status: response.status, headers: response.headers, setCookie, body };
+  }
+  get(path: string, headers?: Record<string, string>) {
+    return this.request('GET', path, headers);
+  }
+  post(path: string, headers?: Record<string, string>) {
+    return this.request('POST', path, headers);
+  }
+}
+
+export function runAdapterScenarios(name: string, start: StartApp): void {
+  describe(`adapter scenarios: ${name}`, () => {
+    const clock = new ManualClock(Date.now());
+    let store: InstrumentedStore;
+    let app: RunningApp;
+    before(async () => {
+      store = instrument(memoryStore({ clock, sweepInterval: 0 }));
+      const sessions = createSessions<Record<string, JsonValue>>({ store, clock, idleTimeout: 600, storeTimeout: 500 });
+      app = await start(sessions);
+    });
+    after(async () => {
+      await app?.close();
+      await store?.close();
+    });
+    const browser = () => new Browser(() => app.url);
+
+    it('never touches the session on a request that does not use it', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      store.resetCounts();
+      const res = await b.get('/health');
+      assert.equal(res.status, 200);
+      assert.equal(res.body, 'ok');
+      assert.deepEqual(res.setCookie, []);
+      assert.equal(res.headers.get('vary'), null);
+      assert.equal(store.totalCalls(), 0);
+    });
+
+    it('creates a session with a cookie only once data is stored', async () => {
+      const b = browser();
+      const empty = await b.get('/session');
+      assert.deepEqual(empty.body, { user: null, data: {} });
+      assert.deepEqual(empty.setCookie, []);
+      const res = await b.post('/set?key=name&value=%22Ada%22');
+      assert.equal(res.status, 200);
+      assert.equal(res.setCookie.length, 1);
+      assert.match(res.setCookie[0]!, /^sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax$/);
+      assert.match(res.headers.get('vary') ?? '', /Cookie/i);
+      assert.equal(res.headers.get('cache-control'), 'private');
+    });
+
+    it('reads and changes the session, setting no cookie on read-only requests', async () => {
+      const b = browser();
+      await b.post('/set?key=name&value=%22Ada%22');
+      const read = await b.get('/session');
+      assert.deepEqual(read.body, { user: null, data: { name: 'Ada' } });
+      assert.deepEqual(read.setCookie, []);
+      await b.post('/set?key=name&value=%22Grace%22');
+      assert.deepEqual((await b.get('/session')).body, { user: null, data: { name: 'Grace' } });
+    });
+
+    it('keeps every write of concurrent requests to one session', async () => {
+      const b = browser();
+      await b.post('/set?key=start&value=true');
+      await Promise.all(Array.from({ length: 20 }, (_, i) => b.post(`/set?key=k${i}&value=${i}`)));
+      const { body } = await b.get('/session');
+      const data = (body as { data: Record<string, unknown> }).data;
+      for (let i = 0; i < 20; i++) assert.equal(data[`k${i}`], i);
+    });
+
+    it('login resets the session keeping persistent fields; the old cookie is dead', async () => {
+      const b = browser();
+      await b.post('/set?key=language&value=%22de%22');
+      await b.post('/set?key=cart&value=%5B1%5D');
+      const before = b.jar.get('sid');
+      const res = await b.post('/login?user=alice');
+      assert.deepEqual(res.body, { user: 'alice' });
+      assert.notEqual(b.jar.get('sid'), before);
+      assert.deepEqual((await b.get('/session')).body, { user: 'alice', data: { language: 'de' } });
+      const replay = browser();
+      replay.jar.apply([`sid=${before}`]);
+      assert.deepEqual((await replay.get('/session')).body, { user: null, data: {} });
+    });
+
+    it('logout resets the session keeping persistent fields', async () => {
+      const b = browser();
+      await b.post('/set?key=language&value=%22fr%22');
+      await b.post('/login?user=bob');
+      const before = b.jar.get('sid');
+      await b.post('/logout');
+      assert.notEqual(b.jar.get('sid'), before);
+      assert.deepEqual((await b.get('/session')).body, { user: null, data: { language: 'fr' } });
+    });
+
+    it('ends an idle session on the server clock and clears the cookie', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      clock.advance(601);
+      const res = await b.get('/session');
+      assert.deepEqual(res.body, { user: null, data: {} });
+      assert.match(res.setCookie[0] ?? '', /^sid=; Max-Age=0/);
+    });
+
+    it('treats tampered and malformed cookies as no session, never a 500', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      const real = b.jar.get('sid')!;
+      const flipped = (real[0] === 'A' ? 'B' : 'A') + real.slice(1);
+      const headers = [
+        `sid=${flipped}`,
+        `sid=${real.slice(0, -1)}`,
+        `sid=${real}x`,
+        'sid=%ZZ%',
+        `sid="${'a'.repeat(10)}`,
+        'sid=\u00e9\u00e8',
+        `sid=${'a'.repeat(8000)}`,
+        ';;;=;sid;=sid=',
+        `sid=${real}; sid=${flipped}`,
+      ];
+      for (const cookie of headers) {
+        const res = await fetch(app.url + '/session', { headers: { cookie } });
+        assert.equal(res.status, 200, cookie.slice(0, 40));
+        const body = (await res.json()) as { data: Record<string, unknown> };
+        assert.deepEqual(body.data, {}, cookie.slice(0, 40));
+      }
+    });
+
+    it('answers 503 when the store is down, without Set-Cookie, and recovers', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      store.fault = 'reject';
+      try {
+        const res = await b.get('/session');
+        assert.equal(res.status, 503);
+        assert.deepEqual(res.setCookie.filter((c) => c.startsWith('sid=')), []);
+        const write = await b.post('/set?key=a&value=2');
+        assert.equal(write.status, 503);
+      } finally {
+        store.fault = 'none';
+      }
+      assert.deepEqual((await b.get('/session')).body, { user: null, data: { a: 1 } });
+    });
+
+    it('answers 503 within the store timeout when the store hangs', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      store.fault = 'hang';
+      const started = Date.now();
+      try {
+        const res = await b.get('/session');
+        assert.equal(res.status, 503);
+      } finally {
+        store.fault = 'none';
+      }
+      assert.ok(Date.now() - started < 3000);
+    });
+
+    it('saves nothing when the app answers 5xx', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      const res = await b.post('/fail');
+      assert.equal(res.status, 500);
+      assert.deepEqual((await b.get('/session')).body, { user: null, data: { a: 1 } });
+    });
+
+    it("appends Set-Cookie without clobbering the app's own cookies", async () => {
+      const b = browser();
+      const res = await b.post('/with-app-cookie');
+      assert.ok(res.setCookie.some((c) => c.startsWith('theme=dark')));
+      assert.ok(res.setCookie.some((c) => c.startsWith('sid=')));
+    });
+
+    it('makes the session reachable through AsyncLocalStorage', async () => {
+      const b = browser();
+      await b.post('/set?key=a&value=%22deep%22');
+      assert.deepEqual((await b.get('/current?key=a')).body, { value: 'deep' });
+    });
+  });
+}
