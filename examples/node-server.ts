@@ -42,7 +42,7 @@ const server = createServer(
       res.end('ok'); // never touches the session: no store call, no cookie
       return;
     }
-    const session = await getSession(req);
+    const session = await getSession<AppData>(req);
     if (req.method === 'POST') {
       const form = await readForm(req);
       if (url.pathname === '/login' && form.get('user')) await session.login(form.get('user')!.slice(0, 64));

@@ -484,7 +484,7 @@ describe('expiry', () => {
   it('setExpiry: seconds of inactivity, a fixed Date, 0 for browser close, null for the default', async () => {
     const { visit, clock } = setup({ idleTimeout: 600, cookie: { persistent: true } });
     const start = clock.now();
-    let r = await visit((s) => {
+    let r: { value: Record<string, unknown>; setCookie: string[] } = await visit((s) => {
       s.set('a', 1);
       s.setExpiry(60);
       return { age: s.getExpiryAge(), date: s.getExpiryDate().getTime(), close: s.getExpireAtBrowserClose() };
