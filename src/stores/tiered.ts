@@ -1,0 +1,361 @@
+/**
+ * Two-tier store: a fast cache (memory, Redis) in front of a durable store (SQLite, PostgreSQL).
+ * The durable store is the source of truth; the cache only ever holds snapshots read from it
+ * (or written to it), never patches of its own, and every write leaves a short-lived tombstone
+ * that stops in-flight fills from putting an older snapshot back. See docs/stores/tiered.md.
+ * @module coatcheck/stores/tiered
+ */
+import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { JsonValue } from '../types.js';
+import type { ExpiredSweep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
+
+/** Which tiered operation a reported cache failure happened in. */
+export type TieredCacheOperation =
+  | 'get'
+  | 'fill'
+  | 'create'
+  | 'update'
+  | 'touch'
+  | 'destroy'
+  | 'destroyByUser'
+  | 'destroyAll';
+
+export interface TieredStoreOptions {
+  /** The fast tier (memory, Redis). Holds snapshots and tombstones; may lose anything at any time. */
+  cache: Store;
+  /** The source of truth (SQLite, PostgreSQL). Every write goes here first. */
+  durable: Store;
+  /**
+   * Longest life of a cache entry, in ms, counted from the durable read it was filled from.
+   * Bounds how long the cache can disagree with the durable store if an invalidation is lost.
+   * Default 300 000 (5 minutes).
+   */
+  cacheTtl?: number;
+  /**
+   * How long the tombstone a write leaves in the cache blocks fills, in ms. Reads of that session
+   * go to the durable store meanwhile. A fill is only attempted if its durable read started less
+   * than half of this ago. Default 5 000.
+   */
+  tombstoneTtl?: number;
+  /**
+   * How long to wait for the cache, in ms, before treating it as failed (a miss on reads, a
+   * reported failure on writes). Keeps a hung cache (a client queueing commands while it
+   * reconnects) from turning into an outage. Keep it well under the engine's `storeTimeout`.
+   * Default 1 000; `Infinity` waits forever.
+   */
+  cacheTimeout?: number;
+  /**
+   * Called when the cache fails or times out; the operation still succeeds from the durable store. Must not
+   * throw (anything it throws is ignored). Default: one `process.emitWarning` per store instance.
+   */
+  onCacheError?: (error: unknown, operation: TieredCacheOperation) => void;
+  /** `close()` also closes the cache and the durable store. Default true. */
+  closeTiers?: boolean;
+  /** Time source for cache lifetimes and tombstones; pass the same clock as `createSessions`. */
+  clock?: Clock;
+}
+
+/** Meta key marking a tombstone. Cache-internal meta keys start with one `@`. */
+const TOMBSTONE_KEY = '@tombstone';
+/** Meta key holding the record's real `expiresAt` (the cache entry's own expiry is capped). */
+const EXPIRES_KEY = '@expiresAt';
+/** Attempts to place a tombstone before giving up and deleting the cache entry instead. */
+const MAX_TOMBSTONE_ATTEMPTS = 5;
+/** Cache writes issued at once by `destroyByUser`. */
+const FAN_OUT = 16;
+
+function defineOwn(target: Record<string, JsonValue>, key: string, value: JsonValue): void {
+  // Plain assignment of "__proto__" would change the prototype instead of adding a key.
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Engine meta keys that start with `@` are stored with one more `@`, so they never clash. */
+function encodeMeta(meta: Record<string, JsonValue>, expiresAt: number): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  for (const key of Object.keys(meta)) defineOwn(out, key.startsWith('@') ? `@${key}` : key, meta[key] as JsonValue);
+  defineOwn(out, EXPIRES_KEY, expiresAt);
+  return out;
+}
+
+function decodeMeta(meta: Record<string, JsonValue>): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  for (const key of Object.keys(meta)) {
+    if (key.startsWith('@@')) defineOwn(out, key.slice(1), meta[key] as JsonValue);
+    else if (!key.startsWith('@')) defineOwn(out, key, meta[key] as JsonValue);
+    // Anything else is cache-internal and never leaves this module.
+  }
+  return out;
+}
+
+function isConflict(error: unknown): boolean {
+  return error instanceof CoatcheckError && error.code === 'ERR_STORE_CONFLICT';
+}
+
+/** True for a cache entry that is a tombstone (never to be served). */
+export function isTombstone(record: SessionRecord): boolean {
+  return record.meta[TOMBSTONE_KEY] === true;
+}
+
+async function forEachLimit<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await run(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export function tieredStore(options: TieredStoreOptions): Store {
+  const { cache, durable } = options;
+  const cacheTtl = options.cacheTtl ?? 300_000;
+  const tombstoneTtl = options.tombstoneTtl ?? 5_000;
+  const cacheTimeout = options.cacheTimeout ?? 1_000;
+  const closeTiers = options.closeTiers ?? true;
+  const clock = options.clock ?? systemClock;
+  if (!cache || !durable) throw new ConfigError('tieredStore: both `cache` and `durable` stores are required');
+  if (cache === durable) throw new ConfigError('tieredStore: `cache` and `durable` must be different stores');
+  if (!(cacheTtl > 0 && Number.isFinite(cacheTtl))) throw new ConfigError('tieredStore: cacheTtl must be a positive number of milliseconds');
+  if (!(tombstoneTtl > 0 && Number.isFinite(tombstoneTtl))) {
+    throw new ConfigError('tieredStore: tombstoneTtl must be a positive number of milliseconds');
+  }
+  if (!(cacheTimeout > 0)) throw new ConfigError('tieredStore: cacheTimeout must be a positive number of milliseconds (or Infinity)');
+  /** A fill whose durable read started longer ago than this is dropped: a tombstone may have lapsed. */
+  const fillDeadline = tombstoneTtl / 2;
+  const name = `tiered(${cache.name}+${durable.name})`;
+
+  let warned = false;
+  const onCacheError =
+    options.onCacheError ??
+    ((error: unknown, operation: TieredCacheOperation): void => {
+      if (warned) return;
+      warned = true;
+      const detail = error instanceof Error ? error.message : String(error);
+      process.emitWarning(
+        `coatcheck: ${name}: the cache failed during ${operation} (${detail}); serving from the durable store. ` +
+          'Further cache failures are not reported: pass onCacheError to see them.',
+        { code: 'COATCHECK_TIERED_CACHE' },
+      );
+    });
+  function report(error: unknown, operation: TieredCacheOperation): void {
+    try {
+      onCacheError(error, operation);
+    } catch {
+      // A broken reporter must not fail a request that the durable store served.
+    }
+  }
+
+  /** Runs a cache step, rejecting with a timeout error if the cache does not answer in time. */
+  function bounded<T>(operation: TieredCacheOperation, run: () => Promise<T>): Promise<T> {
+    let pending: Promise<T>;
+    try {
+      pending = run();
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    if (cacheTimeout === Infinity) return pending;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StoreTimeoutError(cache.name, operation, cacheTimeout)), cacheTimeout);
+      pending.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Bumped by bulk deletes: a fill whose read started in an older epoch is dropped (this process only). */
+  let epoch = 0;
+  /** The durable store may have deleted any record expiring at or before this: the cache must not vouch for them. */
+  let sweptBefore = -Infinity;
+
+  /** Puts a snapshot in the cache if nothing (no entry, no tombstone) is there. Never rejects. */
+  async function fill(record: SessionRecord, readStart: number, readEpoch: number, operation: TieredCacheOperation): Promise<void> {
+    const now = clock.now();
+    if (readEpoch !== epoch || now - readStart >= fillDeadline) return;
+    const entryExpiresAt = Math.min(record.expiresAt, readStart + cacheTtl);
+    if (entryExpiresAt <= now) return;
+    const entry: SessionRecord = {
+      id: record.id,
+      userId: record.userId,
+      data: structuredClone(record.data),
+      meta: encodeMeta(record.meta, record.expiresAt),
+      createdAt: record.createdAt,
+      lastSeenAt: record.lastSeenAt,
+      expiresAt: entryExpiresAt,
+      ip: record.ip,
+      userAgent: record.userAgent,
+    };
+    try {
+      await bounded(operation, () => cache.create(entry));
+    } catch (error) {
+      // A conflict means an entry or a tombstone is there: either way, not ours to overwrite.
+      if (!isConflict(error)) report(error, operation);
+    }
+  }
+
+  /**
+   * Makes the cache entry of `id` a tombstone, whatever is there: an atomic `update` turns an
+   * entry (or an older tombstone) into one; if there is nothing, `create` places one; if a fill
+   * lands between the two, the next round's `update` turns it into a tombstone.
+   */
+  async function placeTombstone(id: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_TOMBSTONE_ATTEMPTS; attempt++) {
+      const now = clock.now();
+      const expiresAt = now + tombstoneTtl;
+      const replaced = await cache.update(id, {
+        meta: { set: { [TOMBSTONE_KEY]: true } },
+        // Filed as guests: no user index to maintain (a shared one would be a hot key in Redis).
+        userId: null,
+        lastSeenAt: now,
+        expiresAt,
+      });
+      if (replaced) return;
+      try {
+        await cache.create({
+          id,
+          userId: null,
+          data: {},
+          meta: { [TOMBSTONE_KEY]: true },
+          createdAt: now,
+          lastSeenAt: now,
+          expiresAt,
+          ip: null,
+          userAgent: null,
+        });
+        return;
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+    }
+    // Lost every round to concurrent fills: at least drop whatever is there now.
+    await cache.destroy(id);
+    throw new Error(`could not place a tombstone after ${MAX_TOMBSTONE_ATTEMPTS} attempts; the entry was deleted instead`);
+  }
+
+  async function invalidate(id: string, operation: TieredCacheOperation): Promise<void> {
+    try {
+      await bounded(operation, () => placeTombstone(id));
+    } catch (error) {
+      report(error, operation);
+    }
+  }
+
+  async function cacheStep(operation: TieredCacheOperation, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await bounded(operation, run);
+    } catch (error) {
+      report(error, operation);
+    }
+  }
+
+  /** The cached record if it may be served as is, else null (miss, tombstone, expired, foreign). */
+  function servable(entry: SessionRecord): SessionRecord | null {
+    if (isTombstone(entry)) return null;
+    const realExpiresAt = entry.meta[EXPIRES_KEY];
+    if (typeof realExpiresAt !== 'number' || !Number.isFinite(realExpiresAt)) return null;
+    // Checked here too: a cache may return entries past their expiry (the contract allows it).
+    if (entry.expiresAt <= clock.now() || realExpiresAt <= sweptBefore) return null;
+    return { ...entry, meta: decodeMeta(entry.meta), expiresAt: realExpiresAt };
+  }
+
+  return {
+    name,
+
+    async get(id) {
+      let cached: SessionRecord | null = null;
+      let cacheFailed = false;
+      try {
+        cached = await bounded('get', () => cache.get(id));
+      } catch (error) {
+        // Unreachable cache or an undecodable entry: a miss, never "no session".
+        cacheFailed = true;
+        report(error, 'get');
+      }
+      if (cached) {
+        const hit = servable(cached);
+        if (hit) return hit;
+      }
+      const readStart = clock.now();
+      const readEpoch = epoch;
+      const record = await durable.get(id);
+      // No fill right after a cache failure (don't pay for a second one), nor over a standing
+      // tombstone (it would conflict). Over an expired entry the cache may still return, try:
+      // `create` treats expired records as absent.
+      const blocked = cacheFailed || (cached !== null && isTombstone(cached) && cached.expiresAt > readStart);
+      if (record && !blocked) await fill(record, readStart, readEpoch, 'fill');
+      return record;
+    },
+
+    async create(record) {
+      const writeStart = clock.now();
+      const writeEpoch = epoch;
+      await durable.create(record);
+      await fill(record, writeStart, writeEpoch, 'create');
+    },
+
+    async update(id, patch: SessionPatch) {
+      const updated = await durable.update(id, patch);
+      // Invalidate rather than patch: the cache never applies writes in its own order. Also when
+      // the durable store said false, so the cache cannot keep serving a destroyed session.
+      await invalidate(id, 'update');
+      return updated;
+    },
+
+    async touch(id, times) {
+      const touched = await durable.touch(id, times);
+      await invalidate(id, 'touch');
+      return touched;
+    },
+
+    async destroy(id) {
+      await durable.destroy(id);
+      await invalidate(id, 'destroy');
+    },
+
+    async destroyByUser(userId, except = []) {
+      const keep = new Set(except);
+      // Listed first, so each destroyed session gets its own tombstone (guests cannot be listed).
+      const ids =
+        userId === null ? [] : (await durable.listByUser(userId)).map((s) => s.id).filter((id) => !keep.has(id));
+      const deleted = await durable.destroyByUser(userId, except);
+      epoch++;
+      await Promise.all([
+        forEachLimit(ids, FAN_OUT, (id) => invalidate(id, 'destroyByUser')),
+        cacheStep('destroyByUser', () => cache.destroyByUser(userId, except)),
+      ]);
+      return deleted;
+    },
+
+    async destroyAll() {
+      const deleted = await durable.destroyAll();
+      epoch++;
+      await cacheStep('destroyAll', () => cache.destroyAll());
+      return deleted;
+    },
+
+    async listByUser(userId) {
+      return durable.listByUser(userId);
+    },
+
+    async deleteExpired(sweep: ExpiredSweep): Promise<SweepResult> {
+      const result = await durable.deleteExpired(sweep);
+      // Cache entries expire on their own (never later than their record); this covers a sweep
+      // told to delete records that are not expired yet by this clock.
+      if (sweep.before > sweptBefore) sweptBefore = sweep.before;
+      return result;
+    },
+
+    async close() {
+      if (!closeTiers) return;
+      const results = await Promise.allSettled([cache.close(), durable.close()]);
+      const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      if (failures.length === 1) throw failures[0];
+      if (failures.length > 1) throw new AggregateError(failures, `${name}: both tiers failed to close`);
+    },
+  };
+}
