@@ -3,7 +3,18 @@
  * `session:*`). Payloads carry the session's handle (the hashed id), never the cookie token.
  */
 
-export type DestroyReason = 'reset' | 'login' | 'logout' | 'flush' | 'emptied' | 'cycled' | 'revoked' | 'expired';
+export type DestroyReason =
+  | 'reset'
+  | 'login'
+  | 'logout'
+  | 'flush'
+  | 'emptied'
+  | 'cycled'
+  | 'rotated'
+  | 'revoked'
+  | 'expired'
+  | 'binding'
+  | 'httpsUpgrade';
 
 export interface SessionEventMap {
   /** A new session record was written. */
@@ -14,6 +25,8 @@ export interface SessionEventMap {
   expired: { handle: string; userId: string | null; reason: 'idle' | 'absolute' | 'fixed' };
   /** The request carried a cookie that leads to no session (never adopted). */
   invalidCookie: { reason: 'malformed' | 'ambiguous' | 'unknown' | 'corrupt' };
+  /** The client's IP or User-Agent no longer matches the session's (binding on): it was ended. */
+  bindingMismatch: { handle: string; userId: string | null; field: 'ip' | 'userAgent' };
   /** A store call failed; the request fails closed. */
   storeError: { operation: string; error: unknown };
 }

@@ -61,6 +61,17 @@ export interface SessionsOptions {
   maxDataSize?: number;
   /** Trust X-Forwarded-For / X-Forwarded-Proto from a proxy in front of the app. Default false. */
   trustProxy?: boolean;
+  /**
+   * End a session when the client's IP and/or User-Agent differ from the ones it was created
+   * with (appengine-utilities' check_ip / check_user_agent). Off by default: NAT, mobile networks
+   * and browser updates change these legitimately. Behind a proxy set `trustProxy`.
+   */
+  binding?: { ip?: boolean; userAgent?: boolean };
+  /**
+   * ViUR's rule for a session created over plain HTTP that later arrives over HTTPS: its id is
+   * always replaced, and its data is dropped unless this is true. Default false.
+   */
+  keepDataOnHttpsUpgrade?: boolean;
   /** Time source (ms since epoch). Tests pass a controllable clock. */
   clock?: Clock;
 }
@@ -88,6 +99,8 @@ export interface ResolvedOptions {
   storeTimeout: number;
   maxDataSize: number;
   trustProxy: boolean;
+  binding: { ip: boolean; userAgent: boolean };
+  keepDataOnHttpsUpgrade: boolean;
   clock: Clock;
 }
 
@@ -159,6 +172,8 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     storeTimeout,
     maxDataSize,
     trustProxy: options.trustProxy ?? false,
+    binding: { ip: options.binding?.ip ?? false, userAgent: options.binding?.userAgent ?? false },
+    keepDataOnHttpsUpgrade: options.keepDataOnHttpsUpgrade ?? false,
     clock: options.clock ?? systemClock,
   };
 }

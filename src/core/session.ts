@@ -51,6 +51,7 @@ type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
 /** Meta keys the engine keeps beside the app's data. */
 const META_EXPIRY = 'expiry';
 const META_TEST_COOKIE = 'testcookie';
+const META_FLASH = 'flash';
 
 export class Session<T extends SessionData = RegisteredData> {
   readonly #engine: SessionEngine;
@@ -62,6 +63,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
+  /** The session came in on the plain-HTTP cookie over HTTPS: re-key it and clear that cookie. */
+  #fromPlainHttp = false;
   /** The token for #id, held only for re-sending the cookie. Never stored or emitted. */
   #token: string | null = null;
   #id: string | null = null;
@@ -139,7 +142,12 @@ export class Session<T extends SessionData = RegisteredData> {
   #readCookie(): string | null {
     const { cookie } = this.#engine.options;
     const name = cookieNameFor(cookie, isSecureFor(cookie, this.#request.https));
-    const lookup = findCookie(this.#request.cookieHeader, name);
+    let lookup = findCookie(this.#request.cookieHeader, name);
+    if (lookup.kind === 'absent' && name !== cookie.name && this.#request.https) {
+      // A cookie issued over plain HTTP, now arriving over HTTPS (ViUR's two cookies).
+      lookup = findCookie(this.#request.cookieHeader, cookie.name);
+      if (lookup.kind === 'found' && isWellFormedToken(lookup.value)) this.#fromPlainHttp = true;
+    }
     if (lookup.kind === 'absent') return null;
     this.#cookieSent = true;
     if (lookup.kind === 'ambiguous') {
@@ -179,8 +187,24 @@ export class Session<T extends SessionData = RegisteredData> {
       engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'expired' });
       return;
     }
+    const mismatch = this.#bindingMismatch(record);
+    if (mismatch) {
+      engine.events.emit('bindingMismatch', { handle: id, userId: record.userId, field: mismatch });
+      await engine.call('destroy', (store) => store.destroy(id));
+      engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'binding' });
+      return;
+    }
+    this.#adopt(token, record);
+    if (this.#fromPlainHttp) {
+      // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
+      if (engine.options.keepDataOnHttpsUpgrade) await this.cycleIdNow();
+      else await this.#restart([], 'httpsUpgrade');
+    }
+  }
+
+  #adopt(token: string, record: SessionRecord): void {
     this.#token = token;
-    this.#id = id;
+    this.#id = record.id;
     this.#stored = true;
     this.#userId = this.#userIdBaseline = record.userId;
     this.#createdAt = record.createdAt;
@@ -193,6 +217,14 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#meta.set(key, value);
       this.#metaSnapshot.set(key, JSON.stringify(value));
     }
+  }
+
+  #bindingMismatch(record: SessionRecord): 'ip' | 'userAgent' | null {
+    const { binding } = this.#engine.options;
+    const request = this.#request;
+    if (binding.ip && record.ip !== null && (request.ip ?? null) !== record.ip) return 'ip';
+    if (binding.userAgent && (request.userAgent ?? null) !== record.userAgent) return 'userAgent';
+    return null;
   }
 
   #startFresh(): void {
@@ -384,23 +416,27 @@ export class Session<T extends SessionData = RegisteredData> {
    * record is deleted at once, so the old cookie is dead even if this response never arrives.
    */
   async reset(options: { keep?: readonly string[] } = {}): Promise<void> {
+    await this.load();
     await this.#restart(options.keep ?? [], 'reset');
   }
 
   /** Reset keeping `persistentFieldsOnLogin`, then record the user. */
   async login(userId: string): Promise<void> {
     if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
+    await this.load();
     await this.#restart(this.#engine.options.persistentFieldsOnLogin, 'login');
     this.#userId = userId;
   }
 
   /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
   async logout(): Promise<void> {
+    await this.load();
     await this.#restart(this.#engine.options.persistentFieldsOnLogout, 'logout');
   }
 
   /** Deletes the session's data and record; the cookie is expired unless new data is stored. */
   async flush(): Promise<void> {
+    await this.load();
     await this.#restart([], 'flush');
   }
 
@@ -415,6 +451,11 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async cycleId(): Promise<void> {
     await this.load();
+    await this.cycleIdNow();
+  }
+
+  /** cycleId on an already-loaded session. @internal */
+  async cycleIdNow(): Promise<void> {
     if (!this.#stored || this.#id === null) return;
     this.#retired.push(this.#id);
     this.#stored = false;
@@ -424,8 +465,8 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#metaSnapshot = new Map();
   }
 
+  /** Ends the current record and starts fresh; the caller has loaded the session. */
   async #restart(keep: readonly string[], reason: DestroyReason): Promise<void> {
-    await this.load();
     const kept: [string, JsonValue][] = [];
     for (const key of keep) if (this.#data.has(key)) kept.push([key, this.#data.get(key) as JsonValue]);
     const doomed = [...this.#retired];
@@ -520,6 +561,28 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#meta.delete(META_TEST_COOKIE);
   }
 
+  // ---------------------------------------------------------------- flash messages
+
+  /**
+   * Queues a message for the next page (appengine-utilities' flash): it survives redirects until
+   * `consumeFlashes()` reads it, once.
+   */
+  flash(message: string, category = 'info'): void {
+    this.#ready();
+    if (typeof message !== 'string' || typeof category !== 'string') throw new InvalidValueError(META_FLASH, 'flash messages and categories are strings');
+    const queue = this.#meta.get(META_FLASH);
+    const list = Array.isArray(queue) ? queue : [];
+    this.#meta.set(META_FLASH, [...list, { message, category }]);
+  }
+
+  /** Returns the queued flash messages and removes them. */
+  consumeFlashes(): { message: string; category: string }[] {
+    this.#ready();
+    const queue = this.#meta.get(META_FLASH);
+    this.#meta.delete(META_FLASH);
+    return Array.isArray(queue) ? (queue as { message: string; category: string }[]) : [];
+  }
+
   // ---------------------------------------------------------------- engine extension points
 
   /** Engine-internal fields (CSRF, flash...). Not part of the app's data. @internal */
@@ -552,6 +615,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#phase = 'committed';
     const result: CommitResult = { setCookie: [] };
     if (status >= 500) return result;
+    if (this.#fromPlainHttp) result.setCookie.push(this.#clearPlainHttpCookie());
     const engine = this.#engine;
     const now = engine.options.clock.now();
     const keep = this.#data.size > 0 || this.#userId !== null || this.#meta.size > 0;
@@ -698,6 +762,18 @@ export class Session<T extends SessionData = RegisteredData> {
       secure,
       sameSite: cookie.sameSite,
       partitioned: cookie.partitioned,
+    });
+  }
+
+  /** Expires the plain-HTTP cookie once its session has moved to the HTTPS one. */
+  #clearPlainHttpCookie(): string {
+    const { cookie } = this.#engine.options;
+    return serializeSetCookie(cookie.name, '', {
+      maxAge: 0,
+      ...(cookie.domain !== undefined && { domain: cookie.domain }),
+      path: cookie.path,
+      httpOnly: cookie.httpOnly,
+      sameSite: cookie.sameSite === 'none' ? 'lax' : cookie.sameSite,
     });
   }
 

@@ -1,34 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createSessions, type Session, type SessionsOptions } from '../../src/index.js';
+import { createSessions, type SessionsOptions } from '../../src/index.js';
 import { hashToken } from '../../src/core/token.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { JsonValue } from '../../src/types.js';
-import { ManualClock } from '../helpers/clock.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
-import { instrument } from '../helpers/instrumented-store.js';
-
-/** An app with a manual clock, an instrumented memory store and one browser. */
-function setup(options: Partial<SessionsOptions> = {}) {
-  const clock = new ManualClock();
-  const store = instrument(memoryStore({ clock, sweepInterval: 0 }));
-  const sessions = createSessions<Record<string, JsonValue>>({ store, clock, ...options });
-  const jar = new CookieJar();
-  /** One request: open, run, commit, apply cookies. Returns what the response would carry. */
-  async function visit<R>(
-    fn: (session: Session<Record<string, JsonValue>>) => R | Promise<R>,
-    request: { status?: number; https?: boolean; browser?: CookieJar; load?: boolean } = {},
-  ) {
-    const browser = request.browser ?? jar;
-    const session = sessions.open({ cookieHeader: browser.header(), https: request.https ?? false, ip: '192.0.2.1', userAgent: 'test-agent' });
-    if (request.load !== false) await session.load();
-    const value = await fn(session);
-    const result = await session.commit(request.status ?? 200);
-    browser.apply(result?.setCookie ?? []);
-    return { value, result, setCookie: result?.setCookie ?? [], session };
-  }
-  return { clock, store, sessions, jar, visit };
-}
+import { setup } from '../helpers/harness.js';
 
 const token = (jar: CookieJar) => jar.get('sid');
 

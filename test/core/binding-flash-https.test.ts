@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { hashToken } from '../../src/core/token.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { setup } from '../helpers/harness.js';
+
+describe('client binding (check_ip / check_user_agent)', () => {
+  it('is off by default: a new IP or browser keeps the session', async () => {
+    const { visit } = setup();
+    await visit((s) => s.set('a', 1), { ip: '192.0.2.1', userAgent: 'A' });
+    assert.equal((await visit((s) => s.get('a'), { ip: '198.51.100.7', userAgent: 'B' })).value, 1);
+  });
+
+  it('ends the session on an IP change when enabled, with an event', async () => {
+    const { visit, sessions, store, jar } = setup({ binding: { ip: true } });
+    const mismatches: string[] = [];
+    sessions.events.on('bindingMismatch', (e) => mismatches.push(e.field));
+    await visit((s) => s.set('a', 1), { ip: '192.0.2.1' });
+    const id = hashToken(jar.get('sid')!);
+    assert.equal((await visit((s) => s.get('a'), { ip: '192.0.2.1', userAgent: 'other' })).value, 1, 'UA not bound');
+    const { value, setCookie } = await visit((s) => s.get('a'), { ip: '198.51.100.7' });
+    assert.equal(value, undefined);
+    assert.deepEqual(mismatches, ['ip']);
+    assert.equal(await store.get(id), null, 'the hijacked session is ended, not just hidden');
+    assert.match(setCookie[0]!, /Max-Age=0/);
+  });
+
+  it('ends the session on a User-Agent change when enabled', async () => {
+    const { visit } = setup({ binding: { userAgent: true } });
+    await visit((s) => s.set('a', 1), { userAgent: 'Firefox' });
+    assert.equal((await visit((s) => s.get('a'), { userAgent: 'Firefox', ip: '203.0.113.1' })).value, 1);
+    assert.equal((await visit((s) => s.get('a'), { userAgent: 'curl' })).value, undefined);
+  });
+});
+
+describe('flash messages (integrate_flash)', () => {
+  it('shows each message once and survives a redirect', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      s.flash('Saved');
+      s.flash('Check your inbox', 'warning');
+    });
+    await visit(() => undefined); // the redirect response itself
+    const { value } = await visit((s) => s.consumeFlashes());
+    assert.deepEqual(value, [
+      { message: 'Saved', category: 'info' },
+      { message: 'Check your inbox', category: 'warning' },
+    ]);
+    assert.deepEqual((await visit((s) => s.consumeFlashes())).value, []);
+  });
+
+  it('a flash alone is enough to start a session, and consuming the last one empties it', async () => {
+    const { visit, jar } = setup();
+    const { setCookie } = await visit((s) => s.flash('Hello'));
+    assert.equal(setCookie.length, 1);
+    const consumed = await visit((s) => s.consumeFlashes());
+    assert.equal(consumed.value.length, 1);
+    assert.match(consumed.setCookie[0]!, /Max-Age=0/);
+    assert.equal(jar.header(), undefined);
+  });
+
+  it('keeps flashes out of the app data', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      s.set('a', 1);
+      s.flash('x');
+    });
+    assert.deepEqual((await visit((s) => s.keys())).value, ['a']);
+  });
+});
+
+describe('HTTP to HTTPS (ViUR two cookies)', () => {
+  it('re-keys a session created over HTTP and drops its data on the switch to HTTPS', async () => {
+    const { visit, store, jar } = setup();
+    await visit((s) => s.set('cart', ['x']), { https: false });
+    const plain = jar.get('sid')!;
+    const { value, setCookie } = await visit((s) => ({ cart: s.get('cart'), isNew: s.isNew }), { https: true });
+    assert.deepEqual(value, { cart: undefined, isNew: true });
+    assert.equal(await store.get(hashToken(plain)), null, 'the HTTP-born record is gone');
+    assert.ok(setCookie.some((c) => /^sid=; Max-Age=0; Path=\//.test(c) && !/Secure/.test(c)), 'the plain cookie is cleared');
+  });
+
+  it('keeps the data under a new HTTPS-only id when keepDataOnHttpsUpgrade is set', async () => {
+    const { visit, store, jar } = setup({ keepDataOnHttpsUpgrade: true });
+    await visit((s) => s.set('cart', ['x']), { https: false });
+    const plain = jar.get('sid')!;
+    const { value, setCookie } = await visit((s) => s.get('cart'), { https: true });
+    assert.deepEqual(value, ['x']);
+    assert.equal(await store.get(hashToken(plain)), null);
+    const secure = setCookie.find((c) => c.startsWith('__Host-sid='))!;
+    assert.match(secure, /; Secure/);
+    assert.notEqual(jar.get('__Host-sid'), plain);
+    assert.deepEqual((await visit((s) => s.get('cart'), { https: true })).value, ['x']);
+  });
+
+  it('never lets the HTTPS cookie fall back to an HTTP one when both are present', async () => {
+    const { visit, jar } = setup();
+    await visit((s) => s.set('where', 'https'), { https: true });
+    const httpBrowser = new CookieJar();
+    await visit((s) => s.set('where', 'http'), { https: false, browser: httpBrowser });
+    jar.apply([`sid=${httpBrowser.get('sid')}`]);
+    assert.equal((await visit((s) => s.get('where'), { https: true })).value, 'https');
+  });
+});
