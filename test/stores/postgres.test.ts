@@ -1,0 +1,323 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { CoatcheckError, ConfigError } from '../../src/errors.js';
+import { postgresStore, type PostgresStore } from '../../src/stores/postgres.js';
+import type { SessionRecord } from '../../src/stores/types.js';
+import { makeRecord, testStore } from '../../src/testing/store-contract.js';
+import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
+
+const up = await serviceAvailable('postgres');
+
+function code(expected: string) {
+  return (error: unknown) => {
+    assert.ok(error instanceof CoatcheckError, `expected a CoatcheckError, got ${String(error)}`);
+    assert.equal(error.code, expected);
+    return true;
+  };
+}
+
+if (up) {
+  // Unique per process: test runs in parallel (or a crashed run) never share a table.
+  const prefix = `cc_test_${randomBytes(4).toString('hex')}`;
+  const tables: string[] = [];
+  /** A fresh table name, dropped when the file is done. */
+  const freshTable = (suffix: string): string => {
+    const name = `${prefix}_${suffix}`;
+    tables.push(name);
+    return name;
+  };
+  const schemas: string[] = [];
+  const freshSchema = (suffix: string): string => {
+    const name = `${prefix}_${suffix}`;
+    schemas.push(name);
+    return name;
+  };
+  const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
+
+  after(async () => {
+    for (const name of tables) await admin.query(`DROP TABLE IF EXISTS "${name}"`);
+    for (const name of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+    await admin.query('DELETE FROM coatcheck_schema WHERE table_name = ANY($1)', [tables]).catch(() => {});
+    await admin.end();
+  });
+
+  testStore('postgres', { create: () => postgresStore({ connectionString: POSTGRES_URL, table: freshTable('contract') }) });
+
+  describe('postgresStore', () => {
+    const table = freshTable('main');
+    let store: PostgresStore;
+    before(() => {
+      store = postgresStore({ connectionString: POSTGRES_URL, table });
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    it('records the schema version and migrates idempotently', async () => {
+      await store.migrate();
+      await store.migrate();
+      const { rows } = await admin.query('SELECT version FROM coatcheck_schema WHERE table_name = $1', [table]);
+      assert.deepEqual(rows, [{ version: 1 }]);
+      const indexes = await admin.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [table]);
+      assert.deepEqual(
+        indexes.rows.map((r: { indexname: string }) => r.indexname),
+        [`${table}_expires_idx`, `${table}_pkey`, `${table}_user_idx`],
+      );
+    });
+
+    it('does not end an app-owned pool on close()', async () => {
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
+      try {
+        const own = postgresStore({ pool, table });
+        const record = makeRecord();
+        await own.create(record);
+        assert.equal((await own.get(record.id))?.id, record.id);
+        await own.close();
+        assert.equal(pool.ended, false);
+        const { rows } = await pool.query('SELECT 1 AS one');
+        assert.equal(rows[0].one, 1);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('instances racing to create the schema on first use all succeed', async () => {
+      // A fresh schema each round, so coatcheck_schema itself is created in the race too.
+      for (let round = 0; round < 3; round++) {
+        const schema = freshSchema(`race${round}`);
+        await admin.query(`CREATE SCHEMA "${schema}"`);
+        const stores = Array.from({ length: 4 }, () => postgresStore({ connectionString: POSTGRES_URL, schema, table: 'sessions' }));
+        try {
+          const records = stores.map(() => makeRecord());
+          await Promise.all(stores.map((s, i) => s.create(records[i] as SessionRecord)));
+          for (const record of records) assert.ok(await stores[0]?.get(record.id));
+          const { rows } = await admin.query(`SELECT table_name, version FROM "${schema}".coatcheck_schema`);
+          assert.deepEqual(rows, [{ table_name: 'sessions', version: 1 }]);
+        } finally {
+          await Promise.all(stores.map((s) => s.close()));
+        }
+      }
+    });
+
+    it('keeps all 50 concurrent updates to different keys made through two pools', async () => {
+      const a = postgresStore({ connectionString: POSTGRES_URL, table });
+      const b = postgresStore({ connectionString: POSTGRES_URL, table });
+      try {
+        const record = makeRecord({ data: { before: true }, meta: { m: 0 } });
+        await a.create(record);
+        await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            (i % 2 === 0 ? a : b).update(record.id, {
+              data: { set: { [`k${i}`]: i } },
+              meta: i === 7 ? { unset: ['m'] } : undefined,
+              lastSeenAt: Date.now(),
+              expiresAt: Date.now() + 60_000,
+            }),
+          ),
+        );
+        const loaded = await b.get(record.id);
+        assert.equal(Object.keys(loaded?.data ?? {}).length, 51);
+        for (let i = 0; i < 50; i++) assert.equal(loaded?.data[`k${i}`], i);
+        assert.deepEqual(loaded?.meta, {});
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('sets and unsets prototype-looking keys through update', async () => {
+      const record = makeRecord({ data: { a: 1 } });
+      await store.create(record);
+      const set = JSON.parse('{"__proto__":{"polluted":true},"constructor":1}');
+      await store.update(record.id, { data: { set }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      let loaded = await store.get(record.id);
+      assert.deepEqual(Object.keys(loaded?.data ?? {}).sort(), ['__proto__', 'a', 'constructor']);
+      assert.equal(Object.getPrototypeOf(loaded?.data), Object.prototype);
+      await store.update(record.id, { data: { unset: ['__proto__'] }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      loaded = await store.get(record.id);
+      assert.deepEqual(Object.keys(loaded?.data ?? {}).sort(), ['a', 'constructor']);
+    });
+
+    it('rejects a row whose data or meta is not a JSON object with ERR_CORRUPT_RECORD', async () => {
+      const record = makeRecord();
+      await store.create(record);
+      await admin.query(`UPDATE "${table}" SET data = '[1,2]'::jsonb WHERE id = $1`, [record.id]);
+      await assert.rejects(store.get(record.id), code('ERR_CORRUPT_RECORD'));
+      await admin.query(`UPDATE "${table}" SET data = '{}'::jsonb, meta = '"text"'::jsonb WHERE id = $1`, [record.id]);
+      await assert.rejects(store.get(record.id), code('ERR_CORRUPT_RECORD'));
+    });
+
+    it('refuses U+0000 and lone surrogates (jsonb cannot hold them) and writes nothing', async () => {
+      await assert.rejects(store.create(makeRecord({ data: { bad: 'a\u0000b' } })), code('ERR_INVALID_VALUE'));
+      await assert.rejects(store.create(makeRecord({ data: { nested: [{ 'k\u0000': 1 }] } })), code('ERR_INVALID_VALUE'));
+      await assert.rejects(store.create(makeRecord({ meta: { half: '\ud83e' } })), code('ERR_INVALID_VALUE'));
+      const record = makeRecord({ data: { ok: 1 } });
+      await store.create(record);
+      const now = Date.now();
+      await assert.rejects(
+        store.update(record.id, { data: { set: { fine: 1, bad: ['\u0000'] } }, lastSeenAt: now, expiresAt: now + 1 }),
+        (error: unknown) => code('ERR_INVALID_VALUE')(error) && (error as { key?: string }).key === 'bad',
+      );
+      assert.deepEqual((await store.get(record.id))?.data, { ok: 1 });
+    });
+
+    it('round-trips text that only looks like an unstorable escape, and paired surrogates', async () => {
+      const data = { literal: '\\u0000 and \\ud800', emoji: '🧥\ud83e\udde5', 'back\\slash': '\\' };
+      const record = makeRecord({ data });
+      await store.create(record);
+      assert.deepEqual((await store.get(record.id))?.data, data);
+    });
+
+    it('lists only unexpired sessions, by the store clock', async () => {
+      let now = Date.now();
+      const clocked = postgresStore({ connectionString: POSTGRES_URL, table, clock: { now: () => now } });
+      try {
+        const soon = makeRecord({ userId: 'clock-user', expiresAt: now + 1_000 });
+        const later = makeRecord({ userId: 'clock-user', expiresAt: now + 60_000 });
+        const gone = makeRecord({ userId: 'clock-user', expiresAt: now - 1 });
+        for (const r of [soon, later, gone]) await clocked.create(r);
+        assert.deepEqual((await clocked.listByUser('clock-user')).map((s) => s.id).sort(), [soon.id, later.id].sort());
+        now += 1_000;
+        assert.deepEqual((await clocked.listByUser('clock-user')).map((s) => s.id), [later.id]);
+      } finally {
+        await clocked.close();
+      }
+    });
+
+    it('destroys more guests than one batch holds', async () => {
+      const fresh = freshTable('batch');
+      const own = postgresStore({ connectionString: POSTGRES_URL, table: fresh });
+      try {
+        await own.migrate();
+        const now = Date.now();
+        // 12 001 guests and 3 users' sessions, inserted in bulk.
+        await admin.query(
+          `INSERT INTO "${fresh}" (id, user_id, created_at, last_seen_at, expires_at)
+           SELECT 'g' || n, NULL, $1::bigint, $1::bigint, $1::bigint + 60000 FROM generate_series(1, 12001) AS n
+           UNION ALL SELECT 'u' || n, 'user', $1::bigint, $1::bigint, $1::bigint + 60000 FROM generate_series(1, 3) AS n`,
+          [now],
+        );
+        assert.equal(await own.destroyByUser(null, ['g5']), 12_000);
+        assert.ok(await own.get('g5'));
+        assert.equal((await own.listByUser('user')).length, 3);
+        assert.equal(await own.destroyAll(), 4);
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('sweeps around a row a save holds locked, without waiting, and keeps it when extended', async () => {
+      const fresh = freshTable('sweep');
+      const own = postgresStore({ connectionString: POSTGRES_URL, table: fresh, queryTimeout: 2_000 });
+      const now = Date.now();
+      const saving = makeRecord({ expiresAt: now - 10 });
+      const others = Array.from({ length: 3 }, () => makeRecord({ expiresAt: now - 5 }));
+      const locker = await admin.connect();
+      try {
+        for (const r of [saving, ...others]) await own.create(r);
+        await locker.query('BEGIN');
+        await locker.query(`UPDATE "${fresh}" SET expires_at = $2 WHERE id = $1`, [saving.id, now + 60_000]);
+        const started = Date.now();
+        assert.deepEqual(await own.deleteExpired({ before: now, limit: 10 }), { deleted: 3, cursor: null });
+        assert.ok(Date.now() - started < 1_000, 'the sweep waited for the lock');
+        await locker.query('COMMIT');
+        assert.deepEqual(await own.deleteExpired({ before: now, limit: 10 }), { deleted: 0, cursor: null });
+        assert.equal((await own.get(saving.id))?.expiresAt, now + 60_000);
+      } finally {
+        await locker.query('ROLLBACK').catch(() => {});
+        locker.release();
+        await own.close();
+      }
+    });
+
+    it('rejects when a statement runs past queryTimeout (a held row lock)', async () => {
+      const quick = postgresStore({ connectionString: POSTGRES_URL, table, queryTimeout: 300 });
+      const record = makeRecord();
+      await store.create(record);
+      const locker = await admin.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query(`SELECT 1 FROM "${table}" WHERE id = $1 FOR UPDATE`, [record.id]);
+        const started = Date.now();
+        await assert.rejects(quick.touch(record.id, { lastSeenAt: 1, expiresAt: 2 }));
+        assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+      } finally {
+        await locker.query('ROLLBACK');
+        locker.release();
+        await quick.close();
+      }
+      // The failed call changed nothing and the store works afterwards.
+      assert.equal((await store.get(record.id))?.expiresAt, record.expiresAt);
+    });
+
+    it('without createTable, fails until migrate() runs', async () => {
+      const fresh = freshTable('manual');
+      const manual = postgresStore({ connectionString: POSTGRES_URL, table: fresh, createTable: false });
+      try {
+        await assert.rejects(manual.get(makeRecord().id), /does not exist/);
+        await manual.migrate();
+        assert.equal(await manual.get(makeRecord().id), null);
+      } finally {
+        await manual.close();
+      }
+    });
+
+    it('close() is idempotent', async () => {
+      const own = postgresStore({ connectionString: POSTGRES_URL, table });
+      await own.get(makeRecord().id);
+      await own.close();
+      await own.close();
+    });
+  });
+} else {
+  describe('postgres store', { skip: 'PostgreSQL not reachable' }, () => {});
+}
+
+// These need no server: they run everywhere.
+describe('postgresStore without a server', () => {
+  it('rejects (never resolves "no session") when nothing listens, within the timeout', async () => {
+    const store = postgresStore({ connectionString: 'postgres://postgres@127.0.0.1:1/test', queryTimeout: 1_000 });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.get(makeRecord().id));
+      await assert.rejects(store.create(makeRecord()));
+      assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rejects within connectTimeout when the server accepts but never answers', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket)); // never writes a byte
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const store = postgresStore({ connectionString: `postgres://postgres@127.0.0.1:${port}/test`, queryTimeout: 500 });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.get(makeRecord().id), /timeout/i);
+      assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+    } finally {
+      await store.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('refuses bad identifiers and options with ConfigError at setup', () => {
+    const url = 'postgres://postgres@127.0.0.1:1/test';
+    for (const table of ['', 'bad-name', 'x"; DROP TABLE users; --', '1abc', 'a.b', 'x'.repeat(51), 'tab le']) {
+      assert.throws(() => postgresStore({ connectionString: url, table }), ConfigError, table);
+    }
+    for (const schema of ['', 'my schema', 'a.b', '"x"', 'y'.repeat(64)]) {
+      assert.throws(() => postgresStore({ connectionString: url, schema }), ConfigError, schema);
+    }
+    assert.throws(() => postgresStore({}), ConfigError);
+    assert.throws(() => postgresStore({ connectionString: url, pool: new pg.Pool() }), ConfigError);
+    assert.throws(() => postgresStore({ connectionString: url, queryTimeout: 0 }), ConfigError);
+    assert.throws(() => postgresStore({ connectionString: url, connectTimeout: -5 }), ConfigError);
+    assert.doesNotThrow(() => postgresStore({ connectionString: url, table: 'Sessions_2', schema: 'app_data' }));
+  });
+});
