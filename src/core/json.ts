@@ -18,9 +18,20 @@ export function assertJson(key: string, value: unknown): asserts value is JsonVa
   if (reason !== null) throw new InvalidValueError(key, reason);
 }
 
+/**
+ * NUL and unpaired UTF-16 surrogates are legal in JS strings but not storable everywhere
+ * (PostgreSQL jsonb refuses both), so they are refused for every store alike.
+ */
+const UNPORTABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function checkString(text: string): string | null {
+  return UNPORTABLE.test(text) ? 'strings may not contain NUL or unpaired surrogates' : null;
+}
+
 function findNonJson(value: unknown, depth: number, stack: Set<object>): string | null {
   switch (typeof value) {
     case 'string':
+      return checkString(value);
     case 'boolean':
       return null;
     case 'number':
@@ -56,6 +67,8 @@ function findNonJson(value: unknown, depth: number, stack: Set<object>): string 
   if (Object.getOwnPropertySymbols(object).length > 0) return 'symbol keys are not JSON';
   stack.add(object);
   for (const name of Object.keys(object)) {
+    const badKey = checkString(name);
+    if (badKey !== null) return `key ${JSON.stringify(name)}: ${badKey}`;
     const inner = findNonJson((object as Record<string, unknown>)[name], depth + 1, stack);
     if (inner !== null) return `.${name}: ${inner}`;
   }

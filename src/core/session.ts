@@ -794,4 +794,5 @@ export class Session<T extends SessionData = RegisteredData> {
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) throw new InvalidValueError(String(key), 'keys must be non-empty strings');
+  assertJson(key, key); // same string rules for keys as for values
 }

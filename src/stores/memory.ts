@@ -10,6 +10,7 @@ import { parseJsonObject } from '../core/json.js';
 
 import {
   applyKeyChanges,
+  guardHolds,
   type ExpiredSweep,
   type SessionPatch,
   type SessionRecord,
@@ -167,6 +168,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     async update(id, patch: SessionPatch) {
       const entry = live(id);
       if (!entry) return false;
+      if (patch.guard && !guardHolds(parseJsonObject(entry.meta) ?? {}, patch.guard)) return false;
       if (patch.data) {
         const data = parseJsonObject(entry.data) ?? {};
         applyKeyChanges(data, patch.data);

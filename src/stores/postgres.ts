@@ -448,7 +448,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         assignments.push(`user_id = ${param(patch.userId)}`);
       }
       assignments.push(`last_seen_at = ${param(patch.lastSeenAt)}`, `expires_at = ${param(patch.expiresAt)}`);
-      const result = await run(`UPDATE ${t} SET ${assignments.join(', ')} WHERE id = $1`, values);
+      // A guard is part of the WHERE clause: after waiting for a row lock, PostgreSQL re-checks it
+      // against the newest row version, so of N concurrent guarded updates only the valid ones apply.
+      let where = 'id = $1';
+      if (patch.guard?.present?.length) where += ` AND meta ?& ${param(patch.guard.present)}::text[]`;
+      if (patch.guard?.absent?.length) where += ` AND NOT (meta ?| ${param(patch.guard.absent)}::text[])`;
+      const result = await run(`UPDATE ${t} SET ${assignments.join(', ')} WHERE ${where}`, values);
       return result.rowCount === 1;
     },
 

@@ -42,6 +42,12 @@ export interface SessionPatch {
   userId?: string | null;
   lastSeenAt: number;
   expiresAt: number;
+  /**
+   * Conditions on meta keys checked atomically with the write: every `present` key must exist and
+   * every `absent` key must not. If any fails, nothing is written and `update` resolves false.
+   * (One-time CSRF tokens are consumed with `present`; id rotation claims a record with `absent`.)
+   */
+  guard?: { present?: string[]; absent?: string[] };
 }
 
 /** A record without its data, as listed for a user ("your devices"). */
@@ -117,6 +123,14 @@ export function summarize(record: SessionRecord): SessionSummary {
 }
 
 /** Applies key changes to a plain object in place (memory-style stores and tests share this). */
+/** True when a record's meta satisfies a patch's guard (for stores that check it in code). */
+export function guardHolds(meta: Record<string, unknown>, guard: SessionPatch['guard']): boolean {
+  if (!guard) return true;
+  for (const key of guard.present ?? []) if (!Object.prototype.hasOwnProperty.call(meta, key)) return false;
+  for (const key of guard.absent ?? []) if (Object.prototype.hasOwnProperty.call(meta, key)) return false;
+  return true;
+}
+
 export function applyKeyChanges(target: Record<string, JsonValue>, changes: KeyChanges | undefined): void {
   if (!changes) return;
   for (const key of changes.unset ?? []) delete target[key];

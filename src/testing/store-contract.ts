@@ -154,6 +154,52 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.equal(await store.get(id), null);
     });
 
+    it('applies a guarded update only when its meta conditions hold', async () => {
+      const record = makeRecord({ data: { a: 1 }, meta: { token: 'x' } });
+      await store.create(record);
+      const times = { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 };
+      assert.equal(await store.update(record.id, { data: { set: { a: 2 } }, guard: { present: ['missing'] }, ...times }), false);
+      assert.equal(await store.update(record.id, { data: { set: { a: 3 } }, guard: { absent: ['token'] }, ...times }), false);
+      assert.deepEqual((await store.get(record.id))?.data, { a: 1 }, 'a failed guard writes nothing');
+      assert.equal(await store.update(record.id, { data: { set: { a: 4 } }, guard: { present: ['token'], absent: ['moved'] }, ...times }), true);
+      assert.deepEqual((await store.get(record.id))?.data, { a: 4 });
+    });
+
+    it('lets exactly one of 20 concurrent guarded consumes win', async () => {
+      const record = makeRecord({ meta: { 'otk.abc': { until: Date.now() + 60_000 } } });
+      await store.create(record);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          store.update(record.id, {
+            meta: { unset: ['otk.abc'] },
+            guard: { present: ['otk.abc'] },
+            lastSeenAt: Date.now(),
+            expiresAt: Date.now() + 60_000,
+          }),
+        ),
+      );
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.deepEqual((await store.get(record.id))?.meta, {});
+    });
+
+    it('lets exactly one of 10 concurrent claims of an absent key win', async () => {
+      const record = makeRecord();
+      await store.create(record);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          store.update(record.id, {
+            meta: { set: { moved: `winner-${i}` } },
+            guard: { absent: ['moved'] },
+            lastSeenAt: Date.now(),
+            expiresAt: Date.now() + 60_000,
+          }),
+        ),
+      );
+      assert.equal(results.filter(Boolean).length, 1);
+      const winner = results.indexOf(true);
+      assert.equal((await store.get(record.id))?.meta.moved, `winner-${winner}`);
+    });
+
     it('touch changes only the times', async () => {
       const record = makeRecord({ data: { keep: 'me' } });
       await store.create(record);

@@ -70,6 +70,10 @@ describe('dictionary API', () => {
         [NaN, /finite/],
         [Infinity, /finite/],
         [Symbol('x'), /symbols/],
+        ['a\u0000b', /NUL/],
+        ['\uD800 alone', /unpaired surrogates/],
+        ['tail \uDC00', /unpaired surrogates/],
+        [{ ['k\u0000']: 1 }, /key/],
       ];
       for (const [value, pattern] of bad) {
         assert.throws(
@@ -82,6 +86,9 @@ describe('dictionary API', () => {
       assert.equal(s.has('ok'), false, 'update is all-or-nothing');
       assert.equal(s.get('k'), 'kept');
       assert.throws(() => s.set('', 1), { code: 'ERR_INVALID_VALUE' });
+      assert.throws(() => s.set('bad\u0000key', 1), { code: 'ERR_INVALID_VALUE' });
+      s.set('emoji', '🧥 paired surrogates are fine');
+      assert.equal(s.get('emoji'), '🧥 paired surrogates are fine');
     });
   });
 
