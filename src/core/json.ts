@@ -22,6 +22,7 @@ export function assertJson(key: string, value: unknown): asserts value is JsonVa
  * NUL and unpaired UTF-16 surrogates are legal in JS strings but not storable everywhere
  * (PostgreSQL jsonb refuses both), so they are refused for every store alike.
  */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this rejects
 const UNPORTABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function checkString(text: string): string | null {
