@@ -19,6 +19,8 @@ export type DestroyReason =
 export interface SessionEventMap {
   /** A new session record was written. */
   created: { handle: string; userId: string | null };
+  /** The session's id was rotated (data kept); the old id forwards to the new one for a grace window. */
+  rotated: { from: string; to: string; userId: string | null };
   /** A session record was deleted. */
   destroyed: { handle: string; userId: string | null; reason: DestroyReason };
   /** A session was found past its idle, absolute or fixed expiry and ended. */

@@ -72,8 +72,21 @@ export interface SessionsOptions {
    * always replaced, and its data is dropped unless this is true. Default false.
    */
   keepDataOnHttpsUpgrade?: boolean;
+  /**
+   * Automatic id rotation (appengine-utilities' session_token_ttl), keeping the data. The old id
+   * keeps resolving to the new session for `grace` seconds so parallel in-flight requests are not
+   * logged out or forked. `afterSeconds`: rotate when the id is this old. `afterRequests`: rotate
+   * after this many requests (costs a small write on every request to count them).
+   */
+  rotation?: { afterSeconds?: number; afterRequests?: number; grace?: number };
   /** Time source (ms since epoch). Tests pass a controllable clock. */
   clock?: Clock;
+}
+
+export interface ResolvedRotation {
+  afterSeconds: number | null;
+  afterRequests: number | null;
+  grace: number;
 }
 
 export interface ResolvedCookie {
@@ -101,6 +114,8 @@ export interface ResolvedOptions {
   trustProxy: boolean;
   binding: { ip: boolean; userAgent: boolean };
   keepDataOnHttpsUpgrade: boolean;
+  /** null when automatic rotation is off; forwarders are still followed within their grace. */
+  rotation: ResolvedRotation | null;
   clock: Clock;
 }
 
@@ -174,8 +189,19 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     trustProxy: options.trustProxy ?? false,
     binding: { ip: options.binding?.ip ?? false, userAgent: options.binding?.userAgent ?? false },
     keepDataOnHttpsUpgrade: options.keepDataOnHttpsUpgrade ?? false,
+    rotation: resolveRotation(options.rotation),
     clock: options.clock ?? systemClock,
   };
+}
+
+function resolveRotation(rotation: SessionsOptions['rotation']): ResolvedRotation | null {
+  if (rotation === undefined) return null;
+  const afterSeconds = rotation.afterSeconds === undefined ? null : positive('rotation.afterSeconds', rotation.afterSeconds);
+  const afterRequests = rotation.afterRequests === undefined ? null : positive('rotation.afterRequests', rotation.afterRequests);
+  if (afterSeconds === null && afterRequests === null) throw new ConfigError('rotation needs afterSeconds and/or afterRequests');
+  if (afterRequests !== null && !Number.isInteger(afterRequests)) throw new ConfigError('rotation.afterRequests must be a whole number');
+  const grace = positive('rotation.grace', rotation.grace ?? 30);
+  return { afterSeconds, afterRequests, grace };
 }
 
 /** The cookie name used on a request: prefixed when the cookie is Secure on that request. */

@@ -16,11 +16,13 @@ import {
   SessionTooLargeError,
   StoreConflictError,
 } from '../errors.js';
-import type { KeyChanges, SessionRecord, Store } from '../stores/types.js';
+import { constantTimeEqual, randomToken } from '../crypto/compare.js';
+import type { KeyChanges, SessionPatch, SessionRecord, Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
 import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, jsonEntries, objectFromEntries } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
+import { openForward, sealForward } from './rotation.js';
 import { generateToken, hashToken, isWellFormedToken } from './token.js';
 
 /** What an adapter knows about the incoming request. */
@@ -52,6 +54,19 @@ type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
 const META_EXPIRY = 'expiry';
 const META_TEST_COOKIE = 'testcookie';
 const META_FLASH = 'flash';
+const META_CSRF = 'csrf';
+/** One-time CSRF tokens: `otk.<sha256(token)>` → { until, data }. */
+const META_ONE_TIME = 'otk.';
+/** Set on a rotated-away record: the new token, sealed under a key derived from the old one. */
+const META_MOVED = 'moved';
+const META_ROTATED_AT = 'rotatedAt';
+const META_REQUESTS = 'requests';
+const DEFAULT_GRACE = 30;
+const MAX_FORWARD_HOPS = 3;
+const FOLLOW_ATTEMPTS = 20;
+const FOLLOW_DELAY_MS = 25;
+/** Outstanding one-time tokens kept per session; the oldest are dropped beyond this. */
+const MAX_ONE_TIME_TOKENS = 50;
 
 export class Session<T extends SessionData = RegisteredData> {
   readonly #engine: SessionEngine;
@@ -79,6 +94,7 @@ export class Session<T extends SessionData = RegisteredData> {
   #userId: string | null = null;
   #userIdBaseline: string | null = null;
   #forceSave = false;
+  #rotateRequested = false;
   #createdAt = 0;
   #lastSeenAt = 0;
 
@@ -161,7 +177,8 @@ export class Session<T extends SessionData = RegisteredData> {
     return lookup.value;
   }
 
-  async #fetch(token: string): Promise<void> {
+  async #fetch(cookieToken: string): Promise<void> {
+    let token = cookieToken;
     const id = hashToken(token);
     const engine = this.#engine;
     let record: SessionRecord | null;
@@ -186,6 +203,17 @@ export class Session<T extends SessionData = RegisteredData> {
       await engine.call('destroy', (store) => store.destroy(id));
       engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'expired' });
       return;
+    }
+    if (record.meta[META_MOVED] !== undefined) {
+      // Rotated by a parallel request within the grace window: continue in the new session.
+      const followed = await this.#follow(token, record);
+      if (!followed) {
+        engine.events.emit('invalidCookie', { reason: 'unknown' });
+        return;
+      }
+      token = followed.token;
+      record = followed.record;
+      this.#cookieChanged = true;
     }
     const mismatch = this.#bindingMismatch(record);
     if (mismatch) {
@@ -561,6 +589,88 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#meta.delete(META_TEST_COOKIE);
   }
 
+  /**
+   * Rotates the id at commit keeping the data, like automatic rotation: the old id forwards to the
+   * new session for the grace window, so parallel requests are neither logged out nor forked. Use
+   * it on privilege changes; `login()` already starts a new session.
+   */
+  async rotate(): Promise<void> {
+    await this.load();
+    if (this.#stored) this.#rotateRequested = true;
+  }
+
+  // ---------------------------------------------------------------- CSRF (ViUR security keys)
+
+  /**
+   * The session's static CSRF token (ViUR's static security key): stable for the session's life,
+   * created on first use (which makes the session persist). Send it in a form field or header.
+   */
+  csrfToken(): string {
+    this.#ready();
+    const existing = this.#meta.get(META_CSRF);
+    if (typeof existing === 'string') return existing;
+    const token = randomToken(32);
+    this.#meta.set(META_CSRF, token);
+    return token;
+  }
+
+  /** Checks a presented token against the static one, in constant time. */
+  validateStaticSecurityKey(key: unknown): boolean {
+    this.#ready();
+    const expected = this.#meta.get(META_CSRF);
+    return typeof key === 'string' && typeof expected === 'string' && constantTimeEqual(key, expected);
+  }
+
+  /**
+   * Issues a one-time token (ViUR's `getSecurityKey`), valid for `lifetime` seconds (default: the
+   * idle timeout), optionally carrying JSON `data` returned on validation. Several may be
+   * outstanding at once, so parallel forms work.
+   */
+  getSecurityKey(options: { lifetime?: number; data?: JsonValue } = {}): string {
+    this.#ready();
+    const lifetime = options.lifetime ?? this.#engine.options.idleTimeout;
+    if (!(lifetime > 0)) throw new ConfigError('getSecurityKey: lifetime must be a positive number of seconds');
+    if (options.data !== undefined) assertJson('data', options.data);
+    const token = randomToken(32);
+    const now = this.#engine.options.clock.now();
+    const outstanding = [...this.#meta.keys()].filter((k) => k.startsWith(META_ONE_TIME));
+    for (const key of outstanding.slice(0, Math.max(0, outstanding.length - MAX_ONE_TIME_TOKENS + 1))) this.#meta.delete(key);
+    this.#meta.set(META_ONE_TIME + hashToken(token), { until: now + lifetime * 1000, ...(options.data !== undefined && { data: options.data }) });
+    return token;
+  }
+
+  /**
+   * Spends a one-time token: resolves to its data (or `true`) the first time, `false` ever after,
+   * when expired, or when it belongs to another session. Consumption is one atomic store write,
+   * so two parallel requests can't both spend one token.
+   */
+  async validateSecurityKey(key: unknown): Promise<JsonValue | true | false> {
+    await this.load();
+    if (typeof key !== 'string' || key.length > 256 || key.length < 16) return false;
+    const metaKey = META_ONE_TIME + hashToken(key);
+    const entry = this.#meta.get(metaKey);
+    if (entry === undefined || entry === null || typeof entry !== 'object' || Array.isArray(entry)) return false;
+    const now = this.#engine.options.clock.now();
+    const { until, data } = entry as { until?: unknown; data?: JsonValue };
+    this.#meta.delete(metaKey);
+    if (!this.#stored) {
+      // Issued in this very request and not saved yet: nothing to race with.
+      return typeof until === 'number' && until > now ? (data ?? true) : false;
+    }
+    this.#metaSnapshot.delete(metaKey);
+    const id = this.#id as string;
+    const spent = await this.#engine.call('update', (store) =>
+      store.update(id, {
+        meta: { unset: [metaKey] },
+        guard: { present: [metaKey] },
+        lastSeenAt: this.#lastSeenAt,
+        expiresAt: this.#expiresAt(this.#lastSeenAt),
+      }),
+    );
+    if (!spent || typeof until !== 'number' || until <= now) return false;
+    return data ?? true;
+  }
+
   // ---------------------------------------------------------------- flash messages
 
   /**
@@ -639,25 +749,32 @@ export class Session<T extends SessionData = RegisteredData> {
       return result;
     }
 
-    const id = this.#id as string;
+    const rotation = engine.options.rotation;
+    const rotate = this.#rotateRequested || (rotation !== null && this.#rotationDue(now));
     const data = this.#diff(this.#data, this.#snapshot, true);
     const meta = this.#diff(this.#meta, this.#metaSnapshot, false);
     const userChanged = this.#userId !== this.#userIdBaseline;
     const expiresAt = this.#expiresAt(now);
-    if (data || meta || userChanged || this.#forceSave) {
-      const ok = await engine.call('update', (store) =>
-        store.update(id, {
-          ...(data && { data }),
-          ...(meta && { meta }),
-          ...(userChanged && { userId: this.#userId }),
-          lastSeenAt: now,
-          expiresAt,
-        }),
-      );
-      if (!ok) throw new SessionGoneError();
+    if (rotate && (await this.#rotate(now))) {
+      result.setCookie.push(this.#cookie(this.#token as string, now));
+      return result;
+    }
+    // Every save is guarded: a record another request already rotated away is never written to.
+    const patch: SessionPatch = {
+      ...(data && { data }),
+      ...(meta && { meta }),
+      ...(userChanged && { userId: this.#userId }),
+      lastSeenAt: now,
+      expiresAt,
+      guard: { absent: [META_MOVED] },
+    };
+    const touchDue = now - this.#lastSeenAt >= engine.options.touchInterval * 1000;
+    if (data || meta || userChanged || this.#forceSave || rotate || (touchDue && rotation !== null)) {
+      if (!(await this.#save(patch))) throw new SessionGoneError();
       this.#lastSeenAt = now;
-      if (this.#cookieChanged || this.#persistentCookie()) result.setCookie.push(this.#refreshCookie(now));
-    } else if (now - this.#lastSeenAt >= engine.options.touchInterval * 1000) {
+      if (this.#persistentCookie()) this.#cookieChanged = true;
+    } else if (touchDue) {
+      const id = this.#id as string;
       const ok = await engine.call('touch', (store) => store.touch(id, { lastSeenAt: now, expiresAt }));
       if (!ok) {
         // Ended elsewhere meanwhile; nothing of ours to save, so just drop the dead cookie.
@@ -665,22 +782,123 @@ export class Session<T extends SessionData = RegisteredData> {
         return result;
       }
       this.#lastSeenAt = now;
-      if (this.#persistentCookie()) result.setCookie.push(this.#refreshCookie(now));
+      if (this.#persistentCookie()) this.#cookieChanged = true;
     }
+    if (this.#cookieChanged) result.setCookie.push(this.#refreshCookie(now));
     return result;
+  }
+
+  /**
+   * Writes a patch where the session lives now: if another request rotated the id meanwhile, the
+   * patch follows the session to its new id (and the new cookie is sent) instead of failing.
+   */
+  async #save(patch: SessionPatch): Promise<boolean> {
+    const engine = this.#engine;
+    for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
+      const id = this.#id as string;
+      if (await engine.call('update', (store) => store.update(id, patch))) return true;
+      if (!(await this.#relocate())) return false;
+    }
+    return false;
+  }
+
+  /** After a failed guarded write: moves this session onto its rotated id if there is one. */
+  async #relocate(): Promise<boolean> {
+    const id = this.#id as string;
+    const record = await this.#engine.call('get', (store) => store.get(id)).catch((error: unknown) => {
+      if (error instanceof CorruptRecordError) return null;
+      throw error;
+    });
+    if (!record || record.meta[META_MOVED] === undefined) return false;
+    const next = await this.#follow(this.#token as string, record);
+    if (!next) return false;
+    this.#token = next.token;
+    this.#id = next.record.id;
+    this.#cookieChanged = true;
+    return true;
+  }
+
+  /**
+   * Rotates the id keeping the data: claims the old record (only one of several parallel requests
+   * can), writes the new record, and leaves the old one forwarding to it for the grace window.
+   * Resolves false when another request claimed the rotation first.
+   */
+  async #rotate(now: number): Promise<boolean> {
+    const engine = this.#engine;
+    const rotation = engine.options.rotation;
+    const grace = (rotation?.grace ?? DEFAULT_GRACE) * 1000;
+    const oldId = this.#id as string;
+    const oldToken = this.#token as string;
+    const newToken = generateToken();
+    const claimed = await engine.call('update', (store) =>
+      store.update(oldId, {
+        meta: { set: { [META_MOVED]: sealForward(newToken, oldToken) } },
+        guard: { absent: [META_MOVED] },
+        lastSeenAt: now,
+        expiresAt: Math.min(now + grace, this.#expiresAt(now)),
+      }),
+    );
+    if (!claimed) return false;
+    this.#meta.delete(META_REQUESTS);
+    this.#meta.set(META_ROTATED_AT, now);
+    this.#stored = false;
+    await this.#create(now, newToken);
+    this.#rotateRequested = false;
+    engine.events.emit('rotated', { from: oldId, to: this.#id as string, userId: this.#userId });
+    return true;
+  }
+
+  /** Whether automatic rotation is due; counts requests when `afterRequests` is set. */
+  #rotationDue(now: number): boolean {
+    const rotation = this.#engine.options.rotation;
+    if (rotation === null) return false;
+    const rotatedAt = this.#meta.get(META_ROTATED_AT);
+    const since = typeof rotatedAt === 'number' ? rotatedAt : this.#createdAt;
+    if (rotation.afterSeconds !== null && now - since >= rotation.afterSeconds * 1000) return true;
+    if (rotation.afterRequests !== null) {
+      const count = this.#meta.get(META_REQUESTS);
+      const next = (typeof count === 'number' ? count : 0) + 1;
+      if (next >= rotation.afterRequests) return true;
+      this.#meta.set(META_REQUESTS, next);
+    }
+    return false;
+  }
+
+  /** Follows a rotated record to the session it moved to (polling briefly while it is written). */
+  async #follow(oldToken: string, moved: SessionRecord): Promise<{ token: string; record: SessionRecord } | null> {
+    let token = oldToken;
+    let record = moved;
+    for (let hop = 0; hop < MAX_FORWARD_HOPS && record.meta[META_MOVED] !== undefined; hop++) {
+      const next = openForward(record.meta[META_MOVED], token);
+      if (next === null || !isWellFormedToken(next)) return null;
+      const nextId = hashToken(next);
+      let found: SessionRecord | null = null;
+      // The rotating request claims the old record before writing the new one: wait for it briefly.
+      for (let attempt = 0; attempt < FOLLOW_ATTEMPTS && found === null; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, FOLLOW_DELAY_MS));
+        found = await this.#engine.call('get', (store) => store.get(nextId)).catch((error: unknown) => {
+          if (error instanceof CorruptRecordError) return null;
+          throw error;
+        });
+      }
+      if (found === null) return null;
+      token = next;
+      record = found;
+    }
+    return record.meta[META_MOVED] === undefined ? { token, record } : null;
   }
 
   #refreshCookie(now: number): string {
     return this.#token === null ? this.#clearCookie() : this.#cookie(this.#token, now);
   }
 
-  async #create(now: number): Promise<string> {
+  async #create(now: number, presetToken?: string): Promise<string> {
     const data = this.#diff(this.#data, new Map(), true)?.set ?? {};
     const meta = objectFromEntries(this.#meta);
     const engine = this.#engine;
     // A collision of 256-bit ids is not going to happen; one retry keeps the contract honest.
     for (let attempt = 0; ; attempt++) {
-      const token = generateToken();
+      const token = attempt === 0 && presetToken !== undefined ? presetToken : generateToken();
       const id = hashToken(token);
       const record: SessionRecord = {
         id,

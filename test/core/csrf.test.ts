@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { setup } from '../helpers/harness.js';
+
+describe('static CSRF token (validateStaticSecurityKey)', () => {
+  it('is stable for the session, persists it, and validates in constant time', async () => {
+    const { visit } = setup();
+    const first = await visit((s) => s.csrfToken());
+    assert.equal(first.setCookie.length, 1, 'issuing a token starts a session');
+    const again = await visit((s) => ({ token: s.csrfToken(), ok: s.validateStaticSecurityKey(first.value), bad: s.validateStaticSecurityKey('x'.repeat(43)) }));
+    assert.deepEqual(again.value, { token: first.value, ok: true, bad: false });
+    assert.equal((await visit((s) => s.validateStaticSecurityKey(undefined))).value, false);
+    assert.equal((await visit((s) => s.validateStaticSecurityKey(first.value.slice(1)))).value, false);
+  });
+
+  it('changes on login (a new session), so a pre-login token is useless after', async () => {
+    const { visit } = setup();
+    const before = (await visit((s) => s.csrfToken())).value;
+    await visit((s) => s.login('alice'));
+    assert.equal((await visit((s) => s.validateStaticSecurityKey(before))).value, false);
+  });
+});
+
+describe('one-time CSRF tokens (getSecurityKey / validateSecurityKey)', () => {
+  it('validates once, returning custom data, then never again', async () => {
+    const { visit } = setup();
+    const token = (await visit((s) => s.getSecurityKey({ data: { form: 'checkout' } }))).value;
+    assert.deepEqual((await visit((s) => s.validateSecurityKey(token))).value, { form: 'checkout' });
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
+  });
+
+  it('keeps several outstanding at once for parallel forms', async () => {
+    const { visit } = setup();
+    const tokens = (await visit((s) => [s.getSecurityKey(), s.getSecurityKey(), s.getSecurityKey()])).value;
+    assert.equal((await visit((s) => s.validateSecurityKey(tokens[1]))).value, true);
+    assert.equal((await visit((s) => s.validateSecurityKey(tokens[0]))).value, true);
+    assert.equal((await visit((s) => s.validateSecurityKey(tokens[2]))).value, true);
+  });
+
+  it('lets exactly one of 20 parallel requests spend a token', async () => {
+    const { sessions, visit, jar } = setup();
+    const token = (await visit((s) => s.getSecurityKey())).value;
+    const parallel = Array.from({ length: 20 }, () => sessions.open({ cookieHeader: jar.header(), https: false }));
+    await Promise.all(parallel.map((s) => s.load()));
+    const results = await Promise.all(parallel.map((s) => s.validateSecurityKey(token)));
+    assert.equal(results.filter((r) => r === true).length, 1);
+    await Promise.all(parallel.map((s) => s.commit(200)));
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
+  });
+
+  it('expires after its lifetime and is bound to its session', async () => {
+    const { visit, clock } = setup();
+    const token = (await visit((s) => s.getSecurityKey({ lifetime: 60 }))).value;
+    const other = new CookieJar();
+    await visit((s) => s.set('other', true), { browser: other });
+    assert.equal((await visit((s) => s.validateSecurityKey(token), { browser: other })).value, false, 'another session cannot spend it');
+    clock.advance(61);
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
+    for (const junk of [undefined, 42, '', 'short', 'x'.repeat(1000)]) {
+      assert.equal((await visit((s) => s.validateSecurityKey(junk))).value, false);
+    }
+  });
+
+  it('dies with the session', async () => {
+    const { visit } = setup();
+    const token = (await visit((s) => s.getSecurityKey())).value;
+    await visit((s) => s.logout());
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
+  });
+});
