@@ -12,3 +12,4 @@ export type { Clock } from './core/clock.js';
 export * from './errors.js';
 export type * from './types.js';
 export type { Store, SessionRecord, SessionPatch, SessionSummary, KeyChanges, ExpiredSweep, SweepResult } from './stores/types.js';
+export { verifyCsrf, type CsrfRequest, type CsrfOptions, type CsrfResult } from './security/csrf.js';

@@ -1,0 +1,595 @@
+/**
+ * Redis store, for a single server or a Redis Cluster (ioredis 5). Redis expires sessions itself:
+ * every session key carries `PEXPIREAT expiresAt`, so there is nothing to sweep.
+ *
+ * Layout (see docs/stores/redis.md): one hash per session, `<prefix>s:{<id>}`, and one sorted set
+ * per user, `<prefix>u:{<userId>}`, listing that user's session ids. Every command touches a
+ * single key, so the same code runs on a Cluster, where the two keys live in different slots.
+ *
+ * @example
+ * ```ts
+ * import { redisStore } from 'coatcheck/stores/redis';
+ * // The store opens (and on close() quits) its own connection:
+ * const store = redisStore({ url: 'redis://127.0.0.1:6379', prefix: 'myapp:' });
+ *
+ * // Or hand it a client the app owns, e.g. a Cluster (close() leaves it open):
+ * import { Cluster } from 'ioredis';
+ * const cluster = new Cluster([{ host: '10.0.0.1', port: 6379 }], {
+ *   redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 5_000, connectTimeout: 5_000 },
+ * });
+ * const clustered = redisStore({ client: cluster });
+ * ```
+ * @module coatcheck/stores/redis
+ */
+import { createHash } from 'node:crypto';
+import { Redis, type Cluster } from 'ioredis';
+import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
+import { objectFromEntries } from '../core/json.js';
+import type { JsonValue } from '../types.js';
+import type { KeyChanges, SessionPatch, SessionRecord, SessionSummary, Store } from './types.js';
+
+export interface RedisStoreOptions {
+  /**
+   * A connected ioredis `Redis` or `Cluster` the app owns; `close()` leaves it open. Configure it
+   * to fail fast when Redis is down (`maxRetriesPerRequest: 1`, `commandTimeout`, `connectTimeout`),
+   * or requests wait for Redis instead of failing with a 503. Give this or `url`, not both.
+   */
+  client?: Redis | Cluster;
+  /** A `redis://` / `rediss://` URL: the store opens its own connection and quits it on `close()`. */
+  url?: string;
+  /** Prefix of every key the store writes. Default `coatcheck:`. Must not contain `{` or `}`. */
+  prefix?: string;
+  /** For a connection the store opens: a command with no answer after this many ms fails. Default 5000. */
+  commandTimeout?: number;
+  /** For a connection the store opens: give up connecting after this many ms. Default `commandTimeout`. */
+  connectTimeout?: number;
+}
+
+/** Index lifetime kept beyond a session's expiry is capped at a day (see `indexUntil`). */
+const MAX_INDEX_SLACK = 86_400_000;
+/** Commands in flight at once for bulk work (listing, killing, scanning). */
+const BATCH = 500;
+/** SCAN page size hint. */
+const SCAN_COUNT = 1_000;
+
+// Lua helpers shared by the scripts: HSET/HDEL in slices, since `unpack` has a stack limit
+// (~8000 values) and a session may hold many keys.
+const LUA_SLICES = `
+local function sliced(cmd, key, from, to)
+  local i = from
+  while i <= to do
+    local j = math.min(i + 999, to)
+    redis.call(cmd, key, unpack(ARGV, i, j))
+    i = j + 1
+  end
+end
+`;
+
+/**
+ * create: KEYS[1] session. ARGV[1] = expiresAt (integer ms), ARGV[2..] = field/value pairs.
+ * Returns 0 when the key exists (any type: a foreign key is never overwritten), else 1.
+ */
+const CREATE_LUA = `${LUA_SLICES}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+sliced('HSET', KEYS[1], 2, #ARGV)
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`;
+
+/**
+ * update / touch: KEYS[1] session.
+ * ARGV: 1 expiresAt (stored), 2 expiresAt (integer, for PEXPIREAT), 3 lastSeenAt,
+ *       4 user mode ('k' keep, 'n' guest, 's' set to ARGV[5]), 5 user id,
+ *       6 '1' when the client has just extended index ARGV[7] to cover ARGV[8] (else '0'),
+ *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
+ *       the fields to unset; then those P + A + U field names, then field/value pairs to set.
+ * Returns {0} when there is no session or a guard fails (nothing written), {1} when applied, or
+ * {2, user} when the user's index must first be extended to cover the new expiry (nothing written).
+ */
+const UPDATE_LUA = `${LUA_SLICES}
+local key = KEYS[1]
+if redis.call('TYPE', key).ok ~= 'hash' then return {0} end
+local present, absent, unsets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+for i = 12, 11 + present do
+  if redis.call('HEXISTS', key, ARGV[i]) == 0 then return {0} end
+end
+for i = 12 + present, 11 + present + absent do
+  if redis.call('HEXISTS', key, ARGV[i]) == 1 then return {0} end
+end
+local expires = tonumber(ARGV[1])
+local current = redis.call('HMGET', key, 'u', 'x')
+local mode = ARGV[4]
+local target = current[1]
+if mode == 's' then target = ARGV[5] elseif mode == 'n' then target = false end
+local ensured = false
+if target then
+  if current[1] == target and current[2] and tonumber(current[2]) >= expires then
+    ensured = current[2]
+  elseif ARGV[6] == '1' and ARGV[7] == target and tonumber(ARGV[8]) >= expires then
+    ensured = ARGV[8]
+  else
+    return {2, target}
+  end
+end
+local first = 12 + present + absent
+if unsets > 0 then sliced('HDEL', key, first, first + unsets - 1) end
+if #ARGV >= first + unsets then sliced('HSET', key, first + unsets, #ARGV) end
+if target then
+  redis.call('HSET', key, 'l', ARGV[3], 'e', ARGV[1], 'u', target, 'x', ensured)
+else
+  redis.call('HSET', key, 'l', ARGV[3], 'e', ARGV[1])
+  redis.call('HDEL', key, 'u', 'x')
+end
+redis.call('PEXPIREAT', key, ARGV[2])
+return {1}
+`;
+
+/**
+ * Index upkeep: KEYS[1] user index. ARGV[1] session id, ARGV[2] the time (ms) until which the
+ * member must stay. The score is that time (raised, never lowered); members whose time has
+ * passed are dropped, and the key expires with its latest member.
+ */
+const INDEX_LUA = `
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] then redis.call('PEXPIREAT', KEYS[1], top[2]) end
+return 1
+`;
+
+/** destroy: KEYS[1] session. Deletes it (whatever its type); returns {existed, user?}. */
+const DESTROY_LUA = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return {0} end
+local user = false
+if kind == 'hash' then user = redis.call('HGET', KEYS[1], 'u') end
+redis.call('UNLINK', KEYS[1])
+if user then return {1, user} end
+return {1}
+`;
+
+/**
+ * Conditional delete for destroyByUser: KEYS = session keys (one per call on a Cluster, a whole
+ * batch on a single server). ARGV[1] 'g' (only guest sessions) or 'u' (only sessions of user
+ * ARGV[2]). Returns, per key, 1 deleted, 0 already gone, -1 not this owner's. The owner is checked
+ * on the session itself because an index entry may be stale.
+ */
+const DELETE_IF_OWNER_LUA = `
+local results = {}
+for i, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key).ok
+  local result = -1
+  if kind == 'none' then
+    result = 0
+  elseif kind == 'hash' then
+    local user = redis.call('HGET', key, 'u')
+    if (ARGV[1] == 'g' and not user) or (ARGV[1] == 'u' and user == ARGV[2]) then
+      redis.call('UNLINK', key)
+      result = 1
+    end
+  end
+  results[i] = result
+end
+return results
+`;
+
+interface Script {
+  lua: string;
+  sha: string;
+}
+function script(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+const SCRIPTS = {
+  create: script(CREATE_LUA),
+  update: script(UPDATE_LUA),
+  index: script(INDEX_LUA),
+  destroy: script(DESTROY_LUA),
+  deleteIfOwner: script(DELETE_IF_OWNER_LUA),
+};
+
+/** Escapes SCAN glob characters so a prefix matches only itself. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isWrongType(error: unknown): boolean {
+  return errorMessage(error).startsWith('WRONGTYPE');
+}
+
+/**
+ * How long a user's index must keep a session: its expiry plus some slack, so that a sliding
+ * session refreshed on every request extends the index about once per lifetime (capped at a day),
+ * not on every request. The index only ever holds ids, so the slack costs little.
+ */
+function indexUntil(expiresAt: number, lastSeenAt: number): number {
+  const slack = Math.min(Math.max(expiresAt - lastSeenAt, 0), MAX_INDEX_SLACK);
+  return Math.ceil(expiresAt + slack);
+}
+
+/** Runs `fn` over `items`, at most BATCH at a time, results in order. */
+async function inBatches<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += BATCH) {
+    out.push(...(await Promise.all(items.slice(i, i + BATCH).map(fn))));
+  }
+  return out;
+}
+
+function ownsKeyPrefix(client: Redis | Cluster): boolean {
+  const options = client.options as { keyPrefix?: unknown };
+  return typeof options.keyPrefix === 'string' && options.keyPrefix.length > 0;
+}
+
+/** The store name used in errors and events. */
+const NAME = 'redis';
+
+/**
+ * Creates a Redis store. Pass `url` (the store owns the connection) or `client` (the app owns it:
+ * a `Redis` or a `Cluster`). Needs Redis 6.2 or later (`ZADD GT`).
+ *
+ * @example
+ * ```ts
+ * const store = redisStore({ url: process.env.REDIS_URL, prefix: 'shop:' });
+ * const sessions = createSessions({ store, secret });
+ * ```
+ */
+export function redisStore(options: RedisStoreOptions): Store {
+  const prefix = options.prefix ?? 'coatcheck:';
+  const commandTimeout = options.commandTimeout ?? 5_000;
+  const connectTimeout = options.connectTimeout ?? commandTimeout;
+  if ((options.client === undefined) === (options.url === undefined)) {
+    throw new ConfigError('redisStore: pass exactly one of `client` (an ioredis Redis or Cluster) or `url`');
+  }
+  if (typeof prefix !== 'string' || prefix.length === 0) throw new ConfigError('redisStore: prefix must be a non-empty string');
+  // A brace in the prefix would become the hash tag of every key, pinning them all to one slot.
+  if (/[{}]/.test(prefix)) throw new ConfigError('redisStore: prefix must not contain `{` or `}` (keys carry their own hash tags)');
+  if (!(commandTimeout > 0) || !(connectTimeout > 0)) {
+    throw new ConfigError('redisStore: commandTimeout and connectTimeout must be > 0');
+  }
+  if (options.client && ownsKeyPrefix(options.client)) {
+    // SCAN returns full key names, which ioredis would prefix a second time on delete.
+    throw new ConfigError('redisStore: the client has a `keyPrefix`; use the store\'s `prefix` option instead');
+  }
+
+  const owned = options.client === undefined;
+  const client: Redis | Cluster =
+    options.client ??
+    new Redis(options.url as string, {
+      // Fail fast when Redis is down: a command fails after one reconnect attempt or after
+      // commandTimeout, whichever comes first, instead of waiting in the offline queue. The queue
+      // stays on so commands sent while the first connection is being made are not refused.
+      maxRetriesPerRequest: 1,
+      commandTimeout,
+      connectTimeout,
+      enableAutoPipelining: true,
+    });
+  // Connection errors reach callers as rejected commands; without a listener ioredis would also
+  // print each reconnect failure.
+  if (owned) client.on('error', () => {});
+  const cluster = client.isCluster ? (client as Cluster) : null;
+
+  const sessionKey = (id: string): string => `${prefix}s:{${id}}`;
+  const userKey = (userId: string): string => `${prefix}u:{${userId}}`;
+  const sessionStart = `${prefix}s:{`;
+  const userStart = `${prefix}u:{`;
+  const idOf = (key: string): string => key.slice(sessionStart.length, key.endsWith('}') ? -1 : undefined);
+
+  /** EVALSHA, falling back to EVAL (which caches the script) on a node that lacks it. */
+  async function run(s: Script, keys: string | string[], args: (string | number)[]): Promise<unknown> {
+    const list = typeof keys === 'string' ? [keys] : keys;
+    try {
+      return await client.evalsha(s.sha, list.length, ...list, ...args);
+    } catch (error) {
+      if (!errorMessage(error).startsWith('NOSCRIPT')) throw error;
+      return client.eval(s.lua, list.length, ...list, ...args);
+    }
+  }
+
+  /**
+   * Deletes each session key if it belongs to the owner (see DELETE_IF_OWNER_LUA); results in
+   * order. A single server takes a whole batch per script call; a Cluster needs one call per key,
+   * since keys in different slots cannot share a script.
+   */
+  async function deleteIfOwner(keys: string[], owner: string | null): Promise<number[]> {
+    const args = owner === null ? ['g', ''] : ['u', owner];
+    if (cluster) return inBatches(keys, async (key) => ((await run(SCRIPTS.deleteIfOwner, key, args)) as number[])[0] as number);
+    const out: number[] = [];
+    for (let i = 0; i < keys.length; i += BATCH) {
+      out.push(...((await run(SCRIPTS.deleteIfOwner, keys.slice(i, i + BATCH), args)) as number[]));
+    }
+    return out;
+  }
+
+  /** UNLINKs keys and resolves to how many existed (batched on a single server, per key on a Cluster). */
+  async function unlinkAll(keys: string[]): Promise<number> {
+    let count = 0;
+    if (cluster) {
+      for (const n of await inBatches(keys, (key) => client.unlink(key))) count += n;
+      return count;
+    }
+    for (let i = 0; i < keys.length; i += BATCH) count += await client.unlink(...keys.slice(i, i + BATCH));
+    return count;
+  }
+
+  /** Makes sure `userId`'s index lists `id` until at least `until`. */
+  async function index(userId: string, id: string, until: number): Promise<void> {
+    await run(SCRIPTS.index, userKey(userId), [id, until]);
+  }
+
+  async function removeFromIndex(userId: string, ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += BATCH) await client.zrem(userKey(userId), ...ids.slice(i, i + BATCH));
+  }
+
+  /** Resolves when a Cluster client knows its slots (so `nodes()` lists every master). */
+  async function clusterReady(c: Cluster): Promise<void> {
+    if (c.status === 'ready') return;
+    if (c.status === 'wait') c.connect().catch(() => {});
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error(`cluster not ready within ${commandTimeout} ms`)), commandTimeout);
+      const onReady = () => finish();
+      const onEnd = () => finish(new Error('cluster connection closed'));
+      function finish(error?: Error): void {
+        clearTimeout(timer);
+        c.off('ready', onReady);
+        c.off('end', onEnd);
+        if (error) reject(error);
+        else resolve();
+      }
+      c.once('ready', onReady);
+      c.once('end', onEnd);
+    });
+  }
+
+  /** Calls `onKeys` with every page of keys matching `pattern`, on every master of a Cluster. */
+  async function scan(pattern: string, onKeys: (keys: string[]) => Promise<void>): Promise<void> {
+    let nodes: Redis[];
+    if (cluster) {
+      await clusterReady(cluster);
+      nodes = cluster.nodes('master');
+    } else {
+      nodes = [client as Redis];
+    }
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        if (keys.length > 0) await onKeys(keys);
+      } while (cursor !== '0');
+    }
+  }
+
+  function fieldPairs(namespace: 'd:' | 'm:', values: Record<string, JsonValue> | undefined, out: string[]): void {
+    if (!values) return;
+    for (const key of Object.keys(values)) out.push(namespace + key, JSON.stringify(values[key]));
+  }
+  function changes(patch: SessionPatch): { unset: string[]; set: string[] } {
+    const unset: string[] = [];
+    const set: string[] = [];
+    const add = (namespace: 'd:' | 'm:', c: KeyChanges | undefined) => {
+      for (const key of c?.unset ?? []) unset.push(namespace + key);
+      fieldPairs(namespace, c?.set, set);
+    };
+    add('d:', patch.data);
+    add('m:', patch.meta);
+    return { unset, set };
+  }
+
+  function decode(id: string, hash: Record<string, string>): SessionRecord {
+    const corrupt = (detail: string) => new CorruptRecordError(NAME, `${sessionKey(id)}: ${detail}`);
+    const time = (field: string): number => {
+      const value = Number(hash[field]);
+      if (hash[field] === undefined || hash[field] === '' || !Number.isFinite(value)) throw corrupt(`field ${field} is not a time`);
+      return value;
+    };
+    const data: [string, JsonValue][] = [];
+    const meta: [string, JsonValue][] = [];
+    for (const field of Object.keys(hash)) {
+      const target = field.startsWith('d:') ? data : field.startsWith('m:') ? meta : null;
+      if (!target) continue;
+      let value: JsonValue;
+      try {
+        value = JSON.parse(hash[field] as string) as JsonValue;
+      } catch {
+        throw corrupt(`field ${JSON.stringify(field)} is not JSON`);
+      }
+      target.push([field.slice(2), value]);
+    }
+    return {
+      id,
+      userId: hash.u ?? null,
+      // objectFromEntries: a key named __proto__ stays an own data property.
+      data: objectFromEntries(data),
+      meta: objectFromEntries(meta),
+      createdAt: time('c'),
+      lastSeenAt: time('l'),
+      expiresAt: time('e'),
+      ip: hash.i ?? null,
+      userAgent: hash.a ?? null,
+    };
+  }
+
+  /**
+   * Applies a patch with one script call in the common case. When the session belongs to a user
+   * whose index does not yet cover the new expiry, the script writes nothing and says so; the index
+   * is extended first and the script rerun, so the index never lags behind a live session.
+   */
+  async function patchSession(id: string, patch: SessionPatch): Promise<boolean> {
+    const { unset, set } = changes(patch);
+    // Guards name meta keys; they are checked inside the script, atomically with the write.
+    const present = (patch.guard?.present ?? []).map((key) => `m:${key}`);
+    const absent = (patch.guard?.absent ?? []).map((key) => `m:${key}`);
+    const mode = patch.userId === undefined ? 'k' : patch.userId === null ? 'n' : 's';
+    let ensured: { userId: string; until: number } | null = null;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const reply = (await run(SCRIPTS.update, sessionKey(id), [
+        String(patch.expiresAt),
+        Math.ceil(patch.expiresAt),
+        String(patch.lastSeenAt),
+        mode,
+        mode === 's' ? (patch.userId as string) : '',
+        ensured ? '1' : '0',
+        ensured?.userId ?? '',
+        ensured?.until ?? 0,
+        present.length,
+        absent.length,
+        unset.length,
+        ...present,
+        ...absent,
+        ...unset,
+        ...set,
+      ])) as [number, string?];
+      if (reply[0] === 0) return false;
+      if (reply[0] === 1) return true;
+      const userId = reply[1] as string;
+      const until = indexUntil(patch.expiresAt, patch.lastSeenAt);
+      await index(userId, id, until);
+      ensured = { userId, until };
+    }
+    // Only reachable if the session's user keeps changing under us.
+    throw new Error(`redis store: session user kept changing during update of ${sessionKey(id)}`);
+  }
+
+  return {
+    name: NAME,
+
+    async get(id) {
+      let hash: Record<string, string>;
+      try {
+        hash = await client.hgetall(sessionKey(id));
+      } catch (error) {
+        if (isWrongType(error)) throw new CorruptRecordError(NAME, `${sessionKey(id)} is not a hash`);
+        throw error;
+      }
+      if (Object.keys(hash).length === 0) return null;
+      return decode(id, hash);
+    },
+
+    async create(record) {
+      const until = indexUntil(record.expiresAt, record.lastSeenAt);
+      const fields: string[] = ['c', String(record.createdAt), 'l', String(record.lastSeenAt), 'e', String(record.expiresAt)];
+      if (record.userId !== null) fields.push('u', record.userId, 'x', String(until));
+      if (record.ip !== null) fields.push('i', record.ip);
+      if (record.userAgent !== null) fields.push('a', record.userAgent);
+      fieldPairs('d:', record.data, fields);
+      fieldPairs('m:', record.meta, fields);
+      // Session first, index second: an index entry then always means "this session exists or
+      // existed", so listByUser may prune entries whose session is gone. If indexing fails the
+      // create fails and its session is removed again (no cookie was ever issued for it).
+      const created = await run(SCRIPTS.create, sessionKey(record.id), [Math.ceil(record.expiresAt), ...fields]);
+      if (created === 0) throw new StoreConflictError(NAME);
+      if (record.userId !== null) {
+        try {
+          await index(record.userId, record.id, until);
+        } catch (error) {
+          await client.unlink(sessionKey(record.id)).catch(() => {});
+          throw error;
+        }
+      }
+    },
+
+    update(id, patch) {
+      return patchSession(id, patch);
+    },
+
+    touch(id, times) {
+      return patchSession(id, { lastSeenAt: times.lastSeenAt, expiresAt: times.expiresAt });
+    },
+
+    async destroy(id) {
+      const reply = (await run(SCRIPTS.destroy, sessionKey(id), [])) as [number, string?];
+      // The session is gone for good (ids are never reused), so its index entry can go too.
+      if (reply[1] !== undefined) await removeFromIndex(reply[1], [id]);
+    },
+
+    async destroyByUser(userId, except = []) {
+      const keep = new Set(except);
+      let deleted = 0;
+      if (userId === null) {
+        // Guests have no index (there can be millions): walk the prefix, delete hashes without a user.
+        await scan(`${globEscape(sessionStart)}*`, async (keys) => {
+          const results = await deleteIfOwner(keys.filter((key) => !keep.has(idOf(key))), null);
+          for (const result of results) if (result === 1) deleted++;
+        });
+        return deleted;
+      }
+      const ids = (await client.zrange(userKey(userId), 0, -1)).filter((id) => !keep.has(id));
+      const results = await deleteIfOwner(ids.map(sessionKey), userId);
+      // Entries of sessions now gone are removed; entries of sessions that moved to another user
+      // stay until they age out (removing them could race with a move back).
+      const gone = ids.filter((_, i) => results[i] === 1 || results[i] === 0);
+      for (const result of results) if (result === 1) deleted++;
+      await removeFromIndex(userId, gone);
+      return deleted;
+    },
+
+    async destroyAll() {
+      let deleted = 0;
+      await scan(`${globEscape(prefix)}*`, async (keys) => {
+        deleted += await unlinkAll(keys.filter((key) => key.startsWith(sessionStart)));
+        await unlinkAll(keys.filter((key) => key.startsWith(userStart)));
+      });
+      return deleted;
+    },
+
+    async listByUser(userId) {
+      const ids = await client.zrange(userKey(userId), 0, -1);
+      const rows = await inBatches(ids, (id) =>
+        client.hmget(sessionKey(id), 'u', 'c', 'l', 'e', 'i', 'a').then(
+          (row) => row,
+          (error: unknown) => {
+            // A foreign key under a session name is skipped, not fatal to the listing.
+            if (isWrongType(error)) return undefined;
+            throw error;
+          },
+        ),
+      );
+      const now = Date.now();
+      const out: SessionSummary[] = [];
+      const gone: string[] = [];
+      ids.forEach((id, i) => {
+        const row = rows[i];
+        if (!row) return;
+        const [u, c, l, e, ip, ua] = row;
+        if (u === null && c === null && e === null) {
+          gone.push(id);
+          return;
+        }
+        // A session that moved to another user keeps a stale entry here: skip it.
+        if (u !== userId) return;
+        const createdAt = Number(c);
+        const lastSeenAt = Number(l);
+        const expiresAt = Number(e);
+        if (![createdAt, lastSeenAt, expiresAt].every(Number.isFinite) || expiresAt <= now) return;
+        out.push({ id, userId, createdAt, lastSeenAt, expiresAt, ip: ip ?? null, userAgent: ua ?? null });
+      });
+      // Expired or destroyed sessions: drop their entries (safe: an entry is written only after
+      // its session, and a gone session never comes back).
+      if (gone.length > 0) await removeFromIndex(userId, gone);
+      // The index is scored by "keep until", not creation time, so order here.
+      return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    },
+
+    async deleteExpired() {
+      // Redis deletes expired sessions itself (PEXPIREAT), and each user index drops entries past
+      // their score whenever it is written and expires with its last entry. Nothing to sweep.
+      return { deleted: 0, cursor: null };
+    },
+
+    async close() {
+      if (!owned) return;
+      const redis = client as Redis;
+      if (redis.status === 'end') return;
+      // QUIT lets in-flight commands finish; if Redis is unreachable, just drop the socket.
+      await Promise.race([redis.quit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+      redis.disconnect();
+    },
+  };
+}

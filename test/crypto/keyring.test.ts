@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
+import { inspect } from 'node:util';
+import { describe, it, mock } from 'node:test';
+import fc from 'fast-check';
+import { ConfigError } from '../../src/errors.js';
+import { createKeyRing, deriveKey, derivedKey, isKeyRing, MIN_SECRET_BYTES, type KeyRingEntry } from '../../src/crypto/keyring.js';
+
+const A = 'a-secret-that-is-exactly-32-byte'; // 32 ASCII bytes
+const B = 'b'.repeat(31) + 'B';
+const PURPOSE = 'coatcheck/test/v1';
+
+const isConfigError = (pattern?: RegExp) => (e: unknown) =>
+  e instanceof ConfigError && e.code === 'ERR_CONFIG' && (pattern === undefined || pattern.test(e.message));
+
+/** Replaces a node:crypto export with a spy visible through ESM named imports; returns the mock. */
+function spyOnCrypto<K extends 'hkdfSync'>(name: K) {
+  const spy = mock.method(crypto, name);
+  syncBuiltinESMExports();
+  return {
+    spy,
+    restore() {
+      spy.mock.restore();
+      syncBuiltinESMExports();
+    },
+  };
+}
+
+describe('createKeyRing: setup validation', () => {
+  it('has no default: missing, non-array and empty input throw ConfigError', () => {
+    for (const bad of [undefined, null, '', A, {}, []]) {
+      assert.throws(() => createKeyRing(bad as unknown as KeyRingEntry[]), isConfigError(/secret/));
+    }
+  });
+
+  it('accepts exactly MIN_SECRET_BYTES bytes and rejects one byte fewer', () => {
+    assert.equal(MIN_SECRET_BYTES, 32);
+    assert.doesNotThrow(() => createKeyRing(['x'.repeat(32)]));
+    assert.throws(() => createKeyRing(['x'.repeat(31)]), isConfigError(/31 bytes.*at least 32/));
+    assert.doesNotThrow(() => createKeyRing([{ id: 'k', secret: new Uint8Array(32) }]));
+    assert.throws(() => createKeyRing([{ id: 'k', secret: new Uint8Array(31) }]), isConfigError(/31 bytes/));
+  });
+
+  it('measures string secrets in UTF-8 bytes, not characters', () => {
+    assert.throws(() => createKeyRing(['€'.repeat(10)]), isConfigError(/30 bytes/)); // 10 chars, 30 bytes
+    assert.doesNotThrow(() => createKeyRing(['€'.repeat(11)])); // 33 bytes
+  });
+
+  it('property: any secret shorter than 32 bytes is refused, wherever it sits in the ring', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 31 }), fc.nat(3), (short, position) => {
+        const entries: KeyRingEntry[] = [A, B, 'c'.repeat(40)];
+        entries.splice(Math.min(position, entries.length), 0, { id: 'short', secret: short });
+        assert.throws(() => createKeyRing(entries), isConfigError(/bytes; secrets must be at least 32/));
+      }),
+    );
+  });
+
+  it('rejects secrets of the wrong type and strings with lone surrogates', () => {
+    assert.throws(() => createKeyRing([{ id: 'k', secret: 42 as unknown as string }]), isConfigError(/string or a Uint8Array/));
+    assert.throws(() => createKeyRing([{ id: 'k' } as unknown as KeyRingEntry]), isConfigError(/string or a Uint8Array/));
+    assert.throws(() => createKeyRing([42 as unknown as string]), isConfigError(/string secret or \{ id, secret \}/));
+    assert.throws(() => createKeyRing([null as unknown as string]), isConfigError());
+    assert.throws(() => createKeyRing(['x'.repeat(32) + '\ud800']), isConfigError(/lone surrogate/));
+    assert.doesNotThrow(() => createKeyRing(['x'.repeat(32) + '\ud83d\ude00'])); // a proper pair is fine
+  });
+
+  it('validates explicit ids', () => {
+    for (const id of ['', 'a.b', 'a b', 'x'.repeat(33), 'é', 7, undefined]) {
+      assert.throws(() => createKeyRing([{ id, secret: A } as unknown as KeyRingEntry]), isConfigError(/id must be/));
+    }
+    assert.doesNotThrow(() => createKeyRing([{ id: 'A-z_09', secret: A }, { id: 'x'.repeat(32), secret: B }]));
+  });
+
+  it('rejects duplicate ids, including a derived id colliding with an explicit one', () => {
+    assert.throws(() => createKeyRing([{ id: 'k', secret: A }, { id: 'k', secret: B }]), isConfigError(/duplicate key id "k"/));
+    const derived = createKeyRing([A]).currentId;
+    assert.throws(() => createKeyRing([B, { id: derived, secret: 'z'.repeat(32) }, A]), isConfigError(/duplicate key id/));
+  });
+
+  it('rejects the same secret twice, as string or bytes, under any ids', () => {
+    assert.throws(() => createKeyRing([{ id: 'a', secret: A }, { id: 'b', secret: Buffer.from(A) }]), isConfigError(/same secret/));
+  });
+});
+
+describe('createKeyRing: ids and order', () => {
+  it('the first entry is current; ids keep their order', () => {
+    const ring = createKeyRing([{ id: 'new', secret: A }, { id: 'old', secret: B }]);
+    assert.equal(ring.currentId, 'new');
+    assert.deepEqual(ring.ids, ['new', 'old']);
+    assert.equal(isKeyRing(ring), true);
+    assert.equal(isKeyRing({ ids: ['new'], currentId: 'new' }), false);
+  });
+
+  it('string secrets get a stable id derived from the secret, independent of position', () => {
+    const first = createKeyRing([A, B]);
+    const second = createKeyRing([B, A]);
+    assert.match(first.ids[0] as string, /^[A-Za-z0-9_-]{8}$/);
+    assert.deepEqual([...first.ids].reverse(), second.ids);
+    assert.notEqual(first.ids[0], first.ids[1]);
+    assert.equal(createKeyRing([A]).currentId, createKeyRing(['z'.repeat(32), A]).ids[1]);
+    assert.notEqual(createKeyRing([A]).currentId, createKeyRing([A + '!']).currentId);
+  });
+
+  it('the ring is frozen and exposes no secret through JSON, inspect or its keys', () => {
+    const ring = createKeyRing([{ id: 'k', secret: A }, B]);
+    assert.ok(Object.isFrozen(ring) && Object.isFrozen(ring.ids));
+    assert.deepEqual(Object.keys(ring).sort(), ['currentId', 'ids']);
+    for (const text of [JSON.stringify(ring), inspect(ring, { showHidden: true, depth: 10 })]) {
+      assert.ok(!text.includes(A) && !text.includes(B), text);
+    }
+  });
+
+  it('copies byte secrets: mutating the caller\'s array later does not change the key', () => {
+    const bytes = new Uint8Array(32).fill(1);
+    const ring = createKeyRing([{ id: 'k', secret: bytes }]);
+    const before = deriveKey(ring, PURPOSE);
+    bytes.fill(2);
+    assert.deepEqual(deriveKey(ring, PURPOSE), before);
+  });
+});
+
+describe('per-purpose key derivation', () => {
+  it('derives 32-byte keys that differ by purpose and by key, and match HKDF-SHA256', () => {
+    const ring = createKeyRing([{ id: 'one', secret: A }, { id: 'two', secret: B }]);
+    const csrf = deriveKey(ring, 'coatcheck/csrf/v1');
+    const cookie = deriveKey(ring, 'coatcheck/cookie-store/v1');
+    const old = deriveKey(ring, 'coatcheck/csrf/v1', 'two');
+    assert.ok(csrf && cookie && old);
+    assert.equal(csrf.length, 32);
+    assert.notDeepEqual(csrf, cookie);
+    assert.notDeepEqual(csrf, old);
+    const expected = Buffer.from(crypto.hkdfSync('sha256', Buffer.from(A), 'coatcheck/hkdf-salt/v1', 'coatcheck/csrf/v1', 32));
+    assert.deepEqual(csrf, expected);
+    assert.notDeepEqual(csrf, Buffer.from(A)); // never the raw secret
+  });
+
+  it('unknown key id gives null', () => {
+    const ring = createKeyRing([A]);
+    assert.equal(deriveKey(ring, PURPOSE, 'nope'), null);
+    assert.equal(derivedKey(ring, PURPOSE, 'nope'), null);
+  });
+
+  it('invalid purposes and look-alike rings throw ConfigError', () => {
+    const ring = createKeyRing([A]);
+    for (const purpose of ['', 'has space', 'x'.repeat(129), 'tab\t', 'é', 5, undefined]) {
+      assert.throws(() => deriveKey(ring, purpose as string), isConfigError(/purpose/));
+    }
+    assert.throws(() => deriveKey({ ids: ['k'], currentId: 'k' }, PURPOSE), isConfigError(/key ring/));
+    assert.throws(() => deriveKey(null as unknown as ReturnType<typeof createKeyRing>, PURPOSE), isConfigError(/key ring/));
+  });
+
+  it('caches per (key id, purpose): HKDF runs once per pair, then never again', () => {
+    const ring = createKeyRing([{ id: 'one', secret: A }, { id: 'two', secret: B }]);
+    const hkdf = spyOnCrypto('hkdfSync');
+    try {
+      const first = derivedKey(ring, 'coatcheck/a/v1');
+      for (let i = 0; i < 100; i++) assert.equal(derivedKey(ring, 'coatcheck/a/v1'), first);
+      assert.equal(hkdf.spy.mock.callCount(), 1);
+      derivedKey(ring, 'coatcheck/b/v1');
+      derivedKey(ring, 'coatcheck/a/v1', 'two');
+      derivedKey(ring, 'coatcheck/a/v1', 'two');
+      assert.equal(hkdf.spy.mock.callCount(), 3);
+    } finally {
+      hkdf.restore();
+    }
+  });
+
+  it('deriveKey hands out copies, so callers cannot corrupt the cache', () => {
+    const ring = createKeyRing([A]);
+    const copy = deriveKey(ring, PURPOSE);
+    assert.ok(copy);
+    const original = Buffer.from(copy);
+    copy.fill(0);
+    assert.deepEqual(deriveKey(ring, PURPOSE), original);
+  });
+});

@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { ConfigError } from '../../src/errors.js';
+import { redisStore } from '../../src/stores/redis.js';
+import type { Store } from '../../src/stores/types.js';
+import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
+import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
+
+const up = await serviceAvailable('redis');
+
+/** Deletes every key under `prefix` (never FLUSHDB: the server is shared). */
+async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+if (!up) {
+  describe('redisStore', { skip: 'Redis not reachable' }, () => {});
+} else {
+  const prefix = `cc-test-${randomBytes(6).toString('hex')}:`;
+  const contractPrefix = `${prefix}contract:`;
+  after(() => deletePrefix(REDIS_URL, prefix));
+
+  testStore('redis', { create: () => redisStore({ url: REDIS_URL, prefix: contractPrefix }) });
+
+  describe('redisStore', () => {
+    const opened: Store[] = [];
+    const clients: Redis[] = [];
+    function store(suffix: string, extra: { client?: Redis } = {}): Store {
+      const s = extra.client
+        ? redisStore({ client: extra.client, prefix: `${prefix}${suffix}:` })
+        : redisStore({ url: REDIS_URL, prefix: `${prefix}${suffix}:` });
+      opened.push(s);
+      return s;
+    }
+    function client(): Redis {
+      const c = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 5_000 });
+      clients.push(c);
+      return c;
+    }
+    after(async () => {
+      for (const s of opened) await s.close();
+      for (const c of clients) c.disconnect();
+    });
+
+    it('does not quit an app-owned client on close()', async () => {
+      const redis = client();
+      const s = redisStore({ client: redis, prefix: `${prefix}owned:` });
+      await s.create(makeRecord());
+      await s.close();
+      assert.equal(await redis.ping(), 'PONG');
+      assert.equal(redis.status, 'ready');
+    });
+
+    it('quits a client it created on close()', async () => {
+      const s = redisStore({ url: REDIS_URL, prefix: `${prefix}own:` });
+      await s.get(randomId());
+      await s.close();
+      await assert.rejects(s.get(randomId()));
+    });
+
+    it('sets a native TTL on the session key matching expiresAt', async () => {
+      const s = store('ttl');
+      const redis = client();
+      const record = makeRecord({ expiresAt: Date.now() + 600_000 });
+      await s.create(record);
+      const key = `${prefix}ttl:s:{${record.id}}`;
+      let pttl = await redis.pttl(key);
+      assert.ok(pttl > 0, `PTTL ${pttl}`);
+      assert.ok(Math.abs(pttl - (record.expiresAt - Date.now())) < 2_000, `PTTL ${pttl} vs ${record.expiresAt - Date.now()}`);
+      // update and touch move the TTL along with expiresAt.
+      await s.update(record.id, { data: { set: { a: 1 } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 900_000 });
+      pttl = await redis.pttl(key);
+      assert.ok(Math.abs(pttl - 900_000) < 2_000, `PTTL after update ${pttl}`);
+      await s.touch(record.id, { lastSeenAt: Date.now(), expiresAt: Date.now() + 300_000 });
+      pttl = await redis.pttl(key);
+      assert.ok(Math.abs(pttl - 300_000) < 2_000, `PTTL after touch ${pttl}`);
+    });
+
+    it('keeps the user index alive at least as long as its sessions', async () => {
+      const s = store('idx-ttl');
+      const redis = client();
+      const record = makeRecord({ userId: 'ttl-user', expiresAt: Date.now() + 60_000 });
+      await s.create(record);
+      const indexKey = `${prefix}idx-ttl:u:{ttl-user}`;
+      assert.ok((await redis.pttl(indexKey)) >= 59_000);
+      // A sliding refresh far past the index's current expiry must extend the index first.
+      const later = Date.now() + 3_600_000;
+      assert.equal(await s.touch(record.id, { lastSeenAt: Date.now(), expiresAt: later }), true);
+      const indexTtl = await redis.pttl(indexKey);
+      const sessionTtl = await redis.pttl(`${prefix}idx-ttl:s:{${record.id}}`);
+      assert.ok(indexTtl >= sessionTtl, `index ${indexTtl} < session ${sessionTtl}`);
+      assert.deepEqual((await s.listByUser('ttl-user')).map((x) => x.id), [record.id]);
+    });
+
+    it('drops a natively expired session from listByUser and from the index', async () => {
+      const s = store('expire');
+      const redis = client();
+      const now = Date.now();
+      const short = makeRecord({ userId: 'u-exp', createdAt: now, lastSeenAt: now, expiresAt: now + 300 });
+      const long = makeRecord({ userId: 'u-exp', createdAt: now + 1, lastSeenAt: now, expiresAt: now + 600_000 });
+      await s.create(short);
+      await s.create(long);
+      assert.equal((await s.listByUser('u-exp')).length, 2);
+      await sleep(450);
+      assert.equal(await redis.exists(`${prefix}expire:s:{${short.id}}`), 0);
+      assert.deepEqual((await s.listByUser('u-exp')).map((x) => x.id), [long.id]);
+      assert.deepEqual(await redis.zrange(`${prefix}expire:u:{u-exp}`, 0, -1), [long.id]);
+    });
+
+    it('the whole index expires with its last session', async () => {
+      const s = store('expire-all');
+      const redis = client();
+      const now = Date.now();
+      await s.create(makeRecord({ userId: 'gone', createdAt: now, lastSeenAt: now, expiresAt: now + 200 }));
+      await sleep(700); // 200 ms lifetime + 200 ms slack + margin
+      assert.equal(await redis.exists(`${prefix}expire-all:u:{gone}`), 0);
+      assert.deepEqual(await s.listByUser('gone'), []);
+    });
+
+    it('removes a destroyed session from its user index', async () => {
+      const s = store('destroy-idx');
+      const redis = client();
+      const record = makeRecord({ userId: 'd-user' });
+      await s.create(record);
+      await s.destroy(record.id);
+      assert.equal(await redis.exists(`${prefix}destroy-idx:u:{d-user}`), 0);
+    });
+
+    it('rejects get with ERR_CORRUPT_RECORD for a wrong-type key and for garbage JSON', async () => {
+      const s = store('corrupt');
+      const redis = client();
+      const wrong = randomId();
+      await redis.set(`${prefix}corrupt:s:{${wrong}}`, 'not a hash');
+      await assert.rejects(s.get(wrong), { code: 'ERR_CORRUPT_RECORD' });
+
+      const garbage = makeRecord();
+      await s.create(garbage);
+      await redis.hset(`${prefix}corrupt:s:{${garbage.id}}`, 'd:broken', '{not json');
+      await assert.rejects(s.get(garbage.id), { code: 'ERR_CORRUPT_RECORD' });
+
+      const partial = randomId();
+      await redis.hset(`${prefix}corrupt:s:{${partial}}`, 'd:a', '1');
+      await assert.rejects(s.get(partial), { code: 'ERR_CORRUPT_RECORD' });
+
+      // The rest of the API copes with the foreign key: no resurrection, no overwrite, deletable.
+      assert.equal(await s.update(wrong, { lastSeenAt: Date.now(), expiresAt: Date.now() + 1_000 }), false);
+      await assert.rejects(s.create(makeRecord({ id: wrong })), { code: 'ERR_STORE_CONFLICT' });
+      await s.destroy(wrong);
+      assert.equal(await s.get(wrong), null);
+    });
+
+    it('fails fast when Redis is down instead of hanging', async () => {
+      const s = redisStore({ url: 'redis://127.0.0.1:1', prefix: `${prefix}down:`, commandTimeout: 2_000 });
+      try {
+        const started = Date.now();
+        await assert.rejects(s.get(randomId()));
+        const elapsed = Date.now() - started;
+        assert.ok(elapsed < 3_000, `took ${elapsed} ms`);
+        const again = Date.now();
+        await assert.rejects(s.create(makeRecord()));
+        assert.ok(Date.now() - again < 3_000);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('keeps 50 concurrent updates to different keys from two store instances', async () => {
+      const a = store('two');
+      const b = store('two');
+      const record = makeRecord({ data: {}, userId: 'two-user' });
+      await a.create(record);
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          (i % 2 ? a : b).update(record.id, {
+            data: { set: { [`k${i}`]: i } },
+            lastSeenAt: Date.now(),
+            expiresAt: Date.now() + 60_000 + i,
+          }),
+        ),
+      );
+      assert.ok(results.every(Boolean));
+      const loaded = await a.get(record.id);
+      assert.equal(Object.keys(loaded?.data ?? {}).length, 50);
+      for (let i = 0; i < 50; i++) assert.equal(loaded?.data[`k${i}`], i);
+    });
+
+    it('keeps a session with thousands of keys (scripts slice their arguments)', async () => {
+      const s = store('big');
+      const data = Object.fromEntries(Array.from({ length: 6_000 }, (_, i) => [`key${i}`, i]));
+      const record = makeRecord({ data });
+      await s.create(record);
+      const unset = Array.from({ length: 5_000 }, (_, i) => `key${i}`);
+      const set = Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`new${i}`, i]));
+      assert.equal(await s.update(record.id, { data: { set, unset }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), true);
+      const loaded = await s.get(record.id);
+      assert.equal(Object.keys(loaded?.data ?? {}).length, 6_000);
+      assert.equal(loaded?.data.key5999, 5_999);
+      assert.equal(loaded?.data.new4999, 4_999);
+    });
+
+    it('only touches keys under its own prefix', async () => {
+      const mine = store('ns-a');
+      const theirs = store('ns-b');
+      await mine.create(makeRecord({ userId: 'shared' }));
+      const other = makeRecord({ userId: 'shared' });
+      await theirs.create(other);
+      await theirs.create(makeRecord());
+      assert.equal(await mine.destroyAll(), 1);
+      assert.equal(await mine.destroyByUser(null), 0);
+      assert.deepEqual(await mine.listByUser('shared'), []);
+      assert.deepEqual((await theirs.listByUser('shared')).map((x) => x.id), [other.id]);
+    });
+
+    it('escapes glob characters in the prefix', async () => {
+      const redis = client();
+      const glob = redisStore({ client: redis, prefix: `${prefix}g*[x]?:` });
+      const plain = redisStore({ client: redis, prefix: `${prefix}gA[x]b:` });
+      await glob.create(makeRecord());
+      await plain.create(makeRecord());
+      assert.equal(await glob.destroyAll(), 1);
+      assert.equal(await plain.destroyAll(), 1);
+    });
+
+    it('refuses bad options at setup', () => {
+      assert.throws(() => redisStore({}), ConfigError);
+      assert.throws(() => redisStore({ url: REDIS_URL, client: client() }), ConfigError);
+      assert.throws(() => redisStore({ url: REDIS_URL, prefix: '{app}:' }), /prefix/);
+      assert.throws(() => redisStore({ url: REDIS_URL, prefix: '' }), /prefix/);
+      assert.throws(() => redisStore({ url: REDIS_URL, commandTimeout: 0 }), /commandTimeout/);
+      const prefixed = new Redis(REDIS_URL, { keyPrefix: 'x:', lazyConnect: true });
+      assert.throws(() => redisStore({ client: prefixed }), /keyPrefix/);
+      prefixed.disconnect();
+    });
+  });
+}
