@@ -26,7 +26,7 @@ export interface SessionEventMap {
   /** A session was found past its idle, absolute or fixed expiry and ended. */
   expired: { handle: string; userId: string | null; reason: 'idle' | 'absolute' | 'fixed' };
   /** The request carried a cookie that leads to no session (never adopted). */
-  invalidCookie: { reason: 'malformed' | 'ambiguous' | 'unknown' | 'corrupt' };
+  invalidCookie: { reason: 'malformed' | 'ambiguous' | 'unknown' | 'corrupt' | 'revoked' };
   /** The client's IP or User-Agent no longer matches the session's (binding on): it was ended. */
   bindingMismatch: { handle: string; userId: string | null; field: 'ip' | 'userAgent' };
   /** A store call failed; the request fails closed. */

@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { isValidCookieName } from '../cookie/serialize.js';
-import type { Store } from '../stores/types.js';
+import { type AnyStore, isClientStore } from '../stores/types.js';
 import { type Clock, systemClock } from './clock.js';
 
 export interface CookieOptions {
@@ -39,8 +39,8 @@ export interface CookieOptions {
 }
 
 export interface SessionsOptions {
-  /** Where sessions are kept. */
-  store: Store;
+  /** Where sessions are kept: a server store, or `cookieStore()` for stateless sessions. */
+  store: AnyStore;
   cookie?: CookieOptions;
   /** Seconds without a request after which a session ends (server-side). Default 3600 (ViUR). */
   idleTimeout?: number;
@@ -102,7 +102,7 @@ export interface ResolvedCookie {
 }
 
 export interface ResolvedOptions {
-  store: Store;
+  store: AnyStore;
   cookie: ResolvedCookie;
   idleTimeout: number;
   absoluteTimeout: number;
@@ -129,8 +129,16 @@ function positive(name: string, value: number): number {
 export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ConfigError('createSessions needs an options object');
   const store = options.store;
-  if (!store || typeof store.get !== 'function' || typeof store.create !== 'function') {
-    throw new ConfigError('`store` is required and must implement the Store contract (e.g. memoryStore() or sqliteStore())');
+  const valid =
+    store &&
+    (isClientStore(store)
+      ? typeof store.seal === 'function' && typeof store.unseal === 'function'
+      : typeof store.get === 'function' && typeof store.create === 'function' && typeof store.update === 'function');
+  if (!valid) {
+    throw new ConfigError('`store` is required and must implement the Store contract (e.g. memoryStore(), sqliteStore() or cookieStore())');
+  }
+  if (isClientStore(store) && options.rotation !== undefined) {
+    throw new ConfigError('rotation needs a server-side store: a cookie-store session is re-sealed on every change and cannot forward old ids');
   }
   const c = options.cookie ?? {};
   const cookie: ResolvedCookie = {

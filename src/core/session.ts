@@ -8,6 +8,7 @@ import { findCookie } from '../cookie/parse.js';
 import { serializeSetCookie } from '../cookie/serialize.js';
 import {
   ConfigError,
+  CookieTooLargeError,
   CorruptRecordError,
   InvalidValueError,
   MissingKeyError,
@@ -17,7 +18,7 @@ import {
   StoreConflictError,
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
-import type { KeyChanges, SessionPatch, SessionRecord, Store } from '../stores/types.js';
+import type { ClientStore, KeyChanges, SessionPatch, SessionRecord, Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
 import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, jsonEntries, objectFromEntries } from './json.js';
@@ -45,7 +46,10 @@ export interface CommitResult {
 export interface SessionEngine {
   readonly options: ResolvedOptions;
   readonly events: SessionEvents;
+  /** Set when the store is stateless (`cookieStore`): records live in the cookie itself. */
+  readonly client: ClientStore | null;
   call<R>(operation: string, run: (store: Store) => Promise<R>): Promise<R>;
+  callClient<R>(operation: string, run: (client: ClientStore) => Promise<R>): Promise<R>;
 }
 
 type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
@@ -62,6 +66,10 @@ const META_MOVED = 'moved';
 const META_ROTATED_AT = 'rotatedAt';
 const META_REQUESTS = 'requests';
 const DEFAULT_GRACE = 30;
+/** A sealed cookie value (`v1.<keyId>.<base64url>`), before decryption. */
+const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
+/** The browser limit for one cookie (name, value and attributes). */
+const MAX_SET_COOKIE_BYTES = 4096;
 const MAX_FORWARD_HOPS = 3;
 const FOLLOW_ATTEMPTS = 20;
 const FOLLOW_DELAY_MS = 25;
@@ -162,7 +170,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (lookup.kind === 'absent' && name !== cookie.name && this.#request.https) {
       // A cookie issued over plain HTTP, now arriving over HTTPS (ViUR's two cookies).
       lookup = findCookie(this.#request.cookieHeader, cookie.name);
-      if (lookup.kind === 'found' && isWellFormedToken(lookup.value)) this.#fromPlainHttp = true;
+      if (lookup.kind === 'found' && this.#plausible(lookup.value)) this.#fromPlainHttp = true;
     }
     if (lookup.kind === 'absent') return null;
     this.#cookieSent = true;
@@ -170,14 +178,20 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#engine.events.emit('invalidCookie', { reason: 'ambiguous' });
       return null;
     }
-    if (!isWellFormedToken(lookup.value)) {
+    if (!this.#plausible(lookup.value)) {
       this.#engine.events.emit('invalidCookie', { reason: 'malformed' });
       return null;
     }
     return lookup.value;
   }
 
+  /** A cheap shape check before any store call or decryption. */
+  #plausible(value: string): boolean {
+    return this.#engine.client === null ? isWellFormedToken(value) : SEALED_SHAPE.test(value);
+  }
+
   async #fetch(cookieToken: string): Promise<void> {
+    if (this.#engine.client !== null) return this.#open(cookieToken, this.#engine.client);
     let token = cookieToken;
     const id = hashToken(token);
     const engine = this.#engine;
@@ -225,6 +239,43 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#adopt(token, record);
     if (this.#fromPlainHttp) {
       // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
+      if (engine.options.keepDataOnHttpsUpgrade) await this.cycleIdNow();
+      else await this.#restart([], 'httpsUpgrade');
+    }
+  }
+
+  /** Loads a stateless session: decrypt, check expiry, revocation and binding; no store record. */
+  async #open(value: string, client: ClientStore): Promise<void> {
+    const engine = this.#engine;
+    this.#startFresh();
+    const opened = client.unseal(value, engine.options.cookie.name);
+    if (!opened) {
+      engine.events.emit('invalidCookie', { reason: 'malformed' });
+      return;
+    }
+    const { record } = opened;
+    const expired = this.#expiryReason(record, engine.options.clock.now());
+    if (expired) {
+      engine.events.emit('expired', { handle: record.id, userId: record.userId, reason: expired });
+      return;
+    }
+    if (record.userId !== null && client.notValidBefore) {
+      const userId = record.userId;
+      const voidBefore = await engine.callClient('notValidBefore', (c) => (c.notValidBefore as NonNullable<ClientStore['notValidBefore']>)(userId));
+      if (voidBefore !== null && record.createdAt <= voidBefore) {
+        engine.events.emit('invalidCookie', { reason: 'revoked' });
+        return;
+      }
+    }
+    const mismatch = this.#bindingMismatch(record);
+    if (mismatch) {
+      engine.events.emit('bindingMismatch', { handle: record.id, userId: record.userId, field: mismatch });
+      return;
+    }
+    this.#adopt(value, record);
+    // Opened with an older key: re-issue under the newest even if nothing else changes.
+    if (opened.stale) this.#cookieChanged = true;
+    if (this.#fromPlainHttp) {
       if (engine.options.keepDataOnHttpsUpgrade) await this.cycleIdNow();
       else await this.#restart([], 'httpsUpgrade');
     }
@@ -485,7 +536,7 @@ export class Session<T extends SessionData = RegisteredData> {
   /** cycleId on an already-loaded session. @internal */
   async cycleIdNow(): Promise<void> {
     if (!this.#stored || this.#id === null) return;
-    this.#retired.push(this.#id);
+    if (this.#engine.client === null) this.#retired.push(this.#id);
     this.#stored = false;
     this.#token = null;
     this.#id = null;
@@ -500,6 +551,16 @@ export class Session<T extends SessionData = RegisteredData> {
     const doomed = [...this.#retired];
     if (this.#stored && this.#id !== null) doomed.push(this.#id);
     const userId = this.#userIdBaseline;
+    const client = this.#engine.client;
+    if (client) {
+      // Nothing to delete server-side; a logout can still void copies via the user watermark.
+      if (reason === 'logout' && userId !== null && client.revokeOnLogout && client.revokeUser) {
+        const at = this.#engine.options.clock.now();
+        await this.#engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(userId, at));
+      }
+      for (const id of doomed) this.#engine.events.emit('destroyed', { handle: id, userId, reason });
+      doomed.length = 0;
+    }
     for (const id of doomed) {
       await this.#engine.call('destroy', (store) => store.destroy(id));
       this.#engine.events.emit('destroyed', { handle: id, userId, reason });
@@ -596,7 +657,8 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async rotate(): Promise<void> {
     await this.load();
-    if (this.#stored) this.#rotateRequested = true;
+    if (this.#engine.client !== null) await this.cycleIdNow();
+    else if (this.#stored) this.#rotateRequested = true;
   }
 
   // ---------------------------------------------------------------- CSRF (ViUR security keys)
@@ -628,6 +690,9 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   getSecurityKey(options: { lifetime?: number; data?: JsonValue } = {}): string {
     this.#ready();
+    if (this.#engine.client !== null) {
+      throw new ConfigError('one-time security keys need a server-side store to be spent exactly once; use csrfToken() with the cookie store');
+    }
     const lifetime = options.lifetime ?? this.#engine.options.idleTimeout;
     if (!(lifetime > 0)) throw new ConfigError('getSecurityKey: lifetime must be a positive number of seconds');
     if (options.data !== undefined) assertJson('data', options.data);
@@ -730,6 +795,8 @@ export class Session<T extends SessionData = RegisteredData> {
     const now = engine.options.clock.now();
     const keep = this.#data.size > 0 || this.#userId !== null || this.#meta.size > 0;
 
+    if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
+
     if (!keep) {
       if (this.#stored && this.#id !== null) {
         const id = this.#id;
@@ -785,6 +852,42 @@ export class Session<T extends SessionData = RegisteredData> {
       if (this.#persistentCookie()) this.#cookieChanged = true;
     }
     if (this.#cookieChanged) result.setCookie.push(this.#refreshCookie(now));
+    return result;
+  }
+
+  /** Commit for stateless sessions: re-seal the whole record into the cookie when anything changed. */
+  #commitSealed(client: ClientStore, keep: boolean, now: number, result: CommitResult): CommitResult {
+    if (!keep) {
+      if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
+      return result;
+    }
+    const data = this.#diff(this.#data, this.#stored ? this.#snapshot : new Map(), true);
+    const meta = this.#diff(this.#meta, this.#stored ? this.#metaSnapshot : new Map(), false);
+    const touchDue = now - this.#lastSeenAt >= this.#engine.options.touchInterval * 1000;
+    const changed = !this.#stored || data || meta || this.#userId !== this.#userIdBaseline || this.#forceSave || this.#cookieChanged || touchDue;
+    if (!changed) return result;
+    const created = !this.#stored;
+    const id = this.#id ?? randomToken(32);
+    const value = client.seal(
+      {
+        id,
+        userId: this.#userId,
+        data: objectFromEntries(this.#data),
+        meta: objectFromEntries(this.#meta),
+        createdAt: this.#createdAt,
+        lastSeenAt: now,
+        expiresAt: this.#expiresAt(now),
+        ip: this.#request.ip ?? null,
+        userAgent: this.#request.userAgent ?? null,
+      },
+      this.#engine.options.cookie.name,
+    );
+    result.setCookie.push(this.#cookie(value, now));
+    this.#id = id;
+    this.#token = value;
+    this.#stored = true;
+    this.#lastSeenAt = now;
+    if (created) this.#engine.events.emit('created', { handle: id, userId: this.#userId });
     return result;
   }
 
@@ -972,7 +1075,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const { cookie } = this.#engine.options;
     const secure = isSecureFor(cookie, this.#request.https);
     const maxAge = this.#persistentCookie() ? Math.max(0, Math.floor((this.#expiresAt(now) - now) / 1000)) : undefined;
-    return serializeSetCookie(cookieNameFor(cookie, secure), token, {
+    const header = serializeSetCookie(cookieNameFor(cookie, secure), token, {
       ...(maxAge !== undefined && { maxAge }),
       ...(cookie.domain !== undefined && { domain: cookie.domain }),
       path: cookie.path,
@@ -981,6 +1084,10 @@ export class Session<T extends SessionData = RegisteredData> {
       sameSite: cookie.sameSite,
       partitioned: cookie.partitioned,
     });
+    // Browsers silently drop cookies over 4096 bytes: fail loudly instead of losing the session.
+    const size = Buffer.byteLength(header);
+    if (size > MAX_SET_COOKIE_BYTES) throw new CookieTooLargeError(size, MAX_SET_COOKIE_BYTES);
+    return header;
   }
 
   /** Expires the plain-HTTP cookie once its session has moved to the HTTPS one. */

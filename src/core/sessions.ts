@@ -3,7 +3,7 @@
  * the adapters and carries the operations that span sessions (kill by user, list devices, sweep).
  */
 import { ConfigError } from '../errors.js';
-import type { SessionSummary, Store } from '../stores/types.js';
+import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { SessionEvents } from './events.js';
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
@@ -26,7 +26,7 @@ export interface ClearExpiredOptions {
 
 export interface Sessions<T extends SessionData = RegisteredData> {
   readonly options: ResolvedOptions;
-  readonly store: Store;
+  readonly store: AnyStore;
   /** Lifecycle events: created, destroyed, expired, invalidCookie, storeError. */
   readonly events: SessionEvents;
   /** The per-request session for an incoming request (adapters call this; costs no I/O). */
@@ -54,15 +54,25 @@ export interface Sessions<T extends SessionData = RegisteredData> {
 export function createSessions<T extends SessionData = RegisteredData>(options: SessionsOptions): Sessions<T> {
   const resolved = resolveOptions(options);
   const events = new SessionEvents();
-  const store = resolved.store;
+  const anyStore = resolved.store;
+  const client: ClientStore | null = isClientStore(anyStore) ? anyStore : null;
+  // For a client store, server calls never happen: only `callClient` is used.
+  const store = anyStore as Store;
+  const guarded = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
+    const pending = callStore(anyStore, operation, resolved.storeTimeout, run);
+    if (events.has('storeError')) pending.catch((error: unknown) => events.emit('storeError', { operation, error }));
+    return pending;
+  };
   const engine: SessionEngine = {
     options: resolved,
     events,
-    call(operation, run) {
-      const pending = callStore(store, operation, resolved.storeTimeout, () => run(store));
-      if (events.has('storeError')) pending.catch((error: unknown) => events.emit('storeError', { operation, error }));
-      return pending;
-    },
+    client,
+    call: (operation, run) => guarded(operation, () => run(store)),
+    callClient: (operation, run) => guarded(operation, () => run(client as ClientStore)),
+  };
+  /** Operations that need server-side records fail loudly on the cookie store. */
+  const serverOnly = (what: string): void => {
+    if (client) throw new ConfigError(`${what} is not possible with the cookie store: stateless sessions live only in browsers`);
   };
 
   return {
@@ -73,21 +83,34 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       return new Session<T>(engine, request, onActivate);
     },
     async killSessionsByUser(user) {
+      if (client) {
+        if (user === undefined || user === GUEST_USER || !client.revokeUser) {
+          serverOnly(user === undefined ? 'killing every session' : user === GUEST_USER ? 'killing guest sessions' : 'killing a user\'s sessions without `revocations`');
+        }
+        if (typeof user !== 'string' || user.length === 0) throw new ConfigError('killSessionsByUser takes a user id');
+        await engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(user, resolved.clock.now()));
+        return 0; // unknown: the sessions live in browsers; all of them are void from now on
+      }
       if (user === undefined) return engine.call('destroyAll', (s) => s.destroyAll());
       if (typeof user !== 'string' || user.length === 0) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
       return engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
     },
     async listByUser(userId) {
+      serverOnly('listing a user\'s sessions');
       return engine.call('listByUser', (s) => s.listByUser(userId));
     },
     async revoke(handle) {
+      serverOnly('revoking one session');
       await engine.call('destroy', (s) => s.destroy(handle));
       events.emit('destroyed', { handle, userId: null, reason: 'revoked' });
     },
     async revokeUser(userId, opts = {}) {
+      serverOnly('revoking a user\'s other sessions');
       return engine.call('destroyByUser', (s) => s.destroyByUser(userId, opts.except ?? []));
     },
     async clearExpired(opts = {}) {
+      // Django: clearing expired sessions is a no-op where they expire by themselves.
+      if (client) return { deleted: 0, batches: 0, cursor: null };
       const batchSize = opts.batchSize ?? 1000;
       if (!(batchSize >= 1)) throw new ConfigError('clearExpired: batchSize must be >= 1');
       const before = resolved.clock.now();
@@ -106,7 +129,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       return { deleted, batches, cursor };
     },
     async close() {
-      await store.close();
+      await anyStore.close();
     },
   };
 }

@@ -3,9 +3,9 @@
  * (StoreError) so adapters can answer 503 without knowing which store failed.
  */
 import { CoatcheckError, StoreError, StoreTimeoutError } from '../errors.js';
-import type { Store } from '../stores/types.js';
+import type { AnyStore } from '../stores/types.js';
 
-export function callStore<T>(store: Store, operation: string, timeoutMs: number, run: () => Promise<T>): Promise<T> {
+export function callStore<T>(store: AnyStore, operation: string, timeoutMs: number, run: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new StoreTimeoutError(store.name, operation, timeoutMs)), timeoutMs);
     let pending: Promise<T>;

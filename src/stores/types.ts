@@ -109,6 +109,35 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * A store that keeps the whole session inside the cookie (stateless, Django's signed_cookies but
+ * encrypted). The engine seals the full record on every save and opens it on load; there is no
+ * server record, so per-session revocation is impossible and per-user revocation needs the
+ * optional watermark below.
+ */
+export interface ClientStore {
+  readonly kind: 'client';
+  readonly name: string;
+  /** The cookie value for a record. `context` is bound into the seal (the cookie's name). */
+  seal(record: SessionRecord, context: string): string;
+  /** The record in a cookie value, or null for anything tampered, foreign or undecryptable. */
+  unseal(value: string, context: string): { record: SessionRecord; stale: boolean } | null;
+  /** Sessions of this user created before the returned time are void. Absent: no revocation. */
+  notValidBefore?(userId: string): Promise<number | null>;
+  /** Voids every session of the user created before `at`. */
+  revokeUser?(userId: string, at: number): Promise<void>;
+  /** Whether `logout()` voids the user's other sessions too (see docs/stores/cookie.md). */
+  readonly revokeOnLogout: boolean;
+  close(): Promise<void>;
+}
+
+/** Either kind of store `createSessions` accepts. */
+export type AnyStore = Store | ClientStore;
+
+export function isClientStore(store: AnyStore): store is ClientStore {
+  return (store as ClientStore).kind === 'client';
+}
+
 /** Copies a record's summary fields (for `listByUser`). */
 export function summarize(record: SessionRecord): SessionSummary {
   return {

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { createSessions } from '../../src/index.js';
+import { cookieStore } from '../../src/stores/cookie.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { setup } from '../helpers/harness.js';
+
+const OLD = 'old-secret-old-secret-old-secret-0123';
+const NEW = 'new-secret-new-secret-new-secret-4567';
+
+describe('cookie store (stateless, sealed with AES-256-GCM)', () => {
+  it('keeps the whole session in an encrypted cookie', async () => {
+    const { visit, jar } = setup({ store: cookieStore({ secrets: [NEW] }) });
+    const { setCookie } = await visit((s) => s.update({ secret: 'top-secret-value', n: 1 }));
+    assert.match(setCookie[0]!, /^sid=v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax$/);
+    const raw = jar.get('sid')!;
+    assert.ok(!Buffer.from(raw.split('.')[2]!, 'base64url').toString('latin1').includes('top-secret'), 'the data is not readable');
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { secret: 'top-secret-value', n: 1 });
+    const read = await visit((s) => s.get('n'));
+    assert.deepEqual(read.setCookie, [], 'a read-only request re-seals nothing');
+  });
+
+  it('treats any tampered, truncated or foreign cookie as no session, never a throw', async () => {
+    const { visit, jar, sessions } = setup({ store: cookieStore({ secrets: [NEW] }) });
+    await visit((s) => s.set('admin', false));
+    const real = jar.get('sid')!;
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: real.length - 1 }), fc.constantFrom('A', 'b', '-', '_', '.'), fc.boolean(), async (at, ch, truncate) => {
+        const forged = truncate ? real.slice(0, at) : real.slice(0, at) + ch + real.slice(at + 1);
+        fc.pre(forged !== real);
+        const session = sessions.open({ cookieHeader: `sid=${forged}`, https: false });
+        await session.load();
+        assert.equal(session.has('admin'), false);
+      }),
+      { numRuns: 300 },
+    );
+    const other = setup({ store: cookieStore({ secrets: [OLD] }) });
+    const foreign = other.sessions.open({ cookieHeader: `sid=${real}`, https: false });
+    await foreign.load();
+    assert.equal(foreign.isNew, true, 'a cookie sealed under another secret opens nothing');
+  });
+
+  it('re-issues a cookie opened with an old key under the newest one; dropping the old key voids it', async () => {
+    const before = setup({ store: cookieStore({ secrets: [OLD] }) });
+    await before.visit((s) => s.set('kept', 'yes'));
+    const oldCookie = before.jar.get('sid')!;
+    const rotated = setup({ store: cookieStore({ secrets: [NEW, OLD] }) });
+    rotated.jar.apply([`sid=${oldCookie}`]);
+    const { value, setCookie } = await rotated.visit((s) => s.get('kept'));
+    assert.equal(value, 'yes');
+    assert.equal(setCookie.length, 1, 're-issued on a read-only request');
+    const newCookie = rotated.jar.get('sid')!;
+    const onlyNew = setup({ store: cookieStore({ secrets: [NEW] }) });
+    onlyNew.jar.apply([`sid=${newCookie}`]);
+    assert.equal((await onlyNew.visit((s) => s.get('kept'))).value, 'yes');
+    const stale = new CookieJar();
+    stale.apply([`sid=${oldCookie}`]);
+    assert.equal((await onlyNew.visit((s) => s.get('kept'), { browser: stale })).value, undefined);
+  });
+
+  it('enforces expiry from inside the seal on the server clock: a replay after expiry is refused', async () => {
+    const { visit, jar, clock } = setup({ store: cookieStore({ secrets: [NEW] }), idleTimeout: 600 });
+    await visit((s) => s.set('a', 1));
+    const captured = jar.get('sid')!;
+    clock.advance(601);
+    const replay = new CookieJar();
+    replay.apply([`sid=${captured}`]);
+    assert.equal((await visit((s) => s.get('a'), { browser: replay })).value, undefined);
+  });
+
+  it('with revocations, a copied cookie is refused after logout and after killSessionsByUser', async () => {
+    const revocations = memoryStore({ sweepInterval: 0 });
+    const { visit, jar, clock, sessions } = setup({ store: cookieStore({ secrets: [NEW], revocations }) });
+    await visit((s) => s.login('alice'));
+    const stolen = jar.get('sid')!;
+    clock.advance(1);
+    await visit((s) => s.logout());
+    const thief = new CookieJar();
+    thief.apply([`sid=${stolen}`]);
+    assert.equal((await visit((s) => s.userId, { browser: thief })).value, null, 'replay after logout is anonymous');
+
+    clock.advance(1);
+    const laptop = new CookieJar();
+    const phone = new CookieJar();
+    await visit((s) => s.login('bob'), { browser: laptop });
+    await visit((s) => s.login('bob'), { browser: phone });
+    await visit((s) => s.login('carol'));
+    clock.advance(1);
+    await sessions.killSessionsByUser('bob');
+    assert.equal((await visit((s) => s.userId, { browser: laptop })).value, null);
+    assert.equal((await visit((s) => s.userId, { browser: phone })).value, null);
+    assert.equal((await visit((s) => s.userId)).value, 'carol');
+    clock.advance(1);
+    await visit((s) => s.login('bob'), { browser: phone });
+    assert.equal((await visit((s) => s.userId, { browser: phone })).value, 'bob', 'a new login after the kill works');
+  });
+
+  it('without revocations a copied cookie stays valid until it expires (the documented trade-off)', async () => {
+    const { visit, jar } = setup({ store: cookieStore({ secrets: [NEW] }) });
+    await visit((s) => s.login('alice'));
+    const copy = jar.get('sid')!;
+    await visit((s) => s.logout());
+    const replay = new CookieJar();
+    replay.apply([`sid=${copy}`]);
+    assert.equal((await visit((s) => s.userId, { browser: replay })).value, 'alice');
+  });
+
+  it('refuses a cookie over 4096 bytes with a clear error and emits nothing', async () => {
+    const { visit } = setup({ store: cookieStore({ secrets: [NEW] }) });
+    await assert.rejects(visit((s) => s.set('big', 'x'.repeat(5000))), (e: Error & { code?: string }) => e.code === 'ERR_COOKIE_TOO_LARGE' && /4096/.test(e.message));
+  });
+
+  it('says clearly what stateless sessions cannot do', async () => {
+    const { sessions, visit } = setup({ store: cookieStore({ secrets: [NEW] }) });
+    await assert.rejects(sessions.listByUser('alice'), { code: 'ERR_CONFIG' });
+    await assert.rejects(sessions.killSessionsByUser('alice'), { code: 'ERR_CONFIG' });
+    await assert.rejects(sessions.killSessionsByUser('__guest__'), { code: 'ERR_CONFIG' });
+    await assert.rejects(sessions.revoke('x'), { code: 'ERR_CONFIG' });
+    assert.deepEqual(await sessions.clearExpired(), { deleted: 0, batches: 0, cursor: null });
+    await assert.rejects(visit((s) => s.getSecurityKey()), { code: 'ERR_CONFIG' });
+    assert.ok((await visit((s) => s.csrfToken())).value.length > 20, 'the static CSRF token works');
+  });
+
+  it('fails at setup on short or missing secrets and on rotation', () => {
+    assert.throws(() => cookieStore({ secrets: ['too short'] }), { code: 'ERR_CONFIG' });
+    assert.throws(() => cookieStore({ secrets: [] }), { code: 'ERR_CONFIG' });
+    assert.throws(() => createSessions({ store: cookieStore({ secrets: [NEW] }), rotation: { afterSeconds: 60 } }), { code: 'ERR_CONFIG' });
+  });
+
+  it('fails closed when the revocation store is down', async () => {
+    const revocations = memoryStore({ sweepInterval: 0 });
+    const { visit } = setup({ store: cookieStore({ secrets: [NEW], revocations }) });
+    await visit((s) => s.login('alice'));
+    revocations.get = () => Promise.reject(new Error('down'));
+    await assert.rejects(visit((s) => s.userId), { code: 'ERR_STORE' });
+  });
+});
