@@ -3,7 +3,7 @@
  * the coat (the data).
  * @module coatcheck
  */
-export { createSessions, GUEST_USER, type Sessions, type ClearExpiredOptions } from './core/sessions.js';
+export { createSessions, GUEST_USER, type Sessions, type ClearExpiredOptions, type DeviceSummary } from './core/sessions.js';
 export { Session, type RequestInfo, type CommitResult } from './core/session.js';
 export type { SessionsOptions, CookieOptions, ResolvedOptions } from './core/options.js';
 export { SessionEvents, type SessionEventMap, type SessionEventName, type DestroyReason } from './core/events.js';

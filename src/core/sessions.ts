@@ -24,6 +24,12 @@ export interface ClearExpiredOptions {
   onBatch?: (progress: { deleted: number; batches: number }) => void;
 }
 
+/** One of a user's sessions as listed for "your devices". */
+export interface DeviceSummary extends SessionSummary {
+  /** True for the session whose handle was passed as `current`. */
+  current: boolean;
+}
+
 export interface Sessions<T extends SessionData = RegisteredData> {
   readonly options: ResolvedOptions;
   readonly store: AnyStore;
@@ -36,8 +42,11 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * session without a user, `undefined` ends every session. Resolves to the number ended.
    */
   killSessionsByUser(user?: string): Promise<number>;
-  /** A user's live sessions, oldest first, without data: handles, never tokens. */
-  listByUser(userId: string): Promise<SessionSummary[]>;
+  /**
+   * A user's live sessions ("your devices"), oldest first, without data: handles, never tokens.
+   * Pass the current session's handle to have it marked `current: true`.
+   */
+  listByUser(userId: string, options?: { current?: string | null }): Promise<DeviceSummary[]>;
   /** Ends one session by its handle. */
   revoke(handle: string): Promise<void>;
   /** Ends all of a user's sessions except the handles listed ("sign out other devices"). */
@@ -95,9 +104,11 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       if (typeof user !== 'string' || user.length === 0) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
       return engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
     },
-    async listByUser(userId) {
+    async listByUser(userId, opts = {}) {
       serverOnly('listing a user\'s sessions');
-      return engine.call('listByUser', (s) => s.listByUser(userId));
+      const now = resolved.clock.now();
+      const list = await engine.call('listByUser', (s) => s.listByUser(userId));
+      return list.filter((item) => item.expiresAt > now).map((item) => ({ ...item, current: item.id === opts.current }));
     },
     async revoke(handle) {
       serverOnly('revoking one session');

@@ -586,8 +586,10 @@ describe('operations', () => {
     await visit((s) => s.login('alice'), { browser: browsers[1] });
     await visit((s) => s.login('bob'), { browser: browsers[2] });
     await visit((s) => s.set('guest', true), { browser: browsers[3] });
-    const devices = await sessions.listByUser('alice');
+    const current = (await visit((s) => s.handle, { browser: browsers[1] })).value;
+    const devices = await sessions.listByUser('alice', { current });
     assert.equal(devices.length, 2);
+    assert.deepEqual(devices.map((d) => d.current), [false, true]);
     assert.equal(devices[0]!.userAgent, 'test-agent');
     assert.equal(devices[0]!.ip, '192.0.2.1');
     await sessions.revoke(devices[0]!.id);
