@@ -17,6 +17,7 @@ export type CoatcheckErrorCode =
   | 'ERR_CORRUPT_RECORD'
   | 'ERR_COOKIE_TOO_LARGE'
   | 'ERR_TOO_LARGE'
+  | 'ERR_TOO_MANY_SESSIONS'
   | 'ERR_HEADERS_SENT'
   | 'ERR_NO_CONTEXT';
 
@@ -130,6 +131,15 @@ export class SessionTooLargeError extends CoatcheckError {
   constructor(size: number, limit: number) {
     super('ERR_TOO_LARGE', `session data is ${size} bytes serialized, over the maxDataSize limit of ${limit}`);
     this.size = size;
+  }
+}
+
+/** `login()` with `maxSessionsPerUser: { strategy: 'refuse-new' }` and the user at the limit. */
+export class TooManySessionsError extends CoatcheckError {
+  readonly limit: number;
+  constructor(limit: number) {
+    super('ERR_TOO_MANY_SESSIONS', `the user already has ${limit} sessions (maxSessionsPerUser)`, { status: 409 });
+    this.limit = limit;
   }
 }
 

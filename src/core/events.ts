@@ -14,9 +14,14 @@ export type DestroyReason =
   | 'revoked'
   | 'expired'
   | 'binding'
-  | 'httpsUpgrade';
+  | 'httpsUpgrade'
+  | 'evicted';
 
 export interface SessionEventMap {
+  /** An existing session was loaded from the store. */
+  loaded: { handle: string; userId: string | null };
+  /** A session's changes were written (`touch`: only its idle timer). */
+  saved: { handle: string; userId: string | null; touch: boolean };
   /** A new session record was written. */
   created: { handle: string; userId: string | null };
   /** The session's id was rotated (data kept); the old id forwards to the new one for a grace window. */
@@ -39,6 +44,12 @@ export type SessionListener<K extends SessionEventName> = (event: SessionEventMa
 /** A tiny synchronous emitter; a throwing listener never breaks a request. */
 export class SessionEvents {
   readonly #listeners = new Map<SessionEventName, Set<(event: never) => void>>();
+  readonly #count: ((name: SessionEventName) => void) | undefined;
+
+  /** `count` sees every emitted event (the metrics counters). */
+  constructor(count?: (name: SessionEventName) => void) {
+    this.#count = count;
+  }
 
   on<K extends SessionEventName>(name: K, listener: SessionListener<K>): () => void {
     let set = this.#listeners.get(name);
@@ -57,6 +68,7 @@ export class SessionEvents {
   }
 
   emit<K extends SessionEventName>(name: K, event: SessionEventMap[K]): void {
+    this.#count?.(name);
     const set = this.#listeners.get(name);
     if (!set) return;
     for (const listener of set) {

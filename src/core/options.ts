@@ -79,6 +79,17 @@ export interface SessionsOptions {
    * after this many requests (costs a small write on every request to count them).
    */
   rotation?: { afterSeconds?: number; afterRequests?: number; grace?: number };
+  /**
+   * At most this many sessions per user (checked at `login()`). `evict-oldest` (default) ends the
+   * user's oldest sessions to make room; `refuse-new` makes `login()` throw TooManySessionsError.
+   */
+  maxSessionsPerUser?: number | { limit: number; strategy?: 'evict-oldest' | 'refuse-new' };
+  /**
+   * Fraction of session-using requests (0–1) that also sweep one batch of expired sessions in the
+   * background (appengine-utilities' clean_check_percent). Default 0: run `clearExpired()` on a
+   * schedule or the CLI instead.
+   */
+  cleanupProbability?: number;
   /** Time source (ms since epoch). Tests pass a controllable clock. */
   clock?: Clock;
 }
@@ -116,6 +127,8 @@ export interface ResolvedOptions {
   keepDataOnHttpsUpgrade: boolean;
   /** null when automatic rotation is off; forwarders are still followed within their grace. */
   rotation: ResolvedRotation | null;
+  maxSessionsPerUser: { limit: number; strategy: 'evict-oldest' | 'refuse-new' } | null;
+  cleanupProbability: number;
   clock: Clock;
 }
 
@@ -136,6 +149,9 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
       : typeof store.get === 'function' && typeof store.create === 'function' && typeof store.update === 'function');
   if (!valid) {
     throw new ConfigError('`store` is required and must implement the Store contract (e.g. memoryStore(), sqliteStore() or cookieStore())');
+  }
+  if (isClientStore(store) && options.maxSessionsPerUser !== undefined) {
+    throw new ConfigError('maxSessionsPerUser needs a server-side store: stateless sessions cannot be counted');
   }
   if (isClientStore(store) && options.rotation !== undefined) {
     throw new ConfigError('rotation needs a server-side store: a cookie-store session is re-sealed on every change and cannot forward old ids');
@@ -198,8 +214,24 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     binding: { ip: options.binding?.ip ?? false, userAgent: options.binding?.userAgent ?? false },
     keepDataOnHttpsUpgrade: options.keepDataOnHttpsUpgrade ?? false,
     rotation: resolveRotation(options.rotation),
+    maxSessionsPerUser: resolveSessionLimit(options.maxSessionsPerUser),
+    cleanupProbability: resolveProbability(options.cleanupProbability),
     clock: options.clock ?? systemClock,
   };
+}
+
+function resolveSessionLimit(value: SessionsOptions['maxSessionsPerUser']): ResolvedOptions['maxSessionsPerUser'] {
+  if (value === undefined) return null;
+  const { limit, strategy = 'evict-oldest' } = typeof value === 'number' ? { limit: value } : value;
+  if (!Number.isInteger(limit) || limit < 1) throw new ConfigError('maxSessionsPerUser must be a whole number >= 1');
+  if (strategy !== 'evict-oldest' && strategy !== 'refuse-new') throw new ConfigError("maxSessionsPerUser.strategy must be 'evict-oldest' or 'refuse-new'");
+  return { limit, strategy };
+}
+
+function resolveProbability(value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw new ConfigError('cleanupProbability must be between 0 and 1');
+  return value;
 }
 
 function resolveRotation(rotation: SessionsOptions['rotation']): ResolvedRotation | null {

@@ -16,6 +16,7 @@ import {
   SessionGoneError,
   SessionTooLargeError,
   StoreConflictError,
+  TooManySessionsError,
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
 import type { ClientStore, KeyChanges, SessionPatch, SessionRecord, Store } from '../stores/types.js';
@@ -50,6 +51,8 @@ export interface SessionEngine {
   readonly client: ClientStore | null;
   call<R>(operation: string, run: (store: Store) => Promise<R>): Promise<R>;
   callClient<R>(operation: string, run: (client: ClientStore) => Promise<R>): Promise<R>;
+  /** Sweeps a batch of expired sessions in the background on a fraction of requests. */
+  maybeCleanup(): void;
 }
 
 type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
@@ -237,6 +240,7 @@ export class Session<T extends SessionData = RegisteredData> {
       return;
     }
     this.#adopt(token, record);
+    engine.events.emit('loaded', { handle: record.id, userId: record.userId });
     if (this.#fromPlainHttp) {
       // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
       if (engine.options.keepDataOnHttpsUpgrade) await this.cycleIdNow();
@@ -503,8 +507,27 @@ export class Session<T extends SessionData = RegisteredData> {
   async login(userId: string): Promise<void> {
     if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
     await this.load();
+    await this.#enforceSessionLimit(userId);
     await this.#restart(this.#engine.options.persistentFieldsOnLogin, 'login');
     this.#userId = userId;
+  }
+
+  /** maxSessionsPerUser: make room (evict the oldest) or refuse, before the new session exists. */
+  async #enforceSessionLimit(userId: string): Promise<void> {
+    const limit = this.#engine.options.maxSessionsPerUser;
+    if (limit === null) return;
+    const now = this.#engine.options.clock.now();
+    const mine = this.#stored ? this.#id : null;
+    const live = (await this.#engine.call('listByUser', (store) => store.listByUser(userId))).filter(
+      (s) => s.expiresAt > now && s.id !== mine,
+    );
+    const excess = live.length - limit.limit + 1;
+    if (excess <= 0) return;
+    if (limit.strategy === 'refuse-new') throw new TooManySessionsError(limit.limit);
+    for (const oldest of live.slice(0, excess)) {
+      await this.#engine.call('destroy', (store) => store.destroy(oldest.id));
+      this.#engine.events.emit('destroyed', { handle: oldest.id, userId, reason: 'evicted' });
+    }
   }
 
   /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
@@ -790,6 +813,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#phase = 'committed';
     const result: CommitResult = { setCookie: [] };
     if (status >= 500) return result;
+    this.#engine.maybeCleanup();
     if (this.#fromPlainHttp) result.setCookie.push(this.#clearPlainHttpCookie());
     const engine = this.#engine;
     const now = engine.options.clock.now();
@@ -839,6 +863,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (data || meta || userChanged || this.#forceSave || rotate || (touchDue && rotation !== null)) {
       if (!(await this.#save(patch))) throw new SessionGoneError();
       this.#lastSeenAt = now;
+      engine.events.emit('saved', { handle: this.#id as string, userId: this.#userId, touch: false });
       if (this.#persistentCookie()) this.#cookieChanged = true;
     } else if (touchDue) {
       const id = this.#id as string;
@@ -849,6 +874,7 @@ export class Session<T extends SessionData = RegisteredData> {
         return result;
       }
       this.#lastSeenAt = now;
+      engine.events.emit('saved', { handle: id, userId: this.#userId, touch: true });
       if (this.#persistentCookie()) this.#cookieChanged = true;
     }
     if (this.#cookieChanged) result.setCookie.push(this.#refreshCookie(now));

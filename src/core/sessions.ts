@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { SessionEvents } from './events.js';
+import { SessionMetrics } from './metrics.js';
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
 import { type RequestInfo, Session, type SessionEngine } from './session.js';
 import { callStore } from './store-call.js';
@@ -33,8 +34,10 @@ export interface DeviceSummary extends SessionSummary {
 export interface Sessions<T extends SessionData = RegisteredData> {
   readonly options: ResolvedOptions;
   readonly store: AnyStore;
-  /** Lifecycle events: created, destroyed, expired, invalidCookie, storeError. */
+  /** Lifecycle events: created, loaded, saved, rotated, destroyed, expired, invalidCookie, bindingMismatch, storeError. */
   readonly events: SessionEvents;
+  /** Event counters and store-latency histograms (snapshot, Prometheus text, OpenTelemetry hook). */
+  readonly metrics: SessionMetrics;
   /** The per-request session for an incoming request (adapters call this; costs no I/O). */
   open(request: RequestInfo, onActivate?: () => void): Session<T>;
   /**
@@ -62,15 +65,37 @@ export interface Sessions<T extends SessionData = RegisteredData> {
 
 export function createSessions<T extends SessionData = RegisteredData>(options: SessionsOptions): Sessions<T> {
   const resolved = resolveOptions(options);
-  const events = new SessionEvents();
+  const metrics = new SessionMetrics();
+  const events = new SessionEvents((name) => metrics.countEvent(name));
   const anyStore = resolved.store;
   const client: ClientStore | null = isClientStore(anyStore) ? anyStore : null;
   // For a client store, server calls never happen: only `callClient` is used.
   const store = anyStore as Store;
   const guarded = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
+    const started = performance.now();
     const pending = callStore(anyStore, operation, resolved.storeTimeout, run);
-    if (events.has('storeError')) pending.catch((error: unknown) => events.emit('storeError', { operation, error }));
+    pending.then(
+      () => metrics.observe({ store: anyStore.name, operation, durationMs: performance.now() - started, ok: true }),
+      (error: unknown) => {
+        metrics.observe({ store: anyStore.name, operation, durationMs: performance.now() - started, ok: false });
+        events.emit('storeError', { operation, error });
+      },
+    );
     return pending;
+  };
+  // Probabilistic cleanup: one bounded batch at a time, in the background, never failing a request.
+  let sweeping = false;
+  const maybeCleanup = (): void => {
+    if (sweeping || client || resolved.cleanupProbability === 0 || Math.random() >= resolved.cleanupProbability) return;
+    sweeping = true;
+    setImmediate(() => {
+      manager
+        .clearExpired({ maxBatches: 1 })
+        .catch(() => undefined) // already reported as a storeError event
+        .finally(() => {
+          sweeping = false;
+        });
+    });
   };
   const engine: SessionEngine = {
     options: resolved,
@@ -78,16 +103,18 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     client,
     call: (operation, run) => guarded(operation, () => run(store)),
     callClient: (operation, run) => guarded(operation, () => run(client as ClientStore)),
+    maybeCleanup,
   };
   /** Operations that need server-side records fail loudly on the cookie store. */
   const serverOnly = (what: string): void => {
     if (client) throw new ConfigError(`${what} is not possible with the cookie store: stateless sessions live only in browsers`);
   };
 
-  return {
+  const manager: Sessions<T> = {
     options: resolved,
-    store,
+    store: anyStore,
     events,
+    metrics,
     open(request, onActivate) {
       return new Session<T>(engine, request, onActivate);
     },
@@ -143,4 +170,5 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       await anyStore.close();
     },
   };
+  return manager;
 }

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { SessionEventName } from '../../src/core/events.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { setup } from '../helpers/harness.js';
+
+describe('maxSessionsPerUser', () => {
+  it('evicts the oldest sessions at login by default', async () => {
+    const { visit, sessions, clock } = setup({ maxSessionsPerUser: 2 });
+    const browsers = [new CookieJar(), new CookieJar(), new CookieJar()];
+    for (const browser of browsers) {
+      await visit((s) => s.login('alice'), { browser });
+      clock.advance(1);
+    }
+    assert.equal((await sessions.listByUser('alice')).length, 2);
+    assert.equal((await visit((s) => s.userId, { browser: browsers[0] })).value, null, 'the oldest device was signed out');
+    assert.equal((await visit((s) => s.userId, { browser: browsers[2] })).value, 'alice');
+  });
+
+  it('refuses a new login at the limit with refuse-new, leaving the current session alone', async () => {
+    const { visit } = setup({ maxSessionsPerUser: { limit: 1, strategy: 'refuse-new' } });
+    await visit((s) => s.login('bob'), { browser: new CookieJar() });
+    const other = new CookieJar();
+    await visit((s) => s.set('cart', [1]), { browser: other });
+    await assert.rejects(visit((s) => s.login('bob'), { browser: other }), (e: Error & { code?: string; status?: number }) => e.code === 'ERR_TOO_MANY_SESSIONS' && e.status === 409);
+    assert.deepEqual((await visit((s) => s.get('cart'), { browser: other })).value, [1]);
+  });
+
+  it('does not count the session that is logging in again', async () => {
+    const { visit, sessions } = setup({ maxSessionsPerUser: { limit: 1, strategy: 'refuse-new' } });
+    await visit((s) => s.login('carol'));
+    await visit((s) => s.login('carol'));
+    assert.equal((await sessions.listByUser('carol')).length, 1);
+  });
+
+  it('rejects bad limits at setup', async () => {
+    const { createSessions } = await import('../../src/index.js');
+    const { memoryStore } = await import('../../src/stores/memory.js');
+    assert.throws(() => createSessions({ store: memoryStore(), maxSessionsPerUser: 0 }), { code: 'ERR_CONFIG' });
+    assert.throws(() => createSessions({ store: memoryStore(), cleanupProbability: 2 }), { code: 'ERR_CONFIG' });
+  });
+});
+
+describe('probabilistic cleanup (clean_check_percent)', () => {
+  it('sweeps a batch of expired sessions in the background of a request', async () => {
+    const { visit, clock, store } = setup({ cleanupProbability: 1, idleTimeout: 60 });
+    for (let i = 0; i < 5; i++) await visit((s) => s.set('i', i), { browser: new CookieJar() });
+    clock.advance(61);
+    assert.equal(store.calls.deleteExpired ?? 0, 0);
+    await visit((s) => s.set('fresh', true), { browser: new CookieJar() });
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(store.calls.deleteExpired, 1);
+  });
+
+  it('is off by default', async () => {
+    const { visit, store } = setup();
+    for (let i = 0; i < 20; i++) await visit((s) => s.set('i', i), { browser: new CookieJar() });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(store.calls.deleteExpired ?? 0, 0);
+  });
+});
+
+describe('events and metrics', () => {
+  it('emits typed lifecycle events that never carry a token', async () => {
+    const { visit, sessions, jar, clock } = setup({ idleTimeout: 600, rotation: { afterSeconds: 100 } });
+    const seen: string[] = [];
+    const payloads: unknown[] = [];
+    for (const name of ['created', 'loaded', 'saved', 'rotated', 'destroyed', 'expired', 'invalidCookie'] as SessionEventName[]) {
+      sessions.events.on(name, (e) => {
+        seen.push(name);
+        payloads.push(e);
+      });
+    }
+    await visit((s) => s.set('a', 1));
+    const tokens = [jar.get('sid')!];
+    await visit((s) => s.set('a', 2));
+    clock.advance(101);
+    await visit((s) => s.get('a'));
+    tokens.push(jar.get('sid')!);
+    await visit((s) => s.flush());
+    assert.deepEqual(seen, ['created', 'loaded', 'saved', 'loaded', 'created', 'rotated', 'loaded', 'destroyed']);
+    const dump = JSON.stringify(payloads);
+    for (const token of tokens) assert.ok(!dump.includes(token), 'no raw token in any event');
+  });
+
+  it('counts events and store-call latency, exposed as a snapshot and as Prometheus text', async () => {
+    const { visit, sessions } = setup();
+    const calls: string[] = [];
+    sessions.metrics.onStoreCall((call) => calls.push(`${call.operation}:${call.ok}`));
+    await visit((s) => s.set('a', 1));
+    await visit((s) => s.get('a'));
+    const snap = sessions.metrics.snapshot();
+    assert.equal(snap.events.created, 1);
+    assert.equal(snap.events.loaded, 1);
+    assert.equal(snap.storeCalls.create?.count, 1);
+    assert.equal(snap.storeCalls.get?.count, 1);
+    assert.equal(snap.storeCalls.get?.buckets.at(-1)?.count, 1, 'cumulative +Inf bucket holds every call');
+    assert.deepEqual(calls, ['create:true', 'get:true']);
+    const text = sessions.metrics.toPrometheus();
+    assert.match(text, /^coatcheck_events_total\{event="created"\} 1$/m);
+    assert.match(text, /^coatcheck_store_call_duration_seconds_count\{operation="get"\} 1$/m);
+    assert.match(text, /^coatcheck_store_call_duration_seconds_bucket\{operation="get",le="\+Inf"\} 1$/m);
+  });
+
+  it('counts failed store calls and emits storeError', async () => {
+    const { visit, sessions, store } = setup();
+    const errors: string[] = [];
+    sessions.events.on('storeError', (e) => errors.push(e.operation));
+    await visit((s) => s.set('a', 1));
+    store.fault = 'reject';
+    await assert.rejects(visit((s) => s.get('a')));
+    store.fault = 'none';
+    assert.deepEqual(errors, ['get']);
+    assert.equal(sessions.metrics.snapshot().storeCalls.get?.errors, 1);
+  });
+});
