@@ -21,7 +21,7 @@ describe('package.json', () => {
 
   it('exposes the documented entry points', async () => {
     const expectations: Record<string, string[]> = {
-      '../src/index.js': ['createSessions', 'currentSession', 'useSession', 'verifyCsrf', 'CoatcheckError', 'GUEST_USER'],
+      '../src/index.js': ['createSessions', 'currentSession', 'useSession', 'verifyCsrf', 'CoatcheckError'],
       '../src/stores/memory.js': ['memoryStore'],
       '../src/stores/cookie.js': ['cookieStore'],
       '../src/adapters/node.js': ['withSessions', 'getSession'],
@@ -29,6 +29,7 @@ describe('package.json', () => {
       '../src/testing/store-contract.js': ['testStore'],
       '../src/crypto/index.js': ['seal', 'unseal', 'createKeyRing', 'constantTimeEqual'],
     };
+    assert.equal((await import('../src/index.js')).GUEST_USER, '__guest__');
     for (const [path, names] of Object.entries(expectations)) {
       const mod = (await import(path)) as Record<string, unknown>;
       for (const name of names) assert.equal(typeof mod[name], 'function', `${path} exports ${name}`);
