@@ -50,19 +50,23 @@ export function sessionHandle<T extends SessionData = RegisteredData>(req: Incom
   return session as unknown as Session<T>;
 }
 
-/** Opens the session for a request (used by the Express adapter too). */
+/**
+ * Opens the session for a request (used by the Express adapter too). `client` overrides how the
+ * protocol and IP are determined (Express passes what its own `trust proxy` setting decided).
+ */
 export function attachSession<T extends SessionData>(
   sessions: Sessions<T>,
   req: IncomingMessage,
   res: ServerResponse,
   options: NodeAdapterOptions = {},
+  client?: { https: boolean; ip: string | null },
 ): Session<T> {
   const trustProxy = sessions.options.trustProxy;
   const session = sessions.open(
     {
       cookieHeader: req.headers.cookie,
-      https: isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy),
-      ip: clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), trustProxy),
+      https: client?.https ?? isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy),
+      ip: client ? client.ip : clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), trustProxy),
       userAgent: header(req, 'user-agent') ?? null,
     },
     () => interceptResponse(session, req, res, options),

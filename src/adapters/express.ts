@@ -1,0 +1,132 @@
+/**
+ * Express adapter (Express 5 and 4). `req.session` is the request's session handle, loaded lazily:
+ * no store call for requests that never use it. The response is committed exactly once, just
+ * before its headers go out (the node:http adapter's interception), and Set-Cookie is appended to
+ * the app's own cookies (`res.cookie()` included).
+ *
+ * Proxies: a request counts as HTTPS when Express says so (`req.secure`, which follows
+ * `app.set('trust proxy', …)`) or, with coatcheck's `trustProxy: true`, when X-Forwarded-Proto
+ * says `https`. The client IP is `req.ip` unless coatcheck's `trustProxy` is true (then the
+ * left-most X-Forwarded-For entry, as in every other adapter). Either setting alone is enough;
+ * prefer Express's, which can name the proxies it trusts.
+ * @module coatcheck/express
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { createSessions } from 'coatcheck';
+ * import { memoryStore } from 'coatcheck/stores/memory';
+ * import { expressSessions } from 'coatcheck/express';
+ *
+ * const sessions = createSessions({ store: memoryStore() });
+ * const app = express();
+ * app.use(expressSessions(sessions));
+ * app.get('/', async (req, res) => {
+ *   const session = await req.session.load();
+ *   session.set('visits', session.get('visits', 0) + 1);
+ *   res.send(`visit ${session.get('visits')}`);
+ * });
+ * app.listen(3000);
+ * ```
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { findCookie } from '../cookie/parse.js';
+import { runWithSession } from '../core/context.js';
+import { cookieNameFor, isSecureFor } from '../core/options.js';
+// CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
+import type { RequestInfo, Session, Session as CoatcheckSession } from '../core/session.js';
+import type { Sessions } from '../core/sessions.js';
+import { ConfigError } from '../errors.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { attachSession, type NodeAdapterOptions } from './node.js';
+import { clientIp, isHttps } from './shared.js';
+
+export { getSession, sessionHandle } from './node.js';
+
+declare global {
+  // Express's own typing hook: every `req` in the app gets a typed `session`.
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The request's coatcheck session (lazy: `await req.session.load()` before reading it). */
+      session: CoatcheckSession<RegisteredData>;
+    }
+  }
+}
+
+export interface ExpressSessionsOptions extends NodeAdapterOptions {
+  /**
+   * Load the session before calling `next()` when the request carries a session cookie, so
+   * handlers can read `req.session` synchronously (express-session's model). A store failure
+   * then goes to `next(err)` (a CoatcheckError with `status` 503, which Express's default error
+   * handler answers with). Requests without the cookie still cost nothing. Default false.
+   */
+  eager?: boolean;
+}
+
+/** The slice of an Express request the adapter reads (Express 4 and 5 both have it). */
+interface ExpressRequest extends IncomingMessage {
+  session: Session<RegisteredData>;
+  secure?: boolean;
+  ip?: string | undefined;
+}
+
+type NextFunction = (error?: unknown) => void;
+
+/**
+ * Express middleware giving each request a session at `req.session`; `currentSession()` works
+ * in everything that runs after it.
+ * @example
+ * ```ts
+ * app.use(expressSessions(sessions, { eager: true }));
+ * app.get('/cart', (req, res) => {
+ *   res.json(req.session.get('cart', [])); // loaded already: eager
+ * });
+ * ```
+ */
+export function expressSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: ExpressSessionsOptions = {}) {
+  if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('expressSessions(sessions): pass the object createSessions() returned');
+  const eager = options.eager ?? false;
+  const attached = new WeakSet<IncomingMessage>();
+
+  return function coatcheckExpress(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    const request = req as ExpressRequest;
+    // Mounted twice (app and router): the first session stays the only one.
+    if (attached.has(req)) {
+      runWithSession(request.session, () => next());
+      return;
+    }
+    attached.add(req);
+    const info = requestInfo(request, sessions.options.trustProxy);
+    // Hand over the protocol and IP that also honour Express's own `trust proxy` setting.
+    const session = attachSession(sessions, req, res, options, { https: info.https, ip: info.ip ?? null }) as unknown as Session<RegisteredData>;
+    request.session = session;
+
+    if (!eager || !carriesSessionCookie(sessions, info)) {
+      runWithSession(session, () => next());
+      return;
+    }
+    session.load().then(
+      () => runWithSession(session, () => next()),
+      (error: unknown) => runWithSession(session, () => next(error)),
+    );
+  };
+}
+
+function requestInfo(req: ExpressRequest, trustProxy: boolean): Pick<RequestInfo, 'https' | 'ip' | 'cookieHeader'> {
+  const encrypted = Boolean((req.socket as { encrypted?: boolean }).encrypted);
+  const https = req.secure === true || isHttps(encrypted, header(req, 'x-forwarded-proto'), trustProxy);
+  const ip = trustProxy ? clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), true) : (req.ip ?? req.socket.remoteAddress ?? null);
+  return { https, ip, cookieHeader: req.headers.cookie };
+}
+
+function carriesSessionCookie(sessions: { options: Sessions['options'] }, info: Pick<RequestInfo, 'https' | 'cookieHeader'>): boolean {
+  const { cookie } = sessions.options;
+  const name = cookieNameFor(cookie, isSecureFor(cookie, info.https));
+  // On HTTPS the session also picks up a cookie issued over plain HTTP (under the bare name).
+  return findCookie(info.cookieHeader, name).kind !== 'absent' || (name !== cookie.name && findCookie(info.cookieHeader, cookie.name).kind !== 'absent');
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

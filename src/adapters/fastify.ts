@@ -1,0 +1,160 @@
+/**
+ * Fastify 5 plugin. `request.session` is the request's session handle, opened in `onRequest`
+ * at no cost (loaded only when used); the session is committed once in `onSend`, before the
+ * headers go out, and its Set-Cookie is appended to the app's cookies (with or without
+ * `@fastify/cookie`). The plugin is not encapsulated: register it once on the root instance.
+ *
+ * `currentSession()` works in hooks registered after the plugin and in route handlers, also
+ * after a body was parsed: the plugin enters the session's context in `onRequest` and again in
+ * `preValidation`. (Fastify 5.12 carries the context across body parsing itself; the second
+ * entry covers a release that resumes after parsing from the socket's context instead.)
+ * Code running in `onRequest`/`preParsing` hooks registered before the plugin, or outside the
+ * request lifecycle (`reply.hijack()`, `onResponse`), has no session context.
+ *
+ * Proxies: a request counts as HTTPS when Fastify says so (`request.protocol`, which follows
+ * Fastify's `trustProxy` option) or, with coatcheck's `trustProxy: true`, when
+ * X-Forwarded-Proto says `https`. The client IP is `request.ip` unless coatcheck's `trustProxy`
+ * is true (then the left-most X-Forwarded-For entry).
+ * @module coatcheck/fastify
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { createSessions } from 'coatcheck';
+ * import { memoryStore } from 'coatcheck/stores/memory';
+ * import { fastifySessions } from 'coatcheck/fastify';
+ *
+ * const sessions = createSessions({ store: memoryStore() });
+ * const app = Fastify();
+ * await app.register(fastifySessions, { sessions });
+ * app.get('/', async (request) => {
+ *   const session = await request.session.load();
+ *   session.set('visits', session.get('visits', 0) + 1);
+ *   return { visits: session.get('visits') };
+ * });
+ * await app.listen({ port: 3000 });
+ * ```
+ */
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { runWithSession } from '../core/context.js';
+// CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
+import type { Session, Session as CoatcheckSession } from '../core/session.js';
+import type { Sessions } from '../core/sessions.js';
+import { ConfigError } from '../errors.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's coatcheck session (lazy: `await request.session.load()` before reading it). */
+    session: CoatcheckSession<RegisteredData>;
+  }
+}
+
+export interface FastifySessionsOptions {
+  /** What `createSessions()` returned. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  sessions: Sessions<any>;
+}
+
+/**
+ * The request's session, loaded (one store read if the request carries a session cookie).
+ * @example
+ * ```ts
+ * app.get('/me', async (request) => ({ user: (await getSession(request)).userId }));
+ * ```
+ */
+export function getSession<T extends SessionData = RegisteredData>(request: FastifyRequest): Promise<Session<T>> {
+  return (request.session as unknown as Session<T>).load();
+}
+
+const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options, done) => {
+  const sessions = options?.sessions;
+  if (!sessions || typeof sessions.open !== 'function') {
+    done(new ConfigError('fastifySessions: register it with { sessions } (what createSessions() returned)'));
+    return;
+  }
+  const trustProxy = sessions.options.trustProxy;
+  // `null` keeps the request shape stable (Fastify's decorator rule); each request gets its own.
+  fastify.decorateRequest('session', null as unknown as Session<RegisteredData>);
+
+  fastify.addHook('onRequest', (request, _reply, next) => {
+    const headers = request.headers;
+    const forwardedProto = single(headers['x-forwarded-proto']);
+    const session = sessions.open({
+      cookieHeader: headers.cookie,
+      https: request.protocol === 'https' || isHttps(false, forwardedProto, trustProxy),
+      ip: trustProxy ? clientIp(request.ip, single(headers['x-forwarded-for']), true) : request.ip,
+      userAgent: single(headers['user-agent']) ?? null,
+    }) as Session<RegisteredData>;
+    request.session = session;
+    runWithSession(session, next);
+  });
+
+  // After body parsing the lifecycle may resume from the socket's context, not ours: re-enter it.
+  fastify.addHook('preValidation', (request, _reply, next) => {
+    if (request.session) runWithSession(request.session, next);
+    else next();
+  });
+
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    const session = request.session as Session<RegisteredData> | null;
+    if (!session) return payload;
+    let result;
+    try {
+      result = await session.commit(reply.statusCode);
+    } catch (error) {
+      return failureReply(reply, payload, error);
+    }
+    if (result === null) return payload;
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
+    reply.header('vary', varyWithCookie(headerText(reply.getHeader('vary'))));
+    // Fastify appends to an existing set-cookie header rather than replacing it.
+    if (result.setCookie.length > 0) reply.header('set-cookie', result.setCookie);
+    return payload;
+  });
+
+  done();
+};
+
+/**
+ * Fastify plugin: `await app.register(fastifySessions, { sessions })`.
+ * @example
+ * ```ts
+ * await app.register(fastifySessions, { sessions });
+ * app.post('/login', async (request) => {
+ *   const session = await request.session.load();
+ *   await session.login(userId);
+ *   return { ok: true };
+ * });
+ * ```
+ */
+export const fastifySessions = fp(plugin, { fastify: '5.x', name: 'coatcheck' });
+
+export default fastifySessions;
+
+/** Replaces the reply with the short failure answer (503 store down, 409 session gone). */
+function failureReply(reply: FastifyReply, payload: unknown, error: unknown): string {
+  const { status, body } = failureResponse(error);
+  destroyStream(payload);
+  // The app's response (and the cookies it set for it) assumed a saved session; drop them.
+  for (const name of ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location']) reply.removeHeader(name);
+  reply.code(status);
+  reply.header('content-type', 'text/plain; charset=utf-8');
+  reply.header('cache-control', 'no-store');
+  return body;
+}
+
+function destroyStream(payload: unknown): void {
+  const stream = payload as { pipe?: unknown; destroy?: () => void } | null;
+  if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') stream.destroy();
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function headerText(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}

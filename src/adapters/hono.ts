@@ -1,0 +1,140 @@
+/**
+ * Hono 4 middleware. `c.get('session')` is the request's session handle, loaded lazily: no store
+ * call for requests that never use it. After the handler, the session is committed once with the
+ * response's status and its headers added to `c.res` (Set-Cookie appended to the app's own).
+ * Runs anywhere Hono runs on Node (`@hono/node-server`, `app.request()`, `app.fetch`); the
+ * handler and everything it awaits see the session through `currentSession()`.
+ *
+ * Proxies: Hono has no proxy setting of its own, so coatcheck's `trustProxy` decides whether
+ * X-Forwarded-Proto / X-Forwarded-For are believed, as in the Fetch adapter. Without it, HTTPS
+ * is read from the request URL's scheme.
+ * @module coatcheck/hono
+ * @example
+ * ```ts
+ * import { Hono } from 'hono';
+ * import { serve } from '@hono/node-server';
+ * import { createSessions } from 'coatcheck';
+ * import { memoryStore } from 'coatcheck/stores/memory';
+ * import { honoSessions } from 'coatcheck/hono';
+ *
+ * const sessions = createSessions({ store: memoryStore() });
+ * const app = new Hono();
+ * app.use(honoSessions(sessions));
+ * app.get('/', async (c) => {
+ *   const session = await c.get('session').load();
+ *   session.set('visits', session.get('visits', 0) + 1);
+ *   return c.text(`visit ${session.get('visits')}`);
+ * });
+ * serve({ fetch: app.fetch, port: 3000 });
+ * ```
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { runWithSession } from '../core/context.js';
+// CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
+import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
+import type { Sessions } from '../core/sessions.js';
+import { CoatcheckError, ConfigError } from '../errors.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { applyCommit, failureToResponse, openFetchSession } from './fetch.js';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The request's coatcheck session (lazy: `await c.get('session').load()` before reading it). */
+    session: CoatcheckSession<RegisteredData>;
+  }
+}
+
+export interface HonoSessionsOptions {
+  /**
+   * The client's address, which a Fetch request does not carry. Default: the socket address
+   * `@hono/node-server` passes in `c.env` (what its `getConnInfo` reads), else none. On other
+   * runtimes pass e.g. `(c) => getConnInfo(c).remote.address` from the runtime's conninfo helper.
+   */
+  getClientIp?: (c: Context) => string | null | undefined;
+  /** Builds the response for a failed session (store down → 503, ended elsewhere → 409). */
+  onError?: (error: unknown, c: Context) => Response | Promise<Response>;
+}
+
+/**
+ * The request's session, loaded (one store read if the request carries a session cookie).
+ * @example
+ * ```ts
+ * app.get('/me', async (c) => c.json({ user: (await getSession(c)).userId }));
+ * ```
+ */
+export function getSession<T extends SessionData = RegisteredData>(c: Context): Promise<Session<T>> {
+  return (c.get('session') as unknown as Session<T>).load();
+}
+
+/**
+ * Hono middleware giving each request a session at `c.get('session')` (also `c.var.session`).
+ *
+ * A store failure (503) or a session ended elsewhere (409) — while committing, or thrown by the
+ * handler and turned into a 500 by Hono's error handler — becomes the short failure response,
+ * without the session cookie. A response the app's own `onError` built with another status is
+ * left alone.
+ * @example
+ * ```ts
+ * app.use(honoSessions(sessions, { getClientIp: (c) => getConnInfo(c).remote.address }));
+ * app.post('/logout', async (c) => {
+ *   await (await c.get('session').load()).logout();
+ *   return c.redirect('/');
+ * });
+ * ```
+ */
+export function honoSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: HonoSessionsOptions = {}): MiddlewareHandler {
+  if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('honoSessions(sessions): pass the object createSessions() returned');
+  const getClientIp = options.getClientIp ?? nodeServerIp;
+
+  return async function coatcheckHono(c, next) {
+    const session = openFetchSession(sessions, c.req.raw, getClientIp(c)) as unknown as Session<RegisteredData>;
+    c.set('session', session);
+    await runWithSession(session, next);
+
+    // Hono's default error handler answers every thrown error with a 500; ours say 503/409.
+    if (isSessionFailure(c.error) && c.res.status === 500) {
+      await session.commit(500);
+      replace(c, await failure(c.error, c, options));
+      return;
+    }
+    let result: CommitResult | null;
+    try {
+      result = await session.commit(c.res.status);
+    } catch (error) {
+      replace(c, await failure(error, c, options));
+      return;
+    }
+    if (result === null) return;
+    const response = applyCommit(c.res, result);
+    if (response !== c.res) replace(c, response);
+  };
+}
+
+function isSessionFailure(error: unknown): boolean {
+  return error instanceof CoatcheckError && (error.status === 503 || error.status === 409);
+}
+
+function failure(error: unknown, c: Context, options: HonoSessionsOptions): Response | Promise<Response> {
+  return options.onError ? options.onError(error, c) : failureToResponse(error);
+}
+
+/**
+ * Assigning `c.res` copies the old response's headers onto the new one (Set-Cookie included);
+ * clearing it first makes the new response the whole answer.
+ */
+function replace(c: Context, response: Response): void {
+  c.res = undefined;
+  c.res = response;
+}
+
+/** @hono/node-server's bindings: `{ incoming, outgoing }` (or nested under `server`). */
+function nodeServerIp(c: Context): string | null {
+  const env = c.env as { incoming?: NodeSocketHolder; server?: { incoming?: NodeSocketHolder } } | undefined;
+  const incoming = env?.server?.incoming ?? env?.incoming;
+  const address = incoming?.socket?.remoteAddress;
+  return typeof address === 'string' ? address : null;
+}
+
+interface NodeSocketHolder {
+  socket?: { remoteAddress?: unknown };
+}

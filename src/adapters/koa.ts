@@ -1,0 +1,152 @@
+/**
+ * Koa adapter (tested on Koa 3; it uses nothing Koa 2 lacks). `ctx.session` is the request's
+ * session handle, loaded lazily: no store call for requests that never use it. After the
+ * downstream middleware finishes, the session is committed once with `ctx.status` and its
+ * Set-Cookie appended to the app's own (`ctx.cookies.set()` included). Everything downstream
+ * runs inside the session's context, so `currentSession()` works there.
+ *
+ * Proxies: a request counts as HTTPS when Koa says so (`ctx.secure`, which follows `app.proxy`)
+ * or, with coatcheck's `trustProxy: true`, when X-Forwarded-Proto says `https`. The client IP is
+ * `ctx.ip` unless coatcheck's `trustProxy` is true (then the left-most X-Forwarded-For entry).
+ * @module coatcheck/koa
+ * @example
+ * ```ts
+ * import Koa from 'koa';
+ * import { createSessions } from 'coatcheck';
+ * import { memoryStore } from 'coatcheck/stores/memory';
+ * import { koaSessions } from 'coatcheck/koa';
+ *
+ * const sessions = createSessions({ store: memoryStore() });
+ * const app = new Koa();
+ * app.use(koaSessions(sessions));
+ * app.use(async (ctx) => {
+ *   const session = await ctx.session.load();
+ *   session.set('visits', session.get('visits', 0) + 1);
+ *   ctx.body = `visit ${session.get('visits')}`;
+ * });
+ * app.listen(3000);
+ * ```
+ */
+import type { Context, Middleware, Next } from 'koa';
+import { runWithSession } from '../core/context.js';
+// CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
+import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
+import type { Sessions } from '../core/sessions.js';
+import { ConfigError } from '../errors.js';
+import type { RegisteredData, SessionData } from '../types.js';
+import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+
+declare module 'koa' {
+  interface DefaultContext {
+    /** The request's coatcheck session (lazy: `await ctx.session.load()` before reading it). */
+    session: CoatcheckSession<RegisteredData>;
+  }
+}
+
+/**
+ * The request's session, loaded (one store read if the request carries a session cookie).
+ * @example
+ * ```ts
+ * app.use(async (ctx) => {
+ *   ctx.body = { user: (await getSession(ctx)).userId };
+ * });
+ * ```
+ */
+export function getSession<T extends SessionData = RegisteredData>(ctx: { session: Session<RegisteredData> }): Promise<Session<T>> {
+  return (ctx.session as unknown as Session<T>).load();
+}
+
+/**
+ * Koa middleware giving each request a session at `ctx.session`. Mount it before the routes
+ * (and after an error-rendering middleware, if the app has one).
+ *
+ * A store failure while committing replaces the response with 503 (409 when the session was
+ * ended elsewhere meanwhile) and a short text body, without the session cookie. An error thrown
+ * downstream passes through: with a 4xx status the session is still saved and its cookie
+ * travels in `err.headers` (which Koa's error handler applies); with a 5xx nothing is saved.
+ * @example
+ * ```ts
+ * app.use(koaSessions(sessions));
+ * router.post('/login', async (ctx) => {
+ *   await (await ctx.session.load()).login(user.id);
+ *   ctx.redirect('/');
+ * });
+ * ```
+ */
+export function koaSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>): Middleware {
+  if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('koaSessions(sessions): pass the object createSessions() returned');
+  const trustProxy = sessions.options.trustProxy;
+
+  return async function coatcheckKoa(ctx: Context, next: Next): Promise<void> {
+    const session = sessions.open({
+      cookieHeader: ctx.get('cookie') || null,
+      https: ctx.secure || isHttps(false, ctx.get('x-forwarded-proto'), trustProxy),
+      ip: trustProxy ? clientIp(ctx.ip, ctx.get('x-forwarded-for'), true) : ctx.ip,
+      userAgent: ctx.get('user-agent') || null,
+    }) as unknown as Session<RegisteredData>;
+    ctx.session = session;
+    try {
+      await runWithSession(session, next);
+    } catch (error) {
+      await commitAfterThrow(ctx, session, error);
+      throw error;
+    }
+    let result: CommitResult | null;
+    try {
+      result = await session.commit(ctx.status);
+    } catch (error) {
+      fail(ctx, error);
+      return;
+    }
+    if (result) decorate(ctx, result);
+  };
+}
+
+function decorate(ctx: Context, result: CommitResult): void {
+  if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', SESSION_CACHE_CONTROL);
+  const vary = ctx.response.get('Vary');
+  ctx.set('Vary', varyWithCookie(Array.isArray(vary) ? vary.join(', ') : vary === undefined ? undefined : String(vary)));
+  if (result.setCookie.length > 0) ctx.append('Set-Cookie', result.setCookie);
+}
+
+/** Replaces the response with the short failure answer; the app's cookies assumed success. */
+function fail(ctx: Context, error: unknown): void {
+  const { status, body } = failureResponse(error);
+  const previous: unknown = ctx.body;
+  for (const name of ['Set-Cookie', 'Content-Disposition', 'Content-Encoding', 'ETag', 'Last-Modified', 'Location']) ctx.remove(name);
+  ctx.status = status;
+  ctx.type = 'text/plain; charset=utf-8';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+  const stream = previous as { pipe?: unknown; destroy?: () => void } | null;
+  if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') stream.destroy();
+}
+
+/**
+ * A downstream error is on its way to the app's error handler. A 4xx is an ordinary answer, so
+ * the session is saved and its headers ride along on `err.headers` (Koa's `ctx.onerror` clears
+ * the response headers and then applies those) as well as on the response (for error-handling
+ * middleware upstream that renders the error itself). A 5xx saves nothing.
+ */
+async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<void> {
+  const raw = (error as { status?: unknown; statusCode?: unknown } | null) ?? {};
+  const candidate = typeof raw.status === 'number' ? raw.status : raw.statusCode;
+  const status = typeof candidate === 'number' && candidate >= 400 && candidate < 600 ? candidate : 500;
+  const result = await session.commit(status); // rejects with a store failure: that error wins
+  if (!result || status >= 500 || typeof error !== 'object' || error === null) return;
+  decorate(ctx, result);
+  const target = error as { headers?: Record<string, unknown> };
+  const headers = { ...(target.headers ?? {}) };
+  if (result.setCookie.length > 0) {
+    const key = Object.keys(headers).find((name) => name.toLowerCase() === 'set-cookie') ?? 'Set-Cookie';
+    const existing = headers[key];
+    headers[key] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), ...result.setCookie];
+  }
+  headers['Vary'] = ctx.response.get('Vary');
+  headers['Cache-Control'] = ctx.response.get('Cache-Control');
+  try {
+    target.headers = headers;
+  } catch {
+    // A frozen error object: the cookie cannot travel; the record is saved all the same.
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * Shared by the Express 5 and Express 4 tests: maps an Express app onto the scenario route and
+ * runs the Express-specific checks against whichever `express` it is given.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import type { Express, NextFunction, Request, Response } from 'express';
+import { expressSessions, getSession } from '../../src/adapters/express.js';
+import { currentSession } from '../../src/core/context.js';
+import { hashToken } from '../../src/core/token.js';
+import { createSessions, type Sessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { JsonValue } from '../../src/types.js';
+import { instrument } from '../helpers/instrumented-store.js';
+import { scenarioRoute } from './scenario-app.js';
+import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+
+/** What both majors export: `express()` plus `express.json()`. */
+export type ExpressFactory = (() => Express) & { json: () => (req: Request, res: Response, next: NextFunction) => void };
+
+export async function listen(app: Express): Promise<RunningApp> {
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** Express 4 does not forward a rejected promise to `next`; this wrapper does it for both. */
+const route = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => {
+  fn(req, res).catch(next);
+};
+
+function scenarioApp(express: ExpressFactory, sessions: Sessions<Record<string, JsonValue>>): Express {
+  const app = express();
+  app.use(expressSessions(sessions));
+  app.use(
+    route(async (req, res) => {
+      const reply = await scenarioRoute(req.method, new URL(req.originalUrl, 'http://localhost'), () => getSession(req));
+      if (reply.appCookie) res.cookie(reply.appCookie.split('=')[0]!, 'dark');
+      res.status(reply.status);
+      if (typeof reply.body === 'string') res.type('text/plain').send(reply.body);
+      else res.json(reply.body);
+    }),
+  );
+  return app;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function expressSuite(name: string, express: ExpressFactory): void {
+  runAdapterScenarios(name, async (sessions) => listen(scenarioApp(express, sessions)));
+
+  describe(`${name} adapter specifics`, () => {
+    it('uses a Secure __Host- cookie behind a proxy trusted by Express', async () => {
+      const store = memoryStore({ sweepInterval: 0 });
+      const sessions = createSessions({ store });
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      app.use(expressSessions(sessions));
+      app.post(
+        '/',
+        route(async (req, res) => {
+          (await req.session.load()).set('a', 1);
+          res.json({ secure: req.secure, ip: req.ip });
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const proxied = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' } });
+        assert.match(proxied.headers.getSetCookie()[0] ?? '', /^__Host-sid=[\w-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+        const token = /^__Host-sid=([\w-]+)/.exec(proxied.headers.getSetCookie()[0]!)![1]!;
+        // The record carries the client IP Express derived, not the proxy's.
+        assert.equal((await store.get(hashToken(token)))?.ip, '203.0.113.7');
+        const plain = await fetch(running.url, { method: 'POST' });
+        assert.match(plain.headers.getSetCookie()[0] ?? '', /^sid=/);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('ignores X-Forwarded-Proto when neither Express nor coatcheck trusts the proxy', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.post(
+        '/',
+        route(async (req, res) => {
+          (await req.session.load()).set('a', 1);
+          res.end('ok');
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const spoofed = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+        assert.match(spoofed.headers.getSetCookie()[0] ?? '', /^sid=.*; SameSite=Lax$/);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it("honours coatcheck's trustProxy when Express's is off", async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), trustProxy: true });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.post(
+        '/',
+        route(async (req, res) => {
+          (await req.session.load()).set('a', 1);
+          res.end('ok');
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const proxied = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+        assert.match(proxied.headers.getSetCookie()[0] ?? '', /^__Host-sid=.*; Secure/);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('eager: loads before next() when a cookie is present, so reads are synchronous', async () => {
+      const store = instrument(memoryStore({ sweepInterval: 0 }));
+      const sessions = createSessions({ store });
+      const app = express();
+      app.use(expressSessions(sessions, { eager: true }));
+      app.get('/read', (req, res) => {
+        res.json({ loaded: req.session.loaded, visits: req.session.get('visits', 0) });
+      });
+      app.post('/visit', (req, res) => {
+        req.session.set('visits', (req.session.get('visits', 0) as number) + 1);
+        res.json({ visits: req.session.get('visits') });
+      });
+      app.get('/static', (_req, res) => {
+        res.end('asset');
+      });
+      const running = await listen(app);
+      try {
+        // No cookie: nothing is loaded from the store, yet synchronous use works.
+        const first = await fetch(running.url + '/visit', { method: 'POST' });
+        assert.deepEqual(await first.json(), { visits: 1 });
+        const cookie = first.headers.getSetCookie()[0]!.split(';')[0]!;
+        store.resetCounts();
+        const read = await fetch(running.url + '/read', { headers: { cookie } });
+        assert.deepEqual(await read.json(), { loaded: true, visits: 1 });
+        assert.equal(store.calls.get, 1);
+        const again = await fetch(running.url + '/visit', { method: 'POST', headers: { cookie } });
+        assert.deepEqual(await again.json(), { visits: 2 });
+        // Eager means a store read for every request that carries the cookie, and none without.
+        store.resetCounts();
+        await (await fetch(running.url + '/static')).text();
+        assert.equal(store.totalCalls(), 0);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('eager: a store failure reaches next(err) and Express answers 503 without a session cookie', async () => {
+      const store = instrument(memoryStore({ sweepInterval: 0 }));
+      const sessions = createSessions({ store });
+      const app = express();
+      app.use(expressSessions(sessions, { eager: true }));
+      let handlerRan = false;
+      app.all('/', (req, res) => {
+        handlerRan = true;
+        req.session.set('a', 1);
+        res.end('ok');
+      });
+      const seen: unknown[] = [];
+      app.use((error: { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
+        seen.push(error);
+        res.status(error.status ?? 500).end('custom');
+      });
+      const running = await listen(app);
+      try {
+        const created = await fetch(running.url, { method: 'POST' });
+        const cookie = created.headers.getSetCookie()[0]!.split(';')[0]!;
+        handlerRan = false;
+        store.fault = 'reject';
+        const res = await fetch(running.url, { headers: { cookie } });
+        assert.equal(res.status, 503);
+        assert.equal(await res.text(), 'custom');
+        assert.deepEqual(res.headers.getSetCookie(), []);
+        assert.equal(handlerRan, false);
+        assert.equal((seen[0] as { code?: string }).code, 'ERR_STORE');
+      } finally {
+        store.fault = 'none';
+        await running.close();
+      }
+    });
+
+    it('keeps the session context through a body parser mounted after it', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.use(express.json());
+      app.post(
+        '/',
+        route(async (req, res) => {
+          await sleep(1);
+          const session = await currentSession().load();
+          session.set('body', (req.body as { value: JsonValue }).value);
+          res.json({ same: session === req.session, stored: session.get('body') });
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const res = await fetch(running.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: 'x'.repeat(50_000) }) });
+        const body = (await res.json()) as { same: boolean; stored: string };
+        assert.equal(body.same, true);
+        assert.equal(body.stored.length, 50_000);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it("keeps res.cookie() cookies and the app's Vary and Cache-Control", async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.post(
+        '/',
+        route(async (req, res) => {
+          res.cookie('a', '1');
+          (await req.session.load()).set('x', 1);
+          res.cookie('b', '2');
+          res.set('Vary', 'Accept-Encoding').set('Cache-Control', 'no-store');
+          res.redirect(303, '/next');
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const res = await fetch(running.url, { method: 'POST', redirect: 'manual' });
+        assert.equal(res.status, 303);
+        const cookies = res.headers.getSetCookie();
+        assert.deepEqual(cookies.slice(0, 2), ['a=1; Path=/', 'b=2; Path=/']);
+        assert.match(cookies[2] ?? '', /^sid=/);
+        assert.match(res.headers.get('vary') ?? '', /^Accept-Encoding, .*Cookie$/);
+        assert.equal(res.headers.get('cache-control'), 'no-store');
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('attaches one session even when mounted on the app and on a router', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      const middleware = expressSessions(sessions);
+      app.use(middleware);
+      let first: unknown;
+      app.use((req, _res, next) => {
+        first = req.session;
+        next();
+      });
+      app.use(middleware);
+      app.get('/', (req, res) => {
+        res.json({ same: first === req.session && currentSession() === req.session });
+      });
+      const running = await listen(app);
+      try {
+        assert.deepEqual(await (await fetch(running.url)).json(), { same: true });
+      } finally {
+        await running.close();
+      }
+    });
+  });
+}

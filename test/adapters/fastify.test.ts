@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fastifyCookie from '@fastify/cookie';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { fastifySessions, getSession } from '../../src/adapters/fastify.js';
+import { currentSession } from '../../src/core/context.js';
+import { hashToken } from '../../src/core/token.js';
+import { createSessions, type Sessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { JsonValue } from '../../src/types.js';
+import { instrument } from '../helpers/instrumented-store.js';
+import { scenarioRoute } from './scenario-app.js';
+import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+
+async function listen(app: FastifyInstance): Promise<RunningApp> {
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { url, close: () => app.close() };
+}
+
+type CookieMode = 'none' | 'before' | 'after';
+
+/** The scenario app; `cookies` says whether @fastify/cookie is registered, and where. */
+async function scenarioApp(sessions: Sessions<Record<string, JsonValue>>, cookies: CookieMode): Promise<FastifyInstance> {
+  const app = Fastify();
+  if (cookies === 'before') await app.register(fastifyCookie);
+  await app.register(fastifySessions, { sessions });
+  if (cookies === 'after') await app.register(fastifyCookie);
+  app.all('/*', async (request, reply) => {
+    const result = await scenarioRoute(request.method, new URL(request.url, 'http://localhost'), () => getSession(request));
+    if (result.appCookie) {
+      if (cookies === 'none') reply.header('set-cookie', result.appCookie);
+      else reply.setCookie('theme', 'dark', { path: '/' });
+    }
+    reply.code(result.status);
+    if (typeof result.body === 'string') return reply.type('text/plain').send(result.body);
+    return result.body;
+  });
+  return app;
+}
+
+runAdapterScenarios('fastify', async (sessions) => listen(await scenarioApp(sessions, 'none')));
+runAdapterScenarios('fastify + @fastify/cookie', async (sessions) => listen(await scenarioApp(sessions, 'before')));
+runAdapterScenarios('fastify + @fastify/cookie registered after', async (sessions) => listen(await scenarioApp(sessions, 'after')));
+
+describe('fastify adapter specifics', () => {
+  it("uses a Secure __Host- cookie behind a proxy Fastify trusts, and Fastify's client IP", async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = Fastify({ trustProxy: '127.0.0.1' });
+    await app.register(fastifySessions, { sessions });
+    app.post('/', async (request) => {
+      (await request.session.load()).set('a', 1);
+      return 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '198.51.100.4' } });
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^__Host-sid=[\w-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      const token = /^__Host-sid=([\w-]+)/.exec(res.headers.getSetCookie()[0]!)![1]!;
+      assert.equal((await store.get(hashToken(token)))?.ip, '198.51.100.4');
+      const plain = await fetch(running.url, { method: 'POST' });
+      assert.match(plain.headers.getSetCookie()[0] ?? '', /^sid=/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('ignores X-Forwarded-Proto from an untrusted peer', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.post('/', async (request) => {
+      (await request.session.load()).set('a', 1);
+      return 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=.*; SameSite=Lax$/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('keeps the session context after a body is parsed and through async hooks', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    const seen: boolean[] = [];
+    app.addHook('onRequest', async (request) => {
+      seen.push(currentSession() === request.session);
+    });
+    app.addHook('preParsing', (request, _reply, payload, done) => {
+      seen.push(currentSession() === request.session);
+      done(null, payload);
+    });
+    app.addHook('preHandler', async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      assert.equal(currentSession(), request.session);
+    });
+    app.post('/', async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      const session = await currentSession().load();
+      session.set('body', (request.body as { value: string }).value);
+      return { same: session === request.session, length: (session.get('body') as string).length };
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ value: 'y'.repeat(50_000) }),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { same: true, length: 50_000 });
+      assert.deepEqual(seen, [true, true]);
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("appends to the app's Vary and keeps its Cache-Control", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    await app.register(fastifyCookie);
+    await app.register(fastifySessions, { sessions });
+    app.get('/', async (request, reply) => {
+      (await request.session.load()).set('a', 1);
+      reply.setCookie('one', '1').header('set-cookie', 'two=2').header('vary', 'Accept').header('cache-control', 'no-store');
+      return reply.redirect('/next', 303);
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { redirect: 'manual' });
+      assert.equal(res.status, 303);
+      assert.equal(res.headers.get('vary'), 'Accept, Cookie');
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      const cookies = res.headers.getSetCookie();
+      assert.equal(cookies.length, 3);
+      assert.ok(cookies.includes('two=2'));
+      assert.ok(cookies.some((c) => c.startsWith('one=1')));
+      assert.ok(cookies.some((c) => c.startsWith('sid=')));
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('answers 503 with a short body and no cookies when the commit fails', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store, storeTimeout: 200 });
+    const app = Fastify();
+    await app.register(fastifyCookie);
+    await app.register(fastifySessions, { sessions });
+    app.post('/', async (request, reply) => {
+      const session = await request.session.load();
+      store.fault = 'reject';
+      session.set('a', 1);
+      reply.setCookie('theme', 'dark');
+      return { ok: true };
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { method: 'POST' });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('content-type'), 'text/plain; charset=utf-8');
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      assert.match(await res.text(), /^Service Unavailable/);
+      assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+    }
+  });
+
+  it('answers 409 when the session was ended elsewhere during the request', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.post('/create', async (request) => {
+      (await request.session.load()).set('a', 1);
+      return 'created';
+    });
+    app.post('/race', async (request) => {
+      const session = await request.session.load();
+      await sessions.revoke(session.handle!);
+      session.set('a', 2);
+      return 'saved?';
+    });
+    const running = await listen(app);
+    try {
+      const created = await fetch(running.url + '/create', { method: 'POST' });
+      const cookie = created.headers.getSetCookie()[0]!.split(';')[0]!;
+      const res = await fetch(running.url + '/race', { method: 'POST', headers: { cookie } });
+      assert.equal(res.status, 409);
+      assert.match(await res.text(), /^Conflict/);
+      assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('refuses to register without sessions', async () => {
+    const app = Fastify();
+    await assert.rejects(
+      // @ts-expect-error: the option is required
+      app.register(fastifySessions, {}).ready(),
+      /createSessions/,
+    );
+  });
+});

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Hono } from 'hono';
+import { setCookie } from 'hono/cookie';
+import { getSession, honoSessions } from '../../src/adapters/hono.js';
+import { currentSession } from '../../src/core/context.js';
+import { hashToken } from '../../src/core/token.js';
+import { createSessions, StoreError } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { instrument } from '../helpers/instrumented-store.js';
+import { scenarioRoute } from './scenario-app.js';
+import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+
+function listen(app: Hono): Promise<RunningApp> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => {
+      resolve({ url: `http://127.0.0.1:${info.port}`, close: () => new Promise((done) => server.close(() => done())) });
+    });
+  });
+}
+
+runAdapterScenarios('hono on @hono/node-server', async (sessions) => {
+  const app = new Hono();
+  app.use(honoSessions(sessions));
+  app.all('*', async (c) => {
+    const reply = await scenarioRoute(c.req.method, new URL(c.req.url), () => getSession(c));
+    if (reply.appCookie) setCookie(c, 'theme', 'dark', { path: '/' });
+    if (typeof reply.body === 'string') return c.text(reply.body, reply.status as 200);
+    return c.json(reply.body, reply.status as 200);
+  });
+  return listen(app);
+});
+
+function sessionCookie(res: Response): string | undefined {
+  return res.headers.getSetCookie().find((c) => /^(__Host-)?sid=/.test(c));
+}
+
+describe('hono adapter specifics', () => {
+  it('works without a server: app.request() and app.fetch()', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const app = new Hono();
+    app.use(honoSessions(createSessions({ store })));
+    app.get('/health', (c) => c.text('ok'));
+    app.post('/visit', async (c) => {
+      const session = await c.get('session').load();
+      session.set('visits', (session.get('visits', 0) as number) + 1);
+      return c.json({ visits: session.get('visits') });
+    });
+    const first = await app.request('/visit', { method: 'POST' });
+    assert.deepEqual(await first.json(), { visits: 1 });
+    const cookie = sessionCookie(first)!.split(';')[0]!;
+    const second = await app.fetch(new Request('http://localhost/visit', { method: 'POST', headers: { cookie } }));
+    assert.deepEqual(await second.json(), { visits: 2 });
+    store.resetCounts();
+    const health = await app.request('/health', { headers: { cookie } });
+    assert.equal(await health.text(), 'ok');
+    assert.equal(health.headers.get('vary'), null);
+    assert.equal(store.totalCalls(), 0);
+  });
+
+  it('uses a __Host- cookie for https URLs, and behind a proxy only with trustProxy', async () => {
+    const handler = (trustProxy: boolean) => {
+      const app = new Hono();
+      app.use(honoSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }), trustProxy })));
+      app.post('/', async (c) => {
+        (await c.get('session').load()).set('a', 1);
+        return c.text('ok');
+      });
+      return app;
+    };
+    const https = await handler(false).request('https://example.test/', { method: 'POST' });
+    assert.match(sessionCookie(https) ?? '', /^__Host-sid=.*; Secure/);
+    const spoofed = await handler(false).request('http://example.test/', { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+    assert.match(sessionCookie(spoofed) ?? '', /^sid=/);
+    const proxied = await handler(true).request('http://example.test/', { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+    assert.match(sessionCookie(proxied) ?? '', /^__Host-sid=.*; Secure/);
+  });
+
+  it('records the client IP from @hono/node-server, by default and through getConnInfo', async () => {
+    for (const options of [{}, { getClientIp: (c: Parameters<typeof getConnInfo>[0]) => getConnInfo(c).remote.address }]) {
+      const store = memoryStore({ sweepInterval: 0 });
+      const app = new Hono();
+      app.use(honoSessions(createSessions({ store }), options));
+      app.post('/', async (c) => {
+        (await c.get('session').load()).set('a', 1);
+        return c.text('ok');
+      });
+      const running = await listen(app);
+      try {
+        const res = await fetch(running.url, { method: 'POST' });
+        const token = /^sid=([\w-]+)/.exec(sessionCookie(res)!)![1]!;
+        assert.equal((await store.get(hashToken(token)))?.ip, '127.0.0.1');
+      } finally {
+        await running.close();
+      }
+    }
+  });
+
+  it("keeps the app's cookies on redirects and fetched (immutable) responses", async () => {
+    const app = new Hono();
+    app.use(honoSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }) })));
+    app.post('/redirect', async (c) => {
+      (await c.get('session').load()).set('a', 1);
+      setCookie(c, 'theme', 'dark');
+      c.header('Vary', 'Accept');
+      return c.redirect('/next', 303);
+    });
+    app.post('/immutable', async () => {
+      (await currentSession().load()).set('a', 1);
+      const upstream = Response.redirect('http://localhost/elsewhere', 302);
+      return upstream;
+    });
+    const redirect = await app.request('/redirect', { method: 'POST' });
+    assert.equal(redirect.status, 303);
+    const cookies = redirect.headers.getSetCookie();
+    assert.match(cookies[0] ?? '', /^theme=dark/);
+    assert.match(cookies[1] ?? '', /^sid=/);
+    assert.equal(redirect.headers.get('vary'), 'Accept, Cookie');
+    assert.equal(redirect.headers.get('cache-control'), 'private');
+    const immutable = await app.request('/immutable', { method: 'POST' });
+    assert.equal(immutable.status, 302);
+    assert.equal(immutable.headers.get('location'), 'http://localhost/elsewhere');
+    assert.match(sessionCookie(immutable) ?? '', /^sid=/);
+  });
+
+  it('turns a store failure into 503 whether thrown by the handler or met while committing', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const app = new Hono();
+    app.use(honoSessions(createSessions({ store })));
+    app.post('/commit', async (c) => {
+      const session = await c.get('session').load();
+      store.fault = 'reject';
+      session.set('a', 1);
+      setCookie(c, 'theme', 'dark');
+      return c.json({ ok: true });
+    });
+    app.get('/thrown', async () => {
+      throw new StoreError('memory', 'get', new Error('down'));
+    });
+    app.get('/bug', async () => {
+      throw new Error('bug');
+    });
+    try {
+      const commit = await app.request('/commit', { method: 'POST' });
+      assert.equal(commit.status, 503);
+      assert.match(await commit.text(), /^Service Unavailable/);
+      assert.equal(commit.headers.get('cache-control'), 'no-store');
+      assert.deepEqual(commit.headers.getSetCookie(), []);
+      const thrown = await app.request('/thrown');
+      assert.equal(thrown.status, 503);
+      const bug = await app.request('/bug');
+      assert.equal(bug.status, 500);
+    } finally {
+      store.fault = 'none';
+    }
+  });
+
+  it("leaves a failure the app's onError answered alone, and takes a custom onError", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Hono();
+    app.onError((error, c) => c.text(`app: ${(error as { code?: string }).code}`, 502));
+    app.use(honoSessions(sessions, { onError: (error, c) => c.text(`custom ${(error as { status: number }).status}`, 599 as 500) }));
+    app.post('/', async (c) => {
+      (await c.get('session').load()).set('a', 1);
+      return c.text('ok');
+    });
+    app.get('/read', async (c) => c.json((await c.get('session').load()).toJSON()));
+    const cookie = sessionCookie(await app.request('/', { method: 'POST' }))!.split(';')[0]!;
+    store.fault = 'reject';
+    try {
+      const read = await app.request('/read', { headers: { cookie } });
+      assert.equal(read.status, 502);
+      assert.equal(await read.text(), 'app: ERR_STORE');
+      const write = await app.request('/', { method: 'POST' });
+      assert.equal(write.status, 599);
+      assert.equal(await write.text(), 'custom 503');
+    } finally {
+      store.fault = 'none';
+    }
+  });
+});

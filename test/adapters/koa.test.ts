@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import Koa from 'koa';
+import { getSession, koaSessions } from '../../src/adapters/koa.js';
+import { currentSession } from '../../src/core/context.js';
+import { hashToken } from '../../src/core/token.js';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { instrument } from '../helpers/instrumented-store.js';
+import { scenarioRoute } from './scenario-app.js';
+import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+
+async function listen(app: Koa): Promise<RunningApp> {
+  app.silent = true; // expected errors (store down) would otherwise be logged by Koa
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+runAdapterScenarios('koa', async (sessions) => {
+  const app = new Koa();
+  app.use(koaSessions(sessions));
+  app.use(async (ctx) => {
+    const reply = await scenarioRoute(ctx.method, new URL(ctx.url, 'http://localhost'), () => getSession(ctx));
+    if (reply.appCookie) ctx.cookies.set('theme', 'dark', { httpOnly: false });
+    ctx.status = reply.status;
+    ctx.body = reply.body;
+  });
+  return listen(app);
+});
+
+function cookieOf(res: Response): string {
+  return res.headers.getSetCookie().find((c) => c.startsWith('sid='))!.split(';')[0]!;
+}
+
+describe('koa adapter specifics', () => {
+  it('uses a Secure __Host- cookie when app.proxy is on, and ctx.ip for the record', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = new Koa({ proxy: true });
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      (await ctx.session.load()).set('a', 1);
+      ctx.body = 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '192.0.2.8' } });
+      const line = res.headers.getSetCookie()[0] ?? '';
+      assert.match(line, /^__Host-sid=[\w-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      const token = /^__Host-sid=([\w-]+)/.exec(line)![1]!;
+      assert.equal((await store.get(hashToken(token)))?.ip, '192.0.2.8');
+      assert.match((await fetch(running.url, { method: 'POST' })).headers.getSetCookie()[0] ?? '', /^sid=/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('ignores X-Forwarded-Proto when neither Koa nor coatcheck trusts the proxy', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      (await ctx.session.load()).set('a', 1);
+      ctx.body = 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=.*; SameSite=Lax$/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("keeps the app's cookies, Vary and Cache-Control, and commits before a streamed body", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      ctx.cookies.set('a', '1');
+      (await currentSession().load()).set('streamed', true);
+      ctx.append('Set-Cookie', 'b=2');
+      ctx.vary('Accept');
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.type = 'text/plain';
+      ctx.body = Readable.from(['one ', 'two']);
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url);
+      assert.equal(await res.text(), 'one two');
+      const cookies = res.headers.getSetCookie();
+      assert.equal(cookies.length, 3);
+      assert.match(cookies[0]!, /^a=1/);
+      assert.equal(cookies[1], 'b=2');
+      assert.match(cookies[2]!, /^sid=/);
+      assert.equal(res.headers.get('vary'), 'Accept, Cookie');
+      assert.equal(res.headers.get('cache-control'), 'no-cache');
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('answers 503 with a short body and no cookies when the commit fails', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      store.fault = 'reject';
+      session.set('a', 1);
+      ctx.cookies.set('theme', 'dark');
+      ctx.body = Readable.from(['never sent']);
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { method: 'POST' });
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /^Service Unavailable/);
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+    }
+  });
+
+  it('answers 409 when the session was ended elsewhere during the request', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      if (ctx.path === '/race') await sessions.revoke(session.handle!);
+      session.set('path', ctx.path);
+      ctx.body = 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const cookie = cookieOf(await fetch(running.url + '/create', { method: 'POST' }));
+      const res = await fetch(running.url + '/race', { method: 'POST', headers: { cookie } });
+      assert.equal(res.status, 409);
+      assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('saves a session when a 4xx is thrown and delivers its cookie through err.headers', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      session.set('attempts', (session.get('attempts', 0) as number) + 1);
+      if (ctx.path === '/deny') ctx.throw(403, 'nope', { headers: { 'X-Reason': 'test' } });
+      if (ctx.path === '/crash') throw new Error('bug');
+      ctx.body = { attempts: session.get('attempts') };
+    });
+    const running = await listen(app);
+    try {
+      const denied = await fetch(running.url + '/deny', { method: 'POST' });
+      assert.equal(denied.status, 403);
+      assert.equal(denied.headers.get('x-reason'), 'test');
+      assert.match(denied.headers.get('vary') ?? '', /Cookie/);
+      const cookie = cookieOf(denied);
+      const crashed = await fetch(running.url + '/crash', { method: 'POST', headers: { cookie } });
+      assert.equal(crashed.status, 500);
+      assert.deepEqual(crashed.headers.getSetCookie(), []);
+      // The 403 was saved (attempts 1), the 500 was not: this request makes it 2.
+      const ok = await fetch(running.url + '/', { method: 'POST', headers: { cookie } });
+      assert.deepEqual(await ok.json(), { attempts: 2 });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('lets an upstream error middleware render a store failure thrown by the handler', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        ctx.status = (error as { status?: number }).status ?? 500;
+        ctx.body = { error: (error as { code?: string }).code };
+      }
+    });
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      ctx.body = (await ctx.session.load()).toJSON();
+    });
+    const running = await listen(app);
+    try {
+      const created = await fetch(running.url, { method: 'POST' });
+      assert.deepEqual(await created.json(), {});
+      store.fault = 'reject';
+      const res = await fetch(running.url, { headers: { cookie: 'sid=' + 'a'.repeat(43) } });
+      assert.equal(res.status, 503);
+      assert.deepEqual(await res.json(), { error: 'ERR_STORE' });
+      assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+    }
+  });
+
+  it('never touches the store for a request that ignores the session', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const app = new Koa();
+    app.use(koaSessions(createSessions({ store })));
+    app.use(async (ctx) => {
+      ctx.body = 'static';
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url, { headers: { cookie: 'sid=' + 'a'.repeat(43) } });
+      assert.equal(await res.text(), 'static');
+      assert.equal(res.headers.get('vary'), null);
+      assert.equal(store.totalCalls(), 0);
+    } finally {
+      await running.close();
+    }
+  });
+});
