@@ -5,10 +5,8 @@
  * and Django's test cookie.
  */
 import { findCookie } from '../cookie/parse.js';
-import { serializeSetCookie } from '../cookie/serialize.js';
 import {
   ConfigError,
-  CookieTooLargeError,
   CorruptRecordError,
   InvalidValueError,
   MissingKeyError,
@@ -25,6 +23,7 @@ import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, jsonEntries, objectFromEntries } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
 import { openForward, sealForward } from './rotation.js';
+import { clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
 import { generateToken, hashToken, isWellFormedToken } from './token.js';
 
 /** What an adapter knows about the incoming request. */
@@ -71,8 +70,7 @@ const META_REQUESTS = 'requests';
 const DEFAULT_GRACE = 30;
 /** A sealed cookie value (`v1.<keyId>.<base64url>`), before decryption. */
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
-/** The browser limit for one cookie (name, value and attributes). */
-const MAX_SET_COOKIE_BYTES = 4096;
+
 const MAX_FORWARD_HOPS = 3;
 const FOLLOW_ATTEMPTS = 20;
 const FOLLOW_DELAY_MS = 25;
@@ -814,7 +812,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const result: CommitResult = { setCookie: [] };
     if (status >= 500) return result;
     this.#engine.maybeCleanup();
-    if (this.#fromPlainHttp) result.setCookie.push(this.#clearPlainHttpCookie());
+    if (this.#fromPlainHttp) result.setCookie.push(clearedPlainHttpCookie(this.#engine.options.cookie));
     const engine = this.#engine;
     const now = engine.options.clock.now();
     const keep = this.#data.size > 0 || this.#userId !== null || this.#meta.size > 0;
@@ -1097,49 +1095,13 @@ export class Session<T extends SessionData = RegisteredData> {
     return !this.getExpireAtBrowserClose();
   }
 
-  #cookie(token: string, now: number): string {
-    const { cookie } = this.#engine.options;
-    const secure = isSecureFor(cookie, this.#request.https);
+  #cookie(value: string, now: number): string {
     const maxAge = this.#persistentCookie() ? Math.max(0, Math.floor((this.#expiresAt(now) - now) / 1000)) : undefined;
-    const header = serializeSetCookie(cookieNameFor(cookie, secure), token, {
-      ...(maxAge !== undefined && { maxAge }),
-      ...(cookie.domain !== undefined && { domain: cookie.domain }),
-      path: cookie.path,
-      httpOnly: cookie.httpOnly,
-      secure,
-      sameSite: cookie.sameSite,
-      partitioned: cookie.partitioned,
-    });
-    // Browsers silently drop cookies over 4096 bytes: fail loudly instead of losing the session.
-    const size = Buffer.byteLength(header);
-    if (size > MAX_SET_COOKIE_BYTES) throw new CookieTooLargeError(size, MAX_SET_COOKIE_BYTES);
-    return header;
-  }
-
-  /** Expires the plain-HTTP cookie once its session has moved to the HTTPS one. */
-  #clearPlainHttpCookie(): string {
-    const { cookie } = this.#engine.options;
-    return serializeSetCookie(cookie.name, '', {
-      maxAge: 0,
-      ...(cookie.domain !== undefined && { domain: cookie.domain }),
-      path: cookie.path,
-      httpOnly: cookie.httpOnly,
-      sameSite: cookie.sameSite === 'none' ? 'lax' : cookie.sameSite,
-    });
+    return sessionCookie(this.#engine.options.cookie, this.#request.https, value, maxAge);
   }
 
   #clearCookie(): string {
-    const { cookie } = this.#engine.options;
-    const secure = isSecureFor(cookie, this.#request.https);
-    return serializeSetCookie(cookieNameFor(cookie, secure), '', {
-      maxAge: 0,
-      ...(cookie.domain !== undefined && { domain: cookie.domain }),
-      path: cookie.path,
-      httpOnly: cookie.httpOnly,
-      secure,
-      sameSite: cookie.sameSite,
-      partitioned: cookie.partitioned,
-    });
+    return clearedSessionCookie(this.#engine.options.cookie, this.#request.https);
   }
 }
 
