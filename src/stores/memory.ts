@@ -11,6 +11,8 @@ import { parseJsonObject } from '../core/json.js';
 import {
   applyKeyChanges,
   guardHolds,
+  statsFromCounts,
+  topUsersLimit,
   type ExpiredSweep,
   type SessionPatch,
   type SessionRecord,
@@ -247,6 +249,22 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       }
       cursors.set(key as string, iterator);
       return { deleted, cursor: key };
+    },
+    async stats(now, options) {
+      // One pass over every record: O(records), fine for an admin command.
+      const limit = topUsersLimit(options);
+      const counts = new Map<string, number>();
+      const totals = { sessions: 0, expired: 0, guests: 0 };
+      for (const entry of records.values()) {
+        if (entry.expiresAt <= now) {
+          totals.expired++;
+          continue;
+        }
+        totals.sessions++;
+        if (entry.userId === null) totals.guests++;
+        else counts.set(entry.userId, (counts.get(entry.userId) ?? 0) + 1);
+      }
+      return statsFromCounts(counts, totals, limit);
     },
     async close() {
       if (timer) clearInterval(timer);

@@ -23,14 +23,16 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
 import { ConfigError, CorruptRecordError, InvalidValueError, StoreConflictError } from '../errors.js';
 import type { JsonValue } from '../types.js';
-import type {
-  ExpiredSweep,
-  KeyChanges,
-  SessionPatch,
-  SessionRecord,
-  SessionSummary,
-  Store,
-  SweepResult,
+import {
+  topUsersLimit,
+  type ExpiredSweep,
+  type KeyChanges,
+  type SessionPatch,
+  type SessionRecord,
+  type SessionSummary,
+  type Store,
+  type StoreStats,
+  type SweepResult,
 } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -506,6 +508,40 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       );
       const deleted = result.rowCount ?? 0;
       return { deleted, cursor: deleted === limit ? SWEEP_CURSOR : null };
+    },
+
+    async stats(now, options): Promise<StoreStats> {
+      const limit = topUsersLimit(options);
+      const at = Math.floor(now);
+      // Two full scans of the table (counts, then the per-user ranking): an admin command, not a
+      // dashboard to poll. COLLATE "C" ranks ties in code-point order whatever the database's locale.
+      const totals = await run<{ sessions: string; expired: string; users: string; guests: string }>(
+        `SELECT count(*) FILTER (WHERE expires_at > $1) AS sessions,
+                count(*) FILTER (WHERE expires_at <= $1) AS expired,
+                count(DISTINCT user_id) FILTER (WHERE expires_at > $1) AS users,
+                count(*) FILTER (WHERE expires_at > $1 AND user_id IS NULL) AS guests
+         FROM ${t}`,
+        [at],
+      );
+      const top =
+        limit === 0
+          ? []
+          : (
+              await run<{ user_id: string; sessions: string }>(
+                `SELECT user_id, count(*) AS sessions FROM ${t}
+                 WHERE expires_at > $1 AND user_id IS NOT NULL
+                 GROUP BY user_id ORDER BY count(*) DESC, user_id COLLATE "C" LIMIT $2`,
+                [at, limit],
+              )
+            ).rows.map((row) => ({ userId: row.user_id, sessions: Number(row.sessions) }));
+      const row = totals.rows[0];
+      return {
+        sessions: Number(row?.sessions ?? 0),
+        expired: Number(row?.expired ?? 0),
+        users: Number(row?.users ?? 0),
+        guests: Number(row?.guests ?? 0),
+        topUsers: top,
+      };
     },
 
     async close() {

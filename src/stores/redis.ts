@@ -26,7 +26,15 @@ import { Redis, type Cluster } from 'ioredis';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import { objectFromEntries } from '../core/json.js';
 import type { JsonValue } from '../types.js';
-import type { KeyChanges, SessionPatch, SessionRecord, SessionSummary, Store } from './types.js';
+import {
+  statsFromCounts,
+  topUsersLimit,
+  type KeyChanges,
+  type SessionPatch,
+  type SessionRecord,
+  type SessionSummary,
+  type Store,
+} from './types.js';
 
 export interface RedisStoreOptions {
   /**
@@ -581,6 +589,45 @@ export function redisStore(options: RedisStoreOptions): Store {
       // Redis deletes expired sessions itself (PEXPIREAT), and each user index drops entries past
       // their score whenever it is written and expires with its last entry. Nothing to sweep.
       return { deleted: 0, cursor: null };
+    },
+
+    /**
+     * SCANs every session key under the prefix (on every master of a Cluster) and reads each one's
+     * user and expiry: O(sessions) keys walked and one HMGET per session, pipelined 500 at a time.
+     * It never blocks Redis (SCAN, not KEYS), but on millions of sessions it takes a while and adds
+     * load: run it now and then, not on a timer. Redis deletes keys at expiry, so `expired` is 0
+     * unless `now` is ahead of Redis's clock.
+     */
+    async stats(now, options) {
+      const limit = topUsersLimit(options);
+      const counts = new Map<string, number>();
+      const totals = { sessions: 0, expired: 0, guests: 0 };
+      await scan(`${globEscape(sessionStart)}*`, async (keys) => {
+        const rows = await inBatches(keys, (key) =>
+          client.hmget(key, 'u', 'e').then(
+            (row) => row,
+            (error: unknown) => {
+              // A foreign key under a session name is not a session: skip it, as listByUser does.
+              if (isWrongType(error)) return undefined;
+              throw error;
+            },
+          ),
+        );
+        for (const row of rows) {
+          if (!row) continue;
+          const [user, expires] = row;
+          // Gone since the SCAN saw it (expired or destroyed meanwhile).
+          if (expires === null || expires === undefined) continue;
+          if (Number(expires) <= now) {
+            totals.expired++;
+            continue;
+          }
+          totals.sessions++;
+          if (user === null || user === undefined) totals.guests++;
+          else counts.set(user, (counts.get(user) ?? 0) + 1);
+        }
+      });
+      return statsFromCounts(counts, totals, limit);
     },
 
     async close() {

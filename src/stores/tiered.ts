@@ -263,6 +263,8 @@ export function tieredStore(options: TieredStoreOptions): Store {
     return { ...entry, meta: decodeMeta(entry.meta), expiresAt: realExpiresAt };
   }
 
+  const durableStats = durable.stats?.bind(durable);
+
   return {
     name,
 
@@ -349,6 +351,10 @@ export function tieredStore(options: TieredStoreOptions): Store {
       if (sweep.before > sweptBefore) sweptBefore = sweep.before;
       return result;
     },
+
+    // The durable store holds every record (the cache only copies of some): its counts are the
+    // answer. Present only when the durable store has stats, so callers can tell "unsupported".
+    ...(durableStats && { stats: durableStats }),
 
     async close() {
       if (!closeTiers) return;

@@ -105,8 +105,37 @@ export interface Store {
   listByUser(userId: string): Promise<SessionSummary[]>;
   /** Deletes up to `limit` expired records; call again with the cursor until it is null. */
   deleteExpired(sweep: ExpiredSweep): Promise<SweepResult>;
+  /**
+   * Optional: counts for operators (`coatcheck stats`). Judged at `now` (ms, the caller's clock),
+   * so the result does not depend on the store's own idea of the time. Usually a full scan of the
+   * store: meant for an occasional admin command, not for every request.
+   */
+  stats?(now: number, options?: StoreStatsOptions): Promise<StoreStats>;
   /** Releases timers and connections the store opened itself (not ones the app passed in). */
   close(): Promise<void>;
+}
+
+/** Options of {@link Store.stats}. */
+export interface StoreStatsOptions {
+  /** How many users to list in `topUsers`. Default 10; 0 lists none. */
+  topUsers?: number;
+}
+
+/** What {@link Store.stats} reports. "Live" means `expiresAt > now`. */
+export interface StoreStats {
+  /** Live records, guests included. */
+  sessions: number;
+  /**
+   * Records past their `expiresAt` that the store still holds, waiting for `deleteExpired`.
+   * Stores with native TTL (Redis) delete records at expiry, so they report 0 in practice.
+   */
+  expired: number;
+  /** Distinct user ids with at least one live record. */
+  users: number;
+  /** Live records without a user. */
+  guests: number;
+  /** The users with the most live records, most first; ties ordered by user id. */
+  topUsers: { userId: string; sessions: number }[];
 }
 
 /**
@@ -168,4 +197,28 @@ export function applyKeyChanges(target: Record<string, JsonValue>, changes: KeyC
       Object.defineProperty(target, key, { value: changes.set[key], enumerable: true, writable: true, configurable: true });
     }
   }
+}
+
+/** Default length of {@link StoreStats.topUsers}. */
+export const DEFAULT_TOP_USERS = 10;
+
+/** The `topUsers` option as a count, checked (stores call it before doing any work). */
+export function topUsersLimit(options: StoreStatsOptions | undefined): number {
+  const limit = options?.topUsers ?? DEFAULT_TOP_USERS;
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError('stats: topUsers must be an integer >= 0');
+  return limit;
+}
+
+/** Stats from per-user counts of live records (for stores that count in code). */
+export function statsFromCounts(
+  counts: ReadonlyMap<string, number>,
+  totals: { sessions: number; expired: number; guests: number },
+  limit: number,
+): StoreStats {
+  const ranked = [...counts].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    ...totals,
+    users: counts.size,
+    topUsers: ranked.slice(0, limit).map(([userId, sessions]) => ({ userId, sessions })),
+  };
 }

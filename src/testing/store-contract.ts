@@ -336,6 +336,56 @@ export function testStore(name: string, options: StoreContractOptions): void {
       }
     });
 
+    it('stats (optional): counts live and expired records, users, guests and top users', async () => {
+      if (!store.stats) {
+        // Optional method: absent means absent, never a non-function placeholder. The CLI's
+        // "not supported" answer for such stores is tested in test/cli.
+        assert.equal(store.stats, undefined);
+        return;
+      }
+      const now = Date.now();
+      // Judged a minute ahead of wall time so TTL stores still hold the "expired" records.
+      const at = now + 120_000;
+      assert.deepEqual(await store.stats(at), { sessions: 0, expired: 0, users: 0, guests: 0, topUsers: [] });
+      const live = (userId: string | null) => makeRecord({ userId });
+      const expired = (userId: string | null) => makeRecord({ userId, expiresAt: now + 60_000 });
+      const records = [
+        live('stats-a'), live('stats-a'), live('stats-a'),
+        live('stats-b'), live('stats-b'),
+        live('stats-c'),
+        live(null), live(null),
+        // Expired records count only as expired: stats-d has no live session, so it is no user.
+        expired('stats-a'), expired('stats-d'), expired(null),
+      ];
+      for (const r of records) await store.create(r);
+      const stats = await store.stats(at);
+      assert.equal(stats.sessions, 8);
+      assert.ok(stats.expired === 3 || stats.expired === 0, `expired ${stats.expired}`);
+      assert.equal(stats.users, 3);
+      assert.equal(stats.guests, 2);
+      assert.deepEqual(stats.topUsers, [
+        { userId: 'stats-a', sessions: 3 },
+        { userId: 'stats-b', sessions: 2 },
+        { userId: 'stats-c', sessions: 1 },
+      ]);
+      assert.deepEqual((await store.stats(at, { topUsers: 1 })).topUsers, [{ userId: 'stats-a', sessions: 3 }]);
+      assert.deepEqual((await store.stats(at, { topUsers: 0 })).topUsers, []);
+    });
+
+    it('stats (optional): ties rank by user id; a session moved to no user counts as a guest', async () => {
+      if (!store.stats) return; // covered by the test above
+      const moved = makeRecord({ userId: 'tie-z' });
+      for (const r of [makeRecord({ userId: 'tie-b' }), makeRecord({ userId: 'tie-a' }), moved]) await store.create(r);
+      await store.update(moved.id, { userId: null, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      const stats = await store.stats(Date.now());
+      assert.deepEqual(stats.topUsers, [
+        { userId: 'tie-a', sessions: 1 },
+        { userId: 'tie-b', sessions: 1 },
+      ]);
+      assert.equal(stats.users, 2);
+      assert.equal(stats.guests, 1);
+    });
+
     options.extra?.(() => store);
   });
 }

@@ -1,0 +1,343 @@
+/**
+ * SQLite store (better-sqlite3): the embedded default. One file, no server, safe to share between
+ * processes on one machine (WAL mode, `IMMEDIATE` write transactions, a busy timeout).
+ *
+ * The driver is synchronous; every method still returns a promise (a driver error becomes a
+ * rejection) so the store is interchangeable with networked ones.
+ *
+ * @module coatcheck/stores/sqlite
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
+import { parseJsonObject } from '../core/json.js';
+import type { JsonValue } from '../types.js';
+import {
+  applyKeyChanges,
+  guardHolds,
+  topUsersLimit,
+  type ExpiredSweep,
+  type SessionPatch,
+  type SessionRecord,
+  type SessionSummary,
+  type Store,
+  type StoreStats,
+  type SweepResult,
+} from './types.js';
+
+/** Options of {@link sqliteStore}. Give `path` or `database`, not both. */
+export interface SqliteStoreOptions {
+  /**
+   * Database file, or `':memory:'` (one connection, gone on close). Default `'./data/sessions.db'`.
+   * A missing parent directory is created. The store opens the connection and `close()` closes it.
+   */
+  path?: string;
+  /**
+   * A connection the app already opened and owns (e.g. to keep sessions in the app's database).
+   * The store only creates its table and statements on it: it leaves the connection's pragmas
+   * alone (the app should use WAL and a busy timeout itself) and `close()` does not close it.
+   */
+  database?: Database.Database;
+  /** Table name, a plain identifier (`/^[A-Za-z_][A-Za-z0-9_]{0,62}$/`). Default `'coatcheck_sessions'`. */
+  table?: string;
+  /**
+   * How long a write waits for another connection's write lock before failing with SQLITE_BUSY,
+   * in ms. Default 5 000. Applies only to a connection the store opens (`path`). The wait blocks
+   * the event loop (the driver is synchronous), so keep it modest.
+   */
+  busyTimeout?: number;
+}
+
+/** Default location of the database file, relative to the working directory. */
+export const DEFAULT_SQLITE_PATH = './data/sessions.db';
+
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** Records which schema version each coatcheck table is at (one row per table name). */
+const SCHEMA_TABLE = 'coatcheck_schema';
+
+/**
+ * Schema migrations: entry `n` moves a table from version `n` to `n + 1`, so the current version
+ * is the list's length. Append new steps; never edit a released one.
+ */
+const MIGRATIONS: ReadonlyArray<(db: Database.Database, table: string) => void> = [
+  // 0 → 1: the table and its two indexes. STRICT makes SQLite refuse wrongly typed values
+  // instead of silently storing them. A rowid table (not WITHOUT ROWID): rows carry JSON blobs
+  // of a few KB, which WITHOUT ROWID tables handle poorly, and the sweep can delete by rowid
+  // straight from the expires_at index. user_id rides along in that index (free: every touch
+  // rewrites the entry anyway) so `stats` counts from the index instead of reading every row.
+  (db, table) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS "${table}" (
+        id TEXT NOT NULL PRIMARY KEY,
+        user_id TEXT,
+        data TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        ip TEXT,
+        user_agent TEXT
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS "${table}_user" ON "${table}" (user_id, created_at);
+      CREATE INDEX IF NOT EXISTS "${table}_expires" ON "${table}" (expires_at, user_id);
+    `);
+  },
+];
+
+/** The schema version this code reads and writes. */
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
+
+interface Row {
+  id: string;
+  user_id: string | null;
+  data: unknown;
+  meta: unknown;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+type SummaryRow = Omit<Row, 'data' | 'meta'>;
+
+function decode(text: unknown, column: string): Record<string, JsonValue> {
+  const value = typeof text === 'string' ? parseJsonObject(text) : null;
+  // The id is deliberately left out of the message: error reports should not carry session keys.
+  if (value === null) throw new CorruptRecordError('sqlite', `the ${column} column is not a JSON object`);
+  return value;
+}
+
+function toSummary(row: SummaryRow): SessionSummary {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    expiresAt: row.expires_at,
+    ip: row.ip,
+    userAgent: row.user_agent,
+  };
+}
+
+/** Creates or migrates the table. Runs in one IMMEDIATE transaction so two processes starting together take turns. */
+function migrate(db: Database.Database, table: string): void {
+  db.transaction(() => {
+    db.exec(`CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)`);
+    // A table of its own rather than PRAGMA user_version: that is one number per file, which
+    // several coatcheck tables, or the app's own migration tool, would overwrite.
+    const row = db.prepare(`SELECT version FROM ${SCHEMA_TABLE} WHERE name = ?`).get(table) as { version: number } | undefined;
+    const version = row?.version ?? 0;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      throw new ConfigError(
+        `sqliteStore: table ${table} is at schema version ${version}, newer than this coatcheck (${SQLITE_SCHEMA_VERSION}); upgrade coatcheck`,
+      );
+    }
+    for (let step = version; step < SQLITE_SCHEMA_VERSION; step++) MIGRATIONS[step]?.(db, table);
+    if (version !== SQLITE_SCHEMA_VERSION) {
+      db.prepare(`INSERT INTO ${SCHEMA_TABLE} (name, version) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version`).run(
+        table,
+        SQLITE_SCHEMA_VERSION,
+      );
+    }
+  }).immediate();
+}
+
+/**
+ * A session store in a SQLite database: the embedded default.
+ *
+ * Creates its table (and a `coatcheck_schema` table recording the schema version) on first use
+ * and migrates it when a newer coatcheck needs a newer schema. Setup is synchronous: bad options
+ * throw {@link ConfigError} here, not on the first request.
+ *
+ * Expired rows are not removed by the store itself; the engine's sweep calls `deleteExpired`.
+ *
+ * @example
+ * ```ts
+ * import { createSessions } from 'coatcheck';
+ * import { sqliteStore } from 'coatcheck/stores/sqlite';
+ *
+ * const sessions = createSessions({ store: sqliteStore({ path: './data/sessions.db' }) });
+ * // Expired rows stay until swept: run the engine's batched sweep now and then.
+ * setInterval(() => void sessions.clearExpired(), 10 * 60_000).unref();
+ * ```
+ */
+export function sqliteStore(options: SqliteStoreOptions = {}): Store {
+  const table = options.table ?? 'coatcheck_sessions';
+  if (typeof table !== 'string' || !TABLE_NAME.test(table)) {
+    throw new ConfigError(`sqliteStore: table must be a plain identifier matching ${TABLE_NAME}, got ${JSON.stringify(table)}`);
+  }
+  if (options.path !== undefined && options.database !== undefined) {
+    throw new ConfigError('sqliteStore: give either path or database, not both');
+  }
+  const busyTimeout = options.busyTimeout ?? 5_000;
+  if (!Number.isInteger(busyTimeout) || busyTimeout < 0) {
+    throw new ConfigError('sqliteStore: busyTimeout must be an integer >= 0 (ms)');
+  }
+  if (options.database !== undefined && typeof (options.database as { prepare?: unknown } | null)?.prepare !== 'function') {
+    throw new ConfigError('sqliteStore: database must be a better-sqlite3 Database');
+  }
+
+  const owned = options.database === undefined;
+  let db: Database.Database;
+  if (options.database !== undefined) {
+    db = options.database;
+  } else {
+    const path = options.path ?? DEFAULT_SQLITE_PATH;
+    if (typeof path !== 'string') throw new ConfigError('sqliteStore: path must be a string');
+    const inMemory = path === ':memory:' || path === '';
+    if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path, { timeout: busyTimeout });
+  }
+
+  try {
+    if (owned) {
+      // WAL lets readers run alongside the single writer (and other processes); NORMAL is
+      // durable against application crashes and only risks the last commits on power loss.
+      if (db.memory === false) db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma(`busy_timeout = ${busyTimeout}`);
+    }
+    migrate(db, table);
+  } catch (error) {
+    if (owned) db.close();
+    throw error;
+  }
+
+  const t = `"${table}"`;
+  const summaryColumns = 'id, user_id, created_at, last_seen_at, expires_at, ip, user_agent';
+  const q = {
+    get: db.prepare(`SELECT id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent FROM ${t} WHERE id = ?`),
+    // DO NOTHING instead of catching a constraint error: `changes === 0` means the id was taken.
+    insert: db.prepare(
+      `INSERT INTO ${t} (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    ),
+    readForUpdate: db.prepare(`SELECT user_id, data, meta FROM ${t} WHERE id = ?`),
+    write: db.prepare(`UPDATE ${t} SET user_id = ?, data = ?, meta = ?, last_seen_at = ?, expires_at = ? WHERE id = ?`),
+    touch: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ? WHERE id = ?`),
+    destroy: db.prepare(`DELETE FROM ${t} WHERE id = ?`),
+    // `IS` matches NULL for guests and still uses the (user_id, created_at) index; the except
+    // list arrives as one JSON array so a single prepared statement serves any length.
+    destroyByUser: db.prepare(`DELETE FROM ${t} WHERE user_id IS ? AND id NOT IN (SELECT value FROM json_each(?))`),
+    destroyAll: db.prepare(`DELETE FROM ${t}`),
+    listByUser: db.prepare(`SELECT ${summaryColumns} FROM ${t} WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id`),
+    // The inner query walks the expires_at index from the oldest entry and yields rowids straight
+    // from it, so a batch costs O(limit) however large the table is.
+    sweep: db.prepare(`DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`),
+    // Admin-only scans of the (expires_at, user_id) index, never of the rows. The `+` stops the
+    // planner from walking the user index for GROUP BY, which would read every row for expires_at.
+    // BINARY collation compares UTF-8 bytes, i.e. ties rank in code-point order.
+    statsTotals: db.prepare(
+      `SELECT count(*) FILTER (WHERE expires_at > @now) AS sessions,
+              count(*) FILTER (WHERE expires_at <= @now) AS expired,
+              count(DISTINCT user_id) FILTER (WHERE expires_at > @now) AS users,
+              count(*) FILTER (WHERE expires_at > @now AND user_id IS NULL) AS guests
+       FROM ${t}`,
+    ),
+    statsTop: db.prepare(
+      `SELECT user_id AS userId, count(*) AS sessions FROM ${t} WHERE expires_at > ? AND +user_id IS NOT NULL
+       GROUP BY +user_id ORDER BY sessions DESC, user_id LIMIT ?`,
+    ),
+  };
+
+  // Read-modify-write in one transaction. The driver is synchronous, so nothing else in this
+  // process can interleave; `.immediate()` takes the write lock before the read so another
+  // process cannot read the same old row and overwrite this write.
+  const applyPatch = db.transaction((id: string, patch: SessionPatch): boolean => {
+    const row = q.readForUpdate.get(id) as Pick<Row, 'user_id' | 'data' | 'meta'> | undefined;
+    if (!row) return false;
+    // The guard is checked on the row just read, under the same write lock: of N concurrent
+    // guarded updates (consume a one-time token, claim a rotation), exactly the valid ones apply.
+    if (patch.guard && !guardHolds(decode(row.meta, 'meta'), patch.guard)) return false;
+    let data = row.data;
+    let meta = row.meta;
+    if (patch.data) {
+      const object = decode(data, 'data');
+      applyKeyChanges(object, patch.data);
+      data = JSON.stringify(object);
+    }
+    if (patch.meta) {
+      const object = decode(meta, 'meta');
+      applyKeyChanges(object, patch.meta);
+      meta = JSON.stringify(object);
+    }
+    const userId = patch.userId === undefined ? row.user_id : patch.userId;
+    q.write.run(userId, data, meta, patch.lastSeenAt, patch.expiresAt, id);
+    return true;
+  });
+
+  let closed = false;
+
+  return {
+    name: 'sqlite',
+    async get(id: string): Promise<SessionRecord | null> {
+      const row = q.get.get(id) as Row | undefined;
+      if (!row) return null;
+      return {
+        id: row.id,
+        userId: row.user_id,
+        data: decode(row.data, 'data'),
+        meta: decode(row.meta, 'meta'),
+        createdAt: row.created_at,
+        lastSeenAt: row.last_seen_at,
+        expiresAt: row.expires_at,
+        ip: row.ip,
+        userAgent: row.user_agent,
+      };
+    },
+    async create(record: SessionRecord): Promise<void> {
+      const result = q.insert.run(
+        record.id,
+        record.userId,
+        JSON.stringify(record.data),
+        JSON.stringify(record.meta),
+        record.createdAt,
+        record.lastSeenAt,
+        record.expiresAt,
+        record.ip,
+        record.userAgent,
+      );
+      if (result.changes === 0) throw new StoreConflictError('sqlite');
+    },
+    async update(id: string, patch: SessionPatch): Promise<boolean> {
+      return applyPatch.immediate(id, patch);
+    },
+    async touch(id, times) {
+      return q.touch.run(times.lastSeenAt, times.expiresAt, id).changes > 0;
+    },
+    async destroy(id) {
+      q.destroy.run(id);
+    },
+    async destroyByUser(userId, except = []) {
+      return q.destroyByUser.run(userId, JSON.stringify(except)).changes;
+    },
+    async destroyAll() {
+      return q.destroyAll.run().changes;
+    },
+    async listByUser(userId) {
+      const rows = q.listByUser.all(userId, Date.now()) as SummaryRow[];
+      return rows.map(toSummary);
+    },
+    async deleteExpired(sweep: ExpiredSweep): Promise<SweepResult> {
+      // Deleted rows leave the index, so every batch restarts at the oldest remaining expired
+      // row: the cursor only says "a full batch went, call again".
+      const limit = Math.max(0, Math.floor(sweep.limit));
+      const deleted = q.sweep.run(sweep.before, limit).changes;
+      return { deleted, cursor: deleted > 0 && deleted >= limit ? String(sweep.before) : null };
+    },
+    async stats(now: number, statsOptions): Promise<StoreStats> {
+      const limit = topUsersLimit(statsOptions);
+      const totals = q.statsTotals.get({ now }) as Omit<StoreStats, 'topUsers'>;
+      const topUsers = limit === 0 ? [] : (q.statsTop.all(now, limit) as StoreStats['topUsers']);
+      return { ...totals, topUsers };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (owned) db.close();
+    },
+  };
+}

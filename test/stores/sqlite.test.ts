@@ -1,0 +1,278 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { CoatcheckError, ConfigError } from '../../src/errors.js';
+import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
+import { makeRecord, testStore } from '../../src/testing/store-contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'coatcheck-sqlite-'));
+let files = 0;
+/** A fresh database path inside this run's temp directory. */
+function tempPath(name = 'sessions'): string {
+  return join(dir, `${name}-${files++}.db`);
+}
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const later = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+
+testStore('sqlite (:memory:)', { create: () => sqliteStore({ path: ':memory:' }) });
+
+const contractFile = tempPath('contract');
+testStore('sqlite (file, WAL)', {
+  create: () => sqliteStore({ path: contractFile }),
+  extra: (getStore) => {
+    it('runs the file in WAL mode', () => {
+      const raw = new Database(contractFile);
+      assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+      raw.close();
+      assert.equal(getStore().name, 'sqlite');
+    });
+  },
+});
+
+describe('sqliteStore', () => {
+  it('creates its schema on a fresh file (and the parent directory), and data survives a restart', async () => {
+    const path = join(dir, 'nested', 'deeper', 'sessions.db');
+    assert.equal(existsSync(path), false);
+    const record = makeRecord({ userId: 'u1', data: { cart: [1, 2] }, meta: { csrf: 'x' } });
+    const first = sqliteStore({ path });
+    await first.create(record);
+    await first.update(record.id, { data: { set: { more: true } }, ...later() });
+    await first.close();
+    assert.ok(existsSync(path));
+
+    const second = sqliteStore({ path });
+    const loaded = await second.get(record.id);
+    assert.deepEqual(loaded?.data, { cart: [1, 2], more: true });
+    assert.deepEqual(loaded?.meta, { csrf: 'x' });
+    assert.deepEqual((await second.listByUser('u1')).map((s) => s.id), [record.id]);
+    await second.close();
+  });
+
+  it('records the schema version and reopens an existing database without failing', async () => {
+    const path = tempPath();
+    await sqliteStore({ path }).close();
+    await sqliteStore({ path }).close();
+    const raw = new Database(path);
+    assert.deepEqual(raw.prepare('SELECT name, version FROM coatcheck_schema').all(), [
+      { name: 'coatcheck_sessions', version: SQLITE_SCHEMA_VERSION },
+    ]);
+    const indexes = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'coatcheck_sessions' AND sql IS NOT NULL").all() as { name: string }[])
+      .map((r) => r.name)
+      .sort();
+    assert.deepEqual(indexes, ['coatcheck_sessions_expires', 'coatcheck_sessions_user']);
+    raw.close();
+  });
+
+  it('keeps tables of different names apart, each with its own version row', async () => {
+    const path = tempPath();
+    const a = sqliteStore({ path, table: 'sessions_a' });
+    const b = sqliteStore({ path, table: 'sessions_b' });
+    const record = makeRecord();
+    await a.create(record);
+    assert.equal(await b.get(record.id), null);
+    assert.equal(await b.destroyAll(), 0);
+    assert.ok(await a.get(record.id));
+    await a.close();
+    await b.close();
+    const raw = new Database(path);
+    assert.deepEqual(raw.prepare('SELECT name FROM coatcheck_schema ORDER BY name').all(), [{ name: 'sessions_a' }, { name: 'sessions_b' }]);
+    raw.close();
+  });
+
+  it('refuses a table written by a newer schema version', () => {
+    const path = tempPath();
+    sqliteStore({ path }).close();
+    const raw = new Database(path);
+    raw.prepare('UPDATE coatcheck_schema SET version = ? WHERE name = ?').run(SQLITE_SCHEMA_VERSION + 1, 'coatcheck_sessions');
+    raw.close();
+    assert.throws(() => sqliteStore({ path }), (error: unknown) => error instanceof ConfigError && /newer/.test(error.message));
+  });
+
+  it('rejects get with ERR_CORRUPT_RECORD for a row that cannot be decoded, without crashing', async () => {
+    const database = new Database(':memory:');
+    const store = sqliteStore({ database });
+    const garbage = makeRecord();
+    const array = makeRecord();
+    const badMeta = makeRecord();
+    const fine = makeRecord();
+    for (const r of [garbage, array, badMeta, fine]) await store.create(r);
+    database.prepare('UPDATE coatcheck_sessions SET data = ? WHERE id = ?').run('{"not json', garbage.id);
+    database.prepare('UPDATE coatcheck_sessions SET data = ? WHERE id = ?').run('[1,2]', array.id);
+    database.prepare('UPDATE coatcheck_sessions SET meta = ? WHERE id = ?').run('null', badMeta.id);
+    for (const r of [garbage, array, badMeta]) {
+      await assert.rejects(store.get(r.id), (error: unknown) => {
+        assert.ok(error instanceof CoatcheckError);
+        assert.equal(error.code, 'ERR_CORRUPT_RECORD');
+        assert.equal(error.message.includes(r.id), false, 'the session key leaked into the message');
+        return true;
+      });
+    }
+    // Patching the corrupt namespace refuses too (rather than silently wiping the data) ...
+    await assert.rejects(store.update(garbage.id, { data: { set: { a: 1 } }, ...later() }), { code: 'ERR_CORRUPT_RECORD' });
+    // ... and the store keeps working for everything else.
+    assert.deepEqual((await store.get(fine.id))?.data, fine.data);
+    await store.destroy(garbage.id);
+    assert.equal(await store.get(garbage.id), null);
+    await store.close();
+    database.close();
+  });
+
+  it('leaves an app-owned database open on close()', async () => {
+    const database = new Database(tempPath());
+    const store = sqliteStore({ database, table: 'app_sessions' });
+    await store.create(makeRecord());
+    await store.close();
+    await store.close();
+    assert.equal(database.open, true);
+    assert.equal((database.prepare('SELECT count(*) AS n FROM app_sessions').get() as { n: number }).n, 1);
+    database.close();
+  });
+
+  it('closes the connection it opened itself', async () => {
+    const store = sqliteStore({ path: tempPath() });
+    await store.close();
+    await store.close(); // idempotent
+    await assert.rejects(store.get(makeRecord().id)); // a driver error becomes a rejection, not a throw
+  });
+
+  it('refuses bad options with ConfigError at setup', () => {
+    for (const table of ['', '1abc', 'a-b', 'sessions; DROP TABLE x', 'a"b', 'x'.repeat(64), 'naïve']) {
+      assert.throws(() => sqliteStore({ path: ':memory:', table }), ConfigError, table);
+    }
+    assert.doesNotThrow(() => sqliteStore({ path: ':memory:', table: `_${'x'.repeat(62)}` }).close());
+    const database = new Database(':memory:');
+    assert.throws(() => sqliteStore({ path: ':memory:', database }), ConfigError);
+    assert.throws(() => sqliteStore({ path: ':memory:', busyTimeout: -1 }), ConfigError);
+    assert.throws(() => sqliteStore({ database: {} as Database.Database }), ConfigError);
+    database.close();
+  });
+
+  it('lists only unexpired sessions of a user', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    const now = Date.now();
+    const live = makeRecord({ userId: 'u', createdAt: now - 10 });
+    await store.create(live);
+    await store.create(makeRecord({ userId: 'u', createdAt: now - 20, expiresAt: now - 1 }));
+    assert.deepEqual((await store.listByUser('u')).map((s) => s.id), [live.id]);
+    await store.close();
+  });
+
+  it('destroys guest sessions except the ones named', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    const keep = makeRecord({ userId: null });
+    await store.create(keep);
+    await store.create(makeRecord({ userId: null }));
+    await store.create(makeRecord({ userId: 'someone' }));
+    assert.equal(await store.destroyByUser(null, [keep.id]), 1);
+    assert.ok(await store.get(keep.id));
+    await store.close();
+  });
+
+  it('sweeps with a cursor that stays non-null only while full batches go', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    const now = Date.now();
+    for (let i = 0; i < 4; i++) await store.create(makeRecord({ expiresAt: now - 1_000 + i }));
+    await store.create(makeRecord({ expiresAt: now + 60_000 }));
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 2 }), { deleted: 2, cursor: String(now) });
+    const second = await store.deleteExpired({ before: now, limit: 2, cursor: String(now) });
+    assert.equal(second.deleted, 2);
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 2, cursor: second.cursor }), { deleted: 0, cursor: null });
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 10 }), { deleted: 0, cursor: null });
+    await store.close();
+  });
+
+  it('uses the indexes for user lookups and the sweep', () => {
+    const database = new Database(':memory:');
+    sqliteStore({ database }).close();
+    const plan = (sql: string, ...params: unknown[]) =>
+      (database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join(' | ');
+    assert.match(plan('SELECT id FROM coatcheck_sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id', 'u', 0), /USING INDEX coatcheck_sessions_user/);
+    assert.match(plan('SELECT rowid FROM coatcheck_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?', 0, 10), /USING COVERING INDEX coatcheck_sessions_expires/);
+    assert.match(plan('DELETE FROM coatcheck_sessions WHERE user_id IS ? AND id NOT IN (SELECT value FROM json_each(?))', null, '[]'), /USING INDEX coatcheck_sessions_user/);
+    // stats counts from the index, never reading rows (a table scan would read every session's data).
+    assert.match(
+      plan('SELECT user_id, count(*) AS n FROM coatcheck_sessions WHERE expires_at > ? AND +user_id IS NOT NULL GROUP BY +user_id ORDER BY n DESC, user_id LIMIT 10', 0),
+      /USING COVERING INDEX coatcheck_sessions_expires/,
+    );
+    assert.doesNotMatch(
+      plan("SELECT count(*) FILTER (WHERE expires_at > 0), count(DISTINCT user_id) FILTER (WHERE expires_at > 0) FROM coatcheck_sessions"),
+      /SCAN coatcheck_sessions(?! USING COVERING INDEX)/,
+    );
+    database.close();
+  });
+
+  it('keeps all 50 interleaved updates from two connections to one file', async () => {
+    const path = tempPath();
+    const a = sqliteStore({ path });
+    const b = sqliteStore({ path });
+    const record = makeRecord({ data: {} });
+    await a.create(record);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).update(record.id, { data: { set: { [`k${i}`]: i } }, ...later() })),
+    );
+    assert.ok(results.every(Boolean));
+    for (const store of [a, b]) {
+      const loaded = await store.get(record.id);
+      assert.equal(Object.keys(loaded?.data ?? {}).length, 50);
+      for (let i = 0; i < 50; i++) assert.equal(loaded?.data[`k${i}`], i);
+    }
+    await a.close();
+    await b.close();
+  });
+
+  it('lets exactly one guarded consume win across two connections to one file', async () => {
+    const path = tempPath();
+    const a = sqliteStore({ path });
+    const b = sqliteStore({ path });
+    const record = makeRecord({ meta: { 'otk.x': 1 } });
+    await a.create(record);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? a : b).update(record.id, { meta: { unset: ['otk.x'] }, guard: { present: ['otk.x'] }, ...later() }),
+      ),
+    );
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.deepEqual((await b.get(record.id))?.meta, {});
+    await a.close();
+    await b.close();
+  });
+
+  it('keeps every update when separate processes write one session at the same moment', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path });
+    const record = makeRecord({ data: {} });
+    await store.create(record);
+    const perProcess = 100;
+    const startAt = Date.now() + 1_500; // every child spins until then, so their writes overlap
+    const child = (name: string) => `
+      import { sqliteStore } from './src/stores/sqlite.ts';
+      const store = sqliteStore({ path: ${JSON.stringify(path)} });
+      while (Date.now() < ${startAt}) {}
+      for (let i = 0; i < ${perProcess}; i++) {
+        const ok = await store.update(${JSON.stringify(record.id)}, {
+          data: { set: { [${JSON.stringify(name)} + i]: i } },
+          lastSeenAt: Date.now(), expiresAt: Date.now() + 60000,
+        });
+        if (!ok) throw new Error('update found no row');
+      }
+      await store.close();
+    `;
+    const run = (name: string) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child(name)], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        proc.stderr.on('data', (chunk) => (stderr += chunk));
+        proc.on('close', (code) => resolve({ code, stderr }));
+      });
+    const outcomes = await Promise.all([run('p'), run('q'), run('r')]);
+    for (const outcome of outcomes) assert.equal(outcome.code, 0, outcome.stderr);
+    const loaded = await store.get(record.id);
+    assert.equal(Object.keys(loaded?.data ?? {}).length, 3 * perProcess);
+    await store.close();
+  });
+});
