@@ -1,0 +1,80 @@
+/**
+ * What a command is, the options every command shares, and the one way commands reach a store
+ * (opened, wrapped in the engine for its operations, always closed).
+ */
+import { createSessions, type Sessions } from '../core/sessions.js';
+import type { OptionSpecs, OptionValues } from './args.js';
+import type { ExitCode } from './exit.js';
+import type { CliIo } from './io.js';
+import type { CliStore, StoreTarget } from './store-url.js';
+
+export interface CommandContext {
+  io: CliIo;
+  values: OptionValues;
+  /** `--json`: exactly one JSON document on stdout, nothing else there. */
+  json: boolean;
+  /** The store named by `--store`, `COATCHECK_STORE` or the default (parsed on first use). */
+  target(): StoreTarget;
+  openStore(target: StoreTarget, options: { create: boolean }): Promise<CliStore>;
+}
+
+export interface Command {
+  name: string;
+  /** One line for `coatcheck --help`. */
+  summary: string;
+  /** Synopsis lines, without the leading `coatcheck `. */
+  usage: string[];
+  /** Paragraph lines for `--help`. */
+  description: string[];
+  options: OptionSpecs;
+  examples: string[];
+  /** Resolves to the exit status (default 0); throws UsageError / CliError / store errors. */
+  run(context: CommandContext): Promise<ExitCode | void>;
+}
+
+/** Options every command takes. */
+export const COMMON_OPTIONS: OptionSpecs = {
+  json: { type: 'boolean', description: 'print one JSON document on stdout (for scripts)' },
+  debug: { type: 'boolean', description: 'print stack traces on errors' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+/** `--store`, for commands that use a store. */
+export const STORE_OPTIONS: OptionSpecs = {
+  store: {
+    type: 'string',
+    value: 'URL',
+    description: 'sqlite:PATH, postgres://… or redis://… (default: $COATCHECK_STORE, else sqlite:./data/sessions.db)',
+  },
+};
+
+/**
+ * Backstop for one whole store operation. Each driver already bounds every query and connection
+ * attempt (5 s by default), so this only ends an operation that keeps making progress for too
+ * long, e.g. deleting millions of rows in batches; it is generous on purpose.
+ */
+export const STORE_TIMEOUT_MS = 600_000;
+
+/**
+ * Opens the context's store, runs `work` with it and an engine over it, and closes the store
+ * whatever happens (a close failure only surfaces when the work itself succeeded).
+ */
+export async function withStore<R>(
+  context: CommandContext,
+  options: { create?: boolean },
+  work: (store: CliStore, sessions: Sessions, target: StoreTarget) => Promise<R>,
+): Promise<R> {
+  const target = context.target();
+  const store = await context.openStore(target, { create: options.create ?? false });
+  let result: R;
+  try {
+    // No background sweeps: the CLI does exactly what it was asked.
+    const sessions = createSessions({ store, storeTimeout: STORE_TIMEOUT_MS, cleanupProbability: 0 });
+    result = await work(store, sessions, target);
+  } catch (error) {
+    await store.close().catch(() => {}); // the work's error is the one to report
+    throw error;
+  }
+  await store.close();
+  return result;
+}

@@ -1,0 +1,139 @@
+/**
+ * Every store command against PostgreSQL, in a schema of its own (`?schema=`), so even
+ * `kill --all` touches nothing but this file's sessions on a shared server.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import pg from 'pg';
+import { postgresStore } from '../../src/stores/postgres.js';
+import type { SessionRecord } from '../../src/stores/types.js';
+import { makeRecord } from '../../src/testing/store-contract.js';
+import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
+import { cli, json } from './run-cli.js';
+
+const up = await serviceAvailable('postgres');
+
+/** The test server's URL with the CLI's parameters added. */
+function storeUrl(params: Record<string, string>): string {
+  const url = new URL(POSTGRES_URL);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  return url.toString();
+}
+
+describe('coatcheck on PostgreSQL', { skip: !up && 'PostgreSQL not reachable' }, () => {
+  const schema = `cc_cli_${randomBytes(4).toString('hex')}`;
+  const url = storeUrl({ schema });
+  const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+  const store = postgresStore({ connectionString: POSTGRES_URL, schema, createTable: false });
+
+  before(async () => {
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+  });
+  after(async () => {
+    await store.close();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  });
+
+  it('commands other than migrate do not create the table, and say what to do', async () => {
+    const result = await cli(['stats', '--store', url]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /^coatcheck stats: store postgres failed during stats: relation ".*coatcheck_sessions" does not exist \(the session table does not exist: run coatcheck migrate\)\n$/);
+  });
+
+  it('migrate creates the table, then has nothing to do', async () => {
+    const first = await cli(['migrate', '--json', '--store', url]);
+    assert.equal(first.status, 0, first.stderr);
+    assert.deepEqual(json(first), { store: 'postgres', action: 'created', table: `${schema}.coatcheck_sessions`, fromVersion: null, version: 1 });
+    const again = await cli(['migrate', '--store', url]);
+    assert.equal(again.stdout, `postgres: table ${schema}.coatcheck_sessions is already at schema version 1, nothing to do\n`);
+  });
+
+  it('migrate into a schema that does not exist fails with a hint', async () => {
+    const result = await cli(['migrate', '--store', storeUrl({ schema: `${schema}_missing` })]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /does not exist \(the schema does not exist: create it first\)\n$/);
+  });
+
+  describe('with data', () => {
+    const now = Date.now();
+    let carol: SessionRecord[];
+    let others: SessionRecord[];
+    beforeEach(async () => {
+      await store.migrate();
+      await store.destroyAll();
+      carol = [
+        makeRecord({ userId: 'carol', createdAt: now - 5_000, ip: '198.51.100.7', userAgent: 'curl/8' }),
+        makeRecord({ userId: 'carol', createdAt: now - 1_000 }),
+        makeRecord({ userId: 'carol', expiresAt: now - 1 }),
+      ];
+      others = [makeRecord({ userId: 'dan' }), makeRecord({ userId: null }), makeRecord({ userId: null, expiresAt: now - 10 })];
+      for (const r of [...carol, ...others]) await store.create(r);
+    });
+    const left = async (records: SessionRecord[]) => (await Promise.all(records.map((r) => store.get(r.id)))).filter(Boolean).length;
+
+    it('stats', async () => {
+      const result = await cli(['stats', '--json', '--store', url]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(json(result), {
+        store: 'postgres',
+        sessions: 4,
+        expired: 2,
+        users: 2,
+        guests: 1,
+        topUsers: [
+          { userId: 'carol', sessions: 2 },
+          { userId: 'dan', sessions: 1 },
+        ],
+      });
+      const human = await cli(['stats', '--top', '0', '--store', url]);
+      assert.equal(human.stdout, `store     ${url}\nsessions  4 live\nexpired   2 awaiting clear-expired\nusers     2\nguests    1\n`);
+    });
+
+    it('list --user', async () => {
+      const list = json<Array<{ handle: string; ip: string | null; userAgent: string | null }>>(await cli(['list', '--user', 'carol', '--json', '--store', url]));
+      assert.deepEqual(
+        list.map((d) => [d.handle, d.ip, d.userAgent]),
+        [
+          [carol[0]?.id, '198.51.100.7', 'curl/8'],
+          [carol[1]?.id, '127.0.0.1', 'contract-test'],
+        ],
+      );
+      const human = await cli(['list', '--user', 'carol', '--store', url]);
+      assert.match(human.stdout, /^2 live sessions of user carol:\nHANDLE {2,}CREATED/);
+    });
+
+    it('kill --user, --guests and --all', async () => {
+      assert.deepEqual(json(await cli(['kill', '--user', 'carol', '--json', '--store', url])), { store: 'postgres', scope: 'user', user: 'carol', killed: 3 });
+      assert.equal(await left(carol), 0);
+      assert.equal(await left(others), 3);
+      assert.deepEqual(json(await cli(['kill', '--guests', '--json', '--store', url])), { store: 'postgres', scope: 'guests', killed: 2 });
+      assert.equal(await left(others), 1);
+      const all = await cli(['kill', '--all', '--yes', '--store', url]);
+      assert.equal(all.stdout, 'ended 1 session\n');
+      assert.equal(await left(others), 0);
+    });
+
+    it('clear-expired', async () => {
+      const result = await cli(['clear-expired', '--batch-size', '1', '--json', '--store', url]);
+      assert.deepEqual(json(result), { store: 'postgres', deleted: 2, batches: 3, complete: true });
+      assert.equal(await left([...carol, ...others]), 4);
+    });
+
+    it('?table= selects another table in the schema', async () => {
+      const other = storeUrl({ schema, table: 'other_sessions' });
+      assert.equal(json<{ action: string }>(await cli(['migrate', '--json', '--store', other])).action, 'created');
+      assert.deepEqual(json(await cli(['list', '--user', 'carol', '--json', '--store', other])), []);
+    });
+  });
+
+  it('a server that does not answer exits 1 with one line', async () => {
+    for (const args of [['stats'], ['list', '--user', 'x'], ['kill', '--guests'], ['clear-expired'], ['migrate']]) {
+      const result = await cli([...args, '--store', 'postgres://postgres@127.0.0.1:1/test']);
+      assert.equal(result.status, 1, `${args[0]}: ${result.stderr}`);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, new RegExp(`^coatcheck ${args[0]}: store postgres failed during \\w+: .*ECONNREFUSED.*\\n$`));
+    }
+  });
+});

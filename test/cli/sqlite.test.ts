@@ -1,0 +1,246 @@
+/** Every command against a temporary SQLite file, run as a child process. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { sqliteStore } from '../../src/stores/sqlite.js';
+import type { SessionRecord, Store } from '../../src/stores/types.js';
+import { makeRecord } from '../../src/testing/store-contract.js';
+import { cli, inTerminal, json, terminalAvailable } from './run-cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'coatcheck-cli-sqlite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+/** A fresh database file path (not created). */
+const freshPath = () => join(dir, `s${files++}.db`);
+const url = (path: string, table?: string) => `sqlite:${path}${table ? `?table=${table}` : ''}`;
+
+/** Writes records straight into the store, as an app would have. */
+async function seed(path: string, records: SessionRecord[], table?: string): Promise<void> {
+  const store = sqliteStore({ path, ...(table && { table }) });
+  for (const record of records) await store.create(record);
+  await store.close();
+}
+
+async function ids(path: string, records: SessionRecord[]): Promise<string[]> {
+  const store: Store = sqliteStore({ path });
+  const left: string[] = [];
+  for (const r of records) if (await store.get(r.id)) left.push(r.id);
+  await store.close();
+  return left;
+}
+
+const hasStats = typeof sqliteStore({ path: ':memory:' }).stats === 'function';
+
+describe('coatcheck on SQLite', () => {
+  describe('migrate', () => {
+    it('creates the file and table, then has nothing to do', async () => {
+      const path = freshPath();
+      const first = await cli(['migrate', '--store', url(path), '--json']);
+      assert.equal(first.status, 0, first.stderr);
+      assert.deepEqual(json(first), { store: 'sqlite', action: 'created', table: 'coatcheck_sessions', fromVersion: null, version: 1 });
+      const again = await cli(['migrate', '--store', url(path)]);
+      assert.equal(again.status, 0);
+      assert.equal(again.stdout, `sqlite: table coatcheck_sessions in ${path} is already at schema version 1, nothing to do\n`);
+    });
+
+    it('?table= names the table every command uses', async () => {
+      const path = freshPath();
+      const created = await cli(['migrate', '--store', url(path, 'app_sessions')]);
+      assert.equal(created.stdout, `sqlite: created table app_sessions in ${path} (schema version 1)\n`);
+      await seed(path, [makeRecord({ userId: 'tabled' })], 'app_sessions');
+      assert.equal(json<unknown[]>(await cli(['list', '--user', 'tabled', '--json', '--store', url(path, 'app_sessions')])).length, 1);
+      assert.deepEqual(json(await cli(['list', '--user', 'tabled', '--json', '--store', url(path)])), []);
+    });
+  });
+
+  describe('with data', () => {
+    let path: string;
+    const now = Date.now();
+    let alice: SessionRecord[];
+    let others: SessionRecord[];
+    beforeEach(async () => {
+      path = freshPath();
+      assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);
+      alice = [
+        makeRecord({ userId: 'alice', createdAt: now - 60_000, ip: '203.0.113.5', userAgent: 'Firefox' }),
+        makeRecord({ userId: 'alice', createdAt: now - 120_000, ip: null, userAgent: null }),
+        makeRecord({ userId: 'alice', expiresAt: now - 1_000 }),
+      ];
+      others = [makeRecord({ userId: 'bob' }), makeRecord({ userId: null }), makeRecord({ userId: null }), makeRecord({ userId: null, expiresAt: now - 5 })];
+      await seed(path, [...alice, ...others]);
+    });
+
+    it('list --user prints live sessions oldest first: handles, times, IP, user agent', async () => {
+      const result = await cli(['list', '--user', 'alice', '--store', url(path)]);
+      assert.equal(result.status, 0, result.stderr);
+      const lines = result.stdout.trimEnd().split('\n');
+      assert.equal(lines[0], '2 live sessions of user alice:');
+      assert.match(lines[1] ?? '', /^HANDLE\s+CREATED\s+LAST SEEN\s+EXPIRES\s+IP\s+USER AGENT$/);
+      assert.ok(lines[2]?.startsWith(`${alice[1]?.id}  `), 'oldest first');
+      assert.match(lines[2] ?? '', /\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+-\s+-$/);
+      assert.ok(lines[3]?.startsWith(`${alice[0]?.id}  `));
+      assert.match(lines[3] ?? '', /203\.0\.113\.5\s+Firefox$/);
+      assert.equal(lines.length, 4, 'the expired session is not listed');
+      assert.doesNotMatch(result.stdout, /count/, 'no session data');
+    });
+
+    it('list --user --json prints an array with ISO times', async () => {
+      const result = await cli(['list', '--user', 'alice', '--json', '--store', url(path)]);
+      const list = json<Array<Record<string, unknown>>>(result);
+      assert.deepEqual(
+        list.map((d) => [d.handle, d.ip, d.userAgent]),
+        [
+          [alice[1]?.id, null, null],
+          [alice[0]?.id, '203.0.113.5', 'Firefox'],
+        ],
+      );
+      assert.deepEqual(Object.keys(list[0] ?? {}), ['handle', 'userId', 'createdAt', 'lastSeenAt', 'expiresAt', 'ip', 'userAgent']);
+      assert.equal(list[1]?.createdAt, new Date(alice[0]?.createdAt ?? 0).toISOString());
+      assert.deepEqual(json(await cli(['list', '--user', 'nobody', '--json', '--store', url(path)])), []);
+      assert.equal((await cli(['list', '--user', 'nobody', '--store', url(path)])).stdout, 'no live sessions for user nobody\n');
+    });
+
+    it('stats counts sessions, users, guests and expired records', async () => {
+      if (!hasStats) {
+        // Until the SQLite store has stats(), the command must say so clearly.
+        const result = await cli(['stats', '--store', url(path)]);
+        assert.equal(result.status, 1);
+        assert.equal(result.stderr, 'coatcheck stats: stats is not supported by the sqlite store (it has no stats() method)\n');
+        return;
+      }
+      const result = await cli(['stats', '--json', '--store', url(path)]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(json(result), {
+        store: 'sqlite',
+        sessions: 5,
+        expired: 2,
+        users: 2,
+        guests: 2,
+        topUsers: [
+          { userId: 'alice', sessions: 2 },
+          { userId: 'bob', sessions: 1 },
+        ],
+      });
+      const human = await cli(['stats', '--top', '1', '--store', url(path)]);
+      assert.equal(
+        human.stdout,
+        `store     ${url(path)}\nsessions  5 live\nexpired   2 awaiting clear-expired\nusers     2\nguests    2\n\ntop users:\nUSER   SESSIONS\nalice  2\n`,
+      );
+    });
+
+    it('kill --user ends only that user\'s sessions', async () => {
+      const result = await cli(['kill', '--user', 'alice', '--json', '--store', url(path)]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(json(result), { store: 'sqlite', scope: 'user', user: 'alice', killed: 3 });
+      assert.deepEqual(await ids(path, alice), []);
+      assert.equal((await ids(path, others)).length, others.length);
+      assert.equal((await cli(['kill', '--user', 'alice', '--store', url(path)])).stdout, 'ended 0 sessions of user alice\n');
+    });
+
+    it('kill --guests ends every session without a user', async () => {
+      const result = await cli(['kill', '--guests', '--store', url(path)]);
+      assert.equal(result.stdout, 'ended 3 sessions of guests\n');
+      assert.equal((await ids(path, alice)).length, 3);
+      assert.deepEqual(await ids(path, others), [others[0]?.id]);
+    });
+
+    it('kill --all refuses without --yes off a terminal, deleting nothing; with --yes it ends everything', async () => {
+      const refused = await cli(['kill', '--all', '--store', url(path)]);
+      assert.equal(refused.status, 2);
+      assert.equal((await ids(path, [...alice, ...others])).length, 7);
+      const done = await cli(['kill', '--all', '--yes', '--store', url(path)]);
+      assert.equal(done.status, 0, done.stderr);
+      assert.equal(done.stdout, 'ended 7 sessions\n');
+      assert.deepEqual(await ids(path, [...alice, ...others]), []);
+    });
+
+    it('clear-expired deletes only expired sessions', async () => {
+      const result = await cli(['clear-expired', '--json', '--store', url(path)]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(json(result), { store: 'sqlite', deleted: 2, batches: 1, complete: true });
+      assert.equal((await ids(path, [...alice, ...others])).length, 5);
+      assert.equal((await cli(['clear-expired', '--store', url(path)])).stdout, 'deleted 0 expired sessions in 1 batch\n');
+    });
+  });
+
+  describe('clear-expired in batches', () => {
+    let path: string;
+    before(async () => {
+      path = freshPath();
+      const now = Date.now();
+      await seed(path, [
+        ...Array.from({ length: 25 }, (_, i) => makeRecord({ expiresAt: now - 10_000 + i })),
+        ...Array.from({ length: 5 }, () => makeRecord()),
+      ]);
+    });
+
+    it('stops at --max-batches and says more remain, then finishes', async () => {
+      const partial = await cli(['clear-expired', '--batch-size', '10', '--max-batches', '1', '--store', url(path)]);
+      assert.equal(partial.status, 0, partial.stderr);
+      assert.equal(
+        partial.stdout,
+        'deleted 10 expired sessions in 1 batch\nstopped after --max-batches 1: more expired sessions remain, run again\n',
+      );
+      const rest = await cli(['clear-expired', '--batch-size', '10', '--json', '--store', url(path)]);
+      assert.deepEqual(json(rest), { store: 'sqlite', deleted: 15, batches: 2, complete: true });
+    });
+  });
+
+  describe('failures', () => {
+    it('a file that is not a database exits 1 with one line', async () => {
+      const path = join(dir, 'garbage.db');
+      writeFileSync(path, 'this is not a database, just some text that is long enough to have a header'.repeat(20));
+      const result = await cli(['kill', '--guests', '--store', url(path)]);
+      assert.equal(result.status, 1);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, /^coatcheck kill: .*not a database\n$/);
+    });
+
+    it('a missing file is never created by a read-only command', async () => {
+      const path = freshPath();
+      const result = await cli(['list', '--user', 'x', '--store', url(path)]);
+      assert.equal(result.status, 1);
+      assert.equal(result.stderr, `coatcheck list: no SQLite database at ${path} (create it with: coatcheck migrate --store ${url(path)})\n`);
+    });
+  });
+
+  describe('on a terminal', { skip: !terminalAvailable && 'util-linux `script` is not installed' }, () => {
+    let path: string;
+    let records: SessionRecord[];
+    beforeEach(async () => {
+      path = freshPath();
+      records = [makeRecord({ userId: 'tty' }), makeRecord(), makeRecord({ expiresAt: Date.now() - 1 })];
+      await seed(path, records);
+    });
+
+    it('kill --all asks first; anything but yes deletes nothing and exits 1', async () => {
+      const declined = await inTerminal(['kill', '--all', '--store', url(path)], 'n\n');
+      assert.equal(declined.status, 1);
+      assert.match(declined.output, new RegExp(`Delete EVERY session in ${url(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*\\? \\[y/N\\]`));
+      assert.match(declined.output, /coatcheck kill: aborted: nothing was deleted/);
+      assert.equal((await ids(path, records)).length, 3);
+      const silent = await inTerminal(['kill', '--all', '--store', url(path)], '');
+      assert.equal(silent.status, 1, 'end of input is no');
+      assert.equal((await ids(path, records)).length, 3);
+    });
+
+    it('kill --all goes ahead on yes', async () => {
+      const accepted = await inTerminal(['kill', '--all', '--store', url(path)], 'yes\n');
+      assert.equal(accepted.status, 0, accepted.output);
+      assert.match(accepted.output, /ended 3 sessions/);
+      assert.deepEqual(await ids(path, records), []);
+    });
+
+    it('clear-expired draws a progress line on stderr and erases it', async () => {
+      const result = await inTerminal(['clear-expired', '--store', url(path)]);
+      assert.equal(result.status, 0, result.output);
+      // \r, then ESC [ K (erase to end of line): the line is redrawn in place, then erased.
+      const reset = '\r\u001b[K';
+      assert.ok(result.output.includes(`${reset}clearing expired sessions`), JSON.stringify(result.output));
+      assert.ok(result.output.endsWith(`${reset}deleted 1 expired session in 1 batch\r\n`), JSON.stringify(result.output));
+    });
+  });
+});
