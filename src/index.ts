@@ -11,5 +11,17 @@ export { currentSession, useSession } from './core/context.js';
 export type { Clock } from './core/clock.js';
 export * from './errors.js';
 export type * from './types.js';
-export type { Store, SessionRecord, SessionPatch, SessionSummary, KeyChanges, ExpiredSweep, SweepResult } from './stores/types.js';
+export type {
+  Store,
+  ClientStore,
+  AnyStore,
+  SessionRecord,
+  SessionPatch,
+  SessionSummary,
+  KeyChanges,
+  ExpiredSweep,
+  SweepResult,
+  StoreStats,
+  StoreStatsOptions,
+} from './stores/types.js';
 export { verifyCsrf, type CsrfRequest, type CsrfOptions, type CsrfResult } from './security/csrf.js';
