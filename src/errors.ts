@@ -129,7 +129,7 @@ export class CookieTooLargeError extends CoatcheckError {
 export class SessionTooLargeError extends CoatcheckError {
   readonly size: number;
   constructor(size: number, limit: number) {
-    super('ERR_TOO_LARGE', `session data is ${size} bytes serialized, over the maxDataSize limit of ${limit}`);
+    super('ERR_TOO_LARGE', `session data is ${size} bytes serialized, over the maxDataSize limit of ${limit}`, { status: 413 });
     this.size = size;
   }
 }

@@ -34,6 +34,7 @@ export function failureResponse(error: unknown): { status: number; body: string 
   if (error instanceof CoatcheckError) {
     if (error.status === 503) return { status: 503, body: 'Service Unavailable: the session store is not answering' };
     if (error.status === 409) return { status: 409, body: 'Conflict: this session was ended by another request' };
+    if (error.status === 413) return { status: 413, body: 'Payload Too Large: the session would exceed its size limit' };
   }
   return { status: 500, body: 'Internal Server Error' };
 }

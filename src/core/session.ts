@@ -68,6 +68,8 @@ const META_MOVED = 'moved';
 const META_ROTATED_AT = 'rotatedAt';
 const META_REQUESTS = 'requests';
 const DEFAULT_GRACE = 30;
+/** Queued flash messages kept per session; older ones are dropped. */
+const MAX_FLASHES = 100;
 /** A sealed cookie value (`v1.<keyId>.<base64url>`), before decryption. */
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
 
@@ -361,8 +363,19 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#ready();
     checkKey(key);
     assertJson(key, value);
+    this.#checkValueSize(key, value as JsonValue);
     this.#data.set(key, value as JsonValue);
     return this;
+  }
+
+  /** One value alone over the limit fails at `set`, where the app can still handle it. */
+  #checkValueSize(key: string, value: JsonValue): void {
+    const limit = this.#engine.options.maxDataSize;
+    const json = JSON.stringify(value);
+    // UTF-8 needs at most 3 bytes per UTF-16 unit: only measure when the limit could be near.
+    if (json.length * 3 + key.length * 3 <= limit) return;
+    const bytes = Buffer.byteLength(key) + Buffer.byteLength(json);
+    if (bytes > limit) throw new SessionTooLargeError(bytes, limit);
   }
 
   has(key: DataKey<T> | (string & {})): boolean {
@@ -406,6 +419,7 @@ export class Session<T extends SessionData = RegisteredData> {
     for (const [key, value] of entries) {
       checkKey(key);
       assertJson(key, value);
+      this.#checkValueSize(key, value as JsonValue);
     }
     for (const [key, value] of entries) this.#data.set(key, value as JsonValue);
     return this;
@@ -768,7 +782,8 @@ export class Session<T extends SessionData = RegisteredData> {
     if (typeof message !== 'string' || typeof category !== 'string') throw new InvalidValueError(META_FLASH, 'flash messages and categories are strings');
     const queue = this.#meta.get(META_FLASH);
     const list = Array.isArray(queue) ? queue : [];
-    this.#meta.set(META_FLASH, [...list, { message, category }]);
+    // A runaway loop of flashes must not grow the session without bound: keep the newest.
+    this.#meta.set(META_FLASH, [...list, { message, category }].slice(-MAX_FLASHES));
   }
 
   /** Returns the queued flash messages and removes them. */
@@ -840,8 +855,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
     const rotation = engine.options.rotation;
     const rotate = this.#rotateRequested || (rotation !== null && this.#rotationDue(now));
-    const data = this.#diff(this.#data, this.#snapshot, true);
-    const meta = this.#diff(this.#meta, this.#metaSnapshot, false);
+    const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const userChanged = this.#userId !== this.#userIdBaseline;
     const expiresAt = this.#expiresAt(now);
     if (rotate && (await this.#rotate(now))) {
@@ -885,8 +899,7 @@ export class Session<T extends SessionData = RegisteredData> {
       if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
       return result;
     }
-    const data = this.#diff(this.#data, this.#stored ? this.#snapshot : new Map(), true);
-    const meta = this.#diff(this.#meta, this.#stored ? this.#metaSnapshot : new Map(), false);
+    const { data, meta } = this.#stored ? this.#changes(this.#snapshot, this.#metaSnapshot) : this.#changes(new Map(), new Map());
     const touchDue = now - this.#lastSeenAt >= this.#engine.options.touchInterval * 1000;
     const changed = !this.#stored || data || meta || this.#userId !== this.#userIdBaseline || this.#forceSave || this.#cookieChanged || touchDue;
     if (!changed) return result;
@@ -1020,7 +1033,7 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   async #create(now: number, presetToken?: string): Promise<string> {
-    const data = this.#diff(this.#data, new Map(), true)?.set ?? {};
+    const data = this.#changes(new Map(), new Map()).data?.set ?? {};
     const meta = objectFromEntries(this.#meta);
     const engine = this.#engine;
     // A collision of 256-bit ids is not going to happen; one retry keeps the contract honest.
@@ -1063,13 +1076,27 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /**
+   * What changed in data and meta since their baselines, after checking the whole session against
+   * `maxDataSize` (UTF-8 bytes of keys and serialized values, engine meta such as flash messages
+   * included), so nothing oversize is ever written.
+   */
+  #changes(dataBaseline: Map<string, string>, metaBaseline: Map<string, string>): { data: KeyChanges | null; meta: KeyChanges | null } {
+    const data = this.#diff(this.#data, dataBaseline, true);
+    const meta = this.#diff(this.#meta, metaBaseline, false);
+    const bytes = data.bytes + meta.bytes;
+    const limit = this.#engine.options.maxDataSize;
+    if (bytes > limit) throw new SessionTooLargeError(bytes, limit);
+    return { data: data.changes, meta: meta.changes };
+  }
+
+  /**
    * Per-key changes between the live values and their serialized baseline. In-place mutation of
    * nested values shows up here because the comparison is on the serialized form.
    */
-  #diff(values: Map<string, JsonValue>, baseline: Map<string, string>, checkData: boolean): KeyChanges | null {
+  #diff(values: Map<string, JsonValue>, baseline: Map<string, string>, checkValues: boolean): { changes: KeyChanges | null; bytes: number } {
     let set: Record<string, JsonValue> | undefined;
     let unset: string[] | undefined;
-    let size = 0;
+    let bytes = 0;
     for (const [key, value] of values) {
       let json: string;
       try {
@@ -1078,17 +1105,16 @@ export class Session<T extends SessionData = RegisteredData> {
         assertJson(key, value);
         throw new InvalidValueError(key, 'it cannot be serialized');
       }
-      size += key.length + json.length;
+      bytes += Buffer.byteLength(key) + Buffer.byteLength(json);
       if (baseline.get(key) !== json) {
-        if (checkData) assertJson(key, value);
+        if (checkValues) assertJson(key, value);
         set ??= {};
         Object.defineProperty(set, key, { value, enumerable: true, writable: true, configurable: true });
       }
     }
-    if (checkData && size > this.#engine.options.maxDataSize) throw new SessionTooLargeError(size, this.#engine.options.maxDataSize);
     for (const key of baseline.keys()) if (!values.has(key)) (unset ??= []).push(key);
-    if (!set && !unset) return null;
-    return { ...(set && { set }), ...(unset && { unset }) };
+    const changes = set || unset ? { ...(set && { set }), ...(unset && { unset }) } : null;
+    return { changes, bytes };
   }
 
   #persistentCookie(): boolean {

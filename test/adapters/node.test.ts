@@ -60,6 +60,28 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it('answers 413 when the session as a whole outgrows maxDataSize at commit, writing nothing', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store, maxDataSize: 1000 });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          for (let i = 0; i < 5; i++) session.set(`k${i}`, 'x'.repeat(300)); // each fits, together they don't
+          res.end('ok');
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(res.status, 413);
+      assert.deepEqual(res.headers.getSetCookie(), []);
+      assert.equal(store.size, 0);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('answers a handler that throws a store error with 503 and other errors with 500', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const { StoreError } = await import('../../src/errors.js');

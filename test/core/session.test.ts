@@ -241,6 +241,35 @@ describe('loading and saving', () => {
     assert.equal(store.calls.get, 1);
   });
 
+  it('refuses one oversize value at set time, counting UTF-8 bytes, with status 413', async () => {
+    const { visit, store } = setup({ maxDataSize: 1000 });
+    await visit((s) => {
+      assert.throws(() => s.set('big', 'x'.repeat(2000)), (e: Error & { code?: string; status?: number }) => e.code === 'ERR_TOO_LARGE' && e.status === 413);
+      assert.throws(() => s.set('euro', '€'.repeat(400)), { code: 'ERR_TOO_LARGE' }, '400 chars but 1200 bytes');
+      assert.throws(() => s.update({ ok: 1, big: 'x'.repeat(2000) }), { code: 'ERR_TOO_LARGE' });
+      assert.equal(s.has('ok'), false);
+      s.set('fits', '€'.repeat(300));
+    });
+    assert.equal(store.calls.create, 1);
+  });
+
+  it('counts engine meta such as flash messages toward the limit, and caps the flash queue', async () => {
+    const { visit } = setup({ maxDataSize: 2000 });
+    await assert.rejects(
+      visit((s) => {
+        for (let i = 0; i < 50; i++) s.flash('m'.repeat(100));
+      }),
+      { code: 'ERR_TOO_LARGE' },
+    );
+    const roomy = setup();
+    await roomy.visit((s) => {
+      for (let i = 0; i < 500; i++) s.flash(`message ${i}`);
+    });
+    const flashes = (await roomy.visit((s) => s.consumeFlashes())).value;
+    assert.equal(flashes.length, 100);
+    assert.equal(flashes[0]!.message, 'message 400', 'the newest are kept');
+  });
+
   it('refuses session data over maxDataSize at save and writes nothing', async () => {
     const { store, visit } = setup({ maxDataSize: 1000 });
     await assert.rejects(visit((s) => s.set('big', 'x'.repeat(2000))), { code: 'ERR_TOO_LARGE' });
