@@ -23,6 +23,7 @@ import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { NoContextError } from '../errors.js';
+import type { CsrfRequest } from '../security/csrf.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
@@ -91,6 +92,26 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
         }
       }
     });
+  };
+}
+
+/**
+ * What `verifyCsrf` needs from a node request: method, the absolute URL the client used (its
+ * origin is what the Origin header must match; behind a trusted proxy, X-Forwarded-Proto/-Host
+ * decide it) and header lookup. Pass `formToken` when the app parsed a form field.
+ * @example
+ * const check = await verifyCsrf(session, csrfRequest(req, { trustProxy: sessions.options.trustProxy }));
+ */
+export function csrfRequest(req: IncomingMessage, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+  const trustProxy = options.trustProxy ?? false;
+  const https = isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy);
+  const forwardedHost = trustProxy ? header(req, 'x-forwarded-host')?.split(',')[0]?.trim() : undefined;
+  const host = forwardedHost || header(req, 'host') || 'localhost';
+  return {
+    method: req.method ?? 'GET',
+    url: `${https ? 'https' : 'http'}://${host}${req.url ?? '/'}`,
+    header: (name) => header(req, name.toLowerCase()),
+    ...(options.formToken !== undefined && { formToken: options.formToken }),
   };
 }
 
