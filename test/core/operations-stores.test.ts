@@ -1,0 +1,158 @@
+/**
+ * The session-management API (devices, revoke, kill by user / guests / all, session limits,
+ * sweeping, one-time CSRF tokens and rotation) on every durable store, through the real engine.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { createSessions, type Session, type SessionsOptions, type Store } from '../../src/index.js';
+import { postgresStore } from '../../src/stores/postgres.js';
+import { redisStore } from '../../src/stores/redis.js';
+import { sqliteStore } from '../../src/stores/sqlite.js';
+import type { JsonValue } from '../../src/types.js';
+import { ManualClock } from '../helpers/clock.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../helpers/services.js';
+
+const suffix = randomBytes(4).toString('hex');
+const redisUp = await serviceAvailable('redis');
+const postgresUp = await serviceAvailable('postgres');
+
+const stores: { name: string; up: boolean; make: () => Store; cleanup: () => Promise<void> }[] = [
+  { name: 'sqlite', up: true, make: () => sqliteStore({ path: ':memory:' }), cleanup: async () => undefined },
+  {
+    name: 'postgres',
+    up: postgresUp,
+    make: () => postgresStore({ connectionString: POSTGRES_URL, table: `cc_ops_${suffix}` }),
+    cleanup: async () => {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP TABLE IF EXISTS cc_ops_${suffix}`);
+      await client.end();
+    },
+  },
+  {
+    name: 'redis',
+    up: redisUp,
+    make: () => redisStore({ url: REDIS_URL, prefix: `cc-ops-${suffix}:` }),
+    cleanup: async () => {
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`cc-ops-${suffix}:*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    },
+  },
+];
+
+for (const { name, up, make, cleanup } of stores) {
+  describe(`session operations on ${name}`, { skip: !up && `${name} not reachable` }, () => {
+    const opened: { close(): Promise<void> }[] = [];
+    after(async () => {
+      for (const s of opened) await s.close();
+      await cleanup();
+    });
+
+    /** A fresh engine on the store (wall-clock based, so native TTLs agree). */
+    function app(options: Partial<SessionsOptions> = {}) {
+      const clock = new ManualClock(Date.now());
+      const sessions = createSessions<Record<string, JsonValue>>({ store: make(), clock, ...options });
+      opened.push(sessions);
+      const visit = async <R>(browser: CookieJar, fn: (s: Session<Record<string, JsonValue>>) => R | Promise<R>) => {
+        const session = sessions.open({ cookieHeader: browser.header(), https: false, ip: '198.51.100.4', userAgent: `agent-${name}` });
+        await session.load();
+        const value = await fn(session);
+        browser.apply((await session.commit(200))?.setCookie ?? []);
+        return value;
+      };
+      return { sessions, visit, clock };
+    }
+
+    it('lists devices, marks the current one, revokes one and signs out the others', async () => {
+      const { sessions, visit } = app();
+      const user = `u-${randomBytes(3).toString('hex')}`;
+      const [laptop, phone, tablet] = [new CookieJar(), new CookieJar(), new CookieJar()];
+      for (const b of [laptop, phone, tablet]) await visit(b, (s) => s.login(user));
+      const current = await visit(phone, (s) => s.handle);
+      const devices = await sessions.listByUser(user, { current });
+      assert.equal(devices.length, 3);
+      assert.deepEqual(devices.filter((d) => d.current).map((d) => d.id), [current]);
+      assert.equal(devices[0]!.userAgent, `agent-${name}`);
+      assert.equal(devices[0]!.ip, '198.51.100.4');
+      const laptopHandle = await visit(laptop, (s) => s.handle);
+      await sessions.revoke(laptopHandle!);
+      assert.equal(await visit(laptop, (s) => s.userId), null);
+      assert.equal(await sessions.revokeUser(user, { except: [current!] }), 1);
+      assert.equal(await visit(tablet, (s) => s.userId), null);
+      assert.equal(await visit(phone, (s) => s.userId), user);
+    });
+
+    it('kills by user, guests and everyone (within this store)', async () => {
+      const { sessions, visit } = app();
+      const user = `k-${randomBytes(3).toString('hex')}`;
+      const [member, guest, other] = [new CookieJar(), new CookieJar(), new CookieJar()];
+      await visit(member, (s) => s.login(user));
+      await visit(guest, (s) => s.set('cart', [1]));
+      await visit(other, (s) => s.login(`${user}-other`));
+      assert.equal(await sessions.killSessionsByUser(user), 1);
+      assert.equal(await visit(member, (s) => s.userId), null);
+      assert.ok((await sessions.killSessionsByUser('__guest__')) >= 1);
+      assert.equal(await visit(guest, (s) => s.get('cart')), undefined);
+      assert.equal(await visit(other, (s) => s.userId), `${user}-other`);
+      assert.ok((await sessions.killSessionsByUser()) >= 1);
+      assert.equal(await visit(other, (s) => s.userId), null);
+    });
+
+    it('evicts the oldest session past maxSessionsPerUser', async () => {
+      const { visit, clock } = app({ maxSessionsPerUser: 2 });
+      const user = `m-${randomBytes(3).toString('hex')}`;
+      const browsers = [new CookieJar(), new CookieJar(), new CookieJar()];
+      for (const b of browsers) {
+        await visit(b, (s) => s.login(user));
+        clock.advance(1);
+      }
+      assert.equal(await visit(browsers[0]!, (s) => s.userId), null);
+      assert.equal(await visit(browsers[2]!, (s) => s.userId), user);
+    });
+
+    it('spends a one-time CSRF token exactly once across parallel requests', async () => {
+      const { sessions, visit } = app();
+      const jar = new CookieJar();
+      const token = await visit(jar, (s) => s.getSecurityKey({ data: { form: 'pay' } }));
+      const parallel = Array.from({ length: 10 }, () => sessions.open({ cookieHeader: jar.header(), https: false }));
+      await Promise.all(parallel.map((s) => s.load()));
+      const results = await Promise.all(parallel.map((s) => s.validateSecurityKey(token)));
+      assert.equal(results.filter((r) => r !== false).length, 1);
+    });
+
+    it('rotates ids without forking parallel requests', async () => {
+      const { sessions, visit, clock } = app({ rotation: { afterSeconds: 60, grace: 30 } });
+      const jar = new CookieJar();
+      await visit(jar, (s) => s.set('start', true));
+      clock.advance(61);
+      const parallel = Array.from({ length: 5 }, () => sessions.open({ cookieHeader: jar.header(), https: false }));
+      await Promise.all(parallel.map((s) => s.load()));
+      parallel.forEach((s, i) => s.set(`k${i}`, i));
+      const results = await Promise.all(parallel.map((s) => s.commit(200)));
+      const cookies = new Set(results.map((r) => r!.setCookie.find((c) => c.startsWith('sid='))!.split(';')[0]));
+      assert.equal(cookies.size, 1);
+      const next = new CookieJar();
+      next.apply([...cookies].map(String));
+      assert.deepEqual(Object.keys(await visit(next, (s) => s.toJSON())).sort(), ['k0', 'k1', 'k2', 'k3', 'k4', 'start']);
+    });
+
+    it('sweeps expired sessions in batches (a no-op where the store expires them natively)', async () => {
+      const { sessions, visit, clock } = app({ idleTimeout: 60 });
+      for (let i = 0; i < 12; i++) await visit(new CookieJar(), (s) => s.set('i', i));
+      clock.advance(61);
+      const result = await sessions.clearExpired({ batchSize: 5 });
+      if (name === 'redis') assert.equal(result.deleted, 0, 'Redis expires keys itself');
+      else {
+        assert.ok(result.deleted >= 12, `deleted ${result.deleted}`);
+        assert.ok(result.batches >= 3);
+      }
+      assert.equal((await sessions.clearExpired({ batchSize: 5 })).deleted, 0);
+    });
+  });
+}
