@@ -37,7 +37,7 @@ import type { RequestInfo, Session, Session as CoatcheckSession } from '../core/
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { attachSession, type NodeAdapterOptions } from './node.js';
+import { attachedSession, attachSession, type NodeAdapterOptions } from './node.js';
 import { clientIp, isHttps } from './shared.js';
 
 export { getSession, sessionHandle } from './node.js';
@@ -86,22 +86,24 @@ type NextFunction = (error?: unknown) => void;
 export function expressSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: ExpressSessionsOptions = {}) {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('expressSessions(sessions): pass the object createSessions() returned');
   const eager = options.eager ?? false;
-  const attached = new WeakSet<IncomingMessage>();
+  const trustProxy = sessions.options.trustProxy;
 
   return function coatcheckExpress(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const request = req as ExpressRequest;
     // Mounted twice (app and router): the first session stays the only one.
-    if (attached.has(req)) {
-      runWithSession(request.session, () => next());
+    const existing = attachedSession(req);
+    if (existing) {
+      runWithSession(existing, () => next());
       return;
     }
-    attached.add(req);
-    const info = requestInfo(request, sessions.options.trustProxy);
+    // Read only if the session is used: Express's req.ip / req.secure evaluate proxy trust each time.
+    let info: ReturnType<typeof requestInfo> | undefined;
+    const facts = () => (info ??= requestInfo(request, trustProxy));
     // Hand over the protocol and IP that also honour Express's own `trust proxy` setting.
-    const session = attachSession(sessions, req, res, options, { https: info.https, ip: info.ip ?? null }) as unknown as Session<RegisteredData>;
+    const session = attachSession(sessions, req, res, options, () => ({ https: facts().https, ip: facts().ip ?? null })) as unknown as Session<RegisteredData>;
     request.session = session;
 
-    if (!eager || !carriesSessionCookie(sessions, info)) {
+    if (!eager || !carriesSessionCookie(sessions, facts())) {
       runWithSession(session, () => next());
       return;
     }

@@ -79,13 +79,15 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
   fastify.decorateRequest('session', null as unknown as Session<RegisteredData>);
 
   fastify.addHook('onRequest', (request, _reply, next) => {
-    const headers = request.headers;
-    const forwardedProto = single(headers['x-forwarded-proto']);
-    const session = sessions.open({
-      cookieHeader: headers.cookie,
-      https: request.protocol === 'https' || isHttps(false, forwardedProto, trustProxy),
-      ip: trustProxy ? clientIp(request.ip, single(headers['x-forwarded-for']), true) : request.ip,
-      userAgent: single(headers['user-agent']) ?? null,
+    // Read only if the session is used.
+    const session = sessions.open(() => {
+      const headers = request.headers;
+      return {
+        cookieHeader: headers.cookie,
+        https: request.protocol === 'https' || isHttps(false, single(headers['x-forwarded-proto']), trustProxy),
+        ip: trustProxy ? clientIp(request.ip, single(headers['x-forwarded-for']), true) : request.ip,
+        userAgent: single(headers['user-agent']) ?? null,
+      };
     }) as Session<RegisteredData>;
     request.session = session;
     runWithSession(session, next);

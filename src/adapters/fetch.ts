@@ -30,7 +30,9 @@ export interface FetchAdapterOptions<Rest extends unknown[]> {
   onError?: (error: unknown, request: Request) => Response | Promise<Response>;
 }
 
-const sessionsByRequest = new WeakMap<Request, object>();
+/** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
+const SESSION = Symbol.for('coatcheck.session');
+type WithSession = Request & { [SESSION]?: object };
 
 /** The request's session, loaded. */
 export function getSession<T extends SessionData = RegisteredData>(request: Request): Promise<Session<T>> {
@@ -39,7 +41,7 @@ export function getSession<T extends SessionData = RegisteredData>(request: Requ
 
 /** The request's session handle without loading it. */
 export function sessionHandle<T extends SessionData = RegisteredData>(request: Request): Session<T> {
-  const session = sessionsByRequest.get(request);
+  const session = (request as WithSession)[SESSION];
   if (!session) throw new NoContextError();
   return session as unknown as Session<T>;
 }
@@ -47,14 +49,16 @@ export function sessionHandle<T extends SessionData = RegisteredData>(request: R
 /** Opens a session for a Fetch request (framework adapters built on Fetch use this). */
 export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, request: Request, ip?: string | null): Session<T> {
   const trustProxy = sessions.options.trustProxy;
-  const headers = request.headers;
-  const session = sessions.open({
-    cookieHeader: headers.get('cookie'),
-    https: isHttps(request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
-    ip: clientIp(ip, headers.get('x-forwarded-for'), trustProxy),
-    userAgent: headers.get('user-agent'),
+  const session = sessions.open(() => {
+    const headers = request.headers;
+    return {
+      cookieHeader: headers.get('cookie'),
+      https: isHttps(request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
+      ip: clientIp(ip, headers.get('x-forwarded-for'), trustProxy),
+      userAgent: headers.get('user-agent'),
+    };
   });
-  sessionsByRequest.set(request, session);
+  (request as WithSession)[SESSION] = session;
   return session;
 }
 

@@ -78,12 +78,13 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
   const trustProxy = sessions.options.trustProxy;
 
   return async function coatcheckKoa(ctx: Context, next: Next): Promise<void> {
-    const session = sessions.open({
+    // Read only if the session is used.
+    const session = sessions.open(() => ({
       cookieHeader: ctx.get('cookie') || null,
       https: ctx.secure || isHttps(false, ctx.get('x-forwarded-proto'), trustProxy),
       ip: trustProxy ? clientIp(ctx.ip, ctx.get('x-forwarded-for'), true) : ctx.ip,
       userAgent: ctx.get('user-agent') || null,
-    }) as unknown as Session<RegisteredData>;
+    })) as unknown as Session<RegisteredData>;
     ctx.session = session;
     try {
       await runWithSession(session, next);

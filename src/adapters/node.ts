@@ -37,16 +37,23 @@ export interface NodeAdapterOptions {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
-const sessionsByRequest = new WeakMap<IncomingMessage, object>();
+/** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
+const SESSION = Symbol.for('coatcheck.session');
+type WithSession = IncomingMessage & { [SESSION]?: object };
 
 /** The request's session, loaded (one store read if the request carries a session cookie). */
 export function getSession<T extends SessionData = RegisteredData>(req: IncomingMessage): Promise<Session<T>> {
   return sessionHandle<T>(req).load();
 }
 
+/** The session already attached to this request, if any (adapters mounted twice reuse it). */
+export function attachedSession(req: IncomingMessage): object | undefined {
+  return (req as WithSession)[SESSION];
+}
+
 /** The request's session handle without loading it. */
 export function sessionHandle<T extends SessionData = RegisteredData>(req: IncomingMessage): Session<T> {
-  const session = sessionsByRequest.get(req);
+  const session = (req as WithSession)[SESSION];
   if (!session) throw new NoContextError();
   return session as unknown as Session<T>;
 }
@@ -60,19 +67,22 @@ export function attachSession<T extends SessionData>(
   req: IncomingMessage,
   res: ServerResponse,
   options: NodeAdapterOptions = {},
-  client?: { https: boolean; ip: string | null },
+  client?: () => { https: boolean; ip: string | null },
 ): Session<T> {
   const trustProxy = sessions.options.trustProxy;
   const session = sessions.open(
-    {
-      cookieHeader: req.headers.cookie,
-      https: client?.https ?? isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy),
-      ip: client ? client.ip : clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), trustProxy),
-      userAgent: header(req, 'user-agent') ?? null,
+    () => {
+      const decided = client?.();
+      return {
+        cookieHeader: req.headers.cookie,
+        https: decided?.https ?? isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy),
+        ip: decided ? decided.ip : clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), trustProxy),
+        userAgent: header(req, 'user-agent') ?? null,
+      };
     },
     () => interceptResponse(session, req, res, options),
   );
-  sessionsByRequest.set(req, session);
+  (req as WithSession)[SESSION] = session;
   return session;
 }
 

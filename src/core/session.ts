@@ -81,7 +81,9 @@ const MAX_ONE_TIME_TOKENS = 50;
 
 export class Session<T extends SessionData = RegisteredData> {
   readonly #engine: SessionEngine;
-  readonly #request: RequestInfo;
+  /** The request's facts, read on first use: a session never used never parses a header. */
+  #requestSource: RequestInfo | (() => RequestInfo);
+  #requestInfo: RequestInfo | undefined;
   #phase: Phase = 'idle';
   #loading: Promise<this> | null = null;
   #failure: unknown = null;
@@ -109,9 +111,9 @@ export class Session<T extends SessionData = RegisteredData> {
   #createdAt = 0;
   #lastSeenAt = 0;
 
-  constructor(engine: SessionEngine, request: RequestInfo, onActivate?: () => void) {
+  constructor(engine: SessionEngine, request: RequestInfo | (() => RequestInfo), onActivate?: () => void) {
     this.#engine = engine;
-    this.#request = request;
+    this.#requestSource = request;
     this.#onActivate = onActivate;
   }
 
@@ -158,6 +160,14 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#onActivate = hook;
   }
 
+  #request(): RequestInfo {
+    if (this.#requestInfo === undefined) {
+      const source = this.#requestSource;
+      this.#requestInfo = typeof source === 'function' ? source() : source;
+    }
+    return this.#requestInfo;
+  }
+
   #activate(): void {
     if (this.#accessed) return;
     this.#accessed = true;
@@ -168,11 +178,11 @@ export class Session<T extends SessionData = RegisteredData> {
 
   #readCookie(): string | null {
     const { cookie } = this.#engine.options;
-    const name = cookieNameFor(cookie, isSecureFor(cookie, this.#request.https));
-    let lookup = findCookie(this.#request.cookieHeader, name);
-    if (lookup.kind === 'absent' && name !== cookie.name && this.#request.https) {
+    const name = cookieNameFor(cookie, isSecureFor(cookie, this.#request().https));
+    let lookup = findCookie(this.#request().cookieHeader, name);
+    if (lookup.kind === 'absent' && name !== cookie.name && this.#request().https) {
       // A cookie issued over plain HTTP, now arriving over HTTPS (ViUR's two cookies).
-      lookup = findCookie(this.#request.cookieHeader, cookie.name);
+      lookup = findCookie(this.#request().cookieHeader, cookie.name);
       if (lookup.kind === 'found' && this.#plausible(lookup.value)) this.#fromPlainHttp = true;
     }
     if (lookup.kind === 'absent') return null;
@@ -304,7 +314,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   #bindingMismatch(record: SessionRecord): 'ip' | 'userAgent' | null {
     const { binding } = this.#engine.options;
-    const request = this.#request;
+    const request = this.#request();
     if (binding.ip && record.ip !== null && (request.ip ?? null) !== record.ip) return 'ip';
     if (binding.userAgent && (request.userAgent ?? null) !== record.userAgent) return 'userAgent';
     return null;
@@ -914,8 +924,8 @@ export class Session<T extends SessionData = RegisteredData> {
         createdAt: this.#createdAt,
         lastSeenAt: now,
         expiresAt: this.#expiresAt(now),
-        ip: this.#request.ip ?? null,
-        userAgent: this.#request.userAgent ?? null,
+        ip: this.#request().ip ?? null,
+        userAgent: this.#request().userAgent ?? null,
       },
       this.#engine.options.cookie.name,
     );
@@ -1048,8 +1058,8 @@ export class Session<T extends SessionData = RegisteredData> {
         createdAt: this.#createdAt,
         lastSeenAt: now,
         expiresAt: this.#expiresAt(now),
-        ip: this.#request.ip ?? null,
-        userAgent: this.#request.userAgent ?? null,
+        ip: this.#request().ip ?? null,
+        userAgent: this.#request().userAgent ?? null,
       };
       try {
         await engine.call('create', (store) => store.create(record));
@@ -1123,11 +1133,11 @@ export class Session<T extends SessionData = RegisteredData> {
 
   #cookie(value: string, now: number): string {
     const maxAge = this.#persistentCookie() ? Math.max(0, Math.floor((this.#expiresAt(now) - now) / 1000)) : undefined;
-    return sessionCookie(this.#engine.options.cookie, this.#request.https, value, maxAge);
+    return sessionCookie(this.#engine.options.cookie, this.#request().https, value, maxAge);
   }
 
   #clearCookie(): string {
-    return clearedSessionCookie(this.#engine.options.cookie, this.#request.https);
+    return clearedSessionCookie(this.#engine.options.cookie, this.#request().https);
   }
 }
 

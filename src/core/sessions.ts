@@ -38,8 +38,11 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   readonly events: SessionEvents;
   /** Event counters and store-latency histograms (snapshot, Prometheus text, OpenTelemetry hook). */
   readonly metrics: SessionMetrics;
-  /** The per-request session for an incoming request (adapters call this; costs no I/O). */
-  open(request: RequestInfo, onActivate?: () => void): Session<T>;
+  /**
+   * The per-request session for an incoming request (adapters call this; costs no I/O). Pass the
+   * request facts, or a function returning them so they are only read if the session is used.
+   */
+  open(request: RequestInfo | (() => RequestInfo), onActivate?: () => void): Session<T>;
   /**
    * ViUR's `killSessionByUser`: a user id ends that user's sessions, `'__guest__'` ends every
    * session without a user, `undefined` ends every session. Resolves to the number ended.
