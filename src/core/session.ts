@@ -661,7 +661,11 @@ export class Session<T extends SessionData = RegisteredData> {
     const { absoluteTimeout, idleTimeout } = this.#engine.options;
     const absolute = this.#createdAt + absoluteTimeout * 1000;
     const expiry = this.#meta.get(META_EXPIRY);
-    if (typeof expiry === 'string') return Math.min(absolute, Date.parse(expiry));
+    if (typeof expiry === 'string') {
+      const at = Date.parse(expiry);
+      // A stored date that doesn't parse (foreign or corrupt data) counts as already passed.
+      return Math.min(absolute, Number.isFinite(at) ? at : this.#createdAt);
+    }
     const idle = typeof expiry === 'number' && expiry > 0 ? expiry : idleTimeout;
     return Math.min(absolute, lastSeenAt + idle * 1000);
   }
@@ -670,7 +674,10 @@ export class Session<T extends SessionData = RegisteredData> {
     const { absoluteTimeout, idleTimeout } = this.#engine.options;
     if (now >= record.createdAt + absoluteTimeout * 1000) return 'absolute';
     const expiry = record.meta[META_EXPIRY];
-    if (typeof expiry === 'string') return now >= Date.parse(expiry) ? 'fixed' : null;
+    if (typeof expiry === 'string') {
+      const at = Date.parse(expiry);
+      return !Number.isFinite(at) || now >= at ? 'fixed' : null;
+    }
     const idle = typeof expiry === 'number' && expiry > 0 ? expiry : idleTimeout;
     if (now >= record.lastSeenAt + idle * 1000 || now >= record.expiresAt) return 'idle';
     return null;

@@ -530,6 +530,26 @@ describe('expiry', () => {
     assert.throws(() => setup().sessions.open({ cookieHeader: undefined, https: false }).setExpiry(-5), { code: 'ERR_CONFIG' });
   });
 
+  it('ends a session whose stored expiry date does not parse, never passing NaN to the store', async () => {
+    const { visit, store, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const id = hashToken(jar.get('sid')!);
+    const times = { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 };
+    await store.update(id, { meta: { set: { expiry: 'not a date' } }, ...times });
+    const seen: unknown[] = [];
+    const update = store.update.bind(store);
+    store.update = (sid, patch) => {
+      seen.push(patch.expiresAt);
+      return update(sid, patch);
+    };
+    const { value } = await visit((s) => {
+      s.set('b', 2);
+      return s.get('a');
+    });
+    assert.equal(value, undefined, 'the corrupt session ended');
+    assert.ok(seen.every((t) => Number.isFinite(t)));
+  });
+
   it('a fixed expiry date ends the session at that date', async () => {
     const { visit, clock } = setup({ idleTimeout: 600 });
     await visit((s) => {
