@@ -1,0 +1,330 @@
+/**
+ * The benchmark apps: one small app per scenario, all serving the same three routes so every
+ * library does the same work.
+ *
+ * - `POST /login?user=<id>`: starts a signed-in session holding `{ n: 0 }` (sets the cookie).
+ * - `GET /write`: signed-in only (401 otherwise): `n += 1`, answers `{"n":<n>}`. One store write.
+ * - `GET /read`: signed-in only (401 otherwise): answers `{"n":<n>}`. No store write.
+ *
+ * The bare apps answer the same bodies without any session, which is the ceiling.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import type { Sessions } from '../../src/core/sessions.js';
+import type { AnyStore } from '../../src/stores/types.js';
+
+export interface AppEnv {
+  /** A Redis the Redis scenarios may use (a private server started by the runner). */
+  redisUrl?: string;
+  /** A directory for SQLite files. */
+  dir: string;
+}
+
+export interface RunningApp {
+  server: Server;
+  close(): Promise<void>;
+}
+
+interface Described {
+  /** Group shown in the table. */
+  group: string;
+  /** What runs. */
+  label: string;
+  needsRedis?: boolean;
+}
+
+export const SCENARIOS: Record<string, Described> = {
+  'node-bare': { group: 'node:http', label: 'bare node:http (no sessions)' },
+  // Calibration, not in the default run: bare node:http spinning BENCH_BURN_US µs of CPU per request.
+  'node-burn': { group: 'node:http', label: 'bare node:http + fixed CPU burn' },
+  'node-memory': { group: 'node:http', label: 'coatcheck + memory store' },
+  'node-sqlite': { group: 'node:http', label: 'coatcheck + SQLite store (file, WAL)' },
+  'node-redis': { group: 'node:http', label: 'coatcheck + Redis store', needsRedis: true },
+  'node-cookie': { group: 'node:http', label: 'coatcheck + cookie store' },
+  'node-iron': { group: 'node:http', label: 'iron-session 8' },
+  'express-bare': { group: 'Express 5', label: 'bare Express (no sessions)' },
+  'express-session-memory': { group: 'Express 5', label: 'express-session + MemoryStore' },
+  'express-coatcheck-memory': { group: 'Express 5', label: 'coatcheck (express adapter) + memory store' },
+  'express-session-redis': { group: 'Express 5', label: 'express-session + connect-redis 9 (node-redis 5)', needsRedis: true },
+  'express-coatcheck-redis': { group: 'Express 5', label: 'coatcheck (express adapter) + Redis store', needsRedis: true },
+  'fastify-bare': { group: 'Fastify 5', label: 'bare Fastify (no sessions)' },
+  'fastify-session-memory': { group: 'Fastify 5', label: '@fastify/session + MemoryStore' },
+  'fastify-coatcheck-memory': { group: 'Fastify 5', label: 'coatcheck (fastify adapter) + memory store' },
+};
+
+const SECRET = randomBytes(32).toString('base64url');
+const userOf = (url: string): string => new URL(url, 'http://x').searchParams.get('user') ?? 'someone';
+const body = (n: unknown): string => `{"n":${typeof n === 'number' ? n : 0}}`;
+
+function send(res: ServerResponse, status: number, text: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.end(text);
+}
+
+function listen(server: Server, extraClose: () => Promise<void> = async () => {}): Promise<RunningApp> {
+  return new Promise((resolve) => {
+    server.keepAliveTimeout = 30_000;
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        server,
+        close: async () => {
+          server.closeAllConnections();
+          await new Promise<void>((done) => server.close(() => done()));
+          await extraClose();
+        },
+      }),
+    );
+  });
+}
+
+async function storeFor(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: AppEnv): Promise<AnyStore> {
+  switch (kind) {
+    case 'memory':
+      return (await import('../../src/stores/memory.js')).memoryStore();
+    case 'sqlite':
+      return (await import('../../src/stores/sqlite.js')).sqliteStore({ path: join(env.dir, `bench-${process.pid}.db`) });
+    case 'redis':
+      if (!env.redisUrl) throw new Error('this scenario needs Redis');
+      return (await import('../../src/stores/redis.js')).redisStore({ url: env.redisUrl, prefix: `bench:${randomBytes(4).toString('hex')}:` });
+    case 'cookie':
+      return (await import('../../src/stores/cookie.js')).cookieStore({ secrets: [SECRET] });
+  }
+}
+
+async function coatcheck(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: AppEnv): Promise<Sessions> {
+  const { createSessions } = await import('../../src/index.js');
+  return createSessions({ store: await storeFor(kind, env) });
+}
+
+/** The session calls every coatcheck app makes, whatever the framework. */
+interface CoatcheckSession {
+  userId: string | null;
+  get(key: string, fallback: number): unknown;
+  set(key: string, value: number): unknown;
+  login(user: string): Promise<void>;
+}
+
+async function coatcheckRoute(url: string, session: CoatcheckSession): Promise<[number, string]> {
+  if (url.startsWith('/login')) {
+    await session.login(userOf(url));
+    session.set('n', 0);
+    return [200, body(0)];
+  }
+  if (session.userId === null) return [401, '{"error":"not signed in"}'];
+  if (url === '/write') {
+    const n = (session.get('n', 0) as number) + 1;
+    session.set('n', n);
+    return [200, body(n)];
+  }
+  return [200, body(session.get('n', 0))];
+}
+
+export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
+  switch (name) {
+    case 'node-bare':
+      return listen(createServer((req, res) => send(res, 200, body(req.url === '/write' ? 1 : 0))));
+
+    case 'node-burn': {
+      const burn = Number(process.env.BENCH_BURN_US ?? 50) * 1_000;
+      return listen(
+        createServer((req, res) => {
+          const until = process.hrtime.bigint() + BigInt(burn);
+          while (process.hrtime.bigint() < until);
+          send(res, 200, body(req.url === '/write' ? 1 : 0));
+        }),
+      );
+    }
+
+    case 'node-memory':
+    case 'node-sqlite':
+    case 'node-redis':
+    case 'node-cookie': {
+      const sessions = await coatcheck(name.slice(5) as 'memory', env);
+      const { withSessions, getSession } = await import('../../src/adapters/node.js');
+      const handler = withSessions(sessions, async (req: IncomingMessage, res: ServerResponse) => {
+        const [status, text] = await coatcheckRoute(req.url ?? '/', await getSession(req));
+        send(res, status, text);
+      });
+      return listen(createServer(handler), () => sessions.close());
+    }
+
+    case 'node-iron': {
+      const { getIronSession } = await import('iron-session');
+      const options = { password: SECRET, cookieName: 'iron', cookieOptions: { secure: false } };
+      return listen(
+        createServer(async (req, res) => {
+          const session = await getIronSession<{ user?: string; n?: number }>(req, res, options);
+          const url = req.url ?? '/';
+          if (url.startsWith('/login')) {
+            session.user = userOf(url);
+            session.n = 0;
+            await session.save();
+            return send(res, 200, body(0));
+          }
+          if (!session.user) return send(res, 401, '{"error":"not signed in"}');
+          if (url === '/write') {
+            session.n = (session.n ?? 0) + 1;
+            await session.save();
+          }
+          send(res, 200, body(session.n));
+        }),
+      );
+    }
+
+    case 'express-bare':
+    case 'express-session-memory':
+    case 'express-session-redis':
+    case 'express-coatcheck-memory':
+    case 'express-coatcheck-redis':
+      return startExpress(name, env);
+
+    case 'fastify-bare':
+    case 'fastify-session-memory':
+    case 'fastify-coatcheck-memory':
+      return startFastify(name);
+  }
+  throw new Error(`unknown scenario ${name}`);
+}
+
+/** express-session's per-request session object, as the routes use it. */
+interface ExpressSessionObject {
+  user?: string;
+  n?: number;
+  regenerate(callback: (error?: unknown) => void): void;
+}
+
+async function startExpress(name: string, env: AppEnv): Promise<RunningApp> {
+  const express = (await import('express')).default;
+  const app = express();
+  let cleanup = async () => {};
+  type Req = { url: string; session: unknown };
+  type Res = { status(code: number): Res; json(value: unknown): void; type(t: string): Res; send(text: string): void };
+  const reply = (res: Res, status: number, text: string) => res.status(status).type('json').send(text);
+
+  if (name === 'express-bare') {
+    app.get('/write', (_req, res) => reply(res as unknown as Res, 200, body(1)));
+    app.get('/read', (_req, res) => reply(res as unknown as Res, 200, body(0)));
+    app.post('/login', (_req, res) => reply(res as unknown as Res, 200, body(0)));
+  } else if (name.startsWith('express-session')) {
+    const session = (await import('express-session')).default;
+    let store: import('express-session').Store | undefined;
+    if (name === 'express-session-redis') {
+      if (!env.redisUrl) throw new Error('this scenario needs Redis');
+      const { createClient } = await import('redis');
+      const { RedisStore } = await import('connect-redis');
+      const client = createClient({ url: env.redisUrl });
+      client.on('error', () => {});
+      await client.connect();
+      store = new RedisStore({ client, prefix: `bench-es:${randomBytes(4).toString('hex')}:` });
+      cleanup = async () => {
+        await client.quit().catch(() => {});
+      };
+    }
+    app.use(session({ secret: SECRET, resave: false, saveUninitialized: false, ...(store && { store }) }));
+    const sessionOf = (req: unknown) => (req as Req).session as ExpressSessionObject;
+    app.post('/login', (req, res) => {
+      const s = sessionOf(req);
+      s.regenerate((error) => {
+        if (error) return reply(res as unknown as Res, 500, '{}');
+        const fresh = sessionOf(req);
+        fresh.user = userOf((req as unknown as Req).url);
+        fresh.n = 0;
+        reply(res as unknown as Res, 200, body(0));
+      });
+    });
+    app.get('/write', (req, res) => {
+      const s = sessionOf(req);
+      if (!s.user) return reply(res as unknown as Res, 401, '{"error":"not signed in"}');
+      s.n = (s.n ?? 0) + 1;
+      reply(res as unknown as Res, 200, body(s.n));
+    });
+    app.get('/read', (req, res) => {
+      const s = sessionOf(req);
+      if (!s.user) return reply(res as unknown as Res, 401, '{"error":"not signed in"}');
+      reply(res as unknown as Res, 200, body(s.n));
+    });
+  } else {
+    const { expressSessions } = await import('../../src/adapters/express.js');
+    const sessions = await coatcheck(name === 'express-coatcheck-redis' ? 'redis' : 'memory', env);
+    app.use(expressSessions(sessions));
+    const route = (req: unknown, res: unknown, next: (error: unknown) => void) => {
+      const handle = (req as Req).session as { load(): Promise<CoatcheckSession> };
+      handle
+        .load()
+        .then((s) => coatcheckRoute((req as Req).url, s))
+        .then(([status, text]) => reply(res as Res, status, text), next);
+    };
+    app.post('/login', route);
+    app.get('/write', route);
+    app.get('/read', route);
+    cleanup = () => sessions.close();
+  }
+  return listen(createServer(app), cleanup);
+}
+
+async function startFastify(name: string): Promise<RunningApp> {
+  const Fastify = (await import('fastify')).default;
+  const app = Fastify({ logger: false });
+  let cleanup = async () => {};
+  type Req = { url: string; session: unknown };
+
+  if (name === 'fastify-bare') {
+    const answer = (text: string) => async (_req: unknown, reply: { type(t: string): { send(t: string): unknown } }) => reply.type('application/json').send(text);
+    app.get('/write', answer(body(1)));
+    app.get('/read', answer(body(0)));
+    app.post('/login', answer(body(0)));
+  } else if (name === 'fastify-session-memory') {
+    const cookie = (await import('@fastify/cookie')).default;
+    const session = (await import('@fastify/session')).default;
+    await app.register(cookie);
+    await app.register(session, { secret: SECRET, saveUninitialized: false, cookie: { secure: false } });
+    interface FastifySessionObject {
+      get(key: string): unknown;
+      set(key: string, value: unknown): void;
+      regenerate(): Promise<void>;
+    }
+    const sessionOf = (req: unknown) => (req as Req).session as FastifySessionObject;
+    app.post('/login', async (req, reply) => {
+      await sessionOf(req).regenerate();
+      const s = sessionOf(req);
+      s.set('user', userOf(req.url));
+      s.set('n', 0);
+      return reply.type('application/json').send(body(0));
+    });
+    app.get('/write', async (req, reply) => {
+      const s = sessionOf(req);
+      if (!s.get('user')) return reply.code(401).type('application/json').send('{"error":"not signed in"}');
+      const n = ((s.get('n') as number | undefined) ?? 0) + 1;
+      s.set('n', n);
+      return reply.type('application/json').send(body(n));
+    });
+    app.get('/read', async (req, reply) => {
+      const s = sessionOf(req);
+      if (!s.get('user')) return reply.code(401).type('application/json').send('{"error":"not signed in"}');
+      return reply.type('application/json').send(body(s.get('n')));
+    });
+  } else {
+    const { fastifySessions } = await import('../../src/adapters/fastify.js');
+    const sessions = await coatcheck('memory', { dir: '' });
+    await app.register(fastifySessions, { sessions });
+    const route = async (req: unknown, reply: { code(c: number): { type(t: string): { send(t: string): unknown } } }) => {
+      const s = await ((req as Req).session as { load(): Promise<CoatcheckSession> }).load();
+      const [status, text] = await coatcheckRoute((req as Req).url, s);
+      return reply.code(status).type('application/json').send(text);
+    };
+    app.post('/login', route);
+    app.get('/write', route);
+    app.get('/read', route);
+    cleanup = () => sessions.close();
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    server: app.server,
+    close: async () => {
+      await app.close();
+      await cleanup();
+    },
+  };
+}
