@@ -3,12 +3,15 @@
  * processes on one machine (WAL mode, `IMMEDIATE` write transactions, a busy timeout).
  *
  * The driver is synchronous; every method still returns a promise (a driver error becomes a
- * rejection) so the store is interchangeable with networked ones.
+ * rejection) so the store is interchangeable with networked ones. The one heavy method,
+ * `deleteExpired`, runs in a worker thread for a file the store opened (see `./sqlite-sweeper.ts`
+ * and docs/stores/sqlite.md); `:memory:` and app-owned connections sweep inline.
  *
  * @module coatcheck/stores/sqlite
  */
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import { parseJsonObject } from '../core/json.js';
@@ -25,6 +28,17 @@ import {
   type StoreStats,
   type SweepResult,
 } from './types.js';
+import {
+  DEFAULT_SWEEPER_TUNING,
+  SIGNAL_STOP,
+  SIGNAL_WRITERS,
+  SWEEPER_KIND,
+  type SweeperData,
+  type SweeperReply,
+  type SweeperRequest,
+  type SweeperTuning,
+  type SweepReport,
+} from './sqlite-sweeper.js';
 
 /** Options of {@link sqliteStore}. Give `path` or `database`, not both. */
 export interface SqliteStoreOptions {
@@ -47,6 +61,12 @@ export interface SqliteStoreOptions {
    * the event loop (the driver is synchronous), so keep it modest.
    */
   busyTimeout?: number;
+  /**
+   * Run `deleteExpired` in a worker thread with its own connection (default `true`), so sweeping
+   * never blocks the event loop. Only possible for a file the store opens (`path`); `':memory:'`
+   * and an app-owned `database` always sweep on the calling thread. `false` sweeps inline too.
+   */
+  sweepInWorker?: boolean;
 }
 
 /** Default location of the database file, relative to the working directory. */
@@ -146,6 +166,203 @@ function migrate(db: Database.Database, table: string): void {
 }
 
 /**
+ * Boots the sweeper from the TypeScript sources. On Node 20 a worker does not inherit tsx's
+ * loader hooks (it does get `--import tsx` in its execArgv, but `.ts` still fails with "Unknown
+ * file extension"), so this script loads the entry through tsx's own API instead. Only dynamic
+ * `import()`: the worker inherits execArgv, and under `--input-type=module` eval code is ESM,
+ * where `require` does not exist.
+ */
+const TSX_BOOT = `import('node:worker_threads').then(({ workerData }) =>
+  import(workerData.boot.api).then((api) => api.tsImport(workerData.boot.entry, workerData.boot.parent)));`;
+
+/**
+ * Starts the sweeper worker: `./sqlite-sweeper.js` next to this file when running the built
+ * JavaScript; from the `.ts` sources (tests, `tsx`) through tsx's API, or, without tsx, directly
+ * (a runtime that runs TypeScript natively). If none of that works the worker fails to start and
+ * the store sweeps inline.
+ */
+function spawnSweeper(data: SweeperData): Worker {
+  const here = import.meta.url;
+  if (!/\.[cm]?ts$/.test(new URL(here).pathname)) {
+    return new Worker(new URL('./sqlite-sweeper.js', here), { workerData: data });
+  }
+  const entry = new URL('./sqlite-sweeper.ts', here);
+  let api: string | null = null;
+  try {
+    api = import.meta.resolve('tsx/esm/api');
+  } catch {
+    // no tsx: try the .ts entry as it is
+  }
+  if (api === null) return new Worker(entry, { workerData: data });
+  return new Worker(TSX_BOOT, { eval: true, workerData: { ...data, boot: { api, entry: entry.href, parent: here } } });
+}
+
+interface SweeperClient {
+  /** One sweep call in the worker, or null when the worker cannot run (the caller sweeps inline). */
+  sweep(before: number, limit: number): Promise<SweepReport | null>;
+  /** Stops the worker (after its current transaction) and waits for it to exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * The main-thread side of the sweeper worker: started on the first sweep, `unref()`ed while idle
+ * (so it never keeps the process alive) and `ref()`ed while a sweep call is pending (so a process
+ * awaiting one does not exit under it).
+ *
+ * Checkpoints: while sweeps are running the main connection's auto-checkpoint is off and the
+ * worker checkpoints; it comes back on once the worker has checkpointed at the end of a sweep (or
+ * after {@link CHECKPOINT_HANDBACK_MS} without a follow-up call, e.g. `maxBatches` stopped early).
+ */
+function sweeperClient(db: Database.Database, data: SweeperData): SweeperClient {
+  const signal = new Int32Array(data.shared);
+  const mainAutoCheckpoint = Number(db.pragma('wal_autocheckpoint', { simple: true }));
+  let worker: Worker | null = null;
+  let starting: Promise<Worker | null> | null = null;
+  let unavailable = false;
+  let closed = false;
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (reply: SweeperReply) => void; reject: (error: unknown) => void }>();
+  let sweepsInFlight = 0;
+  let handedOff = false;
+  let handback: NodeJS.Timeout | undefined;
+
+  const handOff = (): void => {
+    clearTimeout(handback);
+    if (handedOff) return;
+    db.pragma('wal_autocheckpoint = 0');
+    handedOff = true;
+  };
+  const takeBack = (): void => {
+    clearTimeout(handback);
+    if (!handedOff || sweepsInFlight > 0 || !db.open) return;
+    db.pragma(`wal_autocheckpoint = ${mainAutoCheckpoint}`);
+    handedOff = false;
+  };
+
+  const start = (): Promise<Worker | null> => {
+    starting ??= new Promise<Worker | null>((resolveStart) => {
+      let started = false;
+      let spawned: Worker;
+      try {
+        spawned = spawnSweeper(data);
+      } catch (error) {
+        unavailable = true;
+        process.emitWarning(`sqliteStore: cannot start the sweeper worker, sweeping on the main thread (${String(error)})`);
+        resolveStart(null);
+        return;
+      }
+      // Referenced until it is ready, so a process awaiting the first sweep does not exit meanwhile.
+      spawned.on('message', (reply: SweeperReply) => {
+        if (reply.type === 'ready') {
+          started = true;
+          worker = spawned;
+          if (sweepsInFlight === 0) spawned.unref();
+          resolveStart(spawned);
+          return;
+        }
+        const call = pending.get(reply.id);
+        if (!call) return;
+        pending.delete(reply.id);
+        call.resolve(reply);
+      });
+      spawned.on('error', (error) => {
+        if (!started) {
+          unavailable = true;
+          process.emitWarning(`sqliteStore: the sweeper worker failed to start, sweeping on the main thread (${String(error)})`);
+          resolveStart(null);
+        }
+        for (const call of pending.values()) call.reject(error);
+        pending.clear();
+      });
+      spawned.on('exit', () => {
+        if (!started) {
+          unavailable = true;
+          resolveStart(null);
+        }
+        // A worker that died after starting is started again by the next sweep.
+        worker = null;
+        starting = null;
+        for (const call of pending.values()) call.reject(new Error('sqliteStore: the sweeper worker exited'));
+        pending.clear();
+        sweepsInFlight = 0;
+        takeBack();
+      });
+    });
+    return starting;
+  };
+
+  const request = (target: Worker, make: (id: number) => SweeperRequest): Promise<SweeperReply> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      target.postMessage(make(id));
+    });
+
+  return {
+    async sweep(before, limit) {
+      if (unavailable || closed) return null;
+      const target = worker ?? (await start());
+      if (target === null || closed) return null;
+      handOff();
+      if (sweepsInFlight++ === 0) target.ref();
+      let exhausted = false;
+      try {
+        const reply = await request(target, (id) => ({ type: 'sweep', id, before, limit }));
+        if (reply.type === 'failed') {
+          throw Object.assign(new Error(reply.message), reply.code === undefined ? {} : { code: reply.code });
+        }
+        if (reply.type !== 'swept') throw new Error(`sqliteStore: unexpected sweeper reply ${reply.type}`);
+        exhausted = reply.deleted < limit && !reply.more;
+        const { type: _type, id: _id, ...report } = reply;
+        ((globalThis as Record<string, unknown>).__ccReports as SweepReport[] | undefined)?.push(report); // TEMPORARY
+        return report;
+      } finally {
+        if (sweepsInFlight > 0 && --sweepsInFlight === 0) {
+          target.unref();
+          // The worker checkpointed at the end of a finished sweep; otherwise give the engine a
+          // moment to call again before asking for that checkpoint.
+          if (exhausted) takeBack();
+          else if (!closed) {
+            handback = setTimeout(() => {
+              const current = worker;
+              if (current === null || sweepsInFlight > 0) return takeBack();
+              request(current, (id) => ({ type: 'checkpoint', id })).then(takeBack, takeBack);
+            }, CHECKPOINT_HANDBACK_MS);
+            handback.unref();
+          }
+        }
+      }
+    },
+    async close() {
+      closed = true;
+      clearTimeout(handback);
+      const target = worker ?? (starting === null ? null : await starting);
+      if (target === null) return;
+      Atomics.store(signal, SIGNAL_STOP, 1);
+      const exited = new Promise<void>((resolve) => target.once('exit', () => resolve()));
+      target.ref(); // otherwise a process awaiting close() could exit before the worker closed its connection
+      target.postMessage({ type: 'close' } satisfies SweeperRequest);
+      const kill = setTimeout(() => void target.terminate(), 2_000);
+      await exited;
+      clearTimeout(kill);
+    },
+  };
+}
+
+// TEMPORARY (benchmarking): tuning from the environment.
+function tuningFromEnv(): SweeperTuning {
+  const t: SweeperTuning = { ...DEFAULT_SWEEPER_TUNING };
+  for (const key of Object.keys(t) as (keyof SweeperTuning)[]) {
+    const v = process.env[`CC_${key}`];
+    if (v !== undefined) t[key] = Number(v);
+  }
+  return t;
+}
+
+/** How long after a sweep call without a follow-up the worker runs the checkpoint it deferred, ms. */
+const CHECKPOINT_HANDBACK_MS = 100;
+
+/**
  * A session store in a SQLite database: the embedded default.
  *
  * Creates its table (and a `coatcheck_schema` table recording the schema version) on first use
@@ -153,6 +370,9 @@ function migrate(db: Database.Database, table: string): void {
  * throw {@link ConfigError} here, not on the first request.
  *
  * Expired rows are not removed by the store itself; the engine's sweep calls `deleteExpired`.
+ * For a file the store opened, that runs in a worker thread with its own connection (started on
+ * the first sweep, never keeping the process alive, stopped by `close()`), so a sweep does not
+ * block the event loop.
  *
  * @example
  * ```ts
@@ -180,15 +400,23 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     throw new ConfigError('sqliteStore: database must be a better-sqlite3 Database');
   }
 
+  if (options.sweepInWorker !== undefined && typeof options.sweepInWorker !== 'boolean') {
+    throw new ConfigError('sqliteStore: sweepInWorker must be a boolean');
+  }
+
   const owned = options.database === undefined;
   let db: Database.Database;
+  let filePath: string | null = null;
   if (options.database !== undefined) {
     db = options.database;
   } else {
     const path = options.path ?? DEFAULT_SQLITE_PATH;
     if (typeof path !== 'string') throw new ConfigError('sqliteStore: path must be a string');
     const inMemory = path === ':memory:' || path === '';
-    if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+    if (!inMemory) {
+      mkdirSync(dirname(path), { recursive: true });
+      filePath = resolvePath(path); // the worker must find the same file even if the cwd changes
+    }
     db = new Database(path, { timeout: busyTimeout });
   }
 
@@ -205,6 +433,34 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     if (owned) db.close();
     throw error;
   }
+
+  // Sweeping off the main thread needs a second connection to the same file: only for a file the
+  // store opened itself, in WAL mode (so the worker's reads and the app's never block each other).
+  // An app-owned handle or ':memory:' sweeps inline, as does `sweepInWorker: false`.
+  const useWorker =
+    owned && filePath !== null && options.sweepInWorker !== false && db.pragma('journal_mode', { simple: true }) === 'wal';
+  const shared = useWorker ? new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT) : null;
+  const signal = shared === null ? null : new Int32Array(shared);
+  const sweeper =
+    shared === null || filePath === null
+      ? null
+      : sweeperClient(db, { kind: SWEEPER_KIND, path: filePath, table, busyTimeout, shared, tuning: tuningFromEnv() });
+  /**
+   * Runs a main-thread write, telling the sweeper worker (through shared memory) to let it have
+   * the write lock first: the worker steps aside between its transactions while this is > 0.
+   */
+  const writing =
+    signal === null
+      ? <R>(write: () => R): R => write()
+      : <R>(write: () => R): R => {
+          Atomics.add(signal, SIGNAL_WRITERS, 1);
+          try {
+            return write();
+          } finally {
+            Atomics.sub(signal, SIGNAL_WRITERS, 1);
+            Atomics.notify(signal, SIGNAL_WRITERS);
+          }
+        };
 
   const t = `"${table}"`;
   const summaryColumns = 'id, user_id, created_at, last_seen_at, expires_at, ip, user_agent';
@@ -289,7 +545,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       };
     },
     async create(record: SessionRecord): Promise<void> {
-      const result = q.insert.run(
+      const result = writing(() => q.insert.run(
         record.id,
         record.userId,
         JSON.stringify(record.data),
@@ -299,23 +555,23 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
         record.expiresAt,
         record.ip,
         record.userAgent,
-      );
+      ));
       if (result.changes === 0) throw new StoreConflictError('sqlite');
     },
     async update(id: string, patch: SessionPatch): Promise<boolean> {
-      return applyPatch.immediate(id, patch);
+      return writing(() => applyPatch.immediate(id, patch));
     },
     async touch(id, times) {
-      return q.touch.run(times.lastSeenAt, times.expiresAt, id).changes > 0;
+      return writing(() => q.touch.run(times.lastSeenAt, times.expiresAt, id)).changes > 0;
     },
     async destroy(id) {
-      q.destroy.run(id);
+      writing(() => q.destroy.run(id));
     },
     async destroyByUser(userId, except = []) {
-      return q.destroyByUser.run(userId, JSON.stringify(except)).changes;
+      return writing(() => q.destroyByUser.run(userId, JSON.stringify(except))).changes;
     },
     async destroyAll() {
-      return q.destroyAll.run().changes;
+      return writing(() => q.destroyAll.run()).changes;
     },
     async listByUser(userId) {
       const rows = q.listByUser.all(userId, Date.now()) as SummaryRow[];
@@ -323,8 +579,16 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     },
     async deleteExpired(sweep: ExpiredSweep): Promise<SweepResult> {
       // Deleted rows leave the index, so every batch restarts at the oldest remaining expired
-      // row: the cursor only says "a full batch went, call again".
+      // row: the cursor only says "call again" (a full batch went, or the worker stopped early).
       const limit = Math.max(0, Math.floor(sweep.limit));
+      if (sweeper !== null && !closed && limit > 0) {
+        const report = await sweeper.sweep(sweep.before, limit);
+        if (report !== null) {
+          const more = report.more || (report.deleted > 0 && report.deleted >= limit);
+          return { deleted: report.deleted, cursor: more ? String(sweep.before) : null };
+        }
+      }
+      // Inline: one DELETE on this thread (':memory:', an app-owned handle, or no worker).
       const deleted = q.sweep.run(sweep.before, limit).changes;
       return { deleted, cursor: deleted > 0 && deleted >= limit ? String(sweep.before) : null };
     },
@@ -337,6 +601,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     async close() {
       if (closed) return;
       closed = true;
+      await sweeper?.close();
       if (owned) db.close();
     },
   };

@@ -3,11 +3,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { CoatcheckError, ConfigError } from '../../src/errors.js';
+import { createSessions } from '../../src/index.js';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
-import { makeRecord, testStore } from '../../src/testing/store-contract.js';
+import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-sqlite-'));
 let files = 0;
@@ -18,6 +20,53 @@ function tempPath(name = 'sessions'): string {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const later = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+
+/**
+ * Adds `count` expired rows (expires_at from before - count to before - 1) to the store's table in
+ * one transaction through a connection of its own. With `shuffled`, expiry order is unrelated to
+ * insertion order, as when sessions are touched at random: the sweep then hits rows all over the
+ * table (the expensive case).
+ */
+function addExpired(path: string, count: number, before: number, shuffled = false, data = '{"cart":[1,2,3],"theme":"dark"}'): void {
+  const offsets = Array.from({ length: count }, (_, i) => i);
+  if (shuffled) {
+    for (let i = count - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [offsets[i], offsets[j]] = [offsets[j] as number, offsets[i] as number];
+    }
+  }
+  const raw = new Database(path);
+  const insert = raw.prepare(
+    `INSERT INTO coatcheck_sessions (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent)
+     VALUES (?, ?, ?, '{}', ?, ?, ?, '127.0.0.1', 'test')`,
+  );
+  raw.transaction(() => {
+    for (let i = 0; i < count; i++) {
+      const expiresAt = before - count + (offsets[i] as number);
+      insert.run(randomId(), i % 3 === 0 ? null : `user-${i % 997}`, data, expiresAt - 1_000, expiresAt - 1_000, expiresAt);
+    }
+  })();
+  raw.close();
+}
+
+function countRows(path: string): number {
+  const raw = new Database(path, { readonly: true });
+  const { n } = raw.prepare('SELECT count(*) AS n FROM coatcheck_sessions').get() as { n: number };
+  raw.close();
+  return n;
+}
+
+/** Runs a TypeScript snippet in a child process (with tsx) and resolves with its exit and output. */
+function runChild(code: string, timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (chunk) => (stdout += chunk));
+    proc.stderr.on('data', (chunk) => (stderr += chunk));
+    proc.on('close', (exitCode, signal) => resolve({ code: exitCode, signal, stdout, stderr }));
+  });
+}
 
 testStore('sqlite (:memory:)', { create: () => sqliteStore({ path: ':memory:' }) });
 
@@ -274,5 +323,193 @@ describe('sqliteStore', () => {
     const loaded = await store.get(record.id);
     assert.equal(Object.keys(loaded?.data ?? {}).length, 3 * perProcess);
     await store.close();
+  });
+});
+
+describe('sqliteStore sweeping', () => {
+  it('sweeps a file in the worker: correct counts and cursor, live rows kept, nothing run inline', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path });
+    const now = Date.now();
+    const live = makeRecord({ userId: 'keeper', expiresAt: now + 60_000 });
+    await store.create(live);
+    addExpired(path, 2_500, now);
+    const oldest = new Database(path, { readonly: true });
+    const { id: firstExpired } = oldest.prepare('SELECT id FROM coatcheck_sessions ORDER BY expires_at LIMIT 1').get() as { id: string };
+    oldest.close();
+
+    // The worker path does not delete during the call: right after it, the row is still there.
+    // (The inline path deletes synchronously, see the ':memory:' test below.)
+    const pending = store.deleteExpired({ before: now, limit: 1_000 });
+    const meanwhile = store.get(firstExpired);
+    assert.deepEqual(await pending, { deleted: 1_000, cursor: String(now) });
+    assert.ok(await meanwhile, 'the first batch ran on the main thread');
+    assert.equal(await store.get(firstExpired), null);
+
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 1_000, cursor: String(now) }), { deleted: 1_000, cursor: String(now) });
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 1_000, cursor: String(now) }), { deleted: 500, cursor: null });
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 1_000 }), { deleted: 0, cursor: null });
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 0 }), { deleted: 0, cursor: null });
+    assert.ok(await store.get(live.id));
+    assert.deepEqual((await store.listByUser('keeper')).map((s) => s.id), [live.id]);
+    await store.close();
+    assert.equal(countRows(path), 1);
+  });
+
+  it('runs the engine sweep (clearExpired) through the worker to the end', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path });
+    const sessions = createSessions({ store });
+    const now = Date.now();
+    addExpired(path, 3_210, now);
+    await store.create(makeRecord({ expiresAt: now + 60_000 }));
+    const result = await sessions.clearExpired({ batchSize: 1_000 });
+    assert.equal(result.deleted, 3_210);
+    assert.equal(result.cursor, null);
+    await sessions.close();
+    assert.equal(countRows(path), 1);
+  });
+
+  it('close() stops the worker: its connection is gone, so the WAL file is removed with the last one', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path });
+    const now = Date.now();
+    addExpired(path, 500, now);
+    assert.equal((await store.deleteExpired({ before: now, limit: 100 })).deleted, 100);
+    assert.ok(existsSync(`${path}-wal`));
+    await store.close();
+    // SQLite deletes the -wal file when the LAST connection to the file closes: had the worker's
+    // connection survived close(), it would still be there.
+    assert.equal(existsSync(`${path}-wal`), false);
+    await store.close(); // idempotent
+    await assert.rejects(store.deleteExpired({ before: now, limit: 100 })); // closed, like every method
+    assert.equal(countRows(path), 400);
+  });
+
+  it('close() during a sweep lets the current call finish (partially) and still shuts the worker down', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path });
+    const now = Date.now();
+    addExpired(path, 20_000, now);
+    await store.deleteExpired({ before: now, limit: 1 }); // start the worker
+    const sweeping = store.deleteExpired({ before: now, limit: 20_000 });
+    await store.close();
+    const result = await sweeping;
+    assert.ok(result.deleted >= 0 && result.deleted <= 20_000);
+    if (result.deleted < 20_000) assert.equal(result.cursor, String(now)); // stopped early: "call again"
+    assert.equal(existsSync(`${path}-wal`), false);
+    assert.equal(countRows(path), 20_000 - 1 - result.deleted);
+  });
+
+  it('a process that only swept (and never closed the store) still exits on its own', async () => {
+    const path = tempPath();
+    await sqliteStore({ path }).close();
+    addExpired(path, 1_500, Date.now());
+    const child = await runChild(`
+      import { sqliteStore } from './src/stores/sqlite.ts';
+      const store = sqliteStore({ path: ${JSON.stringify(path)} });
+      // Top-level awaits: if the worker were unref()ed while a call is pending, Node would exit
+      // here with code 13 (unsettled top-level await) instead of waiting for the reply.
+      const first = await store.deleteExpired({ before: Date.now(), limit: 1000 });
+      const second = await store.deleteExpired({ before: Date.now(), limit: 1000 });
+      console.log(JSON.stringify([first.deleted, second.deleted, second.cursor]));
+    `);
+    assert.equal(child.signal, null, 'the child was killed: it did not exit on its own');
+    assert.equal(child.code, 0, child.stderr);
+    assert.doesNotMatch(child.stderr, /sweeping on the main thread/); // it really used the worker
+    assert.equal(child.stdout.trim(), '[1000,500,null]');
+    assert.equal(countRows(path), 0);
+  });
+
+  it('sweeps inline for :memory:, an app-owned database and sweepInWorker: false', async () => {
+    const now = Date.now();
+    const appDatabase = new Database(tempPath());
+    appDatabase.pragma('journal_mode = WAL');
+    const cases = [
+      { name: ':memory:', store: sqliteStore({ path: ':memory:' }) },
+      { name: 'app-owned', store: sqliteStore({ database: appDatabase }) },
+      { name: 'sweepInWorker: false', store: sqliteStore({ path: tempPath(), sweepInWorker: false }) },
+    ];
+    for (const { name, store } of cases) {
+      const expired = makeRecord({ expiresAt: now - 1_000 });
+      await store.create(expired);
+      await store.create(makeRecord({ expiresAt: now - 500 }));
+      const pending = store.deleteExpired({ before: now, limit: 1 });
+      // Inline means synchronous: the row is gone before the promise is even awaited.
+      const meanwhile = store.get(expired.id);
+      assert.deepEqual(await pending, { deleted: 1, cursor: String(now) }, name);
+      assert.equal(await meanwhile, null, `${name}: the sweep did not run inline`);
+      assert.deepEqual(await store.deleteExpired({ before: now, limit: 5 }), { deleted: 1, cursor: null }, name);
+      await store.close();
+    }
+    assert.equal(appDatabase.open, true);
+    appDatabase.close();
+    assert.throws(() => sqliteStore({ path: ':memory:', sweepInWorker: 'yes' as unknown as boolean }), ConfigError);
+  });
+
+  it('keeps serving reads and writes on the main thread while the worker sweeps 50k rows', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path });
+    const sessions = createSessions({ store });
+    const now = Date.now();
+    const rows = 50_000;
+    // Realistically sized sessions (~600 bytes of data each), expiring in no particular order.
+    addExpired(path, rows, now, true, JSON.stringify({ cart: Array.from({ length: 20 }, (_, i) => ({ sku: `SKU-${i}`, qty: i })) }));
+    const live = Array.from({ length: 20 }, () => makeRecord({ userId: 'busy-user', data: { n: 0 } }));
+    for (const record of live) await store.create(record);
+    await store.deleteExpired({ before: now, limit: 1 }); // start the worker outside the measurement
+
+    // The longest time between two turns of the event loop, counting the one still open at the
+    // end (monitorEventLoopDelay only samples when its timer fires, so it can miss one long block
+    // that ends just before disable()).
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    let lastTick = performance.now();
+    let longestGap = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - lastTick);
+      lastTick = now;
+    }, 1);
+    let writes = 0;
+    let slowestWrite = 0;
+    let failures = 0;
+    let sweeping = true;
+    const writer = (async () => {
+      // A request saving its session every ~2 ms for as long as the sweep runs.
+      while (sweeping) {
+        const record = live[writes % live.length] as (typeof live)[number];
+        const started = performance.now();
+        const saved = store.update(record.id, { data: { set: { n: writes } }, ...later() });
+        slowestWrite = Math.max(slowestWrite, performance.now() - started); // the synchronous part
+        if (!(await saved) || !(await store.get(record.id))) failures++;
+        writes++;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    delay.enable();
+    lastTick = performance.now();
+    const started = performance.now();
+    // One batch of everything: inline, that is a single DELETE blocking the loop for its whole
+    // duration (measured ~0.5 s); the worker splits it into short transactions.
+    const result = await sessions.clearExpired({ batchSize: rows });
+    const elapsed = performance.now() - started;
+    longestGap = Math.max(longestGap, performance.now() - lastTick);
+    clearInterval(ticker);
+    delay.disable();
+    sweeping = false;
+    await writer;
+
+    assert.equal(result.deleted, rows - 1);
+    assert.equal(result.cursor, null);
+    assert.equal(failures, 0);
+    assert.ok(writes >= 5, `only ${writes} writes during a ${Math.round(elapsed)} ms sweep`);
+    // Through the worker a write waits at most for one short transaction. The bounds are
+    // generous because CI machines stall on their own (measured here: max ~15-30 ms).
+    const maxDelay = Math.max(longestGap, delay.max / 1e6);
+    console.log('MEASURED maxDelay', maxDelay, 'slowestWrite', slowestWrite); assert.ok(maxDelay < 250, `event loop blocked for ${maxDelay.toFixed(1)} ms`);
+    assert.ok(slowestWrite < 250, `a write waited ${slowestWrite.toFixed(1)} ms`);
+    for (const record of live) assert.ok(await store.get(record.id));
+    await sessions.close();
+    assert.equal(countRows(path), live.length);
   });
 });
