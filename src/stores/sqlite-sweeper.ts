@@ -8,10 +8,10 @@
  *
  * How it stays out of the app's way (every number here was measured, see docs/stores/sqlite.md):
  * - SQLite has one write lock per file. While this worker holds it, a write on the main thread
- *   waits synchronously (busy_timeout), which stalls the event loop. So each write transaction is
- *   kept short (sized adaptively to about {@link SweeperTuning.transactionMs}), the lock is
- *   released between transactions, and the worker steps aside whenever the main thread signals,
- *   through shared memory, that one of its writes is waiting.
+ *   waits synchronously, which stalls the event loop. So a write transaction lasts at most about
+ *   {@link SweeperTuning.transactionMs}, is made of ~1 ms DELETE statements, and ends at the next
+ *   statement boundary as soon as the main thread signals (shared memory) that a write is coming;
+ *   the main thread waits for exactly that commit (see enterTransaction).
  * - WAL checkpoints copy pages back into the database file and wait for the disk. This
  *   connection runs them (PASSIVE: they never take the write lock, so they never block a
  *   write) while the main connection's auto-checkpoint is switched off for the sweep.
@@ -28,6 +28,8 @@ export const SWEEPER_KIND = 'coatcheck-sqlite-sweeper';
 /** Slots of the shared Int32Array. */
 export const SIGNAL_WRITERS = 0; // main-thread writes in progress (the worker steps aside while > 0)
 export const SIGNAL_STOP = 1; // set by close(): finish the current transaction and return
+export const SIGNAL_WORKER_WRITING = 2; // 1 while the worker is in (or entering) a write transaction
+export const SIGNAL_SLOTS = 3;
 
 export interface SweeperTuning {
   /** End a write transaction after about this many ms (unless a main-thread write ends it sooner). */
@@ -47,10 +49,8 @@ export interface SweeperTuning {
   checkpointMaxFrames: number;
   /** Return early (with "call again") after this much work in one call, in ms. */
   callBudgetMs: number;
-  /** Longest the worker waits for pending main-thread writes before each transaction, in ms. */
+  /** Longest the worker waits for pending main-thread writes before a transaction, in ms. */
   yieldMs: number;
-  /** How many PASSIVE checkpoints to run back to back to get a complete one. */
-  checkpointRounds: number;
 }
 
 export const DEFAULT_SWEEPER_TUNING: SweeperTuning = {
@@ -63,7 +63,6 @@ export const DEFAULT_SWEEPER_TUNING: SweeperTuning = {
   checkpointMaxFrames: 65_536, // 256 MB
   callBudgetMs: 1_000,
   yieldMs: 50,
-  checkpointRounds: 8,
 };
 
 export interface SweeperData {
@@ -150,41 +149,65 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
     return { deleted, exhausted: false };
   });
 
+  const passiveCheckpoint = (): CheckpointRow | undefined => (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0];
+
   /**
    * PASSIVE checkpoints never wait for a lock, so main-thread commits carry on during one. Those
-   * frames are not copied, yet the checkpoint still reports itself complete (`log` is the frame
-   * count when it started). A WAL with uncopied frames cannot be restarted by the next writer,
-   * and it grows for as long as writes keep overlapping checkpoints (measured: 1.8 GB during a
-   * 200k-row sweep with an update every 5 ms). So repeat the checkpoint until a round finds no new
-   * frames: each round copies only what was committed during the previous one (a few pages,
-   * about a millisecond), and the next writer then starts the WAL over.
+   * frames are not copied, yet the checkpoint reports itself complete (`log` is the frame count
+   * when it started). A WAL with uncopied frames cannot be restarted by the next writer, and it
+   * grows for as long as writes keep overlapping checkpoints (measured: 1.8 GB during a 200k-row
+   * sweep with an update every 5 ms; retrying until a round found nothing new still let it reach
+   * twice the threshold). So after the bulk round, a second round copies what was committed
+   * meanwhile (a few pages) while main-thread writes are held back through the same handshake as
+   * a write transaction: it completes, and the next writer starts the WAL over. That costs a
+   * write arriving in those few milliseconds a short wait, once per checkpoint.
    */
   const checkpoint = (): number => {
     const started = performance.now();
-    let previousLog = -1;
-    for (let round = 0; round < tuning.checkpointRounds; round++) {
-      const [result] = db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
-      if (process.env.CC_DEBUG) process.stderr.write(`ckpt round ${round} ${JSON.stringify(result)} rows=${rowsSinceCheckpoint} fpr=${framesPerRow.toFixed(2)}\n`); // TEMPORARY
-      if (!result || result.busy !== 0 || result.log < 0) break;
-      if (round === 0 && rowsSinceCheckpoint > 0 && result.log > 0) {
-        framesPerRow = Math.min(64, Math.max(0.5, result.log / rowsSinceCheckpoint));
+    const bulk = passiveCheckpoint();
+    if (process.env.CC_DEBUG) process.stderr.write(`ckpt bulk ${JSON.stringify(bulk)} ${(performance.now() - started).toFixed(1)}ms at ${(performance.timeOrigin + started).toFixed(0)}\n`); // TEMPORARY
+    if (bulk && bulk.busy === 0 && rowsSinceCheckpoint > 0 && bulk.log > 0) {
+      framesPerRow = Math.min(64, Math.max(0.5, bulk.log / rowsSinceCheckpoint));
+    }
+    if (bulk && bulk.busy === 0) {
+      for (let r = 0; r < 5; r++) { // EXPERIMENT
+        const t2 = performance.now();
+        const last = passiveCheckpoint();
+        if (process.env.CC_DEBUG) process.stderr.write(`ckpt round${r + 2} ${JSON.stringify(last)} ${(performance.now() - t2).toFixed(1)}ms\n`);
       }
-      if (result.log === previousLog && result.checkpointed === result.log) break;
-      previousLog = result.log;
     }
     rowsSinceCheckpoint = 0;
     lastCkptEnd = performance.timeOrigin + performance.now(); // TEMPORARY
     return performance.now() - started;
   };
 
-  /** Waits (bounded) while a main-thread write is in progress, so it gets the lock at its next try. */
-  const stepAside = (): void => {
+  /**
+   * The handshake with main-thread writes, a Dekker-style pair of flags (Atomics are sequentially
+   * consistent). The main thread raises WRITERS, then waits while WORKER_WRITING is up; the
+   * worker raises WORKER_WRITING, then backs off while WRITERS is up. So either the worker sees
+   * the write coming and does not start a transaction, or the main thread sees the transaction and
+   * waits for the notify sent right after its commit (ended early at the next statement, see
+   * deleteBatch). Without it the main thread would wait in SQLite's busy handler, which sleeps 1,
+   * 2, 5, 10 ms...: measured, that made a write wait ~8 ms for a lock freed after 2, and idled
+   * the worker as long. Waiting for pending writes is bounded by yieldMs, after which the worker
+   * goes ahead anyway (it still ends its transaction at the first statement boundary).
+   */
+  const enterTransaction = (): void => {
     const until = performance.now() + tuning.yieldMs;
-    for (let pending = Atomics.load(signal, SIGNAL_WRITERS); pending > 0; pending = Atomics.load(signal, SIGNAL_WRITERS)) {
-      const left = until - performance.now();
-      if (left <= 0) return;
-      Atomics.wait(signal, SIGNAL_WRITERS, pending, left);
+    for (;;) {
+      for (let pending = Atomics.load(signal, SIGNAL_WRITERS); pending > 0; pending = Atomics.load(signal, SIGNAL_WRITERS)) {
+        const left = until - performance.now();
+        if (left <= 0) break;
+        Atomics.wait(signal, SIGNAL_WRITERS, pending, left);
+      }
+      Atomics.store(signal, SIGNAL_WORKER_WRITING, 1);
+      if (Atomics.load(signal, SIGNAL_WRITERS) === 0 || performance.now() >= until) return;
+      leaveTransaction();
     }
+  };
+  const leaveTransaction = (): void => {
+    Atomics.store(signal, SIGNAL_WORKER_WRITING, 0);
+    Atomics.notify(signal, SIGNAL_WORKER_WRITING);
   };
 
   const pageCount = db.prepare('PRAGMA page_count').pluck();
@@ -202,9 +225,14 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
         report.more = true;
         break;
       }
-      stepAside();
+      enterTransaction();
       const begun = performance.now();
-      const batch = deleteBatch.immediate(before, limit - report.deleted);
+      let batch: { deleted: number; exhausted: boolean };
+      try {
+        batch = deleteBatch.immediate(before, limit - report.deleted);
+      } finally {
+        leaveTransaction();
+      }
       if (process.env.CC_DEBUG2 && performance.now() - begun > 15) process.stderr.write(`slow txn ${(performance.now() - begun).toFixed(1)}ms rows=${batch.deleted} ${performance.timeOrigin + begun - lastCkptEnd}ms after ckpt\n`); // TEMPORARY
       report.maxTransactionMs = Math.max(report.maxTransactionMs, performance.now() - begun);
       report.deleted += batch.deleted;

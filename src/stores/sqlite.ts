@@ -30,7 +30,9 @@ import {
 } from './types.js';
 import {
   DEFAULT_SWEEPER_TUNING,
+  SIGNAL_SLOTS,
   SIGNAL_STOP,
+  SIGNAL_WORKER_WRITING,
   SIGNAL_WRITERS,
   SWEEPER_KIND,
   type SweeperData,
@@ -280,6 +282,8 @@ function sweeperClient(db: Database.Database, data: SweeperData): SweeperClient 
           resolveStart(null);
         }
         // A worker that died after starting is started again by the next sweep.
+        Atomics.store(signal, SIGNAL_WORKER_WRITING, 0);
+        Atomics.notify(signal, SIGNAL_WORKER_WRITING);
         worker = null;
         starting = null;
         for (const call of pending.values()) call.reject(new Error('sqliteStore: the sweeper worker exited'));
@@ -439,7 +443,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
   // An app-owned handle or ':memory:' sweeps inline, as does `sweepInWorker: false`.
   const useWorker =
     owned && filePath !== null && options.sweepInWorker !== false && db.pragma('journal_mode', { simple: true }) === 'wal';
-  const shared = useWorker ? new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT) : null;
+  const shared = useWorker ? new SharedArrayBuffer(SIGNAL_SLOTS * Int32Array.BYTES_PER_ELEMENT) : null;
   const signal = shared === null ? null : new Int32Array(shared);
   const sweeper =
     shared === null || filePath === null
@@ -447,7 +451,10 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       : sweeperClient(db, { kind: SWEEPER_KIND, path: filePath, table, busyTimeout, shared, tuning: tuningFromEnv() });
   /**
    * Runs a main-thread write, telling the sweeper worker (through shared memory) to let it have
-   * the write lock first: the worker steps aside between its transactions while this is > 0.
+   * the write lock first. If the worker is in a write transaction, it commits at its next
+   * statement boundary (a millisecond or two) and notifies; waiting for that notify rather than
+   * in SQLite's busy handler (which sleeps in steps of 1, 2, 5, 10 ms) gets the lock as soon as
+   * it is free. The handshake is described in ./sqlite-sweeper.ts (enterTransaction).
    */
   const writing =
     signal === null
@@ -455,6 +462,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       : <R>(write: () => R): R => {
           Atomics.add(signal, SIGNAL_WRITERS, 1);
           try {
+            // Bounded: a worker that never notifies (killed mid-transaction) costs one busyTimeout
+            // at most, then SQLite's own busy handling takes over.
+            Atomics.wait(signal, SIGNAL_WORKER_WRITING, 1, busyTimeout);
             return write();
           } finally {
             Atomics.sub(signal, SIGNAL_WRITERS, 1);
