@@ -11,7 +11,7 @@
  *   waits synchronously, which stalls the event loop. So a write transaction lasts at most about
  *   {@link SweeperTuning.transactionMs}, is made of ~1 ms DELETE statements, and ends at the next
  *   statement boundary as soon as the main thread signals (shared memory) that a write is coming;
- *   the main thread waits for exactly that commit (see enterTransaction).
+ *   the main thread waits for exactly that commit (see claim).
  * - WAL checkpoints copy pages back into the database file and wait for the disk. This
  *   connection runs them (PASSIVE: they never take the write lock, so they never block a
  *   write) while the main connection's auto-checkpoint is switched off for the sweep.
@@ -28,8 +28,13 @@ export const SWEEPER_KIND = 'coatcheck-sqlite-sweeper';
 /** Slots of the shared Int32Array. */
 export const SIGNAL_WRITERS = 0; // main-thread writes in progress (the worker steps aside while > 0)
 export const SIGNAL_STOP = 1; // set by close(): finish the current transaction and return
-export const SIGNAL_WORKER_WRITING = 2; // 1 while the worker is in (or entering) a write transaction
+export const SIGNAL_WORKER = 2; // what the worker is doing, one of WORKER_* (main-thread writes wait while it is not IDLE)
 export const SIGNAL_SLOTS = 3;
+
+/** Values of the SIGNAL_WORKER slot. */
+export const WORKER_IDLE = 0;
+export const WORKER_WRITING = 1; // in (or entering) a write transaction: a main-thread write waits for its commit
+export const WORKER_CHECKPOINTING = 2; // finishing a checkpoint: a main-thread write waits at most checkpointHoldMs
 
 export interface SweeperTuning {
   /** End a write transaction after about this many ms (unless a main-thread write ends it sooner). */
@@ -51,6 +56,10 @@ export interface SweeperTuning {
   callBudgetMs: number;
   /** Longest the worker waits for pending main-thread writes before a transaction, in ms. */
   yieldMs: number;
+  /** At most this many extra PASSIVE rounds after a checkpoint's bulk round (see checkpoint). */
+  checkpointRepeats: number;
+  /** Longest a main-thread write waits for the last round of a checkpoint, in ms. */
+  checkpointHoldMs: number;
 }
 
 export const DEFAULT_SWEEPER_TUNING: SweeperTuning = {
@@ -63,6 +72,8 @@ export const DEFAULT_SWEEPER_TUNING: SweeperTuning = {
   checkpointMaxFrames: 65_536, // 256 MB
   callBudgetMs: 1_000,
   yieldMs: 50,
+  checkpointRepeats: 3,
+  checkpointHoldMs: 20,
 };
 
 export interface SweeperData {
@@ -89,6 +100,8 @@ export interface SweepReport {
   maxTransactionMs: number;
   /** Time spent in checkpoints, ms. */
   checkpointMs: number;
+  /** Longest final checkpoint round that held main-thread writes back (0: none was needed), ms. */
+  maxHoldMs: number;
 }
 
 export type SweeperReply =
@@ -96,6 +109,29 @@ export type SweeperReply =
   | ({ type: 'swept'; id: number } & SweepReport)
   | { type: 'checkpointed'; id: number }
   | { type: 'failed'; id: number; message: string; code?: string };
+
+/** Options that only make sense for the main entry and take their value as the next argument. */
+const ENTRY_OPTIONS_WITH_VALUE = new Set(['--input-type', '-e', '--eval', '-p', '--print', '-pe']);
+
+/**
+ * The options a worker should inherit: the process's `execArgv` without the ones that belong to
+ * the main entry. A worker inherits `execArgv` by default, and Node refuses to start a file
+ * worker under `--input-type` ("can only be used with string input"): an app started with
+ * `node --input-type=module -e ...` would otherwise never get its sweeper.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i] as string;
+    if (ENTRY_OPTIONS_WITH_VALUE.has(arg)) {
+      i++; // and its value
+      continue;
+    }
+    if (/^--(input-type|eval|print)=/.test(arg)) continue;
+    kept.push(arg);
+  }
+  return kept;
+}
 
 interface CheckpointRow {
   busy: number;
@@ -123,7 +159,7 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
   let chunk = 32; // rows per DELETE statement, adapted towards chunkMs
   let framesPerRow = 4; // learned from checkpoints
   let rowsSinceCheckpoint = 0;
-  let lastCkptEnd = 0; // TEMPORARY
+  let longestHold = 0; // reported per sweep call
 
   /**
    * One write transaction: DELETE statements of `chunk` rows until `want` rows went, nothing is
@@ -139,7 +175,6 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
       const started = performance.now();
       const got = sweep.run(before, asked).changes;
       const took = performance.now() - started;
-      if (process.env.CC_DEBUG2 && took > 15) process.stderr.write(`slow statement ${took.toFixed(1)}ms rows=${got} at ${performance.timeOrigin + started - lastCkptEnd}ms after ckpt\n`); // TEMPORARY
       deleted += got;
       if (got < asked) return { deleted, exhausted: true };
       const ideal = (tuning.chunkMs * got) / Math.max(took, 0.01);
@@ -149,50 +184,60 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
     return { deleted, exhausted: false };
   });
 
-  const passiveCheckpoint = (): CheckpointRow | undefined => (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0];
-
   /**
    * PASSIVE checkpoints never wait for a lock, so main-thread commits carry on during one. Those
    * frames are not copied, yet the checkpoint reports itself complete (`log` is the frame count
    * when it started). A WAL with uncopied frames cannot be restarted by the next writer, and it
    * grows for as long as writes keep overlapping checkpoints (measured: 1.8 GB during a 200k-row
-   * sweep with an update every 5 ms; retrying until a round found nothing new still let it reach
-   * twice the threshold). So after the bulk round, a second round copies what was committed
-   * meanwhile (a few pages) while main-thread writes are held back through the same handshake as
-   * a write transaction: it completes, and the next writer starts the WAL over. That costs a
-   * write arriving in those few milliseconds a short wait, once per checkpoint.
+   * sweep with an update every 5 ms). So after the bulk round, repeat the checkpoint until a
+   * round finds no new frames: the first repeat waits for the disk to absorb the bulk round's
+   * writes (~250 ms measured: nothing may be held back meanwhile), the next ones take a
+   * millisecond or two. Even a round that found nothing new can miss a commit made while it ran
+   * (measured: about one cycle in twenty at an update every 5 ms, each miss doubling the WAL), so
+   * a last round always runs with main-thread writes held back (the WORKER_CHECKPOINTING
+   * handshake, at most checkpointHoldMs per write). It usually has nothing to copy and takes
+   * microseconds; then it is complete and the next writer starts the WAL over. Should it overrun
+   * the hold, a write goes ahead and only this cycle misses its restart.
    */
   const checkpoint = (): number => {
     const started = performance.now();
-    const bulk = passiveCheckpoint();
-    if (process.env.CC_DEBUG) process.stderr.write(`ckpt bulk ${JSON.stringify(bulk)} ${(performance.now() - started).toFixed(1)}ms at ${(performance.timeOrigin + started).toFixed(0)}\n`); // TEMPORARY
+    const [bulk] = db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
     if (bulk && bulk.busy === 0 && rowsSinceCheckpoint > 0 && bulk.log > 0) {
       framesPerRow = Math.min(64, Math.max(0.5, bulk.log / rowsSinceCheckpoint));
     }
-    if (bulk && bulk.busy === 0) {
-      for (let r = 0; r < 5; r++) { // EXPERIMENT
-        const t2 = performance.now();
-        const last = passiveCheckpoint();
-        if (process.env.CC_DEBUG) process.stderr.write(`ckpt round${r + 2} ${JSON.stringify(last)} ${(performance.now() - t2).toFixed(1)}ms\n`);
-      }
-    }
     rowsSinceCheckpoint = 0;
-    lastCkptEnd = performance.timeOrigin + performance.now(); // TEMPORARY
+    if (!bulk || bulk.busy !== 0) return performance.now() - started;
+    let previous = bulk;
+    for (let round = 0; round < tuning.checkpointRepeats; round++) {
+      const [result] = db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
+      if (!result || result.busy !== 0) return performance.now() - started;
+      const settled = result.log === previous.log && result.checkpointed === result.log;
+      previous = result;
+      if (settled) break;
+    }
+    claim(WORKER_CHECKPOINTING);
+    const held = performance.now();
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } finally {
+      release();
+    }
+    longestHold = Math.max(longestHold, performance.now() - held);
     return performance.now() - started;
   };
 
   /**
    * The handshake with main-thread writes, a Dekker-style pair of flags (Atomics are sequentially
-   * consistent). The main thread raises WRITERS, then waits while WORKER_WRITING is up; the
-   * worker raises WORKER_WRITING, then backs off while WRITERS is up. So either the worker sees
-   * the write coming and does not start a transaction, or the main thread sees the transaction and
-   * waits for the notify sent right after its commit (ended early at the next statement, see
-   * deleteBatch). Without it the main thread would wait in SQLite's busy handler, which sleeps 1,
-   * 2, 5, 10 ms...: measured, that made a write wait ~8 ms for a lock freed after 2, and idled
-   * the worker as long. Waiting for pending writes is bounded by yieldMs, after which the worker
-   * goes ahead anyway (it still ends its transaction at the first statement boundary).
+   * consistent). The main thread raises WRITERS, then waits while SIGNAL_WORKER is not IDLE; the
+   * worker sets SIGNAL_WORKER, then backs off while WRITERS is up. So either the worker sees the
+   * write coming and does not start, or the main thread sees the worker busy and waits for the
+   * notify sent as soon as it is done: right after a commit (a transaction ends early, at the
+   * next statement, when WRITERS goes up, see deleteBatch), or after a checkpoint's last round.
+   * Without it the main thread would wait in SQLite's busy handler, which sleeps 1, 2, 5, 10
+   * ms...: measured, that made a write wait ~8 ms for a lock freed after 2, and idled the worker
+   * as long. The worker waits for pending writes at most yieldMs, then goes ahead anyway.
    */
-  const enterTransaction = (): void => {
+  const claim = (state: number): void => {
     const until = performance.now() + tuning.yieldMs;
     for (;;) {
       for (let pending = Atomics.load(signal, SIGNAL_WRITERS); pending > 0; pending = Atomics.load(signal, SIGNAL_WRITERS)) {
@@ -200,14 +245,14 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
         if (left <= 0) break;
         Atomics.wait(signal, SIGNAL_WRITERS, pending, left);
       }
-      Atomics.store(signal, SIGNAL_WORKER_WRITING, 1);
+      Atomics.store(signal, SIGNAL_WORKER, state);
       if (Atomics.load(signal, SIGNAL_WRITERS) === 0 || performance.now() >= until) return;
-      leaveTransaction();
+      release();
     }
   };
-  const leaveTransaction = (): void => {
-    Atomics.store(signal, SIGNAL_WORKER_WRITING, 0);
-    Atomics.notify(signal, SIGNAL_WORKER_WRITING);
+  const release = (): void => {
+    Atomics.store(signal, SIGNAL_WORKER, WORKER_IDLE);
+    Atomics.notify(signal, SIGNAL_WORKER);
   };
 
   const pageCount = db.prepare('PRAGMA page_count').pluck();
@@ -218,22 +263,22 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
       tuning.checkpointMaxFrames,
       Math.max(tuning.checkpointMinFrames, Math.round((pageCount.get() as number) * tuning.checkpointShare)),
     );
-    const report: SweepReport = { deleted: 0, more: false, transactions: 0, maxTransactionMs: 0, checkpointMs: 0 };
+    const report: SweepReport = { deleted: 0, more: false, transactions: 0, maxTransactionMs: 0, checkpointMs: 0, maxHoldMs: 0 };
+    longestHold = 0;
     let exhausted = false;
     while (report.deleted < limit) {
       if (Atomics.load(signal, SIGNAL_STOP) !== 0 || performance.now() - started >= tuning.callBudgetMs) {
         report.more = true;
         break;
       }
-      enterTransaction();
+      claim(WORKER_WRITING);
       const begun = performance.now();
       let batch: { deleted: number; exhausted: boolean };
       try {
         batch = deleteBatch.immediate(before, limit - report.deleted);
       } finally {
-        leaveTransaction();
+        release();
       }
-      if (process.env.CC_DEBUG2 && performance.now() - begun > 15) process.stderr.write(`slow txn ${(performance.now() - begun).toFixed(1)}ms rows=${batch.deleted} ${performance.timeOrigin + begun - lastCkptEnd}ms after ckpt\n`); // TEMPORARY
       report.maxTransactionMs = Math.max(report.maxTransactionMs, performance.now() - begun);
       report.deleted += batch.deleted;
       report.transactions++;
@@ -247,6 +292,7 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
     // At the end of a sweep, leave a checkpointed WAL behind: the main connection's
     // auto-checkpoint comes back on and must find nothing to do.
     if (exhausted && rowsSinceCheckpoint > 0) report.checkpointMs += checkpoint();
+    report.maxHoldMs = longestHold;
     return report;
   };
 

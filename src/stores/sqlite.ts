@@ -32,13 +32,15 @@ import {
   DEFAULT_SWEEPER_TUNING,
   SIGNAL_SLOTS,
   SIGNAL_STOP,
-  SIGNAL_WORKER_WRITING,
+  SIGNAL_WORKER,
   SIGNAL_WRITERS,
   SWEEPER_KIND,
+  WORKER_CHECKPOINTING,
+  WORKER_IDLE,
+  workerExecArgv,
   type SweeperData,
   type SweeperReply,
   type SweeperRequest,
-  type SweeperTuning,
   type SweepReport,
 } from './sqlite-sweeper.js';
 
@@ -171,8 +173,8 @@ function migrate(db: Database.Database, table: string): void {
  * Boots the sweeper from the TypeScript sources. On Node 20 a worker does not inherit tsx's
  * loader hooks (it does get `--import tsx` in its execArgv, but `.ts` still fails with "Unknown
  * file extension"), so this script loads the entry through tsx's own API instead. Only dynamic
- * `import()`: the worker inherits execArgv, and under `--input-type=module` eval code is ESM,
- * where `require` does not exist.
+ * `import()`, so it runs as CommonJS or as ESM (`--input-type=module` used to make eval code ESM,
+ * where `require` does not exist; workerExecArgv now drops that flag, this stays robust anyway).
  */
 const TSX_BOOT = `import('node:worker_threads').then(({ workerData }) =>
   import(workerData.boot.api).then((api) => api.tsImport(workerData.boot.entry, workerData.boot.parent)));`;
@@ -185,8 +187,9 @@ const TSX_BOOT = `import('node:worker_threads').then(({ workerData }) =>
  */
 function spawnSweeper(data: SweeperData): Worker {
   const here = import.meta.url;
+  const execArgv = workerExecArgv(process.execArgv);
   if (!/\.[cm]?ts$/.test(new URL(here).pathname)) {
-    return new Worker(new URL('./sqlite-sweeper.js', here), { workerData: data });
+    return new Worker(new URL('./sqlite-sweeper.js', here), { workerData: data, execArgv });
   }
   const entry = new URL('./sqlite-sweeper.ts', here);
   let api: string | null = null;
@@ -195,8 +198,8 @@ function spawnSweeper(data: SweeperData): Worker {
   } catch {
     // no tsx: try the .ts entry as it is
   }
-  if (api === null) return new Worker(entry, { workerData: data });
-  return new Worker(TSX_BOOT, { eval: true, workerData: { ...data, boot: { api, entry: entry.href, parent: here } } });
+  if (api === null) return new Worker(entry, { workerData: data, execArgv });
+  return new Worker(TSX_BOOT, { eval: true, execArgv, workerData: { ...data, boot: { api, entry: entry.href, parent: here } } });
 }
 
 interface SweeperClient {
@@ -282,8 +285,8 @@ function sweeperClient(db: Database.Database, data: SweeperData): SweeperClient 
           resolveStart(null);
         }
         // A worker that died after starting is started again by the next sweep.
-        Atomics.store(signal, SIGNAL_WORKER_WRITING, 0);
-        Atomics.notify(signal, SIGNAL_WORKER_WRITING);
+        Atomics.store(signal, SIGNAL_WORKER, WORKER_IDLE);
+        Atomics.notify(signal, SIGNAL_WORKER);
         worker = null;
         starting = null;
         for (const call of pending.values()) call.reject(new Error('sqliteStore: the sweeper worker exited'));
@@ -318,7 +321,6 @@ function sweeperClient(db: Database.Database, data: SweeperData): SweeperClient 
         if (reply.type !== 'swept') throw new Error(`sqliteStore: unexpected sweeper reply ${reply.type}`);
         exhausted = reply.deleted < limit && !reply.more;
         const { type: _type, id: _id, ...report } = reply;
-        ((globalThis as Record<string, unknown>).__ccReports as SweepReport[] | undefined)?.push(report); // TEMPORARY
         return report;
       } finally {
         if (sweepsInFlight > 0 && --sweepsInFlight === 0) {
@@ -351,16 +353,6 @@ function sweeperClient(db: Database.Database, data: SweeperData): SweeperClient 
       clearTimeout(kill);
     },
   };
-}
-
-// TEMPORARY (benchmarking): tuning from the environment.
-function tuningFromEnv(): SweeperTuning {
-  const t: SweeperTuning = { ...DEFAULT_SWEEPER_TUNING };
-  for (const key of Object.keys(t) as (keyof SweeperTuning)[]) {
-    const v = process.env[`CC_${key}`];
-    if (v !== undefined) t[key] = Number(v);
-  }
-  return t;
 }
 
 /** How long after a sweep call without a follow-up the worker runs the checkpoint it deferred, ms. */
@@ -445,16 +437,18 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     owned && filePath !== null && options.sweepInWorker !== false && db.pragma('journal_mode', { simple: true }) === 'wal';
   const shared = useWorker ? new SharedArrayBuffer(SIGNAL_SLOTS * Int32Array.BYTES_PER_ELEMENT) : null;
   const signal = shared === null ? null : new Int32Array(shared);
+  const tuning = DEFAULT_SWEEPER_TUNING;
   const sweeper =
     shared === null || filePath === null
       ? null
-      : sweeperClient(db, { kind: SWEEPER_KIND, path: filePath, table, busyTimeout, shared, tuning: tuningFromEnv() });
+      : sweeperClient(db, { kind: SWEEPER_KIND, path: filePath, table, busyTimeout, shared, tuning });
   /**
    * Runs a main-thread write, telling the sweeper worker (through shared memory) to let it have
    * the write lock first. If the worker is in a write transaction, it commits at its next
    * statement boundary (a millisecond or two) and notifies; waiting for that notify rather than
    * in SQLite's busy handler (which sleeps in steps of 1, 2, 5, 10 ms) gets the lock as soon as
-   * it is free. The handshake is described in ./sqlite-sweeper.ts (enterTransaction).
+   * it is free. If the worker is finishing a checkpoint, the write waits for it a short, bounded
+   * time, so that the WAL can start over. The handshake is described in ./sqlite-sweeper.ts (claim).
    */
   const writing =
     signal === null
@@ -464,7 +458,10 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
           try {
             // Bounded: a worker that never notifies (killed mid-transaction) costs one busyTimeout
             // at most, then SQLite's own busy handling takes over.
-            Atomics.wait(signal, SIGNAL_WORKER_WRITING, 1, busyTimeout);
+            const state = Atomics.load(signal, SIGNAL_WORKER);
+            if (state !== WORKER_IDLE) {
+              Atomics.wait(signal, SIGNAL_WORKER, state, state === WORKER_CHECKPOINTING ? tuning.checkpointHoldMs : busyTimeout);
+            }
             return write();
           } finally {
             Atomics.sub(signal, SIGNAL_WRITERS, 1);

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { CoatcheckError, ConfigError } from '../../src/errors.js';
 import { createSessions } from '../../src/index.js';
+import { workerExecArgv } from '../../src/stores/sqlite-sweeper.js';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 
@@ -20,6 +21,13 @@ function tempPath(name = 'sessions'): string {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const later = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+
+// A sweeper worker that fails to start makes the store sweep inline with a process warning: the
+// worker-path tests below assert that none was emitted (else they would pass on the fallback).
+const sweeperWarnings: string[] = [];
+process.on('warning', (warning) => {
+  if (/sweeper worker/.test(warning.message)) sweeperWarnings.push(warning.message);
+});
 
 /**
  * Adds `count` expired rows (expires_at from before - count to before - 1) to the store's table in
@@ -327,6 +335,12 @@ describe('sqliteStore', () => {
 });
 
 describe('sqliteStore sweeping', () => {
+  it('starts its worker with the execArgv a worker accepts (no --input-type, no eval code)', () => {
+    assert.deepEqual(workerExecArgv(['--import', 'tsx', '--input-type=module', '-e', 'code()', '--no-warnings']), ['--import', 'tsx', '--no-warnings']);
+    assert.deepEqual(workerExecArgv(['--input-type', 'module', '--eval=x', '-p', '1', '--print', '2', '--max-old-space-size=100']), ['--max-old-space-size=100']);
+    assert.deepEqual(workerExecArgv([]), []);
+  });
+
   it('sweeps a file in the worker: correct counts and cursor, live rows kept, nothing run inline', async () => {
     const path = tempPath();
     const store = sqliteStore({ path });
@@ -354,6 +368,7 @@ describe('sqliteStore sweeping', () => {
     assert.deepEqual((await store.listByUser('keeper')).map((s) => s.id), [live.id]);
     await store.close();
     assert.equal(countRows(path), 1);
+    assert.deepEqual(sweeperWarnings, []);
   });
 
   it('runs the engine sweep (clearExpired) through the worker to the end', async () => {
@@ -368,6 +383,7 @@ describe('sqliteStore sweeping', () => {
     assert.equal(result.cursor, null);
     await sessions.close();
     assert.equal(countRows(path), 1);
+    assert.deepEqual(sweeperWarnings, []);
   });
 
   it('close() stops the worker: its connection is gone, so the WAL file is removed with the last one', async () => {
@@ -506,10 +522,11 @@ describe('sqliteStore sweeping', () => {
     // Through the worker a write waits at most for one short transaction. The bounds are
     // generous because CI machines stall on their own (measured here: max ~15-30 ms).
     const maxDelay = Math.max(longestGap, delay.max / 1e6);
-    console.log('MEASURED maxDelay', maxDelay, 'slowestWrite', slowestWrite); assert.ok(maxDelay < 250, `event loop blocked for ${maxDelay.toFixed(1)} ms`);
+    assert.ok(maxDelay < 250, `event loop blocked for ${maxDelay.toFixed(1)} ms`);
     assert.ok(slowestWrite < 250, `a write waited ${slowestWrite.toFixed(1)} ms`);
     for (const record of live) assert.ok(await store.get(record.id));
     await sessions.close();
     assert.equal(countRows(path), live.length);
+    assert.deepEqual(sweeperWarnings, []);
   });
 });
