@@ -157,7 +157,3 @@ export class NoContextError extends CoatcheckError {
   }
 }
 
-/** True for errors that mean "the store is unavailable" (answer 503, keep the cookie). */
-export function isStoreFailure(error: unknown): error is StoreError {
-  return error instanceof StoreError;
-}

@@ -811,21 +811,6 @@ export class Session<T extends SessionData = RegisteredData> {
     return Array.isArray(queue) ? (queue as { message: string; category: string }[]) : [];
   }
 
-  // ---------------------------------------------------------------- engine extension points
-
-  /** Engine-internal fields (CSRF, flash...). Not part of the app's data. @internal */
-  getMeta(key: string): JsonValue | undefined {
-    this.#ready();
-    return this.#meta.get(key);
-  }
-
-  /** @internal */
-  setMeta(key: string, value: JsonValue | undefined): void {
-    this.#ready();
-    if (value === undefined) this.#meta.delete(key);
-    else this.#meta.set(key, value);
-  }
-
   // ---------------------------------------------------------------- commit
 
   /**

@@ -43,6 +43,7 @@ import {
   type ExpiredSweep,
   guardHolds,
   type SessionPatch,
+  type SerializedRecord,
   type SessionRecord,
   type SessionSummary,
   type Store,
@@ -74,18 +75,7 @@ export interface ConnectSession {
 }
 
 /** coatcheck's record inside the session object; data and meta are JSON text, so every read is a copy. */
-interface StoredRecord {
-  v: 1;
-  id: string;
-  userId: string | null;
-  data: string;
-  meta: string;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
-  ip: string | null;
-  userAgent: string | null;
-}
+type StoredRecord = SerializedRecord & { v: 1 };
 
 export interface ConnectStoreOptions {
   /** Name used in errors and events. Default `connect`. */

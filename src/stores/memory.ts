@@ -15,6 +15,7 @@ import {
   topUsersLimit,
   type ExpiredSweep,
   type SessionPatch,
+  type SerializedRecord,
   type SessionRecord,
   type SessionSummary,
   type Store,
@@ -30,16 +31,8 @@ export interface MemoryStoreOptions {
   clock?: Clock;
 }
 
-interface Entry {
-  userId: string | null;
-  data: string;
-  meta: string;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
-  ip: string | null;
-  userAgent: string | null;
-}
+/** The id is the Map key, so entries don't repeat it. */
+type Entry = Omit<SerializedRecord, 'id'>;
 
 /** Records examined per event-loop turn by the background sweep. */
 const SWEEP_SLICE = 10_000;

@@ -50,6 +50,9 @@ export interface SessionPatch {
   guard?: { present?: string[]; absent?: string[] };
 }
 
+/** A record with data and meta kept as JSON text (in-process stores hand out copies by parsing). */
+export type SerializedRecord = Omit<SessionRecord, 'data' | 'meta'> & { data: string; meta: string };
+
 /** A record without its data, as listed for a user ("your devices"). */
 export type SessionSummary = Omit<SessionRecord, 'data' | 'meta'>;
 
@@ -165,19 +168,6 @@ export type AnyStore = Store | ClientStore;
 
 export function isClientStore(store: AnyStore): store is ClientStore {
   return (store as ClientStore).kind === 'client';
-}
-
-/** Copies a record's summary fields (for `listByUser`). */
-export function summarize(record: SessionRecord): SessionSummary {
-  return {
-    id: record.id,
-    userId: record.userId,
-    createdAt: record.createdAt,
-    lastSeenAt: record.lastSeenAt,
-    expiresAt: record.expiresAt,
-    ip: record.ip,
-    userAgent: record.userAgent,
-  };
 }
 
 /** Applies key changes to a plain object in place (memory-style stores and tests share this). */
