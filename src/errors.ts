@@ -153,7 +153,7 @@ export class HeadersSentError extends CoatcheckError {
 /** `currentSession()` was called outside a request handled by a coatcheck adapter. */
 export class NoContextError extends CoatcheckError {
   constructor() {
-    super('ERR_NO_CONTEXT', 'no session in this context: call it inside a request handled by a coatcheck adapter');
+    super('ERR_NO_CONTEXT', 'no session in this context: call it inside a request handled by a coatcheck adapter (and without createSessions({ context: false }))');
   }
 }
 

@@ -87,13 +87,14 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('expressSessions(sessions): pass the object createSessions() returned');
   const eager = options.eager ?? false;
   const trustProxy = sessions.options.trustProxy;
+  const contextual = sessions.options.context;
 
   return function coatcheckExpress(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const request = req as ExpressRequest;
     // Mounted twice (app and router): the first session stays the only one.
     const existing = attachedSession(req);
     if (existing) {
-      runWithSession(existing, () => next());
+      runWithSession(existing, () => next(), contextual);
       return;
     }
     // Read only if the session is used: Express's req.ip / req.secure evaluate proxy trust each time.
@@ -104,12 +105,12 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
     request.session = session;
 
     if (!eager || !carriesSessionCookie(sessions, facts())) {
-      runWithSession(session, () => next());
+      runWithSession(session, () => next(), contextual);
       return;
     }
     session.load().then(
-      () => runWithSession(session, () => next()),
-      (error: unknown) => runWithSession(session, () => next(error)),
+      () => runWithSession(session, () => next(), contextual),
+      (error: unknown) => runWithSession(session, () => next(error), contextual),
     );
   };
 }

@@ -75,6 +75,7 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     return;
   }
   const trustProxy = sessions.options.trustProxy;
+  const contextual = sessions.options.context;
   // `null` keeps the request shape stable (Fastify's decorator rule); each request gets its own.
   fastify.decorateRequest('session', null as unknown as Session<RegisteredData>);
 
@@ -90,12 +91,12 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
       };
     }) as Session<RegisteredData>;
     request.session = session;
-    runWithSession(session, next);
+    runWithSession(session, next, contextual);
   });
 
   // After body parsing the lifecycle may resume from the socket's context, not ours: re-enter it.
   fastify.addHook('preValidation', (request, _reply, next) => {
-    if (request.session) runWithSession(request.session, next);
+    if (request.session && contextual) runWithSession(request.session, next);
     else next();
   });
 

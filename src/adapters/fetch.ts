@@ -100,7 +100,7 @@ export function withSessions<T extends SessionData, Rest extends unknown[]>(
     const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
     let response: Response;
     try {
-      response = await runWithSession(session, () => handler(request, ...rest));
+      response = await runWithSession(session, () => handler(request, ...rest), sessions.options.context);
     } catch (error) {
       if (failureResponse(error).status === 500) throw error;
       return options.onError ? options.onError(error, request) : failureToResponse(error);

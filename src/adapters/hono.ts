@@ -89,7 +89,7 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
   return async function coatcheckHono(c, next) {
     const session = openFetchSession(sessions, c.req.raw, getClientIp(c)) as unknown as Session<RegisteredData>;
     c.set('session', session);
-    await runWithSession(session, next);
+    await runWithSession(session, next, sessions.options.context);
 
     // Hono's default error handler answers every thrown error with a 500; ours say 503/409.
     if (isSessionFailure(c.error) && c.res.status === 500) {

@@ -87,7 +87,7 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     })) as unknown as Session<RegisteredData>;
     ctx.session = session;
     try {
-      await runWithSession(session, next);
+      await runWithSession(session, next, sessions.options.context);
     } catch (error) {
       await commitAfterThrow(ctx, session, error);
       throw error;

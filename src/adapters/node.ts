@@ -88,20 +88,32 @@ export function attachSession<T extends SessionData>(
 
 /** Wraps a node:http handler so each request gets a session (also via `currentSession()`). */
 export function withSessions<T extends SessionData>(sessions: Sessions<T>, handler: Handler, options: NodeAdapterOptions = {}) {
+  const contextual = sessions.options.context;
+  const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
+    if (!res.headersSent) {
+      // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
+      respondWithError(error, req, res, options);
+    } else {
+      res.destroy(error instanceof Error ? error : undefined);
+    }
+  };
   return function coatcheckHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const session = attachSession(sessions, req, res, options);
-    return runWithSession(session, async () => {
-      try {
-        await handler(req, res);
-      } catch (error) {
-        if (!res.headersSent) {
-          // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
-          respondWithError(error, req, res, options);
-        } else {
-          res.destroy(error instanceof Error ? error : undefined);
+    return runWithSession(
+      session,
+      () => {
+        // One promise for the handler's outcome, not an async wrapper's extra ones per request.
+        let outcome: unknown;
+        try {
+          outcome = handler(req, res);
+        } catch (error) {
+          fail(error, req, res);
+          return Promise.resolve();
         }
-      }
-    });
+        return Promise.resolve(outcome).then(undefined, (error: unknown) => fail(error, req, res));
+      },
+      contextual,
+    );
   };
 }
 

@@ -10,8 +10,12 @@ import type { Session } from './session.js';
 // Holds whatever Session<T> the adapter opened; T is erased here and restored by the caller's type.
 const storage = new AsyncLocalStorage<object>();
 
-export function runWithSession<R>(session: object, fn: () => R): R {
-  return storage.run(session, fn);
+/**
+ * Runs `fn` with `session` as the current one. With `enabled` false (`createSessions({ context:
+ * false })`) it just calls `fn`: no AsyncLocalStorage, so Node's async hooks stay off.
+ */
+export function runWithSession<R>(session: object, fn: () => R, enabled = true): R {
+  return enabled ? storage.run(session, fn) : fn();
 }
 
 /** The current request's session handle (maybe not loaded yet). Throws outside a request. */

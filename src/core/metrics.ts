@@ -40,15 +40,17 @@ export class SessionMetrics {
   }
 
   /** @internal */
-  observe(call: StoreCall): void {
-    let histogram = this.#calls.get(call.operation);
-    if (!histogram) this.#calls.set(call.operation, (histogram = { count: 0, errors: 0, sumMs: 0, buckets: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }));
+  observe(store: string, operation: string, durationMs: number, ok: boolean): void {
+    let histogram = this.#calls.get(operation);
+    if (!histogram) this.#calls.set(operation, (histogram = { count: 0, errors: 0, sumMs: 0, buckets: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0) }));
     histogram.count++;
-    if (!call.ok) histogram.errors++;
-    histogram.sumMs += call.durationMs;
-    let i = LATENCY_BUCKETS_MS.findIndex((le) => call.durationMs <= le);
-    if (i === -1) i = LATENCY_BUCKETS_MS.length;
+    if (!ok) histogram.errors++;
+    histogram.sumMs += durationMs;
+    let i = 0;
+    while (i < LATENCY_BUCKETS_MS.length && durationMs > (LATENCY_BUCKETS_MS[i] as number)) i++;
     histogram.buckets[i]!++;
+    if (this.#listeners.size === 0) return;
+    const call: StoreCall = { store, operation, durationMs, ok };
     for (const listener of this.#listeners) {
       try {
         listener(call);

@@ -62,6 +62,14 @@ export interface SessionsOptions {
   /** Trust X-Forwarded-For / X-Forwarded-Proto from a proxy in front of the app. Default false. */
   trustProxy?: boolean;
   /**
+   * Make each request's session reachable anywhere inside it with `currentSession()` /
+   * `useSession()` (AsyncLocalStorage). Default true. `false` skips AsyncLocalStorage: on Node 20
+   * its async hooks add a cost to every promise of the process (measured: about a fifth of the
+   * throughput of a minimal node:http app, see docs/benchmarks.md); the session is then reached
+   * through the adapter only (`getSession(req)`, `req.session`, `ctx.session`, `c.get('session')`).
+   */
+  context?: boolean;
+  /**
    * End a session when the client's IP and/or User-Agent differ from the ones it was created
    * with (appengine-utilities' check_ip / check_user_agent). Off by default: NAT, mobile networks
    * and browser updates change these legitimately. Behind a proxy set `trustProxy`.
@@ -123,6 +131,8 @@ export interface ResolvedOptions {
   storeTimeout: number;
   maxDataSize: number;
   trustProxy: boolean;
+  /** Whether adapters run requests inside AsyncLocalStorage (`currentSession()`). */
+  context: boolean;
   binding: { ip: boolean; userAgent: boolean };
   keepDataOnHttpsUpgrade: boolean;
   /** null when automatic rotation is off; forwarders are still followed within their grace. */
@@ -190,6 +200,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   const absoluteTimeout = positive('absoluteTimeout', options.absoluteTimeout ?? 7 * 86_400);
   const touchInterval = options.touchInterval === undefined ? Math.min(300, idleTimeout / 2) : positive('touchInterval', options.touchInterval);
   if (touchInterval >= idleTimeout) throw new ConfigError('touchInterval must be shorter than idleTimeout');
+  if (options.context !== undefined && typeof options.context !== 'boolean') throw new ConfigError('context must be true or false');
   const storeTimeout = options.storeTimeout ?? 5000;
   if (!(storeTimeout > 0)) throw new ConfigError('storeTimeout must be a positive number of milliseconds');
   const maxDataSize = options.maxDataSize ?? 65_536;
@@ -211,6 +222,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     storeTimeout,
     maxDataSize,
     trustProxy: options.trustProxy ?? false,
+    context: options.context ?? true,
     binding: { ip: options.binding?.ip ?? false, userAgent: options.binding?.userAgent ?? false },
     keepDataOnHttpsUpgrade: options.keepDataOnHttpsUpgrade ?? false,
     rotation: resolveRotation(options.rotation),

@@ -9,7 +9,7 @@ import { SessionEvents } from './events.js';
 import { SessionMetrics } from './metrics.js';
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
 import { type RequestInfo, Session, type SessionEngine } from './session.js';
-import { callStore } from './store-call.js';
+import { StoreCaller } from './store-call.js';
 
 /** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
 export const GUEST_USER = '__guest__';
@@ -74,18 +74,11 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
   const client: ClientStore | null = isClientStore(anyStore) ? anyStore : null;
   // For a client store, server calls never happen: only `callClient` is used.
   const store = anyStore as Store;
-  const guarded = <R>(operation: string, run: () => Promise<R>): Promise<R> => {
-    const started = performance.now();
-    const pending = callStore(anyStore, operation, resolved.storeTimeout, run);
-    pending.then(
-      () => metrics.observe({ store: anyStore.name, operation, durationMs: performance.now() - started, ok: true }),
-      (error: unknown) => {
-        metrics.observe({ store: anyStore.name, operation, durationMs: performance.now() - started, ok: false });
-        events.emit('storeError', { operation, error });
-      },
-    );
-    return pending;
-  };
+  const caller = new StoreCaller(anyStore, resolved.storeTimeout, (operation, durationMs, error) => {
+    metrics.observe(anyStore.name, operation, durationMs, error === undefined);
+    if (error !== undefined) events.emit('storeError', { operation, error });
+  });
+  const guarded = <R>(operation: string, run: () => Promise<R>): Promise<R> => caller.call(operation, run);
   // Probabilistic cleanup: one bounded batch at a time, in the background, never failing a request.
   let sweeping = false;
   const maybeCleanup = (): void => {

@@ -4,6 +4,7 @@
  */
 import { currentSession } from '../../src/core/context.js';
 import type { Session } from '../../src/core/session.js';
+import { NoContextError } from '../../src/errors.js';
 import type { JsonValue } from '../../src/types.js';
 
 export interface ScenarioReply {
@@ -53,6 +54,16 @@ export async function scenarioRoute(method: string, url: URL, load: () => Promis
   if (method === 'POST' && path === '/with-app-cookie') {
     session.set('x', 1);
     return { status: 200, body: { ok: true }, appCookie: 'theme=dark; Path=/' };
+  }
+  if (method === 'GET' && path === '/context') {
+    let available: boolean;
+    try {
+      available = currentSession() === session;
+    } catch (error) {
+      if (!(error instanceof NoContextError)) throw error;
+      available = false;
+    }
+    return { status: 200, body: { available } };
   }
   if (method === 'GET' && path === '/current') return { status: 200, body: { value: (await readThroughContext(q.get('key')!)) ?? null } };
   return { status: 404, body: { error: 'not found' } };

@@ -214,6 +214,31 @@ export function runAdapterScenarios(name: string, start: StartApp): void {
       const b = browser();
       await b.post('/set?key=a&value=%22deep%22');
       assert.deepEqual((await b.get('/current?key=a')).body, { value: 'deep' });
+      assert.deepEqual((await b.get('/context')).body, { available: true });
+    });
+  });
+
+  describe(`adapter scenarios: ${name} with context: false`, () => {
+    let store: InstrumentedStore;
+    let app: RunningApp;
+    before(async () => {
+      store = instrument(memoryStore({ sweepInterval: 0 }));
+      app = await start(createSessions<Record<string, JsonValue>>({ store, context: false, storeTimeout: 500 }));
+    });
+    after(async () => {
+      await app?.close();
+      await store?.close();
+    });
+
+    it('serves sessions through the adapter without AsyncLocalStorage', async () => {
+      const b = new Browser(() => app.url);
+      assert.deepEqual((await b.post('/incr')).body, { count: 1 });
+      assert.deepEqual((await b.post('/incr')).body, { count: 2 });
+      assert.deepEqual((await b.get('/context')).body, { available: false });
+      assert.deepEqual((await b.get('/session')).body, { user: null, data: { count: 2 } });
+      store.resetCounts();
+      assert.equal((await b.get('/health')).status, 200);
+      assert.equal(store.totalCalls(), 0);
     });
   });
 }
