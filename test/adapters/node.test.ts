@@ -60,6 +60,56 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+
+  it('still sends the body when the headers left before the session was first used', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          res.writeHead(200, { 'Content-Type': 'text/plain' });
+          res.flushHeaders();
+          const session = await getSession(req);
+          session.set('late', true); // no cookie can be sent any more, but the body must arrive
+          res.write('late ');
+          res.end('body');
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'late body');
+      assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("leaves another middleware's own write/end wrappers working after the commit", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          // A compression-style wrapper installed before the session is used.
+          const end = res.end;
+          res.end = function upperEnd(this: typeof res, chunk?: unknown) {
+            return end.call(this, typeof chunk === 'string' ? chunk.toUpperCase() : chunk) as typeof res;
+          } as typeof res.end;
+          const session = await getSession(req);
+          session.set('wrapped', 1);
+          res.end('quiet');
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(await res.text(), 'QUIET');
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
+    } finally {
+      await app.close();
+    }
+  });
   it('answers 413 when the session as a whole outgrows maxDataSize at commit, writing nothing', async () => {
     const store = memoryStore({ sweepInterval: 0 });
     const sessions = createSessions({ store, maxDataSize: 1000 });
