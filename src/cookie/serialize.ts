@@ -26,6 +26,10 @@ export function isValidCookieName(name: string): boolean {
   return TOKEN.test(name);
 }
 
+export function isValidCookieValue(value: string): boolean {
+  return COOKIE_VALUE.test(value);
+}
+
 export function serializeSetCookie(name: string, value: string, attributes: CookieAttributes = {}): string {
   if (!TOKEN.test(name)) throw new TypeError(`cookie name is invalid: ${JSON.stringify(name)}`);
   if (!COOKIE_VALUE.test(value)) throw new TypeError(`cookie value is invalid for ${name}`);

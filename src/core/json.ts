@@ -93,9 +93,18 @@ export function jsonEntries(object: Record<string, JsonValue>): [string, JsonVal
   return Object.keys(object).map((k) => [k, object[k] as JsonValue]);
 }
 
+/**
+ * Sets an own data property, as data even for `__proto__` (the only accessor a plain object
+ * inherits, so every other key takes the fast plain assignment).
+ */
+export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
 /** Builds a plain object from entries without ever invoking the `__proto__` setter. */
 export function objectFromEntries(entries: Iterable<[string, JsonValue]>): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
-  for (const [k, v] of entries) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  for (const [k, v] of entries) setOwn(out, k, v);
   return out;
 }

@@ -3,16 +3,29 @@
  * cookie that carries the token, the one that clears it, and the one that clears the plain-HTTP
  * cookie after an HTTPS upgrade.
  */
-import { serializeSetCookie } from '../cookie/serialize.js';
+import { isValidCookieValue, serializeSetCookie } from '../cookie/serialize.js';
 import { CookieTooLargeError } from '../errors.js';
 import { cookieNameFor, isSecureFor, type ResolvedCookie } from './options.js';
 
 /** The browser limit for one cookie (name, value and attributes). */
 export const MAX_SET_COOKIE_BYTES = 4096;
 
-function build(cookie: ResolvedCookie, name: string, value: string, secure: boolean, maxAge: number | undefined): string {
-  return serializeSetCookie(name, value, {
-    ...(maxAge !== undefined && { maxAge }),
+interface Template {
+  name: string;
+  /** Everything after Max-Age: the attributes that never change for this cookie and protocol. */
+  suffix: string;
+}
+
+/** Templates per resolved cookie options and Secure flag: the attributes are validated once. */
+const templates = new WeakMap<ResolvedCookie, { plain?: Template; secure?: Template }>();
+
+function template(cookie: ResolvedCookie, name: string, secure: boolean): Template {
+  let cached = templates.get(cookie);
+  if (!cached) templates.set(cookie, (cached = {}));
+  const slot = secure ? 'secure' : 'plain';
+  const hit = cached[slot];
+  if (hit && hit.name === name) return hit;
+  const attributes = serializeSetCookie(name, '', {
     ...(cookie.domain !== undefined && { domain: cookie.domain }),
     path: cookie.path,
     httpOnly: cookie.httpOnly,
@@ -21,6 +34,14 @@ function build(cookie: ResolvedCookie, name: string, value: string, secure: bool
     sameSite: !secure && cookie.sameSite === 'none' ? 'lax' : cookie.sameSite,
     partitioned: secure && cookie.partitioned,
   });
+  return (cached[slot] = { name, suffix: attributes.slice(name.length + 1) });
+}
+
+function build(cookie: ResolvedCookie, name: string, value: string, secure: boolean, maxAge: number | undefined): string {
+  if (!isValidCookieValue(value)) throw new TypeError(`cookie value is invalid for ${name}`);
+  const { suffix } = template(cookie, name, secure);
+  // Same layout as serializeSetCookie: name=value, then Max-Age, then the fixed attributes.
+  return maxAge === undefined ? `${name}=${value}${suffix}` : `${name}=${value}; Max-Age=${Math.max(0, Math.floor(maxAge))}${suffix}`;
 }
 
 /** The cookie carrying `value`; `maxAge` undefined makes it a browser-session cookie. */

@@ -20,7 +20,7 @@ import { constantTimeEqual, randomToken } from '../crypto/compare.js';
 import type { ClientStore, KeyChanges, SessionPatch, SessionRecord, Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
 import type { DestroyReason, SessionEvents } from './events.js';
-import { assertJson, jsonEntries, objectFromEntries } from './json.js';
+import { assertJson, jsonEntries, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
 import { openForward, sealForward } from './rotation.js';
 import { clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
@@ -65,6 +65,8 @@ const META_CSRF = 'csrf';
 const META_ONE_TIME = 'otk.';
 /** Set on a rotated-away record: the new token, sealed under a key derived from the old one. */
 const META_MOVED = 'moved';
+/** The guard on every ordinary save: never write to a record another request rotated away. */
+const SAVE_GUARD: NonNullable<SessionPatch['guard']> = Object.freeze({ absent: Object.freeze([META_MOVED]) as string[] });
 const META_ROTATED_AT = 'rotatedAt';
 const META_REQUESTS = 'requests';
 const DEFAULT_GRACE = 30;
@@ -865,14 +867,10 @@ export class Session<T extends SessionData = RegisteredData> {
       return result;
     }
     // Every save is guarded: a record another request already rotated away is never written to.
-    const patch: SessionPatch = {
-      ...(data && { data }),
-      ...(meta && { meta }),
-      ...(userChanged && { userId: this.#userId }),
-      lastSeenAt: now,
-      expiresAt,
-      guard: { absent: [META_MOVED] },
-    };
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt, guard: SAVE_GUARD };
+    if (data) patch.data = data;
+    if (meta) patch.meta = meta;
+    if (userChanged) patch.userId = this.#userId;
     const touchDue = now - this.#lastSeenAt >= engine.options.touchInterval * 1000;
     if (data || meta || userChanged || this.#forceSave || rotate || (touchDue && rotation !== null)) {
       if (!(await this.#save(patch))) throw new SessionGoneError();
@@ -1111,11 +1109,16 @@ export class Session<T extends SessionData = RegisteredData> {
       if (baseline.get(key) !== json) {
         if (checkValues) assertJson(key, value);
         set ??= {};
-        Object.defineProperty(set, key, { value, enumerable: true, writable: true, configurable: true });
+        setOwn(set, key, value);
       }
     }
     for (const key of baseline.keys()) if (!values.has(key)) (unset ??= []).push(key);
-    const changes = set || unset ? { ...(set && { set }), ...(unset && { unset }) } : null;
+    let changes: KeyChanges | null = null;
+    if (set || unset) {
+      changes = {};
+      if (set) changes.set = set;
+      if (unset) changes.unset = unset;
+    }
     return { changes, bytes };
   }
 

@@ -42,6 +42,15 @@ export interface MemoryStore extends Store {
   readonly size: number;
 }
 
+/**
+ * `guardHolds` on serialized meta, without parsing it in the common case: every save is guarded
+ * by an `absent` key, and a key whose JSON form appears nowhere in the text cannot be present.
+ */
+function guardHoldsOn(metaJson: string, guard: NonNullable<SessionPatch['guard']>): boolean {
+  if (guard.present === undefined && (guard.absent ?? []).every((key) => !metaJson.includes(JSON.stringify(key)))) return true;
+  return guardHolds(parseJsonObject(metaJson) ?? {}, guard);
+}
+
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const sweepInterval = options.sweepInterval ?? 60_000;
   const maxEntries = options.maxEntries ?? Infinity;
@@ -163,7 +172,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     async update(id, patch: SessionPatch) {
       const entry = live(id);
       if (!entry) return false;
-      if (patch.guard && !guardHolds(parseJsonObject(entry.meta) ?? {}, patch.guard)) return false;
+      if (patch.guard && !guardHoldsOn(entry.meta, patch.guard)) return false;
       if (patch.data) {
         const data = parseJsonObject(entry.data) ?? {};
         applyKeyChanges(data, patch.data);

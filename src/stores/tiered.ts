@@ -5,6 +5,7 @@
  * that stops in-flight fills from putting an older snapshot back. See docs/stores/tiered.md.
  * @module coatcheck/stores/tiered
  */
+import { setOwn } from '../core/json.js';
 import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { JsonValue } from '../types.js';
@@ -66,8 +67,7 @@ const MAX_TOMBSTONE_ATTEMPTS = 5;
 const FAN_OUT = 16;
 
 function defineOwn(target: Record<string, JsonValue>, key: string, value: JsonValue): void {
-  // Plain assignment of "__proto__" would change the prototype instead of adding a key.
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  setOwn(target, key, value);
 }
 
 /** Engine meta keys that start with `@` are stored with one more `@`, so they never clash. */

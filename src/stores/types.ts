@@ -4,6 +4,7 @@
  * atomically, the engine decides everything about expiry, ids and cookies.
  * @module coatcheck/stores
  */
+import { setOwn } from '../core/json.js';
 import type { JsonValue } from '../types.js';
 
 /** One session as a store keeps it. Times are milliseconds since the epoch (server clock). */
@@ -184,7 +185,7 @@ export function applyKeyChanges(target: Record<string, JsonValue>, changes: KeyC
   for (const key of changes.unset ?? []) delete target[key];
   if (changes.set) {
     for (const key of Object.keys(changes.set)) {
-      Object.defineProperty(target, key, { value: changes.set[key], enumerable: true, writable: true, configurable: true });
+      setOwn(target, key, changes.set[key]);
     }
   }
 }

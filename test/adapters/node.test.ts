@@ -94,7 +94,7 @@ describe('node:http adapter specifics', () => {
           // A compression-style wrapper installed before the session is used.
           const end = res.end;
           res.end = function upperEnd(this: typeof res, chunk?: unknown) {
-            return end.call(this, typeof chunk === 'string' ? chunk.toUpperCase() : chunk) as typeof res;
+            return (end as (this: typeof res, chunk?: unknown) => typeof res).call(this, typeof chunk === 'string' ? chunk.toUpperCase() : chunk);
           } as typeof res.end;
           const session = await getSession(req);
           session.set('wrapped', 1);
