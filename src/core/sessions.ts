@@ -3,7 +3,7 @@
  * the adapters and carries the operations that span sessions (kill by user, list devices, sweep).
  */
 import { ConfigError } from '../errors.js';
-import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store } from '../stores/types.js';
+import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store, type SweepResult } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { SessionEvents } from './events.js';
 import { SessionMetrics } from './metrics.js';
@@ -13,6 +13,9 @@ import { StoreCaller } from './store-call.js';
 
 /** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
 export const GUEST_USER = '__guest__';
+
+/** Records examined per store call when a store ends every (guest) session in steps. */
+const MASS_DESTROY_STEP = 2000;
 
 export interface ClearExpiredOptions {
   /** Records deleted per store call. Default 1000. */
@@ -106,6 +109,19 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     if (client) throw new ConfigError(`${what} is not possible with the cookie store: stateless sessions live only in browsers`);
   };
 
+  /** Every (guest) session, one bounded store call per step, so no single call outlasts storeTimeout. */
+  const destroyInSteps = async (guestsOnly: boolean): Promise<number> => {
+    let cursor: string | null = null;
+    let deleted = 0;
+    do {
+      const step: SweepResult = await engine.call('destroyStep', (s) => (s.destroyStep as NonNullable<Store['destroyStep']>)({ guestsOnly, limit: MASS_DESTROY_STEP, cursor }));
+      deleted += step.deleted;
+      cursor = step.cursor;
+      if (cursor !== null) await new Promise((resolve) => setImmediate(resolve));
+    } while (cursor !== null);
+    return deleted;
+  };
+
   const manager: Sessions<T> = {
     options: resolved,
     store: anyStore,
@@ -123,8 +139,9 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         await engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(user, resolved.clock.now()));
         return 0; // unknown: the sessions live in browsers; all of them are void from now on
       }
+      if (user !== undefined && (typeof user !== 'string' || user.length === 0)) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
+      if ((user === undefined || user === GUEST_USER) && store.destroyStep) return destroyInSteps(user === GUEST_USER);
       if (user === undefined) return engine.call('destroyAll', (s) => s.destroyAll());
-      if (typeof user !== 'string' || user.length === 0) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
       return engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
     },
     async listByUser(userId, opts = {}) {

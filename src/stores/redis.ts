@@ -374,6 +374,46 @@ export function redisStore(options: RedisStoreOptions): Store {
     }
   }
 
+  /** The nodes a keyspace walk visits, in a stable order (cluster masters sorted by address). */
+  async function scanNodes(): Promise<Array<{ node: Redis; address: string }>> {
+    if (!cluster) return [{ node: client as Redis, address: '' }];
+    await clusterReady(cluster);
+    return cluster
+      .nodes('master')
+      .map((node) => ({ node, address: `${node.options.host ?? ''}:${node.options.port ?? ''}` }))
+      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  }
+
+  /**
+   * One bounded step of a keyspace walk: SCAN rounds on one node until about `limit` keys were
+   * seen. The cursor is "<node address> <SCAN cursor>"; after a topology change the walk goes on
+   * with the next node by address, so it always ends.
+   */
+  async function scanStep(pattern: string, limit: number, cursor: string | null, onKeys: (keys: string[]) => Promise<void>): Promise<string | null> {
+    const nodes = await scanNodes();
+    let index = 0;
+    let scanCursor = '0';
+    if (cursor !== null) {
+      const space = cursor.lastIndexOf(' ');
+      const address = cursor.slice(0, space);
+      scanCursor = cursor.slice(space + 1);
+      index = nodes.findIndex((n) => n.address >= address);
+      if (index === -1) return null;
+      if (nodes[index]?.address !== address) scanCursor = '0';
+    }
+    const { node, address } = nodes[index] as { node: Redis; address: string };
+    let seen = 0;
+    do {
+      const [next, keys] = await node.scan(scanCursor, 'MATCH', pattern, 'COUNT', Math.min(SCAN_COUNT, limit));
+      scanCursor = next;
+      seen += keys.length;
+      if (keys.length > 0) await onKeys(keys);
+    } while (scanCursor !== '0' && seen < limit);
+    if (scanCursor !== '0') return `${address} ${scanCursor}`;
+    const following = nodes[index + 1];
+    return following ? `${following.address} 0` : null;
+  }
+
   function fieldPairs(namespace: 'd:' | 'm:', values: Record<string, JsonValue> | undefined, out: string[]): void {
     if (!values) return;
     for (const key of Object.keys(values)) out.push(namespace + key, JSON.stringify(values[key]));
@@ -545,6 +585,19 @@ export function redisStore(options: RedisStoreOptions): Store {
         await unlinkAll(keys.filter((key) => key.startsWith(userStart)));
       });
       return deleted;
+    },
+
+    async destroyStep({ guestsOnly, limit, cursor }) {
+      let deleted = 0;
+      const next = await scanStep(`${globEscape(guestsOnly ? sessionStart : prefix)}*`, Math.max(1, limit), cursor, async (keys) => {
+        if (guestsOnly) {
+          for (const result of await deleteIfOwner(keys, null)) if (result === 1) deleted++;
+          return;
+        }
+        deleted += await unlinkAll(keys.filter((key) => key.startsWith(sessionStart)));
+        await unlinkAll(keys.filter((key) => key.startsWith(userStart)));
+      });
+      return { deleted, cursor: next };
     },
 
     async listByUser(userId) {

@@ -67,6 +67,16 @@ export interface ExpiredSweep {
   cursor?: string | null;
 }
 
+/** One bounded step of ending every session, or every guest session (`Store.destroyStep`). */
+export interface MassDestroyStep {
+  /** Only sessions without a user (`killSessionsByUser('__guest__')`); otherwise every session. */
+  guestsOnly: boolean;
+  /** Records examined at most in this step (a hint: a store may examine a few more). */
+  limit: number;
+  /** The cursor the previous step returned; null on the first step. */
+  cursor: string | null;
+}
+
 export interface SweepResult {
   deleted: number;
   /** Pass back to continue; null when no expired record remains (as far as this store can tell). */
@@ -109,6 +119,13 @@ export interface Store {
   listByUser(userId: string): Promise<SessionSummary[]>;
   /** Deletes up to `limit` expired records; call again with the cursor until it is null. */
   deleteExpired(sweep: ExpiredSweep): Promise<SweepResult>;
+  /**
+   * Optional: `destroyAll()` / `destroyByUser(null)` in bounded steps, for stores where one call
+   * over every record could outlast the store timeout (Redis walks its whole keyspace with SCAN).
+   * When present, the engine makes one store call per step and yields to the event loop between
+   * steps. `cursor` null in the result means done.
+   */
+  destroyStep?(step: MassDestroyStep): Promise<SweepResult>;
   /**
    * Optional: counts for operators (`coatcheck stats`). Judged at `now` (ms, the caller's clock),
    * so the result does not depend on the store's own idea of the time. Usually a full scan of the

@@ -305,6 +305,39 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.deepEqual(await store.listByUser('x'), []);
     });
 
+    it('destroyStep (optional): ends guest sessions, then all sessions, in bounded steps', async (t) => {
+      if (!store.destroyStep) {
+        t.diagnostic(`${name} has no destroyStep: the engine uses destroyAll / destroyByUser(null)`);
+        assert.equal(store.destroyStep, undefined);
+        return;
+      }
+      const guests = Array.from({ length: 40 }, () => makeRecord({ userId: null }));
+      const users = Array.from({ length: 25 }, (_, i) => makeRecord({ userId: `step-${i % 5}` }));
+      for (const r of [...guests, ...users]) await store.create(r);
+      const walk = async (guestsOnly: boolean): Promise<{ deleted: number; steps: number }> => {
+        let cursor: string | null = null;
+        let deleted = 0;
+        let steps = 0;
+        do {
+          const result: { deleted: number; cursor: string | null } = await store.destroyStep!({ guestsOnly, limit: 10, cursor });
+          deleted += result.deleted;
+          cursor = result.cursor;
+          steps++;
+          assert.ok(steps < 1000, 'the walk must end');
+        } while (cursor !== null);
+        return { deleted, steps };
+      };
+      const guestRun = await walk(true);
+      assert.equal(guestRun.deleted, 40);
+      for (const r of guests) assert.equal(await store.get(r.id), null);
+      for (const r of users) assert.ok(await store.get(r.id));
+      const allRun = await walk(false);
+      assert.equal(allRun.deleted, 25);
+      t.diagnostic(`steps with limit 10: ${guestRun.steps} (guests), ${allRun.steps} (all)`);
+      for (const r of users) assert.equal(await store.get(r.id), null);
+      assert.deepEqual(await store.listByUser('step-0'), []);
+    });
+
     it('deletes expired records in bounded batches, resumable by cursor', async () => {
       const now = Date.now();
       // Expired a moment ago by the sweep's clock but not yet by wall time, so TTL stores keep them.

@@ -3,6 +3,9 @@ import { describe, it } from 'node:test';
 import type { SessionEventName } from '../../src/core/events.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { Store } from '../../src/stores/types.js';
 
 describe('maxSessionsPerUser', () => {
   it('evicts the oldest sessions at login by default', async () => {
@@ -113,5 +116,36 @@ describe('events and metrics', () => {
     store.fault = 'none';
     assert.deepEqual(errors, ['get']);
     assert.equal(sessions.metrics.snapshot().storeCalls.get?.errors, 1);
+  });
+});
+
+describe('killing every (guest) session on a store with destroyStep', () => {
+  it('loops one bounded store call per step until the store says done', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    const steps: Array<{ guestsOnly: boolean; limit: number; cursor: string | null }> = [];
+    // A store that ends (guest) sessions three at a time, resuming by cursor.
+    const store: Store = {
+      ...inner,
+      name: 'stepping',
+      async destroyStep(step) {
+        steps.push(step);
+        const ids = Number(step.cursor ?? 0);
+        let deleted = 0;
+        for (let i = ids; i < ids + 3 && i < 10; i++) deleted++;
+        const next = ids + 3;
+        return { deleted, cursor: next < 10 ? String(next) : null };
+      },
+      destroyAll: () => Promise.reject(new Error('must not be called')),
+      destroyByUser: (user, except) => (user === null ? Promise.reject(new Error('must not be called')) : inner.destroyByUser(user, except)),
+    };
+    const sessions = createSessions({ store });
+    assert.equal(await sessions.killSessionsByUser('__guest__'), 10);
+    assert.deepEqual(steps.map((s) => s.cursor), [null, '3', '6', '9']);
+    assert.ok(steps.every((s) => s.guestsOnly && s.limit > 0));
+    steps.length = 0;
+    assert.equal(await sessions.killSessionsByUser(), 10);
+    assert.ok(steps.every((s) => !s.guestsOnly));
+    assert.equal(await sessions.killSessionsByUser('someone'), 0);
+    assert.equal(sessions.metrics.snapshot().storeCalls.destroyStep?.count, 8);
   });
 });

@@ -56,6 +56,28 @@ if (!up) {
       for (const c of clients) c.disconnect();
     });
 
+    it('kills every guest / every session through the engine with destroyStep, not one long call', async () => {
+      const s = store('mass-kill');
+      const { createSessions } = await import('../../src/index.js');
+      const sessions = createSessions({ store: s });
+      const calls: string[] = [];
+      sessions.metrics.onStoreCall((call) => calls.push(call.operation));
+      const now = Date.now();
+      const records = Array.from({ length: 5000 }, (_, i) => makeRecord({ userId: i % 2 === 0 ? null : `mass-${i % 7}`, createdAt: now, lastSeenAt: now, expiresAt: now + 600_000 }));
+      await Promise.all(records.map((r) => s.create(r)));
+      assert.equal(await sessions.killSessionsByUser('__guest__'), 2500);
+      // SCAN's COUNT is only a hint (a rehashing keyspace can answer more), so the number of steps varies.
+      assert.ok(calls.includes('destroyStep'), JSON.stringify(calls));
+      assert.equal(calls.includes('destroyByUser'), false);
+      assert.equal((await s.listByUser('mass-1')).length > 0, true);
+      calls.length = 0;
+      assert.equal(await sessions.killSessionsByUser(), 2500);
+      assert.ok(calls.includes('destroyStep'), JSON.stringify(calls));
+      assert.equal(calls.includes('destroyAll'), false);
+      for (const r of records.slice(0, 20)) assert.equal(await s.get(r.id), null);
+      assert.deepEqual(await s.listByUser('mass-1'), []);
+    });
+
     it('does not quit an app-owned client on close()', async () => {
       const redis = client();
       const s = redisStore({ client: redis, prefix: `${prefix}owned:` });
