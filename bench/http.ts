@@ -47,7 +47,7 @@ interface Comparison {
 
 /** Bare server first (the reference), then coatcheck, then its peer. */
 const COMPARISONS: Comparison[] = [
-  { contenders: ['node-bare', 'node-memory'] },
+  { contenders: ['node-bare', 'node-memory', 'node-memory-nocontext'] },
   { contenders: ['node-bare', 'node-sqlite'] },
   { contenders: ['node-bare', 'node-redis'] },
   { contenders: ['node-bare', 'node-cookie', 'node-iron'] },

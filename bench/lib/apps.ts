@@ -39,6 +39,7 @@ export const SCENARIOS: Record<string, Described> = {
   // Calibration, not in the default run: bare node:http spinning BENCH_BURN_US µs of CPU per request.
   'node-burn': { group: 'node:http', label: 'bare node:http + fixed CPU burn' },
   'node-memory': { group: 'node:http', label: 'coatcheck + memory store' },
+  'node-memory-nocontext': { group: 'node:http', label: 'coatcheck + memory store, context: false (no AsyncLocalStorage)' },
   'node-sqlite': { group: 'node:http', label: 'coatcheck + SQLite store (file, WAL)' },
   'node-redis': { group: 'node:http', label: 'coatcheck + Redis store', needsRedis: true },
   'node-cookie': { group: 'node:http', label: 'coatcheck + cookie store' },
@@ -93,9 +94,9 @@ async function storeFor(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: App
   }
 }
 
-async function coatcheck(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: AppEnv): Promise<Sessions> {
+async function coatcheck(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: AppEnv, context = true): Promise<Sessions> {
   const { createSessions } = await import('../../src/index.js');
-  return createSessions({ store: await storeFor(kind, env) });
+  return createSessions({ store: await storeFor(kind, env), context });
 }
 
 /** The session calls every coatcheck app makes, whatever the framework. */
@@ -138,10 +139,11 @@ export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
     }
 
     case 'node-memory':
+    case 'node-memory-nocontext':
     case 'node-sqlite':
     case 'node-redis':
     case 'node-cookie': {
-      const sessions = await coatcheck(name.slice(5) as 'memory', env);
+      const sessions = await coatcheck(name.split('-')[1] as 'memory', env, !name.endsWith('-nocontext'));
       const { withSessions, getSession } = await import('../../src/adapters/node.js');
       const handler = withSessions(sessions, async (req: IncomingMessage, res: ServerResponse) => {
         const [status, text] = await coatcheckRoute(req.url ?? '/', await getSession(req));
