@@ -81,7 +81,6 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     metrics.observe(anyStore.name, operation, durationMs, error === undefined);
     if (error !== undefined) events.emit('storeError', { operation, error });
   });
-  const guarded = <R>(operation: string, run: () => Promise<R>): Promise<R> => caller.call(operation, run);
   // Probabilistic cleanup: one bounded batch at a time, in the background, never failing a request.
   let sweeping = false;
   const maybeCleanup = (): void => {
@@ -100,8 +99,8 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     options: resolved,
     events,
     client,
-    call: (operation, run) => guarded(operation, () => run(store)),
-    callClient: (operation, run) => guarded(operation, () => run(client as ClientStore)),
+    call: (operation, run) => caller.call(operation, () => run(store)),
+    callClient: (operation, run) => caller.call(operation, () => run(client as ClientStore)),
     maybeCleanup,
   };
   /** Operations that need server-side records fail loudly on the cookie store. */
