@@ -39,7 +39,7 @@
  * }
  * ```
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { ConfigError, SessionTooLargeError } from '../errors.js';
 import { derivedKey, isKeyRing, type KeyRing } from './keyring.js';
 
@@ -102,7 +102,7 @@ export function seal(ring: KeyRing, purpose: string, plaintext: string | Uint8Ar
   const maxPlaintext = Math.floor(((MAX_SEALED_LENGTH - prefixLength) * 3) / 4) - IV_BYTES - TAG_BYTES;
   if (data.length > maxPlaintext) throw new SessionTooLargeError(data.length, maxPlaintext);
 
-  const iv = randomBytes(IV_BYTES);
+  const iv = nextIv();
   const cipher = createCipheriv(ALGORITHM, key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(aadBytes);
   const body = Buffer.concat([iv, cipher.update(data), cipher.final(), cipher.getAuthTag()]);
@@ -146,11 +146,11 @@ export function unseal(ring: KeyRing, purpose: string, token: unknown, aad?: str
 
   const key = derivedKey(ring, purpose, keyId);
   if (key === null) return null;
-  const body = Buffer.from(encoded, 'base64url');
-  if (body.length < IV_BYTES + TAG_BYTES) return null;
   // Node's decoder ignores stray trailing bits; demanding the canonical spelling means a changed
   // character can never decode to the same bytes.
-  if (body.toString('base64url') !== encoded) return null;
+  if (!isCanonicalBase64url(encoded)) return null;
+  const body = Buffer.from(encoded, 'base64url');
+  if (body.length < IV_BYTES + TAG_BYTES) return null;
 
   try {
     const decipher = createDecipheriv(ALGORITHM, key, body.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
@@ -164,6 +164,41 @@ export function unseal(ring: KeyRing, purpose: string, token: unknown, aad?: str
   }
 }
 
+/** Random IVs are drawn from a pooled CSPRNG buffer: one randomFillSync per 256 tokens, not one per token. */
+const IV_POOL = Buffer.allocUnsafe(IV_BYTES * 256);
+let ivOffset = IV_POOL.length;
+
+function nextIv(): Buffer {
+  if (ivOffset === IV_POOL.length) {
+    randomFillSync(IV_POOL);
+    ivOffset = 0;
+  }
+  // A view is enough: createCipheriv copies the IV and Buffer.concat copies it into the token
+  // before the pool is ever refilled (all synchronous).
+  const iv = IV_POOL.subarray(ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
+  return iv;
+}
+
+const BASE64URL_VALUES = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * True when `encoded` (already known to use only the base64url alphabet) is the one unpadded
+ * spelling of its bytes: no impossible length, and no set bits past the last whole byte.
+ */
+function isCanonicalBase64url(encoded: string): boolean {
+  const tail = encoded.length % 4;
+  if (tail === 0) return true;
+  if (tail === 1) return false;
+  const last = BASE64URL_VALUES.indexOf(encoded[encoded.length - 1] as string);
+  // 2 chars carry 1 byte (4 spare bits), 3 chars carry 2 bytes (2 spare bits).
+  return (last & (tail === 2 ? 0b1111 : 0b11)) === 0;
+}
+
+/** AAD bytes per (key id, purpose, aad): a few combinations per app, so a small bounded cache. */
+const AAD_CACHE = new Map<string, Buffer>();
+const AAD_CACHE_LIMIT = 64;
+
 function checkAad(aad: unknown, where: string): string {
   if (aad === undefined) return '';
   if (typeof aad !== 'string') throw new ConfigError(`${where}: aad must be a string when given`);
@@ -176,6 +211,16 @@ function checkAad(aad: unknown, where: string): string {
  * string (UTF-8 would map distinct lone surrogates to the same U+FFFD).
  */
 function buildAad(keyId: string, purpose: string, aad: string): Buffer {
+  // The two leading lengths make the key unambiguous: different triples never share it.
+  const cacheKey = `${keyId.length}:${purpose.length}:${keyId}${purpose}${aad}`;
+  const cached = AAD_CACHE.get(cacheKey);
+  if (cached) return cached;
+  const built = encodeAad(keyId, purpose, aad);
+  if (AAD_CACHE.size < AAD_CACHE_LIMIT) AAD_CACHE.set(cacheKey, built);
+  return built;
+}
+
+function encodeAad(keyId: string, purpose: string, aad: string): Buffer {
   const parts = [AAD_LABEL, SEAL_VERSION, keyId, purpose, aad].map((part) => Buffer.from(part, 'utf16le'));
   const out = Buffer.allocUnsafe(parts.reduce((sum, part) => sum + 4 + part.length, 0));
   let offset = 0;
