@@ -9,6 +9,7 @@
  * (this slice's req/s ÷ the reference's req/s in the same round), so a burst of background load
  * hits both sides of a ratio.
  */
+import { processCpuMicros } from './lib/proc-cpu.js';
 import { SCENARIOS } from './lib/apps.js';
 import { type ServerChild, startServerChild } from './lib/child.js';
 import { type LoadResult, runLoad, signIn } from './lib/load.js';
@@ -24,6 +25,8 @@ export interface HttpOptions {
   warmup: number;
   connections: number;
   redisUrl?: string;
+  /** The private redis-server's pid, to charge its CPU time to the Redis rows. */
+  redisPid?: () => number | null;
   dir: string;
   serverScript?: string;
   /** Only comparisons with a contender whose name contains one of these. */
@@ -39,6 +42,8 @@ export interface Slice extends LoadResult {
   slice: number;
   /** Server CPU time (user + system) per 2xx response, µs. */
   cpuPerRequest: number;
+  /** For Redis scenarios: the redis-server's CPU time per 2xx response, µs. */
+  storeCpuPerRequest?: number;
 }
 
 interface Comparison {
@@ -144,12 +149,16 @@ export async function runHttp(options: HttpOptions): Promise<HttpRun> {
           const order = names.map((_, i) => names[(i + slice) % names.length] as string);
           for (const name of order) {
             const server = servers.get(name) as { child: ServerChild };
+            const redisPid = SCENARIOS[name]?.needsRedis ? (options.redisPid?.() ?? null) : null;
+            const storeBefore = processCpuMicros(redisPid);
             const before = await server.child.usage();
             const result = await runLoad(server.child.url, path, live.get(name) as string[], { ...load, duration: options.slice });
             const after = await server.child.usage();
+            const storeAfter = processCpuMicros(redisPid);
             okTotals.set(name, (okTotals.get(name) ?? 0) + result.ok);
             const cpuPerRequest = result.ok > 0 ? (after.cpu - before.cpu) / result.ok : NaN;
-            run.slices.push({ comparison: comparison.index, scenario: name, mode, slice, ...result, cpuPerRequest });
+            const storeCpu = storeBefore !== null && storeAfter !== null && result.ok > 0 ? { storeCpuPerRequest: (storeAfter - storeBefore) / result.ok } : {};
+            run.slices.push({ comparison: comparison.index, scenario: name, mode, slice, ...result, cpuPerRequest, ...storeCpu });
           }
         }
         for (const name of names) {
@@ -198,6 +207,8 @@ export interface Row {
   p99: number;
   /** Server CPU µs per request (median over slices). */
   cpu: number;
+  /** redis-server CPU µs per request (median over slices), for Redis scenarios. */
+  storeCpu?: number;
   /** Median over slices of rps ÷ the bare server's rps in the same round. */
   ratioToBare: number;
   /** The bare server's CPU per request ÷ this one's: the throughput ratio if the server were the only bottleneck. */
@@ -244,6 +255,7 @@ export function summarize(run: HttpRun): Row[] {
       p50: median(mine.map((t) => t.p50)),
       p99: median(mine.map((t) => t.p99)),
       cpu,
+      ...(mine.some((t) => t.storeCpuPerRequest !== undefined) && { storeCpu: median(mine.flatMap((t) => (t.storeCpuPerRequest === undefined ? [] : [t.storeCpuPerRequest]))) }),
       ratioToBare: pairedRatio(run.slices, s.comparison, s.mode, s.scenario, bare),
       cpuRatioToBare: bareCpu / cpu,
       ...(hasPeer && { peer: { scenario: peer, ratio: pairedRatio(run.slices, s.comparison, s.mode, s.scenario, peer) } }),
@@ -256,7 +268,7 @@ export function summarize(run: HttpRun): Row[] {
 
 export function httpTable(rows: Row[]): string {
   return table(
-    ['framework', 'app', 'requests', 'req/s', 'p50 ms', 'p99 ms', '× bare', '× peer', 'server CPU µs/req', 'CPU × bare', 'failed', 'writes kept'],
+    ['framework', 'app', 'requests', 'req/s', 'p50 ms', 'p99 ms', '× bare', '× peer', 'server CPU µs/req', 'CPU × bare', 'redis-server CPU µs/req', 'failed', 'writes kept'],
     rows.map((r) => [
       r.group,
       r.label,
@@ -268,6 +280,7 @@ export function httpTable(rows: Row[]): string {
       r.peer ? `${fixed(r.peer.ratio)} vs ${SCENARIOS[r.peer.scenario]?.label.split(' ')[0] ?? r.peer.scenario}` : '',
       fixed(r.cpu, 1),
       r.scenario.endsWith('-bare') ? '1' : fixed(r.cpuRatioToBare),
+      r.storeCpu === undefined ? '' : fixed(r.storeCpu, 1),
       r.failures,
       r.check ? `${r.check.ok ? 'yes' : 'NO'} (${r.check.counted}/${r.check.acknowledged})` : '',
     ]),

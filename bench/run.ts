@@ -95,7 +95,7 @@ async function main(): Promise<void> {
       dir,
       log,
       serverScript,
-      ...(redisUrl && { redisUrl }),
+      ...(redisUrl && { redisUrl, redisPid: () => redis?.pid ?? null }),
       ...(only && { only }),
       ...(flags.has('profile') && { cpuProfileDir: join(RESULTS_DIR, 'profiles') }),
     });
