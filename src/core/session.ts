@@ -672,25 +672,6 @@ export class Session<T extends SessionData = RegisteredData> {
     return Math.min(absolute, lastSeenAt + idle * 1000);
   }
 
-  /**
-   * The expiry a server store records: the exact deadline rounded up to a grain of 1/60 of the
-   * idle window (at most a minute; none under one second), never past the absolute deadline. So
-   * the saves of an active session keep writing the same value and the store's expiry index entry
-   * stays put (SQLite: about 7 µs less per save; PostgreSQL: the update can stay HOT). Records
-   * outlive their deadline in the store by at most the grain; the engine still refuses them from
-   * the exact deadline on, since it judges idle expiry from `lastSeenAt` (`#expiryReason`).
-   */
-  #storedExpiresAt(lastSeenAt: number): number {
-    const exact = this.#expiresAt(lastSeenAt);
-    const expiry = this.#meta.get(META_EXPIRY);
-    if (typeof expiry === 'string') return exact; // a fixed date never moves
-    const idle = typeof expiry === 'number' && expiry > 0 ? expiry : this.#engine.options.idleTimeout;
-    const grain = Math.min(60_000, Math.floor((idle * 1000) / 60));
-    if (grain < 1000) return exact;
-    const absolute = this.#createdAt + this.#engine.options.absoluteTimeout * 1000;
-    return Math.min(absolute, Math.ceil(exact / grain) * grain);
-  }
-
   #expiryReason(record: SessionRecord, now: number): 'idle' | 'absolute' | 'fixed' | null {
     const { absoluteTimeout, idleTimeout } = this.#engine.options;
     if (now >= record.createdAt + absoluteTimeout * 1000) return 'absolute';
@@ -802,7 +783,7 @@ export class Session<T extends SessionData = RegisteredData> {
         meta: { unset: [metaKey] },
         guard: { present: [metaKey] },
         lastSeenAt: this.#lastSeenAt,
-        expiresAt: this.#storedExpiresAt(this.#lastSeenAt),
+        expiresAt: this.#expiresAt(this.#lastSeenAt),
       }),
     );
     if (!spent || typeof until !== 'number' || until <= now) return false;
@@ -880,7 +861,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const rotate = this.#rotateRequested || (rotation !== null && this.#rotationDue(now));
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const userChanged = this.#userId !== this.#userIdBaseline;
-    const expiresAt = this.#storedExpiresAt(now);
+    const expiresAt = this.#expiresAt(now);
     if (rotate && (await this.#rotate(now))) {
       result.setCookie.push(this.#cookie(this.#token as string, now));
       return result;
@@ -1066,7 +1047,7 @@ export class Session<T extends SessionData = RegisteredData> {
         meta,
         createdAt: this.#createdAt,
         lastSeenAt: now,
-        expiresAt: this.#storedExpiresAt(now),
+        expiresAt: this.#expiresAt(now),
         ip: this.#request().ip ?? null,
         userAgent: this.#request().userAgent ?? null,
       };

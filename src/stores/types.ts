@@ -19,11 +19,7 @@ export interface SessionRecord {
   meta: Record<string, JsonValue>;
   createdAt: number;
   lastSeenAt: number;
-  /**
-   * When the record may be deleted. Indexed: stores without native TTL sweep by it. The engine
-   * writes its exact deadline rounded up by at most a minute (so saves of an active session leave
-   * the index alone) and judges expiry itself, from `lastSeenAt` too.
-   */
+  /** When the record stops being valid. Indexed: stores without native TTL sweep by it. */
   expiresAt: number;
   /** Client metadata captured at creation, for "your devices" listings. */
   ip: string | null;
