@@ -178,17 +178,59 @@ interface Interception {
   phase: 'holding' | 'committing' | 'passing';
 }
 
-type Intercepted = ServerResponse & { [INTERCEPT]: Interception };
+type Intercepted = ServerResponse & { [INTERCEPT]?: Interception };
+
+interface HookMethods {
+  writeHead: ServerResponse['writeHead'];
+  write: ServerResponse['write'];
+  end: ServerResponse['end'];
+  flushHeaders: ServerResponse['flushHeaders'];
+}
+
+/** The four replacement methods, finding their state through `stateOf`. */
+function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
+  return {
+    writeHead: function deferredWriteHead(this: Intercepted, ...args: unknown[]) {
+      const state = stateOf(this);
+      if (state.phase === 'passing') return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+      state.head = args;
+      return this;
+    } as ServerResponse['writeHead'],
+    write: function deferredWrite(this: Intercepted, ...args: unknown[]) {
+      const state = stateOf(this);
+      if (state.phase === 'passing') return (state.write as (...a: unknown[]) => boolean).apply(this, args);
+      state.queue.push({ method: 'write', args });
+      commitBeforeHeaders(this, state);
+      return true;
+    } as ServerResponse['write'],
+    end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
+      const state = stateOf(this);
+      if (state.phase === 'passing') return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
+      state.queue.push({ method: 'end', args });
+      commitBeforeHeaders(this, state);
+      return this;
+    } as ServerResponse['end'],
+    flushHeaders: function deferredFlushHeaders(this: Intercepted) {
+      const state = stateOf(this);
+      if (state.phase === 'passing') return state.flushHeaders.call(this);
+      commitBeforeHeaders(this, state);
+    },
+  };
+}
+
+/** Shared by every response: the state sits under a symbol, so no closures are made per request. */
+const SHARED_HOOK = hookMethods((res) => res[INTERCEPT] as Interception);
 
 /**
  * Holds back writeHead/write/end until the session is committed (an async store write), then
  * adds the session headers and replays the calls in order. Installed only once the session is
- * used, so requests that never touch it run untouched. The four methods are shared functions (no
- * closures per request) and stay in place afterwards, passing straight through: restoring them
- * would cost four more property writes on every response (measured on Express's `res`).
+ * used, so requests that never touch it run untouched. The four methods stay in place afterwards,
+ * passing straight through: restoring them would cost four more property writes on every response
+ * (measured on Express's `res`). A second hook on the same response (two engines, or nested
+ * adapters) gets its own closures, chaining onto the first instead of sharing its state.
  */
 function interceptResponse(session: Committable, req: IncomingMessage, res: ServerResponse, options: NodeAdapterOptions): void {
-  (res as Intercepted)[INTERCEPT] = {
+  const state: Interception = {
     session,
     req,
     options,
@@ -200,39 +242,14 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     queue: [],
     phase: 'holding',
   };
-  res.writeHead = deferredWriteHead as ServerResponse['writeHead'];
-  res.write = deferredWrite as ServerResponse['write'];
-  res.end = deferredEnd as ServerResponse['end'];
-  res.flushHeaders = deferredFlushHeaders;
-}
-
-function deferredWriteHead(this: Intercepted, ...args: unknown[]): ServerResponse {
-  const state = this[INTERCEPT];
-  if (state.phase === 'passing') return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-  state.head = args;
-  return this;
-}
-
-function deferredWrite(this: Intercepted, ...args: unknown[]): boolean {
-  const state = this[INTERCEPT];
-  if (state.phase === 'passing') return (state.write as (...a: unknown[]) => boolean).apply(this, args);
-  state.queue.push({ method: 'write', args });
-  commitBeforeHeaders(this, state);
-  return true;
-}
-
-function deferredEnd(this: Intercepted, ...args: unknown[]): ServerResponse {
-  const state = this[INTERCEPT];
-  if (state.phase === 'passing') return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
-  state.queue.push({ method: 'end', args });
-  commitBeforeHeaders(this, state);
-  return this;
-}
-
-function deferredFlushHeaders(this: Intercepted): void {
-  const state = this[INTERCEPT];
-  if (state.phase === 'passing') return state.flushHeaders.call(this);
-  commitBeforeHeaders(this, state);
+  const target = res as Intercepted;
+  let methods = SHARED_HOOK;
+  if (target[INTERCEPT] === undefined) target[INTERCEPT] = state;
+  else methods = hookMethods(() => state);
+  res.writeHead = methods.writeHead;
+  res.write = methods.write;
+  res.end = methods.end;
+  res.flushHeaders = methods.flushHeaders;
 }
 
 function commitBeforeHeaders(res: Intercepted, state: Interception): void {
@@ -244,10 +261,11 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
     void state.session.commit(res.statusCode).catch(() => undefined);
     return;
   }
-  const head = state.head;
-  const status = typeof head?.[0] === 'number' ? (head[0] as number) : res.statusCode;
+  const status = typeof state.head?.[0] === 'number' ? (state.head[0] as number) : res.statusCode;
   state.session.commit(status).then(
     (result) => {
+      // The head as it is now: the one replay sends.
+      const head = state.head;
       if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) res.setHeader('Cache-Control', SESSION_CACHE_CONTROL);
       res.setHeader('Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
       if (result && result.setCookie.length > 0) appendSetCookie(res, head, result.setCookie);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { getSession, withSessions } from '../../src/adapters/node.js';
+import { attachSession, getSession, withSessions } from '../../src/adapters/node.js';
 import { createSessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { scenarioRoute } from './scenario-app.js';
@@ -81,6 +81,29 @@ describe('node:http adapter specifics', () => {
       assert.equal(res.status, 200);
       assert.equal(await res.text(), 'late body');
       assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('commits both sessions when two engines hook the same response', async () => {
+    const first = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'a' } });
+    const second = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'b' } });
+    const app = await listen(
+      createServer(async (req, res) => {
+        const a = attachSession(first, req, res);
+        const b = attachSession(second, req, res);
+        (await a.load()).set('x', 1);
+        (await b.load()).set('y', 2);
+        res.end('ok');
+      }),
+    );
+    try {
+      const res = await fetch(app.url, { signal: AbortSignal.timeout(3000) });
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'ok');
+      const names = res.headers.getSetCookie().map((c) => c.slice(0, c.indexOf('='))).sort();
+      assert.deepEqual(names, ['a', 'b']);
     } finally {
       await app.close();
     }
