@@ -44,7 +44,8 @@ export class StoreCaller {
       this.#arm();
       let pending: Promise<T>;
       try {
-        pending = run();
+        // Promise.resolve: a store method that answers a plain value still settles this call.
+        pending = Promise.resolve(run());
       } catch (error) {
         pending = Promise.reject(error);
       }

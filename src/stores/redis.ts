@@ -385,33 +385,46 @@ export function redisStore(options: RedisStoreOptions): Store {
   }
 
   /**
-   * One bounded step of a keyspace walk: SCAN rounds on one node until about `limit` keys were
-   * seen. The cursor is "<node address> <SCAN cursor>"; after a topology change the walk goes on
-   * with the next node by address, so it always ends.
+   * One bounded step of a keyspace walk: at most about `limit` keys examined (SCAN rounds of
+   * `COUNT`), on one node. The cursor (JSON) lists the nodes already walked, the node being walked
+   * and its SCAN cursor: after a topology change (failover, resharding) the walk goes on with every
+   * master not walked yet, so a new master is never skipped and the walk still ends.
    */
   async function scanStep(pattern: string, limit: number, cursor: string | null, onKeys: (keys: string[]) => Promise<void>): Promise<string | null> {
     const nodes = await scanNodes();
-    let index = 0;
+    let walked: string[] = [];
+    let at: string | null = null;
     let scanCursor = '0';
     if (cursor !== null) {
-      const space = cursor.lastIndexOf(' ');
-      const address = cursor.slice(0, space);
-      scanCursor = cursor.slice(space + 1);
-      index = nodes.findIndex((n) => n.address >= address);
-      if (index === -1) return null;
-      if (nodes[index]?.address !== address) scanCursor = '0';
+      try {
+        const parsed = JSON.parse(cursor) as { walked?: unknown; at?: unknown; scan?: unknown };
+        if (Array.isArray(parsed.walked)) walked = parsed.walked.filter((a): a is string => typeof a === 'string');
+        if (typeof parsed.at === 'string') at = parsed.at;
+        if (typeof parsed.scan === 'string') scanCursor = parsed.scan;
+      } catch {
+        // Not one of ours: walk from the start (deleting is idempotent).
+      }
     }
-    const { node, address } = nodes[index] as { node: Redis; address: string };
+    let current = at === null ? undefined : nodes.find((n) => n.address === at);
+    if (!current) {
+      scanCursor = '0';
+      current = nodes.find((n) => !walked.includes(n.address));
+      if (!current) return null;
+    }
+    const count = Math.min(SCAN_COUNT, limit);
+    const rounds = Math.max(1, Math.ceil(limit / count));
     let seen = 0;
-    do {
-      const [next, keys] = await node.scan(scanCursor, 'MATCH', pattern, 'COUNT', Math.min(SCAN_COUNT, limit));
+    for (let round = 0; round < rounds; round++) {
+      const [next, keys] = await current.node.scan(scanCursor, 'MATCH', pattern, 'COUNT', count);
       scanCursor = next;
       seen += keys.length;
       if (keys.length > 0) await onKeys(keys);
-    } while (scanCursor !== '0' && seen < limit);
-    if (scanCursor !== '0') return `${address} ${scanCursor}`;
-    const following = nodes[index + 1];
-    return following ? `${following.address} 0` : null;
+      if (scanCursor === '0' || seen >= limit) break;
+    }
+    if (scanCursor !== '0') return JSON.stringify({ walked, at: current.address, scan: scanCursor });
+    walked = [...walked, current.address];
+    const following = nodes.find((n) => !walked.includes(n.address));
+    return following ? JSON.stringify({ walked, at: following.address, scan: '0' }) : null;
   }
 
   function fieldPairs(namespace: 'd:' | 'm:', values: Record<string, JsonValue> | undefined, out: string[]): void {

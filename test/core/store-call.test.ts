@@ -69,6 +69,16 @@ describe('StoreCaller (one shared timer for every call of an engine)', () => {
     assert.equal(settled.filter((s) => s.status === 'fulfilled').length, 2994);
   });
 
+  it('settles at once when a store method answers a plain value instead of a promise', async () => {
+    const seen: string[] = [];
+    const caller = new StoreCaller(store, 5_000, (operation, _ms, error) => seen.push(`${operation}:${error === undefined}`));
+    const started = performance.now();
+    const value = await caller.call('get', (() => 'plain') as unknown as () => Promise<string>);
+    assert.equal(value, 'plain');
+    assert.ok(performance.now() - started < 1_000);
+    assert.deepEqual(seen, ['get:true']);
+  });
+
   it('callStore runs a single call the same way', async () => {
     assert.equal(await callStore(store, 'stats', 100, async () => 7), 7);
     assert.ok((await callStore(store, 'stats', 10, never).catch((e: unknown) => e)) instanceof StoreTimeoutError);
