@@ -9,7 +9,19 @@ import { setOwn } from '../core/json.js';
 import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { JsonValue } from '../types.js';
-import type { ExpiredSweep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
+import type { ExpiredSweep, MassDestroyStep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
+
+/** Where a tiered `destroyStep` walk is: the durable store's steps, then the cache's. */
+function parseStepCursor(cursor: string | null): { phase: 'durable' | 'cache'; inner: string | null } {
+  if (cursor === null) return { phase: 'durable', inner: null };
+  try {
+    const parsed = JSON.parse(cursor) as { phase?: unknown; inner?: unknown };
+    const phase = parsed.phase === 'cache' ? 'cache' : 'durable';
+    return { phase, inner: typeof parsed.inner === 'string' ? parsed.inner : null };
+  } catch {
+    return { phase: 'durable', inner: null };
+  }
+}
 
 /** Which tiered operation a reported cache failure happened in. */
 export type TieredCacheOperation =
@@ -20,7 +32,8 @@ export type TieredCacheOperation =
   | 'touch'
   | 'destroy'
   | 'destroyByUser'
-  | 'destroyAll';
+  | 'destroyAll'
+  | 'destroyStep';
 
 export interface TieredStoreOptions {
   /** The fast tier (memory, Redis). Holds snapshots and tombstones; may lose anything at any time. */
@@ -338,6 +351,43 @@ export function tieredStore(options: TieredStoreOptions): Store {
       epoch++;
       await cacheStep('destroyAll', () => cache.destroyAll());
       return deleted;
+    },
+
+    /**
+     * Ending every (guest) session in bounded steps: the durable store first (in its own steps
+     * if it has them, else in one call), then the cache — in its steps if it has them, each step
+     * a bounded cache call, so a big Redis cache is cleared completely instead of timing out in
+     * one `destroyAll` and leaving sessions servable from the cache.
+     */
+    async destroyStep(step: MassDestroyStep): Promise<SweepResult> {
+      const at = parseStepCursor(step.cursor);
+      if (at.phase === 'durable') {
+        let deleted: number;
+        let inner: string | null = null;
+        if (durable.destroyStep) {
+          const result = await durable.destroyStep({ ...step, cursor: at.inner });
+          deleted = result.deleted;
+          inner = result.cursor;
+        } else {
+          deleted = step.guestsOnly ? await durable.destroyByUser(null) : await durable.destroyAll();
+        }
+        if (inner !== null) return { deleted, cursor: JSON.stringify({ phase: 'durable', inner }) };
+        epoch++;
+        return { deleted, cursor: JSON.stringify({ phase: 'cache', inner: null }) };
+      }
+      const operation = step.guestsOnly ? 'destroyByUser' : 'destroyAll';
+      if (!cache.destroyStep) {
+        await cacheStep(operation, () => (step.guestsOnly ? cache.destroyByUser(null) : cache.destroyAll()));
+        return { deleted: 0, cursor: null };
+      }
+      try {
+        const result = await bounded('destroyStep', () => (cache.destroyStep as NonNullable<Store['destroyStep']>)({ ...step, cursor: at.inner }));
+        return { deleted: 0, cursor: result.cursor === null ? null : JSON.stringify({ phase: 'cache', inner: result.cursor }) };
+      } catch (error) {
+        // Reported like every cache failure; the rest of the cache is left to expire (cacheTtl).
+        report(error, 'destroyStep');
+        return { deleted: 0, cursor: null };
+      }
     },
 
     async listByUser(userId) {

@@ -5,6 +5,10 @@ import { memoryStore } from '../../src/stores/memory.js';
 import { isTombstone, type TieredCacheOperation, tieredStore } from '../../src/stores/tiered.js';
 import type { SessionRecord, Store } from '../../src/stores/types.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
+import { Redis } from 'ioredis';
+import { createSessions } from '../../src/index.js';
+import { redisStore } from '../../src/stores/redis.js';
+import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
 
 testStore('tiered (memory + memory)', { create: () => tieredStore({ cache: memoryStore(), durable: memoryStore() }) });
 
@@ -639,5 +643,44 @@ describe('tieredStore', () => {
     assert.throws(() => tieredStore({ cache, durable, tombstoneTtl: -1 }), /tombstoneTtl/);
     assert.throws(() => tieredStore({ cache, durable, cacheTimeout: 0 }), /cacheTimeout/);
     assert.throws(() => tieredStore({ cache, durable: undefined as unknown as Store }), /required/);
+  });
+});
+
+describe('tiered: ending every session with a Redis cache', { skip: !(await serviceAvailable('redis')) && 'Redis not reachable' }, () => {
+  it('clears the whole cache in bounded steps, so no killed session is served from it', async () => {
+    const prefix = `cc-tiered-kill-${randomId().slice(0, 8)}:`;
+    const cache = redisStore({ url: REDIS_URL, prefix });
+    const store = tieredStore({ cache, durable: memoryStore({ sweepInterval: 0 }) });
+    const sessions = createSessions({ store });
+    const calls: string[] = [];
+    sessions.metrics.onStoreCall((call) => calls.push(call.operation));
+    try {
+      const records = Array.from({ length: 2500 }, (_, i) => makeRecord({ userId: i % 3 === 0 ? null : `kill-${i % 5}` }));
+      for (const r of records) await store.create(r);
+      // Read through once so every session is cached.
+      for (const r of records.slice(0, 50)) assert.ok(await store.get(r.id));
+      assert.equal(await sessions.killSessionsByUser('__guest__'), 834);
+      assert.equal(await store.get(records[0]!.id), null);
+      assert.ok(await store.get(records[1]!.id));
+      assert.equal(await sessions.killSessionsByUser(), 1666);
+      assert.ok(calls.filter((c) => c === 'destroyStep').length >= 4, `durable and cache steps: ${calls.join(',')}`);
+      for (const r of records.slice(0, 50)) assert.equal(await store.get(r.id), null);
+      const redis = new Redis(REDIS_URL);
+      try {
+        const left: string[] = [];
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}s:*`, 'COUNT', 10_000);
+          cursor = next;
+          left.push(...keys);
+        } while (cursor !== '0');
+        assert.deepEqual(left, [], 'no session left in the cache');
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      await store.close();
+      await cache.close();
+    }
   });
 });
