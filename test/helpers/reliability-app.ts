@@ -7,6 +7,7 @@
  * answers the new `n`), `GET /read` (answers `{ user, n }`). The handlers never catch: a store
  * failure reaches the adapter, which must answer 503.
  */
+import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getSession, withSessions } from '../../src/adapters/node.js';
@@ -171,3 +172,34 @@ export async function waitForRecovery(clients: CounterClient[], ms: number): Pro
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What every outage must look like from the outside: every request got an HTTP answer, only 200
+ * or 503, no 503 touches the session cookie, and nothing took longer than `limitMs`
+ * (the store timeout plus scheduling slack).
+ */
+export function assertFailedClosed(replies: Reply[], label: string, limitMs: number): { failed: number; slowest: number } {
+  const broken = replies.filter((r) => r.error !== undefined);
+  assert.deepEqual(broken.map((r) => `${r.path} after ${r.ms} ms: ${r.error}`), [], `${label}: every request got an HTTP answer`);
+  for (const status of new Set(replies.map((r) => r.status))) assert.ok(status === 200 || status === 503, `${label}: unexpected status ${status}`);
+  const failed = replies.filter((r) => r.status === 503);
+  for (const reply of failed) {
+    assert.deepEqual(reply.sessionCookies, [], `${label}: a 503 must not touch the session cookie`);
+    assert.ok(reply.ms <= limitMs, `${label}: a 503 took ${reply.ms} ms (limit ${limitMs} ms)`);
+  }
+  const slowest = Math.max(0, ...replies.map((r) => r.ms));
+  assert.ok(slowest <= limitMs, `${label}: a request took ${slowest} ms (limit ${limitMs} ms)`);
+  return { failed: failed.length, slowest };
+}
+
+/** After the outage every client's cookie works, still signed in, with every acknowledged write. */
+export async function assertNothingLost(clients: CounterClient[], label: string): Promise<void> {
+  for (const client of clients) {
+    const reply = await client.read();
+    assert.equal(reply.status, 200, `${label}: ${client.user}'s cookie works again`);
+    assert.equal(reply.body?.user, client.user, `${label}: ${client.user} is still signed in`);
+    const n = reply.body?.n as number;
+    assert.ok(n >= client.acked, `${label}: ${client.user} had ${client.acked} acknowledged writes but reads ${n}`);
+    assert.ok(n <= client.sent, `${label}: ${client.user} reads ${n} after sending ${client.sent} writes`);
+  }
+}

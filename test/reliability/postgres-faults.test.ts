@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createSessions, type Sessions } from '../../src/index.js';
 import { postgresStore } from '../../src/stores/postgres.js';
-import { call, type CounterApp, CounterClient, keepWriting, type Reply, sleep, startCounterApp, waitForRecovery } from '../helpers/reliability-app.js';
+import { assertFailedClosed, assertNothingLost, call, type CounterApp, CounterClient, keepWriting, type Reply, sleep, startCounterApp, waitForRecovery } from '../helpers/reliability-app.js';
 import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -27,28 +27,6 @@ const SLACK = 1_500;
 const DEADLINE = 10_000;
 
 const up = await serviceAvailable('postgres');
-
-function assertFailedClosed(replies: Reply[], label: string): { failed: number; slowest: number } {
-  const broken = replies.filter((r) => r.error !== undefined);
-  assert.deepEqual(broken.map((r) => `${r.path} after ${r.ms} ms: ${r.error}`), [], `${label}: every request got an HTTP answer`);
-  for (const status of new Set(replies.map((r) => r.status))) assert.ok(status === 200 || status === 503, `${label}: unexpected status ${status}`);
-  const failed = replies.filter((r) => r.status === 503);
-  for (const reply of failed) assert.deepEqual(reply.sessionCookies, [], `${label}: a 503 must not touch the session cookie`);
-  const slowest = Math.max(0, ...replies.map((r) => r.ms));
-  assert.ok(slowest <= STORE_TIMEOUT + SLACK, `${label}: a request took ${slowest} ms (storeTimeout ${STORE_TIMEOUT} ms)`);
-  return { failed: failed.length, slowest };
-}
-
-async function assertNothingLost(clients: CounterClient[], label: string): Promise<void> {
-  for (const client of clients) {
-    const reply = await client.read();
-    assert.equal(reply.status, 200, `${label}: ${client.user}'s cookie works again`);
-    assert.equal(reply.body?.user, client.user, `${label}: ${client.user} is still signed in`);
-    const n = reply.body?.n as number;
-    assert.ok(n >= client.acked, `${label}: ${client.user} had ${client.acked} acknowledged writes but reads ${n}`);
-    assert.ok(n <= client.sent, `${label}: ${client.user} reads ${n} after sending ${client.sent} writes`);
-  }
-}
 
 describe('reliability: PostgreSQL outages through a real HTTP server (via a faulty TCP proxy)', { skip: up ? false : 'PostgreSQL not reachable' }, () => {
   const table = `cc_reliability_${randomBytes(4).toString('hex')}`;
@@ -109,7 +87,7 @@ describe('reliability: PostgreSQL outages through a real HTTP server (via a faul
       proxy.setMode('pass');
     });
     assert.ok(run.recovered, 'the app recovers once PostgreSQL answers again');
-    const { failed, slowest } = assertFailedClosed([...run.replies, visitor as Reply], 'stall');
+    const { failed, slowest } = assertFailedClosed([...run.replies, visitor as Reply], 'stall', STORE_TIMEOUT + SLACK);
     assert.equal(visitor?.status, 503, 'no session can be created while the database is stalled');
     assert.deepEqual(visitor?.sessionCookies, []);
     assert.ok(failed >= run.clients.length, `the stall was seen (${failed} requests answered 503)`);
@@ -126,7 +104,7 @@ describe('reliability: PostgreSQL outages through a real HTTP server (via a faul
       proxy.setMode('pass');
     });
     assert.ok(run.recovered, 'the app recovers once PostgreSQL accepts connections again');
-    const { failed, slowest } = assertFailedClosed(run.replies, 'reset');
+    const { failed, slowest } = assertFailedClosed(run.replies, 'reset', STORE_TIMEOUT + SLACK);
     assert.ok(failed >= run.clients.length, `the outage was seen (${failed} requests answered 503)`);
     // Refused connections fail at once: no waiting for the timeout.
     const during = run.replies.filter((r) => r.status === 503);
@@ -144,7 +122,7 @@ describe('reliability: PostgreSQL outages through a real HTTP server (via a faul
       proxy.setMode('pass');
     });
     assert.ok(run.recovered, 'the app recovers');
-    const { failed, slowest } = assertFailedClosed(run.replies, 'drop');
+    const { failed, slowest } = assertFailedClosed(run.replies, 'drop', STORE_TIMEOUT + SLACK);
     assert.ok(failed >= 1, `the dropped connections were seen (${failed} requests answered 503)`);
     await assertNothingLost(run.clients, 'drop');
     t.diagnostic(`${run.replies.length} requests, ${failed} answered 503, slowest ${slowest} ms`);

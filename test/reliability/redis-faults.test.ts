@@ -15,7 +15,7 @@ import { createSessions, type Sessions } from '../../src/index.js';
 import { redisStore } from '../../src/stores/redis.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
 import { redisServerInstalled } from '../helpers/redis-cluster.js';
-import { call, type CounterApp, CounterClient, keepWriting, type Reply, sleep, startCounterApp, waitForRecovery } from '../helpers/reliability-app.js';
+import { assertFailedClosed, assertNothingLost, call, type CounterApp, CounterClient, keepWriting, sleep, startCounterApp, waitForRecovery } from '../helpers/reliability-app.js';
 
 const STORE_TIMEOUT = 1_500;
 /** A 503 must arrive within storeTimeout plus this much scheduling slack (a loaded 2-core CI box). */
@@ -26,33 +26,6 @@ const DEADLINE = 10_000;
 const installed = redisServerInstalled();
 if (!installed && process.env.CI === 'true') throw new Error('redis-server is not installed (CI=true: a missing service is a failure)');
 if (!installed) console.warn('\n!!! SKIPPING REDIS FAULT TESTS: redis-server / redis-cli not installed\n');
-
-/** What every outage must look like from the outside. */
-function assertFailedClosed(replies: Reply[], label: string): { failed: number; slowest: number } {
-  const broken = replies.filter((r) => r.error !== undefined);
-  assert.deepEqual(broken.map((r) => `${r.path} after ${r.ms} ms: ${r.error}`), [], `${label}: every request got an HTTP answer`);
-  const statuses = new Set(replies.map((r) => r.status));
-  for (const status of statuses) assert.ok(status === 200 || status === 503, `${label}: unexpected status ${status}`);
-  const failed = replies.filter((r) => r.status === 503);
-  for (const reply of failed) {
-    assert.deepEqual(reply.sessionCookies, [], `${label}: a 503 must not touch the session cookie`);
-    assert.ok(reply.ms <= STORE_TIMEOUT + SLACK, `${label}: a 503 took ${reply.ms} ms (storeTimeout ${STORE_TIMEOUT} ms)`);
-  }
-  const slowest = Math.max(0, ...replies.map((r) => r.ms));
-  assert.ok(slowest <= STORE_TIMEOUT + SLACK, `${label}: a request took ${slowest} ms`);
-  return { failed: failed.length, slowest };
-}
-
-async function assertNothingLost(clients: CounterClient[], label: string): Promise<void> {
-  for (const client of clients) {
-    const reply = await client.read();
-    assert.equal(reply.status, 200, `${label}: ${client.user}'s cookie works again`);
-    assert.equal(reply.body?.user, client.user, `${label}: ${client.user} is still signed in`);
-    const n = reply.body?.n as number;
-    assert.ok(n >= client.acked, `${label}: ${client.user} had ${client.acked} acknowledged writes but reads ${n}`);
-    assert.ok(n <= client.sent, `${label}: ${client.user} reads ${n} after sending ${client.sent} writes`);
-  }
-}
 
 describe('reliability: Redis outages through a real HTTP server', { skip: installed ? false : 'redis-server not installed' }, () => {
   let redis: PrivateRedis;
@@ -94,7 +67,7 @@ describe('reliability: Redis outages through a real HTTP server', { skip: instal
 
     assert.ok(recovered, 'the app recovers once Redis is back');
     const replies = [...clients.flatMap((c) => c.replies), visitor, visitorInc];
-    const { failed, slowest } = assertFailedClosed(replies, 'kill -9');
+    const { failed, slowest } = assertFailedClosed(replies, 'kill -9', STORE_TIMEOUT + SLACK);
     assert.equal(visitor.status, 503);
     assert.deepEqual(visitor.sessionCookies, []);
     assert.equal(visitorInc.status, 503);
@@ -122,7 +95,7 @@ describe('reliability: Redis outages through a real HTTP server', { skip: instal
 
     assert.ok(recovered, 'the app recovers once Redis answers again');
     const replies = clients.flatMap((c) => c.replies);
-    const { failed, slowest } = assertFailedClosed(replies, 'CLIENT PAUSE');
+    const { failed, slowest } = assertFailedClosed(replies, 'CLIENT PAUSE', STORE_TIMEOUT + SLACK);
     // A write sent early in the pause cannot be answered before the pause ends: it must fail, fast.
     const early = replies.filter((r) => r.at >= pausedAt + 100 && r.at <= pausedAt + 1_500);
     assert.ok(early.length > 0, 'requests were sent during the pause');
