@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, beforeEach, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { redisStore } from '../../src/stores/redis.js';
 import type { SessionRecord } from '../../src/stores/types.js';
 import { makeRecord } from '../../src/testing/store-contract.js';
-import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
+import { deleteRedisPrefix, REDIS_URL, serviceAvailable } from '../helpers/services.js';
 import { cli, json } from './run-cli.js';
 
 const up = await serviceAvailable('redis');
@@ -31,14 +30,7 @@ describe('coatcheck on Redis', { skip: !up && 'Redis not reachable' }, () => {
     await neighbour.destroyAll();
     await Promise.all([store.close(), neighbour.close()]);
     // Belt and braces: nothing may be left under the prefix.
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1_000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
+    await deleteRedisPrefix(prefix);
   });
 
   it('migrate has nothing to do but checks the connection', async () => {

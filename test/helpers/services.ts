@@ -2,6 +2,7 @@
  * Which external services the tests may use. Under CI=true a missing service is a failure;
  * locally the suite says loudly which stores it skipped.
  */
+import { Redis } from 'ioredis';
 import { connect } from 'node:net';
 
 export const REDIS_URL = process.env.COATCHECK_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -31,4 +32,33 @@ export async function serviceAvailable(name: 'redis' | 'postgres', url = name ==
   if (process.env.CI === 'true') throw new Error(`${message} (CI=true: a missing service is a failure)`);
   console.warn(`\n!!! SKIPPING ${name.toUpperCase()} TESTS: ${message}\n`);
   return false;
+}
+
+/** Every key matching `pattern` (SCAN, never KEYS: the server is shared). */
+export async function redisKeys(pattern: string, url = REDIS_URL): Promise<string[]> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+    return found;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Deletes every key under `prefix` (never FLUSHDB: the server is shared). */
+export async function deleteRedisPrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const keys = await redisKeys(`${prefix}*`, url);
+  if (keys.length === 0) return;
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    for (let i = 0; i < keys.length; i += 1_000) await redis.unlink(...keys.slice(i, i + 1_000));
+  } finally {
+    redis.disconnect();
+  }
 }

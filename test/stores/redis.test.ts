@@ -6,24 +6,9 @@ import { ConfigError } from '../../src/errors.js';
 import { redisStore } from '../../src/stores/redis.js';
 import type { Store } from '../../src/stores/types.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
-import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
+import { deleteRedisPrefix, REDIS_URL, serviceAvailable } from '../helpers/services.js';
 
 const up = await serviceAvailable('redis');
-
-/** Deletes every key under `prefix` (never FLUSHDB: the server is shared). */
-async function deletePrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -32,7 +17,7 @@ if (!up) {
 } else {
   const prefix = `cc-test-${randomBytes(6).toString('hex')}:`;
   const contractPrefix = `${prefix}contract:`;
-  after(() => deletePrefix(REDIS_URL, prefix));
+  after(() => deleteRedisPrefix(prefix));
 
   testStore('redis', { create: () => redisStore({ url: REDIS_URL, prefix: contractPrefix }) });
 
