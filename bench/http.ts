@@ -11,6 +11,7 @@
  */
 import { processCpuMicros } from './lib/proc-cpu.js';
 import { SCENARIOS } from './lib/apps.js';
+import { postgresUrlIfUp } from './lib/services.js';
 import { type ServerChild, startServerChild } from './lib/child.js';
 import { type LoadResult, runLoad, signIn } from './lib/load.js';
 import { fixed, table, thousands, type Verdict } from './lib/report.js';
@@ -55,6 +56,7 @@ const COMPARISONS: Comparison[] = [
   { contenders: ['node-bare', 'node-memory', 'node-memory-nocontext'] },
   { contenders: ['node-bare', 'node-sqlite'] },
   { contenders: ['node-bare', 'node-redis'] },
+  { contenders: ['node-bare', 'node-postgres'] },
   { contenders: ['node-bare', 'node-cookie', 'node-iron'] },
   { contenders: ['express-bare', 'express-coatcheck-memory', 'express-session-memory'] },
   { contenders: ['express-bare', 'express-coatcheck-redis', 'express-session-redis'] },
@@ -108,6 +110,8 @@ export async function runHttp(options: HttpOptions): Promise<HttpRun> {
     (c) => !options.only || c.contenders.some((name) => options.only?.some((o) => name.includes(o))),
   );
   const load = { connections: options.connections };
+  const wantsPostgres = comparisons.some((c) => c.contenders.some((name) => SCENARIOS[name]?.needsPostgres));
+  const postgresUrl = wantsPostgres ? await postgresUrlIfUp(options.log) : undefined;
   for (const comparison of comparisons) {
     const servers = new Map<string, { child: ServerChild; cookies: string[] }>();
     try {
@@ -118,10 +122,15 @@ export async function runHttp(options: HttpOptions): Promise<HttpRun> {
           run.skipped.push({ scenario, reason: 'no Redis available' });
           continue;
         }
+        if (described.needsPostgres && !postgresUrl) {
+          run.skipped.push({ scenario, reason: 'no PostgreSQL available' });
+          continue;
+        }
         try {
           const child = await startServerChild(scenario, {
             dir: options.dir,
             ...(options.redisUrl && { redisUrl: options.redisUrl }),
+            ...(postgresUrl && { postgresUrl }),
             ...(options.serverScript && { serverScript: options.serverScript }),
             ...(options.cpuProfileDir && { cpuProfileDir: options.cpuProfileDir }),
           });

@@ -13,7 +13,11 @@ if (!scenario || !process.send) {
   process.exit(2);
 }
 
-const app = await startApp(scenario, { redisUrl: process.env.BENCH_REDIS_URL, dir: process.env.BENCH_DIR ?? '.' });
+const app = await startApp(scenario, {
+  redisUrl: process.env.BENCH_REDIS_URL,
+  postgresUrl: process.env.BENCH_POSTGRES_URL,
+  dir: process.env.BENCH_DIR ?? '.',
+});
 const address = app.server.address();
 process.send({ type: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
 

@@ -17,6 +17,8 @@ import type { AnyStore } from '../../src/stores/types.js';
 export interface AppEnv {
   /** A Redis the Redis scenarios may use (a private server started by the runner). */
   redisUrl?: string;
+  /** A PostgreSQL the PostgreSQL scenario may use (a scratch table, dropped on close). */
+  postgresUrl?: string;
   /** A directory for SQLite files. */
   dir: string;
 }
@@ -32,6 +34,7 @@ interface Described {
   /** What runs. */
   label: string;
   needsRedis?: boolean;
+  needsPostgres?: boolean;
 }
 
 export const SCENARIOS: Record<string, Described> = {
@@ -42,6 +45,7 @@ export const SCENARIOS: Record<string, Described> = {
   'node-memory-nocontext': { group: 'node:http', label: 'coatcheck + memory store, context: false (no AsyncLocalStorage)' },
   'node-sqlite': { group: 'node:http', label: 'coatcheck + SQLite store (file, WAL)' },
   'node-redis': { group: 'node:http', label: 'coatcheck + Redis store', needsRedis: true },
+  'node-postgres': { group: 'node:http', label: 'coatcheck + PostgreSQL store (pg Pool)', needsPostgres: true },
   'node-cookie': { group: 'node:http', label: 'coatcheck + cookie store' },
   'node-iron': { group: 'node:http', label: 'iron-session 8' },
   'express-bare': { group: 'Express 5', label: 'bare Express (no sessions)' },
@@ -80,7 +84,7 @@ function listen(server: Server, extraClose: () => Promise<void> = async () => {}
   });
 }
 
-async function storeFor(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: AppEnv): Promise<AnyStore> {
+async function storeFor(kind: StoreKind, env: AppEnv): Promise<AnyStore> {
   switch (kind) {
     case 'memory':
       return (await import('../../src/stores/memory.js')).memoryStore();
@@ -89,12 +93,35 @@ async function storeFor(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: App
     case 'redis':
       if (!env.redisUrl) throw new Error('this scenario needs Redis');
       return (await import('../../src/stores/redis.js')).redisStore({ url: env.redisUrl, prefix: `bench:${randomBytes(4).toString('hex')}:` });
+    case 'postgres': {
+      if (!env.postgresUrl) throw new Error('this scenario needs PostgreSQL');
+      // A scratch table per server; close() drops it again (the store's close ends its pool first).
+      const { postgresStore } = await import('../../src/stores/postgres.js');
+      const table = `bench_http_${randomBytes(4).toString('hex')}`;
+      const store = postgresStore({ connectionString: env.postgresUrl, table });
+      await store.migrate();
+      const close = store.close.bind(store);
+      store.close = async () => {
+        await close();
+        const pg = (await import('pg')).default;
+        const client = new pg.Client({ connectionString: env.postgresUrl });
+        await client.connect();
+        try {
+          await client.query(`DROP TABLE IF EXISTS "${table}"`);
+        } finally {
+          await client.end();
+        }
+      };
+      return store;
+    }
     case 'cookie':
       return (await import('../../src/stores/cookie.js')).cookieStore({ secrets: [SECRET] });
   }
 }
 
-async function coatcheck(kind: 'memory' | 'sqlite' | 'redis' | 'cookie', env: AppEnv, context = true): Promise<Sessions> {
+type StoreKind = 'memory' | 'sqlite' | 'redis' | 'postgres' | 'cookie';
+
+async function coatcheck(kind: StoreKind, env: AppEnv, context = true): Promise<Sessions> {
   const { createSessions } = await import('../../src/index.js');
   return createSessions({ store: await storeFor(kind, env), context });
 }
@@ -142,8 +169,9 @@ export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
     case 'node-memory-nocontext':
     case 'node-sqlite':
     case 'node-redis':
+    case 'node-postgres':
     case 'node-cookie': {
-      const sessions = await coatcheck(name.split('-')[1] as 'memory', env, !name.endsWith('-nocontext'));
+      const sessions = await coatcheck(name.split('-')[1] as StoreKind, env, !name.endsWith('-nocontext'));
       const { withSessions, getSession } = await import('../../src/adapters/node.js');
       const handler = withSessions(sessions, async (req: IncomingMessage, res: ServerResponse) => {
         const [status, text] = await coatcheckRoute(req.url ?? '/', await getSession(req));

@@ -29,6 +29,7 @@ export interface ServerChild {
 
 export interface ChildOptions {
   redisUrl?: string;
+  postgresUrl?: string;
   dir: string;
   /** Write a V8 CPU profile of the server into this directory (`--cpu-prof`). */
   cpuProfileDir?: string;
@@ -42,7 +43,7 @@ export function startServerChild(scenario: string, options: ChildOptions): Promi
   if (options.cpuProfileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfileDir, scenario)}`);
   const child = fork(script, [scenario], {
     execArgv,
-    env: { ...process.env, BENCH_REDIS_URL: options.redisUrl ?? '', BENCH_DIR: options.dir, NODE_ENV: 'production' },
+    env: { ...process.env, BENCH_REDIS_URL: options.redisUrl ?? '', BENCH_POSTGRES_URL: options.postgresUrl ?? '', BENCH_DIR: options.dir, NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   live.add(child);
