@@ -1,7 +1,8 @@
 /**
  * The SQLite store's sweeper: the entry of a `worker_threads` worker that deletes expired rows
- * through its own connection to the store's file, so neither the `DELETE`s nor the WAL
- * checkpoints they cause ever run on the app's event loop.
+ * and checkpoints the WAL through its own connection to the store's file, so neither the
+ * `DELETE`s nor the checkpoints (the sweep's, and by default those the app's own writes need)
+ * ever run on the app's event loop.
  *
  * Started by `sqliteStore` (see `startSweeper` in `./sqlite.ts`); not a public module. It imports
  * nothing relative, so it runs the same from the TypeScript sources and from `dist/`.
@@ -14,7 +15,9 @@
  *   the main thread waits for exactly that commit (see claim).
  * - WAL checkpoints copy pages back into the database file and wait for the disk. This
  *   connection runs them (PASSIVE: they never take the write lock, so they never block a
- *   write) while the main connection's auto-checkpoint is switched off for the sweep.
+ *   write) while the main connection's auto-checkpoint is switched off: for the sweep, or for
+ *   good with background checkpoints (a `checkpoint` request about every 100 ms while the app
+ *   writes, see BACKGROUND_CHECKPOINT_MS in ./sqlite.ts).
  *
  * @internal
  * @module

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -55,6 +55,25 @@ function addExpired(path: string, count: number, before: number, shuffled = fals
     }
   })();
   raw.close();
+}
+
+/**
+ * The WAL-index header in the -shm file (sqlite.org/walformat.html): the last valid frame of the
+ * WAL (mxFrame, offset 16) and how many frames have been copied back into the database
+ * (nBackfill, offset 96, right after the header's two 48-byte copies). Native byte order.
+ */
+function walIndex(path: string): { frames: number; backfilled: number } {
+  const shm = readFileSync(`${path}-shm`);
+  return { frames: shm.readUInt32LE(16), backfilled: shm.readUInt32LE(96) };
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return true;
 }
 
 function countRows(path: string): number {
@@ -461,6 +480,71 @@ describe('sqliteStore sweeping', () => {
     assert.equal(appDatabase.open, true);
     appDatabase.close();
     assert.throws(() => sqliteStore({ path: ':memory:', sweepInWorker: 'yes' as unknown as boolean }), ConfigError);
+    assert.throws(() => sqliteStore({ path: ':memory:', checkpointInWorker: 1 as unknown as boolean }), ConfigError);
+  });
+
+  it('checkpoints in the worker while the app writes: the WAL is copied back with no request doing it', async () => {
+    const path = tempPath();
+    // sweepInWorker: false — the worker runs for checkpoints alone.
+    const store = sqliteStore({ path, sweepInWorker: false });
+    const record = makeRecord({ data: { n: 0 } });
+    await store.create(record);
+    // 40 small commits: a few hundred WAL frames, under SQLite's own 1 000-page auto-checkpoint,
+    // so nothing on this thread copies them back.
+    for (let round = 1; round <= 2; round++) {
+      for (let i = 0; i < 40; i++) assert.equal(await store.update(record.id, { data: { set: { n: i } }, ...later() }), true);
+      assert.ok(walIndex(path).frames > 0);
+      const copied = await until(() => {
+        const wal = walIndex(path);
+        return wal.frames > 0 && wal.backfilled === wal.frames;
+      }, 10_000);
+      assert.ok(copied, `round ${round}: the WAL was not checkpointed (${JSON.stringify(walIndex(path))})`);
+    }
+    assert.deepEqual((await store.get(record.id))?.data, { n: 39 });
+    // Sweeps still run inline with sweepInWorker: false.
+    const expired = makeRecord({ expiresAt: Date.now() - 1_000 });
+    await store.create(expired);
+    const sweeping = store.deleteExpired({ before: Date.now(), limit: 10 });
+    assert.equal(await store.get(expired.id), null, 'the sweep did not run inline');
+    assert.deepEqual(await sweeping, { deleted: 1, cursor: null });
+    await store.close();
+    assert.equal(existsSync(`${path}-wal`), false);
+    assert.deepEqual(sweeperWarnings, []);
+  });
+
+  it('leaves checkpoints to SQLite with checkpointInWorker: false', async () => {
+    const path = tempPath();
+    const store = sqliteStore({ path, checkpointInWorker: false });
+    const record = makeRecord({ data: { n: 0 } });
+    await store.create(record);
+    for (let i = 0; i < 40; i++) await store.update(record.id, { data: { set: { n: i } }, ...later() });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const wal = walIndex(path);
+    assert.ok(wal.frames > 0);
+    assert.equal(wal.backfilled, 0, 'something checkpointed under the 1 000-page threshold');
+    await store.close();
+  });
+
+  it('a process that only wrote (and never closed the store) still exits on its own', async () => {
+    const path = tempPath();
+    await sqliteStore({ path }).close();
+    const child = await runChild(`
+      import { sqliteStore } from './src/stores/sqlite.ts';
+      const store = sqliteStore({ path: ${JSON.stringify(path)} });
+      const record = { id: 'x'.repeat(43), userId: null, data: { n: 0 }, meta: {}, createdAt: Date.now(), lastSeenAt: Date.now(), expiresAt: Date.now() + 60000, ip: null, userAgent: null };
+      await store.create(record);
+      for (let i = 1; i <= 20; i++) await store.update(record.id, { data: { set: { n: i } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60000 });
+      // Long enough for the background checkpoint to have started the worker.
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      console.log(JSON.stringify((await store.get(record.id)).data));
+    `);
+    assert.equal(child.signal, null, 'the child was killed: it did not exit on its own');
+    assert.equal(child.code, 0, child.stderr);
+    assert.doesNotMatch(child.stderr, /sweeper worker/);
+    assert.equal(child.stdout.trim(), '{"n":20}');
+    const raw = new Database(path, { readonly: true });
+    assert.equal((raw.prepare('SELECT data FROM coatcheck_sessions').get() as { data: string }).data, '{"n":20}');
+    raw.close();
   });
 
   it('keeps serving reads and writes on the main thread while the worker sweeps 50k rows', async () => {
