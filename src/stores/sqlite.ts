@@ -247,6 +247,11 @@ function sweeperClient(db: Database.Database, data: SweeperData, backgroundCheck
   let background = false;
   let checkpointTimer: NodeJS.Timeout | undefined;
   let checkpointInFlight = false;
+  let writesSinceCheckpoint = 0;
+  // Set when the worker answered a checkpoint with an error: SQLite's own checkpoints take over.
+  let backgroundFailed = false;
+  // The worker while it boots (null once ready): a sweep arriving meanwhile references it.
+  let spawning: Worker | null = null;
 
   const handOff = (): void => {
     clearTimeout(handback);
@@ -261,7 +266,8 @@ function sweeperClient(db: Database.Database, data: SweeperData, backgroundCheck
     handedOff = false;
   };
 
-  const start = (): Promise<Worker | null> => {
+  /** `keepAlive`: referenced until ready, so a process awaiting the first sweep does not exit meanwhile. */
+  const start = (keepAlive: boolean): Promise<Worker | null> => {
     starting ??= new Promise<Worker | null>((resolveStart) => {
       let started = false;
       let spawned: Worker;
@@ -269,15 +275,18 @@ function sweeperClient(db: Database.Database, data: SweeperData, backgroundCheck
         spawned = spawnSweeper(data);
       } catch (error) {
         unavailable = true;
-        process.emitWarning(`sqliteStore: cannot start the sweeper worker, sweeping on the main thread (${String(error)})`);
+        process.emitWarning(`sqliteStore: cannot start the sweeper worker, sweeping on the main thread and leaving checkpoints to SQLite (${String(error)})`);
         resolveStart(null);
         return;
       }
-      // Referenced until it is ready, so a process awaiting the first sweep does not exit meanwhile.
+      // A background checkpoint's worker never holds the process open, not even while it boots.
+      spawning = spawned;
+      if (!keepAlive) spawned.unref();
       spawned.on('message', (reply: SweeperReply) => {
         if (reply.type === 'ready') {
           started = true;
           worker = spawned;
+          spawning = null;
           if (sweepsInFlight === 0) spawned.unref();
           resolveStart(spawned);
           return;
@@ -290,7 +299,7 @@ function sweeperClient(db: Database.Database, data: SweeperData, backgroundCheck
       spawned.on('error', (error) => {
         if (!started) {
           unavailable = true;
-          process.emitWarning(`sqliteStore: the sweeper worker failed to start, sweeping on the main thread (${String(error)})`);
+          process.emitWarning(`sqliteStore: the sweeper worker failed to start, sweeping on the main thread and leaving checkpoints to SQLite (${String(error)})`);
           resolveStart(null);
         }
         for (const call of pending.values()) call.reject(error);
@@ -305,6 +314,7 @@ function sweeperClient(db: Database.Database, data: SweeperData, backgroundCheck
         Atomics.store(signal, SIGNAL_WORKER, WORKER_IDLE);
         Atomics.notify(signal, SIGNAL_WORKER);
         worker = null;
+        spawning = null;
         starting = null;
         for (const call of pending.values()) call.reject(new Error('sqliteStore: the sweeper worker exited'));
         pending.clear();
@@ -331,33 +341,56 @@ function sweeperClient(db: Database.Database, data: SweeperData, backgroundCheck
    */
   const backgroundCheckpoint = async (): Promise<void> => {
     checkpointTimer = undefined;
-    // A sweep in progress checkpoints as it goes; one in flight already covers these writes.
-    if (closed || unavailable || checkpointInFlight || sweepsInFlight > 0) return;
+    if (closed || unavailable || backgroundFailed) return;
+    // Busy (a checkpoint, or a sweep, which checkpoints as it goes): writes made after that
+    // one's last round still need theirs, so try again on the next tick instead of dropping it.
+    if (checkpointInFlight || sweepsInFlight > 0) {
+      arm();
+      return;
+    }
     checkpointInFlight = true;
+    writesSinceCheckpoint = 0;
     try {
-      const target = worker ?? (await start());
+      const target = worker ?? (await start(false));
       if (target === null || closed) return;
       if (!background) {
         background = true;
         handOff();
       }
-      await request(target, (id) => ({ type: 'checkpoint', id }));
+      const reply = await request(target, (id) => ({ type: 'checkpoint', id, background: true }));
+      if (reply.type === 'failed') {
+        // E.g. an I/O error: stop handing checkpoints to the worker, so the WAL cannot grow
+        // without anyone checkpointing it; SQLite's auto-checkpoint reports such errors itself.
+        backgroundFailed = true;
+        background = false;
+        takeBack();
+        process.emitWarning(`sqliteStore: a checkpoint in the sweeper worker failed, leaving checkpoints to SQLite (${reply.message})`);
+      }
     } catch {
       // The worker exited (its exit handler took the checkpoints back); the next write retries.
     } finally {
       checkpointInFlight = false;
     }
   };
+  const arm = (): void => {
+    if (!backgroundCheckpoints || checkpointTimer !== undefined || closed || unavailable || backgroundFailed) return;
+    checkpointTimer = setTimeout(() => void backgroundCheckpoint(), BACKGROUND_CHECKPOINT_MS);
+    checkpointTimer.unref();
+  };
 
   return {
     wrote() {
-      if (!backgroundCheckpoints || checkpointTimer !== undefined || closed || unavailable) return;
-      checkpointTimer = setTimeout(() => void backgroundCheckpoint(), BACKGROUND_CHECKPOINT_MS);
-      checkpointTimer.unref();
+      arm();
+      // A fast writer does not wait for the timer: the WAL would grow by ~100 ms of writes.
+      if (++writesSinceCheckpoint >= BACKGROUND_CHECKPOINT_WRITES && !checkpointInFlight && background && checkpointTimer !== undefined) {
+        clearTimeout(checkpointTimer);
+        void backgroundCheckpoint();
+      }
     },
     async sweep(before, limit) {
       if (unavailable || closed) return null;
-      const target = worker ?? (await start());
+      spawning?.ref(); // booting for a background checkpoint: this call must keep the process alive
+      const target = worker ?? (await start(true));
       if (target === null || closed) return null;
       handOff();
       if (sweepsInFlight++ === 0) target.ref();
@@ -415,6 +448,9 @@ const CHECKPOINT_HANDBACK_MS = 100;
  * whichever commit crosses 1 000 pages, blocking the event loop meanwhile.
  */
 export const BACKGROUND_CHECKPOINT_MS = 100;
+
+/** ...or after this many main-thread writes, whichever comes first (about 3 000 WAL frames). */
+const BACKGROUND_CHECKPOINT_WRITES = 1_000;
 
 /**
  * A session store in a SQLite database: the embedded default.
@@ -661,8 +697,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
           return { deleted: report.deleted, cursor: more ? String(sweep.before) : null };
         }
       }
-      // Inline: one DELETE on this thread (':memory:', an app-owned handle, or no worker).
-      const deleted = q.sweep.run(sweep.before, limit).changes;
+      // Inline: one DELETE on this thread (':memory:', an app-owned handle, or no worker). Through
+      // `writing` like any write: with background checkpoints its pages need one too.
+      const deleted = writing(() => q.sweep.run(sweep.before, limit)).changes;
       return { deleted, cursor: deleted > 0 && deleted >= limit ? String(sweep.before) : null };
     },
     async stats(now: number, statsOptions): Promise<StoreStats> {

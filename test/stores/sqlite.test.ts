@@ -501,12 +501,27 @@ describe('sqliteStore sweeping', () => {
       assert.ok(copied, `round ${round}: the WAL was not checkpointed (${JSON.stringify(walIndex(path))})`);
     }
     assert.deepEqual((await store.get(record.id))?.data, { n: 39 });
-    // Sweeps still run inline with sweepInWorker: false.
-    const expired = makeRecord({ expiresAt: Date.now() - 1_000 });
+
+    // SQLite's own auto-checkpoint is off now: 800 commits in one synchronous burst (well over
+    // 1 000 WAL frames) leave every frame in the WAL. With it on, the commit crossing 1 000
+    // frames would have checkpointed and the next one restarted the WAL.
+    const burst: Array<Promise<boolean>> = [];
+    for (let i = 0; i < 800; i++) burst.push(store.update(record.id, { data: { set: { n: i } }, ...later() }));
+    const afterBurst = walIndex(path);
+    assert.ok(afterBurst.frames > 1_100 && afterBurst.backfilled === 0, `checkpointed inline: ${JSON.stringify(afterBurst)}`);
+    assert.ok((await Promise.all(burst)).every(Boolean));
+    assert.ok(await until(() => walIndex(path).backfilled === walIndex(path).frames, 10_000), 'the burst was not checkpointed');
+
+    // Sweeps still run inline with sweepInWorker: false, and their pages get checkpointed too.
+    addExpired(path, 3_000, Date.now());
+    const expired = makeRecord({ expiresAt: Date.now() - 1 });
     await store.create(expired);
-    const sweeping = store.deleteExpired({ before: Date.now(), limit: 10 });
+    assert.ok(await until(() => walIndex(path).backfilled === walIndex(path).frames, 10_000));
+    const sweeping = store.deleteExpired({ before: Date.now(), limit: 10_000 });
     assert.equal(await store.get(expired.id), null, 'the sweep did not run inline');
-    assert.deepEqual(await sweeping, { deleted: 1, cursor: null });
+    assert.deepEqual(await sweeping, { deleted: 3_001, cursor: null });
+    assert.ok(walIndex(path).frames > walIndex(path).backfilled);
+    assert.ok(await until(() => walIndex(path).backfilled === walIndex(path).frames, 10_000), 'the inline sweep was not checkpointed');
     await store.close();
     assert.equal(existsSync(`${path}-wal`), false);
     assert.deepEqual(sweeperWarnings, []);
@@ -534,14 +549,17 @@ describe('sqliteStore sweeping', () => {
       const record = { id: 'x'.repeat(43), userId: null, data: { n: 0 }, meta: {}, createdAt: Date.now(), lastSeenAt: Date.now(), expiresAt: Date.now() + 60000, ip: null, userAgent: null };
       await store.create(record);
       for (let i = 1; i <= 20; i++) await store.update(record.id, { data: { set: { n: i } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60000 });
-      // Long enough for the background checkpoint to have started the worker.
-      await new Promise((resolve) => setTimeout(resolve, 800));
-      console.log(JSON.stringify((await store.get(record.id)).data));
+      // Long enough for the background checkpoint to have started the worker and run.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const { readFileSync } = await import('node:fs');
+      const shm = readFileSync(${JSON.stringify(path)} + '-shm');
+      console.log(JSON.stringify([(await store.get(record.id)).data, shm.readUInt32LE(16) > 0 && shm.readUInt32LE(96) === shm.readUInt32LE(16)]));
     `);
     assert.equal(child.signal, null, 'the child was killed: it did not exit on its own');
     assert.equal(child.code, 0, child.stderr);
     assert.doesNotMatch(child.stderr, /sweeper worker/);
-    assert.equal(child.stdout.trim(), '{"n":20}');
+    // [data, "the worker checkpointed the 21 commits" (under SQLite's own 1 000-frame threshold)]
+    assert.equal(child.stdout.trim(), '[{"n":20},true]');
     const raw = new Database(path, { readonly: true });
     assert.equal((raw.prepare('SELECT data FROM coatcheck_sessions').get() as { data: string }).data, '{"n":20}');
     raw.close();
