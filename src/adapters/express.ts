@@ -97,14 +97,15 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
       runWithSession(existing, () => next(), contextual);
       return;
     }
-    // Read only if the session is used: Express's req.ip / req.secure evaluate proxy trust each time.
-    let info: ReturnType<typeof requestInfo> | undefined;
-    const facts = () => (info ??= requestInfo(request, trustProxy));
-    // Hand over the protocol and IP that also honour Express's own `trust proxy` setting.
-    const session = attachSession(sessions, req, res, options, () => ({ https: facts().https, ip: facts().ip ?? null })) as unknown as Session<RegisteredData>;
+    // Hand over the protocol and IP that also honour Express's own `trust proxy` setting, each
+    // read only when needed: req.secure / req.ip evaluate proxy trust on every read (~2 µs each),
+    // and the IP only matters when a session is created, sealed or bound to it.
+    let https: boolean | undefined;
+    const httpsOnce = () => (https ??= httpsOf(request, trustProxy));
+    const session = attachSession(sessions, req, res, options, { https: httpsOnce, ip: () => ipOf(request, trustProxy) }) as unknown as Session<RegisteredData>;
     request.session = session;
 
-    if (!eager || !carriesSessionCookie(sessions, facts())) {
+    if (!eager || !carriesSessionCookie(sessions, httpsOnce(), req.headers.cookie)) {
       runWithSession(session, () => next(), contextual);
       return;
     }
@@ -115,18 +116,20 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
   };
 }
 
-function requestInfo(req: ExpressRequest, trustProxy: boolean): Pick<RequestInfo, 'https' | 'ip' | 'cookieHeader'> {
+function httpsOf(req: ExpressRequest, trustProxy: boolean): boolean {
   const encrypted = Boolean((req.socket as { encrypted?: boolean }).encrypted);
-  const https = req.secure === true || isHttps(encrypted, header(req, 'x-forwarded-proto'), trustProxy);
-  const ip = trustProxy ? clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), true) : (req.ip ?? req.socket.remoteAddress ?? null);
-  return { https, ip, cookieHeader: req.headers.cookie };
+  return req.secure === true || isHttps(encrypted, header(req, 'x-forwarded-proto'), trustProxy);
 }
 
-function carriesSessionCookie(sessions: { options: Sessions['options'] }, info: Pick<RequestInfo, 'https' | 'cookieHeader'>): boolean {
+function ipOf(req: ExpressRequest, trustProxy: boolean): string | null {
+  return trustProxy ? clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), true) : (req.ip ?? req.socket.remoteAddress ?? null);
+}
+
+function carriesSessionCookie(sessions: { options: Sessions['options'] }, https: boolean, cookieHeader: RequestInfo['cookieHeader']): boolean {
   const { cookie } = sessions.options;
-  const name = cookieNameFor(cookie, isSecureFor(cookie, info.https));
+  const name = cookieNameFor(cookie, isSecureFor(cookie, https));
   // On HTTPS the session also picks up a cookie issued over plain HTTP (under the bare name).
-  return findCookie(info.cookieHeader, name).kind !== 'absent' || (name !== cookie.name && findCookie(info.cookieHeader, cookie.name).kind !== 'absent');
+  return findCookie(cookieHeader, name).kind !== 'absent' || (name !== cookie.name && findCookie(cookieHeader, cookie.name).kind !== 'absent');
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -80,6 +80,53 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       }
     });
 
+    it("reads Express's req.ip only when a session needs it: to create one, not to read or save it", async () => {
+      const store = memoryStore({ sweepInterval: 0 });
+      const sessions = createSessions({ store });
+      const app = express();
+      // Count reads of Express's own req.ip getter (it evaluates proxy trust on every read).
+      let ipReads = 0;
+      let proto: object | null = app.request;
+      let inherited: PropertyDescriptor | undefined;
+      while (proto && !(inherited = Object.getOwnPropertyDescriptor(proto, 'ip'))) proto = Object.getPrototypeOf(proto);
+      assert.ok(inherited?.get, "Express's request has an ip getter");
+      Object.defineProperty(app.request, 'ip', {
+        configurable: true,
+        get(this: Request) {
+          ipReads++;
+          return inherited!.get!.call(this);
+        },
+      });
+      app.use(expressSessions(sessions));
+      app.post(
+        '/',
+        route(async (req, res) => {
+          const session = await req.session.load();
+          session.set('n', (session.get('n', 0) as number) + 1);
+          res.json({ n: session.get('n') });
+        }),
+      );
+      app.get(
+        '/',
+        route(async (req, res) => {
+          res.json({ n: (await req.session.load()).get('n', 0) });
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const created = await fetch(running.url, { method: 'POST' });
+        const cookie = created.headers.getSetCookie()[0]!.split(';')[0]!;
+        assert.equal(ipReads, 1, 'creating the session records the client IP');
+        const token = cookie.split('=')[1]!;
+        assert.ok((await store.get(hashToken(token)))?.ip);
+        assert.deepEqual(await (await fetch(running.url, { method: 'POST', headers: { cookie } })).json(), { n: 2 });
+        assert.deepEqual(await (await fetch(running.url, { headers: { cookie } })).json(), { n: 2 });
+        assert.equal(ipReads, 1, 'a save or a read of an existing session read req.ip');
+      } finally {
+        await running.close();
+      }
+    });
+
     it('ignores X-Forwarded-Proto when neither Express nor coatcheck trusts the proxy', async () => {
       const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
       const app = express();
