@@ -53,7 +53,7 @@ interface Comparison {
 
 /** Bare server first (the reference), then coatcheck, then its peer. */
 const COMPARISONS: Comparison[] = [
-  { contenders: ['node-bare', 'node-memory', 'node-memory-nocontext'] },
+  { contenders: ['node-bare', 'node-floor', 'node-memory', 'node-memory-nocontext'] },
   { contenders: ['node-bare', 'node-sqlite'] },
   { contenders: ['node-bare', 'node-redis'] },
   { contenders: ['node-bare', 'node-postgres'] },

@@ -68,7 +68,7 @@ function stats(op: string, samples: number[]): OpStats {
 const WARMUP = 500;
 
 /** Times `fn` one call at a time, after a short warm-up (indices count … count + 499); µs per call. */
-async function sequential(op: string, count: number, fn: (i: number) => Promise<unknown>): Promise<OpStats> {
+async function sequential(op: string, count: number, fn: (i: number) => unknown): Promise<OpStats> {
   for (let i = 0; i < WARMUP; i++) await fn(count + i);
   const samples = new Array<number>(count);
   for (let i = 0; i < count; i++) {
@@ -79,7 +79,7 @@ async function sequential(op: string, count: number, fn: (i: number) => Promise<
   return stats(op, samples);
 }
 
-async function concurrent(count: number, inFlight: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+async function concurrent(count: number, inFlight: number, fn: (i: number) => unknown): Promise<number> {
   let next = 0;
   const start = process.hrtime.bigint();
   await Promise.all(

@@ -8,7 +8,7 @@
  *
  * The bare apps answer the same bodies without any session, which is the ceiling.
  */
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Sessions } from '../../src/core/sessions.js';
@@ -41,6 +41,8 @@ export const SCENARIOS: Record<string, Described> = {
   'node-bare': { group: 'node:http', label: 'bare node:http (no sessions)' },
   // Calibration, not in the default run: bare node:http spinning BENCH_BURN_US µs of CPU per request.
   'node-burn': { group: 'node:http', label: 'bare node:http + fixed CPU burn' },
+  // The floor: the least a server-side session can do, hand-written, synchronous, no library.
+  'node-floor': { group: 'node:http', label: 'hand-written minimal session (Map, hashed id; the floor)' },
   'node-memory': { group: 'node:http', label: 'coatcheck + memory store' },
   'node-memory-nocontext': { group: 'node:http', label: 'coatcheck + memory store, context: false (no AsyncLocalStorage)' },
   'node-sqlite': { group: 'node:http', label: 'coatcheck + SQLite store (file, WAL)' },
@@ -149,6 +151,40 @@ async function coatcheckRoute(url: string, session: CoatcheckSession): Promise<[
   return [200, body(session.get('n', 0))];
 }
 
+/**
+ * What a session layer cannot avoid, written by hand with nothing else: find the cookie, hash the
+ * token (ids are hashed at rest), one Map read and JSON parse, on a write one JSON stringify and
+ * Map write, and the two headers a session response needs. Synchronous, no promises, no expiry,
+ * no signing, no error handling: a lower bound for "× bare", not a usable session.
+ */
+function floorHandler(): (req: IncomingMessage, res: ServerResponse) => void {
+  const records = new Map<string, string>();
+  const name = 'sid=';
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const header = req.headers.cookie ?? '';
+    const at = header.indexOf(name);
+    const token = at === -1 ? '' : header.slice(at + name.length, (header.indexOf(';', at) + 1 || header.length + 1) - 1);
+    const id = token === '' ? '' : hash('sha256', token, 'base64url');
+    res.setHeader('Cache-Control', 'private, no-cache');
+    res.setHeader('Vary', 'Cookie');
+    if (url.startsWith('/login')) {
+      const fresh = randomBytes(32).toString('base64url');
+      records.set(hash('sha256', fresh, 'base64url'), JSON.stringify({ user: userOf(url), n: 0 }));
+      res.setHeader('Set-Cookie', `sid=${fresh}; Path=/; HttpOnly; SameSite=Lax`);
+      return send(res, 200, body(0));
+    }
+    const stored = id === '' ? undefined : records.get(id);
+    const data = stored === undefined ? null : (JSON.parse(stored) as { user: string; n: number });
+    if (data === null) return send(res, 401, '{"error":"not signed in"}');
+    if (url === '/write') {
+      data.n += 1;
+      records.set(id, JSON.stringify(data));
+    }
+    send(res, 200, body(data.n));
+  };
+}
+
 export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
   switch (name) {
     case 'node-bare':
@@ -164,6 +200,10 @@ export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
         }),
       );
     }
+
+    case 'node-floor':
+      return listen(createServer(floorHandler()));
+
 
     case 'node-memory':
     case 'node-memory-nocontext':

@@ -24,6 +24,7 @@ import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { NoContextError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
+import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
@@ -183,7 +184,7 @@ function respondWithError(error: unknown, req: IncomingMessage, res: ServerRespo
 }
 
 /** The one thing the response hook needs from a session. */
-type Committable = { commit(status: number): Promise<CommitResult | null> };
+type Committable = { commit(status: number): Promise<CommitResult | null>; commitNow(status: number): Awaitable<CommitResult | null> };
 
 type Deferred = { method: 'write' | 'end'; args: unknown[] };
 
@@ -289,21 +290,37 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
     return;
   }
   const status = typeof state.head?.[0] === 'number' ? (state.head[0] as number) : res.statusCode;
-  state.session.commit(status).then(
-    (result) => {
-      // The head as it is now: the one replay sends.
-      const head = state.head;
-      if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) res.setHeader('Cache-Control', SESSION_CACHE_CONTROL);
-      res.setHeader('Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
-      if (result && result.setCookie.length > 0) appendSetCookie(res, head, result.setCookie);
-      replay(res, state);
-    },
-    (error: unknown) => {
-      state.phase = 'passing';
-      // Fail closed: the app's response is replaced, and no Set-Cookie drops the client's session.
-      respondWithError(error, state.req, res, state.options);
-    },
-  );
+  let outcome: Awaitable<CommitResult | null>;
+  try {
+    outcome = state.session.commitNow(status);
+  } catch (error) {
+    commitFailed(res, state, error);
+    return;
+  }
+  // A synchronous store (or nothing to write) sends the response in this very call.
+  if (isPromiseLike(outcome)) {
+    outcome.then(
+      (result) => committed(res, state, result),
+      (error: unknown) => commitFailed(res, state, error),
+    );
+  } else {
+    committed(res, state, outcome);
+  }
+}
+
+function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
+  // The head as it is now: the one replay sends.
+  const head = state.head;
+  if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) res.setHeader('Cache-Control', SESSION_CACHE_CONTROL);
+  res.setHeader('Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
+  if (result && result.setCookie.length > 0) appendSetCookie(res, head, result.setCookie);
+  replay(res, state);
+}
+
+function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
+  state.phase = 'passing';
+  // Fail closed: the app's response is replaced, and no Set-Cookie drops the client's session.
+  respondWithError(error, state.req, res, state.options);
 }
 
 /** Sends what the app asked for, in order, through the methods that were there before ours. */

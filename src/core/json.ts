@@ -88,11 +88,6 @@ export function parseJsonObject(text: string): Record<string, JsonValue> | null 
   }
 }
 
-/** Own enumerable entries of a parsed JSON object, including keys such as `__proto__`. */
-export function jsonEntries(object: Record<string, JsonValue>): [string, JsonValue][] {
-  return Object.keys(object).map((k) => [k, object[k] as JsonValue]);
-}
-
 /**
  * Sets an own data property, as data even for `__proto__` (the only accessor a plain object
  * inherits, so every other key takes the fast plain assignment).

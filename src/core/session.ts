@@ -17,10 +17,10 @@ import {
   TooManySessionsError,
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
-import type { ClientStore, KeyChanges, SessionPatch, SessionRecord, Store } from '../stores/types.js';
+import { type Awaitable, type ClientStore, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
 import type { DestroyReason, SessionEvents } from './events.js';
-import { assertJson, jsonEntries, objectFromEntries, setOwn } from './json.js';
+import { assertJson, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
 import { openForward, sealForward } from './rotation.js';
 import { clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
@@ -48,7 +48,9 @@ export interface SessionEngine {
   readonly events: SessionEvents;
   /** Set when the store is stateless (`cookieStore`): records live in the cookie itself. */
   readonly client: ClientStore | null;
-  call<R>(operation: string, run: (store: Store) => Promise<R>): Promise<R>;
+  call<R>(operation: string, run: (store: Store) => Awaitable<R>): Promise<R>;
+  /** As `call`, but a store that answers synchronously is answered in the same tick (or throws). */
+  callNow<R>(operation: string, run: (store: Store) => Awaitable<R>): Awaitable<R>;
   callClient<R>(operation: string, run: (client: ClientStore) => Promise<R>): Promise<R>;
   /** Sweeps a batch of expired sessions in the background on a fraction of requests. */
   maybeCleanup(): void;
@@ -138,18 +140,31 @@ export class Session<T extends SessionData = RegisteredData> {
       return Promise.resolve(this);
     }
     this.#phase = 'loading';
-    this.#loading = this.#fetch(token).then(
+    let fetching: void | Promise<void>;
+    try {
+      fetching = this.#fetch(token);
+    } catch (error) {
+      return this.#loadFailed(error);
+    }
+    if (fetching === undefined) {
+      // A store that answered synchronously: loaded in this tick, no promise chain to wait on.
+      this.#phase = 'ready';
+      return Promise.resolve(this);
+    }
+    this.#loading = fetching.then(
       () => {
         this.#phase = 'ready';
         return this;
       },
-      (error: unknown) => {
-        this.#phase = 'failed';
-        this.#failure = error;
-        throw error;
-      },
+      (error: unknown) => this.#loadFailed(error),
     );
     return this.#loading;
+  }
+
+  #loadFailed(error: unknown): Promise<never> {
+    this.#phase = 'failed';
+    this.#failure = error;
+    return Promise.reject(error);
   }
 
   /** True once the data is available synchronously. */
@@ -205,59 +220,85 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#engine.client === null ? isWellFormedToken(value) : SEALED_SHAPE.test(value);
   }
 
-  async #fetch(cookieToken: string): Promise<void> {
+  /**
+   * Reads the record for a cookie token and takes it on. Returns nothing when all of it happened
+   * synchronously (a synchronous store, the common case of a live session), or a promise when
+   * the store is asynchronous or the session needs more store calls (expired, rotated, rebound).
+   */
+  #fetch(cookieToken: string): void | Promise<void> {
     if (this.#engine.client !== null) return this.#open(cookieToken, this.#engine.client);
-    let token = cookieToken;
-    const id = hashToken(token);
-    const engine = this.#engine;
-    let record: SessionRecord | null;
+    const id = hashToken(cookieToken);
+    let answer: Awaitable<SessionRecord | null>;
     try {
-      record = await engine.call('get', (store) => store.get(id));
+      answer = this.#engine.callNow('get', (store) => store.get(id));
     } catch (error) {
-      if (!(error instanceof CorruptRecordError)) throw error;
-      engine.events.emit('invalidCookie', { reason: 'corrupt' });
-      this.#startFresh();
-      return;
+      return this.#unreadable(error);
     }
+    if (isPromiseLike(answer)) {
+      return answer.then(
+        (record) => this.#receive(cookieToken, id, record),
+        (error: unknown) => this.#unreadable(error),
+      );
+    }
+    return this.#receive(cookieToken, id, answer);
+  }
+
+  /** A corrupt record reads as "no session" (reported); any other failure fails the load. */
+  #unreadable(error: unknown): void {
+    if (!(error instanceof CorruptRecordError)) throw error;
+    this.#engine.events.emit('invalidCookie', { reason: 'corrupt' });
+    this.#startFresh();
+  }
+
+  /** Takes on the record a cookie's token found (or starts fresh if it cannot be used). */
+  #receive(token: string, id: string, record: SessionRecord | null): void | Promise<void> {
+    const engine = this.#engine;
     this.#startFresh();
     if (!record) {
       // Strict mode: an id we don't hold is never adopted; a fresh one is issued if data is stored.
       engine.events.emit('invalidCookie', { reason: 'unknown' });
       return;
     }
-    const now = engine.options.clock.now();
-    const expired = this.#expiryReason(record, now);
-    if (expired) {
-      engine.events.emit('expired', { handle: id, userId: record.userId, reason: expired });
-      await engine.call('destroy', (store) => store.destroy(id));
-      engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'expired' });
+    const expired = this.#expiryReason(record, engine.options.clock.now());
+    if (expired) return this.#dropExpired(id, record, expired);
+    if (record.meta[META_MOVED] !== undefined) return this.#receiveMoved(id, token, record);
+    return this.#accept(id, token, record);
+  }
+
+  async #dropExpired(id: string, record: SessionRecord, reason: 'idle' | 'absolute' | 'fixed'): Promise<void> {
+    const engine = this.#engine;
+    engine.events.emit('expired', { handle: id, userId: record.userId, reason });
+    await engine.call('destroy', (store) => store.destroy(id));
+    engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'expired' });
+  }
+
+  /** Rotated by a parallel request within the grace window: continue in the new session. */
+  async #receiveMoved(id: string, token: string, record: SessionRecord): Promise<void> {
+    const followed = await this.#follow(token, record);
+    if (!followed) {
+      this.#engine.events.emit('invalidCookie', { reason: 'unknown' });
       return;
     }
-    if (record.meta[META_MOVED] !== undefined) {
-      // Rotated by a parallel request within the grace window: continue in the new session.
-      const followed = await this.#follow(token, record);
-      if (!followed) {
-        engine.events.emit('invalidCookie', { reason: 'unknown' });
-        return;
-      }
-      token = followed.token;
-      record = followed.record;
-      this.#cookieChanged = true;
-    }
+    this.#cookieChanged = true;
+    await this.#accept(id, followed.token, followed.record);
+  }
+
+  /** Checks the binding and adopts the record; upgrades a plain-HTTP session arriving over HTTPS. */
+  #accept(id: string, token: string, record: SessionRecord): void | Promise<void> {
+    const engine = this.#engine;
     const mismatch = this.#bindingMismatch(record);
-    if (mismatch) {
-      engine.events.emit('bindingMismatch', { handle: id, userId: record.userId, field: mismatch });
-      await engine.call('destroy', (store) => store.destroy(id));
-      engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'binding' });
-      return;
-    }
+    if (mismatch) return this.#dropRebound(id, record, mismatch);
     this.#adopt(token, record);
     engine.events.emit('loaded', { handle: record.id, userId: record.userId });
-    if (this.#fromPlainHttp) {
-      // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
-      if (engine.options.keepDataOnHttpsUpgrade) await this.cycleIdNow();
-      else await this.#restart([], 'httpsUpgrade');
-    }
+    // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
+    if (this.#fromPlainHttp) return engine.options.keepDataOnHttpsUpgrade ? this.cycleIdNow() : this.#restart([], 'httpsUpgrade');
+  }
+
+  async #dropRebound(id: string, record: SessionRecord, field: 'ip' | 'userAgent'): Promise<void> {
+    const engine = this.#engine;
+    engine.events.emit('bindingMismatch', { handle: id, userId: record.userId, field });
+    await engine.call('destroy', (store) => store.destroy(id));
+    engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'binding' });
   }
 
   /** Loads a stateless session: decrypt, check expiry, revocation and binding; no store record. */
@@ -304,14 +345,8 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#userId = this.#userIdBaseline = record.userId;
     this.#createdAt = record.createdAt;
     this.#lastSeenAt = record.lastSeenAt;
-    for (const [key, value] of jsonEntries(record.data)) {
-      this.#data.set(key, value);
-      this.#snapshot.set(key, JSON.stringify(value));
-    }
-    for (const [key, value] of jsonEntries(record.meta)) {
-      this.#meta.set(key, value);
-      this.#metaSnapshot.set(key, JSON.stringify(value));
-    }
+    takeOn(record.data, this.#data, this.#snapshot);
+    takeOn(record.meta, this.#meta, this.#metaSnapshot);
   }
 
   #bindingMismatch(record: SessionRecord): 'ip' | 'userAgent' | null {
@@ -327,10 +362,11 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#token = null;
     this.#id = null;
     this.#stored = false;
-    this.#data = new Map();
-    this.#snapshot = new Map();
-    this.#meta = new Map();
-    this.#metaSnapshot = new Map();
+    // Cleared, not replaced: nothing holds on to these maps, and a load would otherwise allocate twice.
+    this.#data.clear();
+    this.#snapshot.clear();
+    this.#meta.clear();
+    this.#metaSnapshot.clear();
     this.#userId = this.#userIdBaseline = null;
     this.#createdAt = now;
     this.#lastSeenAt = now;
@@ -820,9 +856,22 @@ export class Session<T extends SessionData = RegisteredData> {
    * once, before the response headers go out. Nothing is written for a 5xx response (Django's
    * rule), and nothing at all happens when the request never used the session.
    */
-  async commit(status = 200): Promise<CommitResult | null> {
+  commit(status = 200): Promise<CommitResult | null> {
+    try {
+      return Promise.resolve(this.commitNow(status));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * `commit()` for adapters that can carry on in the same tick: returns the result itself when no
+   * store call was needed or the store answered synchronously, and a promise otherwise. Failures
+   * found synchronously are thrown, not returned as a rejected promise.
+   */
+  commitNow(status = 200): Awaitable<CommitResult | null> {
     if (!this.#accessed || this.#phase === 'committed') return null;
-    if (this.#phase === 'loading') await this.#loading?.catch(() => undefined);
+    if (this.#phase === 'loading') return this.#commitAfterLoad(status);
     if (this.#phase !== 'ready') {
       this.#phase = 'committed';
       return { setCookie: [] };
@@ -837,58 +886,94 @@ export class Session<T extends SessionData = RegisteredData> {
     const keep = this.#data.size > 0 || this.#userId !== null || this.#meta.size > 0;
 
     if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
-
-    if (!keep) {
-      if (this.#stored && this.#id !== null) {
-        const id = this.#id;
-        await engine.call('destroy', (store) => store.destroy(id));
-        engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
-      }
-      await this.#destroyRetired();
-      if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
-      this.#stored = false;
-      return result;
-    }
-
-    if (!this.#stored) {
-      const token = await this.#create(now);
-      await this.#destroyRetired();
-      result.setCookie.push(this.#cookie(token, now));
-      return result;
-    }
+    if (!keep) return this.#commitEmptied(result);
+    if (!this.#stored) return this.#commitCreated(now, result);
 
     const rotation = engine.options.rotation;
     const rotate = this.#rotateRequested || (rotation !== null && this.#rotationDue(now));
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const userChanged = this.#userId !== this.#userIdBaseline;
-    const expiresAt = this.#expiresAt(now);
-    if (rotate && (await this.#rotate(now))) {
-      result.setCookie.push(this.#cookie(this.#token as string, now));
-      return result;
-    }
     // Every save is guarded: a record another request already rotated away is never written to.
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt, guard: SAVE_GUARD };
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
     if (userChanged) patch.userId = this.#userId;
     const touchDue = now - this.#lastSeenAt >= engine.options.touchInterval * 1000;
-    if (data || meta || userChanged || this.#forceSave || rotate || (touchDue && rotation !== null)) {
-      if (!(await this.#save(patch))) throw new SessionGoneError();
-      this.#lastSeenAt = now;
-      engine.events.emit('saved', { handle: this.#id as string, userId: this.#userId, touch: false });
-      if (this.#persistentCookie()) this.#cookieChanged = true;
-    } else if (touchDue) {
-      const id = this.#id as string;
-      const ok = await engine.call('touch', (store) => store.touch(id, { lastSeenAt: now, expiresAt }));
-      if (!ok) {
-        // Ended elsewhere meanwhile; nothing of ours to save, so just drop the dead cookie.
-        result.setCookie.push(this.#clearCookie());
-        return result;
-      }
-      this.#lastSeenAt = now;
-      engine.events.emit('saved', { handle: id, userId: this.#userId, touch: true });
-      if (this.#persistentCookie()) this.#cookieChanged = true;
+    const needsSave = data !== null || meta !== null || userChanged || this.#forceSave || (touchDue && rotation !== null);
+    if (rotate) return this.#commitRotating(now, patch, result);
+    return this.#commitStored(now, patch, needsSave, touchDue, result);
+  }
+
+  async #commitAfterLoad(status: number): Promise<CommitResult | null> {
+    await this.#loading?.catch(() => undefined);
+    return this.commitNow(status);
+  }
+
+  /** Nothing left to keep: the record goes, and so does the cookie. */
+  async #commitEmptied(result: CommitResult): Promise<CommitResult> {
+    if (this.#stored && this.#id !== null) {
+      const id = this.#id;
+      await this.#engine.call('destroy', (store) => store.destroy(id));
+      this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
     }
+    await this.#destroyRetired();
+    if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
+    this.#stored = false;
+    return result;
+  }
+
+  /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */
+  async #commitCreated(now: number, result: CommitResult): Promise<CommitResult> {
+    const token = await this.#create(now);
+    await this.#destroyRetired();
+    result.setCookie.push(this.#cookie(token, now));
+    return result;
+  }
+
+  /** Rotation due: move to a new id; if another request claimed the rotation, save as usual. */
+  async #commitRotating(now: number, patch: SessionPatch, result: CommitResult): Promise<CommitResult> {
+    if (await this.#rotate(now)) {
+      result.setCookie.push(this.#cookie(this.#token as string, now));
+      return result;
+    }
+    return this.#commitStored(now, patch, true, now - this.#lastSeenAt >= this.#engine.options.touchInterval * 1000, result);
+  }
+
+  /** An existing record: write the changed keys, or just refresh its times when a touch is due. */
+  #commitStored(now: number, patch: SessionPatch, needsSave: boolean, touchDue: boolean, result: CommitResult): Awaitable<CommitResult> {
+    if (needsSave) {
+      const saved = this.#save(patch);
+      return isPromiseLike(saved) ? saved.then((ok) => this.#afterSave(ok, now, result)) : this.#afterSave(saved, now, result);
+    }
+    if (touchDue) {
+      const id = this.#id as string;
+      const touched = this.#engine.callNow('touch', (store) => store.touch(id, { lastSeenAt: now, expiresAt: patch.expiresAt }));
+      return isPromiseLike(touched) ? touched.then((ok) => this.#afterTouch(ok, id, now, result)) : this.#afterTouch(touched, id, now, result);
+    }
+    return this.#withRefreshedCookie(now, result);
+  }
+
+  #afterSave(saved: boolean, now: number, result: CommitResult): CommitResult {
+    if (!saved) throw new SessionGoneError();
+    this.#lastSeenAt = now;
+    this.#engine.events.emit('saved', { handle: this.#id as string, userId: this.#userId, touch: false });
+    if (this.#persistentCookie()) this.#cookieChanged = true;
+    return this.#withRefreshedCookie(now, result);
+  }
+
+  #afterTouch(touched: boolean, id: string, now: number, result: CommitResult): CommitResult {
+    if (!touched) {
+      // Ended elsewhere meanwhile; nothing of ours to save, so just drop the dead cookie.
+      result.setCookie.push(this.#clearCookie());
+      return result;
+    }
+    this.#lastSeenAt = now;
+    this.#engine.events.emit('saved', { handle: id, userId: this.#userId, touch: true });
+    if (this.#persistentCookie()) this.#cookieChanged = true;
+    return this.#withRefreshedCookie(now, result);
+  }
+
+  #withRefreshedCookie(now: number, result: CommitResult): CommitResult {
     if (this.#cookieChanged) result.setCookie.push(this.#refreshCookie(now));
     return result;
   }
@@ -932,12 +1017,19 @@ export class Session<T extends SessionData = RegisteredData> {
    * Writes a patch where the session lives now: if another request rotated the id meanwhile, the
    * patch follows the session to its new id (and the new cookie is sent) instead of failing.
    */
-  async #save(patch: SessionPatch): Promise<boolean> {
-    const engine = this.#engine;
-    for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
-      const id = this.#id as string;
-      if (await engine.call('update', (store) => store.update(id, patch))) return true;
+  #save(patch: SessionPatch): Awaitable<boolean> {
+    const id = this.#id as string;
+    const saved = this.#engine.callNow('update', (store) => store.update(id, patch));
+    if (isPromiseLike(saved)) return saved.then((ok) => ok || this.#saveElsewhere(patch));
+    return saved || this.#saveElsewhere(patch);
+  }
+
+  /** The guarded write failed: follow the session to its rotated id, a few hops at most. */
+  async #saveElsewhere(patch: SessionPatch): Promise<boolean> {
+    for (let hop = 0; hop < MAX_FORWARD_HOPS; hop++) {
       if (!(await this.#relocate())) return false;
+      const id = this.#id as string;
+      if (await this.#engine.call('update', (store) => store.update(id, patch))) return true;
     }
     return false;
   }
@@ -1133,6 +1225,15 @@ export class Session<T extends SessionData = RegisteredData> {
 
   #clearCookie(): string {
     return clearedSessionCookie(this.#engine.options.cookie, this.#request().https);
+  }
+}
+
+/** Copies a record's object into a live map and its serialized baseline (own keys, `__proto__` included). */
+function takeOn(object: Record<string, JsonValue>, live: Map<string, JsonValue>, baseline: Map<string, string>): void {
+  for (const key of Object.keys(object)) {
+    const value = object[key] as JsonValue;
+    live.set(key, value);
+    baseline.set(key, JSON.stringify(value));
   }
 }
 

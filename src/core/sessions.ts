@@ -100,6 +100,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     events,
     client,
     call: (operation, run) => caller.call(operation, () => run(store)),
+    callNow: (operation, run) => caller.callNow(operation, () => run(store)),
     callClient: (operation, run) => caller.call(operation, () => run(client as ClientStore)),
     maybeCleanup,
   };

@@ -3,7 +3,7 @@
  * (StoreError) so adapters can answer 503 without knowing which store failed.
  */
 import { CoatcheckError, StoreError, StoreTimeoutError } from '../errors.js';
-import type { AnyStore } from '../stores/types.js';
+import { type AnyStore, type Awaitable, isPromiseLike } from '../stores/types.js';
 
 /** One call in flight: settled by the store's answer or by the deadline, whichever comes first. */
 interface PendingCall {
@@ -35,20 +35,40 @@ export class StoreCaller {
     this.#settledHook = onSettled;
   }
 
-  call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  call<T>(operation: string, run: () => Awaitable<T>): Promise<T> {
+    try {
+      return Promise.resolve(this.callNow(operation, run));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Like `call`, but a store that answers synchronously is answered synchronously: the value is
+   * returned (or its failure thrown) in the same tick, with no promise and no timer. A store
+   * that returns a promise gets the timeout as usual.
+   */
+  callNow<T>(operation: string, run: () => Awaitable<T>): Awaitable<T> {
     const started = performance.now();
+    let answer: Awaitable<T>;
+    try {
+      answer = run();
+    } catch (error) {
+      // A synchronous store cannot hang, so a thrown failure is final: report it as `call` would.
+      throw this.#failed(operation, started, error);
+    }
+    if (isPromiseLike(answer)) return this.#await(operation, started, answer);
+    this.#settledHook?.(operation, performance.now() - started, undefined);
+    return answer;
+  }
+
+  /** Waits for a store's promise, failing it at the deadline if the store has not answered. */
+  #await<T>(operation: string, started: number, pending: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry: PendingCall = { deadline: started + this.#timeoutMs, operation, reject, settled: false };
       this.#queue.push(entry);
       if (this.#unsettled++ === 0) this.#timer?.ref();
       this.#arm();
-      let pending: Promise<T>;
-      try {
-        // Promise.resolve: a store method that answers a plain value still settles this call.
-        pending = Promise.resolve(run());
-      } catch (error) {
-        pending = Promise.reject(error);
-      }
       pending.then(
         (value) => {
           if (!this.#settle(entry)) return;
@@ -57,13 +77,17 @@ export class StoreCaller {
         },
         (error: unknown) => {
           if (!this.#settle(entry)) return;
-          // Contract errors (conflict, corrupt record) keep their identity; anything else is an outage.
-          const failure = error instanceof CoatcheckError ? error : new StoreError(this.#store.name, operation, error);
-          this.#settledHook?.(operation, performance.now() - started, failure);
-          reject(failure);
+          reject(this.#failed(operation, started, error));
         },
       );
     });
+  }
+
+  /** Contract errors (conflict, corrupt record) keep their identity; anything else is an outage. */
+  #failed(operation: string, started: number, error: unknown): CoatcheckError {
+    const failure = error instanceof CoatcheckError ? error : new StoreError(this.#store.name, operation, error);
+    this.#settledHook?.(operation, performance.now() - started, failure);
+    return failure;
   }
 
   /** Marks a call settled; false if its deadline already rejected it. */
@@ -116,6 +140,6 @@ export class StoreCaller {
 }
 
 /** A one-off call with its own timer (the CLI's single calls). */
-export function callStore<T>(store: AnyStore, operation: string, timeoutMs: number, run: () => Promise<T>): Promise<T> {
+export function callStore<T>(store: AnyStore, operation: string, timeoutMs: number, run: () => Awaitable<T>): Promise<T> {
   return new StoreCaller(store, timeoutMs).call(operation, run);
 }

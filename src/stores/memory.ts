@@ -144,7 +144,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     get size() {
       return records.size;
     },
-    async get(id) {
+    // get, update and touch answer synchronously (the contract allows it): the engine then loads
+    // and saves without waiting for a turn of the event loop.
+    get(id) {
       // Expired records are still returned: the engine decides expiry and reports it.
       const entry = records.get(id);
       if (!entry) return null;
@@ -169,7 +171,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         remove(oldest);
       }
     },
-    async update(id, patch: SessionPatch) {
+    update(id, patch: SessionPatch) {
       const entry = live(id);
       if (!entry) return false;
       if (patch.guard && !guardHoldsOn(entry.meta, patch.guard)) return false;
@@ -193,7 +195,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       refresh(id, entry);
       return true;
     },
-    async touch(id, times) {
+    touch(id, times) {
       const entry = live(id);
       if (!entry) return false;
       entry.lastSeenAt = times.lastSeenAt;

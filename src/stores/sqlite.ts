@@ -638,7 +638,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
 
   return {
     name: 'sqlite',
-    async get(id: string): Promise<SessionRecord | null> {
+    // get, update and touch answer synchronously, as the driver does: the engine then loads and
+    // saves in the same tick. Their failures are thrown rather than returned as rejections.
+    get(id: string): SessionRecord | null {
       const row = q.get.get(id) as Row | undefined;
       if (!row) return null;
       return {
@@ -667,10 +669,10 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       ));
       if (result.changes === 0) throw new StoreConflictError('sqlite');
     },
-    async update(id: string, patch: SessionPatch): Promise<boolean> {
+    update(id: string, patch: SessionPatch): boolean {
       return writing(() => applyPatch.immediate(id, patch));
     },
-    async touch(id, times) {
+    touch(id, times) {
       return writing(() => q.touch.run(times.lastSeenAt, times.expiresAt, id)).changes > 0;
     },
     async destroy(id) {

@@ -9,7 +9,7 @@ import { setOwn } from '../core/json.js';
 import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { JsonValue } from '../types.js';
-import type { ExpiredSweep, MassDestroyStep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
+import type { Awaitable, ExpiredSweep, MassDestroyStep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
 
 /** Where a tiered `destroyStep` walk is: the durable store's steps, then the cache's. */
 function parseStepCursor(cursor: string | null): { phase: 'durable' | 'cache'; inner: string | null } {
@@ -158,10 +158,10 @@ export function tieredStore(options: TieredStoreOptions): Store {
   }
 
   /** Runs a cache step, rejecting with a timeout error if the cache does not answer in time. */
-  function bounded<T>(operation: TieredCacheOperation, run: () => Promise<T>): Promise<T> {
+  function bounded<T>(operation: TieredCacheOperation, run: () => Awaitable<T>): Promise<T> {
     let pending: Promise<T>;
     try {
-      pending = run();
+      pending = Promise.resolve(run());
     } catch (error) {
       pending = Promise.reject(error);
     }

@@ -84,8 +84,21 @@ export interface SweepResult {
 }
 
 /**
- * The contract. Every method may reject; the engine turns rejections into a `StoreError`
- * (503 at the adapters) and never treats a failure as "no session".
+ * A value or a promise of it. The hot-path methods (`get`, `update`, `touch`) of a store whose
+ * backend answers synchronously (memory, better-sqlite3) may return the value itself: the engine
+ * then finishes the request's load or save without waiting for another turn of the event loop.
+ */
+export type Awaitable<T> = T | Promise<T>;
+
+/** True for a promise (or any thenable) as opposed to a plain value. */
+export function isPromiseLike<T>(value: Awaitable<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/**
+ * The contract. Every method may reject (or, when it answers synchronously, throw); the engine
+ * turns failures into a `StoreError` (503 at the adapters) and never treats a failure as "no
+ * session".
  */
 export interface Store {
   /** Short name used in errors and events, e.g. `memory`, `sqlite`. */
@@ -96,16 +109,16 @@ export interface Store {
    * `CorruptRecordError` when the stored bytes cannot be decoded (the engine treats that as
    * "no session" and reports it, unlike other failures, which fail the request).
    */
-  get(id: string): Promise<SessionRecord | null>;
+  get(id: string): Awaitable<SessionRecord | null>;
   /** Writes a new record. Rejects with `StoreConflictError` if the id exists. */
   create(record: SessionRecord): Promise<void>;
   /**
    * Applies a patch atomically. Resolves false, writing nothing, when the record does not exist
    * (destroyed elsewhere): a save never resurrects a session.
    */
-  update(id: string, patch: SessionPatch): Promise<boolean>;
+  update(id: string, patch: SessionPatch): Awaitable<boolean>;
   /** Updates only the times (idle-expiry refresh). False when the record does not exist. */
-  touch(id: string, times: { lastSeenAt: number; expiresAt: number }): Promise<boolean>;
+  touch(id: string, times: { lastSeenAt: number; expiresAt: number }): Awaitable<boolean>;
   /** Deletes one record; deleting an unknown id is not an error. */
   destroy(id: string): Promise<void>;
   /**

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { attachSession, getSession, withSessions } from '../../src/adapters/node.js';
 import { createSessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
+import type { Store } from '../../src/stores/types.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 
@@ -133,6 +134,43 @@ describe('node:http adapter specifics', () => {
       await app.close();
     }
   });
+  it('sends the response within res.end() when the store answers synchronously, and once its promise settles otherwise', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    // The same store answering through promises, as a networked store does.
+    const promised: Store = {
+      ...inner,
+      name: 'promised-memory',
+      get: async (id) => inner.get(id),
+      update: async (id, patch) => inner.update(id, patch),
+      touch: async (id, times) => inner.touch(id, times),
+    };
+    for (const [store, synchronous] of [[inner, true], [promised, false]] as const) {
+      const sessions = createSessions({ store, context: false });
+      const sentWithinEnd: boolean[] = [];
+      const app = await listen(
+        createServer(
+          withSessions(sessions, async (req, res) => {
+            const session = await getSession(req);
+            session.set('n', (session.get('n', 0) as number) + 1);
+            res.end(String(session.get('n')));
+            sentWithinEnd.push(res.headersSent);
+          }),
+        ),
+      );
+      try {
+        const first = await fetch(app.url);
+        const cookie = (first.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        const second = await fetch(app.url, { headers: { cookie } });
+        assert.equal(await second.text(), '2');
+        assert.match(second.headers.get('vary') ?? '', /Cookie/);
+        // The first request creates the session (always asynchronous); the second saves it.
+        assert.equal(sentWithinEnd[1], synchronous, store.name);
+      } finally {
+        await app.close();
+      }
+    }
+  });
+
   it('answers 413 when the session as a whole outgrows maxDataSize at commit, writing nothing', async () => {
     const store = memoryStore({ sweepInterval: 0 });
     const sessions = createSessions({ store, maxDataSize: 1000 });

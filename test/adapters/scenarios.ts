@@ -165,21 +165,39 @@ export function runAdapterScenarios(name: string, start: StartApp): void {
       }
     });
 
-    it('answers 503 when the store is down, without Set-Cookie, and recovers', async () => {
-      const b = browser();
-      await b.post('/set?key=a&value=1');
-      store.fault = 'reject';
-      try {
-        const res = await b.get('/session');
-        assert.equal(res.status, 503);
-        assert.deepEqual(res.setCookie.filter((c) => c.startsWith('sid=')), []);
-        const write = await b.post('/set?key=a&value=2');
-        assert.equal(write.status, 503);
-      } finally {
-        store.fault = 'none';
-      }
-      assert.deepEqual((await b.get('/session')).body, { user: null, data: { a: 1 } });
-    });
+    for (const fault of ['reject', 'throw'] as const) {
+      it(`answers 503 when the store is down (${fault === 'reject' ? 'rejecting' : 'throwing synchronously'}), without Set-Cookie, and recovers`, async () => {
+        const b = browser();
+        await b.post('/set?key=a&value=1');
+        store.fault = fault;
+        try {
+          const res = await b.get('/session');
+          assert.equal(res.status, 503);
+          assert.deepEqual(res.setCookie.filter((c) => c.startsWith('sid=')), []);
+          const write = await b.post('/set?key=a&value=2');
+          assert.equal(write.status, 503);
+        } finally {
+          store.fault = 'none';
+        }
+        assert.deepEqual((await b.get('/session')).body, { user: null, data: { a: 1 } });
+      });
+
+      it(`answers 503 when the save fails (${fault === 'reject' ? 'rejecting' : 'throwing synchronously'}), keeping the stored data`, async () => {
+        const b = browser();
+        await b.post('/set?key=a&value=1');
+        store.fault = fault;
+        store.faultOnly = ['update'];
+        try {
+          const write = await b.post('/set?key=a&value=2');
+          assert.equal(write.status, 503);
+          assert.deepEqual(write.setCookie.filter((c) => c.startsWith('sid=')), []);
+        } finally {
+          store.fault = 'none';
+          store.faultOnly = null;
+        }
+        assert.deepEqual((await b.get('/session')).body, { user: null, data: { a: 1 } });
+      });
+    }
 
     it('answers 503 within the store timeout when the store hangs', async () => {
       const b = browser();

@@ -613,6 +613,70 @@ describe('store failures', () => {
     assert.equal((await visit((s) => s.get('a'))).value, 1);
   });
 
+  it('fails closed the same way when a synchronous store throws instead of rejecting', async () => {
+    const { visit, store, sessions, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    store.fault = 'throw';
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    const loading = session.load();
+    assert.ok(loading instanceof Promise, 'load() reports a thrown failure as a rejection');
+    await assert.rejects(loading, (e: Error & { code?: string; status?: number }) => e.code === 'ERR_STORE' && e.status === 503);
+    assert.throws(() => session.get('a'), { code: 'ERR_STORE' });
+    store.fault = 'none';
+    // A save whose update throws: commit() rejects, commitNow() throws, nothing is written.
+    for (const how of ['commit', 'commitNow'] as const) {
+      const saving = sessions.open({ cookieHeader: jar.header(), https: false });
+      await saving.load();
+      saving.set('a', 2);
+      store.fault = 'throw';
+      store.faultOnly = ['update'];
+      try {
+        if (how === 'commit') await assert.rejects(saving.commit(200), { code: 'ERR_STORE' });
+        else assert.throws(() => saving.commitNow(200), { code: 'ERR_STORE' });
+      } finally {
+        store.fault = 'none';
+        store.faultOnly = null;
+      }
+    }
+    assert.equal((await visit((s) => s.get('a'))).value, 1);
+  });
+
+  it('loads and saves in the same tick with a synchronous store, and through promises otherwise', async () => {
+    const { visit, store, sessions, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    void session.load();
+    assert.equal(session.loaded, true, 'a synchronous store answers within load()');
+    session.set('a', 2);
+    assert.deepEqual(session.commitNow(200), { setCookie: [] });
+    const original = store.get;
+    store.get = async (id) => original(id);
+    try {
+      const later = sessions.open({ cookieHeader: jar.header(), https: false });
+      const loading = later.load();
+      assert.equal(later.loaded, false);
+      await loading;
+      assert.equal(later.get('a'), 2);
+    } finally {
+      store.get = original;
+    }
+  });
+
+  it('treats a record that a synchronous store cannot decode as no session', async () => {
+    const { visit, store, sessions, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const { CorruptRecordError } = await import('../../src/errors.js');
+    store.get = () => {
+      throw new CorruptRecordError('memory', 'garbage');
+    };
+    const reasons: string[] = [];
+    sessions.events.on('invalidCookie', (e) => reasons.push(e.reason));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await session.load();
+    assert.equal(session.isNew, true);
+    assert.deepEqual(reasons, ['corrupt']);
+  });
+
   it('treats an undecodable record as no session instead of failing', async () => {
     const { visit, store, sessions, jar } = setup();
     await visit((s) => s.set('a', 1));

@@ -73,10 +73,53 @@ describe('StoreCaller (one shared timer for every call of an engine)', () => {
     const seen: string[] = [];
     const caller = new StoreCaller(store, 5_000, (operation, _ms, error) => seen.push(`${operation}:${error === undefined}`));
     const started = performance.now();
-    const value = await caller.call('get', (() => 'plain') as unknown as () => Promise<string>);
+    const value = await caller.call('get', () => 'plain');
     assert.equal(value, 'plain');
     assert.ok(performance.now() - started < 1_000);
     assert.deepEqual(seen, ['get:true']);
+  });
+
+  it('callNow answers a synchronous store in the same tick, and waits (with the timeout) for a promise', async () => {
+    const seen: string[] = [];
+    const caller = new StoreCaller(store, 30, (operation, _ms, error) => seen.push(`${operation}:${error === undefined}`));
+    assert.equal(caller.callNow('get', () => 'plain'), 'plain');
+    assert.deepEqual(seen, ['get:true']);
+    const pending = caller.callNow('update', () => later(1, true));
+    assert.ok(pending instanceof Promise);
+    assert.equal(await pending, true);
+    const hung = caller.callNow('touch', never);
+    assert.ok(hung instanceof Promise);
+    await assert.rejects(hung, StoreTimeoutError);
+    assert.deepEqual(seen, ['get:true', 'update:true', 'touch:false']);
+  });
+
+  it('callNow throws a synchronous failure at once: outages as StoreError, contract errors as they are', () => {
+    const seen: string[] = [];
+    const caller = new StoreCaller(store, 5_000, (operation, _ms, error) => seen.push(`${operation}:${(error as Error | undefined)?.name ?? 'ok'}`));
+    assert.throws(
+      () =>
+        caller.callNow('get', () => {
+          throw new Error('disk I/O error');
+        }),
+      (error: unknown) => error instanceof StoreError && error.status === 503 && /disk I\/O error/.test(String((error as Error).cause)),
+    );
+    assert.throws(
+      () =>
+        caller.callNow('create', () => {
+          throw new StoreConflictError('memory');
+        }),
+      StoreConflictError,
+    );
+    assert.deepEqual(seen, ['get:StoreError', 'create:StoreConflictError']);
+  });
+
+  it('call turns a synchronous throw into a rejection', async () => {
+    const caller = new StoreCaller(store, 5_000);
+    const outcome = caller.call('get', () => {
+      throw new Error('boom');
+    });
+    assert.ok(outcome instanceof Promise);
+    await assert.rejects(outcome, StoreError);
   });
 
   it('callStore runs a single call the same way', async () => {

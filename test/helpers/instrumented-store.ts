@@ -5,13 +5,16 @@
  */
 import type { Store } from '../../src/stores/types.js';
 
-export type Fault = 'none' | 'reject' | 'hang';
+/** `reject`: a rejected promise; `throw`: a synchronous throw (as a synchronous store fails); `hang`: no answer. */
+export type Fault = 'none' | 'reject' | 'throw' | 'hang';
 
 export interface InstrumentedStore extends Store {
   calls: Record<string, number>;
   totalCalls(): number;
   resetCounts(): void;
   fault: Fault;
+  /** When set, the fault hits only these methods (e.g. `['update']`: loads work, saves fail). */
+  faultOnly: string[] | null;
 }
 
 export function instrument(inner: Store): InstrumentedStore {
@@ -20,6 +23,7 @@ export function instrument(inner: Store): InstrumentedStore {
     name: inner.name,
     calls,
     fault: 'none' as Fault,
+    faultOnly: null,
     totalCalls: () => Object.values(calls).reduce((a, b) => a + b, 0),
     resetCounts: () => {
       for (const key of Object.keys(calls)) delete calls[key];
@@ -29,8 +33,10 @@ export function instrument(inner: Store): InstrumentedStore {
   for (const method of methods) {
     (wrapper as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
       calls[method] = (calls[method] ?? 0) + 1;
-      if (wrapper.fault === 'reject') return Promise.reject(new Error(`injected ${method} failure`));
-      if (wrapper.fault === 'hang') return new Promise(() => undefined);
+      const fault = wrapper.faultOnly === null || wrapper.faultOnly.includes(method) ? wrapper.fault : 'none';
+      if (fault === 'reject') return Promise.reject(new Error(`injected ${method} failure`));
+      if (fault === 'throw') throw new Error(`injected ${method} failure`);
+      if (fault === 'hang') return new Promise(() => undefined);
       return (inner[method] as (...a: unknown[]) => Promise<unknown>).apply(inner, args);
     };
   }

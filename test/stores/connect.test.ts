@@ -36,7 +36,7 @@ describe('connectStore', () => {
         error ? reject(error) : resolve(),
       ),
     );
-    await assert.rejects(store.get(foreign), { code: 'ERR_CORRUPT_RECORD' });
+    await assert.rejects(async () => store.get(foreign), { code: 'ERR_CORRUPT_RECORD' });
     await assert.rejects(store.create(makeRecord({ id: foreign })), { code: 'ERR_STORE_CONFLICT' });
     // Listings skip it; destroyAll removes it with the rest.
     assert.deepEqual(await store.listByUser('nobody'), []);
@@ -72,8 +72,8 @@ describe('connectStore', () => {
       destroy: () => Promise.reject(boom),
     };
     const store = connectStore(failing);
-    await assert.rejects(store.get(randomId()), /backend down/);
-    await assert.rejects(store.update(randomId(), { lastSeenAt: 1, expiresAt: 2 }), /backend down/);
+    await assert.rejects(async () => store.get(randomId()), /backend down/);
+    await assert.rejects(async () => store.update(randomId(), { lastSeenAt: 1, expiresAt: 2 }), /backend down/);
     await assert.rejects(store.destroy(randomId()), /backend down/);
   });
 

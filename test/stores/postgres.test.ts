@@ -144,9 +144,9 @@ if (up) {
       const record = makeRecord();
       await store.create(record);
       await admin.query(`UPDATE "${table}" SET data = '[1,2]'::jsonb WHERE id = $1`, [record.id]);
-      await assert.rejects(store.get(record.id), code('ERR_CORRUPT_RECORD'));
+      await assert.rejects(async () => store.get(record.id), code('ERR_CORRUPT_RECORD'));
       await admin.query(`UPDATE "${table}" SET data = '{}'::jsonb, meta = '"text"'::jsonb WHERE id = $1`, [record.id]);
-      await assert.rejects(store.get(record.id), code('ERR_CORRUPT_RECORD'));
+      await assert.rejects(async () => store.get(record.id), code('ERR_CORRUPT_RECORD'));
     });
 
     it('refuses U+0000 and lone surrogates (jsonb cannot hold them) and writes nothing', async () => {
@@ -157,7 +157,7 @@ if (up) {
       await store.create(record);
       const now = Date.now();
       await assert.rejects(
-        store.update(record.id, { data: { set: { fine: 1, bad: ['\u0000'] } }, lastSeenAt: now, expiresAt: now + 1 }),
+        async () => store.update(record.id, { data: { set: { fine: 1, bad: ['\u0000'] } }, lastSeenAt: now, expiresAt: now + 1 }),
         (error: unknown) => code('ERR_INVALID_VALUE')(error) && (error as { key?: string }).key === 'bad',
       );
       assert.deepEqual((await store.get(record.id))?.data, { ok: 1 });
@@ -241,7 +241,7 @@ if (up) {
         await locker.query('BEGIN');
         await locker.query(`SELECT 1 FROM "${table}" WHERE id = $1 FOR UPDATE`, [record.id]);
         const started = Date.now();
-        await assert.rejects(quick.touch(record.id, { lastSeenAt: 1, expiresAt: 2 }));
+        await assert.rejects(async () => quick.touch(record.id, { lastSeenAt: 1, expiresAt: 2 }));
         assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
       } finally {
         await locker.query('ROLLBACK');
@@ -256,7 +256,7 @@ if (up) {
       const fresh = freshTable('manual');
       const manual = postgresStore({ connectionString: POSTGRES_URL, table: fresh, createTable: false });
       try {
-        await assert.rejects(manual.get(makeRecord().id), /does not exist/);
+        await assert.rejects(async () => manual.get(makeRecord().id), /does not exist/);
         await manual.migrate();
         assert.equal(await manual.get(makeRecord().id), null);
       } finally {
@@ -281,7 +281,7 @@ describe('postgresStore without a server', () => {
     const store = postgresStore({ connectionString: 'postgres://postgres@127.0.0.1:1/test', queryTimeout: 1_000 });
     try {
       const started = Date.now();
-      await assert.rejects(store.get(makeRecord().id));
+      await assert.rejects(async () => store.get(makeRecord().id));
       await assert.rejects(store.create(makeRecord()));
       assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
     } finally {
@@ -297,7 +297,7 @@ describe('postgresStore without a server', () => {
     const store = postgresStore({ connectionString: `postgres://postgres@127.0.0.1:${port}/test`, queryTimeout: 500 });
     try {
       const started = Date.now();
-      await assert.rejects(store.get(makeRecord().id), /timeout/i);
+      await assert.rejects(async () => store.get(makeRecord().id), /timeout/i);
       assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
     } finally {
       await store.close();

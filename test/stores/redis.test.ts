@@ -76,7 +76,7 @@ if (!up) {
       const s = redisStore({ url: REDIS_URL, prefix: `${prefix}own:` });
       await s.get(randomId());
       await s.close();
-      await assert.rejects(s.get(randomId()));
+      await assert.rejects(async () => s.get(randomId()));
     });
 
     it('sets a native TTL on the session key matching expiresAt', async () => {
@@ -152,16 +152,16 @@ if (!up) {
       const redis = client();
       const wrong = randomId();
       await redis.set(`${prefix}corrupt:s:{${wrong}}`, 'not a hash');
-      await assert.rejects(s.get(wrong), { code: 'ERR_CORRUPT_RECORD' });
+      await assert.rejects(async () => s.get(wrong), { code: 'ERR_CORRUPT_RECORD' });
 
       const garbage = makeRecord();
       await s.create(garbage);
       await redis.hset(`${prefix}corrupt:s:{${garbage.id}}`, 'd:broken', '{not json');
-      await assert.rejects(s.get(garbage.id), { code: 'ERR_CORRUPT_RECORD' });
+      await assert.rejects(async () => s.get(garbage.id), { code: 'ERR_CORRUPT_RECORD' });
 
       const partial = randomId();
       await redis.hset(`${prefix}corrupt:s:{${partial}}`, 'd:a', '1');
-      await assert.rejects(s.get(partial), { code: 'ERR_CORRUPT_RECORD' });
+      await assert.rejects(async () => s.get(partial), { code: 'ERR_CORRUPT_RECORD' });
 
       // The rest of the API copes with the foreign key: no resurrection, no overwrite, deletable.
       assert.equal(await s.update(wrong, { lastSeenAt: Date.now(), expiresAt: Date.now() + 1_000 }), false);
@@ -174,7 +174,7 @@ if (!up) {
       const s = redisStore({ url: 'redis://127.0.0.1:1', prefix: `${prefix}down:`, commandTimeout: 2_000 });
       try {
         const started = Date.now();
-        await assert.rejects(s.get(randomId()));
+        await assert.rejects(async () => s.get(randomId()));
         const elapsed = Date.now() - started;
         assert.ok(elapsed < 3_000, `took ${elapsed} ms`);
         const again = Date.now();

@@ -10,6 +10,7 @@ import { CoatcheckError, ConfigError } from '../../src/errors.js';
 import { createSessions } from '../../src/index.js';
 import { workerExecArgv } from '../../src/stores/sqlite-sweeper.js';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
+import type { Awaitable } from '../../src/stores/types.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-sqlite-'));
@@ -181,7 +182,7 @@ describe('sqliteStore', () => {
     database.prepare('UPDATE coatcheck_sessions SET data = ? WHERE id = ?').run('[1,2]', array.id);
     database.prepare('UPDATE coatcheck_sessions SET meta = ? WHERE id = ?').run('null', badMeta.id);
     for (const r of [garbage, array, badMeta]) {
-      await assert.rejects(store.get(r.id), (error: unknown) => {
+      await assert.rejects(async () => store.get(r.id), (error: unknown) => {
         assert.ok(error instanceof CoatcheckError);
         assert.equal(error.code, 'ERR_CORRUPT_RECORD');
         assert.equal(error.message.includes(r.id), false, 'the session key leaked into the message');
@@ -189,7 +190,7 @@ describe('sqliteStore', () => {
       });
     }
     // Patching the corrupt namespace refuses too (rather than silently wiping the data) ...
-    await assert.rejects(store.update(garbage.id, { data: { set: { a: 1 } }, ...later() }), { code: 'ERR_CORRUPT_RECORD' });
+    await assert.rejects(async () => store.update(garbage.id, { data: { set: { a: 1 } }, ...later() }), { code: 'ERR_CORRUPT_RECORD' });
     // ... and the store keeps working for everything else.
     assert.deepEqual((await store.get(fine.id))?.data, fine.data);
     await store.destroy(garbage.id);
@@ -213,7 +214,8 @@ describe('sqliteStore', () => {
     const store = sqliteStore({ path: tempPath() });
     await store.close();
     await store.close(); // idempotent
-    await assert.rejects(store.get(makeRecord().id)); // a driver error becomes a rejection, not a throw
+    // A closed connection fails the call (thrown, as the store answers synchronously), never "no session".
+    await assert.rejects(async () => store.get(makeRecord().id), /not open/);
   });
 
   it('refuses bad options with ConfigError at setup', () => {
@@ -505,7 +507,7 @@ describe('sqliteStore sweeping', () => {
     // SQLite's own auto-checkpoint is off now: 800 commits in one synchronous burst (well over
     // 1 000 WAL frames) leave every frame in the WAL. With it on, the commit crossing 1 000
     // frames would have checkpointed and the next one restarted the WAL.
-    const burst: Array<Promise<boolean>> = [];
+    const burst: Array<Awaitable<boolean>> = [];
     for (let i = 0; i < 800; i++) burst.push(store.update(record.id, { data: { set: { n: i } }, ...later() }));
     const afterBurst = walIndex(path);
     assert.ok(afterBurst.frames > 1_100 && afterBurst.backfilled === 0, `checkpointed inline: ${JSON.stringify(afterBurst)}`);

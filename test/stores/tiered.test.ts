@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { CorruptRecordError } from '../../src/errors.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { isTombstone, type TieredCacheOperation, tieredStore } from '../../src/stores/tiered.js';
-import type { SessionRecord, Store } from '../../src/stores/types.js';
+import type { Awaitable, SessionRecord, Store } from '../../src/stores/types.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 import { createSessions } from '../../src/index.js';
 import { redisStore } from '../../src/stores/redis.js';
@@ -37,7 +37,7 @@ function instrument(inner: Store): Instrumented {
   const fail = new Set<Method>();
   const holds = new Map<Method, { when: 'before' | 'after'; arrive: () => void; gate: Promise<void> }>();
 
-  async function run<T>(method: Method, call: () => Promise<T>): Promise<T> {
+  async function run<T>(method: Method, call: () => Awaitable<T>): Promise<T> {
     calls[method]++;
     if (fail.has(method)) throw new Error(`injected ${method} failure`);
     const hold = holds.get(method);
@@ -192,7 +192,7 @@ describe('tieredStore', () => {
     (durable as { get: Store['get'] }).get = async () => {
       throw new CorruptRecordError('memory', 'bad row');
     };
-    await assert.rejects(store.get(randomId()), CorruptRecordError);
+    await assert.rejects(async () => store.get(randomId()), CorruptRecordError);
   });
 
   it('keeps the data when the cache fails on writes; the writes resolve', async () => {
@@ -225,8 +225,8 @@ describe('tieredStore', () => {
     durable.fail.add('listByUser');
     const now = clock.now();
     await assert.rejects(store.create(recordAt(clock)), /injected create/);
-    await assert.rejects(store.update(record.id, { data: { set: { a: 9 } }, lastSeenAt: now, expiresAt: now + 1 }), /injected update/);
-    await assert.rejects(store.touch(record.id, { lastSeenAt: now, expiresAt: now + 1 }), /injected touch/);
+    await assert.rejects(async () => store.update(record.id, { data: { set: { a: 9 } }, lastSeenAt: now, expiresAt: now + 1 }), /injected update/);
+    await assert.rejects(async () => store.touch(record.id, { lastSeenAt: now, expiresAt: now + 1 }), /injected touch/);
     await assert.rejects(store.destroy(record.id), /injected destroy/);
     await assert.rejects(store.destroyByUser('u'), /injected listByUser/);
     await assert.rejects(store.destroyByUser(null), /injected destroyByUser/);
@@ -239,7 +239,7 @@ describe('tieredStore', () => {
   it('a durable read failure rejects (never "no session")', async () => {
     const { store, durable } = setup();
     durable.fail.add('get');
-    await assert.rejects(store.get(randomId()), /injected get/);
+    await assert.rejects(async () => store.get(randomId()), /injected get/);
   });
 
   it('update of a session the cache does not hold writes no partial record there', async () => {
