@@ -12,6 +12,7 @@ export type { Clock } from './core/clock.js';
 export * from './errors.js';
 export type * from './types.js';
 export type {
+  Awaitable,
   Store,
   ClientStore,
   AnyStore,

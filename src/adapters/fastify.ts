@@ -38,9 +38,10 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import fp from 'fastify-plugin';
 import { runWithSession } from '../core/context.js';
 // CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
-import type { Session, Session as CoatcheckSession } from '../core/session.js';
+import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
+import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
@@ -100,21 +101,37 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     else next();
   });
 
-  fastify.addHook('onSend', async (request, reply, payload) => {
+  // Callback style: with a synchronous store (or nothing to write) the reply goes on in this tick.
+  fastify.addHook('onSend', (request, reply, payload, next) => {
     const session = request.session as Session<RegisteredData> | null;
-    if (!session) return payload;
-    let result;
-    try {
-      result = await session.commit(reply.statusCode);
-    } catch (error) {
-      return failureReply(reply, payload, error);
+    if (!session) {
+      next(null, payload);
+      return;
     }
-    if (result === null) return payload;
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
-    reply.header('vary', varyWithCookie(headerText(reply.getHeader('vary'))));
-    // Fastify appends to an existing set-cookie header rather than replacing it.
-    if (result.setCookie.length > 0) reply.header('set-cookie', result.setCookie);
-    return payload;
+    let outcome: Awaitable<CommitResult | null>;
+    try {
+      outcome = session.commitNow(reply.statusCode);
+    } catch (error) {
+      next(null, failureReply(reply, payload, error));
+      return;
+    }
+    if (!isPromiseLike(outcome)) {
+      next(null, withSessionHeaders(reply, payload, outcome));
+      return;
+    }
+    outcome.then(
+      (result) => {
+        let sent: unknown;
+        try {
+          sent = withSessionHeaders(reply, payload, result);
+        } catch (error) {
+          next(error as Error); // a thrown hook must still end the request (Fastify answers 500)
+          return;
+        }
+        next(null, sent);
+      },
+      (error: unknown) => next(null, failureReply(reply, payload, error)),
+    );
   });
 
   done();
@@ -135,6 +152,16 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
 export const fastifySessions = fp(plugin, { fastify: '5.x', name: 'coatcheck' });
 
 export default fastifySessions;
+
+/** Adds the committed session's headers to the reply; the payload goes on unchanged. */
+function withSessionHeaders(reply: FastifyReply, payload: unknown, result: CommitResult | null): unknown {
+  if (result === null) return payload;
+  if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
+  reply.header('vary', varyWithCookie(headerText(reply.getHeader('vary'))));
+  // Fastify appends to an existing set-cookie header rather than replacing it.
+  if (result.setCookie.length > 0) reply.header('set-cookie', result.setCookie);
+  return payload;
+}
 
 /** Replaces the reply with the short failure answer (503 store down, 409 session gone). */
 function failureReply(reply: FastifyReply, payload: unknown, error: unknown): string {

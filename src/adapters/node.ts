@@ -202,8 +202,11 @@ interface Interception {
   flushHeaders: ServerResponse['flushHeaders'];
   head: unknown[] | null;
   queue: Deferred[];
-  /** 'holding' until the first write/end, 'committing' during the store write, then 'passing'. */
-  phase: 'holding' | 'committing' | 'passing';
+  /**
+   * 'holding' until the first write/end, 'committing' during the store write, then 'passing'; or
+   * 'replaced' when the commit failed and the failure answer replaced the app's response.
+   */
+  phase: 'holding' | 'committing' | 'passing' | 'replaced';
 }
 
 type Intercepted = ServerResponse & { [INTERCEPT]?: Interception };
@@ -220,30 +223,42 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
   return {
     writeHead: function deferredWriteHead(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
-      if (state.phase === 'passing') return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-      state.head = args;
+      if (passes(this, state)) return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+      if (state.phase !== 'replaced') state.head = args;
       return this;
     } as ServerResponse['writeHead'],
     write: function deferredWrite(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
-      if (state.phase === 'passing') return (state.write as (...a: unknown[]) => boolean).apply(this, args);
+      if (passes(this, state)) return (state.write as (...a: unknown[]) => boolean).apply(this, args);
+      if (state.phase === 'replaced') return false;
       state.queue.push({ method: 'write', args });
       commitBeforeHeaders(this, state);
-      return true;
+      // Committed in this call (a synchronous store): report the real stream's backpressure.
+      return state.phase === 'passing' ? !this.writableNeedDrain : true;
     } as ServerResponse['write'],
     end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
-      if (state.phase === 'passing') return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
+      if (passes(this, state)) return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
+      if (state.phase === 'replaced') return this;
       state.queue.push({ method: 'end', args });
       commitBeforeHeaders(this, state);
       return this;
     } as ServerResponse['end'],
     flushHeaders: function deferredFlushHeaders(this: Intercepted) {
       const state = stateOf(this);
-      if (state.phase === 'passing') return state.flushHeaders.call(this);
-      commitBeforeHeaders(this, state);
+      if (passes(this, state)) return state.flushHeaders.call(this);
+      if (state.phase !== 'replaced') commitBeforeHeaders(this, state);
     },
   };
+}
+
+/**
+ * Whether a call goes straight to the methods underneath: always after a successful commit; after
+ * a failed one only until the failure answer has ended the response (an `onError` may write it
+ * in several calls), so the app's own later writes are dropped instead of writing after the end.
+ */
+function passes(res: Intercepted, state: Interception): boolean {
+  return state.phase === 'passing' || (state.phase === 'replaced' && !res.writableEnded);
 }
 
 /** Shared by every response: the state sits under a symbol, so no closures are made per request. */
@@ -318,7 +333,8 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
 }
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
-  state.phase = 'passing';
+  state.phase = 'replaced';
+  state.queue.length = 0;
   // Fail closed: the app's response is replaced, and no Set-Cookie drops the client's session.
   respondWithError(error, state.req, res, state.options);
 }

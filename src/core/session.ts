@@ -132,6 +132,9 @@ export class Session<T extends SessionData = RegisteredData> {
     if (this.#phase === 'ready' || this.#phase === 'committed') return Promise.resolve(this);
     if (this.#phase === 'failed') return Promise.reject(this.#failure);
     if (this.#loading) return this.#loading;
+    // Called again while a synchronous fetch is still running (from an event listener): answer
+    // once it has finished, instead of starting a second fetch.
+    if (this.#phase === 'loading') return Promise.resolve().then(() => this.load());
     this.#activate();
     const token = this.#readCookie();
     if (token === null) {

@@ -171,6 +171,53 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it('replaces a streamed response whose commit fails within the first write, dropping the later writes', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    let failUpdates = false;
+    const store: Store = {
+      ...inner,
+      update: (id, patch) => {
+        if (failUpdates) throw new Error('SQLITE_BUSY: database is locked');
+        return inner.update(id, patch);
+      },
+    };
+    const sessions = createSessions({ store, maxDataSize: 1000 });
+    const afterFailure: Array<{ ended: boolean; write: boolean }> = [];
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          if (req.url === '/big') for (let i = 0; i < 5; i++) session.set(`k${i}`, 'x'.repeat(300));
+          else session.set('n', (session.get('n', 0) as number) + 1);
+          res.write('first ');
+          // Both failures are synchronous (size check, a synchronous store): answered already.
+          afterFailure.push({ ended: res.writableEnded, write: res.write('second ') });
+          res.end('last');
+        }),
+      ),
+    );
+    try {
+      const first = await fetch(`${app.url}/small`);
+      const cookie = (first.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+      const big = await fetch(`${app.url}/big`, { headers: { cookie } });
+      assert.equal(big.status, 413);
+      assert.match(await big.text(), /^Payload Too Large/);
+      failUpdates = true;
+      const down = await fetch(`${app.url}/small`, { headers: { cookie } });
+      assert.equal(down.status, 503);
+      assert.match(await down.text(), /^Service Unavailable/);
+      assert.deepEqual(down.headers.getSetCookie(), []);
+      assert.deepEqual(afterFailure.slice(1), [
+        { ended: true, write: false },
+        { ended: true, write: false },
+      ]);
+      failUpdates = false;
+      assert.equal((await fetch(`${app.url}/small`, { headers: { cookie } })).status, 200, 'the server is still up');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('answers 413 when the session as a whole outgrows maxDataSize at commit, writing nothing', async () => {
     const store = memoryStore({ sweepInterval: 0 });
     const sessions = createSessions({ store, maxDataSize: 1000 });

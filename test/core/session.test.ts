@@ -662,6 +662,24 @@ describe('store failures', () => {
     }
   });
 
+  it('answers a load() called again from a listener during a synchronous load without reading twice', async () => {
+    const { visit, store, sessions, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    const order: string[] = [];
+    let inner: Promise<unknown> | undefined;
+    sessions.events.on('loaded', () => {
+      order.push('loaded');
+      inner = session.load().then(() => order.push('inner load'));
+    });
+    store.resetCounts();
+    await session.load();
+    order.push('outer load');
+    await inner;
+    assert.equal(store.calls.get, 1);
+    assert.deepEqual(order, ['loaded', 'outer load', 'inner load']);
+  });
+
   it('treats a record that a synchronous store cannot decode as no session', async () => {
     const { visit, store, sessions, jar } = setup();
     await visit((s) => s.set('a', 1));
