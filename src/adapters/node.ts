@@ -18,7 +18,7 @@
  * })).listen(3000);
  * ```
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
@@ -118,7 +118,11 @@ export function attachSession<T extends SessionData>(
 export function withSessions<T extends SessionData>(sessions: Sessions<T>, handler: Handler, options: NodeAdapterOptions = {}) {
   const contextual = sessions.options.context;
   const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
-    if (!res.headersSent) {
+    if (endHeldBack(res)) {
+      // The app ended its response before throwing, and the hook holds it for a pending commit:
+      // that response goes out as the app wrote it; like one already sent, the socket is closed.
+      res.once('finish', () => res.destroy(error instanceof Error ? error : undefined));
+    } else if (!res.headersSent) {
       // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
       respondWithError(error, req, res, options);
     } else {
@@ -202,6 +206,12 @@ interface Interception {
   flushHeaders: ServerResponse['flushHeaders'];
   head: unknown[] | null;
   queue: Deferred[];
+  /** The app has called `end`: anything it (or an error handler) sends after that is dropped. */
+  ended: boolean;
+  /** Status and headers as they were when the app's `end` was held back for an asynchronous commit. */
+  final: { status: number; message: string; headers: OutgoingHttpHeaders } | null;
+  /** Something tried to answer again after the app's `end`: the response is put back as it was. */
+  overridden: boolean;
   /**
    * 'holding' until the first write/end, 'committing' during the store write, then 'passing'; or
    * 'replaced' when the commit failed and the failure answer replaced the app's response.
@@ -224,13 +234,15 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
     writeHead: function deferredWriteHead(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
       if (passes(this, state)) return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-      if (state.phase !== 'replaced') state.head = args;
+      if (state.ended) state.overridden = true;
+      else if (state.phase !== 'replaced') state.head = args;
       return this;
     } as ServerResponse['writeHead'],
     write: function deferredWrite(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
       if (passes(this, state)) return (state.write as (...a: unknown[]) => boolean).apply(this, args);
-      if (state.phase === 'replaced') return false;
+      if (state.ended) state.overridden = true;
+      if (state.phase === 'replaced' || state.ended) return false;
       state.queue.push({ method: 'write', args });
       commitBeforeHeaders(this, state);
       // Committed in this call (a synchronous store): report the real stream's backpressure.
@@ -239,7 +251,11 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
     end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
       if (passes(this, state)) return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
-      if (state.phase === 'replaced') return this;
+      // A second end while the first is held back (an error handler answering after the app
+      // ended) would reach an ended response once replayed: dropped.
+      if (state.ended) state.overridden = true;
+      if (state.phase === 'replaced' || state.ended) return this;
+      state.ended = true;
       state.queue.push({ method: 'end', args });
       commitBeforeHeaders(this, state);
       return this;
@@ -250,6 +266,12 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       if (state.phase !== 'replaced') commitBeforeHeaders(this, state);
     },
   };
+}
+
+/** True when the app has already called `end` and the hook holds the response for a pending commit. */
+function endHeldBack(res: ServerResponse): boolean {
+  const state = (res as Intercepted)[INTERCEPT];
+  return state !== undefined && state.phase === 'committing' && state.ended;
 }
 
 /**
@@ -283,6 +305,9 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     flushHeaders: res.flushHeaders,
     head: null,
     queue: [],
+    ended: false,
+    final: null,
+    overridden: false,
     phase: 'holding',
   };
   const target = res as Intercepted;
@@ -314,6 +339,9 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
   }
   // A synchronous store (or nothing to write) sends the response in this very call.
   if (isPromiseLike(outcome)) {
+    // The app's response is final once it called `end`; an error handler that answers again
+    // before the commit settles (Express's, after a late throw) must not change it half-way.
+    if (state.ended) state.final = { status: res.statusCode, message: res.statusMessage, headers: res.getHeaders() };
     outcome.then(
       (result) => committed(res, state, result),
       (error: unknown) => commitFailed(res, state, error),
@@ -324,12 +352,21 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
 }
 
 function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
+  if (state.overridden && state.final) restoreFinal(res, state.final);
   // The head as it is now: the one replay sends.
   const head = state.head;
   if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) res.setHeader('Cache-Control', SESSION_CACHE_CONTROL);
   res.setHeader('Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
   if (result && result.setCookie.length > 0) appendSetCookie(res, head, result.setCookie);
   replay(res, state);
+}
+
+/** Puts back the status and headers the app's response had when it ended. */
+function restoreFinal(res: ServerResponse, final: NonNullable<Interception['final']>): void {
+  for (const name of res.getHeaderNames()) if (!Object.hasOwn(final.headers, name)) res.removeHeader(name);
+  for (const name of Object.keys(final.headers)) res.setHeader(name, final.headers[name] as OutgoingHttpHeader);
+  res.statusCode = final.status;
+  res.statusMessage = final.message;
 }
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {

@@ -12,6 +12,7 @@ import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
 import { createSessions, type Sessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
+import type { Store } from '../../src/stores/types.js';
 import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { scenarioRoute } from './scenario-app.js';
@@ -257,6 +258,38 @@ export function expressSuite(name: string, express: ExpressFactory): void {
         const body = (await res.json()) as { same: boolean; stored: string };
         assert.equal(body.same, true);
         assert.equal(body.stored.length, 50_000);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it("keeps the app's ended response when the handler then throws while an asynchronous commit is pending", async () => {
+      const inner = memoryStore({ sweepInterval: 0 });
+      // Creating a session takes a while, as on a networked store: the response is held meanwhile.
+      const slowCreate: Store = { ...inner, create: (record) => new Promise((resolve) => setTimeout(() => resolve(inner.create(record)), 30)) };
+      const sessions = createSessions({ store: slowCreate });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.get(
+        '/',
+        route(async (req, res) => {
+          (await req.session.load()).set('x', 1);
+          res.status(201).set('X-App', 'yes').end('done');
+          throw new Error('late failure after end'); // Express's error handler answers 500 too
+        }),
+      );
+      app.use((_error: unknown, _req: Request, res: Response, next: NextFunction) => {
+        if (res.headersSent) return next();
+        res.status(500).set('X-Error', 'yes').end('error page');
+      });
+      const running = await listen(app);
+      try {
+        const res = await fetch(running.url);
+        assert.equal(res.status, 201);
+        assert.equal(await res.text(), 'done');
+        assert.equal(res.headers.get('x-app'), 'yes');
+        assert.equal(res.headers.get('x-error'), null);
+        assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
       } finally {
         await running.close();
       }

@@ -218,6 +218,34 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it('lets a response the app ended go out as written when the handler throws while its commit is pending', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), context: false });
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          session.set('n', 1); // a new session: creating it is asynchronous, so the end is held back
+          res.end('ok');
+          throw new Error('late failure after end');
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'ok');
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(uncaught, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await app.close();
+    }
+  });
+
   it('answers 413 when the session as a whole outgrows maxDataSize at commit, writing nothing', async () => {
     const store = memoryStore({ sweepInterval: 0 });
     const sessions = createSessions({ store, maxDataSize: 1000 });
