@@ -210,6 +210,32 @@ describe('sqliteStore', () => {
     database.close();
   });
 
+  it('answers get, update and touch synchronously, so the engine loads and saves in the same tick', async () => {
+    const store = sqliteStore({ path: tempPath() });
+    try {
+      const record = makeRecord({ data: { a: 1 } });
+      await store.create(record);
+      const got = store.get(record.id);
+      assert.ok(!(got instanceof Promise));
+      assert.deepEqual(got?.data, { a: 1 });
+      assert.equal(store.update(record.id, { data: { set: { a: 2 } }, ...later() }), true);
+      assert.equal(store.touch(record.id, later()), true);
+      assert.equal(store.update(randomId(), { data: { set: { a: 2 } }, ...later() }), false);
+      const sessions = createSessions({ store });
+      const opened = await sessions.open({ cookieHeader: null, https: false }).load();
+      opened.set('a', 1);
+      const cookie = ((await opened.commit(200))?.setCookie[0] ?? '').split(';')[0];
+      const session = sessions.open({ cookieHeader: cookie, https: false });
+      void session.load();
+      assert.equal(session.loaded, true, 'loaded within load()');
+      session.set('a', 2);
+      assert.ok(!(session.commitNow(200) instanceof Promise), 'saved within commitNow()');
+      assert.equal((await sessions.open({ cookieHeader: cookie, https: false }).load()).get('a'), 2);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('closes the connection it opened itself', async () => {
     const store = sqliteStore({ path: tempPath() });
     await store.close();
