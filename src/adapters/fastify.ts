@@ -120,17 +120,8 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
       return;
     }
     outcome.then(
-      (result) => {
-        let sent: unknown;
-        try {
-          sent = withSessionHeaders(reply, payload, result);
-        } catch (error) {
-          next(error as Error); // a thrown hook must still end the request (Fastify answers 500)
-          return;
-        }
-        next(null, sent);
-      },
-      (error: unknown) => next(null, failureReply(reply, payload, error)),
+      (result) => settle(request, () => next(null, withSessionHeaders(reply, payload, result)), next),
+      (error: unknown) => settle(request, () => next(null, failureReply(reply, payload, error)), next),
     );
   });
 
@@ -152,6 +143,24 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
 export const fastifySessions = fp(plugin, { fastify: '5.x', name: 'coatcheck' });
 
 export default fastifySessions;
+
+/**
+ * Finishes an asynchronous onSend. If that throws, the request must still end: through Fastify's
+ * error path while the reply can still be sent, else (the route already answered by another
+ * path, e.g. `reply.send()` without `return reply`) it is only logged: a throw here would be an
+ * unhandled rejection.
+ */
+function settle(request: FastifyRequest, finish: () => void, next: (error?: Error | null) => void): void {
+  try {
+    finish();
+  } catch (error) {
+    try {
+      next(error instanceof Error ? error : new Error(String(error)));
+    } catch (late) {
+      request.log.error({ err: late }, 'coatcheck: the reply was sent before the session was committed');
+    }
+  }
+}
 
 /** Adds the committed session's headers to the reply; the payload goes on unchanged. */
 function withSessionHeaders(reply: FastifyReply, payload: unknown, result: CommitResult | null): unknown {

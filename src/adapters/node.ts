@@ -18,7 +18,7 @@
  * })).listen(3000);
  * ```
  */
-import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
@@ -120,9 +120,15 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
   const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
     if (endHeldBack(res)) {
       // The app ended its response before throwing, and the hook holds it for a pending commit:
-      // that response goes out as the app wrote it; like one already sent, the socket is closed.
-      res.once('finish', () => res.destroy(error instanceof Error ? error : undefined));
-    } else if (!res.headersSent) {
+      // that response goes out as the app wrote it, as it would have without the hold.
+      return;
+    }
+    if (abortHeld(res, error instanceof Error ? error : new Error(String(error)))) {
+      // An unfinished response held for a pending commit: closed once the commit settles, as a
+      // response whose headers had already gone would be.
+      return;
+    }
+    if (!res.headersSent) {
       // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
       respondWithError(error, req, res, options);
     } else {
@@ -190,13 +196,15 @@ function respondWithError(error: unknown, req: IncomingMessage, res: ServerRespo
 /** The one thing the response hook needs from a session. */
 type Committable = { commit(status: number): Promise<CommitResult | null>; commitNow(status: number): Awaitable<CommitResult | null> };
 
-type Deferred = { method: 'write' | 'end'; args: unknown[] };
+type Deferred = { method: 'write' | 'end' | 'flushHeaders'; args: unknown[] };
 
 const INTERCEPT = Symbol('coatcheck.intercept');
 
 /** Per-response state of the hook; the hook's methods are shared functions that find it here. */
 interface Interception {
   session: Committable;
+  /** The replacement methods this hook installed (shared, or a second engine's own). */
+  methods: HookMethods;
   req: IncomingMessage;
   options: NodeAdapterOptions;
   /** The methods that were in place before ours (maybe another middleware's wrappers). */
@@ -204,14 +212,19 @@ interface Interception {
   write: ServerResponse['write'];
   end: ServerResponse['end'];
   flushHeaders: ServerResponse['flushHeaders'];
+  /** Header methods as they were when the hook was installed (`holdFinal` guards the response's). */
+  setHeader: ServerResponse['setHeader'];
+  removeHeader: ServerResponse['removeHeader'];
   head: unknown[] | null;
   queue: Deferred[];
-  /** The app has called `end`: anything it (or an error handler) sends after that is dropped. */
+  /** The app has called `end`: its response is final, and whatever is sent after that is dropped. */
   ended: boolean;
-  /** Status and headers as they were when the app's `end` was held back for an asynchronous commit. */
-  final: { status: number; message: string; headers: OutgoingHttpHeaders } | null;
-  /** Something tried to answer again after the app's `end`: the response is put back as it was. */
-  overridden: boolean;
+  /** True while `replay` sends the held calls (Node's own writeHead sets headers through `this`). */
+  replaying: boolean;
+  /** Status as it was when the app's ended response was held for an asynchronous commit. */
+  final: { status: number; message: string } | null;
+  /** The handler failed while its unfinished response was held: close it instead of sending it. */
+  aborted: Error | null;
   /**
    * 'holding' until the first write/end, 'committing' during the store write, then 'passing'; or
    * 'replaced' when the commit failed and the failure answer replaced the app's response.
@@ -226,23 +239,34 @@ interface HookMethods {
   write: ServerResponse['write'];
   end: ServerResponse['end'];
   flushHeaders: ServerResponse['flushHeaders'];
+  setHeader: ServerResponse['setHeader'];
+  removeHeader: ServerResponse['removeHeader'];
 }
 
-/** The four replacement methods, finding their state through `stateOf`. */
+/** A call that arrives after the response is final: dropped, its callback told so (never a hang). */
+function dropped(args: unknown[]): void {
+  const callback = args.find((arg) => typeof arg === 'function') as ((error?: Error) => void) | undefined;
+  if (callback) process.nextTick(callback, new Error('coatcheck: the response had already ended; this write was dropped'));
+}
+
+/** The replacement methods, finding their state through `stateOf`. */
 function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
   return {
     writeHead: function deferredWriteHead(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
+      // Node's own end() calls writeHead while replaying: only a call before that is dropped.
+      if (state.ended && state.phase !== 'passing') return this;
       if (passes(this, state)) return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-      if (state.ended) state.overridden = true;
-      else if (state.phase !== 'replaced') state.head = args;
+      if (state.phase !== 'replaced') state.head = args;
       return this;
     } as ServerResponse['writeHead'],
     write: function deferredWrite(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
+      if (state.ended || (state.phase === 'replaced' && this.writableEnded)) {
+        dropped(args);
+        return true; // true: a caller waiting for 'drain' would wait forever
+      }
       if (passes(this, state)) return (state.write as (...a: unknown[]) => boolean).apply(this, args);
-      if (state.ended) state.overridden = true;
-      if (state.phase === 'replaced' || state.ended) return false;
       state.queue.push({ method: 'write', args });
       commitBeforeHeaders(this, state);
       // Committed in this call (a synchronous store): report the real stream's backpressure.
@@ -250,22 +274,49 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
     } as ServerResponse['write'],
     end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
+      // A second end (an error handler answering a late throw) must not reach an ended response.
+      if (state.ended || (state.phase === 'replaced' && this.writableEnded)) {
+        dropped(args);
+        return this;
+      }
       if (passes(this, state)) return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
-      // A second end while the first is held back (an error handler answering after the app
-      // ended) would reach an ended response once replayed: dropped.
-      if (state.ended) state.overridden = true;
-      if (state.phase === 'replaced' || state.ended) return this;
       state.ended = true;
       state.queue.push({ method: 'end', args });
       commitBeforeHeaders(this, state);
+      if (state.phase === 'committing') holdFinal(this, state);
       return this;
     } as ServerResponse['end'],
     flushHeaders: function deferredFlushHeaders(this: Intercepted) {
       const state = stateOf(this);
+      if (state.ended) return;
       if (passes(this, state)) return state.flushHeaders.call(this);
-      if (state.phase !== 'replaced') commitBeforeHeaders(this, state);
+      if (state.phase === 'replaced') return;
+      state.queue.push({ method: 'flushHeaders', args: [] });
+      commitBeforeHeaders(this, state);
+    },
+    // Installed only by `holdFinal`: after the app's end, header changes are dropped too.
+    setHeader: function finalSetHeader(this: Intercepted, name: string, value: number | string | readonly string[]) {
+      const state = stateOf(this);
+      if (!state.ended || state.replaying) state.setHeader.call(this, name, value);
+      return this;
+    } as ServerResponse['setHeader'],
+    removeHeader: function finalRemoveHeader(this: Intercepted, name: string) {
+      const state = stateOf(this);
+      if (!state.ended || state.replaying) state.removeHeader.call(this, name);
     },
   };
+}
+
+/**
+ * The app ended its response while an asynchronous commit is pending: that response is final. Its
+ * status is noted and header changes are dropped from now on, so an error handler answering a late
+ * throw meanwhile (Express's) changes nothing, and cannot throw once the replay has sent the head.
+ */
+function holdFinal(res: Intercepted, state: Interception): void {
+  if (state.final !== null) return;
+  state.final = { status: res.statusCode, message: res.statusMessage };
+  res.setHeader = state.methods.setHeader;
+  res.removeHeader = state.methods.removeHeader;
 }
 
 /** True when the app has already called `end` and the hook holds the response for a pending commit. */
@@ -275,9 +326,23 @@ function endHeldBack(res: ServerResponse): boolean {
 }
 
 /**
+ * The handler failed while the hook holds its unfinished response for a pending commit: the
+ * response is closed instead of sent once the commit settles (as when headers had already gone).
+ */
+function abortHeld(res: ServerResponse, error: Error): boolean {
+  const state = (res as Intercepted)[INTERCEPT];
+  if (state === undefined) return false;
+  // A head the app wrote but that is still held would override the error answer's status.
+  if (state.phase === 'holding') state.head = null;
+  if (state.phase !== 'committing' || state.ended) return false;
+  state.aborted = error;
+  return true;
+}
+
+/**
  * Whether a call goes straight to the methods underneath: always after a successful commit; after
  * a failed one only until the failure answer has ended the response (an `onError` may write it
- * in several calls), so the app's own later writes are dropped instead of writing after the end.
+ * in several calls).
  */
 function passes(res: Intercepted, state: Interception): boolean {
   return state.phase === 'passing' || (state.phase === 'replaced' && !res.writableEnded);
@@ -295,25 +360,30 @@ const SHARED_HOOK = hookMethods((res) => res[INTERCEPT] as Interception);
  * adapters) gets its own closures, chaining onto the first instead of sharing its state.
  */
 function interceptResponse(session: Committable, req: IncomingMessage, res: ServerResponse, options: NodeAdapterOptions): void {
+  const target = res as Intercepted;
+  const first = target[INTERCEPT] === undefined;
   const state: Interception = {
     session,
+    methods: SHARED_HOOK,
     req,
     options,
     writeHead: res.writeHead,
     write: res.write,
     end: res.end,
     flushHeaders: res.flushHeaders,
+    setHeader: res.setHeader,
+    removeHeader: res.removeHeader,
     head: null,
     queue: [],
     ended: false,
+    replaying: false,
     final: null,
-    overridden: false,
+    aborted: null,
     phase: 'holding',
   };
-  const target = res as Intercepted;
-  let methods = SHARED_HOOK;
-  if (target[INTERCEPT] === undefined) target[INTERCEPT] = state;
-  else methods = hookMethods(() => state);
+  if (first) target[INTERCEPT] = state;
+  else state.methods = hookMethods(() => state);
+  const methods = state.methods;
   res.writeHead = methods.writeHead;
   res.write = methods.write;
   res.end = methods.end;
@@ -339,11 +409,16 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
   }
   // A synchronous store (or nothing to write) sends the response in this very call.
   if (isPromiseLike(outcome)) {
-    // The app's response is final once it called `end`; an error handler that answers again
-    // before the commit settles (Express's, after a late throw) must not change it half-way.
-    if (state.ended) state.final = { status: res.statusCode, message: res.statusMessage, headers: res.getHeaders() };
     outcome.then(
-      (result) => committed(res, state, result),
+      (result) => {
+        try {
+          committed(res, state, result);
+        } catch (error) {
+          // The replay itself failed (an invalid header, say): answer 500 while that is possible.
+          if (!res.headersSent) commitFailed(res, state, error);
+          else res.destroy(error instanceof Error ? error : undefined);
+        }
+      },
       (error: unknown) => commitFailed(res, state, error),
     );
   } else {
@@ -352,26 +427,34 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
 }
 
 function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
-  if (state.overridden && state.final) restoreFinal(res, state.final);
+  if (state.aborted !== null) {
+    state.phase = 'replaced';
+    res.destroy(state.aborted);
+    return;
+  }
+  const setHeader = state.setHeader;
+  if (state.final !== null) {
+    res.statusCode = state.final.status;
+    res.statusMessage = state.final.message;
+  }
   // The head as it is now: the one replay sends.
   const head = state.head;
-  if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) res.setHeader('Cache-Control', SESSION_CACHE_CONTROL);
-  res.setHeader('Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
-  if (result && result.setCookie.length > 0) appendSetCookie(res, head, result.setCookie);
+  const headers = headObject(head);
+  if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) setHeader.call(res, 'Cache-Control', SESSION_CACHE_CONTROL);
+  if (!varyInHead(headers)) setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
+  if (result && result.setCookie.length > 0) appendSetCookie(res, headers, result.setCookie, setHeader);
   replay(res, state);
-}
-
-/** Puts back the status and headers the app's response had when it ended. */
-function restoreFinal(res: ServerResponse, final: NonNullable<Interception['final']>): void {
-  for (const name of res.getHeaderNames()) if (!Object.hasOwn(final.headers, name)) res.removeHeader(name);
-  for (const name of Object.keys(final.headers)) res.setHeader(name, final.headers[name] as OutgoingHttpHeader);
-  res.statusCode = final.status;
-  res.statusMessage = final.message;
 }
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
   state.phase = 'replaced';
   state.queue.length = 0;
+  if (state.aborted !== null) {
+    res.destroy(state.aborted);
+    return;
+  }
+  // The failure answer replaces the app's response, ended or not: let it through.
+  state.ended = false;
   // Fail closed: the app's response is replaced, and no Set-Cookie drops the client's session.
   respondWithError(error, state.req, res, state.options);
 }
@@ -379,9 +462,40 @@ function commitFailed(res: Intercepted, state: Interception, error: unknown): vo
 /** Sends what the app asked for, in order, through the methods that were there before ours. */
 function replay(res: Intercepted, state: Interception): void {
   state.phase = 'passing';
-  if (state.head) (state.writeHead as (...a: unknown[]) => unknown).apply(res, state.head);
-  for (const call of state.queue) (state[call.method] as (...a: unknown[]) => unknown).apply(res, call.args);
-  state.queue.length = 0;
+  state.replaying = true;
+  try {
+    if (state.head) (state.writeHead as (...a: unknown[]) => unknown).apply(res, state.head);
+    for (const call of state.queue) (state[call.method] as (...a: unknown[]) => unknown).apply(res, call.args);
+  } finally {
+    state.replaying = false;
+    state.queue.length = 0;
+  }
+}
+
+/** The headers argument of a held writeHead call, if any. */
+function headObject(head: unknown[] | null): Record<string, unknown> | unknown[] | undefined {
+  return head?.find((arg) => typeof arg === 'object' && arg !== null) as Record<string, unknown> | unknown[] | undefined;
+}
+
+/** Adds `Cookie` to a Vary given in writeHead's own headers; false when it has none there. */
+function varyInHead(headers: Record<string, unknown> | unknown[] | undefined): boolean {
+  if (!headers) return false;
+  if (Array.isArray(headers)) {
+    const flat = !Array.isArray(headers[0]);
+    for (let i = 0; i < headers.length; i += flat ? 2 : 1) {
+      const entry = flat ? [headers[i], headers[i + 1]] : (headers[i] as unknown[]);
+      if (String(entry[0]).toLowerCase() !== 'vary') continue;
+      const value = varyWithCookie(String(entry[1]));
+      if (flat) headers[i + 1] = value;
+      else (headers[i] as unknown[])[1] = value;
+      return true;
+    }
+    return false;
+  }
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === 'vary');
+  if (key === undefined) return false;
+  headers[key] = varyWithCookie(String(headers[key]));
+  return true;
 }
 
 /** True when writeHead's own headers argument names `name`. */
@@ -393,24 +507,26 @@ function headHas(head: unknown[] | null, name: string): boolean {
 }
 
 /** Appends our cookies to whatever Set-Cookie the app set, in setHeader or in writeHead's headers. */
-function appendSetCookie(res: ServerResponse, head: unknown[] | null, cookies: string[]): void {
-  const headers = head?.find((arg) => typeof arg === 'object' && arg !== null) as Record<string, unknown> | unknown[] | undefined;
+function appendSetCookie(res: ServerResponse, headers: Record<string, unknown> | unknown[] | undefined, cookies: string[], setHeader: ServerResponse['setHeader']): void {
+  const list = (existing: unknown): unknown[] => [...(Array.isArray(existing) ? existing : [existing]), ...cookies];
   if (headers && !Array.isArray(headers)) {
     const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie');
     if (key !== undefined) {
-      const existing = headers[key];
-      headers[key] = [...(Array.isArray(existing) ? existing : [existing]), ...cookies];
+      headers[key] = list(headers[key]);
+      return;
+    }
+  } else if (headers) {
+    // Node 20 applies writeHead's array pairs one by one (the last of a name wins): merge into
+    // the app's own Set-Cookie entry instead of adding pairs.
+    const flat = !Array.isArray(headers[0]);
+    for (let i = 0; i < headers.length; i += flat ? 2 : 1) {
+      const entry = flat ? [headers[i], headers[i + 1]] : (headers[i] as unknown[]);
+      if (String(entry[0]).toLowerCase() !== 'set-cookie') continue;
+      if (flat) headers[i + 1] = list(headers[i + 1]);
+      else (headers[i] as unknown[])[1] = list((headers[i] as unknown[])[1]);
       return;
     }
   }
-  if (Array.isArray(headers) && headHas(head, 'set-cookie')) {
-    for (const cookie of cookies) {
-      if (Array.isArray(headers[0])) headers.push(['Set-Cookie', cookie]);
-      else headers.push('Set-Cookie', cookie);
-    }
-    return;
-  }
   const current = res.getHeader('set-cookie');
-  const list = current === undefined ? [] : Array.isArray(current) ? current : [String(current)];
-  res.setHeader('Set-Cookie', [...list, ...cookies]);
+  setHeader.call(res, 'Set-Cookie', current === undefined ? cookies : list(current) as string[]);
 }

@@ -295,6 +295,45 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       }
     });
 
+    it('survives an error handler that answers a throw after res.end() later, as Express\'s final handler does', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.get(
+        '/',
+        route(async (req, res) => {
+          (await req.session.load()).set('x', 1); // a new session: its commit is asynchronous
+          res.end('done');
+          throw new Error('late failure after end');
+        }),
+      );
+      // Like Express's final handler: it checks headersSent now, and writes once the request has
+      // ended, by which time the commit has sent the held response.
+      app.use((_error: unknown, _req: Request, res: Response, next: NextFunction) => {
+        if (res.headersSent) return next();
+        setTimeout(() => {
+          res.statusCode = 500;
+          res.removeHeader('Content-Length');
+          res.setHeader('Content-Type', 'text/html; charset=utf-8');
+          res.end('error page');
+        }, 20);
+      });
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown) => uncaught.push(error);
+      process.on('uncaughtException', onUncaught);
+      const running = await listen(app);
+      try {
+        const res = await fetch(running.url);
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), 'done');
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        assert.deepEqual(uncaught, []);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+        await running.close();
+      }
+    });
+
     it("keeps res.cookie() cookies and the app's Vary and Cache-Control", async () => {
       const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
       const app = express();

@@ -65,6 +65,34 @@ describe('fastify adapter specifics', () => {
     }
   });
 
+  it('survives a route that sends without returning the reply while the commit is pending', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    const store = { ...inner, create: (record: Parameters<typeof inner.create>[0]) => new Promise<void>((resolve) => setTimeout(() => resolve(inner.create(record)), 20)) };
+    const sessions = createSessions({ store });
+    const app = Fastify({ logger: false });
+    await app.register(fastifySessions, { sessions });
+    app.get('/', async (request, reply) => {
+      (await request.session.load()).set('n', 1);
+      void reply.send({ ok: 1 }); // without `return reply`: Fastify answers a second time meanwhile
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (error: unknown) => unhandled.push(error);
+    process.on('unhandledRejection', onUnhandled);
+    process.on('uncaughtException', onUnhandled);
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url);
+      await res.text();
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      assert.deepEqual(unhandled, []);
+      assert.equal((await fetch(running.url)).status < 600, true, 'the server still answers');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      process.off('uncaughtException', onUnhandled);
+      await running.close();
+    }
+  });
+
   it('ignores X-Forwarded-Proto from an untrusted peer', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const app = Fastify();
