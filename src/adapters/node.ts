@@ -223,6 +223,8 @@ interface Interception {
   replaying: boolean;
   /** Status as it was when the app's ended response was held for an asynchronous commit. */
   final: { status: number; message: string } | null;
+  /** A held write answered false (the commit is pending): 'drain' is owed once it settles. */
+  owesDrain: boolean;
   /** The handler failed while its unfinished response was held: close it instead of sending it. */
   aborted: Error | null;
   /**
@@ -270,7 +272,12 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       state.queue.push({ method: 'write', args });
       commitBeforeHeaders(this, state);
       // Committed in this call (a synchronous store): report the real stream's backpressure.
-      return state.phase === 'passing' ? !this.writableNeedDrain : true;
+      if (state.phase === 'passing') return !this.writableNeedDrain;
+      if (state.phase === 'replaced') return true;
+      // Held for a pending commit: ask the writer to wait for 'drain' (sent once the commit has
+      // settled), so a piped body is not buffered whole in memory meanwhile.
+      state.owesDrain = true;
+      return false;
     } as ServerResponse['write'],
     end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
@@ -377,6 +384,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     queue: [],
     ended: false,
     replaying: false,
+    owesDrain: false,
     final: null,
     aborted: null,
     phase: 'holding',
@@ -449,6 +457,7 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
   state.phase = 'replaced';
   state.queue.length = 0;
+  payDrain(res, state); // a writer waiting for it goes on, and its writes are dropped
   if (state.aborted !== null) {
     res.destroy(state.aborted);
     return;
@@ -470,6 +479,15 @@ function replay(res: Intercepted, state: Interception): void {
     state.replaying = false;
     state.queue.length = 0;
   }
+  // If the socket is full now, its own 'drain' follows; otherwise the owed one is sent here.
+  if (!res.writableNeedDrain) payDrain(res, state);
+}
+
+/** Sends the 'drain' a held write promised, once. */
+function payDrain(res: ServerResponse, state: Interception): void {
+  if (!state.owesDrain) return;
+  state.owesDrain = false;
+  process.nextTick(() => res.emit('drain'));
 }
 
 /** The headers argument of a held writeHead call, if any. */

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { attachSession, getSession, withSessions } from '../../src/adapters/node.js';
 import { createSessions } from '../../src/index.js';
@@ -334,6 +336,34 @@ describe('node:http adapter specifics', () => {
       assert.ok(headAfter < 300, `head after ${headAfter} ms`);
       assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
       assert.equal(await res.text(), 'data: done\n\n');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('asks a writer to wait for drain while the commit is pending, and sends drain once it settles', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    const store: Store = { ...inner, create: (record) => new Promise((resolve) => setTimeout(() => resolve(inner.create(record)), 20)) };
+    const sessions = createSessions({ store });
+    const answers: boolean[] = [];
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          (await getSession(req)).set('n', 1);
+          answers.push(res.write('a'));
+          await once(res, 'drain', { signal: AbortSignal.timeout(2000) }); // fails instead of hanging
+          // A piped body after that flows with the socket's own backpressure.
+          Readable.from(['b'.repeat(64 * 1024), 'c'.repeat(64 * 1024)]).pipe(res);
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      const body = await res.text();
+      assert.deepEqual(answers, [false]);
+      assert.equal(body.length, 1 + 128 * 1024);
+      assert.ok(body.startsWith('ab') && body.endsWith('c'));
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
     } finally {
       await app.close();
     }
