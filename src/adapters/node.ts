@@ -118,9 +118,9 @@ export function attachSession<T extends SessionData>(
 export function withSessions<T extends SessionData>(sessions: Sessions<T>, handler: Handler, options: NodeAdapterOptions = {}) {
   const contextual = sessions.options.context;
   const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
-    if (endHeldBack(res)) {
-      // The app ended its response before throwing, and the hook holds it for a pending commit:
-      // that response goes out as the app wrote it, as it would have without the hold.
+    if (res.writableEnded || endHeldBack(res)) {
+      // The app ended its response before throwing (sent, or held for a pending commit): it
+      // goes out as the app wrote it. Closing the socket now could cut its body short.
       return;
     }
     if (abortHeld(res, error instanceof Error ? error : new Error(String(error)))) {
@@ -227,6 +227,8 @@ interface Interception {
   owesDrain: boolean;
   /** The handler failed while its unfinished response was held: close it instead of sending it. */
   aborted: Error | null;
+  /** A later hook on the same response (a second engine), chained onto this one. */
+  next: Interception | null;
   /**
    * 'holding' until the first write/end, 'committing' during the store write, then 'passing'; or
    * 'replaced' when the commit failed and the failure answer replaced the app's response.
@@ -328,8 +330,10 @@ function holdFinal(res: Intercepted, state: Interception): void {
 
 /** True when the app has already called `end` and the hook holds the response for a pending commit. */
 function endHeldBack(res: ServerResponse): boolean {
-  const state = (res as Intercepted)[INTERCEPT];
-  return state !== undefined && state.phase === 'committing' && state.ended;
+  for (let state = (res as Intercepted)[INTERCEPT] ?? null; state !== null; state = state.next) {
+    if (state.phase === 'committing' && state.ended) return true;
+  }
+  return false;
 }
 
 /**
@@ -337,13 +341,16 @@ function endHeldBack(res: ServerResponse): boolean {
  * response is closed instead of sent once the commit settles (as when headers had already gone).
  */
 function abortHeld(res: ServerResponse, error: Error): boolean {
-  const state = (res as Intercepted)[INTERCEPT];
-  if (state === undefined) return false;
-  // A head the app wrote but that is still held would override the error answer's status.
-  if (state.phase === 'holding') state.head = null;
-  if (state.phase !== 'committing' || state.ended) return false;
-  state.aborted = error;
-  return true;
+  let aborted = false;
+  for (let state = (res as Intercepted)[INTERCEPT] ?? null; state !== null; state = state.next) {
+    // A head the app wrote but that is still held would override the error answer's status.
+    if (state.phase === 'holding') state.head = null;
+    if (state.phase === 'committing' && !state.ended) {
+      state.aborted = error;
+      aborted = true;
+    }
+  }
+  return aborted;
 }
 
 /**
@@ -387,10 +394,16 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     owesDrain: false,
     final: null,
     aborted: null,
+    next: null,
     phase: 'holding',
   };
   if (first) target[INTERCEPT] = state;
-  else state.methods = hookMethods(() => state);
+  else {
+    state.methods = hookMethods(() => state);
+    let last = target[INTERCEPT] as Interception;
+    while (last.next !== null) last = last.next;
+    last.next = state;
+  }
   const methods = state.methods;
   res.writeHead = methods.writeHead;
   res.write = methods.write;
@@ -437,6 +450,7 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
 function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
   if (state.aborted !== null) {
     state.phase = 'replaced';
+    discardHeld(state);
     res.destroy(state.aborted);
     return;
   }
@@ -456,12 +470,16 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
   state.phase = 'replaced';
-  state.queue.length = 0;
-  payDrain(res, state); // a writer waiting for it goes on, and its writes are dropped
+  discardHeld(state);
   if (state.aborted !== null) {
     res.destroy(state.aborted);
     return;
   }
+  // A writer waiting for 'drain' goes on once the failure answer is out, so its writes are
+  // dropped rather than mixed into an answer an `onError` may still be writing.
+  const pay = () => payDrain(res, state);
+  res.once('finish', pay);
+  res.once('close', pay);
   // The failure answer replaces the app's response, ended or not: let it through.
   state.ended = false;
   // Fail closed: the app's response is replaced, and no Set-Cookie drops the client's session.
@@ -483,6 +501,12 @@ function replay(res: Intercepted, state: Interception): void {
   if (!res.writableNeedDrain) payDrain(res, state);
 }
 
+/** Drops the held calls of a response that will not be sent, telling their callbacks. */
+function discardHeld(state: Interception): void {
+  for (const call of state.queue) dropped(call.args);
+  state.queue.length = 0;
+}
+
 /** Sends the 'drain' a held write promised, once. */
 function payDrain(res: ServerResponse, state: Interception): void {
   if (!state.owesDrain) return;
@@ -490,9 +514,17 @@ function payDrain(res: ServerResponse, state: Interception): void {
   process.nextTick(() => res.emit('drain'));
 }
 
-/** The headers argument of a held writeHead call, if any. */
+/**
+ * The headers argument of a held writeHead call, if any, as a copy put in its place: the session
+ * headers are added to it, and the app's object may be a constant shared by every response.
+ */
 function headObject(head: unknown[] | null): Record<string, unknown> | unknown[] | undefined {
-  return head?.find((arg) => typeof arg === 'object' && arg !== null) as Record<string, unknown> | unknown[] | undefined;
+  const index = head?.findIndex((arg) => typeof arg === 'object' && arg !== null) ?? -1;
+  if (head === null || index === -1) return undefined;
+  const original = head[index] as Record<string, unknown> | unknown[];
+  const copy = Array.isArray(original) ? original.map((entry) => (Array.isArray(entry) ? [...entry] : entry)) : Object.assign({}, original);
+  head[index] = copy;
+  return copy;
 }
 
 /** Adds `Cookie` to a Vary given in writeHead's own headers; false when it has none there. */

@@ -369,6 +369,99 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it("never adds a session cookie to the app's own writeHead headers object (it may be shared)", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const SHARED: Record<string, string> = { 'Set-Cookie': 'theme=dark', Vary: 'Accept-Encoding' };
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          if (req.url === '/session') (await getSession(req)).set('n', 1);
+          res.writeHead(200, SHARED);
+          res.end('ok');
+        }),
+      ),
+    );
+    try {
+      const withSession = await fetch(`${app.url}/session`);
+      assert.equal(withSession.headers.getSetCookie().length, 2);
+      const without = await fetch(`${app.url}/plain`);
+      assert.deepEqual(without.headers.getSetCookie(), ['theme=dark']);
+      assert.deepEqual(SHARED, { 'Set-Cookie': 'theme=dark', Vary: 'Accept-Encoding' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("lets an onError answer in several calls after a failed commit, without the app's later writes", async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    let failing = false;
+    const store: Store = {
+      ...inner,
+      update: (id, patch) => (failing ? Promise.reject(new Error('store down')) : Promise.resolve(inner.update(id, patch))),
+    };
+    const sessions = createSessions({ store });
+    const callbacks: unknown[] = [];
+    const app = await listen(
+      createServer(
+        withSessions(
+          sessions,
+          async (req, res) => {
+            const session = await getSession(req);
+            session.set('n', (session.get('n', 0) as number) + 1);
+            if (!res.write('APP1 ')) await once(res, 'drain', { signal: AbortSignal.timeout(2000) });
+            res.write('APP2 ');
+            await new Promise((resolve) => res.end('APPEND', () => resolve(callbacks.push('end callback'))));
+          },
+          {
+            onError: (_error, _req, res) => {
+              res.statusCode = 503;
+              res.write('<h1>down</h1>');
+              setTimeout(() => res.end('<p>retry</p>'), 20);
+            },
+          },
+        ),
+      ),
+    );
+    try {
+      const first = await fetch(app.url);
+      assert.equal(await first.text(), 'APP1 APP2 APPEND');
+      const cookie = (first.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+      failing = true;
+      const down = await fetch(app.url, { headers: { cookie } });
+      assert.equal(down.status, 503);
+      assert.equal(await down.text(), '<h1>down</h1><p>retry</p>');
+      assert.deepEqual(down.headers.getSetCookie(), []);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(callbacks, ['end callback', 'end callback'], 'every end callback is called');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('lets a large body the app ended go out whole when the handler throws afterwards', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const big = 'x'.repeat(4 * 1024 * 1024);
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          session.set('n', (session.get('n', 0) as number) + 1);
+          res.end(big);
+          throw new Error('late failure after end');
+        }),
+      ),
+    );
+    try {
+      const first = await fetch(app.url);
+      assert.equal((await first.text()).length, big.length);
+      const cookie = (first.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+      const again = await fetch(app.url, { headers: { cookie } }); // an existing session: sent at once
+      assert.equal((await again.text()).length, big.length);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('answers 500 when replaying the held response fails after an asynchronous commit', async () => {
     const inner = memoryStore({ sweepInterval: 0 });
     const store: Store = { ...inner, create: async (record) => inner.create(record) };
