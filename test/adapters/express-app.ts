@@ -12,11 +12,11 @@ import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
 import { createSessions, type Sessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
-import type { Store } from '../../src/stores/types.js';
 import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+import { slowCreateStore } from '../helpers/slow-create.js';
 
 /** What both majors export: `express()` plus `express.json()`. */
 export type ExpressFactory = (() => Express) & { json: () => (req: Request, res: Response, next: NextFunction) => void };
@@ -264,10 +264,8 @@ export function expressSuite(name: string, express: ExpressFactory): void {
     });
 
     it("keeps the app's ended response when the handler then throws while an asynchronous commit is pending", async () => {
-      const inner = memoryStore({ sweepInterval: 0 });
       // Creating a session takes a while, as on a networked store: the response is held meanwhile.
-      const slowCreate: Store = { ...inner, create: (record) => new Promise((resolve) => setTimeout(() => resolve(inner.create(record)), 30)) };
-      const sessions = createSessions({ store: slowCreate });
+      const sessions = createSessions({ store: slowCreateStore(30) });
       const app = express();
       app.use(expressSessions(sessions));
       app.get(

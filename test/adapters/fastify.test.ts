@@ -11,6 +11,7 @@ import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+import { slowCreateStore } from '../helpers/slow-create.js';
 
 async function listen(app: FastifyInstance): Promise<RunningApp> {
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -66,8 +67,7 @@ describe('fastify adapter specifics', () => {
   });
 
   it('survives a route that sends without returning the reply while the commit is pending', async () => {
-    const inner = memoryStore({ sweepInterval: 0 });
-    const store = { ...inner, create: (record: Parameters<typeof inner.create>[0]) => new Promise<void>((resolve) => setTimeout(() => resolve(inner.create(record)), 20)) };
+    const store = slowCreateStore(20);
     const sessions = createSessions({ store });
     const app = Fastify({ logger: false });
     await app.register(fastifySessions, { sessions });

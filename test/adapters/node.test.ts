@@ -10,6 +10,7 @@ import { memoryStore } from '../../src/stores/memory.js';
 import type { Store } from '../../src/stores/types.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+import { slowCreateStore } from '../helpers/slow-create.js';
 
 async function listen(server: Server): Promise<RunningApp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -290,8 +291,7 @@ describe('node:http adapter specifics', () => {
   });
 
   it('closes an unfinished response whose handler throws while the commit is pending, instead of mixing in an error page', async () => {
-    const inner = memoryStore({ sweepInterval: 0 });
-    const store: Store = { ...inner, create: (record) => new Promise((resolve) => setTimeout(() => resolve(inner.create(record)), 30)) };
+    const store = slowCreateStore(30);
     const sessions = createSessions({ store });
     const app = await listen(
       createServer(
@@ -316,8 +316,7 @@ describe('node:http adapter specifics', () => {
   });
 
   it('sends the head at flushHeaders() once the commit allows, not only with the first body chunk', async () => {
-    const inner = memoryStore({ sweepInterval: 0 });
-    const store: Store = { ...inner, create: (record) => new Promise((resolve) => setTimeout(() => resolve(inner.create(record)), 10)) };
+    const store = slowCreateStore(10);
     const sessions = createSessions({ store });
     const app = await listen(
       createServer(
@@ -342,8 +341,7 @@ describe('node:http adapter specifics', () => {
   });
 
   it('asks a writer to wait for drain while the commit is pending, and sends drain once it settles', async () => {
-    const inner = memoryStore({ sweepInterval: 0 });
-    const store: Store = { ...inner, create: (record) => new Promise((resolve) => setTimeout(() => resolve(inner.create(record)), 20)) };
+    const store = slowCreateStore(20);
     const sessions = createSessions({ store });
     const answers: boolean[] = [];
     const app = await listen(

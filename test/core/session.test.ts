@@ -680,32 +680,26 @@ describe('store failures', () => {
     assert.deepEqual(order, ['loaded', 'outer load', 'inner load']);
   });
 
-  it('treats a record that a synchronous store cannot decode as no session', async () => {
-    const { visit, store, sessions, jar } = setup();
-    await visit((s) => s.set('a', 1));
+  it('treats an undecodable record as no session instead of failing (rejected, or thrown by a synchronous store)', async () => {
     const { CorruptRecordError } = await import('../../src/errors.js');
-    store.get = () => {
-      throw new CorruptRecordError('memory', 'garbage');
-    };
-    const reasons: string[] = [];
-    sessions.events.on('invalidCookie', (e) => reasons.push(e.reason));
-    const session = sessions.open({ cookieHeader: jar.header(), https: false });
-    await session.load();
-    assert.equal(session.isNew, true);
-    assert.deepEqual(reasons, ['corrupt']);
-  });
-
-  it('treats an undecodable record as no session instead of failing', async () => {
-    const { visit, store, sessions, jar } = setup();
-    await visit((s) => s.set('a', 1));
-    const { CorruptRecordError } = await import('../../src/errors.js');
-    store.get = () => Promise.reject(new CorruptRecordError('memory', 'garbage'));
-    const reasons: string[] = [];
-    sessions.events.on('invalidCookie', (e) => reasons.push(e.reason));
-    const session = sessions.open({ cookieHeader: jar.header(), https: false });
-    await session.load();
-    assert.equal(session.isNew, true);
-    assert.deepEqual(reasons, ['corrupt']);
+    const corrupt = () => new CorruptRecordError('memory', 'garbage');
+    const failures: Array<() => never | Promise<never>> = [
+      () => Promise.reject(corrupt()),
+      () => {
+        throw corrupt();
+      },
+    ];
+    for (const fail of failures) {
+      const { visit, store, sessions, jar } = setup();
+      await visit((s) => s.set('a', 1));
+      store.get = fail;
+      const reasons: string[] = [];
+      sessions.events.on('invalidCookie', (e) => reasons.push(e.reason));
+      const session = sessions.open({ cookieHeader: jar.header(), https: false });
+      await session.load();
+      assert.equal(session.isNew, true);
+      assert.deepEqual(reasons, ['corrupt']);
+    }
   });
 });
 
