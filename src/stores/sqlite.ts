@@ -2,8 +2,9 @@
  * SQLite store (better-sqlite3): the embedded default. One file, no server, safe to share between
  * processes on one machine (WAL mode, `IMMEDIATE` write transactions, a busy timeout).
  *
- * The driver is synchronous; every method still returns a promise (a driver error becomes a
- * rejection) so the store is interchangeable with networked ones. The heavy work, `deleteExpired`
+ * The driver is synchronous, and so are the per-request methods (`get`, `update`, `touch`: the
+ * value itself, a driver error thrown), which lets the engine load and save in the same tick; the
+ * others return promises, like a networked store's. The heavy work, `deleteExpired`
  * and WAL checkpoints, runs in a worker thread for a file the store opened (see
  * `./sqlite-sweeper.ts` and docs/stores/sqlite.md); `:memory:` and app-owned connections do it
  * inline.
