@@ -105,9 +105,10 @@ export interface Store {
   readonly name: string;
   /**
    * One record by id, or null. May return a record whose `expiresAt` has passed (the engine
-   * checks expiry with its own clock). Returns a copy the caller may mutate. Rejects with
-   * `CorruptRecordError` when the stored bytes cannot be decoded (the engine treats that as
-   * "no session" and reports it, unlike other failures, which fail the request).
+   * checks expiry with its own clock). Returns a copy the caller may mutate. Fails (rejects, or
+   * throws when answering synchronously) with `CorruptRecordError` when the stored bytes cannot
+   * be decoded (the engine treats that as "no session" and reports it, unlike other failures,
+   * which fail the request).
    */
   get(id: string): Awaitable<SessionRecord | null>;
   /** Writes a new record. Rejects with `StoreConflictError` if the id exists. */
