@@ -459,11 +459,13 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
     res.statusCode = state.final.status;
     res.statusMessage = state.final.message;
   }
-  // The head as it is now: the one replay sends.
-  const head = state.head;
-  const headers = headObject(head);
-  if (!res.getHeader('cache-control') && !headHas(head, 'cache-control')) setHeader.call(res, 'Cache-Control', SESSION_CACHE_CONTROL);
-  if (!varyInHead(headers)) setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
+  // The head as it is now (the one replay sends), its headers copied before we add to them.
+  const headers = headObject(state.head);
+  if (!res.getHeader('cache-control') && !updateInHead(headers, 'cache-control')) setHeader.call(res, 'Cache-Control', SESSION_CACHE_CONTROL);
+  // Vary given in writeHead's own headers gets Cookie there: writeHead's value would win.
+  if (!updateInHead(headers, 'vary', (value) => varyWithCookie(String(value)))) {
+    setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
+  }
   if (result && result.setCookie.length > 0) appendSetCookie(res, headers, result.setCookie, setHeader);
   replay(res, state);
 }
@@ -518,65 +520,46 @@ function payDrain(res: ServerResponse, state: Interception): void {
  * The headers argument of a held writeHead call, if any, as a copy put in its place: the session
  * headers are added to it, and the app's object may be a constant shared by every response.
  */
-function headObject(head: unknown[] | null): Record<string, unknown> | unknown[] | undefined {
+function headObject(head: unknown[] | null): HeadHeaders | undefined {
   const index = head?.findIndex((arg) => typeof arg === 'object' && arg !== null) ?? -1;
   if (head === null || index === -1) return undefined;
-  const original = head[index] as Record<string, unknown> | unknown[];
+  const original = head[index] as HeadHeaders;
   const copy = Array.isArray(original) ? original.map((entry) => (Array.isArray(entry) ? [...entry] : entry)) : Object.assign({}, original);
   head[index] = copy;
   return copy;
 }
 
-/** Adds `Cookie` to a Vary given in writeHead's own headers; false when it has none there. */
-function varyInHead(headers: Record<string, unknown> | unknown[] | undefined): boolean {
-  if (!headers) return false;
-  if (Array.isArray(headers)) {
-    const flat = !Array.isArray(headers[0]);
-    for (let i = 0; i < headers.length; i += flat ? 2 : 1) {
-      const entry = flat ? [headers[i], headers[i + 1]] : (headers[i] as unknown[]);
-      if (String(entry[0]).toLowerCase() !== 'vary') continue;
-      const value = varyWithCookie(String(entry[1]));
-      if (flat) headers[i + 1] = value;
-      else (headers[i] as unknown[])[1] = value;
-      return true;
-    }
-    return false;
-  }
-  const key = Object.keys(headers).find((k) => k.toLowerCase() === 'vary');
-  if (key === undefined) return false;
-  headers[key] = varyWithCookie(String(headers[key]));
-  return true;
-}
+type HeadHeaders = Record<string, unknown> | unknown[];
 
-/** True when writeHead's own headers argument names `name`. */
-function headHas(head: unknown[] | null, name: string): boolean {
-  const headers = head?.find((arg) => typeof arg === 'object' && arg !== null);
+/**
+ * Finds `name` (any case) in writeHead's own headers — an object, flat `[name, value, ...]` or
+ * `[[name, value], ...]` — and, given `update`, replaces its value. False when it is not there.
+ * Earlier Node 20 releases apply array pairs one by one (the last of a name wins), so values are merged into
+ * the app's entry, never added as another pair.
+ */
+function updateInHead(headers: HeadHeaders | undefined, name: string, update?: (value: unknown) => unknown): boolean {
   if (!headers) return false;
-  if (Array.isArray(headers)) return headers.some((entry, i) => (Array.isArray(entry) ? String(entry[0]).toLowerCase() === name : i % 2 === 0 && String(entry).toLowerCase() === name));
-  return Object.keys(headers).some((key) => key.toLowerCase() === name);
+  if (!Array.isArray(headers)) {
+    const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+    if (key === undefined) return false;
+    if (update) headers[key] = update(headers[key]);
+    return true;
+  }
+  const flat = !Array.isArray(headers[0]);
+  for (let i = 0; i < headers.length; i += flat ? 2 : 1) {
+    const pair = flat ? null : (headers[i] as unknown[]);
+    if (String(pair ? pair[0] : headers[i]).toLowerCase() !== name) continue;
+    if (update && pair) pair[1] = update(pair[1]);
+    else if (update) headers[i + 1] = update(headers[i + 1]);
+    return true;
+  }
+  return false;
 }
 
 /** Appends our cookies to whatever Set-Cookie the app set, in setHeader or in writeHead's headers. */
-function appendSetCookie(res: ServerResponse, headers: Record<string, unknown> | unknown[] | undefined, cookies: string[], setHeader: ServerResponse['setHeader']): void {
-  const list = (existing: unknown): unknown[] => [...(Array.isArray(existing) ? existing : [existing]), ...cookies];
-  if (headers && !Array.isArray(headers)) {
-    const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie');
-    if (key !== undefined) {
-      headers[key] = list(headers[key]);
-      return;
-    }
-  } else if (headers) {
-    // Node 20 applies writeHead's array pairs one by one (the last of a name wins): merge into
-    // the app's own Set-Cookie entry instead of adding pairs.
-    const flat = !Array.isArray(headers[0]);
-    for (let i = 0; i < headers.length; i += flat ? 2 : 1) {
-      const entry = flat ? [headers[i], headers[i + 1]] : (headers[i] as unknown[]);
-      if (String(entry[0]).toLowerCase() !== 'set-cookie') continue;
-      if (flat) headers[i + 1] = list(headers[i + 1]);
-      else (headers[i] as unknown[])[1] = list((headers[i] as unknown[])[1]);
-      return;
-    }
-  }
+function appendSetCookie(res: ServerResponse, headers: HeadHeaders | undefined, cookies: string[], setHeader: ServerResponse['setHeader']): void {
+  const list = (existing: unknown): string[] => [...(Array.isArray(existing) ? existing : [existing]), ...cookies] as string[];
+  if (updateInHead(headers, 'set-cookie', list)) return;
   const current = res.getHeader('set-cookie');
-  setHeader.call(res, 'Set-Cookie', current === undefined ? cookies : list(current) as string[]);
+  setHeader.call(res, 'Set-Cookie', current === undefined ? cookies : list(current));
 }
