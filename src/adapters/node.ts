@@ -534,8 +534,8 @@ type HeadHeaders = Record<string, unknown> | unknown[];
 /**
  * Finds `name` (any case) in writeHead's own headers — an object, flat `[name, value, ...]` or
  * `[[name, value], ...]` — and, given `update`, replaces its value. False when it is not there.
- * Earlier Node 20 releases apply array pairs one by one (the last of a name wins), so values are merged into
- * the app's entry, never added as another pair.
+ * Earlier Node 20 releases apply array pairs one by one (the last of a name wins), so values
+ * are merged into the app's entry, never added as another pair.
  */
 function updateInHead(headers: HeadHeaders | undefined, name: string, update?: (value: unknown) => unknown): boolean {
   if (!headers) return false;
