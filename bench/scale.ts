@@ -15,6 +15,7 @@ import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { sweepHint } from '../src/stores/sqlite-sweep-hint.js';
 import { createSessions, type Sessions } from '../src/index.js';
 import type { Store } from '../src/stores/types.js';
 import { built } from './lib/build.js';
@@ -93,10 +94,11 @@ async function sqliteScale(options: ScaleOptions, cacheMiB?: number): Promise<St
     // gives the id index the same size and the same random order.
     db.prepare(
       `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < CAST(? AS INTEGER) - 1)
-       INSERT INTO coatcheck_sessions (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent)
+       INSERT INTO coatcheck_sessions (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent, sweep_at)
        SELECT substr(lower(hex(randomblob(22))), 1, 43), 'u' || (i % CAST(? AS INTEGER)), '{"n":1}', '{}',
-              CAST(? AS INTEGER) - i, CAST(? AS INTEGER), CAST(? AS INTEGER) + ${HOUR}, '127.0.0.1', 'bench/1.0' FROM n`,
-    ).run(count, Math.floor(count / SESSIONS_PER_USER), now, now, now);
+              CAST(? AS INTEGER) - i, CAST(? AS INTEGER), CAST(? AS INTEGER) + ${HOUR}, '127.0.0.1', 'bench/1.0',
+              CAST(? AS INTEGER) + ${sweepHint(0, HOUR)} FROM n`,
+    ).run(count, Math.floor(count / SESSIONS_PER_USER), now, now, now, now);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.exec('ANALYZE');
     db.close();

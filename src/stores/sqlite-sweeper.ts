@@ -24,6 +24,7 @@
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { sweepBatchSql } from './sqlite-sweep-hint.js';
 
 /** Marks workerData as ours, so importing this module anywhere else does nothing. */
 export const SWEEPER_KIND = 'coatcheck-sqlite-sweeper';
@@ -168,7 +169,7 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
   // instead (bounded by checkpointFrames) and is reused; closing the last connection deletes it.
 
   const t = `"${data.table}"`;
-  const sweep = db.prepare(`DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`);
+  const sweep = db.prepare(sweepBatchSql(t));
 
   let chunk = 32; // rows per DELETE statement, adapted towards chunkMs
   let framesPerRow = 4; // learned from checkpoints
@@ -187,7 +188,7 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
     while (deleted < want) {
       const asked = Math.min(chunk, want - deleted);
       const started = performance.now();
-      const got = sweep.run(before, asked).changes;
+      const got = sweep.run(before, before, asked).changes;
       const took = performance.now() - started;
       deleted += got;
       if (got < asked) return { deleted, exhausted: true };

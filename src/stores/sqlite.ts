@@ -30,6 +30,7 @@ import {
   type StoreStats,
   type SweepResult,
 } from './types.js';
+import { SWEEP_SLACK_MAX_MS, liveRowsCte, sweepBatchSql, sweepHint, sweepHintHolds, sweepSlack } from './sqlite-sweep-hint.js';
 import {
   DEFAULT_SWEEPER_TUNING,
   SIGNAL_SLOTS,
@@ -117,6 +118,17 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database, table: string) => void> 
       CREATE INDEX IF NOT EXISTS "${table}_expires" ON "${table}" (expires_at, user_id);
     `);
   },
+  // 1 → 2: the sweep index moves from expires_at, which every save changes, to sweep_at, a
+  // coarse hint that most saves leave alone (./sqlite-sweep-hint.ts). Existing rows get the
+  // exact expiry as their hint, which keeps the invariant.
+  (db, table) => {
+    db.exec(`
+      ALTER TABLE "${table}" ADD COLUMN sweep_at INTEGER NOT NULL DEFAULT 0;
+      UPDATE "${table}" SET sweep_at = expires_at;
+      CREATE INDEX IF NOT EXISTS "${table}_sweep" ON "${table}" (sweep_at, user_id);
+      DROP INDEX IF EXISTS "${table}_expires";
+    `);
+  },
 ];
 
 /** The schema version this code reads and writes. */
@@ -135,6 +147,9 @@ interface Row {
 }
 
 type SummaryRow = Omit<Row, 'data' | 'meta'>;
+
+/** A full row as the raw `get` statement returns it: {@link Row}'s columns, in that order. */
+type RawRow = [Row['id'], Row['user_id'], unknown, unknown, number, number, number, Row['ip'], Row['user_agent']];
 
 function decode(text: unknown, column: string): Record<string, JsonValue> {
   const value = typeof text === 'string' ? parseJsonObject(text) : null;
@@ -574,16 +589,25 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
 
   const t = `"${table}"`;
   const summaryColumns = 'id, user_id, created_at, last_seen_at, expires_at, ip, user_agent';
+  const liveRows = liveRowsCte(t);
   const q = {
-    get: db.prepare(`SELECT id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent FROM ${t} WHERE id = ?`),
+    // Raw rows (arrays): an object row costs a property-name lookup per column on every read.
+    get: db.prepare(`SELECT id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent FROM ${t} WHERE id = ?`).raw(true),
     // DO NOTHING instead of catching a constraint error: `changes === 0` means the id was taken.
     insert: db.prepare(
-      `INSERT INTO ${t} (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO ${t} (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent, sweep_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
     ),
-    readForUpdate: db.prepare(`SELECT user_id, data, meta FROM ${t} WHERE id = ?`),
-    write: db.prepare(`UPDATE ${t} SET user_id = ?, data = ?, meta = ?, last_seen_at = ?, expires_at = ? WHERE id = ?`),
-    touch: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ? WHERE id = ?`),
+    readForUpdate: db.prepare(`SELECT user_id, data, meta, sweep_at FROM ${t} WHERE id = ?`),
+    // Several forms because SQLite rewrites an index entry whenever its column is assigned, even
+    // to the value it had. Most saves keep the user and the sweep hint, and so touch no index.
+    write: db.prepare(`UPDATE ${t} SET data = ?, meta = ?, last_seen_at = ?, expires_at = ? WHERE id = ?`),
+    writeWithHint: db.prepare(`UPDATE ${t} SET data = ?, meta = ?, last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ?`),
+    writeWithUser: db.prepare(`UPDATE ${t} SET user_id = ?, data = ?, meta = ?, last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ?`),
+    // A touch without a read: the first form applies only while the hint still fits (the bounds
+    // of sweepHintHolds), the second moves it.
+    touch: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ? WHERE id = ? AND sweep_at BETWEEN ? AND ?`),
+    touchWithHint: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ?`),
     destroy: db.prepare(`DELETE FROM ${t} WHERE id = ?`),
     // `IS` matches NULL for guests and still uses the (user_id, created_at) index; the except
     // list arrives as one JSON array so a single prepared statement serves any length.
@@ -592,20 +616,20 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     listByUser: db.prepare(`SELECT ${summaryColumns} FROM ${t} WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id`),
     // The inner query walks the expires_at index from the oldest entry and yields rowids straight
     // from it, so a batch costs O(limit) however large the table is.
-    sweep: db.prepare(`DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`),
-    // Admin-only scans of the (expires_at, user_id) index, never of the rows. The `+` stops the
-    // planner from walking the user index for GROUP BY, which would read every row for expires_at.
-    // BINARY collation compares UTF-8 bytes, i.e. ties rank in code-point order.
+    sweep: db.prepare(sweepBatchSql(t)),
+    // Admin-only, over the live rows of liveRowsCte (mostly read from the index alone). BINARY collation compares UTF-8 bytes, i.e. ties rank in code-point order.
     statsTotals: db.prepare(
-      `SELECT count(*) FILTER (WHERE expires_at > @now) AS sessions,
-              count(*) FILTER (WHERE expires_at <= @now) AS expired,
-              count(DISTINCT user_id) FILTER (WHERE expires_at > @now) AS users,
-              count(*) FILTER (WHERE expires_at > @now AND user_id IS NULL) AS guests
-       FROM ${t}`,
+      `WITH ${liveRows}
+       SELECT count(*) AS sessions,
+              (SELECT count(*) FROM ${t}) - count(*) AS expired,
+              count(DISTINCT user_id) AS users,
+              count(*) FILTER (WHERE user_id IS NULL) AS guests
+       FROM live`,
     ),
     statsTop: db.prepare(
-      `SELECT user_id AS userId, count(*) AS sessions FROM ${t} WHERE expires_at > ? AND +user_id IS NOT NULL
-       GROUP BY +user_id ORDER BY sessions DESC, user_id LIMIT ?`,
+      `WITH ${liveRows}
+       SELECT user_id AS userId, count(*) AS sessions FROM live WHERE user_id IS NOT NULL
+       GROUP BY user_id ORDER BY sessions DESC, user_id LIMIT @limit`,
     ),
   };
 
@@ -613,7 +637,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
   // process can interleave; `.immediate()` takes the write lock before the read so another
   // process cannot read the same old row and overwrite this write.
   const applyPatch = db.transaction((id: string, patch: SessionPatch): boolean => {
-    const row = q.readForUpdate.get(id) as Pick<Row, 'user_id' | 'data' | 'meta'> | undefined;
+    const row = q.readForUpdate.get(id) as (Pick<Row, 'user_id' | 'data' | 'meta'> & { sweep_at: number }) | undefined;
     if (!row) return false;
     // The guard is checked on the row just read, under the same write lock: of N concurrent
     // guarded updates (consume a one-time token, claim a rotation), exactly the valid ones apply.
@@ -630,8 +654,14 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       applyKeyChanges(object, patch.meta);
       meta = JSON.stringify(object);
     }
-    const userId = patch.userId === undefined ? row.user_id : patch.userId;
-    q.write.run(userId, data, meta, patch.lastSeenAt, patch.expiresAt, id);
+    const { lastSeenAt, expiresAt } = patch;
+    if (patch.userId !== undefined && patch.userId !== row.user_id) {
+      q.writeWithUser.run(patch.userId, data, meta, lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id);
+    } else if (sweepHintHolds(row.sweep_at, lastSeenAt, expiresAt)) {
+      q.write.run(data, meta, lastSeenAt, expiresAt, id);
+    } else {
+      q.writeWithHint.run(data, meta, lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id);
+    }
     return true;
   });
 
@@ -642,18 +672,18 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     // get, update and touch answer synchronously, as the driver does: the engine then loads and
     // saves in the same tick. Their failures are thrown rather than returned as rejections.
     get(id: string): SessionRecord | null {
-      const row = q.get.get(id) as Row | undefined;
+      const row = q.get.get(id) as RawRow | undefined;
       if (!row) return null;
       return {
-        id: row.id,
-        userId: row.user_id,
-        data: decode(row.data, 'data'),
-        meta: decode(row.meta, 'meta'),
-        createdAt: row.created_at,
-        lastSeenAt: row.last_seen_at,
-        expiresAt: row.expires_at,
-        ip: row.ip,
-        userAgent: row.user_agent,
+        id: row[0],
+        userId: row[1],
+        data: decode(row[2], 'data'),
+        meta: decode(row[3], 'meta'),
+        createdAt: row[4],
+        lastSeenAt: row[5],
+        expiresAt: row[6],
+        ip: row[7],
+        userAgent: row[8],
       };
     },
     async create(record: SessionRecord): Promise<void> {
@@ -667,14 +697,18 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
         record.expiresAt,
         record.ip,
         record.userAgent,
+        sweepHint(record.lastSeenAt, record.expiresAt),
       ));
       if (result.changes === 0) throw new StoreConflictError('sqlite');
     },
     update(id: string, patch: SessionPatch): boolean {
       return writing(() => applyPatch.immediate(id, patch));
     },
-    touch(id, times) {
-      return writing(() => q.touch.run(times.lastSeenAt, times.expiresAt, id)).changes > 0;
+    touch(id, { lastSeenAt, expiresAt }) {
+      return writing(() => {
+        const kept = q.touch.run(lastSeenAt, expiresAt, id, expiresAt, expiresAt + sweepSlack(lastSeenAt, expiresAt));
+        return kept.changes > 0 || q.touchWithHint.run(lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id).changes > 0;
+      });
     },
     async destroy(id) {
       writing(() => q.destroy.run(id));
@@ -702,13 +736,14 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       }
       // Inline: one DELETE on this thread (':memory:', an app-owned handle, or no worker). Through
       // `writing` like any write: with background checkpoints its pages need one too.
-      const deleted = writing(() => q.sweep.run(sweep.before, limit)).changes;
+      const deleted = writing(() => q.sweep.run(sweep.before, sweep.before, limit)).changes;
       return { deleted, cursor: deleted > 0 && deleted >= limit ? String(sweep.before) : null };
     },
     async stats(now: number, statsOptions): Promise<StoreStats> {
       const limit = topUsersLimit(statsOptions);
-      const totals = q.statsTotals.get({ now }) as Omit<StoreStats, 'topUsers'>;
-      const topUsers = limit === 0 ? [] : (q.statsTop.all(now, limit) as StoreStats['topUsers']);
+      const far = now + SWEEP_SLACK_MAX_MS;
+      const totals = q.statsTotals.get({ now, far }) as Omit<StoreStats, 'topUsers'>;
+      const topUsers = limit === 0 ? [] : (q.statsTop.all({ now, far, limit }) as StoreStats['topUsers']);
       return { ...totals, topUsers };
     },
     async close() {

@@ -131,7 +131,11 @@ export interface Store {
   destroyAll(): Promise<number>;
   /** The user's records, without data, oldest first. */
   listByUser(userId: string): Promise<SessionSummary[]>;
-  /** Deletes up to `limit` expired records; call again with the cursor until it is null. */
+  /**
+   * Deletes up to `limit` expired records; call again with the cursor until it is null. Never
+   * deletes a live record. A store may leave a record for a bounded time past its expiry (the
+   * SQLite store: up to one sweep slack, at most 15 minutes); the engine never serves it.
+   */
   deleteExpired(sweep: ExpiredSweep): Promise<SweepResult>;
   /**
    * Optional: `destroyAll()` / `destroyByUser(null)` in bounded steps, for stores where one call

@@ -4,9 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { sqliteStore } from '../../src/stores/sqlite.js';
+import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import type { SessionRecord, Store } from '../../src/stores/types.js';
 import { makeRecord } from '../../src/testing/store-contract.js';
+import { writeSchemaV1 } from '../helpers/sqlite-schema-v1.js';
 import { cli, inTerminal, json, terminalAvailable } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-cli-sqlite-'));
@@ -40,16 +41,27 @@ describe('coatcheck on SQLite', () => {
       const path = freshPath();
       const first = await cli(['migrate', '--store', url(path), '--json']);
       assert.equal(first.status, 0, first.stderr);
-      assert.deepEqual(json(first), { store: 'sqlite', action: 'created', table: 'coatcheck_sessions', fromVersion: null, version: 1 });
+      assert.deepEqual(json(first), { store: 'sqlite', action: 'created', table: 'coatcheck_sessions', fromVersion: null, version: SQLITE_SCHEMA_VERSION });
       const again = await cli(['migrate', '--store', url(path)]);
       assert.equal(again.status, 0);
-      assert.equal(again.stdout, `sqlite: table coatcheck_sessions in ${path} is already at schema version 1, nothing to do\n`);
+      assert.equal(again.stdout, `sqlite: table coatcheck_sessions in ${path} is already at schema version ${SQLITE_SCHEMA_VERSION}, nothing to do\n`);
+    });
+
+    it('upgrades a schema 1 table and says from which version', async () => {
+      const path = freshPath();
+      writeSchemaV1(path, [{ id: 'kept', userId: 'u1', data: '{"a":1}', createdAt: Date.now(), expiresAt: Date.now() + 60_000 }]);
+      const migrated = await cli(['migrate', '--store', url(path), '--json']);
+      assert.equal(migrated.status, 0, migrated.stderr);
+      assert.deepEqual(json(migrated), { store: 'sqlite', action: 'migrated', table: 'coatcheck_sessions', fromVersion: 1, version: SQLITE_SCHEMA_VERSION });
+      const store = sqliteStore({ path });
+      assert.deepEqual((await store.get('kept'))?.data, { a: 1 });
+      await store.close();
     });
 
     it('?table= names the table every command uses', async () => {
       const path = freshPath();
       const created = await cli(['migrate', '--store', url(path, 'app_sessions')]);
-      assert.equal(created.stdout, `sqlite: created table app_sessions in ${path} (schema version 1)\n`);
+      assert.equal(created.stdout, `sqlite: created table app_sessions in ${path} (schema version ${SQLITE_SCHEMA_VERSION})\n`);
       await seed(path, [makeRecord({ userId: 'tabled' })], 'app_sessions');
       assert.equal(json<unknown[]>(await cli(['list', '--user', 'tabled', '--json', '--store', url(path, 'app_sessions')])).length, 1);
       assert.deepEqual(json(await cli(['list', '--user', 'tabled', '--json', '--store', url(path)])), []);

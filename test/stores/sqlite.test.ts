@@ -10,7 +10,9 @@ import { CoatcheckError, ConfigError } from '../../src/errors.js';
 import { createSessions } from '../../src/index.js';
 import { workerExecArgv } from '../../src/stores/sqlite-sweeper.js';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
+import { SWEEP_SLACK_MAX_MS, liveRowsCte, sweepBatchSql, sweepHint, sweepSlack } from '../../src/stores/sqlite-sweep-hint.js';
 import type { Awaitable } from '../../src/stores/types.js';
+import { writeSchemaV1 } from '../helpers/sqlite-schema-v1.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-sqlite-'));
@@ -141,7 +143,7 @@ describe('sqliteStore', () => {
     const indexes = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'coatcheck_sessions' AND sql IS NOT NULL").all() as { name: string }[])
       .map((r) => r.name)
       .sort();
-    assert.deepEqual(indexes, ['coatcheck_sessions_expires', 'coatcheck_sessions_user']);
+    assert.deepEqual(indexes, ['coatcheck_sessions_sweep', 'coatcheck_sessions_user']);
     raw.close();
   });
 
@@ -159,6 +161,26 @@ describe('sqliteStore', () => {
     const raw = new Database(path);
     assert.deepEqual(raw.prepare('SELECT name FROM coatcheck_schema ORDER BY name').all(), [{ name: 'sessions_a' }, { name: 'sessions_b' }]);
     raw.close();
+  });
+
+  it('migrates a schema 1 table: rows keep their data, the sweep hint starts at the exact expiry', async () => {
+    const path = tempPath();
+    const now = Date.now();
+    writeSchemaV1(path, [
+      { id: 'live', userId: 'u1', data: '{"cart":[1]}', createdAt: now, expiresAt: now + 3_600_000 },
+      { id: 'gone', userId: 'u1', data: '{}', createdAt: now - 10_000, expiresAt: now - 1 },
+    ]);
+
+    const store = sqliteStore({ path, sweepInWorker: false });
+    assert.deepEqual((await store.get('live'))?.data, { cart: [1] });
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 10 }), { deleted: 1, cursor: null });
+    assert.equal(await store.get('gone'), null);
+    assert.deepEqual((await store.listByUser('u1')).map((s) => s.id), ['live']);
+    await store.close();
+    const check = new Database(path);
+    assert.deepEqual(check.prepare('SELECT sweep_at - expires_at AS lead FROM coatcheck_sessions').all(), [{ lead: 0 }]);
+    assert.deepEqual(check.prepare('SELECT version FROM coatcheck_schema').all(), [{ version: SQLITE_SCHEMA_VERSION }]);
+    check.close();
   });
 
   it('refuses a table written by a newer schema version', () => {
@@ -296,17 +318,14 @@ describe('sqliteStore', () => {
     const plan = (sql: string, ...params: unknown[]) =>
       (database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join(' | ');
     assert.match(plan('SELECT id FROM coatcheck_sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id', 'u', 0), /USING INDEX coatcheck_sessions_user/);
-    assert.match(plan('SELECT rowid FROM coatcheck_sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?', 0, 10), /USING COVERING INDEX coatcheck_sessions_expires/);
+    assert.match(plan(sweepBatchSql('coatcheck_sessions'), 0, 0, 10), /SEARCH coatcheck_sessions USING INDEX coatcheck_sessions_sweep \(sweep_at<\?\)/);
     assert.match(plan('DELETE FROM coatcheck_sessions WHERE user_id IS ? AND id NOT IN (SELECT value FROM json_each(?))', null, '[]'), /USING INDEX coatcheck_sessions_user/);
-    // stats counts from the index, never reading rows (a table scan would read every session's data).
-    assert.match(
-      plan('SELECT user_id, count(*) AS n FROM coatcheck_sessions WHERE expires_at > ? AND +user_id IS NOT NULL GROUP BY +user_id ORDER BY n DESC, user_id LIMIT 10', 0),
-      /USING COVERING INDEX coatcheck_sessions_expires/,
-    );
-    assert.doesNotMatch(
-      plan("SELECT count(*) FILTER (WHERE expires_at > 0), count(DISTINCT user_id) FILTER (WHERE expires_at > 0) FROM coatcheck_sessions"),
-      /SCAN coatcheck_sessions(?! USING COVERING INDEX)/,
-    );
+    // stats reads live rows from the sweep index: rows only inside the one-slack window, never a
+    // table scan (which would read every session's data).
+    const statsPlan = plan(`WITH ${liveRowsCte('coatcheck_sessions')} SELECT count(*), count(DISTINCT user_id) FROM live`, { now: 0, far: 1 });
+    assert.match(statsPlan, /SEARCH coatcheck_sessions USING COVERING INDEX coatcheck_sessions_sweep \(sweep_at>\?\)/);
+    assert.match(statsPlan, /SEARCH coatcheck_sessions USING INDEX coatcheck_sessions_sweep \(sweep_at>\? AND sweep_at<\?\)/);
+    assert.doesNotMatch(statsPlan, /SCAN coatcheck_sessions/);
     database.close();
   });
 
@@ -378,6 +397,100 @@ describe('sqliteStore', () => {
     const loaded = await store.get(record.id);
     assert.equal(Object.keys(loaded?.data ?? {}).length, 3 * perProcess);
     await store.close();
+  });
+});
+
+describe('sqliteStore sweep hint', () => {
+  /** A store on a connection this test can read, and the sweep hint of one row. */
+  const open = () => {
+    const database = new Database(':memory:');
+    const store = sqliteStore({ database });
+    const hintOf = (id: string) => (database.prepare('SELECT sweep_at FROM coatcheck_sessions WHERE id = ?').get(id) as { sweep_at: number }).sweep_at;
+    return { database, store, hintOf };
+  };
+
+  it('leaves the hint alone while a save or touch slides the expiry within its slack, then moves it', async () => {
+    const { database, store, hintOf } = open();
+    const now = Date.now();
+    const record = makeRecord({ userId: 'u1', lastSeenAt: now, expiresAt: now + 3_600_000 });
+    await store.create(record);
+    const first = hintOf(record.id);
+    assert.equal(first, now + 3_600_000 + sweepSlack(now, now + 3_600_000));
+    assert.equal(sweepSlack(now, now + 3_600_000), 450_000); // an eighth of the hour
+
+    const slid = { lastSeenAt: now + 100_000, expiresAt: now + 3_700_000 };
+    assert.equal(await store.update(record.id, { data: { set: { a: 1 } }, ...slid }), true);
+    assert.equal(hintOf(record.id), first, 'a save within the slack moved the hint');
+    assert.equal(await store.touch(record.id, { lastSeenAt: now + 200_000, expiresAt: now + 3_800_000 }), true);
+    assert.equal(hintOf(record.id), first, 'a touch within the slack moved the hint');
+    assert.equal((await store.get(record.id))?.expiresAt, now + 3_800_000, 'the exact expiry is what get returns');
+
+    // Past the hint: the save moves it to the new expiry plus a new slack.
+    const past = { lastSeenAt: now + 1_000_000, expiresAt: now + 4_600_000 };
+    assert.equal(await store.update(record.id, { data: { set: { a: 2 } }, ...past }), true);
+    assert.equal(hintOf(record.id), sweepHint(past.lastSeenAt, past.expiresAt));
+    const touched = { lastSeenAt: now + 2_000_000, expiresAt: now + 5_600_000 };
+    assert.equal(await store.touch(record.id, touched), true);
+    assert.equal(hintOf(record.id), sweepHint(touched.lastSeenAt, touched.expiresAt));
+
+    // A shorter expiry (a browser-session cookie instead of a long one) pulls the hint back in.
+    const shorter = { lastSeenAt: now + 2_000_000, expiresAt: now + 2_060_000 };
+    assert.equal(await store.update(record.id, { meta: { set: { m: 1 } }, ...shorter }), true);
+    assert.equal(hintOf(record.id), sweepHint(shorter.lastSeenAt, shorter.expiresAt));
+    // A user change rewrites the index entry anyway (user_id is in it), and the hint with it.
+    assert.equal(await store.update(record.id, { userId: 'u2', ...shorter }), true);
+    assert.equal(hintOf(record.id), sweepHint(shorter.lastSeenAt, shorter.expiresAt));
+    assert.deepEqual((await store.get(record.id))?.data, { count: 1, a: 2 });
+    assert.equal(await store.touch('missing', touched), false);
+    await store.close();
+    database.close();
+  });
+
+  it('sweeps a record once its hint has passed too, and never a live row with a wrong hint', async () => {
+    const { database, store, hintOf } = open();
+    const now = Date.now();
+    const record = makeRecord({ lastSeenAt: now - 80_000, expiresAt: now - 1 });
+    await store.create(record);
+    const hint = hintOf(record.id);
+    assert.ok(hint > now, 'the hint trails the expiry by a slack');
+    // Expired but not yet hinted: it waits (never served meanwhile: the engine checks expiresAt).
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 10 }), { deleted: 0, cursor: null });
+    assert.deepEqual(await store.deleteExpired({ before: hint, limit: 10 }), { deleted: 1, cursor: null });
+
+    // A row written by other code with no hint (the column's default, 0) but a live expiry.
+    database.prepare(
+      `INSERT INTO coatcheck_sessions (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent)
+       VALUES ('foreign', NULL, '{}', '{}', ?, ?, ?, NULL, NULL)`,
+    ).run(now, now, now + 60_000);
+    assert.equal(hintOf('foreign'), 0);
+    assert.deepEqual(await store.deleteExpired({ before: now, limit: 10 }), { deleted: 0, cursor: null });
+    assert.ok(await store.get('foreign'));
+    await store.close();
+    database.close();
+  });
+
+  it('counts rows inside the slack window by their exact expiry in stats', async () => {
+    const { database, store, hintOf } = open();
+    const now = Date.now();
+    const inWindowExpired = makeRecord({ userId: 'w', lastSeenAt: now - 80_000, expiresAt: now - 1 });
+    const inWindowLive = makeRecord({ userId: 'w', lastSeenAt: now, expiresAt: now + 60_000 });
+    const farLive = makeRecord({ userId: 'far', expiresAt: now + 86_400_000 });
+    const longGone = makeRecord({ userId: 'gone', lastSeenAt: now - 7_200_000, expiresAt: now - 3_600_000 });
+    for (const r of [inWindowExpired, inWindowLive, farLive, longGone]) await store.create(r);
+    assert.ok(hintOf(inWindowExpired.id) > now && hintOf(inWindowLive.id) <= now + SWEEP_SLACK_MAX_MS);
+    assert.ok(hintOf(farLive.id) > now + SWEEP_SLACK_MAX_MS && hintOf(longGone.id) <= now);
+    assert.deepEqual(await store.stats?.(now), {
+      sessions: 2,
+      expired: 2,
+      users: 2,
+      guests: 0,
+      topUsers: [
+        { userId: 'far', sessions: 1 },
+        { userId: 'w', sessions: 1 },
+      ],
+    });
+    await store.close();
+    database.close();
   });
 });
 
@@ -530,11 +643,13 @@ describe('sqliteStore sweeping', () => {
     }
     assert.deepEqual((await store.get(record.id))?.data, { n: 39 });
 
-    // SQLite's own auto-checkpoint is off now: 800 commits in one synchronous burst (well over
-    // 1 000 WAL frames) leave every frame in the WAL. With it on, the commit crossing 1 000
-    // frames would have checkpointed and the next one restarted the WAL.
+    // SQLite's own auto-checkpoint is off now: 800 commits in one synchronous burst (under the
+    // 1 000 writes that call the worker early; a 6 KB value that differs from one write to the
+    // next makes each write at least two WAL frames, well over 1 000 in all) leave every frame in
+    // the WAL. With it on, the commit crossing 1 000 frames would have checkpointed and the next
+    // one restarted the WAL.
     const burst: Array<Awaitable<boolean>> = [];
-    for (let i = 0; i < 800; i++) burst.push(store.update(record.id, { data: { set: { n: i } }, ...later() }));
+    for (let i = 0; i < 800; i++) burst.push(store.update(record.id, { data: { set: { n: i, pad: String(i % 10).repeat(6_000) } }, ...later() }));
     const afterBurst = walIndex(path);
     assert.ok(afterBurst.frames > 1_100 && afterBurst.backfilled === 0, `checkpointed inline: ${JSON.stringify(afterBurst)}`);
     assert.ok((await Promise.all(burst)).every(Boolean));
