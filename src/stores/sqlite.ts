@@ -120,10 +120,12 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database, table: string) => void> 
   },
   // 1 → 2: the sweep index moves from expires_at, which every save changes, to sweep_at, a
   // coarse hint that most saves leave alone (./sqlite-sweep-hint.ts). Existing rows get the
-  // exact expiry as their hint, which keeps the invariant.
+  // exact expiry as their hint, which keeps the invariant. The column check makes the step safe
+  // to repeat on a table that has it already (created from the documented DDL, say).
   (db, table) => {
+    const columns = db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(table) as string[];
+    if (!columns.includes('sweep_at')) db.exec(`ALTER TABLE "${table}" ADD COLUMN sweep_at INTEGER NOT NULL DEFAULT 0`);
     db.exec(`
-      ALTER TABLE "${table}" ADD COLUMN sweep_at INTEGER NOT NULL DEFAULT 0;
       UPDATE "${table}" SET sweep_at = expires_at;
       CREATE INDEX IF NOT EXISTS "${table}_sweep" ON "${table}" (sweep_at, user_id);
       DROP INDEX IF EXISTS "${table}_expires";
@@ -614,10 +616,11 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     destroyByUser: db.prepare(`DELETE FROM ${t} WHERE user_id IS ? AND id NOT IN (SELECT value FROM json_each(?))`),
     destroyAll: db.prepare(`DELETE FROM ${t}`),
     listByUser: db.prepare(`SELECT ${summaryColumns} FROM ${t} WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id`),
-    // The inner query walks the expires_at index from the oldest entry and yields rowids straight
-    // from it, so a batch costs O(limit) however large the table is.
+    // The inner query walks the sweep_at index from the oldest hint, so a batch costs O(limit)
+    // however large the table is (./sqlite-sweep-hint.ts).
     sweep: db.prepare(sweepBatchSql(t)),
-    // Admin-only, over the live rows of liveRowsCte (mostly read from the index alone). BINARY collation compares UTF-8 bytes, i.e. ties rank in code-point order.
+    // Admin-only, over the live rows of liveRowsCte (mostly read from the index alone). BINARY
+    // collation compares UTF-8 bytes, i.e. ties rank in code-point order.
     statsTotals: db.prepare(
       `WITH ${liveRows}
        SELECT count(*) AS sessions,

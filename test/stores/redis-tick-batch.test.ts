@@ -81,7 +81,24 @@ if (!up) {
       await store.close();
     });
 
-    it('leaves a client that is not ready yet to ioredis (offline queue), and a Cluster alone', async () => {
+    it('a connection lost while corked: the command is sent again on the new socket, which is not corked', async () => {
+      const client = await connected();
+      await client.set(`${prefix}lost`, 'kept');
+      const batch = tickBatcher(client);
+      const first = client.stream;
+      batch();
+      const answer = client.get(`${prefix}lost`);
+      first.destroy(); // before the uncork: the command never left this socket
+      assert.equal(await answer, 'kept');
+      assert.notEqual(client.stream, first);
+      assert.equal((client.stream as unknown as { writableCorked: number }).writableCorked, 0);
+      const writes = countWrites(client);
+      const answers = await Promise.all([0, 1, 2].map(() => (batch(), client.get(`${prefix}lost`))));
+      assert.deepEqual(answers, ['kept', 'kept', 'kept']);
+      assert.equal(writes.count, 1, 'batching goes on on the new socket');
+    });
+
+    it('leaves alone a client that is not ready yet (offline queue), a Cluster, and an auto-pipelining client', async () => {
       const lazy = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
       clients.push(lazy);
       const batch = tickBatcher(lazy);
@@ -92,6 +109,13 @@ if (!up) {
       const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
       assert.doesNotThrow(() => tickBatcher(cluster)());
       cluster.disconnect();
+
+      // A client with ioredis' own auto-pipelining defers its writes itself: nothing is corked.
+      const piped = new Redis(REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
+      clients.push(piped);
+      await piped.ping();
+      tickBatcher(piped)();
+      assert.equal((piped.stream as unknown as { writableCorked: number }).writableCorked, 0);
     });
   });
 }

@@ -446,6 +446,39 @@ describe('sqliteStore sweep hint', () => {
     database.close();
   });
 
+  it('writes one WAL page for a save within the slack (no index entry moves), two once the hint moves', async () => {
+    const path = tempPath();
+    // No worker: nothing checkpoints or restarts the WAL behind the test's back.
+    const store = sqliteStore({ path, sweepInWorker: false, checkpointInWorker: false });
+    const now = Date.now();
+    const record = makeRecord({ userId: 'u1', lastSeenAt: now, expiresAt: now + 3_600_000 });
+    await store.create(record);
+    let before = walIndex(path).frames;
+    assert.equal(await store.update(record.id, { data: { set: { a: 1 } }, lastSeenAt: now + 1_000, expiresAt: now + 3_601_000 }), true);
+    assert.equal(walIndex(path).frames - before, 1, 'only the table page');
+    before = walIndex(path).frames;
+    assert.equal(await store.touch(record.id, { lastSeenAt: now + 2_000, expiresAt: now + 3_602_000 }), true);
+    assert.equal(walIndex(path).frames - before, 1, 'a touch too');
+    before = walIndex(path).frames;
+    assert.equal(await store.update(record.id, { data: { set: { a: 2 } }, lastSeenAt: now + 1_000_000, expiresAt: now + 4_600_000 }), true);
+    assert.equal(walIndex(path).frames - before, 2, 'the table page and the sweep index page');
+    await store.close();
+  });
+
+  it('migrates a table that already has the sweep_at column (created from the documented DDL) without failing', async () => {
+    const path = tempPath();
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE coatcheck_sessions (id TEXT NOT NULL PRIMARY KEY, user_id TEXT, data TEXT NOT NULL, meta TEXT NOT NULL,
+      created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, ip TEXT, user_agent TEXT,
+      sweep_at INTEGER NOT NULL DEFAULT 0) STRICT`);
+    raw.close();
+    const store = sqliteStore({ path });
+    const record = makeRecord();
+    await store.create(record);
+    assert.ok(await store.get(record.id));
+    await store.close();
+  });
+
   it('sweeps a record once its hint has passed too, and never a live row with a wrong hint', async () => {
     const { database, store, hintOf } = open();
     const now = Date.now();
