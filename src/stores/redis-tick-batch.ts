@@ -4,9 +4,9 @@
  * Why: one iteration handles every HTTP request that arrived since the last, and a batch of Redis
  * replies resumes many requests at once; each of them sends a command. Written one by one, every
  * command costs the app a `write` system call and Redis a `read`. Corking the socket for the rest
- * of the iteration sends them as one `writev`, and Redis reads them with one call. This is what ioredis' auto-pipelining
- * achieves, with about half the app CPU it added, since no pipeline objects are built (measured:
- * docs/stores/redis.md).
+ * of the iteration sends them as one `writev`, and Redis reads them with one call. ioredis'
+ * auto-pipelining achieves the same for Redis, but builds pipeline objects and keeps one batch in
+ * flight; this costs the app about half the CPU it added (measured: docs/stores/redis.md).
  *
  * @module
  */

@@ -277,15 +277,15 @@ export function redisStore(options: RedisStoreOptions): Store {
       maxRetriesPerRequest: 1,
       commandTimeout,
       connectTimeout,
-      // Off: the store batches each tick's commands itself (./redis-tick-batch.ts), which saves
-      // Redis as much CPU as auto-pipelining at half the app's cost (docs/stores/redis.md).
+      // Off: the store batches each event-loop iteration's commands itself (./redis-tick-batch.ts),
+      // which saves Redis as much CPU as auto-pipelining did, at half the app's cost.
       enableAutoPipelining: false,
     });
   // Connection errors reach callers as rejected commands; without a listener ioredis would also
   // print each reconnect failure.
   if (owned) client.on('error', () => {});
   const cluster = client.isCluster ? (client as Cluster) : null;
-  // Called right before each per-request command, so a tick's commands leave in one write.
+  // Called right before each per-request command, so an iteration's commands leave in one write.
   const batch = tickBatcher(client);
 
   const sessionKey = (id: string): string => `${prefix}s:{${id}}`;
