@@ -148,6 +148,17 @@ export function workerExecArgv(execArgv: readonly string[]): string[] {
   return kept;
 }
 
+/**
+ * The options Node named when it refused to start a worker (`ERR_WORKER_INVALID_EXEC_ARGV`,
+ * "…invalid execArgv flags: a, b"), or null for any other error.
+ */
+export function refusedWorkerFlags(error: unknown): Set<string> | null {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_WORKER_INVALID_EXEC_ARGV') return null;
+  const listed = /flags: (.+)$/.exec(String((error as Error).message))?.[1];
+  if (!listed) return null;
+  return new Set(listed.split(',').map((flag) => flag.trim()).filter(Boolean));
+}
+
 interface CheckpointRow {
   busy: number;
   log: number;

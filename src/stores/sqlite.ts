@@ -40,6 +40,7 @@ import {
   SWEEPER_KIND,
   WORKER_CHECKPOINTING,
   WORKER_IDLE,
+  refusedWorkerFlags,
   workerExecArgv,
   type SweeperData,
   type SweeperReply,
@@ -212,8 +213,21 @@ const TSX_BOOT = `import('node:worker_threads').then(({ workerData }) =>
  * the store sweeps inline.
  */
 function spawnSweeper(data: SweeperData): Worker {
-  const here = import.meta.url;
   const execArgv = workerExecArgv(process.execArgv);
+  try {
+    return spawnSweeperWith(data, execArgv);
+  } catch (error) {
+    // V8 and per-process options (`--max-old-space-size`, `--expose-gc`, `--stack-size`) belong
+    // to the process; Node refuses them for a worker. Start it without the ones it named.
+    const refused = refusedWorkerFlags(error);
+    if (refused === null) throw error;
+    return spawnSweeperWith(data, execArgv.filter((arg) => !refused.has(arg)));
+  }
+}
+
+/** One attempt at starting the worker with these options. */
+function spawnSweeperWith(data: SweeperData, execArgv: string[]): Worker {
+  const here = import.meta.url;
   if (!/\.[cm]?ts$/.test(new URL(here).pathname)) {
     return new Worker(new URL('./sqlite-sweeper.js', here), { workerData: data, execArgv });
   }

@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { CoatcheckError, ConfigError } from '../../src/errors.js';
 import { createSessions } from '../../src/index.js';
-import { workerExecArgv } from '../../src/stores/sqlite-sweeper.js';
+import { refusedWorkerFlags, workerExecArgv } from '../../src/stores/sqlite-sweeper.js';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import { SWEEP_SLACK_MAX_MS, liveRowsCte, sweepBatchSql, sweepHint, sweepSlack } from '../../src/stores/sqlite-sweep-hint.js';
 import type { Awaitable } from '../../src/stores/types.js';
@@ -87,9 +87,9 @@ function countRows(path: string): number {
 }
 
 /** Runs a TypeScript snippet in a child process (with tsx) and resolves with its exit and output. */
-function runChild(code: string, timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function runChild(code: string, timeoutMs = 30_000, nodeFlags: string[] = []): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (chunk) => (stdout += chunk));
@@ -532,6 +532,38 @@ describe('sqliteStore sweeping', () => {
     assert.deepEqual(workerExecArgv(['--import', 'tsx', '--input-type=module', '-e', 'code()', '--no-warnings']), ['--import', 'tsx', '--no-warnings']);
     assert.deepEqual(workerExecArgv(['--input-type', 'module', '--eval=x', '-p', '1', '--print', '2', '--max-old-space-size=100']), ['--max-old-space-size=100']);
     assert.deepEqual(workerExecArgv([]), []);
+    // What Node refuses for a worker (V8 and per-process options) is read off its error.
+    const refused = Object.assign(new Error('Initiated Worker with invalid execArgv flags: --expose-gc, --max-old-space-size=100'), {
+      code: 'ERR_WORKER_INVALID_EXEC_ARGV',
+    });
+    assert.deepEqual([...(refusedWorkerFlags(refused) ?? [])], ['--expose-gc', '--max-old-space-size=100']);
+    assert.equal(refusedWorkerFlags(new Error('flags: --x')), null);
+  });
+
+  it('still gets its worker in a process started with V8 options a worker refuses (--max-old-space-size, --expose-gc)', async () => {
+    const path = tempPath();
+    const { code, stdout, stderr } = await runChild(
+      `
+      const { sqliteStore } = await import(${JSON.stringify(new URL('../../src/stores/sqlite.ts', import.meta.url).href)});
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.message));
+      const store = sqliteStore({ path: ${JSON.stringify(path)} });
+      const now = Date.now();
+      const record = (id, expiresAt) => ({ id, userId: null, data: {}, meta: {}, createdAt: now - 10_000, lastSeenAt: now - 10_000, expiresAt, ip: null, userAgent: null });
+      for (let i = 0; i < 20; i++) await store.create(record('gone' + i, now - 5_000));
+      await store.create(record('kept', now + 60_000));
+      // Without the worker the store would sweep inline and warn "cannot start the sweeper worker".
+      const result = await store.deleteExpired({ before: now, limit: 100 });
+      const kept = store.get('kept') !== null;
+      await store.close();
+      await new Promise((resolve) => setTimeout(resolve, 10)); // warnings are emitted on a later tick
+      console.log(JSON.stringify({ result, kept, warnings }));
+      `,
+      30_000,
+      ['--max-old-space-size=512', '--expose-gc'],
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { result: { deleted: 20, cursor: null }, kept: true, warnings: [] });
   });
 
   it('sweeps a file in the worker: correct counts and cursor, live rows kept, nothing run inline', async () => {
