@@ -91,13 +91,18 @@ return 1
  *       4 user mode ('k' keep, 'n' guest, 's' set to ARGV[5]), 5 user id,
  *       6 '1' when the client has just extended index ARGV[7] to cover ARGV[8] (else '0'),
  *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
- *       the fields to unset; then those P + A + U field names, then field/value pairs to set.
+ *       the fields to unset; then those P + A + U field names, then field/value pairs to set,
+ *       ending with the times ('l' and 'e'), so one HSET writes them all.
  * Returns {0} when there is no session or a guard fails (nothing written), {1} when applied, or
  * {2, user} when the user's index must first be extended to cover the new expiry (nothing written).
+ * The common save is three commands: HMGET (which also proves the session exists: every session
+ * hash has 'c'), HSET, PEXPIREAT. The user fields are written only when they change.
  */
 const UPDATE_LUA = `${LUA_SLICES}
 local key = KEYS[1]
-if redis.call('TYPE', key).ok ~= 'hash' then return {0} end
+-- A key of another type answers WRONGTYPE: like a missing key, that is no session here.
+local current = redis.pcall('HMGET', key, 'u', 'x', 'c')
+if current.err or not current[3] then return {0} end
 local present, absent, unsets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 for i = 12, 11 + present do
   if redis.call('HEXISTS', key, ARGV[i]) == 0 then return {0} end
@@ -106,7 +111,6 @@ for i = 12 + present, 11 + present + absent do
   if redis.call('HEXISTS', key, ARGV[i]) == 1 then return {0} end
 end
 local expires = tonumber(ARGV[1])
-local current = redis.call('HMGET', key, 'u', 'x')
 local mode = ARGV[4]
 local target = current[1]
 if mode == 's' then target = ARGV[5] elseif mode == 'n' then target = false end
@@ -122,11 +126,10 @@ if target then
 end
 local first = 12 + present + absent
 if unsets > 0 then sliced('HDEL', key, first, first + unsets - 1) end
-if #ARGV >= first + unsets then sliced('HSET', key, first + unsets, #ARGV) end
+sliced('HSET', key, first + unsets, #ARGV)
 if target then
-  redis.call('HSET', key, 'l', ARGV[3], 'e', ARGV[1], 'u', target, 'x', ensured)
-else
-  redis.call('HSET', key, 'l', ARGV[3], 'e', ARGV[1])
+  if current[1] ~= target or current[2] ~= ensured then redis.call('HSET', key, 'u', target, 'x', ensured) end
+elseif current[1] or current[2] then
   redis.call('HDEL', key, 'u', 'x')
 end
 redis.call('PEXPIREAT', key, ARGV[2])
@@ -512,6 +515,10 @@ export function redisStore(options: RedisStoreOptions): Store {
         ...absent,
         ...unset,
         ...set,
+        'l',
+        String(patch.lastSeenAt),
+        'e',
+        String(patch.expiresAt),
       ])) as [number, string?];
       if (reply[0] === 0) return false;
       if (reply[0] === 1) return true;

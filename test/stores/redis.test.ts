@@ -165,6 +165,9 @@ if (!up) {
 
       // The rest of the API copes with the foreign key: no resurrection, no overwrite, deletable.
       assert.equal(await s.update(wrong, { lastSeenAt: Date.now(), expiresAt: Date.now() + 1_000 }), false);
+      // A hash without the session's own fields is not a session either: nothing is written to it.
+      assert.equal(await s.update(partial, { data: { set: { a: 2 } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 1_000 }), false);
+      assert.deepEqual(await redis.hgetall(`${prefix}corrupt:s:{${partial}}`), { 'd:a': '1' });
       await assert.rejects(s.create(makeRecord({ id: wrong })), { code: 'ERR_STORE_CONFLICT' });
       await s.destroy(wrong);
       assert.equal(await s.get(wrong), null);
