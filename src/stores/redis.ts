@@ -281,7 +281,7 @@ export function redisStore(options: RedisStoreOptions): Store {
       commandTimeout,
       connectTimeout,
       // Off: the store batches each event-loop iteration's commands itself (./redis-tick-batch.ts),
-      // which saves Redis as much CPU as auto-pipelining did, at half the app's cost.
+      // which saves Redis as much CPU as auto-pipelining did, for less of the app's CPU.
       enableAutoPipelining: false,
     });
   // Connection errors reach callers as rejected commands; without a listener ioredis would also

@@ -102,6 +102,7 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database, table: string) => void> 
   // of a few KB, which WITHOUT ROWID tables handle poorly, and the sweep can delete by rowid
   // straight from the expires_at index. user_id rides along in that index (free: every touch
   // rewrites the entry anyway) so `stats` counts from the index instead of reading every row.
+  // (Step 1 → 2 replaces that index with one on the sweep hint.)
   (db, table) => {
     db.exec(`
       CREATE TABLE IF NOT EXISTS "${table}" (

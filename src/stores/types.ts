@@ -59,7 +59,10 @@ export type SessionSummary = Omit<SessionRecord, 'data' | 'meta'>;
 
 /** One bounded step of deleting expired records. */
 export interface ExpiredSweep {
-  /** Delete records whose `expiresAt` is at or before this time. */
+  /**
+   * Delete records whose `expiresAt` is at or before this time (a store may keep some of them a
+   * bounded time longer: see {@link Store.deleteExpired}).
+   */
   before: number;
   /** Delete at most this many records in this call. */
   limit: number;
