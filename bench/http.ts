@@ -58,7 +58,7 @@ const COMPARISONS: Comparison[] = [
   { contenders: ['node-bare', 'node-redis'] },
   { contenders: ['node-bare', 'node-postgres'] },
   { contenders: ['node-bare', 'node-cookie', 'node-iron'] },
-  { contenders: ['express-bare', 'express-coatcheck-memory', 'express-session-memory'] },
+  { contenders: ['express-bare', 'express-coatcheck-unused', 'express-coatcheck-memory', 'express-session-memory'] },
   { contenders: ['express-bare', 'express-coatcheck-redis', 'express-session-redis'] },
   { contenders: ['fastify-bare', 'fastify-coatcheck-memory', 'fastify-session-memory'] },
 ];
@@ -134,7 +134,7 @@ export async function runHttp(options: HttpOptions): Promise<HttpRun> {
             ...(options.serverScript && { serverScript: options.serverScript }),
             ...(options.cpuProfileDir && { cpuProfileDir: options.cpuProfileDir }),
           });
-          const cookies = scenario.endsWith('-bare') ? [] : await signIn(child.url, options.connections);
+          const cookies = SCENARIOS[scenario]?.sessionless ? [] : await signIn(child.url, options.connections);
           servers.set(scenario, { child, cookies });
         } catch (error) {
           run.skipped.push({ scenario, reason: message(error) });
@@ -175,7 +175,7 @@ export async function runHttp(options: HttpOptions): Promise<HttpRun> {
           const rps = median(mine.map((s) => s.rps));
           const failures = mine.reduce((sum, s) => sum + s.non2xx + s.errors + s.timeouts, 0);
           let note = '';
-          if (mode === 'write' && !name.endsWith('-bare')) {
+          if (mode === 'write' && !SCENARIOS[name]?.sessionless) {
             const server = servers.get(name) as { child: ServerChild };
             const counted = await counters(server.child.url, live.get(name) as string[]);
             const acknowledged = okTotals.get(name) ?? 0;

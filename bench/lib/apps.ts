@@ -35,12 +35,14 @@ interface Described {
   label: string;
   needsRedis?: boolean;
   needsPostgres?: boolean;
+  /** Serves the routes without a session: no sign-in, no counters to check. */
+  sessionless?: boolean;
 }
 
 export const SCENARIOS: Record<string, Described> = {
-  'node-bare': { group: 'node:http', label: 'bare node:http (no sessions)' },
+  'node-bare': { group: 'node:http', label: 'bare node:http (no sessions)', sessionless: true },
   // Calibration, not in the default run: bare node:http spinning BENCH_BURN_US µs of CPU per request.
-  'node-burn': { group: 'node:http', label: 'bare node:http + fixed CPU burn' },
+  'node-burn': { group: 'node:http', label: 'bare node:http + fixed CPU burn', sessionless: true },
   // The floor: the least a server-side session can do, hand-written, synchronous, no library.
   'node-floor': { group: 'node:http', label: 'hand-written minimal session (Map, hashed id; the floor)' },
   'node-memory': { group: 'node:http', label: 'coatcheck + memory store' },
@@ -50,12 +52,14 @@ export const SCENARIOS: Record<string, Described> = {
   'node-postgres': { group: 'node:http', label: 'coatcheck + PostgreSQL store (pg Pool)', needsPostgres: true },
   'node-cookie': { group: 'node:http', label: 'coatcheck + cookie store' },
   'node-iron': { group: 'node:http', label: 'iron-session 8' },
-  'express-bare': { group: 'Express 5', label: 'bare Express (no sessions)' },
+  'express-bare': { group: 'Express 5', label: 'bare Express (no sessions)', sessionless: true },
+  // What mounting coatcheck costs (or saves) on requests that never touch the session.
+  'express-coatcheck-unused': { group: 'Express 5', label: 'coatcheck mounted, session never used', sessionless: true },
   'express-session-memory': { group: 'Express 5', label: 'express-session + MemoryStore' },
   'express-coatcheck-memory': { group: 'Express 5', label: 'coatcheck (express adapter) + memory store' },
   'express-session-redis': { group: 'Express 5', label: 'express-session + connect-redis 9 (node-redis 5)', needsRedis: true },
   'express-coatcheck-redis': { group: 'Express 5', label: 'coatcheck (express adapter) + Redis store', needsRedis: true },
-  'fastify-bare': { group: 'Fastify 5', label: 'bare Fastify (no sessions)' },
+  'fastify-bare': { group: 'Fastify 5', label: 'bare Fastify (no sessions)', sessionless: true },
   'fastify-session-memory': { group: 'Fastify 5', label: '@fastify/session + MemoryStore' },
   'fastify-coatcheck-memory': { group: 'Fastify 5', label: 'coatcheck (fastify adapter) + memory store' },
 };
@@ -244,6 +248,7 @@ export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
     }
 
     case 'express-bare':
+    case 'express-coatcheck-unused':
     case 'express-session-memory':
     case 'express-session-redis':
     case 'express-coatcheck-memory':
@@ -273,7 +278,13 @@ async function startExpress(name: string, env: AppEnv): Promise<RunningApp> {
   type Res = { status(code: number): Res; json(value: unknown): void; type(t: string): Res; send(text: string): void };
   const reply = (res: Res, status: number, text: string) => res.status(status).type('json').send(text);
 
-  if (name === 'express-bare') {
+  if (name === 'express-bare' || name === 'express-coatcheck-unused') {
+    if (name === 'express-coatcheck-unused') {
+      const { expressSessions } = await import('../../src/adapters/express.js');
+      const sessions = await coatcheck('memory', env);
+      app.use(expressSessions(sessions));
+      cleanup = () => sessions.close();
+    }
     app.get('/write', (_req, res) => reply(res as unknown as Res, 200, body(1)));
     app.get('/read', (_req, res) => reply(res as unknown as Res, 200, body(0)));
     app.post('/login', (_req, res) => reply(res as unknown as Res, 200, body(0)));

@@ -3,6 +3,7 @@
  * runs the Express-specific checks against whichever `express` it is given.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
@@ -17,6 +18,9 @@ import { instrument } from '../helpers/instrumented-store.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
+
+/** The Express module this suite runs against in a child process (`express` or `express4`). */
+const moduleNames: Record<string, string> = { 'express 5': 'express', 'express 4': 'express4' };
 
 /** What both majors export: `express()` plus `express.json()`. */
 export type ExpressFactory = (() => Express) & { json: () => (req: Request, res: Response, next: NextFunction) => void };
@@ -358,6 +362,66 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       } finally {
         await running.close();
       }
+    });
+
+    it("shareShapes: req.res and res.req keep their values and attributes; off, the objects are left as Express made them", async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const seen: Record<string, unknown> = {};
+      const describeLinks = (req: Request, res: Response) => ({
+        reqRes: req.res === res,
+        resReq: res.req === req,
+        reqDescriptor: { ...Object.getOwnPropertyDescriptor(req, 'res'), value: null },
+        resDescriptor: { ...Object.getOwnPropertyDescriptor(res, 'req'), value: null },
+        reqKeys: Object.keys(req),
+      });
+      for (const shareShapes of [true, false]) {
+        const app = express();
+        app.use((req, res, next) => {
+          seen[`before ${shareShapes}`] = describeLinks(req, res);
+          next();
+        });
+        app.use(expressSessions(sessions, { shareShapes }));
+        app.get('/', (req, res) => {
+          seen[`after ${shareShapes}`] = describeLinks(req, res);
+          res.json({ ok: true });
+        });
+        const running = await listen(app);
+        try {
+          assert.equal((await fetch(running.url)).status, 200);
+        } finally {
+          await running.close();
+        }
+      }
+      const before = seen['before true'] as ReturnType<typeof describeLinks>;
+      const after = seen['after true'] as ReturnType<typeof describeLinks>;
+      assert.ok(after.reqRes && after.resReq);
+      assert.deepEqual(after.reqDescriptor, before.reqDescriptor);
+      assert.deepEqual(after.resDescriptor, before.resDescriptor);
+      // Nothing lost; `res` moved behind the keys that were there before it.
+      const order = (keys: string[], of: string[]) => of.map((key) => keys.indexOf(key));
+      const earlier = before.reqKeys.filter((key) => key !== 'res');
+      assert.ok(order(after.reqKeys, earlier).every((at) => at !== -1 && at < after.reqKeys.indexOf('res')));
+      // Off: the keys Express made keep their order.
+      const untouched = seen['after false'] as ReturnType<typeof describeLinks>;
+      const untouchedBefore = (seen['before false'] as ReturnType<typeof describeLinks>).reqKeys;
+      const positions = order(untouched.reqKeys, untouchedBefore);
+      assert.deepEqual(positions, [...positions].sort((a, b) => a - b));
+      assert.ok(!positions.includes(-1));
+    });
+
+    it("shareShapes gives every request's req and res one V8 hidden class (Express alone gives each its own)", () => {
+      const run = (mode: 'on' | 'off') => {
+        const result = spawnSync(
+          process.execPath,
+          ['--allow-natives-syntax', '--import', 'tsx', 'test/helpers/express-shapes-app.ts', moduleNames[name]!, mode],
+          { timeout: 30_000, encoding: 'utf8' },
+        );
+        assert.equal(result.status, 0, result.stderr);
+        return JSON.parse(result.stdout) as { pairs: number; sameReq: number; sameRes: number };
+      };
+      assert.deepEqual(run('on'), { pairs: 50, sameReq: 50, sameRes: 50 });
+      // What the option works around: with it off, no two requests' objects share one.
+      assert.deepEqual(run('off'), { pairs: 50, sameReq: 0, sameRes: 0 });
     });
 
     it('attaches one session even when mounted on the app and on a router', async () => {
