@@ -18,7 +18,7 @@
  * })).listen(3000);
  * ```
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
@@ -128,7 +128,7 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
       // response whose headers had already gone would be.
       return;
     }
-    if (!res.headersSent) {
+    if (!headersReallySent(res)) {
       // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
       respondWithError(error, req, res, options);
     } else {
@@ -229,6 +229,8 @@ interface Interception {
   aborted: Error | null;
   /** A later hook on the same response (a second engine), chained onto this one. */
   next: Interception | null;
+  /** This hook made `res.headersSent` read true for a held head or body (see `reportHeadersSent`). */
+  reportsSent: boolean;
   /**
    * 'holding' until the first write/end, 'committing' during the store write, then 'passing'; or
    * 'replaced' when the commit failed and the failure answer replaced the app's response.
@@ -261,7 +263,10 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       // Node's own end() calls writeHead while replaying: only a call before that is dropped.
       if (state.ended && state.phase !== 'passing') return this;
       if (passes(this, state)) return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-      if (state.phase !== 'replaced') state.head = args;
+      if (state.phase !== 'replaced') {
+        state.head = args;
+        reportHeadersSent(this, state);
+      }
       return this;
     } as ServerResponse['writeHead'],
     write: function deferredWrite(this: Intercepted, ...args: unknown[]) {
@@ -279,6 +284,7 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       // Held for a pending commit: ask the writer to wait for 'drain' (sent once the commit has
       // settled), so a piped body is not buffered whole in memory meanwhile.
       state.owesDrain = true;
+      reportHeadersSent(this, state);
       return false;
     } as ServerResponse['write'],
     end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
@@ -302,6 +308,7 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       if (state.phase === 'replaced') return;
       state.queue.push({ method: 'flushHeaders', args: [] });
       commitBeforeHeaders(this, state);
+      if (state.phase === 'committing') reportHeadersSent(this, state);
     },
     // Installed only by `holdFinal`: after the app's end, header changes are dropped too.
     setHeader: function finalSetHeader(this: Intercepted, name: string, value: number | string | readonly string[]) {
@@ -344,7 +351,10 @@ function abortHeld(res: ServerResponse, error: Error): boolean {
   let aborted = false;
   for (let state = (res as Intercepted)[INTERCEPT] ?? null; state !== null; state = state.next) {
     // A head the app wrote but that is still held would override the error answer's status.
-    if (state.phase === 'holding') state.head = null;
+    if (state.phase === 'holding') {
+      state.head = null;
+      stopReportingSent(res, state);
+    }
     if (state.phase === 'committing' && !state.ended) {
       state.aborted = error;
       aborted = true;
@@ -395,6 +405,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     final: null,
     aborted: null,
     next: null,
+    reportsSent: false,
     phase: 'holding',
   };
   if (first) target[INTERCEPT] = state;
@@ -414,7 +425,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
 function commitBeforeHeaders(res: Intercepted, state: Interception): void {
   if (state.phase !== 'holding') return;
   state.phase = 'committing';
-  if (res.headersSent) {
+  if (headersReallySent(res)) {
     // Headers left before the session was used: store writes still happen, cookies cannot.
     replay(res, state);
     void state.session.commit(res.statusCode).catch(() => undefined);
@@ -436,7 +447,7 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
           committed(res, state, result);
         } catch (error) {
           // The replay itself failed (an invalid header, say): answer 500 while that is possible.
-          if (!res.headersSent) commitFailed(res, state, error);
+          if (!headersReallySent(res)) commitFailed(res, state, error);
           else res.destroy(error instanceof Error ? error : undefined);
         }
       },
@@ -448,10 +459,18 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
 }
 
 function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
+  stopReportingSent(res, state);
   if (state.aborted !== null) {
     state.phase = 'replaced';
     discardHeld(state);
     res.destroy(state.aborted);
+    return;
+  }
+  if (res.destroyed) {
+    // Closed while the commit was pending (an error handler that believed the held head had gone
+    // out, or the client): nothing held can be sent now.
+    state.phase = 'replaced';
+    discardHeld(state);
     return;
   }
   const setHeader = state.setHeader;
@@ -472,6 +491,7 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
   state.phase = 'replaced';
+  stopReportingSent(res, state);
   discardHeld(state);
   if (state.aborted !== null) {
     res.destroy(state.aborted);
@@ -491,6 +511,7 @@ function commitFailed(res: Intercepted, state: Interception, error: unknown): vo
 /** Sends what the app asked for, in order, through the methods that were there before ours. */
 function replay(res: Intercepted, state: Interception): void {
   state.phase = 'passing';
+  stopReportingSent(res, state);
   state.replaying = true;
   try {
     if (state.head) (state.writeHead as (...a: unknown[]) => unknown).apply(res, state.head);
@@ -501,6 +522,35 @@ function replay(res: Intercepted, state: Interception): void {
   }
   // If the socket is full now, its own 'drain' follows; otherwise the owed one is sent here.
   if (!res.writableNeedDrain) payDrain(res, state);
+}
+
+/** Node's own `headersSent`, whatever a held response currently reports. */
+const realHeadersSent = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent')?.get;
+
+function headersReallySent(res: ServerResponse): boolean {
+  return realHeadersSent ? Boolean(realHeadersSent.call(res)) : res.headersSent;
+}
+
+function headersSentWhileHeld(): boolean {
+  return true;
+}
+
+/**
+ * The app has written a head or body that the hook holds: `res.headersSent` reads true, as it
+ * would without the hook. Code that checks it before answering an error (Express's final handler)
+ * then closes the connection rather than appending its error page to the held partial response.
+ * An own property on this response only, removed once the held calls are sent or dropped.
+ */
+function reportHeadersSent(res: ServerResponse, state: Interception): void {
+  if (state.reportsSent || state.ended) return;
+  state.reportsSent = true;
+  Object.defineProperty(res, 'headersSent', { configurable: true, enumerable: false, get: headersSentWhileHeld });
+}
+
+function stopReportingSent(res: ServerResponse, state: Interception): void {
+  if (!state.reportsSent) return;
+  state.reportsSent = false;
+  delete (res as { headersSent?: boolean }).headersSent;
 }
 
 /** Drops the held calls of a response that will not be sent, telling their callbacks. */

@@ -297,6 +297,56 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       }
     });
 
+    it("closes an unfinished response whose handler throws while an asynchronous commit is pending (Express's own error handler)", async () => {
+      // Creating a session takes a while, as on a networked store: the partial body is held meanwhile.
+      const sessions = createSessions({ store: slowCreateStore(30) });
+      const app = express();
+      app.set('env', 'test'); // Express's final handler logs the error's stack otherwise
+      app.use(expressSessions(sessions));
+      const seen: boolean[] = [];
+      app.get(
+        '/',
+        route(async (req, res) => {
+          (await req.session.load()).set('x', 1);
+          res.write('partial-');
+          seen.push(res.headersSent); // true, as it would be without coatcheck
+          throw new Error('failed half-way');
+        }),
+      );
+      app.get(
+        '/head',
+        route(async (req, res) => {
+          (await req.session.load()).set('x', 1);
+          res.writeHead(202, { 'X-App': 'yes' });
+          seen.push(res.headersSent);
+          res.end('after head');
+        }),
+      );
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown) => uncaught.push(error);
+      process.on('uncaughtException', onUncaught);
+      const running = await listen(app);
+      try {
+        const outcome = await fetch(running.url).then(
+          async (res) => `${res.status} ${await res.text()}`,
+          (error: Error) => `failed: ${error.message}`,
+        );
+        // Never the held partial body followed by Express's error page in one response.
+        assert.match(outcome, /^failed: /);
+        const head = await fetch(`${running.url}/head`);
+        assert.equal(head.status, 202);
+        assert.equal(head.headers.get('x-app'), 'yes');
+        assert.equal(await head.text(), 'after head');
+        assert.match(head.headers.getSetCookie()[0] ?? '', /^sid=/);
+        assert.deepEqual(seen, [true, true]);
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        assert.deepEqual(uncaught, []);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+        await running.close();
+      }
+    });
+
     it('survives an error handler that answers a throw after res.end() later, as Express\'s final handler does', async () => {
       const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
       const app = express();
