@@ -474,6 +474,33 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       assert.deepEqual(run('off'), { pairs: 50, sameReq: 0, sameRes: 0 });
     });
 
+    it('saves a session used inside a mounted sub-app, whose prototype swap comes after shareShapes', async () => {
+      // A networked store's pace: the sub-app's response is held for an asynchronous commit.
+      const sessions = createSessions({ store: slowCreateStore(10) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      const sub = express();
+      sub.post(
+        '/count',
+        route(async (req, res) => {
+          const session = await req.session.load();
+          session.set('n', (session.get('n', 0) as number) + 1);
+          res.json({ n: session.get('n'), sub: req.app === sub });
+        }),
+      );
+      app.use('/sub', sub);
+      const running = await listen(app);
+      try {
+        const first = await fetch(`${running.url}/sub/count`, { method: 'POST' });
+        assert.deepEqual(await first.json(), { n: 1, sub: true });
+        const cookie = first.headers.getSetCookie()[0]!.split(';')[0]!;
+        const second = await fetch(`${running.url}/sub/count`, { method: 'POST', headers: { cookie } });
+        assert.deepEqual(await second.json(), { n: 2, sub: true });
+      } finally {
+        await running.close();
+      }
+    });
+
     it('attaches one session even when mounted on the app and on a router', async () => {
       const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
       const app = express();
