@@ -136,9 +136,11 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
  * hidden class, so each request's objects have one of their own: every property access on them
  * misses V8's inline caches, and each property added copies the whole map (about 3 µs each on a
  * response). Deleting and re-adding one property that is not the newest moves the object to
- * dictionary mode, whose hidden class all such objects share, so the caches hit again: bare
- * Express served 40 % more requests per second with this alone (docs/benchmarks.md). The
- * property keeps its value and attributes; only its place in key order changes (it goes last).
+ * dictionary mode, whose hidden class such objects share (V8 finds it in a small cache; in about
+ * one process in thirty another entry evicts it and one of the two objects keeps a class per
+ * request, which still makes its property additions cheap). Bare Express with coatcheck mounted
+ * served 26–35 % more requests per second (docs/benchmarks.md). The property keeps its value and
+ * attributes; only its place in key order changes (it goes last).
  */
 function shareShape(target: object, key: string): void {
   const descriptor = Object.getOwnPropertyDescriptor(target, key);

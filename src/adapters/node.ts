@@ -466,11 +466,12 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
     res.destroy(state.aborted);
     return;
   }
-  if (res.destroyed) {
+  if (responseClosed(res)) {
     // Closed while the commit was pending (an error handler that believed the held head had gone
-    // out, or the client): nothing held can be sent now.
+    // out, or the client): nothing held can be sent now. A writer waiting for 'drain' goes on.
     state.phase = 'replaced';
     discardHeld(state);
+    payDrain(res, state);
     return;
   }
   const setHeader = state.setHeader;
@@ -495,6 +496,11 @@ function commitFailed(res: Intercepted, state: Interception, error: unknown): vo
   discardHeld(state);
   if (state.aborted !== null) {
     res.destroy(state.aborted);
+    return;
+  }
+  if (responseClosed(res)) {
+    // Nobody left to answer: no failure response, only the 'drain' a held write promised.
+    payDrain(res, state);
     return;
   }
   // A writer waiting for 'drain' goes on once the failure answer is out, so its writes are
@@ -542,15 +548,27 @@ function headersSentWhileHeld(): boolean {
  * An own property on this response only, removed once the held calls are sent or dropped.
  */
 function reportHeadersSent(res: ServerResponse, state: Interception): void {
-  if (state.reportsSent || state.ended) return;
+  if (state.ended) return;
   state.reportsSent = true;
-  Object.defineProperty(res, 'headersSent', { configurable: true, enumerable: false, get: headersSentWhileHeld });
+  // Shared by every hook on the response (two engines): defined by whichever holds first.
+  if (!Object.prototype.hasOwnProperty.call(res, 'headersSent')) {
+    Object.defineProperty(res, 'headersSent', { configurable: true, enumerable: false, get: headersSentWhileHeld });
+  }
 }
 
+/** This hook holds nothing any more: Node's own `headersSent` is back once no hook holds. */
 function stopReportingSent(res: ServerResponse, state: Interception): void {
   if (!state.reportsSent) return;
   state.reportsSent = false;
+  for (let hook = (res as Intercepted)[INTERCEPT] ?? null; hook !== null; hook = hook.next) {
+    if (hook.reportsSent) return;
+  }
   delete (res as { headersSent?: boolean }).headersSent;
+}
+
+/** The response can no longer be sent: destroyed, or its socket closed (before 'close' says so). */
+function responseClosed(res: ServerResponse): boolean {
+  return res.destroyed || res.socket?.destroyed === true;
 }
 
 /** Drops the held calls of a response that will not be sent, telling their callbacks. */

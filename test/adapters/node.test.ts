@@ -436,6 +436,67 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it("sends the 'drain' a held write owes when the client leaves while the commit is pending", async () => {
+    const sessions = createSessions({ store: slowCreateStore(80) });
+    const steps: string[] = [];
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    const server = createServer(
+      withSessions(sessions, async (req, res) => {
+        (await getSession(req)).set('x', 1);
+        const accepted = res.write('chunk ');
+          steps.push(`write ${accepted} headersSent ${res.headersSent}`);
+        if (!accepted) await once(res, 'drain');
+        res.end('done');
+        steps.push('handler finished');
+        finished();
+      }),
+    );
+    const app = await listen(server);
+    try {
+      const controller = new AbortController();
+      const pending = fetch(app.url, { signal: controller.signal }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      controller.abort();
+      await pending;
+      await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error(`stuck: ${steps.join(', ')}`)), 2000))]);
+      assert.deepEqual(steps, ['write false headersSent true', 'handler finished']);
+    } finally {
+      server.closeAllConnections(); // the aborted fetch leaves its socket to undici's keep-alive
+      await app.close();
+    }
+  });
+
+  it('keeps headersSent true while either of two engines on one response holds it', async () => {
+    const first = createSessions({ store: slowCreateStore(40), cookie: { name: 'a' } });
+    const second = createSessions({ store: slowCreateStore(40), cookie: { name: 'b' } });
+    const seen: boolean[] = [];
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const app = await listen(
+      createServer(async (req, res) => {
+        (await attachSession(first, req, res).load()).set('x', 1);
+        res.writeHead(200, { 'Content-Type': 'text/plain' }); // held by the first engine's hook
+        seen.push(res.headersSent);
+        (await attachSession(second, req, res).load()).set('y', 2);
+        res.write('part-'); // held by the second, which then passes it on to the first
+        seen.push(res.headersSent);
+        await sleep(60); // the second has committed; the first is committing now
+        seen.push(res.headersSent);
+        await sleep(60);
+        seen.push(res.headersSent, Object.prototype.hasOwnProperty.call(res, 'headersSent'));
+        res.end('end');
+      }),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(await res.text(), 'part-end');
+      assert.deepEqual(res.headers.getSetCookie().map((c) => c.split('=')[0]).sort(), ['a', 'b']);
+      assert.deepEqual(seen, [true, true, true, true, false]);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('lets a large body the app ended go out whole when the handler throws afterwards', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const big = 'x'.repeat(4 * 1024 * 1024);
