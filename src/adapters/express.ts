@@ -139,7 +139,7 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
  * dictionary mode, whose hidden class such objects share (V8 finds it in a small cache; in about
  * one process in thirty another entry evicts it and one of the two objects keeps a class per
  * request, which still makes its property additions cheap). Bare Express with coatcheck mounted
- * served 26–35 % more requests per second (docs/benchmarks.md). The property keeps its value and
+ * served 26–45 % more requests per second (docs/benchmarks.md). The property keeps its value and
  * attributes; only its place in key order changes (it goes last).
  */
 function shareShape(target: object, key: string): void {
