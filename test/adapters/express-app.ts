@@ -55,6 +55,22 @@ function scenarioApp(express: ExpressFactory, sessions: Sessions<Record<string, 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Uncaught exceptions while a test runs; `stop()` removes the listener. */
+function captureUncaught(): { errors: unknown[]; stop: () => void } {
+  const errors: unknown[] = [];
+  const listener = (error: unknown) => errors.push(error);
+  process.on('uncaughtException', listener);
+  return { errors, stop: () => process.off('uncaughtException', listener) };
+}
+
+/** `"<status> <body>"`, or `"failed: <message>"` when the connection was closed instead. */
+function fetchOutcome(url: string): Promise<string> {
+  return fetch(url).then(
+    async (res) => `${res.status} ${await res.text()}`,
+    (error: Error) => `failed: ${error.message}`,
+  );
+}
+
 export function expressSuite(name: string, express: ExpressFactory): void {
   runAdapterScenarios(name, async (sessions) => listen(scenarioApp(express, sessions)));
 
@@ -323,15 +339,10 @@ export function expressSuite(name: string, express: ExpressFactory): void {
           res.end('after head');
         }),
       );
-      const uncaught: unknown[] = [];
-      const onUncaught = (error: unknown) => uncaught.push(error);
-      process.on('uncaughtException', onUncaught);
+      const uncaught = captureUncaught();
       const running = await listen(app);
       try {
-        const outcome = await fetch(running.url).then(
-          async (res) => `${res.status} ${await res.text()}`,
-          (error: Error) => `failed: ${error.message}`,
-        );
+        const outcome = await fetchOutcome(running.url);
         // Never the held partial body followed by Express's error page in one response.
         assert.match(outcome, /^failed: /);
         const head = await fetch(`${running.url}/head`);
@@ -341,9 +352,9 @@ export function expressSuite(name: string, express: ExpressFactory): void {
         assert.match(head.headers.getSetCookie()[0] ?? '', /^sid=/);
         assert.deepEqual(seen, [true, true]);
         await new Promise((resolve) => setTimeout(resolve, 60));
-        assert.deepEqual(uncaught, []);
+        assert.deepEqual(uncaught.errors, []);
       } finally {
-        process.off('uncaughtException', onUncaught);
+        uncaught.stop();
         await running.close();
       }
     });
@@ -375,21 +386,16 @@ export function expressSuite(name: string, express: ExpressFactory): void {
           throw new Error('failed half-way');
         }),
       );
-      const uncaught: unknown[] = [];
-      const onUncaught = (error: unknown) => uncaught.push(error);
-      process.on('uncaughtException', onUncaught);
+      const uncaught = captureUncaught();
       const running = await listen(app);
       try {
-        const outcome = await fetch(running.url).then(
-          async (res) => `${res.status} ${await res.text()}`,
-          (error: Error) => `failed: ${error.message}`,
-        );
+        const outcome = await fetchOutcome(running.url);
         assert.match(outcome, /^failed: /);
         await new Promise((resolve) => setTimeout(resolve, 80));
         assert.deepEqual(answered, []);
-        assert.deepEqual(uncaught, []);
+        assert.deepEqual(uncaught.errors, []);
       } finally {
-        process.off('uncaughtException', onUncaught);
+        uncaught.stop();
         await running.close();
       }
     });
@@ -417,18 +423,16 @@ export function expressSuite(name: string, express: ExpressFactory): void {
           res.end('error page');
         }, 20);
       });
-      const uncaught: unknown[] = [];
-      const onUncaught = (error: unknown) => uncaught.push(error);
-      process.on('uncaughtException', onUncaught);
+      const uncaught = captureUncaught();
       const running = await listen(app);
       try {
         const res = await fetch(running.url);
         assert.equal(res.status, 200);
         assert.equal(await res.text(), 'done');
         await new Promise((resolve) => setTimeout(resolve, 60));
-        assert.deepEqual(uncaught, []);
+        assert.deepEqual(uncaught.errors, []);
       } finally {
-        process.off('uncaughtException', onUncaught);
+        uncaught.stop();
         await running.close();
       }
     });
