@@ -58,7 +58,7 @@ const COMPARISONS: Comparison[] = [
   { contenders: ['node-bare', 'node-redis'] },
   { contenders: ['node-bare', 'node-postgres'] },
   { contenders: ['node-bare', 'node-cookie', 'node-iron'] },
-  { contenders: ['express-bare', 'express-coatcheck-unused', 'express-coatcheck-memory', 'express-session-memory'] },
+  { contenders: ['express-bare', 'express-coatcheck-unused', 'express-coatcheck-memory', 'express-coatcheck-memory-eager', 'express-session-memory'] },
   { contenders: ['express-bare', 'express-coatcheck-redis', 'express-session-redis'] },
   { contenders: ['fastify-bare', 'fastify-coatcheck-memory', 'fastify-session-memory'] },
 ];
@@ -67,6 +67,7 @@ const COMPARISONS: Comparison[] = [
 export const PEERS: Record<string, string> = {
   'node-cookie': 'node-iron',
   'express-coatcheck-memory': 'express-session-memory',
+  'express-coatcheck-memory-eager': 'express-session-memory',
   'express-coatcheck-redis': 'express-session-redis',
   'fastify-coatcheck-memory': 'fastify-session-memory',
 };

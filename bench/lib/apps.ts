@@ -55,6 +55,7 @@ export const SCENARIOS: Record<string, Described> = {
   'express-bare': { group: 'Express 5', label: 'bare Express (no sessions)', sessionless: true },
   // What mounting coatcheck costs (or saves) on requests that never touch the session.
   'express-coatcheck-unused': { group: 'Express 5', label: 'coatcheck mounted, session never used', sessionless: true },
+  'express-coatcheck-memory-eager': { group: 'Express 5', label: 'coatcheck (express adapter, eager: true) + memory store' },
   'express-session-memory': { group: 'Express 5', label: 'express-session + MemoryStore' },
   'express-coatcheck-memory': { group: 'Express 5', label: 'coatcheck (express adapter) + memory store' },
   'express-session-redis': { group: 'Express 5', label: 'express-session + connect-redis 9 (node-redis 5)', needsRedis: true },
@@ -249,6 +250,7 @@ export async function startApp(name: string, env: AppEnv): Promise<RunningApp> {
 
     case 'express-bare':
     case 'express-coatcheck-unused':
+    case 'express-coatcheck-memory-eager':
     case 'express-session-memory':
     case 'express-session-redis':
     case 'express-coatcheck-memory':
@@ -329,7 +331,10 @@ async function startExpress(name: string, env: AppEnv): Promise<RunningApp> {
   } else {
     const { expressSessions } = await import('../../src/adapters/express.js');
     const sessions = await coatcheck(name === 'express-coatcheck-redis' ? 'redis' : 'memory', env);
-    app.use(expressSessions(sessions));
+    // eager: true loads the session before the route runs, as express-session does, so the
+    // routes read it synchronously; otherwise each route awaits `req.session.load()`.
+    const eager = name.endsWith('-eager');
+    app.use(expressSessions(sessions, { eager }));
     const route = (req: unknown, res: unknown, next: (error: unknown) => void) => {
       const handle = (req as Req).session as { load(): Promise<CoatcheckSession> };
       handle
@@ -337,9 +342,19 @@ async function startExpress(name: string, env: AppEnv): Promise<RunningApp> {
         .then((s) => coatcheckRoute((req as Req).url, s))
         .then(([status, text]) => reply(res as Res, status, text), next);
     };
+    const loadedRoute = (req: unknown, res: unknown) => {
+      const s = (req as Req).session as CoatcheckSession;
+      if (s.userId === null) return reply(res as Res, 401, '{"error":"not signed in"}');
+      if ((req as Req).url === '/write') {
+        const n = (s.get('n', 0) as number) + 1;
+        s.set('n', n);
+        return reply(res as Res, 200, body(n));
+      }
+      reply(res as Res, 200, body(s.get('n', 0)));
+    };
     app.post('/login', route);
-    app.get('/write', route);
-    app.get('/read', route);
+    app.get('/write', eager ? loadedRoute : route);
+    app.get('/read', eager ? loadedRoute : route);
     cleanup = () => sessions.close();
   }
   return listen(createServer(app), cleanup);
