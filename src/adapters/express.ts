@@ -123,7 +123,13 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
       runWithSession(session, () => next(), contextual);
       return;
     }
-    session.load().then(
+    const loading = session.load();
+    if (session.loaded) {
+      // A synchronous store has loaded it already: no microtask between here and the route.
+      runWithSession(session, () => next(), contextual);
+      return;
+    }
+    loading.then(
       () => runWithSession(session, () => next(), contextual),
       (error: unknown) => runWithSession(session, () => next(error), contextual),
     );

@@ -225,6 +225,37 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       }
     });
 
+    it('eager: with a synchronous store the route runs in the same tick as the middleware', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      const order: string[] = [];
+      app.use((_req, _res, next) => {
+        next();
+        order.push('middleware returned');
+      });
+      app.use(expressSessions(sessions, { eager: true }));
+      app.post('/', (req, res) => {
+        order.push('route');
+        req.session.set('n', 1);
+        res.json({ ok: true });
+      });
+      app.get('/', (req, res) => {
+        order.push(`route n=${String(req.session.get('n', 0))}`);
+        res.json({ ok: true });
+      });
+      const running = await listen(app);
+      try {
+        // The first request has no cookie: nothing to load.
+        const created = await fetch(running.url, { method: 'POST' });
+        const cookie = created.headers.getSetCookie()[0]!.split(';')[0]!;
+        order.length = 0;
+        assert.equal((await fetch(running.url, { headers: { cookie } })).status, 200);
+        assert.deepEqual(order, ['route n=1', 'middleware returned']);
+      } finally {
+        await running.close();
+      }
+    });
+
     it('eager: a store failure reaches next(err) and Express answers 503 without a session cookie', async () => {
       const store = instrument(memoryStore({ sweepInterval: 0 }));
       const sessions = createSessions({ store });
