@@ -38,7 +38,7 @@ import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachedSession, attachSession, type NodeAdapterOptions } from './node.js';
-import { clientIp, isHttps } from './shared.js';
+import { checkAdapterOptions, clientIp, isHttps } from './shared.js';
 
 export { getSession, sessionHandle } from './node.js';
 
@@ -93,6 +93,7 @@ type NextFunction = (error?: unknown) => void;
  */
 export function expressSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: ExpressSessionsOptions = {}) {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('expressSessions(sessions): pass the object createSessions() returned');
+  checkAdapterOptions('expressSessions', options, { eager: 'boolean', shareShapes: 'boolean', onError: 'function' });
   const eager = options.eager ?? false;
   const shareShapes = options.shareShapes ?? true;
   const trustProxy = sessions.options.trustProxy;

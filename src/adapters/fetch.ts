@@ -19,9 +19,9 @@
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
-import { NoContextError } from '../errors.js';
+import { ConfigError, NoContextError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 export interface FetchAdapterOptions<Rest extends unknown[]> {
   /** The client's address, which a Request does not carry (e.g. from the server's socket info). */
@@ -96,6 +96,9 @@ export function withSessions<T extends SessionData, Rest extends unknown[]>(
   handler: (request: Request, ...rest: Rest) => Response | Promise<Response>,
   options: FetchAdapterOptions<Rest> = {},
 ): (request: Request, ...rest: Rest) => Promise<Response> {
+  if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('withSessions(sessions, handler): pass the object createSessions() returned');
+  if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
+  checkAdapterOptions('withSessions', options, { getClientIp: 'function', onError: 'function' });
   return async function coatcheckFetch(request: Request, ...rest: Rest): Promise<Response> {
     const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
     let response: Response;

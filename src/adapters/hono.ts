@@ -36,6 +36,7 @@ import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { applyCommit, failureToResponse, openFetchSession } from './fetch.js';
+import { checkAdapterOptions } from './shared.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -84,6 +85,7 @@ export function getSession<T extends SessionData = RegisteredData>(c: Context): 
  */
 export function honoSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: HonoSessionsOptions = {}): MiddlewareHandler {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('honoSessions(sessions): pass the object createSessions() returned');
+  checkAdapterOptions('honoSessions', options, { getClientIp: 'function', onError: 'function' });
   const getClientIp = options.getClientIp ?? nodeServerIp;
 
   return async function coatcheckHono(c, next) {

@@ -22,11 +22,11 @@ import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
-import { NoContextError } from '../errors.js';
+import { ConfigError, NoContextError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 export interface NodeAdapterOptions {
   /**
@@ -116,6 +116,9 @@ export function attachSession<T extends SessionData>(
 
 /** Wraps a node:http handler so each request gets a session (also via `currentSession()`). */
 export function withSessions<T extends SessionData>(sessions: Sessions<T>, handler: Handler, options: NodeAdapterOptions = {}) {
+  if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('withSessions(sessions, handler): pass the object createSessions() returned');
+  if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
+  checkAdapterOptions('withSessions', options, { onError: 'function' });
   const contextual = sessions.options.context;
   const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
     if (res.writableEnded || endHeldBack(res)) {

@@ -2,7 +2,7 @@
  * What every adapter does the same way: reading client facts from a request, the headers a
  * session response gets, and the response for a failed commit.
  */
-import { CoatcheckError } from '../errors.js';
+import { CoatcheckError, ConfigError } from '../errors.js';
 
 /** The client's IP: the socket's, or with `trustProxy` the left-most X-Forwarded-For entry. */
 export function clientIp(remote: string | null | undefined, forwardedFor: string | null | undefined, trustProxy: boolean): string | null {
@@ -37,4 +37,19 @@ export function failureResponse(error: unknown): { status: number; body: string 
     if (error.status === 413) return { status: 413, body: 'Payload Too Large: the session would exceed its size limit' };
   }
   return { status: 500, body: 'Internal Server Error' };
+}
+
+/**
+ * Checks an adapter's options at setup: each named option, when given, has the expected type
+ * (`undefined` means "use the default"). Misuse throws here, never on a request.
+ */
+export function checkAdapterOptions(adapter: string, options: object | undefined, expected: Record<string, 'boolean' | 'function'>): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new ConfigError(`${adapter}: options must be an object`);
+  for (const [name, type] of Object.entries(expected)) {
+    const value = (options as Record<string, unknown>)[name];
+    if (value !== undefined && typeof value !== type) {
+      throw new ConfigError(`${adapter}: option ${name} must be a ${type}, got ${value === null ? 'null' : typeof value}`);
+    }
+  }
 }

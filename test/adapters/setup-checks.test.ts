@@ -1,0 +1,53 @@
+/**
+ * Misuse of an adapter throws at setup, with a ConfigError naming the option, never on a request.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { expressSessions } from '../../src/adapters/express.js';
+import { withSessions as withFetchSessions } from '../../src/adapters/fetch.js';
+import { honoSessions } from '../../src/adapters/hono.js';
+import { koaSessions } from '../../src/adapters/koa.js';
+import { withSessions as withNodeSessions } from '../../src/adapters/node.js';
+import { ConfigError } from '../../src/errors.js';
+import { createSessions, type Sessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+
+const refused = (call: () => unknown, message: RegExp) =>
+  assert.throws(call, (error: unknown) => error instanceof ConfigError && error.code === 'ERR_CONFIG' && message.test(error.message));
+
+describe('adapter setup checks', () => {
+  const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+  const notSessions = {} as unknown as Sessions;
+  const handler = () => new Response('ok');
+
+  it('refuses something that is not what createSessions() returned', () => {
+    refused(() => expressSessions(notSessions), /expressSessions\(sessions\)/);
+    refused(() => koaSessions(notSessions), /koaSessions\(sessions\)/);
+    refused(() => honoSessions(notSessions), /honoSessions\(sessions\)/);
+    refused(() => withNodeSessions(notSessions, () => undefined), /withSessions\(sessions, handler\)/);
+    refused(() => withFetchSessions(notSessions, handler), /withSessions\(sessions, handler\)/);
+  });
+
+  it('refuses a handler that is not a function', () => {
+    refused(() => withNodeSessions(sessions, 'nope' as never), /handler must be a function/);
+    refused(() => withFetchSessions(sessions, null as never), /handler must be a function/);
+  });
+
+  it('refuses options of the wrong type, naming the option', () => {
+    refused(() => expressSessions(sessions, { eager: 'yes' as never }), /option eager must be a boolean, got string/);
+    refused(() => expressSessions(sessions, { shareShapes: 0 as never }), /option shareShapes must be a boolean, got number/);
+    refused(() => expressSessions(sessions, { onError: {} as never }), /option onError must be a function, got object/);
+    refused(() => withNodeSessions(sessions, () => undefined, { onError: 'x' as never }), /option onError must be a function/);
+    refused(() => withFetchSessions(sessions, handler, { getClientIp: null as never }), /option getClientIp must be a function, got null/);
+    refused(() => honoSessions(sessions, { onError: 1 as never }), /option onError must be a function/);
+    refused(() => expressSessions(sessions, 'eager' as never), /options must be an object/);
+  });
+
+  it('takes the documented options, and leaves undefined ones to their defaults', () => {
+    assert.equal(typeof expressSessions(sessions, { eager: true, shareShapes: false, onError: () => undefined }), 'function');
+    assert.equal(typeof expressSessions(sessions, { eager: undefined }), 'function');
+    assert.equal(typeof withNodeSessions(sessions, () => undefined, { onError: () => undefined }), 'function');
+    assert.equal(typeof withFetchSessions(sessions, handler, { getClientIp: () => null, onError: () => new Response('') }), 'function');
+    assert.equal(typeof honoSessions(sessions, { getClientIp: () => null }), 'function');
+  });
+});
