@@ -95,7 +95,7 @@ export async function runAb(options: AbOptions): Promise<{ rows: AbRow[]; markdo
     try {
       for (const script of [built('server'), built('server', VARIANT_BUILD_DIR)]) {
         const child = await start(script);
-        sides.push({ child, cookies: scenario.endsWith('-bare') ? [] : await signIn(child.url, options.connections) });
+        sides.push({ child, cookies: SCENARIOS[scenario]?.sessionless ? [] : await signIn(child.url, options.connections) });
       }
       for (const mode of ['write', 'read'] as const) {
         const load = { connections: options.connections };
