@@ -382,7 +382,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
         assert.equal(await head.text(), 'after head');
         assert.match(head.headers.getSetCookie()[0] ?? '', /^sid=/);
         assert.deepEqual(seen, [true, true]);
-        await new Promise((resolve) => setTimeout(resolve, 60));
+        await sleep(60);
         assert.deepEqual(uncaught.errors, []);
       } finally {
         uncaught.stop();
@@ -422,7 +422,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       try {
         const outcome = await fetchOutcome(running.url);
         assert.match(outcome, /^failed: /);
-        await new Promise((resolve) => setTimeout(resolve, 80));
+        await sleep(80);
         assert.deepEqual(answered, []);
         assert.deepEqual(uncaught.errors, []);
       } finally {
@@ -460,7 +460,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
         const res = await fetch(running.url);
         assert.equal(res.status, 200);
         assert.equal(await res.text(), 'done');
-        await new Promise((resolve) => setTimeout(resolve, 60));
+        await sleep(60);
         assert.deepEqual(uncaught.errors, []);
       } finally {
         uncaught.stop();
