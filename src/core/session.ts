@@ -8,6 +8,7 @@ import { findCookie } from '../cookie/parse.js';
 import {
   ConfigError,
   CorruptRecordError,
+  HeadersSentError,
   InvalidValueError,
   MissingKeyError,
   NotLoadedError,
@@ -17,7 +18,7 @@ import {
   TooManySessionsError,
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
-import { type Awaitable, type ClientStore, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
+import { applyKeyChanges, type Awaitable, type ClientStore, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
 import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, objectFromEntries, setOwn } from './json.js';
@@ -54,6 +55,14 @@ export interface SessionEngine {
   callClient<R>(operation: string, run: (client: ClientStore) => Promise<R>): Promise<R>;
   /** Sweeps a batch of expired sessions in the background on a fraction of requests. */
   maybeCleanup(): void;
+  /**
+   * Cookie store: this process revoked sessions created up to `at` (ms). Sessions it creates
+   * afterwards get a later creation time, so a logout and login in the same millisecond do not
+   * void the new session.
+   */
+  noteRevocation(at: number): void;
+  /** The creation time for a session starting now (`now`, or just past the last revocation). */
+  creationTime(now: number): number;
 }
 
 type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
@@ -78,8 +87,6 @@ const MAX_FLASHES = 100;
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
 
 const MAX_FORWARD_HOPS = 3;
-const FOLLOW_ATTEMPTS = 20;
-const FOLLOW_DELAY_MS = 25;
 /** Outstanding one-time tokens kept per session; the oldest are dropped beyond this. */
 const MAX_ONE_TIME_TOKENS = 50;
 
@@ -101,7 +108,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #token: string | null = null;
   #id: string | null = null;
   #stored = false;
-  #retired: string[] = [];
+  /** Ids given up by `cycleId`, deleted at commit; with their tokens, to follow a parallel rotation. */
+  #retired: { id: string; token: string | null }[] = [];
   #cookieChanged = false;
 
   #data = new Map<string, JsonValue>();
@@ -362,6 +370,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   #startFresh(): void {
     const now = this.#engine.options.clock.now();
+    const createdAt = this.#engine.creationTime(now);
     this.#token = null;
     this.#id = null;
     this.#stored = false;
@@ -371,7 +380,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#meta.clear();
     this.#metaSnapshot.clear();
     this.#userId = this.#userIdBaseline = null;
-    this.#createdAt = now;
+    this.#createdAt = createdAt;
     this.#lastSeenAt = now;
     this.#forceSave = false;
   }
@@ -390,6 +399,17 @@ export class Session<T extends SessionData = RegisteredData> {
     }
     if (this.#phase === 'failed') throw this.#failure;
     throw new NotLoadedError();
+  }
+
+  /** Guard for changes: after commit they would be lost without a word, the response having gone. */
+  #writable(): void {
+    this.#ready();
+    if (this.#phase === 'committed') throw new HeadersSentError();
+  }
+
+  /** The same for lifecycle calls, once they have loaded the session. */
+  #stillOpen(): void {
+    if (this.#phase === 'committed') throw new HeadersSentError();
   }
 
   // ---------------------------------------------------------------- dictionary
@@ -411,7 +431,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Stores a JSON value; anything else throws InvalidValueError naming the key. */
   set<K extends DataKey<T>>(key: K, value: T[K]): this {
-    this.#ready();
+    this.#writable();
     checkKey(key);
     assertJson(key, value);
     this.#checkValueSize(key, value as JsonValue);
@@ -436,7 +456,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Removes `key`; throws MissingKeyError when absent (the seeds' `del session[key]`). */
   delete(key: DataKey<T>): this {
-    this.#ready();
+    this.#writable();
     if (!this.#data.delete(key)) throw new MissingKeyError(key);
     return this;
   }
@@ -445,7 +465,7 @@ export class Session<T extends SessionData = RegisteredData> {
   pop<K extends DataKey<T>>(key: K): Exclude<T[K], undefined>;
   pop<K extends DataKey<T>, D>(key: K, fallback: D): Exclude<T[K], undefined> | D;
   pop(key: string, ...fallback: unknown[]): unknown {
-    this.#ready();
+    this.#writable();
     if (!this.#data.has(key)) {
       if (fallback.length === 0) throw new MissingKeyError(key);
       return fallback[0];
@@ -465,7 +485,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Merges an object's own keys into the session (the seeds' `session |= other`). */
   update(values: Partial<T>): this {
-    this.#ready();
+    this.#writable();
     const entries = Object.keys(values).map((key) => [key, (values as Record<string, unknown>)[key]] as const);
     for (const [key, value] of entries) {
       checkKey(key);
@@ -478,7 +498,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Removes every key (the session keeps its id; an empty session is deleted at save). */
   clear(): this {
-    this.#ready();
+    this.#writable();
     this.#data.clear();
     return this;
   }
@@ -512,7 +532,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Forces a save even if no change is detected. */
   markChanged(): this {
-    this.#ready();
+    this.#writable();
     this.#forceSave = true;
     return this;
   }
@@ -563,6 +583,7 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async reset(options: { keep?: readonly string[] } = {}): Promise<void> {
     await this.load();
+    this.#stillOpen();
     await this.#restart(options.keep ?? [], 'reset');
   }
 
@@ -570,6 +591,7 @@ export class Session<T extends SessionData = RegisteredData> {
   async login(userId: string): Promise<void> {
     if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
     await this.load();
+    this.#stillOpen();
     await this.#enforceSessionLimit(userId);
     await this.#restart(this.#engine.options.persistentFieldsOnLogin, 'login');
     this.#userId = userId;
@@ -596,12 +618,14 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
   async logout(): Promise<void> {
     await this.load();
+    this.#stillOpen();
     await this.#restart(this.#engine.options.persistentFieldsOnLogout, 'logout');
   }
 
   /** Deletes the session's data and record; the cookie is expired unless new data is stored. */
   async flush(): Promise<void> {
     await this.load();
+    this.#stillOpen();
     await this.#restart([], 'flush');
   }
 
@@ -616,13 +640,14 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async cycleId(): Promise<void> {
     await this.load();
+    this.#stillOpen();
     await this.cycleIdNow();
   }
 
   /** cycleId on an already-loaded session. @internal */
   async cycleIdNow(): Promise<void> {
     if (!this.#stored || this.#id === null) return;
-    if (this.#engine.client === null) this.#retired.push(this.#id);
+    if (this.#engine.client === null) this.#retired.push({ id: this.#id, token: this.#token });
     this.#stored = false;
     this.#token = null;
     this.#id = null;
@@ -635,7 +660,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const kept: [string, JsonValue][] = [];
     for (const key of keep) if (this.#data.has(key)) kept.push([key, this.#data.get(key) as JsonValue]);
     const doomed = [...this.#retired];
-    if (this.#stored && this.#id !== null) doomed.push(this.#id);
+    if (this.#stored && this.#id !== null) doomed.push({ id: this.#id, token: this.#token });
     const userId = this.#userIdBaseline;
     const client = this.#engine.client;
     if (client) {
@@ -643,14 +668,12 @@ export class Session<T extends SessionData = RegisteredData> {
       if (reason === 'logout' && userId !== null && client.revokeOnLogout && client.revokeUser) {
         const at = this.#engine.options.clock.now();
         await this.#engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(userId, at));
+        this.#engine.noteRevocation(at);
       }
-      for (const id of doomed) this.#engine.events.emit('destroyed', { handle: id, userId, reason });
+      for (const { id } of doomed) this.#engine.events.emit('destroyed', { handle: id, userId, reason });
       doomed.length = 0;
     }
-    for (const id of doomed) {
-      await this.#engine.call('destroy', (store) => store.destroy(id));
-      this.#engine.events.emit('destroyed', { handle: id, userId, reason });
-    }
+    for (const { id, token } of doomed) await this.#destroyChain(id, token, userId, reason);
     this.#retired = [];
     this.#startFresh();
     for (const [key, value] of kept) this.#data.set(key, value);
@@ -664,7 +687,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * The absolute timeout caps every choice.
    */
   setExpiry(value: number | Date | null): void {
-    this.#ready();
+    this.#writable();
     if (value === null) this.#meta.delete(META_EXPIRY);
     else if (value instanceof Date) {
       if (Number.isNaN(value.getTime())) throw new ConfigError('setExpiry: invalid Date');
@@ -711,16 +734,30 @@ export class Session<T extends SessionData = RegisteredData> {
     return Math.min(absolute, lastSeenAt + idle * 1000);
   }
 
+  /**
+   * Whether the idle timer needs refreshing: every `touchInterval`, or twice per idle period when
+   * `setExpiry(seconds)` chose one shorter than that (else an active user would time out).
+   */
+  #touchDue(now: number): boolean {
+    let interval = this.#engine.options.touchInterval * 1000;
+    const expiry = this.#meta.get(META_EXPIRY);
+    if (typeof expiry === 'number' && expiry > 0) interval = Math.min(interval, (expiry * 1000) / 2);
+    return now - this.#lastSeenAt >= interval;
+  }
+
   #expiryReason(record: SessionRecord, now: number): 'idle' | 'absolute' | 'fixed' | null {
     const { absoluteTimeout, idleTimeout } = this.#engine.options;
     if (now >= record.createdAt + absoluteTimeout * 1000) return 'absolute';
     const expiry = record.meta[META_EXPIRY];
     if (typeof expiry === 'string') {
       const at = Date.parse(expiry);
-      return !Number.isFinite(at) || now >= at ? 'fixed' : null;
+      if (!Number.isFinite(at) || now >= at) return 'fixed';
+    } else {
+      const idle = typeof expiry === 'number' && expiry > 0 ? expiry : idleTimeout;
+      if (now >= record.lastSeenAt + idle * 1000) return 'idle';
     }
-    const idle = typeof expiry === 'number' && expiry > 0 ? expiry : idleTimeout;
-    if (now >= record.lastSeenAt + idle * 1000 || now >= record.expiresAt) return 'idle';
+    // The stored deadline binds every kind of expiry: a rotated-away record's grace window is there.
+    if (now >= record.expiresAt) return typeof expiry === 'string' ? 'fixed' : 'idle';
     return null;
   }
 
@@ -728,7 +765,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Django's test cookie: stores a marker to check on the next request. */
   setTestCookie(): void {
-    this.#ready();
+    this.#writable();
     this.#meta.set(META_TEST_COOKIE, 'worked');
   }
 
@@ -739,7 +776,7 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   deleteTestCookie(): void {
-    this.#ready();
+    this.#writable();
     this.#meta.delete(META_TEST_COOKIE);
   }
 
@@ -750,6 +787,7 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async rotate(): Promise<void> {
     await this.load();
+    this.#stillOpen();
     if (this.#engine.client !== null) await this.cycleIdNow();
     else if (this.#stored) this.#rotateRequested = true;
   }
@@ -764,6 +802,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#ready();
     const existing = this.#meta.get(META_CSRF);
     if (typeof existing === 'string') return existing;
+    this.#stillOpen();
     const token = randomToken(32);
     this.#meta.set(META_CSRF, token);
     return token;
@@ -782,7 +821,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * outstanding at once, so parallel forms work.
    */
   getSecurityKey(options: { lifetime?: number; data?: JsonValue } = {}): string {
-    this.#ready();
+    this.#writable();
     if (this.#engine.client !== null) {
       throw new ConfigError('one-time security keys need a server-side store to be spent exactly once; use csrfToken() with the cookie store');
     }
@@ -816,15 +855,20 @@ export class Session<T extends SessionData = RegisteredData> {
       return typeof until === 'number' && until > now ? (data ?? true) : false;
     }
     this.#metaSnapshot.delete(metaKey);
-    const id = this.#id as string;
-    const spent = await this.#engine.call('update', (store) =>
-      store.update(id, {
-        meta: { unset: [metaKey] },
-        guard: { present: [metaKey] },
-        lastSeenAt: this.#lastSeenAt,
-        expiresAt: this.#expiresAt(this.#lastSeenAt),
-      }),
-    );
+    // Never spent on a rotated-away record: its copy of the token must stay unspendable.
+    const patch: SessionPatch = {
+      meta: { unset: [metaKey] },
+      guard: { present: [metaKey], absent: [META_MOVED] },
+      lastSeenAt: this.#lastSeenAt,
+      expiresAt: this.#expiresAt(this.#lastSeenAt),
+    };
+    let id = this.#id as string;
+    let spent = await this.#engine.call('update', (store) => store.update(id, patch));
+    // Rotated by a parallel request: the token (if still unspent) moved with the data.
+    for (let hop = 0; !spent && hop < MAX_FORWARD_HOPS && (await this.#relocate()); hop++) {
+      id = this.#id as string;
+      spent = await this.#engine.call('update', (store) => store.update(id, patch));
+    }
     if (!spent || typeof until !== 'number' || until <= now) return false;
     return data ?? true;
   }
@@ -836,7 +880,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * `consumeFlashes()` reads it, once.
    */
   flash(message: string, category = 'info'): void {
-    this.#ready();
+    this.#writable();
     if (typeof message !== 'string' || typeof category !== 'string') throw new InvalidValueError(META_FLASH, 'flash messages and categories are strings');
     const queue = this.#meta.get(META_FLASH);
     const list = Array.isArray(queue) ? queue : [];
@@ -846,7 +890,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Returns the queued flash messages and removes them. */
   consumeFlashes(): { message: string; category: string }[] {
-    this.#ready();
+    this.#writable();
     const queue = this.#meta.get(META_FLASH);
     this.#meta.delete(META_FLASH);
     return Array.isArray(queue) ? (queue as { message: string; category: string }[]) : [];
@@ -886,7 +930,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (this.#fromPlainHttp) result.setCookie.push(clearedPlainHttpCookie(this.#engine.options.cookie));
     const engine = this.#engine;
     const now = engine.options.clock.now();
-    const keep = this.#data.size > 0 || this.#userId !== null || this.#meta.size > 0;
+    const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && this.#holdsMeta());
 
     if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
     if (!keep) return this.#commitEmptied(result);
@@ -901,10 +945,16 @@ export class Session<T extends SessionData = RegisteredData> {
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
     if (userChanged) patch.userId = this.#userId;
-    const touchDue = now - this.#lastSeenAt >= engine.options.touchInterval * 1000;
+    const touchDue = this.#touchDue(now);
     const needsSave = data !== null || meta !== null || userChanged || this.#forceSave || (touchDue && rotation !== null);
     if (rotate) return this.#commitRotating(now, patch, result);
     return this.#commitStored(now, patch, needsSave, touchDue, result);
+  }
+
+  /** Meta worth keeping a session for: anything but rotation's own counters. */
+  #holdsMeta(): boolean {
+    for (const key of this.#meta.keys()) if (key !== META_REQUESTS && key !== META_ROTATED_AT) return true;
+    return false;
   }
 
   async #commitAfterLoad(status: number): Promise<CommitResult | null> {
@@ -939,39 +989,32 @@ export class Session<T extends SessionData = RegisteredData> {
       result.setCookie.push(this.#cookie(this.#token as string, now));
       return result;
     }
-    return this.#commitStored(now, patch, true, now - this.#lastSeenAt >= this.#engine.options.touchInterval * 1000, result);
+    return this.#commitStored(now, patch, true, false, result);
   }
 
-  /** An existing record: write the changed keys, or just refresh its times when a touch is due. */
+  /**
+   * An existing record: write the changed keys, or just refresh its times when a touch is due.
+   * A touch is a guarded update too, never the store's unguarded `touch`: a record a parallel
+   * request has just rotated away must keep its short grace-window life.
+   */
   #commitStored(now: number, patch: SessionPatch, needsSave: boolean, touchDue: boolean, result: CommitResult): Awaitable<CommitResult> {
-    if (needsSave) {
+    if (needsSave || touchDue) {
+      const touchOnly = !needsSave;
       const saved = this.#save(patch);
-      return isPromiseLike(saved) ? saved.then((ok) => this.#afterSave(ok, now, result)) : this.#afterSave(saved, now, result);
-    }
-    if (touchDue) {
-      const id = this.#id as string;
-      const touched = this.#engine.callNow('touch', (store) => store.touch(id, { lastSeenAt: now, expiresAt: patch.expiresAt }));
-      return isPromiseLike(touched) ? touched.then((ok) => this.#afterTouch(ok, id, now, result)) : this.#afterTouch(touched, id, now, result);
+      return isPromiseLike(saved) ? saved.then((ok) => this.#afterSave(ok, now, result, touchOnly)) : this.#afterSave(saved, now, result, touchOnly);
     }
     return this.#withRefreshedCookie(now, result);
   }
 
-  #afterSave(saved: boolean, now: number, result: CommitResult): CommitResult {
-    if (!saved) throw new SessionGoneError();
-    this.#lastSeenAt = now;
-    this.#engine.events.emit('saved', { handle: this.#id as string, userId: this.#userId, touch: false });
-    if (this.#persistentCookie()) this.#cookieChanged = true;
-    return this.#withRefreshedCookie(now, result);
-  }
-
-  #afterTouch(touched: boolean, id: string, now: number, result: CommitResult): CommitResult {
-    if (!touched) {
-      // Ended elsewhere meanwhile; nothing of ours to save, so just drop the dead cookie.
+  #afterSave(saved: boolean, now: number, result: CommitResult, touchOnly: boolean): CommitResult {
+    if (!saved) {
+      // Ended elsewhere meanwhile. A touch had nothing of ours to save: just drop the dead cookie.
+      if (!touchOnly) throw new SessionGoneError();
       result.setCookie.push(this.#clearCookie());
       return result;
     }
     this.#lastSeenAt = now;
-    this.#engine.events.emit('saved', { handle: id, userId: this.#userId, touch: true });
+    this.#engine.events.emit('saved', { handle: this.#id as string, userId: this.#userId, touch: touchOnly });
     if (this.#persistentCookie()) this.#cookieChanged = true;
     return this.#withRefreshedCookie(now, result);
   }
@@ -988,7 +1031,7 @@ export class Session<T extends SessionData = RegisteredData> {
       return result;
     }
     const { data, meta } = this.#stored ? this.#changes(this.#snapshot, this.#metaSnapshot) : this.#changes(new Map(), new Map());
-    const touchDue = now - this.#lastSeenAt >= this.#engine.options.touchInterval * 1000;
+    const touchDue = this.#touchDue(now);
     const changed = !this.#stored || data || meta || this.#userId !== this.#userIdBaseline || this.#forceSave || this.#cookieChanged || touchDue;
     if (!changed) return result;
     const created = !this.#stored;
@@ -1040,10 +1083,7 @@ export class Session<T extends SessionData = RegisteredData> {
   /** After a failed guarded write: moves this session onto its rotated id if there is one. */
   async #relocate(): Promise<boolean> {
     const id = this.#id as string;
-    const record = await this.#engine.call('get', (store) => store.get(id)).catch((error: unknown) => {
-      if (error instanceof CorruptRecordError) return null;
-      throw error;
-    });
+    const record = await this.#getOrNull(id);
     if (!record || record.meta[META_MOVED] === undefined) return false;
     const next = await this.#follow(this.#token as string, record);
     if (!next) return false;
@@ -1054,33 +1094,108 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /**
-   * Rotates the id keeping the data: claims the old record (only one of several parallel requests
-   * can), writes the new record, and leaves the old one forwarding to it for the grace window.
+   * Rotates the id keeping the data. The new record is written first, so a store failure leaves
+   * the old one untouched; then the old record is claimed (a guarded write: only one of several
+   * parallel requests can), which leaves it forwarding to the new one for the grace window.
+   * Finally whatever parallel requests saved to the old record before the claim is carried over.
    * Resolves false when another request claimed the rotation first.
    */
   async #rotate(now: number): Promise<boolean> {
     const engine = this.#engine;
-    const rotation = engine.options.rotation;
-    const grace = (rotation?.grace ?? DEFAULT_GRACE) * 1000;
-    const oldId = this.#id as string;
-    const oldToken = this.#token as string;
-    const newToken = generateToken();
-    const claimed = await engine.call('update', (store) =>
-      store.update(oldId, {
-        meta: { set: { [META_MOVED]: sealForward(newToken, oldToken) } },
-        guard: { absent: [META_MOVED] },
-        lastSeenAt: now,
-        expiresAt: Math.min(now + grace, this.#expiresAt(now)),
-      }),
-    );
-    if (!claimed) return false;
+    const grace = (engine.options.rotation?.grace ?? DEFAULT_GRACE) * 1000;
+    const old = { id: this.#id as string, token: this.#token as string, lastSeenAt: this.#lastSeenAt };
+    const bookkeeping = { requests: this.#meta.get(META_REQUESTS), rotatedAt: this.#meta.get(META_ROTATED_AT) };
+    const oldExpiresAt = this.#expiresAt(now);
     this.#meta.delete(META_REQUESTS);
     this.#meta.set(META_ROTATED_AT, now);
+    // This request's own changes, against the record as it loaded it.
+    const ours = this.#changes(this.#snapshot, this.#metaSnapshot);
+    const oursUserChanged = this.#userId !== this.#userIdBaseline;
+    const undo = (): void => {
+      this.#id = old.id;
+      this.#token = old.token;
+      this.#stored = true;
+      this.#lastSeenAt = old.lastSeenAt;
+      if (bookkeeping.requests === undefined) this.#meta.delete(META_REQUESTS);
+      else this.#meta.set(META_REQUESTS, bookkeeping.requests);
+      if (bookkeeping.rotatedAt === undefined) this.#meta.delete(META_ROTATED_AT);
+      else this.#meta.set(META_ROTATED_AT, bookkeeping.rotatedAt);
+    };
     this.#stored = false;
-    await this.#create(now, newToken);
+    let newToken: string;
+    try {
+      newToken = await this.#create(now, undefined, false);
+    } catch (error) {
+      undo();
+      throw error;
+    }
+    const newId = this.#id as string;
+    let claimed: boolean;
+    try {
+      claimed = await engine.call('update', (store) =>
+        store.update(old.id, {
+          meta: { set: { [META_MOVED]: sealForward(newToken, old.token) } },
+          guard: { absent: [META_MOVED] },
+          lastSeenAt: now,
+          expiresAt: Math.min(now + grace, oldExpiresAt),
+        }),
+      );
+    } catch (error) {
+      await this.#discard(newId);
+      undo();
+      throw error;
+    }
+    if (!claimed) {
+      await this.#discard(newId);
+      undo();
+      return false;
+    }
+    engine.events.emit('created', { handle: newId, userId: this.#userId });
     this.#rotateRequested = false;
-    engine.events.emit('rotated', { from: oldId, to: this.#id as string, userId: this.#userId });
+    engine.events.emit('rotated', { from: old.id, to: newId, userId: this.#userId });
+    await this.#carryOver(old.id, newId, ours, oursUserChanged, now);
     return true;
+  }
+
+  /**
+   * After a rotation's claim: the old record is final (every later guarded save follows the
+   * forwarder), so re-read it and give the new record what parallel requests saved there since
+   * this request loaded it, with this request's own changes on top.
+   */
+  async #carryOver(oldId: string, newId: string, ours: { data: KeyChanges | null; meta: KeyChanges | null }, oursUserChanged: boolean, now: number): Promise<void> {
+    const current = await this.#getOrNull(oldId);
+    if (current === null) {
+      // Ended meanwhile (a logout elsewhere): the new record must not outlive it.
+      await this.#discard(newId);
+      this.#stored = false;
+      throw new SessionGoneError();
+    }
+    const data = { ...current.data };
+    applyKeyChanges(data, ours.data ?? undefined);
+    const meta = { ...current.meta };
+    delete meta[META_MOVED];
+    applyKeyChanges(meta, ours.meta ?? undefined);
+    // The new record holds this request's view: write only where the merged state differs.
+    const written = { data: serialized(this.#data), meta: serialized(this.#meta) };
+    this.#data.clear();
+    this.#meta.clear();
+    takeOn(data, this.#data, new Map());
+    takeOn(meta, this.#meta, new Map());
+    const userId = oursUserChanged ? this.#userId : current.userId;
+    const changes = this.#changes(written.data, written.meta);
+    this.#snapshot = written.data;
+    this.#metaSnapshot = written.meta;
+    if (changes.data === null && changes.meta === null && userId === this.#userId) return;
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
+    if (changes.data) patch.data = changes.data;
+    if (changes.meta) patch.meta = changes.meta;
+    if (userId !== this.#userId) patch.userId = this.#userId = userId;
+    if (!(await this.#save(patch))) throw new SessionGoneError();
+  }
+
+  /** Best effort: deletes a record this request wrote but must not keep (it expires anyway). */
+  async #discard(id: string): Promise<void> {
+    await this.#engine.call('destroy', (store) => store.destroy(id)).catch(() => undefined);
   }
 
   /** Whether automatic rotation is due; counts requests when `afterRequests` is set. */
@@ -1107,15 +1222,8 @@ export class Session<T extends SessionData = RegisteredData> {
       const next = openForward(record.meta[META_MOVED], token);
       if (next === null || !isWellFormedToken(next)) return null;
       const nextId = hashToken(next);
-      let found: SessionRecord | null = null;
-      // The rotating request claims the old record before writing the new one: wait for it briefly.
-      for (let attempt = 0; attempt < FOLLOW_ATTEMPTS && found === null; attempt++) {
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, FOLLOW_DELAY_MS));
-        found = await this.#engine.call('get', (store) => store.get(nextId)).catch((error: unknown) => {
-          if (error instanceof CorruptRecordError) return null;
-          throw error;
-        });
-      }
+      // The rotating request writes the new record before the old one forwards to it: one read.
+      const found = await this.#getOrNull(nextId);
       if (found === null) return null;
       token = next;
       record = found;
@@ -1127,7 +1235,7 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#token === null ? this.#clearCookie() : this.#cookie(this.#token, now);
   }
 
-  async #create(now: number, presetToken?: string): Promise<string> {
+  async #create(now: number, presetToken?: string, announce = true): Promise<string> {
     const data = this.#changes(new Map(), new Map()).data?.set ?? {};
     const meta = objectFromEntries(this.#meta);
     const engine = this.#engine;
@@ -1156,7 +1264,7 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#id = id;
       this.#stored = true;
       this.#lastSeenAt = now;
-      engine.events.emit('created', { handle: id, userId: this.#userId });
+      if (announce) engine.events.emit('created', { handle: id, userId: this.#userId });
       return token;
     }
   }
@@ -1164,10 +1272,35 @@ export class Session<T extends SessionData = RegisteredData> {
   async #destroyRetired(): Promise<void> {
     const retired = this.#retired;
     this.#retired = [];
-    for (const id of retired) {
-      await this.#engine.call('destroy', (store) => store.destroy(id));
-      this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'cycled' });
+    for (const { id, token } of retired) await this.#destroyChain(id, token, this.#userIdBaseline, 'cycled');
+  }
+
+  /**
+   * Deletes a record and, when a parallel request has rotated it meanwhile, the records it now
+   * forwards to: a logout must not leave the rotated copy (still signed in) alive. A rotation
+   * racing with this re-reads the old record after its claim and gives up when it is gone.
+   */
+  async #destroyChain(id: string, token: string | null, userId: string | null, reason: DestroyReason): Promise<void> {
+    let hopId = id;
+    let hopToken = token;
+    for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
+      const current = hopId;
+      const record = hopToken === null ? null : await this.#getOrNull(current);
+      await this.#engine.call('destroy', (store) => store.destroy(current));
+      this.#engine.events.emit('destroyed', { handle: current, userId: record?.userId ?? userId, reason });
+      const next = record && hopToken !== null ? openForward(record.meta[META_MOVED], hopToken) : null;
+      if (next === null || !isWellFormedToken(next)) return;
+      hopToken = next;
+      hopId = hashToken(next);
     }
+  }
+
+  /** A store read where a corrupt record counts as none. */
+  #getOrNull(id: string): Promise<SessionRecord | null> {
+    return this.#engine.call('get', (store) => store.get(id)).catch((error: unknown) => {
+      if (error instanceof CorruptRecordError) return null;
+      throw error;
+    });
   }
 
   /**
@@ -1229,6 +1362,13 @@ export class Session<T extends SessionData = RegisteredData> {
   #clearCookie(): string {
     return clearedSessionCookie(this.#engine.options.cookie, this.#request().https);
   }
+}
+
+/** Each value's JSON form: the baseline a record written from these values compares against. */
+function serialized(values: Map<string, JsonValue>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [key, value] of values) out.set(key, JSON.stringify(value));
+  return out;
 }
 
 /** Copies a record's object into a live map and its serialized baseline (own keys, `__proto__` included). */

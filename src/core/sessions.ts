@@ -95,6 +95,8 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         });
     });
   };
+  // Cookie store: the newest revocation watermark this process set (see noteRevocation).
+  let revokedUpTo = -Infinity;
   const engine: SessionEngine = {
     options: resolved,
     events,
@@ -103,6 +105,10 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     callNow: (operation, run) => caller.callNow(operation, () => run(store)),
     callClient: (operation, run) => caller.call(operation, () => run(client as ClientStore)),
     maybeCleanup,
+    noteRevocation(at) {
+      if (at > revokedUpTo) revokedUpTo = at;
+    },
+    creationTime: (now) => (now > revokedUpTo ? now : revokedUpTo + 1),
   };
   /** Operations that need server-side records fail loudly on the cookie store. */
   const serverOnly = (what: string): void => {
@@ -136,7 +142,9 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
           serverOnly(user === undefined ? 'killing every session' : user === GUEST_USER ? 'killing guest sessions' : 'killing a user\'s sessions without `revocations`');
         }
         if (typeof user !== 'string' || user.length === 0) throw new ConfigError('killSessionsByUser takes a user id');
-        await engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(user, resolved.clock.now()));
+        const at = resolved.clock.now();
+        await engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(user, at));
+        engine.noteRevocation(at);
         return 0; // unknown: the sessions live in browsers; all of them are void from now on
       }
       if (user !== undefined && (typeof user !== 'string' || user.length === 0)) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');

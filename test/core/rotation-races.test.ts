@@ -1,0 +1,182 @@
+/**
+ * Id rotation against parallel requests that loaded the session before it rotated: nothing they
+ * saved is lost, nothing outlives a logout, the old id dies when the grace window ends, a
+ * one-time token is spent once, and a store failure mid-rotation leaves the session usable.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { setup } from '../helpers/harness.js';
+
+/** A browser still holding `value` as its session cookie (a stale tab, or a thief). */
+function holding(value: string): CookieJar {
+  const jar = new CookieJar();
+  jar.apply([`sid=${value}`]);
+  return jar;
+}
+
+describe('id rotation against parallel requests', () => {
+  it('rotate() keeps what a parallel request saved after the rotating request loaded', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
+    await rotating.load();
+    await visit((s) => s.set('cart', ['book'])); // saved to the old record before the claim
+    await rotating.rotate();
+    rotating.set('role', 'admin');
+    jar.apply((await rotating.commit(200))?.setCookie ?? []);
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { a: 1, cart: ['book'], role: 'admin' });
+  });
+
+  it('automatic rotation does the same, and this request wins on a key both changed', async () => {
+    const { sessions, visit, jar, clock } = setup({ rotation: { afterSeconds: 60 } });
+    await visit((s) => s.update({ a: 1, shared: 'old' }));
+    clock.advance(58);
+    const slow = sessions.open({ cookieHeader: jar.header(), https: false });
+    await slow.load();
+    await visit((s) => s.update({ cart: ['book'], shared: 'parallel' }));
+    clock.advance(3); // rotation is due when the slow request commits
+    slow.update({ x: 1, shared: 'slow' });
+    const before = jar.get('sid');
+    jar.apply((await slow.commit(200))?.setCookie ?? []);
+    assert.notEqual(jar.get('sid'), before, 'the slow request rotated the id');
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { a: 1, cart: ['book'], shared: 'slow', x: 1 });
+  });
+
+  it('carries over a key a parallel request deleted', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.update({ a: 1, gone: true }));
+    const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
+    await rotating.load();
+    await visit((s) => s.delete('gone'));
+    await rotating.rotate();
+    jar.apply((await rotating.commit(200))?.setCookie ?? []);
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { a: 1 });
+  });
+
+  it('logout() after a parallel rotation also ends the rotated copy', async () => {
+    const { sessions, visit, jar, clock } = setup({ rotation: { afterSeconds: 60 } });
+    await visit(async (s) => {
+      await s.login('alice');
+      s.set('cart', [1]);
+    });
+    clock.advance(61);
+    const signOut = sessions.open({ cookieHeader: jar.header(), https: false });
+    await signOut.load();
+    const poll = sessions.open({ cookieHeader: jar.header(), https: false });
+    await poll.load();
+    const polled = await poll.commit(200); // commits first: rotates the id
+    assert.equal(polled?.setCookie.length, 1);
+    await signOut.logout();
+    const signedOut = await signOut.commit(200);
+    assert.deepEqual(await sessions.listByUser('alice'), []);
+    // The poll's response (the rotated cookie) reaches the browser last.
+    const browser = new CookieJar();
+    browser.apply(signedOut?.setCookie ?? []);
+    browser.apply(polled?.setCookie ?? []);
+    assert.equal((await visit((s) => s.userId, { browser })).value, null);
+  });
+
+  it('the old id dies with the grace window even when the session has a fixed expiry date', async () => {
+    const { visit, jar, clock } = setup();
+    await visit(async (s) => {
+      await s.login('alice');
+      s.setExpiry(new Date(clock.now() + 86_400_000));
+    });
+    const old = jar.get('sid') as string;
+    await visit((s) => s.rotate());
+    clock.advance(10);
+    assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, 'alice', 'within the grace window');
+    clock.advance(600);
+    assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null, 'after it');
+    assert.equal((await visit((s) => s.userId)).value, 'alice');
+  });
+
+  it('a parallel idle-timer refresh does not extend the old id past the grace window', async () => {
+    const { sessions, visit, jar, clock } = setup({ idleTimeout: 3600, touchInterval: 300 });
+    await visit((s) => s.login('alice'));
+    const old = jar.get('sid') as string;
+    clock.advance(400); // a refresh is due on the next request
+    const parallel = sessions.open({ cookieHeader: jar.header(), https: false });
+    await parallel.load();
+    await visit((s) => s.rotate());
+    const refreshed = await parallel.commit(200);
+    assert.match(refreshed?.setCookie[0] ?? '', /^sid=/, 'the refresh followed the session to its new id');
+    assert.notEqual(refreshed?.setCookie[0]?.split(';')[0], `sid=${old}`);
+    clock.advance(600);
+    assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null);
+    assert.equal((await visit((s) => s.userId)).value, 'alice');
+  });
+
+  it('a one-time token cannot be spent twice across a rotation', async () => {
+    const { sessions, visit, jar, clock } = setup();
+    let token = '';
+    await visit((s) => {
+      s.set('x', 1);
+      token = s.getSecurityKey();
+    });
+    const old = jar.get('sid') as string;
+    const parallel = sessions.open({ cookieHeader: jar.header(), https: false });
+    await parallel.load();
+    await visit((s) => s.rotate());
+    assert.equal(await parallel.validateSecurityKey(token), true, 'spent once, on the rotated session');
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false, 'never twice');
+    // Spending on the old record would also have pushed its life past the grace window.
+    clock.advance(600);
+    assert.equal((await visit((s) => s.get('x'), { browser: holding(old) })).value, undefined);
+  });
+
+  it('a token spent before the rotation stays spent in the rotated session', async () => {
+    const { sessions, visit, jar } = setup();
+    let token = '';
+    await visit((s) => {
+      s.set('x', 1);
+      token = s.getSecurityKey();
+    });
+    const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
+    await rotating.load(); // still sees the token as outstanding
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, true);
+    await rotating.rotate();
+    jar.apply((await rotating.commit(200))?.setCookie ?? []);
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
+  });
+
+  for (const failing of ['create', 'update'] as const) {
+    it(`a store failure while rotating (${failing}) answers an error and leaves the session as it was`, async () => {
+      const { visit, jar, clock, store, sessions } = setup({ rotation: { afterSeconds: 60 } });
+      await visit(async (s) => {
+        await s.login('alice');
+        s.set('cart', ['book']);
+      });
+      const before = jar.get('sid') as string;
+      clock.advance(61);
+      store.fault = 'reject';
+      store.faultOnly = [failing];
+      const session = sessions.open({ cookieHeader: jar.header(), https: false });
+      await session.load();
+      await assert.rejects(session.commit(200), { code: 'ERR_STORE' });
+      store.fault = 'none';
+      assert.equal((await sessions.listByUser('alice')).length, 1, 'no half-made record is left signed in');
+      const { value } = await visit((s) => ({ user: s.userId, cart: s.get('cart') }), { browser: holding(before) });
+      assert.deepEqual(value, { user: 'alice', cart: ['book'] }, 'the untouched cookie still works');
+    });
+  }
+
+  it('gives up a rotation whose session was ended meanwhile, keeping nothing', async () => {
+    const { sessions, visit, jar, store } = setup();
+    await visit((s) => s.login('alice'));
+    const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
+    await rotating.load();
+    await rotating.rotate();
+    // Another request ends the session between this request's claim and its re-read.
+    const inner = store.get.bind(store);
+    let reads = 0;
+    store.get = ((id: string) => {
+      reads++;
+      return sessions.killSessionsByUser('alice').then(() => inner(id));
+    }) as typeof store.get;
+    await assert.rejects(rotating.commit(200), { code: 'ERR_SESSION_GONE' });
+    assert.equal(reads, 1);
+    assert.deepEqual(await sessions.listByUser('alice'), []);
+  });
+});
