@@ -143,10 +143,13 @@ export class TooManySessionsError extends CoatcheckError {
   }
 }
 
-/** The session needed to set a cookie after the response headers were already sent. */
+/**
+ * The session was changed after its response was committed (the headers, and with them the
+ * cookie, have gone), so the change could not be saved. Reading it stays allowed.
+ */
 export class HeadersSentError extends CoatcheckError {
   constructor() {
-    super('ERR_HEADERS_SENT', 'the session changed its cookie after the response headers were sent');
+    super('ERR_HEADERS_SENT', 'the session was changed after its response was committed (headers sent): the change could not be saved');
   }
 }
 

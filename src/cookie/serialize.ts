@@ -26,6 +26,11 @@ export function isValidCookieName(name: string): boolean {
   return TOKEN.test(name);
 }
 
+/** A Domain or Path attribute value that cannot inject another attribute. */
+export function isValidAttributeValue(value: string): boolean {
+  return ATTRIBUTE_VALUE.test(value);
+}
+
 export function isValidCookieValue(value: string): boolean {
   return COOKIE_VALUE.test(value);
 }

@@ -3,7 +3,7 @@
  * setup instead of failing per request.
  */
 import { ConfigError } from '../errors.js';
-import { isValidCookieName } from '../cookie/serialize.js';
+import { isValidAttributeValue, isValidCookieName } from '../cookie/serialize.js';
 import { type AnyStore, isClientStore } from '../stores/types.js';
 import { type Clock, systemClock } from './clock.js';
 
@@ -142,6 +142,16 @@ export interface ResolvedOptions {
   clock: Clock;
 }
 
+/** setTimeout's longest delay; a longer one fires at once (and warns). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A host name (a leading dot, as some apps still write it, is allowed). */
+const DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+/** Boolean options must be booleans: the string "false" (an environment variable) would read as true. */
+function flag(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
+}
+
 function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new ConfigError(`${name} must be a positive number of seconds, got ${String(value)}`);
@@ -185,7 +195,13 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     throw new ConfigError("cookie.sameSite 'none' requires cookie.secure: true (browsers reject SameSite=None without Secure)");
   }
   if (cookie.partitioned && cookie.secure !== true) throw new ConfigError('cookie.partitioned requires cookie.secure: true');
-  if (!cookie.path.startsWith('/')) throw new ConfigError('cookie.path must start with /');
+  if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || !isValidAttributeValue(cookie.path)) {
+    throw new ConfigError(`cookie.path must start with / and hold no ';' or control characters, got ${JSON.stringify(cookie.path)}`);
+  }
+  if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !DOMAIN.test(cookie.domain))) {
+    throw new ConfigError(`cookie.domain must be a host name such as "example.com", got ${JSON.stringify(cookie.domain)}`);
+  }
+  for (const name of ['httpOnly', 'partitioned', 'persistent', 'prefix'] as const) flag(`cookie.${name}`, cookie[name]);
   const lower = cookie.name.toLowerCase();
   if (lower.startsWith('__host-')) {
     if (cookie.secure !== true || cookie.path !== '/' || cookie.domain !== undefined) {
@@ -202,9 +218,21 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (touchInterval >= idleTimeout) throw new ConfigError('touchInterval must be shorter than idleTimeout');
   if (options.context !== undefined && typeof options.context !== 'boolean') throw new ConfigError('context must be true or false');
   const storeTimeout = options.storeTimeout ?? 5000;
-  if (!(storeTimeout > 0)) throw new ConfigError('storeTimeout must be a positive number of milliseconds');
+  // A string from an environment variable would turn every deadline into string concatenation.
+  if (typeof storeTimeout !== 'number' || !(storeTimeout > 0 && storeTimeout <= MAX_TIMER_MS)) {
+    throw new ConfigError(`storeTimeout must be a number of milliseconds between 1 and ${MAX_TIMER_MS}, got ${JSON.stringify(storeTimeout)}`);
+  }
   const maxDataSize = options.maxDataSize ?? 65_536;
-  if (!(maxDataSize > 0)) throw new ConfigError('maxDataSize must be a positive number of bytes');
+  if (typeof maxDataSize !== 'number' || !(maxDataSize > 0 && Number.isFinite(maxDataSize))) {
+    throw new ConfigError(`maxDataSize must be a positive number of bytes, got ${JSON.stringify(maxDataSize)}`);
+  }
+  flag('trustProxy', options.trustProxy);
+  flag('keepDataOnHttpsUpgrade', options.keepDataOnHttpsUpgrade);
+  if (options.binding !== undefined && (options.binding === null || typeof options.binding !== 'object')) {
+    throw new ConfigError('binding must be an object like { ip: true, userAgent: true }');
+  }
+  flag('binding.ip', options.binding?.ip);
+  flag('binding.userAgent', options.binding?.userAgent);
   for (const name of ['persistentFieldsOnLogin', 'persistentFieldsOnLogout'] as const) {
     const list = options[name];
     if (list !== undefined && (!Array.isArray(list) || list.some((k) => typeof k !== 'string'))) {
@@ -234,6 +262,9 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
 
 function resolveSessionLimit(value: SessionsOptions['maxSessionsPerUser']): ResolvedOptions['maxSessionsPerUser'] {
   if (value === undefined) return null;
+  if (typeof value !== 'number' && (value === null || typeof value !== 'object')) {
+    throw new ConfigError('maxSessionsPerUser must be a number or { limit, strategy }, or left out');
+  }
   const { limit, strategy = 'evict-oldest' } = typeof value === 'number' ? { limit: value } : value;
   if (!Number.isInteger(limit) || limit < 1) throw new ConfigError('maxSessionsPerUser must be a whole number >= 1');
   if (strategy !== 'evict-oldest' && strategy !== 'refuse-new') throw new ConfigError("maxSessionsPerUser.strategy must be 'evict-oldest' or 'refuse-new'");
@@ -248,6 +279,7 @@ function resolveProbability(value: number | undefined): number {
 
 function resolveRotation(rotation: SessionsOptions['rotation']): ResolvedRotation | null {
   if (rotation === undefined) return null;
+  if (rotation === null || typeof rotation !== 'object') throw new ConfigError('rotation must be an object like { afterSeconds: 900 }, or left out');
   const afterSeconds = rotation.afterSeconds === undefined ? null : positive('rotation.afterSeconds', rotation.afterSeconds);
   const afterRequests = rotation.afterRequests === undefined ? null : positive('rotation.afterRequests', rotation.afterRequests);
   if (afterSeconds === null && afterRequests === null) throw new ConfigError('rotation needs afterSeconds and/or afterRequests');

@@ -351,6 +351,21 @@ describe('cookies and ids', () => {
       [{ idleTimeout: 60, touchInterval: 60 }, /touchInterval/],
       [{ absoluteTimeout: -1 }, /absoluteTimeout/],
       [{ persistentFieldsOnLogin: 'language' as unknown as string[] }, /persistentFieldsOnLogin/],
+      // Values that would inject attributes or fail on every request instead of here.
+      [{ cookie: { path: '/; Domain=evil.example' } }, /cookie.path/],
+      [{ cookie: { domain: 'ex ample.com' } }, /cookie.domain/],
+      [{ cookie: { domain: '' } }, /cookie.domain/],
+      // Strings from environment variables, and values no timer can hold.
+      [{ storeTimeout: '5000' as unknown as number }, /storeTimeout/],
+      [{ storeTimeout: Infinity }, /storeTimeout/],
+      [{ maxDataSize: '1000' as unknown as number }, /maxDataSize/],
+      [{ trustProxy: 'false' as unknown as boolean }, /trustProxy must be true or false/],
+      [{ cookie: { persistent: 'false' as unknown as boolean } }, /cookie.persistent/],
+      [{ cookie: { httpOnly: 'false' as unknown as boolean } }, /cookie.httpOnly/],
+      [{ binding: { ip: 'yes' as unknown as boolean } }, /binding.ip/],
+      [{ keepDataOnHttpsUpgrade: 1 as unknown as boolean }, /keepDataOnHttpsUpgrade/],
+      [{ rotation: null as unknown as { afterSeconds: number } }, /rotation must be an object/],
+      [{ maxSessionsPerUser: null as unknown as number }, /maxSessionsPerUser/],
     ];
     for (const [options, pattern] of bad) {
       assert.throws(() => createSessions({ store, ...options }), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && pattern.test(e.message), String(pattern));
@@ -483,13 +498,15 @@ describe('expiry', () => {
     store.resetCounts();
     clock.advance(60);
     await visit((s) => s.get('a'));
-    assert.equal(store.calls.touch ?? 0, 0);
+    assert.equal(store.calls.update ?? 0, 0);
     clock.advance(61);
     await visit((s) => s.get('a'));
-    assert.equal(store.calls.touch, 1);
+    // A touch is a guarded update (never the unguarded store.touch: see the rotation tests).
+    assert.equal(store.calls.update, 1);
+    assert.equal(store.calls.touch ?? 0, 0);
     clock.advance(30);
     await visit((s) => s.get('a'));
-    assert.equal(store.calls.touch, 1);
+    assert.equal(store.calls.update, 1);
     clock.advance(500); // 651 s since the first write, 530 since the touch
     assert.equal((await visit((s) => s.get('a'))).value, 1);
   });
@@ -738,4 +755,94 @@ describe('operations', () => {
     assert.ok(result.batches >= 3);
     assert.deepEqual(progress.slice(0, 2), [10, 20]);
   });
+});
+
+describe('per-session expiry shorter than touchInterval', () => {
+  it('refreshes often enough that an active session never times out', async () => {
+    const { visit, clock } = setup({ idleTimeout: 3600, touchInterval: 300 });
+    await visit((s) => {
+      s.set('user', 'alice');
+      s.setExpiry(120); // two minutes of inactivity, under the five-minute touchInterval
+    });
+    for (let i = 0; i < 5; i++) {
+      clock.advance(100);
+      assert.equal((await visit((s) => s.get('user'))).value, 'alice', `request ${i + 1}, 100 s after the previous one`);
+    }
+    clock.advance(121);
+    assert.equal((await visit((s) => s.get('user'))).value, undefined, 'and still expires after 120 idle seconds');
+  });
+});
+
+describe('an emptied session with rotation on', () => {
+  for (const rotation of [{ afterRequests: 100 }, { afterSeconds: 600 }]) {
+    it(`is deleted with its cookie: rotation's own counters do not keep it (${Object.keys(rotation)[0]})`, async () => {
+      const { visit, store, clock } = setup({ rotation });
+      await visit((s) => s.set('cart', [1]));
+      clock.advance(1);
+      await visit((s) => s.get('cart'));
+      store.resetCounts();
+      const cleared = await visit((s) => s.clear());
+      assert.match(cleared.setCookie[0] ?? '', /^sid=;.*Max-Age=0/);
+      assert.equal(store.calls.destroy, 1);
+      assert.equal((await visit((s) => s.isNew)).value, true);
+    });
+  }
+});
+
+describe('changes after commit', () => {
+  it('throw HeadersSentError instead of being lost; reads still work', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.set('cart', ['book']));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await session.load();
+    await session.commit(200);
+    assert.deepEqual(session.get('cart'), ['book']);
+    const changes: Array<[string, () => unknown]> = [
+      ['set', () => session.set('x', 1)],
+      ['delete', () => session.delete('cart')],
+      ['pop', () => session.pop('cart')],
+      ['update', () => session.update({ x: 1 })],
+      ['clear', () => session.clear()],
+      ['markChanged', () => session.markChanged()],
+      ['setExpiry', () => session.setExpiry(60)],
+      ['setTestCookie', () => session.setTestCookie()],
+      ['flash', () => session.flash('hi')],
+      ['consumeFlashes', () => session.consumeFlashes()],
+      ['getSecurityKey', () => session.getSecurityKey()],
+      ['csrfToken (creating one)', () => session.csrfToken()],
+    ];
+    for (const [name, change] of changes) assert.throws(change, { code: 'ERR_HEADERS_SENT' }, name);
+    for (const [name, change] of [
+      ['login', () => session.login('alice')],
+      ['logout', () => session.logout()],
+      ['reset', () => session.reset()],
+      ['flush', () => session.flush()],
+      ['cycleId', () => session.cycleId()],
+      ['rotate', () => session.rotate()],
+    ] as const) {
+      await assert.rejects(change(), { code: 'ERR_HEADERS_SENT' }, name);
+    }
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { cart: ['book'] }, 'the stored session is untouched');
+  });
+});
+
+describe('cookie store revocations in the same millisecond as a sign-in', () => {
+  for (const how of ['killSessionsByUser', 'logout'] as const) {
+    it(`a session signed in right after ${how}() in the same request stays valid`, async () => {
+      const { cookieStore } = await import('../../src/stores/cookie.js');
+      const store = cookieStore({ secrets: ['s'.repeat(43)], revocations: memoryStore({ sweepInterval: 0 }), revokeOnLogout: true });
+      const { visit, sessions, clock, jar } = setup({ store });
+      await visit((s) => s.login('alice'));
+      const copied = new CookieJar();
+      copied.apply([`sid=${token(jar)}`]);
+      await visit(async (s) => {
+        if (how === 'killSessionsByUser') await sessions.killSessionsByUser('alice');
+        else await s.logout();
+        await s.login('alice'); // the clock has not moved: the same millisecond
+      });
+      clock.advance(1);
+      assert.equal((await visit((s) => s.userId)).value, 'alice');
+      assert.equal((await visit((s) => s.userId, { browser: copied })).value, null, 'the copy from before is void');
+    });
+  }
 });
