@@ -52,6 +52,31 @@ function watermarkId(userId: string): string {
   return createHash('sha256').update('coatcheck-watermark\0').update(userId).digest('base64url');
 }
 
+/**
+ * A watermark is the highest of its marks: one meta key per raise (`nvb:<ms>` → ms), since a
+ * store merges writes per key and never compares values. Two raises racing both land, and the
+ * higher wins whatever their order; a raise deletes only marks below its own, in the same write.
+ * (`notValidBefore` is the single key of records written before marks.)
+ */
+const MARK_PREFIX = 'nvb:';
+const LEGACY_KEY = 'notValidBefore';
+
+/** The marks of a watermark record, key → time. */
+function marksOf(meta: Record<string, JsonValue>): Map<string, number> {
+  const marks = new Map<string, number>();
+  for (const key of Object.keys(meta)) {
+    const at = meta[key];
+    if ((key === LEGACY_KEY || key.startsWith(MARK_PREFIX)) && typeof at === 'number' && Number.isFinite(at)) marks.set(key, at);
+  }
+  return marks;
+}
+
+function highest(marks: ReadonlyMap<string, number>): number | null {
+  let top: number | null = null;
+  for (const at of marks.values()) if (top === null || at > top) top = at;
+  return top;
+}
+
 const isNullableString = (v: unknown): v is string | null => v === null || typeof v === 'string';
 const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
@@ -98,19 +123,31 @@ export function cookieStore(options: CookieStoreOptions): ClientStore {
   if (revocations) {
     store.notValidBefore = async (userId) => {
       const record = await revocations.get(watermarkId(userId));
-      const at = record?.meta.notValidBefore;
-      return typeof at === 'number' ? at : null;
+      return record ? highest(marksOf(record.meta)) : null;
     };
     store.revokeUser = async (userId, at) => {
       const id = watermarkId(userId);
+      const current = await revocations.get(id);
+      // Expired by the time of this raise (`at` is the engine's now): as good as absent.
+      const marks = current && current.expiresAt > at ? marksOf(current.meta) : new Map<string, number>();
+      const top = highest(marks);
+      // Only ever raised: an older `at` (another server's clock behind, a retry) changes nothing.
+      if (top !== null && top >= at) return;
+      const mark = { [`${MARK_PREFIX}${at}`]: at };
       const times = { lastSeenAt: at, expiresAt: at + WATERMARK_TTL };
-      const meta = { notValidBefore: at };
-      if (await revocations.update(id, { meta: { set: meta }, ...times })) return;
-      try {
-        await revocations.create({ id, userId: null, data: {}, meta, createdAt: at, ...times, ip: null, userAgent: null });
-      } catch (error) {
-        if (!(error instanceof StoreConflictError)) throw error;
-        await revocations.update(id, { meta: { set: meta }, ...times });
+      if (await revocations.update(id, { meta: { set: mark, unset: [...marks.keys()] }, ...times })) return;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await revocations.create({ id, userId: null, data: {}, meta: mark, createdAt: at, ...times, ip: null, userAgent: null });
+          return;
+        } catch (error) {
+          if (!(error instanceof StoreConflictError) || attempt > 0) throw error;
+        }
+        // Created concurrently: add this mark beside the other's; the higher counts.
+        if (await revocations.update(id, { meta: { set: mark }, ...times })) return;
+        // Or an expired record a store keeps until a sweep (which may never come: the engine
+        // sweeps no revocation store). Updates refuse it, so replace it.
+        await revocations.destroy(id);
       }
     };
   }

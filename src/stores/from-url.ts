@@ -4,11 +4,16 @@
  *
  * | URL | store |
  * | --- | --- |
- * | `sqlite:./data/sessions.db`, `sqlite::memory:` | SQLite (the embedded default) |
- * | `postgres://user@host:5432/db` (`postgresql://` too) | PostgreSQL |
- * | `redis://host:6379/0`, `rediss://…` | Redis |
+ * | `sqlite:./data/sessions.db`, `sqlite::memory:`, `sqlite:PATH?table=NAME` | SQLite (the embedded default) |
+ * | `postgres://user@host:5432/db[?table=NAME&schema=NAME]` (`postgresql://` too) | PostgreSQL |
+ * | `redis://host:6379/0[?prefix=PREFIX]`, `rediss://…` | Redis |
  * | `memory:` | in-process memory |
  * | `cookie:` | stateless cookie store (needs `secrets`) |
+ *
+ * `?table=`, `?schema=` and `?prefix=` become the store's options; other parameters of a
+ * `postgres://` or `redis://` URL go to the driver (`?sslmode=require`). Anything else (another
+ * parameter, a missing host, text after `memory:`) is refused with a {@link ConfigError} rather
+ * than quietly opening something other than what was written.
  * @module coatcheck/stores/from-url
  */
 import { ConfigError } from '../errors.js';
@@ -44,21 +49,132 @@ export function storeKind(url: string): 'sqlite' | 'postgres' | 'redis' | 'memor
   }
 }
 
+/** What a store URL names, with the store's own parameters split off (see {@link parseStoreUrl}). */
+export interface StoreUrl {
+  kind: ReturnType<typeof storeKind>;
+  /** The URL with any password replaced by `***`: safe to print. */
+  display: string;
+  /** For sqlite the file path; for postgres and redis the URL the driver gets (without the parameters below). */
+  location: string;
+  /** SQL table (`?table=`); absent: the store's default, `coatcheck_sessions`. */
+  table?: string;
+  /** PostgreSQL schema (`?schema=`); absent: the connection's search_path. */
+  schema?: string;
+  /** Redis key prefix (`?prefix=`); absent: the store's default, `coatcheck:`. */
+  prefix?: string;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function identifier(param: string, value: string | null | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (!IDENTIFIER.test(value)) {
+    throw new ConfigError(`?${param}= must be letters, digits and _ (not starting with a digit), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Removes the named parameters from a URL; the original string is kept when there were none. */
+function splitParams(url: string, names: readonly string[]): { parsed: URL; location: string; display: string; params: Map<string, string> } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`store URL ${JSON.stringify(url)} is not a valid URL`);
+  }
+  let display = url;
+  if (parsed.password) {
+    const redacted = new URL(url);
+    redacted.password = '***';
+    display = redacted.toString();
+  }
+  const params = new Map<string, string>();
+  for (const name of names) {
+    if (parsed.searchParams.getAll(name).length > 1) throw new ConfigError(`?${name}= given more than once in ${JSON.stringify(display)}`);
+    const value = parsed.searchParams.get(name);
+    if (value !== null) params.set(name, value);
+  }
+  const stripped = new URL(parsed.href);
+  for (const name of names) stripped.searchParams.delete(name);
+  return { parsed, location: params.size === 0 ? url : stripped.toString(), display, params };
+}
+
+/**
+ * Parses a store URL without opening anything: the kind, where it points and the store's own
+ * parameters (`?table=`, `?schema=`, `?prefix=`). The one parser behind {@link storeFromUrl} and
+ * the CLI's `--store`, so both read a URL the same way.
+ * @throws {ConfigError} for an unknown scheme, a malformed URL or a parameter the store does not take.
+ */
+export function parseStoreUrl(url: string): StoreUrl {
+  if (typeof url !== 'string') throw new ConfigError('store URL must be a string');
+  const kind = storeKind(url);
+  switch (kind) {
+    case 'memory':
+    case 'cookie':
+      // Nothing to configure by URL: `memory://host` or `cookie:x` is a mistake, not a store.
+      if (url.length !== kind.length + 1) throw new ConfigError(`${kind}: URLs take nothing after the scheme, got ${JSON.stringify(url)}`);
+      return { kind, display: url, location: '' };
+    case 'sqlite': {
+      // Not a URL parser: a path may hold characters a URL would reinterpret. `?` always starts
+      // the parameters, so `sqlite:./x.db?table=t` is the file ./x.db, never "x.db?table=t".
+      const rest = url.slice('sqlite:'.length);
+      const mark = rest.indexOf('?');
+      const path = mark < 0 ? rest : rest.slice(0, mark);
+      const params = new URLSearchParams(mark < 0 ? '' : rest.slice(mark + 1));
+      for (const name of params.keys()) if (name !== 'table') throw new ConfigError(`sqlite: URLs take only ?table=, not ?${name}=`);
+      if (params.getAll('table').length > 1) throw new ConfigError('?table= given more than once');
+      if (path.length === 0) throw new ConfigError('sqlite: URL needs a path, e.g. sqlite:./data/sessions.db or sqlite::memory:');
+      const table = identifier('table', params.get('table'));
+      return { kind, display: url, location: path, ...(table && { table }) };
+    }
+    case 'postgres': {
+      const { parsed, location, display, params } = splitParams(url, ['table', 'schema']);
+      // pg takes the host from the URL or from ?host= (a Unix socket directory).
+      if (!url.includes('//') || (parsed.hostname === '' && !parsed.searchParams.has('host'))) {
+        throw new ConfigError(`postgres: URL needs a host, e.g. postgres://user@localhost:5432/db; got ${JSON.stringify(display)}`);
+      }
+      const table = identifier('table', params.get('table'));
+      const schema = identifier('schema', params.get('schema'));
+      return { kind, display, location, ...(table && { table }), ...(schema && { schema }) };
+    }
+    case 'redis': {
+      const { parsed, location, display, params } = splitParams(url, ['prefix']);
+      if (!url.includes('//') || parsed.hostname === '') {
+        throw new ConfigError(`redis: URL needs a host, e.g. redis://127.0.0.1:6379/0; got ${JSON.stringify(display)}`);
+      }
+      if (!/^(\/\d*)?$/.test(parsed.pathname)) throw new ConfigError(`redis: the path of the URL is a database number, got ${JSON.stringify(parsed.pathname)}`);
+      // ioredis would apply it to the connection, under the store's back (see redisStore).
+      if (parsed.searchParams.has('keyPrefix')) throw new ConfigError('redis: use ?prefix= (the store\'s prefix option), not ?keyPrefix=');
+      const prefix = params.get('prefix');
+      if (prefix !== undefined && (prefix === '' || /[{}]/.test(prefix))) throw new ConfigError('?prefix= must be non-empty and contain no { or }');
+      return { kind, display, location, ...(prefix !== undefined && { prefix }) };
+    }
+  }
+}
+
+/**
+ * Opens the store a URL names (see the table above). The store opens its own connection or file,
+ * and creates or migrates its table as it does by default.
+ * @throws {ConfigError} for a URL {@link parseStoreUrl} refuses, or options the store refuses.
+ */
 export async function storeFromUrl(url: string = DEFAULT_STORE_URL, options: StoreFromUrlOptions = {}): Promise<AnyStore> {
-  switch (storeKind(url)) {
+  const target = parseStoreUrl(url);
+  switch (target.kind) {
     case 'sqlite': {
       const { sqliteStore } = await import('./sqlite.js');
-      const path = url.slice('sqlite:'.length);
-      if (path.length === 0) throw new ConfigError('sqlite: URL needs a path, e.g. sqlite:./data/sessions.db or sqlite::memory:');
-      return sqliteStore({ path });
+      return sqliteStore({ path: target.location, ...(target.table && { table: target.table }) });
     }
     case 'postgres': {
       const { postgresStore } = await import('./postgres.js');
-      return postgresStore({ connectionString: url });
+      return postgresStore({
+        connectionString: target.location,
+        ...(target.table && { table: target.table }),
+        ...(target.schema && { schema: target.schema }),
+      });
     }
     case 'redis': {
       const { redisStore } = await import('./redis.js');
-      return redisStore({ url });
+      return redisStore({ url: target.location, ...(target.prefix && { prefix: target.prefix }) });
     }
     case 'memory': {
       const { memoryStore } = await import('./memory.js');

@@ -37,6 +37,15 @@ type Entry = Omit<SerializedRecord, 'id'>;
 /** Records examined per event-loop turn by the background sweep. */
 const SWEEP_SLICE = 10_000;
 
+/**
+ * `deleteExpired` cursors kept for resuming, at most this many and for at most this long. A kept
+ * cursor is a live Map iterator, and an iterator pins every hash table the Map has outgrown since
+ * it was made, deleted sessions included; the engine's probabilistic cleanup makes one per run
+ * and never resumes it. An evicted or lapsed cursor just makes the next call start over.
+ */
+const MAX_CURSORS = 4;
+const CURSOR_TTL_MS = 30_000;
+
 export interface MemoryStore extends Store {
   /** Number of records held (expired ones included until swept). */
   readonly size: number;
@@ -60,7 +69,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
   const records = new Map<string, Entry>();
   const byUser = new Map<string, Set<string>>();
-  const cursors = new Map<string, Iterator<[string, Entry]>>();
+  const cursors = new Map<string, { iterator: Iterator<[string, Entry]>; timer: NodeJS.Timeout }>();
   let nextCursor = 0;
   let sweeping = false;
 
@@ -107,6 +116,24 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       return undefined;
     }
     return entry;
+  }
+  /** Takes a kept cursor's iterator out of `cursors` (undefined when unknown, evicted or lapsed). */
+  function takeCursor(key: string): Iterator<[string, Entry]> | undefined {
+    const kept = cursors.get(key);
+    if (!kept) return undefined;
+    cursors.delete(key);
+    clearTimeout(kept.timer);
+    return kept.iterator;
+  }
+  function keepCursor(key: string, iterator: Iterator<[string, Entry]>): void {
+    // Map order is insertion order: the first key is the oldest cursor.
+    while (cursors.size >= MAX_CURSORS) takeCursor(cursors.keys().next().value as string);
+    const timer = setTimeout(() => takeCursor(key), CURSOR_TTL_MS);
+    timer.unref();
+    cursors.set(key, { iterator, timer });
+  }
+  function dropCursors(): void {
+    for (const key of [...cursors.keys()]) takeCursor(key);
   }
   function refresh(id: string, entry: Entry): void {
     // LRU order is Map insertion order: move a used entry to the end.
@@ -223,7 +250,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const deleted = records.size;
       records.clear();
       byUser.clear();
-      cursors.clear();
+      dropCursors();
       return deleted;
     },
     async listByUser(userId) {
@@ -236,14 +263,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       return out.sort((a, b) => a.createdAt - b.createdAt);
     },
     async deleteExpired(sweepRequest: ExpiredSweep): Promise<SweepResult> {
-      // A cursor names a live Map iterator, so resuming never rescans what was already examined.
+      // A cursor names a kept Map iterator, so resuming never rescans what was already examined.
       let key = sweepRequest.cursor ?? null;
-      let iterator = key === null ? undefined : cursors.get(key);
+      let iterator = key === null ? undefined : takeCursor(key);
       if (!iterator) {
         iterator = records.entries();
         key = String(nextCursor++);
       }
-      cursors.delete(key as string);
       let deleted = 0;
       while (deleted < sweepRequest.limit) {
         const next = iterator.next();
@@ -251,7 +277,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         const [id, entry] = next.value;
         if (entry.expiresAt <= sweepRequest.before && remove(id)) deleted++;
       }
-      cursors.set(key as string, iterator);
+      keepCursor(key as string, iterator);
       return { deleted, cursor: key };
     },
     async stats(now, options) {
@@ -272,7 +298,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
     async close() {
       if (timer) clearInterval(timer);
-      cursors.clear();
+      dropCursors();
     },
   };
 }

@@ -452,7 +452,10 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       assignments.push(`last_seen_at = ${param(patch.lastSeenAt)}`, `expires_at = ${param(patch.expiresAt)}`);
       // A guard is part of the WHERE clause: after waiting for a row lock, PostgreSQL re-checks it
       // against the newest row version, so of N concurrent guarded updates only the valid ones apply.
-      let where = 'id = $1';
+      // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it.
+      // The save's lastSeenAt is the engine's "now"; floored for the bigint comparison, which
+      // for integer expiries is the same test.
+      let where = `id = $1 AND expires_at > ${param(Math.floor(patch.lastSeenAt))}`;
       if (patch.guard?.present?.length) where += ` AND meta ?& ${param(patch.guard.present)}::text[]`;
       if (patch.guard?.absent?.length) where += ` AND NOT (meta ?| ${param(patch.guard.absent)}::text[])`;
       const result = await run(`UPDATE ${t} SET ${assignments.join(', ')} WHERE ${where}`, values);
@@ -460,10 +463,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async touch(id, times) {
-      const result = await run(`UPDATE ${t} SET last_seen_at = $2, expires_at = $3 WHERE id = $1`, [
+      // Live rows only, as in update.
+      const result = await run(`UPDATE ${t} SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND expires_at > $4`, [
         id,
         times.lastSeenAt,
         times.expiresAt,
+        Math.floor(times.lastSeenAt),
       ]);
       return result.rowCount === 1;
     },

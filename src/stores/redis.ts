@@ -239,6 +239,19 @@ function ownsKeyPrefix(client: Redis | Cluster): boolean {
   return typeof options.keyPrefix === 'string' && options.keyPrefix.length > 0;
 }
 
+/**
+ * Whether a URL sets ioredis' `keyPrefix`: ioredis copies every query parameter of a URL into
+ * the client's options, and reads the query as everything after the first `?`, as here.
+ */
+function urlSetsKeyPrefix(url: string): boolean {
+  const mark = url.indexOf('?');
+  return mark >= 0 && (new URLSearchParams(url.slice(mark + 1)).get('keyPrefix') ?? '') !== '';
+}
+
+/** Why a client-side key prefix is refused (client or URL alike). */
+const KEY_PREFIX_REASON =
+  'SCAN returns full key names, which ioredis would prefix a second time, so bulk deletes and stats would miss every session';
+
 /** The store name used in errors and events. */
 const NAME = 'redis';
 
@@ -266,8 +279,12 @@ export function redisStore(options: RedisStoreOptions): Store {
     throw new ConfigError('redisStore: commandTimeout and connectTimeout must be > 0');
   }
   if (options.client && ownsKeyPrefix(options.client)) {
-    // SCAN returns full key names, which ioredis would prefix a second time on delete.
-    throw new ConfigError('redisStore: the client has a `keyPrefix`; use the store\'s `prefix` option instead');
+    throw new ConfigError(`redisStore: the client has a \`keyPrefix\`; use the store's \`prefix\` option instead (${KEY_PREFIX_REASON})`);
+  }
+  if (typeof options.url === 'string' && urlSetsKeyPrefix(options.url)) {
+    throw new ConfigError(
+      `redisStore: the URL sets ?keyPrefix=, which ioredis applies to the connection; use the store's \`prefix\` option instead (${KEY_PREFIX_REASON})`,
+    );
   }
 
   const owned = options.client === undefined;
@@ -284,6 +301,11 @@ export function redisStore(options: RedisStoreOptions): Store {
       // which saves Redis as much CPU as auto-pipelining did, for less of the app's CPU.
       enableAutoPipelining: false,
     });
+  if (owned && ownsKeyPrefix(client)) {
+    // A URL form the check above does not read the same way as ioredis: still refused.
+    client.disconnect();
+    throw new ConfigError(`redisStore: the URL gives the connection a \`keyPrefix\`; use the store's \`prefix\` option instead (${KEY_PREFIX_REASON})`);
+  }
   // Connection errors reach callers as rejected commands; without a listener ioredis would also
   // print each reconnect failure.
   if (owned) client.on('error', () => {});

@@ -11,7 +11,7 @@
  *
  * @module coatcheck/stores/sqlite
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -63,6 +63,14 @@ export interface SqliteStoreOptions {
   database?: Database.Database;
   /** Table name, a plain identifier (`/^[A-Za-z_][A-Za-z0-9_]{0,62}$/`). Default `'coatcheck_sessions'`. */
   table?: string;
+  /**
+   * Create the table, or migrate it to this version's schema, on open. Default `true`. With
+   * `false` the store changes no schema and creates no file: it opens only an existing file
+   * whose table is at this version's schema, else throws {@link ConfigError} (run
+   * `coatcheck migrate`, or open it once with the default). For tools that must not change what
+   * they look at, like the CLI.
+   */
+  createTable?: boolean;
   /**
    * How long a write waits for another connection's write lock before failing with SQLITE_BUSY,
    * in ms. Default 5 000. Applies only to a connection the store opens (`path`). The wait blocks
@@ -195,6 +203,28 @@ function migrate(db: Database.Database, table: string): void {
       );
     }
   }).immediate();
+}
+
+/**
+ * For `createTable: false`: throws unless the table exists at this version's schema, changing
+ * nothing. Checked before any statement is prepared, which would fail cryptically on an old table.
+ */
+function checkSchema(db: Database.Database, table: string, where: string): void {
+  const exists = (name: string): boolean =>
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE").get(name) !== undefined;
+  if (!exists(table)) throw new ConfigError(`sqliteStore: no table ${table} in ${where} (createTable is false: migrate it first)`);
+  const row = exists(SCHEMA_TABLE)
+    ? (db.prepare(`SELECT version FROM ${SCHEMA_TABLE} WHERE name = ?`).get(table) as { version: number } | undefined)
+    : undefined;
+  const version = row?.version ?? 0;
+  if (version > SQLITE_SCHEMA_VERSION) {
+    throw new ConfigError(`sqliteStore: table ${table} is at schema version ${version}, newer than this coatcheck (${SQLITE_SCHEMA_VERSION}); upgrade coatcheck`);
+  }
+  if (version < SQLITE_SCHEMA_VERSION) {
+    throw new ConfigError(
+      `sqliteStore: table ${table} in ${where} is at schema version ${version || 'unknown'}, this coatcheck needs ${SQLITE_SCHEMA_VERSION} (createTable is false: migrate it first)`,
+    );
+  }
 }
 
 /**
@@ -489,7 +519,8 @@ const BACKGROUND_CHECKPOINT_WRITES = 1_000;
  * A session store in a SQLite database: the embedded default.
  *
  * Creates its table (and a `coatcheck_schema` table recording the schema version) on first use
- * and migrates it when a newer coatcheck needs a newer schema. Setup is synchronous: bad options
+ * and migrates it when a newer coatcheck needs a newer schema (`createTable: false`: neither, it
+ * only checks). Setup is synchronous: bad options
  * throw {@link ConfigError} here, not on the first request.
  *
  * Expired rows are not removed by the store itself; the engine's sweep calls `deleteExpired`.
@@ -530,6 +561,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
   if (options.sweepInWorker !== undefined && typeof options.sweepInWorker !== 'boolean') {
     throw new ConfigError('sqliteStore: sweepInWorker must be a boolean');
   }
+  const createTable = options.createTable ?? true;
+  if (typeof createTable !== 'boolean') throw new ConfigError('sqliteStore: createTable must be a boolean');
 
   const owned = options.database === undefined;
   let db: Database.Database;
@@ -541,10 +574,13 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     if (typeof path !== 'string') throw new ConfigError('sqliteStore: path must be a string');
     const inMemory = path === ':memory:' || path === '';
     if (!inMemory) {
-      mkdirSync(dirname(path), { recursive: true });
+      if (createTable) mkdirSync(dirname(path), { recursive: true });
       filePath = resolvePath(path); // the worker must find the same file even if the cwd changes
     }
-    db = new Database(path, { timeout: busyTimeout });
+    // Without createTable, a missing file is an error, not a new empty database.
+    const mustExist = !createTable && !inMemory;
+    if (mustExist && !existsSync(path)) throw new ConfigError(`sqliteStore: no database file at ${path} (createTable is false: migrate it first)`);
+    db = new Database(path, { timeout: busyTimeout, fileMustExist: mustExist });
   }
 
   try {
@@ -555,7 +591,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       db.pragma('synchronous = NORMAL');
       db.pragma(`busy_timeout = ${busyTimeout}`);
     }
-    migrate(db, table);
+    if (createTable) migrate(db, table);
+    else checkSchema(db, table, filePath ?? (owned ? ':memory:' : 'the database'));
   } catch (error) {
     if (owned) db.close();
     throw error;
@@ -615,7 +652,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       `INSERT INTO ${t} (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent, sweep_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
     ),
-    readForUpdate: db.prepare(`SELECT user_id, data, meta, sweep_at FROM ${t} WHERE id = ?`),
+    // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it. The
+    // save's lastSeenAt is the engine's "now" (the store has no clock of its own).
+    readForUpdate: db.prepare(`SELECT user_id, data, meta, sweep_at FROM ${t} WHERE id = ? AND expires_at > ?`),
     // Several forms because SQLite rewrites an index entry whenever its column is assigned, even
     // to the value it had. Most saves keep the user and the sweep hint, and so touch no index.
     write: db.prepare(`UPDATE ${t} SET data = ?, meta = ?, last_seen_at = ?, expires_at = ? WHERE id = ?`),
@@ -623,8 +662,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     writeWithUser: db.prepare(`UPDATE ${t} SET user_id = ?, data = ?, meta = ?, last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ?`),
     // A touch without a read: the first form applies only while the hint still fits (the bounds
     // of sweepHintHolds), the second moves it.
-    touch: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ? WHERE id = ? AND sweep_at BETWEEN ? AND ?`),
-    touchWithHint: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ?`),
+    touch: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ? WHERE id = ? AND expires_at > ? AND sweep_at BETWEEN ? AND ?`),
+    touchWithHint: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ? AND expires_at > ?`),
     destroy: db.prepare(`DELETE FROM ${t} WHERE id = ?`),
     // `IS` matches NULL for guests and still uses the (user_id, created_at) index; the except
     // list arrives as one JSON array so a single prepared statement serves any length.
@@ -655,7 +694,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
   // process can interleave; `.immediate()` takes the write lock before the read so another
   // process cannot read the same old row and overwrite this write.
   const applyPatch = db.transaction((id: string, patch: SessionPatch): boolean => {
-    const row = q.readForUpdate.get(id) as (Pick<Row, 'user_id' | 'data' | 'meta'> & { sweep_at: number }) | undefined;
+    const row = q.readForUpdate.get(id, patch.lastSeenAt) as (Pick<Row, 'user_id' | 'data' | 'meta'> & { sweep_at: number }) | undefined;
     if (!row) return false;
     // The guard is checked on the row just read, under the same write lock: of N concurrent
     // guarded updates (consume a one-time token, claim a rotation), exactly the valid ones apply.
@@ -724,8 +763,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     },
     touch(id, { lastSeenAt, expiresAt }) {
       return writing(() => {
-        const kept = q.touch.run(lastSeenAt, expiresAt, id, expiresAt, expiresAt + sweepSlack(lastSeenAt, expiresAt));
-        return kept.changes > 0 || q.touchWithHint.run(lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id).changes > 0;
+        const kept = q.touch.run(lastSeenAt, expiresAt, id, lastSeenAt, expiresAt, expiresAt + sweepSlack(lastSeenAt, expiresAt));
+        return kept.changes > 0 || q.touchWithHint.run(lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id, lastSeenAt).changes > 0;
       });
     },
     async destroy(id) {

@@ -313,23 +313,32 @@ export function tieredStore(options: TieredStoreOptions): Store {
       await fill(record, writeStart, writeEpoch, 'create');
     },
 
+    // Writes invalidate rather than patch: the cache never applies writes in its own order. They
+    // invalidate whatever the durable store answered: after false, so the cache cannot keep
+    // serving a destroyed session; after a failure too, since a write that timed out (or lost its
+    // connection) may still have been applied, and the cached copy would then be stale.
     async update(id, patch: SessionPatch) {
-      const updated = await durable.update(id, patch);
-      // Invalidate rather than patch: the cache never applies writes in its own order. Also when
-      // the durable store said false, so the cache cannot keep serving a destroyed session.
-      await invalidate(id, 'update');
-      return updated;
+      try {
+        return await durable.update(id, patch);
+      } finally {
+        await invalidate(id, 'update');
+      }
     },
 
     async touch(id, times) {
-      const touched = await durable.touch(id, times);
-      await invalidate(id, 'touch');
-      return touched;
+      try {
+        return await durable.touch(id, times);
+      } finally {
+        await invalidate(id, 'touch');
+      }
     },
 
     async destroy(id) {
-      await durable.destroy(id);
-      await invalidate(id, 'destroy');
+      try {
+        await durable.destroy(id);
+      } finally {
+        await invalidate(id, 'destroy');
+      }
     },
 
     async destroyByUser(userId, except = []) {
@@ -337,20 +346,26 @@ export function tieredStore(options: TieredStoreOptions): Store {
       // Listed first, so each destroyed session gets its own tombstone (guests cannot be listed).
       const ids =
         userId === null ? [] : (await durable.listByUser(userId)).map((s) => s.id).filter((id) => !keep.has(id));
-      const deleted = await durable.destroyByUser(userId, except);
-      epoch++;
-      await Promise.all([
-        forEachLimit(ids, FAN_OUT, (id) => invalidate(id, 'destroyByUser')),
-        cacheStep('destroyByUser', () => cache.destroyByUser(userId, except)),
-      ]);
-      return deleted;
+      // The cache is cleared even when the durable delete fails: it may have deleted some (a
+      // batch committed before a timeout), and those must not stay servable.
+      try {
+        return await durable.destroyByUser(userId, except);
+      } finally {
+        epoch++;
+        await Promise.all([
+          forEachLimit(ids, FAN_OUT, (id) => invalidate(id, 'destroyByUser')),
+          cacheStep('destroyByUser', () => cache.destroyByUser(userId, except)),
+        ]);
+      }
     },
 
     async destroyAll() {
-      const deleted = await durable.destroyAll();
-      epoch++;
-      await cacheStep('destroyAll', () => cache.destroyAll());
-      return deleted;
+      try {
+        return await durable.destroyAll();
+      } finally {
+        epoch++;
+        await cacheStep('destroyAll', () => cache.destroyAll());
+      }
     },
 
     /**

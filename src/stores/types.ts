@@ -118,10 +118,11 @@ export interface Store {
   create(record: SessionRecord): Promise<void>;
   /**
    * Applies a patch atomically. Resolves false, writing nothing, when the record does not exist
-   * (destroyed elsewhere): a save never resurrects a session.
+   * (destroyed elsewhere) or has expired (`expiresAt` at or before the patch's `lastSeenAt`, the
+   * engine's "now", or before the store's own clock): a save never resurrects a session.
    */
   update(id: string, patch: SessionPatch): Awaitable<boolean>;
-  /** Updates only the times (idle-expiry refresh). False when the record does not exist. */
+  /** Updates only the times (idle-expiry refresh). False, as for `update`, when the record does not exist or has expired. */
   touch(id: string, times: { lastSeenAt: number; expiresAt: number }): Awaitable<boolean>;
   /** Deletes one record; deleting an unknown id is not an error. */
   destroy(id: string): Promise<void>;

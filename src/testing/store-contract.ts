@@ -154,6 +154,25 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.equal(await store.get(id), null);
     });
 
+    it('never revives: update and touch of an expired record write nothing', async () => {
+      // A session that expired while a request held it (awaiting the sweep in SQL stores).
+      const now = Date.now();
+      const past = { createdAt: now - 2_000, lastSeenAt: now - 2_000, expiresAt: now - 1_000 };
+      const updated = makeRecord({ ...past, data: { v: 1 } });
+      const touched = makeRecord({ ...past, data: { v: 1 } });
+      await store.create(updated);
+      await store.create(touched);
+      assert.equal(await store.update(updated.id, { data: { set: { v: 2 } }, lastSeenAt: now, expiresAt: now + 60_000 }), false);
+      assert.equal(await store.touch(touched.id, { lastSeenAt: now, expiresAt: now + 60_000 }), false);
+      for (const record of [updated, touched]) {
+        // Gone (native TTL) or still there as it was, never extended.
+        const loaded = await store.get(record.id);
+        if (loaded === null) continue;
+        assert.equal(loaded.expiresAt, record.expiresAt);
+        assert.deepEqual(loaded.data, { v: 1 });
+      }
+    });
+
     it('applies a guarded update only when its meta conditions hold', async () => {
       const record = makeRecord({ data: { a: 1 }, meta: { token: 'x' } });
       await store.create(record);

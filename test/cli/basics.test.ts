@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cookieStore } from '../../src/stores/cookie.js';
-import { cli, json } from './run-cli.js';
+import { cli, cliWithClosedStdout, json } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-cli-basics-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -121,6 +121,43 @@ describe('coatcheck keygen', () => {
     assert.equal(out.bytes, 64);
     assert.equal(out.encoding, 'base64url');
     assert.equal(Buffer.from(out.secret, 'base64url').length, 64);
+  });
+});
+
+describe('coatcheck output to a reader that stops early', () => {
+  // `coatcheck list … | head -1`, `coatcheck keygen | true`: once the reader is gone, writes fail
+  // with EPIPE. That ends the command quietly instead of crashing with a stack trace.
+  for (const args of [['keygen'], ['keygen', '--json'], ['--help'], ['stats', '--help']]) {
+    it(`coatcheck ${args.join(' ')} exits 0 with nothing on stderr`, async () => {
+      const result = await cliWithClosedStdout(args);
+      assert.equal(result.stderr, '');
+      assert.equal(result.status, 0);
+    });
+  }
+
+  it('a store command still does its work and reports failures as usual', async () => {
+    const path = join(dir, 'epipe.db');
+    assert.equal((await cli(['migrate', '--store', `sqlite:${path}`])).status, 0);
+    const listed = await cliWithClosedStdout(['list', '--user', 'nobody', '--store', `sqlite:${path}`]);
+    assert.deepEqual(listed, { status: 0, stderr: '' });
+    const failed = await cliWithClosedStdout(['list', '--user', 'nobody', '--store', `sqlite:${join(dir, 'missing.db')}`]);
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /^coatcheck list: no SQLite database at /);
+    assertOneLine(failed.stderr);
+  });
+
+  it('any other stdout failure is one line on stderr and exit 1', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { openSync, closeSync } = await import('node:fs');
+    const full = openSync('/dev/full', 'w');
+    try {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'keygen'], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8', timeout: 60_000 });
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /ENOSPC/);
+      assertOneLine(result.stderr);
+    } finally {
+      closeSync(full);
+    }
   });
 });
 

@@ -3,7 +3,7 @@
  * a script would, and collects its exit status and output. `inTerminal` runs it under a
  * pseudo-terminal (util-linux `script`) for the TTY-only behaviour: prompts and progress.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -72,5 +72,26 @@ export function inTerminal(args: readonly string[], input = ''): Promise<{ statu
       else resolve({ status, output: stdout });
     });
     child.stdin?.end(input);
+  });
+}
+
+/**
+ * `coatcheck …args` whose stdout reader goes away before the command writes anything, like
+ * `coatcheck list … | head -1` once head has its line: every write to stdout fails with EPIPE.
+ */
+export function cliWithClosedStdout(args: readonly string[], options: CliOptions = {}): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: childEnv(options.env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    // Closed at once: the child is still starting, so its first write finds no reader.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr }));
   });
 }

@@ -64,7 +64,10 @@ describe('coatcheck on SQLite', () => {
       assert.equal(created.stdout, `sqlite: created table app_sessions in ${path} (schema version ${SQLITE_SCHEMA_VERSION})\n`);
       await seed(path, [makeRecord({ userId: 'tabled' })], 'app_sessions');
       assert.equal(json<unknown[]>(await cli(['list', '--user', 'tabled', '--json', '--store', url(path, 'app_sessions')])).length, 1);
-      assert.deepEqual(json(await cli(['list', '--user', 'tabled', '--json', '--store', url(path)])), []);
+      // The default table was never created in this file: an error, not an empty list.
+      const other = await cli(['list', '--user', 'tabled', '--json', '--store', url(path)]);
+      assert.equal(other.status, 1);
+      assert.match(other.stderr, /no table coatcheck_sessions in /);
     });
   });
 
@@ -216,6 +219,52 @@ describe('coatcheck on SQLite', () => {
       const result = await cli(['list', '--user', 'x', '--store', url(path)]);
       assert.equal(result.status, 1);
       assert.equal(result.stderr, `coatcheck list: no SQLite database at ${path} (create it with: coatcheck migrate --store ${url(path)})\n`);
+    });
+  });
+
+  describe('never creates or upgrades a schema outside migrate', () => {
+    const tables = async (path: string) => {
+      const { default: Database } = await import('better-sqlite3');
+      const raw = new Database(path, { readonly: true });
+      try {
+        return raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+      } finally {
+        raw.close();
+      }
+    };
+
+    it('a mistyped ?table= fails with one line naming migrate, and creates no table', async () => {
+      const path = freshPath();
+      assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);
+      await seed(path, [makeRecord({ userId: 'bob' })]);
+      for (const args of [['kill', '--user', 'bob'], ['list', '--user', 'bob'], ['stats'], ['clear-expired'], ['kill', '--all', '--yes']]) {
+        const result = await cli([...args, '--store', url(path, 'coatcheck_session')]);
+        assert.equal(result.status, 1, `${args.join(' ')}: ${result.stdout}`);
+        assert.equal(result.stdout, '');
+        assert.equal(
+          result.stderr,
+          `coatcheck ${args[0]}: no table coatcheck_session in ${path} (check ?table=, or create it with: coatcheck migrate --store ${url(path, 'coatcheck_session')})\n`,
+        );
+      }
+      assert.deepEqual(await tables(path), ['coatcheck_schema', 'coatcheck_sessions']);
+      assert.equal(json<unknown[]>(await cli(['list', '--user', 'bob', '--json', '--store', url(path)])).length, 1, 'bob was not killed');
+    });
+
+    it('an old schema is refused, not silently upgraded, until migrate runs', async () => {
+      const path = freshPath();
+      writeSchemaV1(path, [{ id: 'kept', userId: 'u1', data: '{"a":1}', createdAt: Date.now(), expiresAt: Date.now() + 60_000 }]);
+      const result = await cli(['stats', '--store', url(path)]);
+      assert.equal(result.status, 1);
+      assert.equal(
+        result.stderr,
+        `coatcheck stats: table coatcheck_sessions in ${path} is at schema version 1, this coatcheck needs ${SQLITE_SCHEMA_VERSION} (upgrade it with: coatcheck migrate --store ${url(path)})\n`,
+      );
+      const { default: Database } = await import('better-sqlite3');
+      const raw = new Database(path, { readonly: true });
+      assert.deepEqual(raw.prepare('SELECT version FROM coatcheck_schema').pluck().all(), [1], 'stats did not migrate');
+      raw.close();
+      assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);
+      assert.equal(json<{ sessions: number }>(await cli(['stats', '--json', '--store', url(path)])).sessions, 1);
     });
   });
 

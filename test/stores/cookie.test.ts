@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createSessions } from '../../src/index.js';
@@ -6,6 +7,9 @@ import { cookieStore } from '../../src/stores/cookie.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
+
+/** Where the cookie store keeps a user's watermark in its revocation store (see cookie.ts). */
+const watermarkId = (userId: string) => createHash('sha256').update('coatcheck-watermark\0').update(userId).digest('base64url');
 
 const OLD = 'old-secret-old-secret-old-secret-0123';
 const NEW = 'new-secret-new-secret-new-secret-4567';
@@ -127,6 +131,57 @@ describe('cookie store (stateless, sealed with AES-256-GCM)', () => {
     assert.throws(() => cookieStore({ secrets: ['too short'] }), { code: 'ERR_CONFIG' });
     assert.throws(() => cookieStore({ secrets: [] }), { code: 'ERR_CONFIG' });
     assert.throws(() => createSessions({ store: cookieStore({ secrets: [NEW] }), rotation: { afterSeconds: 60 } }), { code: 'ERR_CONFIG' });
+  });
+
+  it('only ever raises a user\'s revocation watermark, in any order and concurrently', async () => {
+    const revocations = memoryStore({ sweepInterval: 0 });
+    const store = cookieStore({ secrets: [NEW], revocations });
+    const now = Date.now();
+    await store.revokeUser!('u', now + 2_000);
+    await store.revokeUser!('u', now + 1_000); // e.g. another server whose clock is behind
+    assert.equal(await store.notValidBefore!('u'), now + 2_000);
+    await store.revokeUser!('u', now + 3_000);
+    assert.equal(await store.notValidBefore!('u'), now + 3_000);
+    // Racing raises: whatever lands last, the highest wins.
+    for (const order of [[5, 9, 7], [9, 5, 7], [7, 9, 5]]) {
+      const user = `race-${order.join('')}`;
+      await Promise.all(order.map((s) => store.revokeUser!(user, now + s * 1_000)));
+      assert.equal(await store.notValidBefore!(user), now + 9_000, `order ${order.join(',')}`);
+      await Promise.all(order.map((s) => store.revokeUser!(user, now + s * 1_000 + 10_000)));
+      assert.equal(await store.notValidBefore!(user), now + 19_000, `again, order ${order.join(',')}`);
+    }
+    // A raise replaces the marks below it: the record does not grow with every revocation.
+    for (let i = 1; i <= 20; i++) await store.revokeUser!('many', now + i);
+    const record = await revocations.get(watermarkId('many'));
+    assert.deepEqual(record?.meta, { [`nvb:${now + 20}`]: now + 20 });
+  });
+
+  it('reads a watermark written before marks (one notValidBefore key), and raises it', async () => {
+    const revocations = memoryStore({ sweepInterval: 0 });
+    const store = cookieStore({ secrets: [NEW], revocations });
+    const now = Date.now();
+    const id = watermarkId('legacy');
+    const times = { createdAt: now, lastSeenAt: now, expiresAt: now + 86_400_000 };
+    await revocations.create({ id, userId: null, data: {}, meta: { notValidBefore: now }, ...times, ip: null, userAgent: null });
+    assert.equal(await store.notValidBefore!('legacy'), now);
+    await store.revokeUser!('legacy', now - 1);
+    assert.equal(await store.notValidBefore!('legacy'), now);
+    await store.revokeUser!('legacy', now + 1);
+    assert.equal(await store.notValidBefore!('legacy'), now + 1);
+    assert.deepEqual((await revocations.get(id))?.meta, { [`nvb:${now + 1}`]: now + 1 });
+  });
+
+  it('revokes over an expired watermark that a SQL store still holds (never swept)', async () => {
+    const { sqliteStore } = await import('../../src/stores/sqlite.js');
+    const revocations = sqliteStore({ path: ':memory:' });
+    const store = cookieStore({ secrets: [NEW], revocations });
+    const now = Date.now();
+    const id = watermarkId('dormant');
+    await revocations.create({ id, userId: null, data: {}, meta: { 'nvb:1': 1 }, createdAt: 1, lastSeenAt: 1, expiresAt: now - 1, ip: null, userAgent: null });
+    await store.revokeUser!('dormant', now);
+    assert.equal(await store.notValidBefore!('dormant'), now);
+    assert.ok(((await revocations.get(id))?.expiresAt ?? 0) > now);
+    await revocations.close();
   });
 
   it('fails closed when the revocation store is down', async () => {

@@ -6,7 +6,7 @@ import { ConfigError } from '../../src/errors.js';
 import { redisStore } from '../../src/stores/redis.js';
 import type { Store } from '../../src/stores/types.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
-import { deleteRedisPrefix, REDIS_URL, serviceAvailable } from '../helpers/services.js';
+import { deleteRedisPrefix, REDIS_URL, redisKeys, serviceAvailable } from '../helpers/services.js';
 
 const up = await serviceAvailable('redis');
 
@@ -254,6 +254,26 @@ if (!up) {
       const prefixed = new Redis(REDIS_URL, { keyPrefix: 'x:', lazyConnect: true });
       assert.throws(() => redisStore({ client: prefixed }), /keyPrefix/);
       prefixed.disconnect();
+    });
+
+    it('refuses a URL that sets ioredis\' keyPrefix, as it refuses such a client', async () => {
+      // The connection would prefix every key itself: SCAN-based kills and stats found nothing.
+      const tag = `${prefix}kp:`;
+      for (const url of [`${REDIS_URL}/0?keyPrefix=${encodeURIComponent(tag)}`, `${REDIS_URL}?db=0&keyPrefix=x:`]) {
+        assert.throws(
+          () => redisStore({ url }),
+          (error: unknown) => error instanceof ConfigError && /keyPrefix/.test(error.message) && /`prefix` option/.test(error.message),
+        );
+      }
+      const { storeFromUrl } = await import('../../src/stores/from-url.js');
+      await assert.rejects(storeFromUrl(`${REDIS_URL}/0?keyPrefix=${encodeURIComponent(tag)}`), (error: unknown) => error instanceof ConfigError && /\?prefix=/.test(error.message));
+      // The store's own prefix, by URL, is what works: a kill finds the sessions.
+      const s = (await storeFromUrl(`${REDIS_URL}/0?prefix=${encodeURIComponent(tag)}`)) as Store;
+      opened.push(s);
+      await s.create(makeRecord({ userId: 'kp' }));
+      await s.create(makeRecord());
+      assert.equal(await s.destroyAll(), 2);
+      assert.deepEqual(await redisKeys(`${tag}*`), []);
     });
   });
 }

@@ -192,6 +192,46 @@ describe('sqliteStore', () => {
     assert.throws(() => sqliteStore({ path }), (error: unknown) => error instanceof ConfigError && /newer/.test(error.message));
   });
 
+  it('createTable: false changes nothing: no file, no table, no migration, only a check', async () => {
+    const tables = (path: string) => {
+      const raw = new Database(path, { readonly: true });
+      try {
+        return raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+      } finally {
+        raw.close();
+      }
+    };
+    const refused = (pattern: RegExp) => (error: unknown) => error instanceof ConfigError && pattern.test(error.message);
+
+    const missing = tempPath('missing');
+    assert.throws(() => sqliteStore({ path: missing, createTable: false }), refused(/no database file/));
+    assert.equal(existsSync(missing), false, 'no file created');
+    const nested = join(dir, `absent-${files++}`);
+    assert.throws(() => sqliteStore({ path: join(nested, 'x.db'), createTable: false }), refused(/no database file/));
+    assert.equal(existsSync(nested), false, 'no directory created');
+
+    const path = tempPath();
+    await sqliteStore({ path }).close();
+    assert.throws(() => sqliteStore({ path, table: 'typo', createTable: false }), refused(/no table typo/));
+    assert.deepEqual(tables(path), ['coatcheck_schema', 'coatcheck_sessions'], 'no table created');
+
+    const old = tempPath('v1');
+    writeSchemaV1(old, [{ id: 'kept', userId: 'u1', data: '{"a":1}', createdAt: Date.now(), expiresAt: Date.now() + 60_000 }]);
+    assert.throws(() => sqliteStore({ path: old, createTable: false }), refused(/schema version 1, this coatcheck needs/));
+    const raw = new Database(old, { readonly: true });
+    assert.deepEqual(raw.prepare('SELECT version FROM coatcheck_schema').pluck().all(), [1], 'not migrated');
+    raw.close();
+
+    assert.throws(() => sqliteStore({ path: ':memory:', createTable: false }), refused(/no table coatcheck_sessions/));
+    assert.throws(() => sqliteStore({ path: ':memory:', createTable: 'no' as unknown as boolean }), refused(/createTable/));
+
+    const store = sqliteStore({ path, createTable: false });
+    const record = makeRecord();
+    await store.create(record);
+    assert.deepEqual(await store.get(record.id), record);
+    await store.close();
+  });
+
   it('rejects get with ERR_CORRUPT_RECORD for a row that cannot be decoded, without crashing', async () => {
     const database = new Database(':memory:');
     const store = sqliteStore({ database });

@@ -216,24 +216,71 @@ describe('tieredStore', () => {
     );
   });
 
-  it('rejects when the durable store fails on a write, and leaves the cache alone', async () => {
-    const { store, cache, durable, clock } = setup();
+  it('rejects when the durable store fails on a write; invalidates the cache unless nothing was attempted', async () => {
+    const { store, cache, durable, rawCache, clock } = setup();
     const record = recordAt(clock, { userId: 'u' });
     await store.create(record); // cached
-    const before = writeCalls(cache);
     for (const m of WRITES) durable.fail.add(m);
     durable.fail.add('listByUser');
     const now = clock.now();
+    // Nothing written anywhere: a failed create fills nothing, a failed listing deletes nothing.
+    let before = writeCalls(cache);
     await assert.rejects(store.create(recordAt(clock)), /injected create/);
-    await assert.rejects(async () => store.update(record.id, { data: { set: { a: 9 } }, lastSeenAt: now, expiresAt: now + 1 }), /injected update/);
-    await assert.rejects(async () => store.touch(record.id, { lastSeenAt: now, expiresAt: now + 1 }), /injected touch/);
-    await assert.rejects(store.destroy(record.id), /injected destroy/);
     await assert.rejects(store.destroyByUser('u'), /injected listByUser/);
-    await assert.rejects(store.destroyByUser(null), /injected destroyByUser/);
-    await assert.rejects(store.destroyAll(), /injected destroyAll/);
-    assert.equal(writeCalls(cache), before, 'no cache write after a durable failure');
-    // The durable store was not changed, so the cached copy is still right and still served.
+    assert.equal(writeCalls(cache), before, 'no cache write when no durable write was attempted');
+    assert.ok(!isTombstone((await rawCache.get(record.id)) as SessionRecord), 'still cached');
+    // A failed write may still have been applied (see the next test): each one invalidates.
+    durable.fail.delete('listByUser');
+    const attempts: Array<[string, () => Promise<unknown>]> = [
+      ['update', async () => store.update(record.id, { data: { set: { a: 9 } }, lastSeenAt: now, expiresAt: now + 1 })],
+      ['touch', async () => store.touch(record.id, { lastSeenAt: now, expiresAt: now + 1 })],
+      ['destroy', () => store.destroy(record.id)],
+      ['destroyByUser', () => store.destroyByUser('u')],
+      ['destroyAll', () => store.destroyAll()],
+    ];
+    for (const [method, attempt] of attempts) {
+      clock.advance(10_000); // the previous tombstone lapses: the read fills the cache again
+      assert.deepEqual(await store.get(record.id), record);
+      assert.ok(!isTombstone((await rawCache.get(record.id)) as SessionRecord), `${method}: cached before`);
+      before = writeCalls(cache);
+      await assert.rejects(attempt, new RegExp(`injected ${method}`));
+      assert.ok(writeCalls(cache) > before, `${method}: the cache was invalidated`);
+      const raw = await rawCache.get(record.id);
+      assert.ok(raw === null || isTombstone(raw), `${method}: nothing servable is cached`);
+    }
+    // The durable store was not changed, so reads still find the record there.
     assert.deepEqual(await store.get(record.id), record);
+  });
+
+  it('a durable write that fails but was applied is not hidden by the cache', async () => {
+    // A write whose answer is lost (client-side timeout, dropped connection) after the server
+    // committed it: the cache must not keep serving the old record for up to cacheTtl.
+    const { store, durable, rawDurable, clock } = setup();
+    const lost = (method: 'update' | 'touch' | 'destroy') => {
+      const inner = durable[method] as (...args: never[]) => Awaitable<unknown>;
+      (durable as unknown as Record<string, unknown>)[method] = async (...args: never[]) => {
+        await inner(...args);
+        throw new Error(`${method}: query read timeout`);
+      };
+    };
+    const now = clock.now();
+    const a = recordAt(clock, { data: { v: 1 } });
+    const b = recordAt(clock);
+    const c = recordAt(clock);
+    for (const r of [a, b, c]) {
+      await store.create(r);
+      assert.ok(await store.get(r.id), 'precondition: cached');
+    }
+    lost('update');
+    lost('touch');
+    lost('destroy');
+    await assert.rejects(async () => store.update(a.id, { data: { set: { v: 2 } }, lastSeenAt: now, expiresAt: now + 60_000 }), /timeout/);
+    await assert.rejects(async () => store.touch(b.id, { lastSeenAt: now, expiresAt: now + 90_000 }), /timeout/);
+    await assert.rejects(store.destroy(c.id), /timeout/);
+    assert.deepEqual((await store.get(a.id))?.data, { v: 2 });
+    assert.equal((await store.get(b.id))?.expiresAt, now + 90_000);
+    assert.equal(await store.get(c.id), null);
+    assert.equal(await rawDurable.get(c.id), null);
   });
 
   it('a durable read failure rejects (never "no session")', async () => {

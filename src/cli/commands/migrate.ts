@@ -4,9 +4,7 @@ import { randomToken } from '../../crypto/compare.js';
 import { COMMON_OPTIONS, STORE_OPTIONS, STORE_TIMEOUT_MS, withStore, type Command } from '../command.js';
 import { printJson } from '../format.js';
 import { postgresSchemaState, type SchemaState, sqliteSchemaState } from '../schema-state.js';
-
-/** The default table of the SQL stores (see sqlite.ts / postgres.ts). */
-const DEFAULT_TABLE = 'coatcheck_sessions';
+import { DEFAULT_TABLE } from '../store-url.js';
 
 type Action = 'created' | 'migrated' | 'unchanged' | 'none';
 

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import { ConfigError } from '../../src/errors.js';
+import { parseStoreUrl, storeFromUrl } from '../../src/stores/from-url.js';
+import { sqliteStore } from '../../src/stores/sqlite.js';
+import type { Store } from '../../src/stores/types.js';
+import { makeRecord } from '../../src/testing/store-contract.js';
+import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'coatcheck-from-url-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const SECRETS = { secrets: ['s'.repeat(32)] };
+const postgresUp = await serviceAvailable('postgres');
+
+describe('storeFromUrl', () => {
+  it('reads ?table= in a sqlite: URL as the table, never as part of the file name', async () => {
+    const path = join(dir, 'tabled.db');
+    const store = (await storeFromUrl(`sqlite:${path}?table=app_sessions`)) as Store;
+    const record = makeRecord();
+    await store.create(record);
+    await store.close();
+    assert.deepEqual(readdirSync(dir).filter((f) => !f.includes('-wal') && !f.includes('-shm')), ['tabled.db']);
+    const direct = sqliteStore({ path, table: 'app_sessions' });
+    assert.ok(await direct.get(record.id));
+    await direct.close();
+  });
+
+  const refused: Array<[string, RegExp]> = [
+    ['sqlite:', /needs a path/],
+    ['sqlite:./x.db?prefix=a', /only \?table=/],
+    ['sqlite:./x.db?table=a;drop', /\?table= must be letters/],
+    ['sqlite:./x.db?table=a&table=b', /more than once/],
+    ['memory://localhost:1234?maxEntries=10', /memory: URLs take nothing/],
+    ['memory:x', /memory: URLs take nothing/],
+    ['cookie:whatever', /cookie: URLs take nothing/],
+    ['redis:', /needs a host/],
+    ['redis:127.0.0.1', /needs a host/],
+    ['redis://127.0.0.1:6379/zero', /database number/],
+    ['redis://127.0.0.1:6379?keyPrefix=app:', /use \?prefix=/],
+    ['redis://127.0.0.1:6379?prefix={app}', /\?prefix= must be non-empty/],
+    ['postgres:', /needs a host/],
+    ['postgresql:///db', /needs a host/],
+    ['postgres://h/db?schema=1x', /\?schema= must be letters/],
+    ['mysql://h/db', /unknown store URL/],
+  ];
+  for (const [url, message] of refused) {
+    it(`refuses ${url} with a ConfigError`, async () => {
+      await assert.rejects(storeFromUrl(url, SECRETS), (error: unknown) => error instanceof ConfigError && message.test(error.message));
+    });
+  }
+
+  it('takes the plain forms', async () => {
+    for (const url of ['memory:', 'cookie:']) {
+      const store = await storeFromUrl(url, SECRETS);
+      assert.equal(store.name, url.slice(0, -1));
+      await store.close();
+    }
+  });
+
+  it('parses the same way for the CLI: the store\'s parameters split off, driver parameters kept', () => {
+    assert.deepEqual(parseStoreUrl('sqlite:./a.db?table=s'), { kind: 'sqlite', display: 'sqlite:./a.db?table=s', location: './a.db', table: 's' });
+    assert.deepEqual(parseStoreUrl('sqlite::memory:'), { kind: 'sqlite', display: 'sqlite::memory:', location: ':memory:' });
+    const postgres = parseStoreUrl('postgres://app:secret@db:5432/app?table=s&schema=x&sslmode=require');
+    assert.equal(postgres.location, 'postgres://app:secret@db:5432/app?sslmode=require');
+    assert.equal(postgres.table, 's');
+    assert.equal(postgres.schema, 'x');
+    assert.doesNotMatch(postgres.display, /secret/);
+    assert.equal(parseStoreUrl('postgres:///app?host=/var/run/postgresql').kind, 'postgres');
+    assert.deepEqual(parseStoreUrl('redis://127.0.0.1:6379/2?prefix=app:'), {
+      kind: 'redis',
+      display: 'redis://127.0.0.1:6379/2?prefix=app:',
+      location: 'redis://127.0.0.1:6379/2',
+      prefix: 'app:',
+    });
+  });
+
+  it('opens postgres:// with ?table= and ?schema= as the store\'s options', { skip: !postgresUp && 'PostgreSQL not reachable' }, async () => {
+    const table = `cc_from_url_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      const store = (await storeFromUrl(`${POSTGRES_URL}?table=${table}&schema=public`)) as Store;
+      try {
+        await store.create(makeRecord({ userId: 'from-url' }));
+      } finally {
+        await store.close();
+      }
+      const rows = await admin.query(`SELECT count(*)::int AS n FROM public."${table}" WHERE user_id = 'from-url'`);
+      assert.equal(rows.rows[0].n, 1);
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS public."${table}"`);
+      await admin.query('DELETE FROM coatcheck_schema WHERE table_name = $1', [table]).catch(() => {});
+      await admin.end();
+    }
+  });
+});
