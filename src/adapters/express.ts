@@ -38,7 +38,7 @@ import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachedSession, attachSession, type NodeAdapterOptions } from './node.js';
-import { checkAdapterOptions, clientIp, isHttps } from './shared.js';
+import { checkAdapterOptions, clientIp, isHttps, mountedAgain } from './shared.js';
 
 export { getSession, sessionHandle } from './node.js';
 
@@ -101,11 +101,21 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
 
   return function coatcheckExpress(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const request = req as ExpressRequest;
-    // Mounted twice (app and router): the first session stays the only one.
+    // Mounted twice (app and router): the first session stays the only one. Another engine's
+    // session on the request is a setup mistake, reported through Express's error handling.
     const existing = attachedSession(req);
     if (existing) {
-      runWithSession(existing, () => next(), contextual);
-      return;
+      let again: boolean;
+      try {
+        again = mountedAgain(req, sessions, 'expressSessions');
+      } catch (error) {
+        next(error);
+        return;
+      }
+      if (again) {
+        runWithSession(existing, () => next(), contextual);
+        return;
+      }
     }
     if (shareShapes) {
       // Before our own properties go on: each would otherwise copy the object's whole map.

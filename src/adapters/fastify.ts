@@ -75,6 +75,12 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     done(new ConfigError('fastifySessions: register it with { sessions } (what createSessions() returned)'));
     return;
   }
+  if (fastify.hasRequestDecorator('session')) {
+    // Registered twice (the plugin is not encapsulated: a second registration would open a second
+    // session per request), or beside @fastify/session: say so instead of Fastify's decorator error.
+    done(new ConfigError('fastifySessions: request.session is taken already: register the plugin once, on the root instance (and not beside @fastify/session)'));
+    return;
+  }
   const trustProxy = sessions.options.trustProxy;
   const contextual = sessions.options.context;
   // `null` keeps the request shape stable (Fastify's decorator rule); each request gets its own.

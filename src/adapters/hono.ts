@@ -35,8 +35,8 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, failureToResponse, openFetchSession } from './fetch.js';
-import { checkAdapterOptions } from './shared.js';
+import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession } from './fetch.js';
+import { checkAdapterOptions, ENGINE, type EngineHolder } from './shared.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -89,6 +89,14 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
   const getClientIp = options.getClientIp ?? nodeServerIp;
 
   return async function coatcheckHono(c, next) {
+    // Mounted again (app-wide and on a path, or inside a Fetch adapter's wrapper): the session
+    // already opened is the request's one, and the mount that opened it commits it.
+    const reopened = (c.req.raw as EngineHolder)[ENGINE] === undefined ? undefined : reopenedFetchSession(sessions, c.req.raw, 'honoSessions');
+    if (reopened) {
+      c.set('session', reopened);
+      await runWithSession(reopened, next, sessions.options.context);
+      return;
+    }
     const session = openFetchSession(sessions, c.req.raw, getClientIp(c)) as unknown as Session<RegisteredData>;
     c.set('session', session);
     await runWithSession(session, next, sessions.options.context);
@@ -96,6 +104,7 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
     // Hono's default error handler answers every thrown error with a 500; ours say 503/409.
     if (isSessionFailure(c.error) && c.res.status === 500) {
       await session.commit(500);
+      discardBody(c.res);
       replace(c, await failure(c.error, c, options));
       return;
     }
@@ -103,6 +112,8 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
     try {
       result = await session.commit(c.res.status);
     } catch (error) {
+      // The app's body (a stream() callback, a file) is never sent: release its source.
+      discardBody(c.res);
       replace(c, await failure(error, c, options));
       return;
     }

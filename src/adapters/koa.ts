@@ -34,7 +34,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { clientIp, ENGINE, type EngineHolder, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -78,6 +78,12 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
   const trustProxy = sessions.options.trustProxy;
 
   return async function coatcheckKoa(ctx: Context, next: Next): Promise<void> {
+    // Mounted again downstream (app-wide and on a router): the session already opened is the
+    // request's one, and the mount that opened it commits it. Another engine's throws.
+    if ((ctx as EngineHolder)[ENGINE] !== undefined && mountedAgain(ctx, sessions, 'koaSessions')) {
+      await runWithSession(ctx.session, next, sessions.options.context);
+      return;
+    }
     // Read only if the session is used.
     const session = sessions.open(() => ({
       cookieHeader: ctx.get('cookie') || null,
@@ -86,6 +92,7 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
       userAgent: ctx.get('user-agent') || null,
     })) as unknown as Session<RegisteredData>;
     ctx.session = session;
+    (ctx as EngineHolder)[ENGINE] = sessions;
     try {
       await runWithSession(session, next, sessions.options.context);
     } catch (error) {

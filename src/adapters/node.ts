@@ -26,12 +26,14 @@ import { ConfigError, NoContextError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, ENGINE, type EngineHolder, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 export interface NodeAdapterOptions {
   /**
    * Answers a request whose session failed (store down → 503, ended elsewhere → 409, a bug → 500).
-   * Called only while the response can still be replaced. Default: a short plain-text answer.
+   * Default: a short plain-text answer. Also told when a commit fails once nothing can replace the
+   * response (its head had gone out, or Node's own `end` was sending its body): the connection is
+   * closed by then (`res.destroyed`), whatever it writes is dropped; use that call to log.
    */
   onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -40,14 +42,14 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
-type WithSession = IncomingMessage & { [SESSION]?: object };
+type WithSession = IncomingMessage & { [SESSION]?: object } & EngineHolder;
 
 /** The request's session, loaded (one store read if the request carries a session cookie). */
 export function getSession<T extends SessionData = RegisteredData>(req: IncomingMessage): Promise<Session<T>> {
   return sessionHandle<T>(req).load();
 }
 
-/** The session already attached to this request, if any (adapters mounted twice reuse it). */
+/** The session already attached to this request, if any (an adapter mounted twice reuses it). */
 export function attachedSession(req: IncomingMessage): object | undefined {
   return (req as WithSession)[SESSION];
 }
@@ -111,6 +113,7 @@ export function attachSession<T extends SessionData>(
     () => interceptResponse(session, req, res, options),
   );
   (req as WithSession)[SESSION] = session;
+  (req as WithSession)[ENGINE] = sessions;
   return session;
 }
 
@@ -138,9 +141,8 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
       res.destroy(error instanceof Error ? error : undefined);
     }
   };
-  return function coatcheckHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const session = attachSession(sessions, req, res, options);
-    return runWithSession(
+  const serve = (session: object, req: IncomingMessage, res: ServerResponse): Promise<void> =>
+    runWithSession(
       session,
       () => {
         // One promise for the handler's outcome, not an async wrapper's extra ones per request.
@@ -155,6 +157,19 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
       },
       contextual,
     );
+  return function coatcheckHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if ((req as WithSession)[ENGINE] !== undefined) {
+      // Mounted again on this request (a wrapped handler called from a wrapped one, or inside the
+      // Express adapter): the session already attached is the request's one.
+      try {
+        mountedAgain(req, sessions, 'withSessions');
+      } catch (error) {
+        fail(error, req, res);
+        return Promise.resolve();
+      }
+      return serve((req as WithSession)[SESSION] as object, req, res);
+    }
+    return serve(attachSession(sessions, req, res, options), req, res);
   };
 }
 
@@ -215,6 +230,7 @@ interface Interception {
   write: ServerResponse['write'];
   end: ServerResponse['end'];
   flushHeaders: ServerResponse['flushHeaders'];
+  implicitHeader: () => void;
   /** Header methods as they were when the hook was installed (`holdFinal` guards the response's). */
   setHeader: ServerResponse['setHeader'];
   removeHeader: ServerResponse['removeHeader'];
@@ -235,19 +251,27 @@ interface Interception {
   /** This hook made `res.headersSent` read true for a held head or body (see `reportHeadersSent`). */
   reportsSent: boolean;
   /**
+   * The head went out before the commit settled: it had left before the session was used, or
+   * Node's own write/end sent it (see `sendHeadNow`). No cookie can be added; while the commit is
+   * pending the body passes and only the app's `end` waits, so a failed save cuts it short.
+   */
+  late: boolean;
+  /**
    * 'holding' until the first write/end, 'committing' during the store write, then 'passing'; or
    * 'replaced' when the commit failed and the failure answer replaced the app's response.
    */
   phase: 'holding' | 'committing' | 'passing' | 'replaced';
 }
 
-type Intercepted = ServerResponse & { [INTERCEPT]?: Interception };
+/** `_implicitHeader`: Node's own, which its write/end/flushHeaders call while no head is out. */
+type Intercepted = ServerResponse & { [INTERCEPT]?: Interception; _implicitHeader?: () => void };
 
 interface HookMethods {
   writeHead: ServerResponse['writeHead'];
   write: ServerResponse['write'];
   end: ServerResponse['end'];
   flushHeaders: ServerResponse['flushHeaders'];
+  implicitHeader: () => void;
   setHeader: ServerResponse['setHeader'];
   removeHeader: ServerResponse['removeHeader'];
 }
@@ -281,9 +305,9 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       if (passes(this, state)) return (state.write as (...a: unknown[]) => boolean).apply(this, args);
       state.queue.push({ method: 'write', args });
       commitBeforeHeaders(this, state);
-      // Committed in this call (a synchronous store): report the real stream's backpressure.
-      if (state.phase === 'passing') return !this.writableNeedDrain;
       if (state.phase === 'replaced') return true;
+      // Sent in this call (a synchronous store, or a head that was out already): the real backpressure.
+      if (state.phase === 'passing' || state.late) return !this.writableNeedDrain;
       // Held for a pending commit: ask the writer to wait for 'drain' (sent once the commit has
       // settled), so a piped body is not buffered whole in memory meanwhile.
       state.owesDrain = true;
@@ -297,11 +321,12 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
         dropped(args);
         return this;
       }
-      if (passes(this, state)) return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
+      // Not while committing, even late: the end waits for the commit's outcome.
+      if (state.phase !== 'committing' && passes(this, state)) return (state.end as (...a: unknown[]) => ServerResponse).apply(this, args);
       state.ended = true;
       state.queue.push({ method: 'end', args });
       commitBeforeHeaders(this, state);
-      if (state.phase === 'committing') holdFinal(this, state);
+      if (state.phase === 'committing' && !state.late) holdFinal(this, state);
       return this;
     } as ServerResponse['end'],
     flushHeaders: function deferredFlushHeaders(this: Intercepted) {
@@ -311,7 +336,14 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       if (state.phase === 'replaced') return;
       state.queue.push({ method: 'flushHeaders', args: [] });
       commitBeforeHeaders(this, state);
-      if (state.phase === 'committing') reportHeadersSent(this, state);
+      if (state.phase === 'committing' && !state.late) reportHeadersSent(this, state);
+    },
+    // Node's own write/end/flushHeaders call this when no head is out yet: reached while the
+    // hook holds, it is one taken before the hook was installed (ours would have held first).
+    implicitHeader: function implicitHeader(this: Intercepted) {
+      const state = stateOf(this);
+      if ((state.phase === 'holding' || (state.phase === 'committing' && !state.late)) && hooksOnTop(this, state)) sendHeadNow(this);
+      else state.implicitHeader.call(this);
     },
     // Installed only by `holdFinal`: after the app's end, header changes are dropped too.
     setHeader: function finalSetHeader(this: Intercepted, name: string, value: number | string | readonly string[]) {
@@ -369,10 +401,10 @@ function abortHeld(res: ServerResponse, error: Error): boolean {
 /**
  * Whether a call goes straight to the methods underneath: always after a successful commit; after
  * a failed one only until the failure answer has ended the response (an `onError` may write it
- * in several calls).
+ * in several calls); during a late commit (the head is out) for all but `end`.
  */
 function passes(res: Intercepted, state: Interception): boolean {
-  return state.phase === 'passing' || (state.phase === 'replaced' && !res.writableEnded);
+  return state.phase === 'passing' || (state.phase === 'replaced' && !res.writableEnded) || (state.phase === 'committing' && state.late);
 }
 
 /** Shared by every response: the state sits under a symbol, so no closures are made per request. */
@@ -381,8 +413,8 @@ const SHARED_HOOK = hookMethods((res) => res[INTERCEPT] as Interception);
 /**
  * Holds back writeHead/write/end until the session is committed (an async store write), then
  * adds the session headers and replays the calls in order. Installed only once the session is
- * used, so requests that never touch it run untouched. The four methods stay in place afterwards,
- * passing straight through: restoring them would cost four more property writes on every response
+ * used, so requests that never touch it run untouched. The methods stay in place afterwards,
+ * passing straight through: restoring them would cost more property writes on every response
  * (measured on Express's `res`). A second hook on the same response (two engines, or nested
  * adapters) gets its own closures, chaining onto the first instead of sharing its state.
  */
@@ -398,6 +430,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     write: res.write,
     end: res.end,
     flushHeaders: res.flushHeaders,
+    implicitHeader: target._implicitHeader as () => void,
     setHeader: res.setHeader,
     removeHeader: res.removeHeader,
     head: null,
@@ -409,6 +442,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     aborted: null,
     next: null,
     reportsSent: false,
+    late: false,
     phase: 'holding',
   };
   if (first) target[INTERCEPT] = state;
@@ -423,18 +457,15 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
   res.write = methods.write;
   res.end = methods.end;
   res.flushHeaders = methods.flushHeaders;
+  target._implicitHeader = methods.implicitHeader;
 }
 
 function commitBeforeHeaders(res: Intercepted, state: Interception): void {
   if (state.phase !== 'holding') return;
   state.phase = 'committing';
-  if (headersReallySent(res)) {
-    // Headers left before the session was used: store writes still happen, cookies cannot.
-    replay(res, state);
-    void state.session.commit(res.statusCode).catch(() => undefined);
-    return;
-  }
-  const status = typeof state.head?.[0] === 'number' ? (state.head[0] as number) : res.statusCode;
+  // Headers left before the session was used: the store write still happens, cookies cannot.
+  state.late = headersReallySent(res);
+  const status = !state.late && typeof state.head?.[0] === 'number' ? (state.head[0] as number) : res.statusCode;
   let outcome: Awaitable<CommitResult | null>;
   try {
     outcome = state.session.commitNow(status);
@@ -444,25 +475,32 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
   }
   // A synchronous store (or nothing to write) sends the response in this very call.
   if (isPromiseLike(outcome)) {
-    outcome.then(
-      (result) => {
-        try {
-          committed(res, state, result);
-        } catch (error) {
-          // The replay itself failed (an invalid header, say): answer 500 while that is possible.
-          if (!headersReallySent(res)) commitFailed(res, state, error);
-          else res.destroy(error instanceof Error ? error : undefined);
-        }
-      },
-      (error: unknown) => commitFailed(res, state, error),
-    );
+    settleLater(res, state, outcome);
+    // Late: what the app wrote goes out now; only its end waits for the commit.
+    if (state.late) sendHeld(res, state, true);
   } else {
     committed(res, state, outcome);
   }
 }
 
+function settleLater(res: Intercepted, state: Interception, outcome: PromiseLike<CommitResult | null>): void {
+  outcome.then(
+    (result) => {
+      try {
+        committed(res, state, result);
+      } catch (error) {
+        // The replay itself failed (an invalid header, say): answer 500 while that is possible.
+        if (!headersReallySent(res)) commitFailed(res, state, error);
+        else res.destroy(error instanceof Error ? error : undefined);
+      }
+    },
+    (error: unknown) => commitFailed(res, state, error),
+  );
+}
+
 function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
   stopReportingSent(res, state);
+  if (state.late) warnCookieLost(result);
   if (state.aborted !== null) {
     state.phase = 'replaced';
     discardHeld(state);
@@ -477,6 +515,15 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
     payDrain(res, state);
     return;
   }
+  if (!state.late) addSessionHeaders(res, state, result);
+  replay(res, state);
+}
+
+/**
+ * Adds the session's headers to the response about to go out: Cache-Control and Vary always, and
+ * the cookies once the commit's `result` is known (null: a head sent before it was).
+ */
+function addSessionHeaders(res: Intercepted, state: Interception, result: CommitResult | null): void {
   const setHeader = state.setHeader;
   if (state.final !== null) {
     res.statusCode = state.final.status;
@@ -490,7 +537,6 @@ function committed(res: Intercepted, state: Interception, result: CommitResult |
     setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
   }
   if (result && result.setCookie.length > 0) appendSetCookie(res, headers, result.setCookie, setHeader);
-  replay(res, state);
 }
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
@@ -499,6 +545,14 @@ function commitFailed(res: Intercepted, state: Interception, error: unknown): vo
   discardHeld(state);
   if (state.aborted !== null) {
     res.destroy(state.aborted);
+    return;
+  }
+  if (state.late) {
+    // Nothing can replace a response whose head is out: cut it short rather than let it end as
+    // if saved (unless it has ended already), and tell `onError`.
+    if (!res.writableEnded) res.destroy();
+    payDrain(res, state);
+    if (state.options.onError) process.nextTick(reportLate, state.options.onError, error, state.req, res);
     return;
   }
   if (responseClosed(res)) {
@@ -517,20 +571,132 @@ function commitFailed(res: Intercepted, state: Interception, error: unknown): vo
   respondWithError(error, state.req, res, state.options);
 }
 
+/** `onError` told of a failed late commit: the response is gone, so what it writes is dropped. */
+function reportLate(onError: NonNullable<NodeAdapterOptions['onError']>, error: unknown, req: IncomingMessage, res: ServerResponse): void {
+  try {
+    onError(error, req, res);
+  } catch {
+    // Writing to the closed response (setHeader after the head, say) throws: it had nothing to answer.
+  }
+}
+
+let cookieLossWarned = false;
+
+/** Once per process: a late commit made a cookie that no response can carry any more. */
+function warnCookieLost(result: CommitResult | null): void {
+  if (cookieLossWarned || result === null || result.setCookie.length === 0) return;
+  cookieLossWarned = true;
+  process.emitWarning(
+    'coatcheck: a session was saved after its response head had gone out, so its Set-Cookie was dropped. Use the session before the ' +
+      'head is sent (before writeHead/write/flushHeaders), and call res.end/res.write after awaiting it: in ' +
+      'res.end(`${(await getSession(req)).get(key)}`) JavaScript reads res.end before the session is used',
+    { code: 'COATCHECK_COOKIE_AFTER_HEAD' },
+  );
+}
+
 /** Sends what the app asked for, in order, through the methods that were there before ours. */
 function replay(res: Intercepted, state: Interception): void {
   state.phase = 'passing';
+  sendHeld(res, state, false);
+}
+
+/** Sends the held head and calls, keeping a final `end` back when `keepEnd` is set. */
+function sendHeld(res: Intercepted, state: Interception, keepEnd: boolean): void {
   stopReportingSent(res, state);
+  const queue = state.queue;
+  const end = keepEnd && queue.length > 0 && queue[queue.length - 1]!.method === 'end' ? queue.pop() : undefined;
   state.replaying = true;
   try {
     if (state.head) (state.writeHead as (...a: unknown[]) => unknown).apply(res, state.head);
-    for (const call of state.queue) (state[call.method] as (...a: unknown[]) => unknown).apply(res, call.args);
+    for (const call of queue) (state[call.method] as (...a: unknown[]) => unknown).apply(res, call.args);
   } finally {
     state.replaying = false;
-    state.queue.length = 0;
+    state.head = null;
+    queue.length = 0;
+    if (end) queue.push(end);
   }
   // If the socket is full now, its own 'drain' follows; otherwise the owed one is sent here.
   if (!res.writableNeedDrain) payDrain(res, state);
+}
+
+/**
+ * Nothing but coatcheck's hooks sits above this one on the response, so a call to
+ * `_implicitHeader` while it holds comes from Node's own write/end/flushHeaders (or a wrapper
+ * beneath the hooks) reached through a reference taken before the hook was installed. A wrapper
+ * installed above the hooks (compression after an eager session) calls it and then our methods.
+ */
+function hooksOnTop(res: Intercepted, state: Interception): boolean {
+  for (let hook: Interception | null = state; hook !== null; hook = hook.next) {
+    if (res.end === hook.methods.end || res.write === hook.methods.write) return true;
+  }
+  return false;
+}
+
+/**
+ * Node's own write/end is about to send a body, through a reference the app took before the hook
+ * was installed: `res.end(`${(await getSession(req)).get('x')}`)` reads `res.end` before the
+ * session is used. Its head must go out in this call, never held: each hook on the response
+ * commits now when its store answers synchronously (the head then carries its cookie); otherwise
+ * the head goes out without it and the commit settles late, as when headers left before the
+ * session was used. A store failure found now closes the connection: the app's body follows.
+ */
+function sendHeadNow(res: Intercepted): void {
+  const first = res[INTERCEPT] as Interception;
+  let holder: Interception | null = null;
+  let heldBody = false;
+  for (let state: Interception | null = first; state !== null; state = state.next) {
+    if (state.ended && state.phase === 'committing') {
+      // A write after the app's end, which the hook still holds: Node would refuse it, but its
+      // bytes cannot be stopped now. Close rather than send them after a complete response.
+      res.destroy();
+      return;
+    }
+    releaseHead(res, state);
+    if (res.destroyed) return;
+    if (state.head !== null) holder = state;
+    heldBody ||= state.queue.some((call) => call.method === 'write');
+  }
+  // Node's end sized the body as its own chunk alone: held writes go first, so let the head
+  // say chunked instead (Node frames the rest to match).
+  if (heldBody) (res as { _contentLength?: number | null })._contentLength = null;
+  // Through the methods under the hooks, every hook now letting the head pass.
+  if (holder !== null) {
+    const head = holder.head as unknown[];
+    for (let state: Interception | null = first; state !== null; state = state.next) state.head = null;
+    (holder.writeHead as (...a: unknown[]) => unknown).apply(res, head);
+  } else {
+    first.implicitHeader.call(res);
+  }
+  // Writes held earlier (a second engine's) go first, lower hooks' before upper ones'.
+  for (let state: Interception | null = first; state !== null; state = state.next) sendHeld(res, state, true);
+}
+
+/** One hook lets the head through now (see `sendHeadNow`). */
+function releaseHead(res: Intercepted, state: Interception): void {
+  stopReportingSent(res, state);
+  if (state.phase === 'committing' && !state.late) {
+    state.late = true;
+    addSessionHeaders(res, state, null);
+    return;
+  }
+  if (state.phase !== 'holding') return;
+  state.phase = 'committing';
+  let outcome: Awaitable<CommitResult | null>;
+  try {
+    outcome = state.session.commitNow(typeof state.head?.[0] === 'number' ? (state.head[0] as number) : res.statusCode);
+  } catch (error) {
+    state.late = true;
+    commitFailed(res, state, error);
+    return;
+  }
+  if (isPromiseLike(outcome)) {
+    state.late = true;
+    addSessionHeaders(res, state, null);
+    settleLater(res, state, outcome);
+  } else {
+    addSessionHeaders(res, state, outcome);
+    state.phase = 'passing';
+  }
 }
 
 /** Node's own `headersSent`, whatever a held response currently reports. */

@@ -16,9 +16,11 @@ import { createSessions, type Sessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
-import { scenarioRoute } from './scenario-app.js';
+import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import { ConfigError } from '../../src/errors.js';
 
 /** The Express module this suite runs against in a child process (`express` or `express4`). */
 const moduleNames: Record<string, string> = { 'express 5': 'express', 'express 4': 'express4' };
@@ -38,9 +40,15 @@ const route = (fn: (req: Request, res: Response) => Promise<void>) => (req: Requ
   fn(req, res).catch(next);
 };
 
-function scenarioApp(express: ExpressFactory, sessions: Sessions<Record<string, JsonValue>>): Express {
+function scenarioApp(express: ExpressFactory, sessions: Sessions<Record<string, JsonValue>>, ...more: Sessions<Record<string, JsonValue>>[]): Express {
   const app = express();
   app.use(expressSessions(sessions));
+  for (const engine of more) {
+    app.use((req: Request, _res: Response, next: NextFunction) => {
+      betweenMounts(() => getSession(req)).then(() => next(), next);
+    });
+    app.use(expressSessions(engine));
+  }
   app.use(
     route(async (req, res) => {
       const reply = await scenarioRoute(req.method, new URL(req.originalUrl, 'http://localhost'), () => getSession(req));
@@ -72,7 +80,11 @@ function fetchOutcome(url: string): Promise<string> {
 }
 
 export function expressSuite(name: string, express: ExpressFactory): void {
-  runAdapterScenarios(name, async (sessions) => listen(scenarioApp(express, sessions)));
+  runAdapterScenarios(
+    name,
+    async (sessions) => listen(scenarioApp(express, sessions)),
+    async ([first, ...more]) => listen(scenarioApp(express, first!, ...more)),
+  );
 
   describe(`${name} adapter specifics`, () => {
     it('uses a Secure __Host- cookie behind a proxy trusted by Express', async () => {
@@ -606,6 +618,95 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       const running = await listen(app);
       try {
         assert.deepEqual(await (await fetch(running.url)).json(), { same: true });
+      } finally {
+        await running.close();
+      }
+    });
+
+    it("refuses a second engine mounted under the first with a ConfigError through next(err)", async () => {
+      const users = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const admins = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'admin_sid' } });
+      const app = express();
+      app.use(expressSessions(users));
+      app.use('/admin', expressSessions(admins));
+      app.post(
+        '/admin/login',
+        route(async (req, res) => {
+          await (await req.session.load()).login('root');
+          res.send('ok');
+        }),
+      );
+      const seen: unknown[] = [];
+      app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+        seen.push(error);
+        res.status(500).send('setup error');
+      });
+      const running = await listen(app);
+      try {
+        const res = await fetch(`${running.url}/admin/login`, { method: 'POST' });
+        assert.equal(res.status, 500);
+        assert.deepEqual(res.headers.getSetCookie(), []);
+        assert.equal(seen.length, 1);
+        assert.ok(seen[0] instanceof ConfigError, String(seen[0]));
+        assert.match((seen[0] as Error).message, /another createSessions\(\) instance/);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('sends valid HTTP when res.end or res.write was read before the session was loaded (inline await)', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.get(
+        '/seed',
+        route(async (req, res) => {
+          (await req.session.load()).set('n', 1);
+          res.send('seeded');
+        }),
+      );
+      const bump = (session: { get(key: string, fallback: unknown): unknown; set(key: string, value: number): unknown }) => {
+        const n = (session.get('n', 0) as number) + 1;
+        session.set('n', n);
+        return n;
+      };
+      app.get(
+        '/end',
+        route(async (req, res) => {
+          res.end(`n=${bump(await req.session.load())}`);
+        }),
+      );
+      app.get(
+        '/write',
+        route(async (req, res) => {
+          res.write(`n=${bump(await req.session.load())}`);
+          res.end();
+        }),
+      );
+      app.get(
+        '/read',
+        route(async (req, res) => {
+          res.send(String((await req.session.load()).get('n', 0)));
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const firstVisit = await rawRequest(running.url, 'GET', '/end');
+        assert.equal(firstVisit.status, 200, JSON.stringify(firstVisit.text));
+        assert.ok(firstVisit.complete);
+        const seeded = await fetch(`${running.url}/seed`);
+        await seeded.text();
+        const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        for (const [path, body] of [
+          ['/end', 'n=2'],
+          ['/write', 'n=3'],
+        ] as const) {
+          const exchange = await rawRequest(running.url, 'GET', path, { Cookie: cookie });
+          assert.equal(exchange.status, 200, JSON.stringify(exchange.text));
+          assert.ok(exchange.complete, JSON.stringify(exchange.text));
+          assert.equal(exchange.body, body);
+        }
+        assert.equal(await (await fetch(`${running.url}/read`, { headers: { cookie } })).text(), '3');
       } finally {
         await running.close();
       }

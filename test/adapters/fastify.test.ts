@@ -6,6 +6,7 @@ import { fastifySessions, getSession } from '../../src/adapters/fastify.js';
 import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
 import { createSessions, type Sessions } from '../../src/index.js';
+import { ConfigError } from '../../src/errors.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
@@ -234,6 +235,21 @@ describe('fastify adapter specifics', () => {
       // @ts-expect-error: the option is required
       app.register(fastifySessions, {}).ready(),
       /createSessions/,
+    );
+  });
+
+  it('refuses a second registration with a ConfigError naming the clash', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    await assert.rejects(
+      async () => {
+        await app.register(async (child) => {
+          await child.register(fastifySessions, { sessions });
+        });
+        await app.ready();
+      },
+      (error: Error) => error instanceof ConfigError && /register the plugin once/.test(error.message),
     );
   });
 });

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { getSession, withSessions } from '../../src/adapters/fetch.js';
 import { createSessions } from '../../src/index.js';
+import { instrument } from '../helpers/instrumented-store.js';
 import { memoryStore } from '../../src/stores/memory.js';
-import { scenarioRoute } from './scenario-app.js';
+import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 
 /** Serves a Fetch handler over node:http (what @hono/node-server and similar do). */
@@ -35,15 +36,28 @@ function toRequest(req: IncomingMessage): Request {
   return new Request(`http://${req.headers.host}${req.url}`, { method: req.method, headers });
 }
 
-runAdapterScenarios('fetch', async (sessions) =>
-  serveFetch(
-    withSessions(sessions, async (request) => {
-      const reply = await scenarioRoute(request.method, new URL(request.url), () => getSession(request));
-      const headers = new Headers({ 'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json' });
-      if (reply.appCookie) headers.append('Set-Cookie', reply.appCookie);
-      return new Response(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body), { status: reply.status, headers });
-    }),
-  ),
+async function scenarioHandler(request: Request): Promise<Response> {
+  const reply = await scenarioRoute(request.method, new URL(request.url), () => getSession(request));
+  const headers = new Headers({ 'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json' });
+  if (reply.appCookie) headers.append('Set-Cookie', reply.appCookie);
+  return new Response(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body), { status: reply.status, headers });
+}
+
+runAdapterScenarios(
+  'fetch',
+  async (sessions) => serveFetch(withSessions(sessions, scenarioHandler)),
+  // A wrapped handler called from a wrapped one; what the handler throws is the server's 500.
+  async (engines) => {
+    let handler = withSessions(engines.at(-1)!, scenarioHandler);
+    for (const sessions of engines.slice(0, -1).reverse()) {
+      const inner = handler;
+      handler = withSessions(sessions, async (request) => {
+        await betweenMounts(() => getSession(request));
+        return inner(request);
+      });
+    }
+    return serveFetch((request) => handler(request).catch((error: unknown) => new Response(String(error), { status: 500 })));
+  },
 );
 
 describe('fetch adapter specifics', () => {
@@ -74,5 +88,21 @@ describe('fetch adapter specifics', () => {
     });
     const behindProxy = await proxied(new Request('http://internal/', { headers: { 'x-forwarded-proto': 'https' } }));
     assert.match(behindProxy.headers.getSetCookie()[0] ?? '', /^__Host-sid=.*; Secure/);
+  });
+
+  it("cancels the app's response body when the commit fails and the failure answer replaces it", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    let cancelled = 0;
+    const handler = withSessions(createSessions({ store }), async (request) => {
+      (await getSession(request)).set('n', 1);
+      const body = new ReadableStream({ pull: (controller) => controller.enqueue(new Uint8Array(1024)), cancel: () => void cancelled++ }, { highWaterMark: 1 });
+      return new Response(body);
+    });
+    store.fault = 'reject';
+    store.faultOnly = ['create'];
+    const response = await handler(new Request('http://localhost/'));
+    assert.equal(response.status, 503);
+    await response.text();
+    assert.equal(cancelled, 1);
   });
 });

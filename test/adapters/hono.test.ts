@@ -5,13 +5,15 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { Hono } from 'hono';
 import { setCookie } from 'hono/cookie';
+import { stream } from 'hono/streaming';
 import { getSession, honoSessions } from '../../src/adapters/hono.js';
 import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
-import { createSessions, StoreError } from '../../src/index.js';
+import { createSessions, type Sessions, StoreError } from '../../src/index.js';
+import type { JsonValue } from '../../src/types.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { instrument } from '../helpers/instrumented-store.js';
-import { scenarioRoute } from './scenario-app.js';
+import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 
 function listen(app: Hono): Promise<RunningApp> {
@@ -22,9 +24,14 @@ function listen(app: Hono): Promise<RunningApp> {
   });
 }
 
-runAdapterScenarios('hono on @hono/node-server', async (sessions) => {
+runAdapterScenarios('hono on @hono/node-server', async (sessions) => scenarioApp([sessions]), scenarioApp);
+
+function scenarioApp(engines: Sessions<Record<string, JsonValue>>[]): Promise<RunningApp> {
   const app = new Hono();
-  app.use(honoSessions(sessions));
+  engines.forEach((sessions, i) => {
+    if (i > 0) app.use((c, next) => betweenMounts(() => getSession(c)).then(next));
+    app.use(honoSessions(sessions));
+  });
   app.all('*', async (c) => {
     const reply = await scenarioRoute(c.req.method, new URL(c.req.url), () => getSession(c));
     if (reply.appCookie) setCookie(c, 'theme', 'dark', { path: '/' });
@@ -32,7 +39,7 @@ runAdapterScenarios('hono on @hono/node-server', async (sessions) => {
     return c.json(reply.body, reply.status as 200);
   });
   return listen(app);
-});
+}
 
 function sessionCookie(res: Response): string | undefined {
   return res.headers.getSetCookie().find((c) => /^(__Host-)?sid=/.test(c));
@@ -181,5 +188,28 @@ describe('hono adapter specifics', () => {
     } finally {
       store.fault = 'none';
     }
+  });
+
+  it("cancels the app's streamed body when the commit fails, so its stream() callback is not left waiting", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const app = new Hono();
+    app.use(honoSessions(createSessions({ store })));
+    let aborted = false;
+    app.get('/', async (c) => {
+      (await c.get('session').load()).set('n', 1);
+      return stream(c, async (body) => {
+        body.onAbort(() => {
+          aborted = true;
+        });
+        for (let i = 0; i < 100 && !aborted; i++) await body.write(new Uint8Array(64 * 1024));
+      });
+    });
+    store.fault = 'reject';
+    store.faultOnly = ['create'];
+    const res = await app.request('/');
+    assert.equal(res.status, 503);
+    await res.text();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(aborted, true);
   });
 });

@@ -7,10 +7,11 @@ import Koa from 'koa';
 import { getSession, koaSessions } from '../../src/adapters/koa.js';
 import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
-import { createSessions } from '../../src/index.js';
+import { createSessions, type Sessions } from '../../src/index.js';
+import type { JsonValue } from '../../src/types.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { instrument } from '../helpers/instrumented-store.js';
-import { scenarioRoute } from './scenario-app.js';
+import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 
 async function listen(app: Koa): Promise<RunningApp> {
@@ -21,9 +22,14 @@ async function listen(app: Koa): Promise<RunningApp> {
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-runAdapterScenarios('koa', async (sessions) => {
+runAdapterScenarios('koa', async (sessions) => scenarioApp([sessions]), scenarioApp);
+
+function scenarioApp(engines: Sessions<Record<string, JsonValue>>[]): Promise<RunningApp> {
   const app = new Koa();
-  app.use(koaSessions(sessions));
+  engines.forEach((sessions, i) => {
+    if (i > 0) app.use((ctx, next) => betweenMounts(() => getSession(ctx)).then(next));
+    app.use(koaSessions(sessions));
+  });
   app.use(async (ctx) => {
     const reply = await scenarioRoute(ctx.method, new URL(ctx.url, 'http://localhost'), () => getSession(ctx));
     if (reply.appCookie) ctx.cookies.set('theme', 'dark', { httpOnly: false });
@@ -31,7 +37,7 @@ runAdapterScenarios('koa', async (sessions) => {
     ctx.body = reply.body;
   });
   return listen(app);
-});
+}
 
 function cookieOf(res: Response): string {
   return res.headers.getSetCookie().find((c) => c.startsWith('sid='))!.split(';')[0]!;

@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { attachSession, getSession, withSessions } from '../../src/adapters/node.js';
 import { createSessions } from '../../src/index.js';
+import { cookieStore } from '../../src/stores/cookie.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { Store } from '../../src/stores/types.js';
-import { scenarioRoute } from './scenario-app.js';
+import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
+import { instrument } from '../helpers/instrumented-store.js';
+import { rawRequest } from '../helpers/raw-http.js';
+import type { Session } from '../../src/core/session.js';
 
 async function listen(server: Server): Promise<RunningApp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -21,18 +25,29 @@ async function listen(server: Server): Promise<RunningApp> {
   };
 }
 
-runAdapterScenarios('node:http', (sessions) =>
-  listen(
-    createServer(
-      withSessions(sessions, async (req, res) => {
-        const reply = await scenarioRoute(req.method!, new URL(req.url!, 'http://localhost'), () => getSession(req));
-        if (reply.appCookie) res.setHeader('Set-Cookie', reply.appCookie);
-        res.statusCode = reply.status;
-        res.setHeader('Content-Type', typeof reply.body === 'string' ? 'text/plain' : 'application/json');
-        res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
-      }),
-    ),
-  ),
+async function scenarioHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const reply = await scenarioRoute(req.method!, new URL(req.url!, 'http://localhost'), () => getSession(req));
+  if (reply.appCookie) res.setHeader('Set-Cookie', reply.appCookie);
+  res.statusCode = reply.status;
+  res.setHeader('Content-Type', typeof reply.body === 'string' ? 'text/plain' : 'application/json');
+  res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+}
+
+runAdapterScenarios(
+  'node:http',
+  (sessions) => listen(createServer(withSessions(sessions, scenarioHandler))),
+  // A wrapped handler called from a wrapped one.
+  (engines) => {
+    let handler = withSessions(engines.at(-1)!, scenarioHandler);
+    for (const sessions of engines.slice(0, -1).reverse()) {
+      const inner = handler;
+      handler = withSessions(sessions, async (req, res) => {
+        await betweenMounts(() => getSession(req));
+        await inner(req, res);
+      });
+    }
+    return listen(createServer(handler));
+  },
 );
 
 describe('node:http adapter specifics', () => {
@@ -580,6 +595,272 @@ describe('node:http adapter specifics', () => {
     try {
       assert.equal((await fetch(app.url + '/store')).status, 503);
       assert.equal((await fetch(app.url + '/bug')).status, 500);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("sends a valid response when Node's own end, write or writeHead path was read before the session was first used", async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    // The same store answering through promises, as a networked store does.
+    const promised: Store = { ...inner, name: 'promised-memory', get: async (id) => inner.get(id), update: async (id, patch) => inner.update(id, patch) };
+    for (const store of [inner, promised]) {
+      const sessions = createSessions({ store, context: false });
+      const bump = (session: Session) => {
+        const n = (session.get('n', 0) as number) + 1;
+        session.set('n', n);
+        return n;
+      };
+      const app = await listen(
+        createServer(
+          withSessions(sessions, async (req, res) => {
+            // `res.end` / `res.write` are read before the await inside their argument runs.
+            if (req.url === '/end') res.end(`n=${bump(await getSession(req))}`);
+            else if (req.url === '/write') {
+              res.write(`n=${bump(await getSession(req))}`);
+              res.end(';');
+            } else if (req.url === '/head') {
+              const end = res.end as (this: typeof res, chunk: string) => typeof res;
+              const n = bump(await getSession(req));
+              res.writeHead(201, { 'X-App': 'yes' }); // held by the hook, then sent by Node's own end
+              end.call(res, `n=${n}`);
+            } else if (req.url === '/seed') {
+              const session = await getSession(req);
+              session.set('n', 1);
+              res.end('seeded');
+            } else {
+              const session = await getSession(req);
+              res.end(String(session.get('n', 0)));
+            }
+          }),
+        ),
+      );
+      try {
+        // A first visit: valid, though its cookie cannot follow (creating is asynchronous).
+        const firstVisit = await rawRequest(app.url, 'GET', '/end');
+        assert.equal(firstVisit.status, 200, `${store.name}: ${JSON.stringify(firstVisit.text)}`);
+        assert.ok(firstVisit.complete);
+        assert.equal(firstVisit.body, 'n=1');
+        // The usual inline read-modify-write of an existing session: saved, the response intact.
+        const seeded = await fetch(`${app.url}/seed`);
+        await seeded.text();
+        const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        for (const [path, status, body] of [
+          ['/end', 200, 'n=2'],
+          ['/write', 200, 'n=3;'],
+          ['/head', 201, 'n=4'],
+        ] as const) {
+          const exchange = await rawRequest(app.url, 'GET', path, { Cookie: cookie });
+          const what = `${store.name} ${path}: ${JSON.stringify(exchange.text)}`;
+          assert.equal(exchange.status, status, what);
+          assert.ok(exchange.complete, what);
+          assert.equal(exchange.body, body, what);
+          assert.match(exchange.headers['vary']?.join() ?? '', /Cookie/, what);
+          if (path === '/head') assert.deepEqual(exchange.headers['x-app'], ['yes']);
+          if (store === promised) await new Promise((resolve) => setTimeout(resolve, 20)); // saved after the head went
+        }
+        assert.equal((await rawRequest(app.url, 'GET', '/read', { Cookie: cookie })).body, '4', store.name);
+      } finally {
+        await app.close();
+      }
+    }
+  });
+
+  it("sends writes the hook held before the body of Node's own end, with one or two engines on the response", async () => {
+    const first = createSessions({ store: slowCreateStore(20) });
+    const second = createSessions({ store: slowCreateStore(20), cookie: { name: 'b' } });
+    const app = await listen(
+      createServer(async (req, res) => {
+        const end = res.end as (this: typeof res, chunk: string) => typeof res; // taken before any hook
+        (await attachSession(first, req, res).load()).set('x', 1);
+        if (req.url === '/two') {
+          res.writeHead(202, { 'X-A': '1' }); // held by the first engine's hook
+          (await attachSession(second, req, res).load()).set('y', 1);
+        }
+        res.write('held-'); // held while the new session is created
+        end.call(res, 'last');
+      }),
+    );
+    try {
+      for (const [path, status] of [
+        ['/one', 200],
+        ['/two', 202],
+      ] as const) {
+        const exchange = await rawRequest(app.url, 'GET', path);
+        assert.equal(exchange.status, status, JSON.stringify(exchange.text));
+        assert.ok(exchange.complete, JSON.stringify(exchange.text));
+        assert.equal(exchange.body, 'held-last');
+        if (path === '/two') assert.deepEqual(exchange.headers['x-a'], ['1']);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("commits in Node's own end when the store answers synchronously, so a new session's cookie goes out", async () => {
+    // The cookie store seals the session into the cookie: its commit never waits.
+    const sessions = createSessions({ store: cookieStore({ secrets: ['inline-secret-inline-secret-inline-0123'] }) });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          if (req.url === '/read') return void res.end(String((await getSession(req)).get('n', 0)));
+          res.end(`n=${(await getSession(req)).set('n', 1).get('n')}`);
+        }),
+      ),
+    );
+    try {
+      const exchange = await rawRequest(app.url, 'GET', '/visit');
+      assert.equal(exchange.status, 200, JSON.stringify(exchange.text));
+      assert.ok(exchange.complete);
+      assert.equal(exchange.body, 'n=1');
+      const cookie = (exchange.headers['set-cookie'] ?? []).find((c) => c.startsWith('sid='))?.split(';')[0];
+      assert.ok(cookie, JSON.stringify(exchange.text));
+      assert.equal(await (await fetch(`${app.url}/read`, { headers: { cookie } })).text(), '1');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("closes the connection when the commit in Node's own end fails synchronously, and tells onError", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const told: Array<{ message: string; destroyed: boolean }> = [];
+    const app = await listen(
+      createServer(
+        withSessions(
+          sessions,
+          async (req, res) => {
+            if (req.url === '/seed') {
+              (await getSession(req)).set('n', 1);
+              return void res.end('seeded');
+            }
+            res.end(`n=${(await getSession(req)).set('n', 2).get('n')}`);
+          },
+          { onError: (error, _req, res) => void told.push({ message: (error as Error).message, destroyed: res.destroyed }) },
+        ),
+      ),
+    );
+    try {
+      const seeded = await fetch(`${app.url}/seed`);
+      await seeded.text();
+      const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+      store.fault = 'throw';
+      store.faultOnly = ['update'];
+      const exchange = await rawRequest(app.url, 'GET', '/bump', { Cookie: cookie });
+      assert.ok(!exchange.complete, JSON.stringify(exchange.text));
+      assert.ok(!exchange.text.includes('n=2'), JSON.stringify(exchange.text));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(told.length, 1);
+      assert.match(told[0]!.message, /injected update failure/);
+      assert.equal(told[0]!.destroyed, true, 'closed before onError hears of it');
+      store.fault = 'none';
+      assert.equal((await fetch(`${app.url}/seed`)).status, 200, 'the server is still up');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('keeps holding for a wrapper installed above the hook that asks for the head first (compression-style)', async () => {
+    const sessions = createSessions({ store: slowCreateStore(20) });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          (await getSession(req)).set('n', 1); // the hook is installed here
+          // Wrappers installed after it, as compression mounted after an eager session installs
+          // its own: each asks for the head (Node's _implicitHeader) before calling ours.
+          const { write, end } = res;
+          const implicitHeader = (response: typeof res) => (response as unknown as { _implicitHeader(): void })._implicitHeader();
+          res.write = function compressingWrite(this: typeof res, chunk: unknown) {
+            if (!res.headersSent) implicitHeader(this);
+            return (write as (this: typeof res, chunk: unknown) => boolean).call(this, chunk);
+          } as typeof res.write;
+          res.end = function compressingEnd(this: typeof res, chunk?: unknown) {
+            if (!res.headersSent) implicitHeader(this);
+            return (end as (this: typeof res, chunk?: unknown) => typeof res).call(this, chunk);
+          } as typeof res.end;
+          res.end('ok');
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(await res.text(), 'ok');
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('holds the end of a response whose head went out before the session was used until the save settles', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    const store: Store = { ...inner, update: (id, patch) => new Promise((resolve) => setTimeout(() => resolve(inner.update(id, patch)), 60)) };
+    const sessions = createSessions({ store });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = req.url === '/progress' ? null : await getSession(req);
+          if (session) {
+            if (req.url === '/seed') session.set('n', 0);
+            return void res.end(String(session.get('n', 0)));
+          }
+          res.writeHead(200, { 'Content-Type': 'text/plain' });
+          res.write('working...\n');
+          const late = await getSession(req);
+          late.set('n', (late.get('n', 0) as number) + 1);
+          res.end('done\n');
+        }),
+      ),
+    );
+    try {
+      const seeded = await fetch(`${app.url}/seed`);
+      await seeded.text();
+      const headers = { cookie: (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '' };
+      for (let i = 1; i <= 3; i++) {
+        assert.equal(await (await fetch(`${app.url}/progress`, { headers })).text(), 'working...\ndone\n');
+        assert.equal(await (await fetch(`${app.url}/read`, { headers })).text(), String(i), 'saved before the response ended');
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('cuts short a response whose head went out before the session was used when its save fails, and tells onError', async () => {
+    const inner = instrument(memoryStore({ sweepInterval: 0 }));
+    const store: Store = { ...inner, update: (id, patch) => new Promise((resolve) => setTimeout(resolve, 20)).then(() => inner.update(id, patch)) };
+    const sessions = createSessions({ store });
+    const told: Array<{ message: string; destroyed: boolean }> = [];
+    const app = await listen(
+      createServer(
+        withSessions(
+          sessions,
+          async (req, res) => {
+            if (req.url === '/seed') {
+              (await getSession(req)).set('n', 0);
+              return void res.end('seeded');
+            }
+            res.writeHead(200, { 'Content-Type': 'text/plain' });
+            res.write('working...\n');
+            (await getSession(req)).set('n', 1);
+            res.end('done\n');
+          },
+          { onError: (error, _req, res) => void told.push({ message: (error as Error).message, destroyed: res.destroyed }) },
+        ),
+      ),
+    );
+    try {
+      const seeded = await fetch(`${app.url}/seed`);
+      await seeded.text();
+      const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+      inner.fault = 'reject';
+      inner.faultOnly = ['update'];
+      const exchange = await rawRequest(app.url, 'GET', '/bump', { Cookie: cookie });
+      assert.equal(exchange.status, 200);
+      assert.ok(!exchange.complete, `a truncated response, not a clean one: ${JSON.stringify(exchange.text)}`);
+      assert.ok(!exchange.body.includes('done'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(told.length, 1);
+      assert.match(told[0]!.message, /injected update failure/);
+      assert.equal(told[0]!.destroyed, true, 'closed before onError hears of it');
     } finally {
       await app.close();
     }

@@ -23,6 +23,14 @@ async function readThroughContext(key: string): Promise<JsonValue | undefined> {
   return session.get(key);
 }
 
+/**
+ * What the scenario app does between two mounts of the adapter (`StartMounted`): it uses the
+ * session the first mount gave it, as a middleware between them would.
+ */
+export async function betweenMounts(load: () => Promise<AnySession>): Promise<void> {
+  (await load()).set('outer', true);
+}
+
 /** Routes: see the scenario suite. `load` gives the loaded session. */
 export async function scenarioRoute(method: string, url: URL, load: () => Promise<AnySession>): Promise<ScenarioReply> {
   const path = url.pathname;

@@ -19,6 +19,13 @@ export interface RunningApp {
 
 export type StartApp = (sessions: Sessions<Record<string, JsonValue>>) => Promise<RunningApp>;
 
+/**
+ * The scenario app with the adapter mounted once per engine, in order, before the routes (the
+ * same engine twice: app-wide and again on the routes; two engines: one mounted under the other),
+ * and `betweenMounts` run between each two mounts.
+ */
+export type StartMounted = (engines: Sessions<Record<string, JsonValue>>[]) => Promise<RunningApp>;
+
 class Browser {
   readonly jar = new CookieJar();
   constructor(private readonly base: () => string) {}
@@ -48,7 +55,7 @@ class Browser {
   }
 }
 
-export function runAdapterScenarios(name: string, start: StartApp): void {
+export function runAdapterScenarios(name: string, start: StartApp, startMounted?: StartMounted): void {
   describe(`adapter scenarios: ${name}`, () => {
     const clock = new ManualClock(Date.now());
     let store: InstrumentedStore;
@@ -257,6 +264,51 @@ export function runAdapterScenarios(name: string, start: StartApp): void {
       store.resetCounts();
       assert.equal((await b.get('/health')).status, 200);
       assert.equal(store.totalCalls(), 0);
+    });
+  });
+
+  if (!startMounted) return;
+  describe(`adapter scenarios: ${name} mounted twice`, () => {
+    it('keeps one session when mounted twice with the same engine: one cookie, one record, one commit', async () => {
+      const store = instrument(memoryStore({ sweepInterval: 0 }));
+      const sessions = createSessions<Record<string, JsonValue>>({ store, storeTimeout: 500 });
+      const app = await startMounted([sessions, sessions]);
+      try {
+        const b = new Browser(() => app.url);
+        const res = await b.post('/set?key=a&value=1');
+        assert.equal(res.status, 200);
+        assert.equal(res.setCookie.filter((c) => c.startsWith('sid=')).length, 1, res.setCookie.join(' | '));
+        assert.equal(store.calls.create, 1);
+        assert.deepEqual((await b.post('/incr')).body, { count: 1 });
+        assert.deepEqual((await b.get('/session')).body, { user: null, data: { outer: true, a: 1, count: 1 } });
+        assert.deepEqual((await b.get('/context')).body, { available: true });
+        assert.equal(store.calls.create, 1);
+      } finally {
+        await app.close();
+        await store.close();
+      }
+    });
+
+    it("refuses a second engine on a request that already has another engine's session", async () => {
+      const users = instrument(memoryStore({ sweepInterval: 0 }));
+      const admins = instrument(memoryStore({ sweepInterval: 0 }));
+      const app = await startMounted([
+        createSessions<Record<string, JsonValue>>({ store: users, storeTimeout: 500 }),
+        createSessions<Record<string, JsonValue>>({ store: admins, storeTimeout: 500, cookie: { name: 'admin_sid' } }),
+      ]);
+      try {
+        const res = await fetch(app.url + '/login?user=root', { method: 'POST' });
+        await res.arrayBuffer();
+        // The framework's error path (a ConfigError, status 500): nobody is logged in anywhere.
+        assert.equal(res.status, 500);
+        assert.deepEqual(res.headers.getSetCookie().filter((c) => /^(admin_)?sid=/.test(c)), []);
+        assert.equal(users.calls.create ?? 0, 0);
+        assert.equal(admins.calls.create ?? 0, 0);
+      } finally {
+        await app.close();
+        await users.close();
+        await admins.close();
+      }
     });
   });
 }
