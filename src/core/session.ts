@@ -99,6 +99,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #loading: Promise<this> | null = null;
   #failure: unknown = null;
   #accessed = false;
+  /** Committed before it was ever used (see commitNow): it may still be read, never changed. */
+  #closed = false;
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
@@ -404,12 +406,12 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Guard for changes: after commit they would be lost without a word, the response having gone. */
   #writable(): void {
     this.#ready();
-    if (this.#phase === 'committed') throw new HeadersSentError();
+    if (this.#phase === 'committed' || this.#closed) throw new HeadersSentError();
   }
 
   /** The same for lifecycle calls, once they have loaded the session. */
   #stillOpen(): void {
-    if (this.#phase === 'committed') throw new HeadersSentError();
+    if (this.#phase === 'committed' || this.#closed) throw new HeadersSentError();
   }
 
   // ---------------------------------------------------------------- dictionary
@@ -917,7 +919,12 @@ export class Session<T extends SessionData = RegisteredData> {
    * found synchronously are thrown, not returned as a rejected promise.
    */
   commitNow(status = 200): Awaitable<CommitResult | null> {
-    if (!this.#accessed || this.#phase === 'committed') return null;
+    if (!this.#accessed) {
+      // Unused until now: nothing to write, but the response has gone, so later changes must throw.
+      this.#closed = true;
+      return null;
+    }
+    if (this.#phase === 'committed') return null;
     if (this.#phase === 'loading') return this.#commitAfterLoad(status);
     if (this.#phase !== 'ready') {
       this.#phase = 'committed';

@@ -824,6 +824,17 @@ describe('changes after commit', () => {
     }
     assert.deepEqual((await visit((s) => s.toJSON())).value, { cart: ['book'] }, 'the stored session is untouched');
   });
+  it('also for a session first used after a commit that found it unused (a streamed body)', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.set('cart', ['book']));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    assert.equal(await session.commit(200), null, 'unused: nothing to commit');
+    await session.load();
+    assert.deepEqual(session.get('cart'), ['book'], 'reading still works');
+    assert.throws(() => session.set('late', 1), { code: 'ERR_HEADERS_SENT' });
+    await assert.rejects(session.login('alice'), { code: 'ERR_HEADERS_SENT' });
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { cart: ['book'] });
+  });
 });
 
 describe('cookie store revocations in the same millisecond as a sign-in', () => {
