@@ -2,7 +2,14 @@
  * Fastify 5 plugin. `request.session` is the request's session handle, opened in `onRequest`
  * at no cost (loaded only when used); the session is committed once in `onSend`, before the
  * headers go out, and its Set-Cookie is appended to the app's cookies (with or without
- * `@fastify/cookie`). The plugin is not encapsulated: register it once on the root instance.
+ * `@fastify/cookie`, or set on `reply.raw`). The plugin is not encapsulated: it serves the
+ * instance it is registered on and that instance's children, so register it on the root.
+ *
+ * The commit runs after the app's `onSend` hooks, so one that fails (or answers 5xx) saves
+ * nothing: for each route added once the plugin has run (`await app.register(...)` first), it
+ * is a route-level `onSend` hook, which Fastify runs after the shared ones. Routes added before
+ * that, and not-found replies, are committed by the plugin's shared `onSend` hook, at its place
+ * among the app's hooks.
  *
  * `currentSession()` works in hooks registered after the plugin and in route handlers, also
  * after a body was parsed: the plugin enters the session's context in `onRequest` and again in
@@ -66,8 +73,18 @@ export interface FastifySessionsOptions {
  * ```
  */
 export function getSession<T extends SessionData = RegisteredData>(request: FastifyRequest): Promise<Session<T>> {
-  return (request.session as unknown as Session<T>).load();
+  const session = request.session as unknown as Session<T> | null | undefined;
+  // A route outside the context the plugin was registered in (a child instance): say so
+  // rather than fail on `undefined.load`.
+  if (!session) return Promise.reject(new ConfigError(NOT_REGISTERED));
+  return session.load();
 }
+
+const NOT_REGISTERED =
+  'fastifySessions: this request has no session: its route is outside the instance the plugin was registered on. Register it on the root instance (await app.register(fastifySessions, { sessions }))';
+
+/** Marks, in a route's config, that the route commits in its own (last) `onSend` hook. */
+const COMMITS_LAST = Symbol('coatcheck.commitsLast');
 
 const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options, done) => {
   const sessions = options?.sessions;
@@ -107,32 +124,52 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     else next();
   });
 
-  // Callback style: with a synchronous store (or nothing to write) the reply goes on in this tick.
+  // Routes added from now on commit in a route-level hook: Fastify runs those after every shared
+  // one, so the status is the one the app's own onSend hooks left (a hook that throws: a 500).
+  fastify.addHook('onRoute', (route) => {
+    const onSend = route.onSend;
+    route.onSend = onSend === undefined ? [commitOnSend] : Array.isArray(onSend) ? [...onSend, commitOnSend] : [onSend, commitOnSend];
+    route.config = { ...route.config, [COMMITS_LAST]: true };
+  });
+
+  // The other replies (routes added before the plugin ran, not-found replies): committed here.
   fastify.addHook('onSend', (request, reply, payload, next) => {
     const session = request.session as Session<RegisteredData> | null;
-    if (!session) {
+    // An unused session costs no lookup: committing it only closes it. A loaded one waits for
+    // the route's own hook, if it has one (one still loading is committed here, as before).
+    if (session && session.loaded && (request.routeOptions.config as { [COMMITS_LAST]?: boolean } | undefined)?.[COMMITS_LAST] === true) {
       next(null, payload);
       return;
     }
-    let outcome: Awaitable<CommitResult | null>;
-    try {
-      outcome = session.commitNow(reply.statusCode);
-    } catch (error) {
-      next(null, failureReply(reply, payload, error));
-      return;
-    }
-    if (!isPromiseLike(outcome)) {
-      next(null, withSessionHeaders(reply, payload, outcome));
-      return;
-    }
-    outcome.then(
-      (result) => settle(request, () => next(null, withSessionHeaders(reply, payload, result)), next),
-      (error: unknown) => settle(request, () => next(null, failureReply(reply, payload, error)), next),
-    );
+    commitOnSend(request, reply, payload, next);
   });
 
   done();
 };
+
+/** Commits the session; callback style: with a synchronous store (or nothing to write) the reply goes on in this tick. */
+function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unknown, next: (error?: Error | null, payload?: unknown) => void): void {
+  const session = request.session as Session<RegisteredData> | null;
+  if (!session) {
+    next(null, payload);
+    return;
+  }
+  let outcome: Awaitable<CommitResult | null>;
+  try {
+    outcome = session.commitNow(reply.statusCode);
+  } catch (error) {
+    next(null, failureReply(reply, payload, error));
+    return;
+  }
+  if (!isPromiseLike(outcome)) {
+    next(null, withSessionHeaders(reply, payload, outcome));
+    return;
+  }
+  outcome.then(
+    (result) => settle(request, () => next(null, withSessionHeaders(reply, payload, result)), next),
+    (error: unknown) => settle(request, () => next(null, failureReply(reply, payload, error)), next),
+  );
+}
 
 /**
  * Fastify plugin: `await app.register(fastifySessions, { sessions })`.
@@ -174,8 +211,21 @@ function withSessionHeaders(reply: FastifyReply, payload: unknown, result: Commi
   if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
   reply.header('vary', varyWithCookie(headerText(reply.getHeader('vary'))));
   // Fastify appends to an existing set-cookie header rather than replacing it.
-  if (result.setCookie.length > 0) reply.header('set-cookie', result.setCookie);
+  if (result.setCookie.length > 0) reply.header('set-cookie', [...takeRawCookies(reply), ...result.setCookie]);
   return payload;
+}
+
+/**
+ * Cookies set on `reply.raw` (Express-style middleware does): Fastify's writeHead headers replace
+ * the raw response's, so once the reply has a set-cookie they would be lost. They move into the
+ * reply's header instead, leaving the raw response so that they are not sent twice.
+ */
+function takeRawCookies(reply: FastifyReply): string[] {
+  const raw = reply.raw;
+  const value = raw.getHeader('set-cookie');
+  if (value === undefined || raw.headersSent) return [];
+  raw.removeHeader('set-cookie');
+  return Array.isArray(value) ? value : [String(value)];
 }
 
 /** Replaces the reply with the short failure answer (503 store down, 409 session gone). */
@@ -184,6 +234,7 @@ function failureReply(reply: FastifyReply, payload: unknown, error: unknown): st
   destroyStream(payload);
   // The app's response (and the cookies it set for it) assumed a saved session; drop them.
   for (const name of ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location']) reply.removeHeader(name);
+  takeRawCookies(reply);
   reply.code(status);
   reply.header('content-type', 'text/plain; charset=utf-8');
   reply.header('cache-control', 'no-store');

@@ -5,6 +5,11 @@
  * Set-Cookie appended to the app's own (`ctx.cookies.set()` included). Everything downstream
  * runs inside the session's context, so `currentSession()` works there.
  *
+ * With `ctx.respond = false` the app answers on `ctx.res` itself, so Koa's status and headers
+ * are not the response's: once the session is used, `ctx.res` is hooked as in the node:http
+ * adapter, and the session is committed with the raw response's status just before its head
+ * goes out (an asynchronous store write holds the app's `writeHead`/`write`/`end` meanwhile).
+ *
  * Proxies: a request counts as HTTPS when Koa says so (`ctx.secure`, which follows `app.proxy`)
  * or, with coatcheck's `trustProxy: true`, when X-Forwarded-Proto says `https`. The client IP is
  * `ctx.ip` unless coatcheck's `trustProxy` is true (then the left-most X-Forwarded-For entry).
@@ -34,6 +39,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
+import { attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
 import { clientIp, ENGINE, type EngineHolder, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'koa' {
@@ -84,13 +90,10 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
       await runWithSession(ctx.session, next, sessions.options.context);
       return;
     }
-    // Read only if the session is used.
-    const session = sessions.open(() => ({
-      cookieHeader: ctx.get('cookie') || null,
-      https: ctx.secure || isHttps(false, ctx.get('x-forwarded-proto'), trustProxy),
-      ip: trustProxy ? clientIp(ctx.ip, ctx.get('x-forwarded-for'), true) : ctx.ip,
-      userAgent: ctx.get('user-agent') || null,
-    })) as unknown as Session<RegisteredData>;
+    // Read only if the session is used. The raw response is hooked only then too: it commits the
+    // session when the app answers on ctx.res itself (ctx.respond = false); otherwise the commit
+    // below has been made by the time Koa writes, and the hook lets Koa's response through.
+    const session = attachSession(sessions, ctx.req, ctx.res, NO_OPTIONS, new KoaClient(ctx, trustProxy)) as unknown as Session<RegisteredData>;
     ctx.session = session;
     (ctx as EngineHolder)[ENGINE] = sessions;
     try {
@@ -99,6 +102,9 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
       await commitAfterThrow(ctx, session, error);
       throw error;
     }
+    // The app answers on ctx.res itself: ctx.status is Koa's default, not the response's, and the
+    // head may be out already. The hook on ctx.res commits (or has committed) with the real one.
+    if (ctx.respond === false) return;
     let result: CommitResult | null;
     try {
       result = await session.commit(ctx.status);
@@ -108,6 +114,24 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     }
     if (result) decorate(ctx, result);
   };
+}
+
+const NO_OPTIONS: NodeAdapterOptions = {};
+
+/** Protocol and client IP as Koa decides them (`app.proxy`), read only when the session needs them. */
+class KoaClient implements ClientFacts {
+  constructor(
+    private readonly ctx: Context,
+    private readonly trustProxy: boolean,
+  ) {}
+
+  https(): boolean {
+    return this.ctx.secure || isHttps(false, this.ctx.get('x-forwarded-proto'), this.trustProxy);
+  }
+
+  ip(): string | null {
+    return this.trustProxy ? clientIp(this.ctx.ip, this.ctx.get('x-forwarded-for'), true) : this.ctx.ip;
+  }
 }
 
 function decorate(ctx: Context, result: CommitResult): void {

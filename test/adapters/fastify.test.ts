@@ -238,6 +238,130 @@ describe('fastify adapter specifics', () => {
     );
   });
 
+  it("keeps a cookie the app set on reply.raw when the session sets its own, and sends it once", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.get('/', async (request, reply) => {
+      // What Express-style middleware inside Fastify does: Fastify's writeHead headers would replace it.
+      reply.raw.setHeader('Set-Cookie', ['app=1; Path=/']);
+      reply.header('set-cookie', 'two=2');
+      (await getSession(request)).set('a', 1);
+      return 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const cookies = (await fetch(running.url)).headers.getSetCookie();
+      assert.equal(cookies.length, 3, cookies.join(' | '));
+      assert.equal(cookies.filter((c) => c === 'app=1; Path=/').length, 1);
+      assert.ok(cookies.includes('two=2'));
+      assert.match(cookies[2]!, /^sid=/, 'the session cookie goes last');
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('commits after the onSend hooks registered after it: one that fails makes a 5xx that saves nothing', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify({ logger: false });
+    await app.register(fastifySessions, { sessions });
+    let failures = 0;
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (request.url === '/throws' && failures++ === 0) throw new Error('boom in onSend');
+      if (request.url === '/503') reply.code(503);
+      return payload;
+    });
+    app.get('/throws', async (request) => {
+      (await getSession(request)).set('k', 'from a failed request');
+      return 'ok';
+    });
+    app.get('/503', async (request) => {
+      (await getSession(request)).set('k', 'from a 503');
+      return 'ok';
+    });
+    app.get('/seed', async (request) => {
+      (await getSession(request)).set('k', 'seed');
+      return 'ok';
+    });
+    app.get('/read', async (request) => ({ k: (await getSession(request)).get('k') ?? null }));
+    const running = await listen(app);
+    try {
+      const thrown = await fetch(running.url + '/throws');
+      assert.equal(thrown.status, 500);
+      assert.deepEqual(thrown.headers.getSetCookie(), []);
+      const unavailable = await fetch(running.url + '/503');
+      assert.equal(unavailable.status, 503);
+      assert.deepEqual(unavailable.headers.getSetCookie(), []);
+      // A stored session is not touched by the failed request either.
+      const cookie = (await fetch(running.url + '/seed')).headers.getSetCookie()[0]!.split(';')[0]!;
+      assert.equal((await fetch(running.url + '/503', { headers: { cookie } })).status, 503);
+      assert.deepEqual(await (await fetch(running.url + '/read', { headers: { cookie } })).json(), { k: 'seed' });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('still commits routes added before the plugin ran (register without await) and 404 replies', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = Fastify();
+    void app.register(fastifySessions, { sessions });
+    app.get('/early', async (request) => {
+      (await getSession(request)).set('k', 1);
+      return 'ok';
+    });
+    app.setNotFoundHandler(async (request, reply) => {
+      (await getSession(request)).set('missing', request.url);
+      return reply.code(404).send('nope');
+    });
+    const running = await listen(app);
+    try {
+      assert.match((await fetch(running.url + '/early')).headers.getSetCookie()[0] ?? '', /^sid=/);
+      const missing = await fetch(running.url + '/nowhere');
+      assert.equal(missing.status, 404);
+      assert.match(missing.headers.getSetCookie()[0] ?? '', /^sid=/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('answers a route outside the plugin\'s context with a ConfigError, and serves sibling registrations', async () => {
+    const users = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const admins = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'admin' } });
+    const app = Fastify({ logger: false });
+    const errors: unknown[] = [];
+    app.setErrorHandler((error, _request, reply) => {
+      errors.push(error);
+      return reply.code(500).send('failed');
+    });
+    await app.register(async (child) => {
+      await child.register(fastifySessions, { sessions: users });
+      child.get('/user', async (request) => {
+        (await getSession(request)).set('u', 1);
+        return 'user';
+      });
+    });
+    await app.register(async (child) => {
+      await child.register(fastifySessions, { sessions: admins });
+      child.get('/admin', async (request) => {
+        (await getSession(request)).set('a', 1);
+        return 'admin';
+      });
+    });
+    app.get('/outside', async (request) => ({ user: (await getSession(request)).userId }));
+    const running = await listen(app);
+    try {
+      assert.match((await fetch(running.url + '/user')).headers.getSetCookie()[0] ?? '', /^sid=/);
+      assert.match((await fetch(running.url + '/admin')).headers.getSetCookie()[0] ?? '', /^admin=/);
+      const outside = await fetch(running.url + '/outside');
+      assert.equal(outside.status, 500);
+      assert.equal(errors.length, 1);
+      assert.ok(errors[0] instanceof ConfigError, String(errors[0]));
+      assert.match((errors[0] as Error).message, /root instance/);
+    } finally {
+      await running.close();
+    }
+  });
+
   it('refuses a second registration with a ConfigError naming the clash', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const app = Fastify();

@@ -11,6 +11,7 @@ import { createSessions, type Sessions } from '../../src/index.js';
 import type { JsonValue } from '../../src/types.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { instrument } from '../helpers/instrumented-store.js';
+import { slowCreateStore } from '../helpers/slow-create.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 
@@ -214,6 +215,47 @@ describe('koa adapter specifics', () => {
       assert.deepEqual(res.headers.getSetCookie(), []);
     } finally {
       store.fault = 'none';
+      await running.close();
+    }
+  });
+
+  it('commits before the head goes out when the app answers on ctx.res itself (ctx.respond = false)', async () => {
+    // A store whose create is asynchronous: the commit cannot finish inside the app's res.end.
+    const sessions = createSessions({ store: slowCreateStore(10) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      if (ctx.path === '/read') {
+        ctx.body = { k: session.get('k') ?? null, user: session.userId };
+        return;
+      }
+      if (ctx.path === '/login') await session.login('alice');
+      else session.set('k', ctx.path);
+      ctx.respond = false;
+      ctx.res.statusCode = 201;
+      ctx.res.setHeader('Set-Cookie', 'app=1');
+      ctx.res.end('raw');
+    });
+    const running = await listen(app);
+    try {
+      const created = await fetch(running.url + '/raw');
+      assert.equal(created.status, 201);
+      assert.equal(await created.text(), 'raw');
+      const cookies = created.headers.getSetCookie();
+      assert.equal(cookies[0], 'app=1');
+      assert.match(cookies[1] ?? '', /^sid=/);
+      assert.equal(created.headers.get('vary'), 'Cookie');
+      const cookie = cookieOf(created);
+      assert.deepEqual(await (await fetch(running.url + '/read', { headers: { cookie } })).json(), { k: '/raw', user: null });
+      // login() replaces the session: the new cookie must reach the client, or it is signed out.
+      const loggedIn = await fetch(running.url + '/login', { headers: { cookie } });
+      assert.equal(loggedIn.status, 201);
+      const next = cookieOf(loggedIn);
+      assert.notEqual(next, cookie);
+      assert.equal((await (await fetch(running.url + '/read', { headers: { cookie: next } })).json()).user, 'alice');
+      assert.equal((await (await fetch(running.url + '/read', { headers: { cookie } })).json()).user, null, 'the old id is gone');
+    } finally {
       await running.close();
     }
   });
