@@ -2,7 +2,7 @@
  * What the demo does with a session, shared by the HTML pages and the JSON API so both behave the
  * same: the counter, the cart, the note, the language, signing in, and managing devices.
  */
-import { ConfigError, InvalidValueError, type DeviceSummary, type JsonValue, type Session, type Sessions } from '../src/index.js';
+import { ConfigError, InvalidValueError, SessionTooLargeError, type DeviceSummary, type JsonValue, type Session, type Sessions } from '../src/index.js';
 import { HttpError } from './http.js';
 
 export type DemoData = Record<string, JsonValue>;
@@ -108,19 +108,27 @@ export function language(session: DemoSession): keyof typeof LANGUAGES {
 
 /**
  * Stores any JSON value under a key, refusing (400) what the session can't hold and (413) what
- * would push the session over `maxDataSize`. The library only finds out at save time, after the
- * response is decided, so the demo checks first to answer with a useful status.
+ * would push the session's data over `maxDataSize`. `set()` checks the value itself first (plain
+ * JSON, nesting depth, its own size), so measuring it afterwards can't overflow the stack. The
+ * whole session, engine metadata (CSRF token, flash messages) included, is only checked when it
+ * is saved; a 413 from there is answered by `onError` in app.ts.
  */
 export function setDataKey(session: DemoSession, key: string, value: unknown, maxDataSize: number): void {
-  let size = 0;
-  for (const [k, v] of session.entries()) if (k !== key) size += Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(v));
-  size += Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(value));
-  if (size > maxDataSize) throw new HttpError(413, `the session would hold ${size} bytes, over its limit of ${maxDataSize}`);
+  const previous = session.has(key) ? session.get(key) : undefined;
   try {
     session.set(key, value as JsonValue);
   } catch (error) {
     if (error instanceof InvalidValueError) throw new HttpError(400, error.message.replace(/^coatcheck: /, ''));
+    if (error instanceof SessionTooLargeError) throw new HttpError(413, `the value alone is ${error.size} bytes, over the session's limit of ${maxDataSize}`);
     throw error;
+  }
+  let size = 0;
+  for (const [k, v] of session.entries()) size += Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(v));
+  if (size > maxDataSize) {
+    // Put the session back as it was, so the refusal is all this request does.
+    if (previous === undefined) session.delete(key);
+    else session.set(key, previous);
+    throw new HttpError(413, `the session would hold ${size} bytes, over its limit of ${maxDataSize}`);
   }
 }
 

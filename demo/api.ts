@@ -22,6 +22,8 @@ interface Call {
   param: string;
   /** The parsed JSON body; only read by routes that need one. */
   body(): Promise<unknown>;
+  /** HEAD runs the GET route, but its answer has no body, so it must not consume flashes. */
+  head: boolean;
 }
 
 type Route = (call: Call) => Promise<[number, unknown]> | [number, unknown];
@@ -49,7 +51,7 @@ function field(body: unknown, name: string): unknown {
 function routes(options: ApiOptions): { pattern: RegExp; methods: Record<string, Route> }[] {
   const { sessions } = options;
   return [
-    { pattern: /^\/api\/session$/, methods: { GET: ({ session }) => [200, sessionView(session, true)] } },
+    { pattern: /^\/api\/session$/, methods: { GET: ({ session, head }) => [200, sessionView(session, !head)] } },
     {
       pattern: /^\/api\/session\/data\/([^/]+)$/,
       methods: {
@@ -144,7 +146,7 @@ export function apiRoutes(options: ApiOptions) {
       if (!check.ok) throw new HttpError(check.status, `${check.reason}: send the token from GET /api/session in the x-csrf-token header`);
 
       const body = async () => parseJson(await readBody(req, options.bodyLimit));
-      const [status, result] = await route({ session, param, body });
+      const [status, result] = await route({ session, param, body, head: req.method === 'HEAD' });
       sendJson(res, status, result);
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;

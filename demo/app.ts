@@ -51,6 +51,12 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     persistentFieldsOnLogout: ['language'],
     trustProxy,
   });
+  /** What a failed session's status means to the visitor (the statuses `CoatcheckError`s carry). */
+  const failures: Record<number, string> = {
+    409: 'This session was ended by another request meanwhile.',
+    413: `That would make the session larger than its size limit of ${sessions.options.maxDataSize} bytes; nothing was saved.`,
+    503: 'The session store is not answering; please try again shortly.',
+  };
   sessions.events.on('storeError', ({ operation, error }) => log.error(`session store failed during ${operation}:`, error));
 
   const api = apiRoutes({ sessions, trustProxy, bodyLimit });
@@ -68,14 +74,14 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     sendHtml(res, 404, bareErrorPage(404, 'There is no page here.'));
   }
 
-  /** A request whose session failed (store down → 503, ended meanwhile → 409, a bug → 500). */
+  /**
+   * A request whose session failed: the library's errors carry their status (store down → 503,
+   * ended meanwhile → 409, over `maxDataSize` when saved → 413); anything else is a bug → 500.
+   */
   function onError(error: unknown, req: IncomingMessage, res: ServerResponse): void {
-    const status = error instanceof CoatcheckError && (error.status === 503 || error.status === 409) ? error.status : 500;
+    const status = error instanceof CoatcheckError && error.status in failures ? error.status : 500;
     if (status === 500) log.error('request failed:', error);
-    const message =
-      status === 503 ? 'The session store is not answering; please try again shortly.'
-      : status === 409 ? 'This session was ended by another request meanwhile.'
-      : 'Internal error.';
+    const message = failures[status] ?? 'Internal error.';
     for (const name of res.getHeaderNames()) res.removeHeader(name);
     if ((req.url ?? '').startsWith('/api')) sendJson(res, status, { error: message });
     else sendHtml(res, status, bareErrorPage(status, message));

@@ -76,7 +76,10 @@ export function parseForm(req: IncomingMessage, text: string): URLSearchParams {
   return new URLSearchParams(text);
 }
 
-/** Headers every response gets: no caching of personal pages, no framing, no sniffing. */
+/**
+ * Headers every response gets (JSON, pages, text, redirects): no caching of personal pages, no
+ * sniffing, no referrer to other sites. Pages add a CSP (no framing) in `sendHtml`.
+ */
 function baseHeaders(res: ServerResponse): void {
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -103,6 +106,7 @@ export function sendHtml(res: ServerResponse, status: number, page: SafeHtml): v
 }
 
 export function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  baseHeaders(res);
   res.statusCode = status;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
@@ -111,9 +115,9 @@ export function sendText(res: ServerResponse, status: number, text: string, head
 
 /** Post/Redirect/Get: 303 so the browser follows with a GET and a reload never re-posts. */
 export function redirect(res: ServerResponse, location: string): void {
+  baseHeaders(res);
   res.statusCode = 303;
   res.setHeader('Location', location);
-  res.setHeader('Cache-Control', 'no-store');
   res.end();
 }
 

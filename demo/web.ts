@@ -22,12 +22,13 @@ type FormAction = (session: DemoSession, form: Form) => Promise<string> | string
 
 const GREETINGS = { en: 'Hello', de: 'Hallo' } as const;
 
-function frame(session: DemoSession, options: WebOptions, title: string, active: Frame['active']): Frame {
+/** What every page shows around its content. A HEAD request gets no body, so it leaves the flashes queued. */
+function frame(req: IncomingMessage, session: DemoSession, options: WebOptions, title: string, active: Frame['active']): Frame {
   return {
     title,
     user: session.userId,
     csrfToken: session.csrfToken(),
-    flashes: session.consumeFlashes(),
+    flashes: req.method === 'HEAD' ? [] : session.consumeFlashes(),
     expiresAt: session.getExpiryDate().toISOString(),
     store: options.storeName,
     active,
@@ -146,7 +147,7 @@ export function webRoutes(options: WebOptions) {
     const user = session.userId;
     if (path === '/login') {
       if (user) redirect(res, '/');
-      else sendHtml(res, 200, loginPage(frame(session, options, 'Sign in', 'login'), act.language(session)));
+      else sendHtml(res, 200, loginPage(frame(req, session, options, 'Sign in', 'login'), act.language(session)));
       return true;
     }
     if (path !== '/' && path !== '/sessions') return false;
@@ -164,14 +165,14 @@ export function webRoutes(options: WebOptions) {
         devices = null;
       }
       const view = devices?.map((d) => ({ handle: d.id, current: d.current, createdAt: d.createdAt, lastSeenAt: d.lastSeenAt, ip: d.ip, userAgent: d.userAgent })) ?? null;
-      sendHtml(res, 200, sessionsPage(frame(session, options, 'Your sessions', 'sessions'), view, Date.now()));
+      sendHtml(res, 200, sessionsPage(frame(req, session, options, 'Your sessions', 'sessions'), view, Date.now()));
       return true;
     }
     const language = act.language(session);
     sendHtml(
       res,
       200,
-      homePage(frame(session, options, 'Home', 'home'), {
+      homePage(frame(req, session, options, 'Home', 'home'), {
         greeting: GREETINGS[language],
         language,
         count: act.count(session),
@@ -207,7 +208,7 @@ export function webRoutes(options: WebOptions) {
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       if (error.status === 403 || error.status >= 413) {
-        sendHtml(res, error.status, errorPage(frame(session, options, 'Refused', 'error'), error.status, error.message, back));
+        sendHtml(res, error.status, errorPage(frame(req, session, options, 'Refused', 'error'), error.status, error.message, back));
       } else {
         // A bad value (empty name, unknown item...): say so on the page the form came from.
         session.flash(error.message, 'error');

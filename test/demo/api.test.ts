@@ -59,7 +59,8 @@ class Client {
       this.cookie = pair.endsWith('=') || /Max-Age=0/.test(line) ? null : pair;
     }
     const text = await res.text();
-    const parsed = (res.headers.get('content-type') ?? '').startsWith('application/json') ? (JSON.parse(text) as Reply['body']) : {};
+    // A HEAD answer has the JSON content type but no body.
+    const parsed = text !== '' && (res.headers.get('content-type') ?? '').startsWith('application/json') ? (JSON.parse(text) as Reply['body']) : {};
     if (typeof parsed.csrfToken === 'string') this.token = parsed.csrfToken;
     return { status: res.status, headers: res.headers, body: parsed, text, setCookie };
   }
@@ -89,11 +90,14 @@ describe('demo JSON API', () => {
   let db: Database.Database;
   const client = (userAgent?: string) => new Client(base, userAgent);
   const rows = () => (db.prepare('SELECT count(*) AS n FROM coatcheck_sessions').get() as { n: number }).n;
+  /** What the app logged as an error (a failed request's stack, a store failure). */
+  const logged: unknown[][] = [];
+  const log = { error: (...args: unknown[]) => void logged.push(args), warn: () => undefined };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-api-'));
     store = instrument(sqliteStore({ path: join(dir, 'sessions.db') }));
-    app = createDemoApp({ store, sweepInterval: 0, log: quiet });
+    app = createDemoApp({ store, sweepInterval: 0, log });
     server = createServer(app.handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -227,6 +231,92 @@ describe('demo JSON API', () => {
     assert.equal(login.status, 400);
     for (const json of [{}, { user: '' }, { user: 'x'.repeat(65) }, { user: 'a\u0007b' }, ['alice'], 'alice']) {
       assert.equal((await c.call('POST', '/api/login', { json })).status, 400, JSON.stringify(json));
+    }
+  });
+
+  it('answers 413, not 500, when the engine\'s own metadata (CSRF token, flash messages) tips the session over its limit', async () => {
+    const c = client();
+    await c.login('frank');
+    const form = (raw: string) => c.call('POST', '/note', { token: null, raw: `${raw}&csrf_token=${encodeURIComponent(c.token!)}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    // Four keys of 16,002 bytes each ("k0" + a JSON string of 16,000 x), then a filler that makes
+    // the data alone exactly 65,536 bytes: it fits by the data, but the session's CSRF token doesn't.
+    for (let i = 0; i < 4; i++) assert.equal((await c.call('PUT', `/api/session/data/k${i}`, { json: 'x'.repeat(16_000) })).status, 200);
+    const room = 65_536 - 4 * (2 + 16_002) - 1 - 2;
+    logged.length = 0;
+    const over = await c.call('PUT', '/api/session/data/f', { json: 'y'.repeat(room) });
+    assert.equal(over.status, 413, over.text);
+    assert.match(over.body.error ?? '', /size limit/);
+    assert.deepEqual(logged, [], 'a client error, not a failed request');
+    assert.deepEqual(Object.keys((await c.session()).body.data as object), ['k0', 'k1', 'k2', 'k3'], 'nothing was saved');
+
+    // With a little room left, a flash message or a form post (its note and flash) no longer fits.
+    assert.equal((await c.call('PUT', '/api/session/data/f', { json: 'y'.repeat(room - 300) })).status, 200);
+    const grown = await c.call('PUT', '/api/session/data/k0', { json: 'x'.repeat(16_350) });
+    assert.equal(grown.status, 413, 'the data alone would be over the limit');
+    assert.match(grown.body.error ?? '', /over its limit of 65536/);
+    assert.equal(((await c.session()).body.data as Record<string, string>).k0?.length, 16_000, 'the old value stays');
+    const flash = await c.call('POST', '/api/flash', { json: { message: 'm'.repeat(500) } });
+    assert.equal(flash.status, 413, flash.text);
+    assert.match(flash.body.error ?? '', /size limit/);
+    const note = await form(`note=${'n'.repeat(280)}`);
+    assert.equal(note.status, 413, note.text);
+    assert.match(note.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(note.text, /size limit/);
+    assert.deepEqual(logged, []);
+    const after = await c.session();
+    assert.equal(after.status, 200);
+    assert.equal('note' in (after.body.data as object), false);
+    assert.equal('flashes' in after.body, false, 'the refused flash was not queued');
+  });
+
+  it('answers 400 for JSON nested deeper than a session accepts, without a stack in the log', async () => {
+    const c = client();
+    await c.session();
+    logged.length = 0;
+    for (const depth of [65, 5000]) {
+      const reply = await c.call('PUT', '/api/session/data/deep', { raw: '['.repeat(depth) + ']'.repeat(depth) });
+      assert.equal(reply.status, 400, `${depth}: ${reply.text}`);
+      assert.match(reply.body.error ?? '', /nested deeper than 64 levels/);
+    }
+    assert.deepEqual(logged, []);
+    assert.equal((await c.call('PUT', '/api/session/data/deep', { raw: '['.repeat(64) + ']'.repeat(64) })).status, 200, '64 levels are fine');
+  });
+
+  it('a HEAD request leaves queued flash messages for the next GET (API and pages)', async () => {
+    const c = client();
+    await c.session();
+    await c.call('POST', '/api/flash', { json: { message: 'still here' } });
+    const head = await c.call('HEAD', '/api/session');
+    assert.equal(head.status, 200);
+    assert.deepEqual((await c.session()).body.flashes, [{ message: 'still here', category: 'info' }]);
+
+    await c.call('POST', '/api/flash', { json: { message: 'on the page' } });
+    assert.equal((await c.call('HEAD', '/login')).status, 200);
+    assert.match((await c.call('GET', '/login')).text, /class="flash flash-info" role="status">on the page</);
+    assert.doesNotMatch((await c.call('GET', '/login')).text, /on the page/, 'then shown once');
+
+    await c.login('hannah');
+    await c.call('POST', '/api/flash', { json: { message: 'at home' } });
+    assert.equal((await c.call('HEAD', '/')).status, 200);
+    assert.equal((await c.call('HEAD', '/sessions')).status, 200);
+    assert.match((await c.call('GET', '/')).text, />at home</);
+  });
+
+  it('sends the shared security headers on every response: text, stylesheet, redirects', async () => {
+    const c = client();
+    await c.login('ivan');
+    const replies: [string, Reply, string][] = [
+      ['/healthz', await c.call('GET', '/healthz'), 'no-store'],
+      ['/style.css', await c.call('GET', '/style.css'), 'public, max-age=300'],
+      ['/login (signed in)', await c.call('GET', '/login'), 'no-store'],
+      ['/ (guest)', await client().call('GET', '/'), 'no-store'],
+      ['POST /counter', await c.call('POST', '/counter', { token: null, raw: `csrf_token=${encodeURIComponent(c.token!)}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 'no-store'],
+    ];
+    for (const [what, reply, cache] of replies) {
+      assert.ok(reply.status === 200 || reply.status === 303, `${what}: ${reply.status}`);
+      assert.equal(reply.headers.get('x-content-type-options'), 'nosniff', what);
+      assert.equal(reply.headers.get('referrer-policy'), 'same-origin', what);
+      assert.equal(reply.headers.get('cache-control'), cache, what);
     }
   });
 
