@@ -8,7 +8,7 @@
  * The commit runs at the plugin's place among the shared `onSend` hooks (Fastify runs them in
  * registration order): add `onSend` hooks that may fail or change the status to 5xx before
  * registering the plugin, so that the commit sees their outcome and saves nothing on a 5xx.
- * (Committing from a route-level hook instead, which Fastify runs last, cost 14-20 % of a
+ * (Committing from a route-level hook instead, which Fastify runs last, cost 14-19 % of a
  * session route's throughput in an A/B, for the route's config lookup and the extra hook.)
  *
  * `currentSession()` works in hooks registered after the plugin and in route handlers, also
