@@ -107,7 +107,7 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
     if (existing) {
       let again: boolean;
       try {
-        again = mountedAgain(req, sessions, 'expressSessions');
+        again = mountedAgain(existing, sessions, 'expressSessions');
       } catch (error) {
         next(error);
         return;

@@ -21,7 +21,7 @@ import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError, NoContextError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, ENGINE, type EngineHolder, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 export interface FetchAdapterOptions<Rest extends unknown[]> {
   /** The client's address, which a Request does not carry (e.g. from the server's socket info). */
@@ -32,7 +32,7 @@ export interface FetchAdapterOptions<Rest extends unknown[]> {
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
-type WithSession = Request & { [SESSION]?: object } & EngineHolder;
+type WithSession = Request & { [SESSION]?: object };
 
 /** The request's session, loaded. */
 export function getSession<T extends SessionData = RegisteredData>(request: Request): Promise<Session<T>> {
@@ -59,7 +59,6 @@ export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, r
     };
   });
   (request as WithSession)[SESSION] = session;
-  (request as WithSession)[ENGINE] = sessions;
   return session;
 }
 
@@ -67,9 +66,10 @@ export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, r
  * The session an adapter mounted earlier opened on this request with the same `sessions`, if any
  * (that mount commits it); throws a ConfigError when another engine's session is there.
  */
-export function reopenedFetchSession(sessions: object, request: Request, adapter: string): Session<RegisteredData> | undefined {
-  if (!mountedAgain(request, sessions, adapter)) return undefined;
-  return (request as WithSession)[SESSION] as unknown as Session<RegisteredData>;
+export function reopenedFetchSession(sessions: { readonly options: object }, request: Request, adapter: string): Session<RegisteredData> | undefined {
+  const existing = (request as WithSession)[SESSION];
+  if (!mountedAgain(existing, sessions, adapter)) return undefined;
+  return existing as unknown as Session<RegisteredData>;
 }
 
 /** Releases a response body that will not be sent (its stream's source: a file, a cursor...). */
@@ -121,7 +121,7 @@ export function withSessions<T extends SessionData, Rest extends unknown[]>(
   return async function coatcheckFetch(request: Request, ...rest: Rest): Promise<Response> {
     // Wrapped twice (a wrapped handler called from a wrapped one, or inside Hono's middleware):
     // the outer mount's session is the request's one, and that mount commits it.
-    const reopened = (request as WithSession)[ENGINE] === undefined ? undefined : reopenedFetchSession(sessions, request, 'withSessions');
+    const reopened = reopenedFetchSession(sessions, request, 'withSessions');
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), sessions.options.context);
     const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
     let response: Response;

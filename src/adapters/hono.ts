@@ -36,7 +36,7 @@ import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession } from './fetch.js';
-import { checkAdapterOptions, ENGINE, type EngineHolder } from './shared.js';
+import { checkAdapterOptions } from './shared.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -91,7 +91,7 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
   return async function coatcheckHono(c, next) {
     // Mounted again (app-wide and on a path, or inside a Fetch adapter's wrapper): the session
     // already opened is the request's one, and the mount that opened it commits it.
-    const reopened = (c.req.raw as EngineHolder)[ENGINE] === undefined ? undefined : reopenedFetchSession(sessions, c.req.raw, 'honoSessions');
+    const reopened = reopenedFetchSession(sessions, c.req.raw, 'honoSessions');
     if (reopened) {
       c.set('session', reopened);
       await runWithSession(reopened, next, sessions.options.context);

@@ -39,8 +39,8 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
-import { clientIp, ENGINE, type EngineHolder, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
+import { clientIp, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -86,8 +86,10 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
   return async function coatcheckKoa(ctx: Context, next: Next): Promise<void> {
     // Mounted again downstream (app-wide and on a router): the session already opened is the
     // request's one, and the mount that opened it commits it. Another engine's throws.
-    if ((ctx as EngineHolder)[ENGINE] !== undefined && mountedAgain(ctx, sessions, 'koaSessions')) {
-      await runWithSession(ctx.session, next, sessions.options.context);
+    // The session sits on ctx.req (attachSession), where nothing else puts one: no property on ctx.
+    const existing = attachedSession(ctx.req);
+    if (mountedAgain(existing, sessions, 'koaSessions')) {
+      await runWithSession(existing as unknown as Session<RegisteredData>, next, sessions.options.context);
       return;
     }
     // Read only if the session is used. The raw response is hooked only then too: it commits the
@@ -95,7 +97,6 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     // below has been made by the time Koa writes, and the hook lets Koa's response through.
     const session = attachSession(sessions, ctx.req, ctx.res, NO_OPTIONS, new KoaClient(ctx, trustProxy)) as unknown as Session<RegisteredData>;
     ctx.session = session;
-    (ctx as EngineHolder)[ENGINE] = sessions;
     try {
       await runWithSession(session, next, sessions.options.context);
     } catch (error) {

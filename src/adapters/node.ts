@@ -26,7 +26,7 @@ import { ConfigError, NoContextError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, ENGINE, type EngineHolder, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 export interface NodeAdapterOptions {
   /**
@@ -42,7 +42,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
-type WithSession = IncomingMessage & { [SESSION]?: object } & EngineHolder;
+type WithSession = IncomingMessage & { [SESSION]?: object };
 
 /** The request's session, loaded (one store read if the request carries a session cookie). */
 export function getSession<T extends SessionData = RegisteredData>(req: IncomingMessage): Promise<Session<T>> {
@@ -113,7 +113,6 @@ export function attachSession<T extends SessionData>(
     () => interceptResponse(session, req, res, options),
   );
   (req as WithSession)[SESSION] = session;
-  (req as WithSession)[ENGINE] = sessions;
   return session;
 }
 
@@ -158,16 +157,17 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
       contextual,
     );
   return function coatcheckHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if ((req as WithSession)[ENGINE] !== undefined) {
+    const existing = (req as WithSession)[SESSION];
+    if (existing !== undefined) {
       // Mounted again on this request (a wrapped handler called from a wrapped one, or inside the
       // Express adapter): the session already attached is the request's one.
       try {
-        mountedAgain(req, sessions, 'withSessions');
+        mountedAgain(existing, sessions, 'withSessions');
       } catch (error) {
         fail(error, req, res);
         return Promise.resolve();
       }
-      return serve((req as WithSession)[SESSION] as object, req, res);
+      return serve(existing, req, res);
     }
     return serve(attachSession(sessions, req, res, options), req, res);
   };

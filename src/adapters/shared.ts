@@ -3,6 +3,7 @@
  * session response gets, and the response for a failed commit.
  */
 import { CoatcheckError, ConfigError } from '../errors.js';
+import { Session } from '../core/session.js';
 
 /** The client's IP: the socket's, or with `trustProxy` the left-most X-Forwarded-For entry. */
 export function clientIp(remote: string | null | undefined, forwardedFor: string | null | undefined, trustProxy: boolean): string | null {
@@ -30,26 +31,15 @@ export function varyWithCookie(current: string | null | undefined): string {
 export const SESSION_CACHE_CONTROL = 'private';
 
 /**
- * Where an adapter notes, next to the session it attached, which `createSessions()` result opened
- * it: a second mount of an adapter on the same request (app and router, or a wrapped handler
- * called from a wrapped one) then reuses that session instead of opening another.
- */
-export const ENGINE = Symbol.for('coatcheck.engine');
-
-/** A request (or Koa context) an adapter may already have given a session. */
-export type EngineHolder = { [ENGINE]?: object };
-
-/**
- * Whether an adapter mounted earlier on this request already opened its session with the same
- * `sessions`: then that session is the request's one (no second session, cookie or commit).
+ * Whether `existing`, the session an adapter mounted earlier attached to this request, was opened
+ * with the same `sessions`: then it is the request's one (no second session, cookie or commit).
  * Another engine's session is refused: the request's one session slot (`req.session`, the
  * commit, `currentSession()`) cannot serve two engines, and reusing it would put the second
  * engine's logins into the first one's session.
  */
-export function mountedAgain(holder: object, sessions: object, adapter: string): boolean {
-  const engine = (holder as EngineHolder)[ENGINE];
-  if (engine === undefined) return false;
-  if (engine !== sessions) {
+export function mountedAgain(existing: object | undefined, sessions: { readonly options: object }, adapter: string): boolean {
+  if (existing === undefined) return false;
+  if (!Session.openedWith(existing, sessions.options)) {
     throw new ConfigError(
       `${adapter}: this request already has a session from another createSessions() instance (a second engine mounted on a path under the first). ` +
         'A request carries one engine\'s session: mount each engine on its own routes, or use one engine',

@@ -125,6 +125,15 @@ export class Session<T extends SessionData = RegisteredData> {
   #createdAt = 0;
   #lastSeenAt = 0;
 
+  /**
+   * Adapters: whether `value` is a session opened by the `createSessions()` result whose resolved
+   * options are `options` (each result has its own). Lets a second mount recognise the first
+   * one's session from the session itself, so the request carries nothing else. @internal
+   */
+  static openedWith(value: unknown, options: object): boolean {
+    return value instanceof Session && value.#engine.options === options;
+  }
+
   constructor(engine: SessionEngine, request: RequestInfo | (() => RequestInfo), onActivate?: () => void) {
     this.#engine = engine;
     this.#requestSource = request;
