@@ -113,6 +113,41 @@ describe('koa adapter specifics', () => {
     }
   });
 
+  it('runs a streamed body Koa pipes after the middleware chain outside the session context (documented)', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const visits = ((await currentSession().load()).get('visits', 0) as number) + 1;
+      currentSession().set('visits', visits);
+      let pushed = false;
+      ctx.type = 'text/plain';
+      ctx.body = new Readable({
+        read() {
+          if (pushed) return void this.push(null);
+          pushed = true;
+          let seen: string;
+          try {
+            seen = String(currentSession().get('visits'));
+          } catch (error) {
+            seen = (error as { code?: string }).code ?? 'thrown';
+          }
+          // What the docs recommend instead: a value read before ctx.body was set.
+          this.push(`${seen} ${visits}`);
+        },
+      });
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'ERR_NO_CONTEXT 1');
+      assert.match(cookieOf(res), /^sid=/);
+    } finally {
+      await running.close();
+    }
+  });
+
   it('answers 503 with a short body and no cookies when the commit fails', async () => {
     const store = instrument(memoryStore({ sweepInterval: 0 }));
     const sessions = createSessions({ store });
