@@ -28,6 +28,12 @@ export interface SessionEventMap {
   rotated: { from: string; to: string; userId: string | null };
   /** A session record was deleted. */
   destroyed: { handle: string; userId: string | null; reason: DestroyReason };
+  /**
+   * Sessions were ended in bulk (`killSessionsByUser`, `revokeUser`): one event per call, as the
+   * store deletes them without naming each. `deleted` is null where the count is unknown (the
+   * cookie store: its sessions live in browsers and are void from now on).
+   */
+  killed: { scope: 'user' | 'guests' | 'everyone'; userId: string | null; deleted: number | null };
   /** A session was found past its idle, absolute or fixed expiry and ended. */
   expired: { handle: string; userId: string | null; reason: 'idle' | 'absolute' | 'fixed' };
   /** The request carried a cookie that leads to no session (never adopted). */

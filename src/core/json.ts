@@ -51,6 +51,10 @@ function findNonJson(value: unknown, depth: number, stack: Set<object>): string 
   const object = value as object;
   if (stack.has(object)) return 'it contains a cycle';
   if (Array.isArray(object)) {
+    // Not a subclass, and no named properties besides `length` (an own toJSON would make
+    // JSON.stringify store something else): a stored array keeps only its indices.
+    if (Object.getPrototypeOf(object) !== Array.prototype) return 'array subclasses are not JSON (use a plain array)';
+    if (Object.getOwnPropertyNames(object).length !== object.length + 1) return 'arrays with named properties are not JSON (use an object)';
     stack.add(object);
     for (let i = 0; i < object.length; i++) {
       if (!(i in object)) return `array has a hole at index ${i}`;
@@ -66,6 +70,8 @@ function findNonJson(value: unknown, depth: number, stack: Set<object>): string 
     return `${name} instances are not JSON (convert to a plain value, e.g. date.toISOString())`;
   }
   if (Object.getOwnPropertySymbols(object).length > 0) return 'symbol keys are not JSON';
+  // JSON.stringify calls it even when it is not enumerable: the stored value would be another.
+  if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return 'values with a toJSON method are not JSON (store the plain value it returns)';
   stack.add(object);
   for (const name of Object.keys(object)) {
     const badKey = checkString(name);

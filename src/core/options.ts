@@ -217,6 +217,9 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   const touchInterval = options.touchInterval === undefined ? Math.min(300, idleTimeout / 2) : positive('touchInterval', options.touchInterval);
   if (touchInterval >= idleTimeout) throw new ConfigError('touchInterval must be shorter than idleTimeout');
   if (options.context !== undefined && typeof options.context !== 'boolean') throw new ConfigError('context must be true or false');
+  if (options.clock !== undefined && typeof (options.clock as Partial<Clock> | null)?.now !== 'function') {
+    throw new ConfigError('clock must be an object with a now() method returning milliseconds since the epoch, e.g. { now: () => Date.now() }');
+  }
   const storeTimeout = options.storeTimeout ?? 5000;
   // A string from an environment variable would turn every deadline into string concatenation.
   if (typeof storeTimeout !== 'number' || !(storeTimeout > 0 && storeTimeout <= MAX_TIMER_MS)) {

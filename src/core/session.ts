@@ -837,10 +837,13 @@ export class Session<T extends SessionData = RegisteredData> {
       throw new ConfigError('one-time security keys need a server-side store to be spent exactly once; use csrfToken() with the cookie store');
     }
     const lifetime = options.lifetime ?? this.#engine.options.idleTimeout;
-    if (!(lifetime > 0)) throw new ConfigError('getSecurityKey: lifetime must be a positive number of seconds');
+    const now = this.#engine.options.clock.now();
+    // Finite: the expiry is stored as JSON, where Infinity would turn into null (never spendable).
+    if (typeof lifetime !== 'number' || !(lifetime > 0) || !Number.isFinite(now + lifetime * 1000)) {
+      throw new ConfigError('getSecurityKey: lifetime must be a positive, finite number of seconds');
+    }
     if (options.data !== undefined) assertJson('data', options.data);
     const token = randomToken(32);
-    const now = this.#engine.options.clock.now();
     const outstanding = [...this.#meta.keys()].filter((k) => k.startsWith(META_ONE_TIME));
     for (const key of outstanding.slice(0, Math.max(0, outstanding.length - MAX_ONE_TIME_TOKENS + 1))) this.#meta.delete(key);
     this.#meta.set(META_ONE_TIME + hashToken(token), { until: now + lifetime * 1000, ...(options.data !== undefined && { data: options.data }) });
@@ -861,7 +864,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const now = this.#engine.options.clock.now();
     const { until, data } = entry as { until?: unknown; data?: JsonValue };
     this.#meta.delete(metaKey);
-    if (!this.#stored) {
+    if (!this.#stored || !this.#metaSnapshot.has(metaKey)) {
       // Issued in this very request and not saved yet: nothing to race with.
       return typeof until === 'number' && until > now ? (data ?? true) : false;
     }
@@ -949,7 +952,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && this.#holdsMeta());
 
     if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
-    if (!keep) return this.#commitEmptied(result);
+    if (!keep) return this.#commitEmptied(now, result);
     if (!this.#stored) return this.#commitCreated(now, result);
 
     const rotation = engine.options.rotation;
@@ -962,7 +965,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (meta) patch.meta = meta;
     if (userChanged) patch.userId = this.#userId;
     const touchDue = this.#touchDue(now);
-    const needsSave = data !== null || meta !== null || userChanged || this.#forceSave || (touchDue && rotation !== null);
+    const needsSave = data !== null || meta !== null || userChanged || this.#forceSave;
     if (rotate) return this.#commitRotating(now, patch, result);
     return this.#commitStored(now, patch, needsSave, touchDue, result);
   }
@@ -979,8 +982,12 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /** Nothing left to keep: the record goes, and so does the cookie. */
-  async #commitEmptied(result: CommitResult): Promise<CommitResult> {
+  async #commitEmptied(now: number, result: CommitResult): Promise<CommitResult> {
     if (this.#stored && this.#id !== null) {
+      if (await this.#keptByOthers(now)) {
+        await this.#destroyRetired();
+        return this.#afterSave(true, now, result, false);
+      }
       const id = this.#id;
       await this.#engine.call('destroy', (store) => store.destroy(id));
       this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
@@ -989,6 +996,25 @@ export class Session<T extends SessionData = RegisteredData> {
     if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
     this.#stored = false;
     return result;
+  }
+
+  /**
+   * This request's view is empty, but it may be stale: a parallel request may have stored keys
+   * since it loaded. So its removals are saved like any change (per key, following a parallel
+   * rotation), and the record is kept, cookie and all, if anything is left in it. Costs two
+   * store calls more than a plain delete, on this rare path only; a save landing between the
+   * re-read and the delete is still lost (the contract has no conditional delete).
+   */
+  async #keptByOthers(now: number): Promise<boolean> {
+    const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
+    if (data) patch.data = data;
+    if (meta) patch.meta = meta;
+    if (!(await this.#save(patch))) return false;
+    const current = await this.#getOrNull(this.#id as string);
+    if (current === null) return false;
+    const holdsMeta = Object.keys(current.meta).some((key) => key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED);
+    return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta;
   }
 
   /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */

@@ -2,7 +2,7 @@
  * `createSessions(options)`: the one object an app configures. It opens per-request sessions for
  * the adapters and carries the operations that span sessions (kill by user, list devices, sweep).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError, CorruptRecordError } from '../errors.js';
 import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store, type SweepResult } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { SessionEvents } from './events.js';
@@ -49,6 +49,7 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   /**
    * ViUR's `killSessionByUser`: a user id ends that user's sessions, `'__guest__'` ends every
    * session without a user, `undefined` ends every session. Resolves to the number ended.
+   * Emits one `killed` event (not a `destroyed` per session: the store deletes them in bulk).
    */
   killSessionsByUser(user?: string): Promise<number>;
   /**
@@ -56,9 +57,12 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * Pass the current session's handle to have it marked `current: true`.
    */
   listByUser(userId: string, options?: { current?: string | null }): Promise<DeviceSummary[]>;
-  /** Ends one session by its handle. */
+  /**
+   * Ends one session by its handle (one read, to name its user in the `destroyed` event, then the
+   * delete). A handle that matches no session ends nothing and emits nothing.
+   */
   revoke(handle: string): Promise<void>;
-  /** Ends all of a user's sessions except the handles listed ("sign out other devices"). */
+  /** Ends all of a user's sessions except the handles listed ("sign out other devices"); emits `killed`. */
   revokeUser(userId: string, options?: { except?: readonly string[] }): Promise<number>;
   /**
    * Deletes expired records in bounded batches, yielding to the event loop between batches.
@@ -145,12 +149,17 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         const at = resolved.clock.now();
         await engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(user, at));
         engine.noteRevocation(at);
+        events.emit('killed', { scope: 'user', userId: user, deleted: null });
         return 0; // unknown: the sessions live in browsers; all of them are void from now on
       }
       if (user !== undefined && (typeof user !== 'string' || user.length === 0)) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
-      if ((user === undefined || user === GUEST_USER) && store.destroyStep) return destroyInSteps(user === GUEST_USER);
-      if (user === undefined) return engine.call('destroyAll', (s) => s.destroyAll());
-      return engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
+      let deleted: number;
+      if ((user === undefined || user === GUEST_USER) && store.destroyStep) deleted = await destroyInSteps(user === GUEST_USER);
+      else if (user === undefined) deleted = await engine.call('destroyAll', (s) => s.destroyAll());
+      else deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
+      const scope = user === undefined ? 'everyone' : user === GUEST_USER ? 'guests' : 'user';
+      events.emit('killed', { scope, userId: scope === 'user' ? (user as string) : null, deleted });
+      return deleted;
     },
     async listByUser(userId, opts = {}) {
       serverOnly('listing a user\'s sessions');
@@ -160,12 +169,27 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     },
     async revoke(handle) {
       serverOnly('revoking one session');
+      // Read first: the event names the session's user, and a handle that matched nothing ends nothing.
+      if (typeof handle !== 'string' || handle.length === 0) return; // matches no session
+      let userId: string | null;
+      try {
+        const record = await engine.call('get', (s) => s.get(handle));
+        if (record === null) return;
+        userId = record.userId;
+      } catch (error) {
+        // Unreadable bytes: still a record to delete, its user unknown.
+        if (!(error instanceof CorruptRecordError)) throw error;
+        userId = null;
+      }
       await engine.call('destroy', (s) => s.destroy(handle));
-      events.emit('destroyed', { handle, userId: null, reason: 'revoked' });
+      events.emit('destroyed', { handle, userId, reason: 'revoked' });
     },
     async revokeUser(userId, opts = {}) {
       serverOnly('revoking a user\'s other sessions');
-      return engine.call('destroyByUser', (s) => s.destroyByUser(userId, opts.except ?? []));
+      const except = opts.except ?? [];
+      const deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(userId, except));
+      events.emit('killed', { scope: 'user', userId, deleted });
+      return deleted;
     },
     async clearExpired(opts = {}) {
       // Django: clearing expired sessions is a no-op where they expire by themselves.

@@ -62,6 +62,29 @@ describe('one-time CSRF tokens (getSecurityKey / validateSecurityKey)', () => {
     }
   });
 
+  it('can be spent in the request that issued it, on a new session and on a stored one', async () => {
+    const { visit } = setup();
+    assert.equal((await visit(async (s) => s.validateSecurityKey(s.getSecurityKey()))).value, true, 'a new session');
+    await visit((s) => s.set('stored', true));
+    const { value } = await visit(async (s) => {
+      const token = s.getSecurityKey();
+      return { first: await s.validateSecurityKey(token), second: await s.validateSecurityKey(token), token };
+    });
+    assert.deepEqual([value.first, value.second], [true, false], 'a stored session');
+    assert.equal((await visit((s) => s.validateSecurityKey(value.token))).value, false, 'and it stays spent');
+  });
+
+  it('refuses a lifetime that is not a positive finite number of seconds', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      for (const lifetime of [0, -1, Infinity, Number.MAX_VALUE, NaN, '60' as unknown as number]) {
+        assert.throws(() => s.getSecurityKey({ lifetime }), { code: 'ERR_CONFIG' }, String(lifetime));
+      }
+    });
+    const token = (await visit((s) => s.getSecurityKey({ lifetime: 365 * 24 * 3600 }))).value;
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, true, 'a long finite lifetime works');
+  });
+
   it('dies with the session', async () => {
     const { visit } = setup();
     const token = (await visit((s) => s.getSecurityKey())).value;

@@ -106,6 +106,31 @@ describe('events and metrics', () => {
     assert.match(text, /^coatcheck_store_call_duration_seconds_bucket\{operation="get",le="\+Inf"\} 1$/m);
   });
 
+  it('names the user when revoking one session, ignores unknown handles, and reports bulk kills', async () => {
+    const { visit, sessions } = setup();
+    const events: unknown[] = [];
+    sessions.events.on('destroyed', (e) => events.push({ destroyed: e.userId, reason: e.reason }));
+    sessions.events.on('killed', (e) => events.push({ killed: e.scope, userId: e.userId, deleted: e.deleted }));
+    for (const user of ['alice', 'alice', 'bob', 'bob', 'bob']) await visit((s) => s.login(user), { browser: new CookieJar() });
+    const handles = [...(await sessions.listByUser('alice')), ...(await sessions.listByUser('bob'))].map((d) => d.id);
+    await visit((s) => s.set('guest', true), { browser: new CookieJar() });
+    await sessions.revoke(handles[0]!);
+    await sessions.revoke('no-such-handle');
+    await sessions.revoke(handles[0]!); // already gone
+    assert.equal(await sessions.revokeUser('bob', { except: [handles[2]!] }), 2);
+    assert.equal(await sessions.killSessionsByUser('alice'), 1);
+    assert.equal(await sessions.killSessionsByUser('__guest__'), 1);
+    assert.equal(await sessions.killSessionsByUser(), 1);
+    assert.deepEqual(events, [
+      { destroyed: 'alice', reason: 'revoked' },
+      { killed: 'user', userId: 'bob', deleted: 2 },
+      { killed: 'user', userId: 'alice', deleted: 1 },
+      { killed: 'guests', userId: null, deleted: 1 },
+      { killed: 'everyone', userId: null, deleted: 1 },
+    ]);
+    assert.equal(sessions.metrics.snapshot().events.killed, 4);
+  });
+
   it('counts failed store calls and emits storeError', async () => {
     const { visit, sessions, store } = setup();
     const errors: string[] = [];

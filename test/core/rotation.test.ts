@@ -6,6 +6,27 @@ import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
 
 describe('automatic id rotation with a grace window', () => {
+  it('treats an idle-timer refresh as a touch with rotation on, as without it', async () => {
+    for (const rotation of [undefined, { afterSeconds: 3000 }]) {
+      const { visit, clock, sessions, jar } = setup(rotation ? { rotation } : {});
+      const touches: boolean[] = [];
+      sessions.events.on('saved', (e) => touches.push(e.touch));
+      await visit((s) => s.set('a', 1));
+      clock.advance(400);
+      await visit((s) => s.get('a'));
+      assert.deepEqual(touches, [true], `saved events (creating is no save), rotation ${JSON.stringify(rotation)}`);
+      clock.advance(400);
+      // Revoked elsewhere while a read-only request runs: its refresh just drops the dead cookie.
+      const session = sessions.open({ cookieHeader: jar.header(), https: false });
+      await session.load();
+      session.get('a');
+      await sessions.revoke(session.handle!);
+      const result = await session.commit(200);
+      assert.equal(result?.setCookie.length, 1);
+      assert.match(result!.setCookie[0]!, /^sid=; Max-Age=0/);
+    }
+  });
+
   it('rotates after `afterSeconds`, keeping data, user and creation time', async () => {
     const { visit, jar, clock, sessions } = setup({ rotation: { afterSeconds: 60, grace: 10 } });
     const rotated: string[] = [];

@@ -74,6 +74,11 @@ describe('dictionary API', () => {
         ['\uD800 alone', /unpaired surrogates/],
         ['tail \uDC00', /unpaired surrogates/],
         [{ ['k\u0000']: 1 }, /key/],
+        // JSON.stringify would store something else than the value set.
+        [Object.assign([1, 2], { toJSON: () => ({ injected: true }) }), /named properties/],
+        [Object.defineProperty({ a: 1 }, 'toJSON', { value: () => 'other' }), /toJSON/],
+        [new (class List extends Array {})(), /subclasses/],
+        [Object.assign([1], { extra: 'dropped' }), /named properties/],
       ];
       for (const [value, pattern] of bad) {
         assert.throws(
@@ -89,6 +94,8 @@ describe('dictionary API', () => {
       assert.throws(() => s.set('bad\u0000key', 1), { code: 'ERR_INVALID_VALUE' });
       s.set('emoji', '🧥 paired surrogates are fine');
       assert.equal(s.get('emoji'), '🧥 paired surrogates are fine');
+      s.set('doc', { toJSON: 'a key of that name holding data is fine' });
+      assert.deepEqual(s.get('doc'), { toJSON: 'a key of that name holding data is fine' });
     });
   });
 
@@ -208,6 +215,30 @@ describe('loading and saving', () => {
     assert.match(setCookie[0]!, /^sid=; Max-Age=0;/);
     assert.equal(await store.get(id), null);
     assert.equal(token(jar), undefined);
+  });
+
+  it('keeps what a parallel request stored when a stale request empties its own view', async () => {
+    const { sessions, jar, visit, store } = setup();
+    await visit((s) => s.update({ cart: ['apple'], note: 'x' }));
+    const open = () => sessions.open({ cookieHeader: jar.header(), https: false });
+    const [a, b] = [open(), open()];
+    await Promise.all([a.load(), b.load()]);
+    b.set('language', 'de');
+    b.delete('note');
+    await b.commit(200);
+    a.delete('cart');
+    a.delete('note');
+    const { setCookie } = (await a.commit(200))!;
+    assert.deepEqual(setCookie, [], 'the cookie stays: the session is not empty');
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { language: 'de' });
+    // With nothing new left in it, an emptied record is deleted; a request still holding it cannot revive it.
+    const [c, d] = [open(), open()];
+    await Promise.all([c.load(), d.load()]);
+    c.delete('language');
+    await c.commit(200);
+    assert.equal(await store.get(hashToken(token(jar)!)), null, 'emptied with nothing new: deleted');
+    d.flash('saved');
+    await assert.rejects(d.commit(200), { code: 'ERR_SESSION_GONE' });
   });
 
   it('refuses to resurrect a session destroyed by another request', async () => {
@@ -366,6 +397,9 @@ describe('cookies and ids', () => {
       [{ keepDataOnHttpsUpgrade: 1 as unknown as boolean }, /keepDataOnHttpsUpgrade/],
       [{ rotation: null as unknown as { afterSeconds: number } }, /rotation must be an object/],
       [{ maxSessionsPerUser: null as unknown as number }, /maxSessionsPerUser/],
+      // Date.now itself is a function, not a clock: every request would throw.
+      [{ clock: Date.now as unknown as { now(): number } }, /clock must be an object with a now\(\) method/],
+      [{ clock: null as unknown as { now(): number } }, /clock/],
     ];
     for (const [options, pattern] of bad) {
       assert.throws(() => createSessions({ store, ...options }), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && pattern.test(e.message), String(pattern));
