@@ -22,7 +22,10 @@ export interface Register {}
 /** The shape of session data: what `Register['data']` says, or any JSON object. */
 export type RegisteredData = Register extends { data: infer D extends object } ? D : Record<string, JsonValue>;
 
-/** Constraint for a session's data type: an object type whose values are JSON. */
+/**
+ * Constraint for a session's data type: an object type whose values are JSON. Not enforced by
+ * the type (interfaces could not satisfy an index signature): values are checked when set.
+ */
 export type SessionData = object;
 
 /** String keys of a data type. */

@@ -440,8 +440,12 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#data.get(key) as Exclude<T[K], undefined>;
   }
 
-  /** Stores a JSON value; anything else throws InvalidValueError naming the key. */
-  set<K extends DataKey<T>>(key: K, value: T[K]): this {
+  /**
+   * Stores a JSON value; anything else throws InvalidValueError naming the key. `undefined` is
+   * refused by the type too (use `delete`); other non-JSON values (a Date in a data type) only
+   * at run time.
+   */
+  set<K extends DataKey<T>>(key: K, value: Exclude<T[K], undefined>): this {
     this.#writable();
     checkKey(key);
     assertJson(key, value);
@@ -495,7 +499,7 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /** Merges an object's own keys into the session (the seeds' `session |= other`). */
-  update(values: Partial<T>): this {
+  update(values: { [K in DataKey<T>]?: Exclude<T[K], undefined> }): this {
     this.#writable();
     const entries = Object.keys(values).map((key) => [key, (values as Record<string, unknown>)[key]] as const);
     for (const [key, value] of entries) {
@@ -711,17 +715,33 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#cookieChanged = true;
   }
 
-  /** Seconds from now until the session expires if this request is its last. */
+  /**
+   * Seconds from now until the session expires if this request is its last, as things stand
+   * when called: a request that changes nothing restarts the idle timer only once
+   * `touchInterval` has passed since the last write, so until then the stored expiry holds.
+   */
   getExpiryAge(): number {
     this.#ready();
     const now = this.#engine.options.clock.now();
-    return Math.max(0, Math.round((this.#expiresAt(now) - now) / 1000));
+    return Math.max(0, Math.round((this.#expiresAt(this.#idleStart(now)) - now) / 1000));
   }
 
-  /** When the session expires if this request is its last. */
+  /** When the session expires if this request is its last (see `getExpiryAge`). */
   getExpiryDate(): Date {
     this.#ready();
-    return new Date(this.#expiresAt(this.#engine.options.clock.now()));
+    const now = this.#engine.options.clock.now();
+    return new Date(this.#expiresAt(this.#idleStart(now)));
+  }
+
+  /** Where the idle timer would start if this request committed now: only a write restarts it. */
+  #idleStart(now: number): number {
+    if (!this.#stored || this.#forceSave || this.#rotateRequested || this.#userId !== this.#userIdBaseline || this.#touchDue(now)) return now;
+    try {
+      if (this.#diff(this.#data, this.#snapshot, false).changes !== null || this.#diff(this.#meta, this.#metaSnapshot, false).changes !== null) return now;
+    } catch {
+      return now; // a value that cannot be serialized: the commit will fail, not keep the old expiry
+    }
+    return this.#lastSeenAt;
   }
 
   /** True when the cookie lasts only until the browser closes. */
@@ -1152,7 +1172,6 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#meta.set(META_ROTATED_AT, now);
     // This request's own changes, against the record as it loaded it.
     const ours = this.#changes(this.#snapshot, this.#metaSnapshot);
-    const oursUserChanged = this.#userId !== this.#userIdBaseline;
     const undo = (): void => {
       this.#id = old.id;
       this.#token = old.token;
@@ -1177,6 +1196,9 @@ export class Session<T extends SessionData = RegisteredData> {
       claimed = await engine.call('update', (store) =>
         store.update(old.id, {
           meta: { set: { [META_MOVED]: sealForward(newToken, old.token) } },
+          // A forwarder is no device of the user's (listings, maxSessionsPerUser); killing their
+          // sessions ends the record it leads to, so it leads nowhere after that.
+          userId: null,
           guard: { absent: [META_MOVED] },
           lastSeenAt: now,
           expiresAt: Math.min(now + grace, oldExpiresAt),
@@ -1195,7 +1217,7 @@ export class Session<T extends SessionData = RegisteredData> {
     engine.events.emit('created', { handle: newId, userId: this.#userId });
     this.#rotateRequested = false;
     engine.events.emit('rotated', { from: old.id, to: newId, userId: this.#userId });
-    await this.#carryOver(old.id, newId, ours, oursUserChanged, now);
+    await this.#carryOver(old.id, newId, ours, now);
     return true;
   }
 
@@ -1204,7 +1226,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * forwarder), so re-read it and give the new record what parallel requests saved there since
    * this request loaded it, with this request's own changes on top.
    */
-  async #carryOver(oldId: string, newId: string, ours: { data: KeyChanges | null; meta: KeyChanges | null }, oursUserChanged: boolean, now: number): Promise<void> {
+  async #carryOver(oldId: string, newId: string, ours: { data: KeyChanges | null; meta: KeyChanges | null }, now: number): Promise<void> {
     const current = await this.#getOrNull(oldId);
     if (current === null) {
       // Ended meanwhile (a logout elsewhere): the new record must not outlive it.
@@ -1223,15 +1245,14 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#meta.clear();
     takeOn(data, this.#data, new Map());
     takeOn(meta, this.#meta, new Map());
-    const userId = oursUserChanged ? this.#userId : current.userId;
+    // The user is this request's: a record changes user only by being replaced (login, logout).
     const changes = this.#changes(written.data, written.meta);
     this.#snapshot = written.data;
     this.#metaSnapshot = written.meta;
-    if (changes.data === null && changes.meta === null && userId === this.#userId) return;
+    if (changes.data === null && changes.meta === null) return;
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
     if (changes.data) patch.data = changes.data;
     if (changes.meta) patch.meta = changes.meta;
-    if (userId !== this.#userId) patch.userId = this.#userId = userId;
     if (!(await this.#save(patch))) throw new SessionGoneError();
   }
 

@@ -162,21 +162,44 @@ describe('id rotation against parallel requests', () => {
     });
   }
 
-  it('gives up a rotation whose session was ended meanwhile, keeping nothing', async () => {
+  it('keeps nothing of a rotation whose user was signed out everywhere meanwhile', async () => {
     const { sessions, visit, jar, store } = setup();
     await visit((s) => s.login('alice'));
     const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
     await rotating.load();
     await rotating.rotate();
-    // Another request ends the session between this request's claim and its re-read.
+    // Another request ends alice's sessions between this request's claim and its re-read.
     const inner = store.get.bind(store);
     let reads = 0;
     store.get = ((id: string) => {
       reads++;
       return sessions.killSessionsByUser('alice').then(() => inner(id));
     }) as typeof store.get;
-    await assert.rejects(rotating.commit(200), { code: 'ERR_SESSION_GONE' });
+    const result = await rotating.commit(200);
+    store.get = inner;
     assert.equal(reads, 1);
+    // The new cookie leads nowhere: the kill ended the record it names.
+    jar.apply(result!.setCookie);
+    assert.equal((await visit((s) => s.userId)).value, null);
+    assert.deepEqual(await sessions.listByUser('alice'), []);
+  });
+
+  it('keeps nothing of a rotation whose browser signed out in a parallel request meanwhile', async () => {
+    const { sessions, visit, jar, store } = setup();
+    await visit((s) => s.login('alice'));
+    const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
+    await rotating.load();
+    await rotating.rotate();
+    rotating.set('cart', ['book']);
+    const inner = store.get.bind(store);
+    store.get = ((id: string) => {
+      store.get = inner;
+      // The old cookie follows the forwarder to the new record and signs it out.
+      return visit((s) => s.logout()).then(() => inner(id));
+    }) as typeof store.get;
+    const result = await rotating.commit(200);
+    jar.apply(result!.setCookie);
+    assert.deepEqual((await visit((s) => ({ user: s.userId, data: s.toJSON() }))).value, { user: null, data: {} });
     assert.deepEqual(await sessions.listByUser('alice'), []);
   });
 });

@@ -6,6 +6,23 @@ import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
 
 describe('automatic id rotation with a grace window', () => {
+  it('never lists the rotated-away record as a device, nor counts it against maxSessionsPerUser', async () => {
+    const { visit, sessions, clock } = setup({ rotation: { afterSeconds: 60, grace: 30 }, maxSessionsPerUser: 3 });
+    const [desktop, laptop, phone] = [new CookieJar(), new CookieJar(), new CookieJar()];
+    await visit((s) => s.login('alice'), { browser: desktop });
+    clock.advance(1);
+    await visit((s) => s.login('alice'), { browser: laptop });
+    clock.advance(61);
+    const rotated = await visit((s) => s.set('x', 1), { browser: laptop });
+    assert.equal(rotated.setCookie.length, 1, 'the laptop rotated');
+    const devices = await sessions.listByUser('alice', { current: rotated.session.handle });
+    assert.equal(devices.length, 2);
+    assert.equal(devices.filter((d) => d.current).length, 1);
+    await visit((s) => s.login('alice'), { browser: phone });
+    assert.equal((await visit((s) => s.userId, { browser: desktop })).value, 'alice', 'a third device fits a limit of 3');
+    assert.equal((await sessions.listByUser('alice')).length, 3);
+  });
+
   it('treats an idle-timer refresh as a touch with rotation on, as without it', async () => {
     for (const rotation of [undefined, { afterSeconds: 3000 }]) {
       const { visit, clock, sessions, jar } = setup(rotation ? { rotation } : {});

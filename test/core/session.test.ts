@@ -99,6 +99,16 @@ describe('dictionary API', () => {
     });
   });
 
+  it('refuses undefined in the types as at run time (typecheck: npm run typecheck)', () => {
+    const typed = createSessions<{ nick?: string; cart: string[] }>({ store: memoryStore({ sweepInterval: 0 }) });
+    const s = typed.open({ cookieHeader: undefined, https: false });
+    // @ts-expect-error undefined is not JSON: delete the key instead
+    assert.throws(() => s.set('nick', undefined), { code: 'ERR_INVALID_VALUE' });
+    s.set('nick', 'ok');
+    s.update({ cart: ['a'], nick: 'b' });
+    assert.deepEqual(s.toJSON(), { nick: 'b', cart: ['a'] });
+  });
+
   it('treats __proto__, constructor and method names as plain data', async () => {
     const { visit } = setup();
     await visit((s) => {
@@ -579,6 +589,22 @@ describe('expiry', () => {
     });
     assert.deepEqual(r.value, { age: 600, close: false });
     assert.throws(() => setup().sessions.open({ cookieHeader: undefined, https: false }).setExpiry(-5), { code: 'ERR_CONFIG' });
+  });
+
+  it('reports the expiry that holds when a read-only request does not refresh the idle timer', async () => {
+    const { visit, clock } = setup({ idleTimeout: 3600 }); // touchInterval: 300 s
+    await visit((s) => s.set('a', 1));
+    const written = clock.now();
+    clock.advance(200);
+    const quiet = await visit((s) => ({ age: s.getExpiryAge(), date: s.getExpiryDate().getTime() }));
+    assert.deepEqual(quiet.value, { age: 3400, date: written + 3_600_000 }, 'no write: the stored expiry stands');
+    const changing = await visit((s) => {
+      s.set('a', 2);
+      return s.getExpiryAge();
+    });
+    assert.equal(changing.value, 3600, 'a change restarts the idle timer');
+    clock.advance(301);
+    assert.equal((await visit((s) => s.getExpiryAge())).value, 3600, 'a touch is due: it restarts it too');
   });
 
   it('ends a session whose stored expiry date does not parse, never passing NaN to the store', async () => {
