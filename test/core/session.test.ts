@@ -815,6 +815,19 @@ describe('operations', () => {
     assert.ok(result.batches >= 3);
     assert.deepEqual(progress.slice(0, 2), [10, 20]);
   });
+
+  it('stops after maxBatches with a cursor to resume from, and refuses a limit below one batch', async () => {
+    const { sessions, visit, clock } = setup({ idleTimeout: 600 });
+    for (let i = 0; i < 25; i++) await visit((s) => s.set('i', i), { browser: new CookieJar() });
+    clock.advance(700);
+    const first = await sessions.clearExpired({ batchSize: 10, maxBatches: 1 });
+    assert.deepEqual([first.deleted, first.batches, first.cursor !== null], [10, 1, true]);
+    const rest = await sessions.clearExpired({ batchSize: 10, cursor: first.cursor });
+    assert.equal(first.deleted + rest.deleted, 25);
+    for (const maxBatches of [0, -1, 1.5, NaN]) {
+      await assert.rejects(sessions.clearExpired({ maxBatches }), { code: 'ERR_CONFIG' }, String(maxBatches));
+    }
+  });
 });
 
 describe('per-session expiry shorter than touchInterval', () => {
