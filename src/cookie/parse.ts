@@ -1,7 +1,10 @@
 /**
  * Finds one cookie in a `Cookie` request header. Lenient and total: it never throws, whatever the
  * header holds. Names are compared byte for byte with no decoding, so `__%48ost-sid` or
- * `"__Host-sid"` can never pass for `__Host-sid` (prefix spoofing).
+ * `"__Host-sid"` can never pass for `__Host-sid` (prefix spoofing). Only spaces and tabs around a
+ * name or value are skipped (RFC 6265's whitespace): `String#trim` would also drop a no-break
+ * space, which a browser sends as part of the name, so a planted `\xa0__Host-sid` cookie (one
+ * without the prefix's guarantees) would pass for the real one.
  */
 
 /** Longest cookie value considered at all; anything longer is ignored as malformed. */
@@ -13,23 +16,43 @@ export type CookieLookup =
   /** The name appears with two different values (e.g. a cookie tossed in from a sibling path). */
   | { kind: 'ambiguous' };
 
+const ABSENT: CookieLookup = Object.freeze({ kind: 'absent' });
+const EQUALS = 61;
+const QUOTE = 34;
+
+/** Space or horizontal tab. */
+function isBlank(code: number): boolean {
+  return code === 32 || code === 9;
+}
+
 export function findCookie(header: string | null | undefined, name: string): CookieLookup {
-  if (!header || header.indexOf(name) === -1) return { kind: 'absent' };
+  if (!header || header.indexOf(name) === -1) return ABSENT;
   let found: string | undefined;
   let start = 0;
   const length = header.length;
   while (start < length) {
     let end = header.indexOf(';', start);
     if (end === -1) end = length;
-    const eq = header.indexOf('=', start);
-    if (eq !== -1 && eq < end) {
-      const key = header.slice(start, eq).trim();
-      if (key === name) {
-        let value = header.slice(eq + 1, end).trim();
-        if (value.length >= 2 && value.charCodeAt(0) === 34 && value.charCodeAt(value.length - 1) === 34) {
-          value = value.slice(1, -1);
+    // The `=` of this pair only: searching on past `end` made a header of many pairs without
+    // one quadratic.
+    let eq = start;
+    while (eq < end && header.charCodeAt(eq) !== EQUALS) eq++;
+    if (eq < end) {
+      let keyStart = start;
+      let keyEnd = eq;
+      while (keyStart < keyEnd && isBlank(header.charCodeAt(keyStart))) keyStart++;
+      while (keyEnd > keyStart && isBlank(header.charCodeAt(keyEnd - 1))) keyEnd--;
+      if (keyEnd - keyStart === name.length && header.startsWith(name, keyStart)) {
+        let valueStart = eq + 1;
+        let valueEnd = end;
+        while (valueStart < valueEnd && isBlank(header.charCodeAt(valueStart))) valueStart++;
+        while (valueEnd > valueStart && isBlank(header.charCodeAt(valueEnd - 1))) valueEnd--;
+        if (valueEnd - valueStart >= 2 && header.charCodeAt(valueStart) === QUOTE && header.charCodeAt(valueEnd - 1) === QUOTE) {
+          valueStart++;
+          valueEnd--;
         }
-        if (value.length <= MAX_COOKIE_VALUE) {
+        if (valueEnd - valueStart <= MAX_COOKIE_VALUE) {
+          const value = header.slice(valueStart, valueEnd);
           if (found !== undefined && found !== value) return { kind: 'ambiguous' };
           found = value;
         }
@@ -37,5 +60,5 @@ export function findCookie(header: string | null | undefined, name: string): Coo
     }
     start = end + 1;
   }
-  return found === undefined ? { kind: 'absent' } : { kind: 'found', value: found };
+  return found === undefined ? ABSENT : { kind: 'found', value: found };
 }

@@ -77,7 +77,9 @@ export interface SessionsOptions {
   binding?: { ip?: boolean; userAgent?: boolean };
   /**
    * ViUR's rule for a session created over plain HTTP that later arrives over HTTPS: its id is
-   * always replaced, and its data is dropped unless this is true. Default false.
+   * always replaced, and its data is dropped unless this is true. Default false. Its user (a
+   * login over plain HTTP), CSRF tokens and flash messages are never kept: a plain cookie can be
+   * planted by anyone on the path or on a sibling domain.
    */
   keepDataOnHttpsUpgrade?: boolean;
   /**

@@ -113,6 +113,8 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Ids given up by `cycleId`, deleted at commit; with their tokens, to follow a parallel rotation. */
   #retired: { id: string; token: string | null }[] = [];
   #cookieChanged = false;
+  /** Meta keys of one-time tokens issued by this request (spent locally: nothing stored yet). */
+  #issuedKeys: Set<string> | null = null;
 
   #data = new Map<string, JsonValue>();
   #snapshot = new Map<string, string>();
@@ -301,6 +303,9 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#engine.events.emit('invalidCookie', { reason: 'unknown' });
       return;
     }
+    // The session it moved to may have expired since (a short setExpiry): judged like any other.
+    const expired = this.#expiryReason(followed.record, this.#engine.options.clock.now());
+    if (expired) return this.#dropExpired(followed.record.id, followed.record, expired);
     this.#cookieChanged = true;
     await this.#accept(id, followed.token, followed.record);
   }
@@ -313,7 +318,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#adopt(token, record);
     engine.events.emit('loaded', { handle: record.id, userId: record.userId });
     // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
-    if (this.#fromPlainHttp) return engine.options.keepDataOnHttpsUpgrade ? this.cycleIdNow() : this.#restart([], 'httpsUpgrade');
+    if (this.#fromPlainHttp) return this.#upgradeToHttps();
   }
 
   async #dropRebound(id: string, record: SessionRecord, field: 'ip' | 'userAgent'): Promise<void> {
@@ -354,10 +359,16 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#adopt(value, record);
     // Opened with an older key: re-issue under the newest even if nothing else changes.
     if (opened.stale) this.#cookieChanged = true;
-    if (this.#fromPlainHttp) {
-      if (engine.options.keepDataOnHttpsUpgrade) await this.cycleIdNow();
-      else await this.#restart([], 'httpsUpgrade');
-    }
+    if (this.#fromPlainHttp) await this.#upgradeToHttps();
+  }
+
+  /**
+   * A session born over plain HTTP arriving over HTTPS is never carried over as it is (ViUR). Its
+   * data may be (`keepDataOnHttpsUpgrade`), but never its user or its tokens: anyone on the path,
+   * or on a sibling domain, can plant a plain cookie.
+   */
+  #upgradeToHttps(): Promise<void> {
+    return this.#restart(this.#engine.options.keepDataOnHttpsUpgrade ? [...this.#data.keys()] : [], 'httpsUpgrade');
   }
 
   #adopt(token: string, record: SessionRecord): void {
@@ -866,7 +877,9 @@ export class Session<T extends SessionData = RegisteredData> {
     const token = randomToken(32);
     const outstanding = [...this.#meta.keys()].filter((k) => k.startsWith(META_ONE_TIME));
     for (const key of outstanding.slice(0, Math.max(0, outstanding.length - MAX_ONE_TIME_TOKENS + 1))) this.#meta.delete(key);
-    this.#meta.set(META_ONE_TIME + hashToken(token), { until: now + lifetime * 1000, ...(options.data !== undefined && { data: options.data }) });
+    const metaKey = META_ONE_TIME + hashToken(token);
+    this.#meta.set(metaKey, { until: now + lifetime * 1000, ...(options.data !== undefined && { data: options.data }) });
+    (this.#issuedKeys ??= new Set()).add(metaKey);
     return token;
   }
 
@@ -884,11 +897,13 @@ export class Session<T extends SessionData = RegisteredData> {
     const now = this.#engine.options.clock.now();
     const { until, data } = entry as { until?: unknown; data?: JsonValue };
     this.#meta.delete(metaKey);
-    if (!this.#stored || !this.#metaSnapshot.has(metaKey)) {
+    if (this.#issuedKeys?.delete(metaKey)) {
       // Issued in this very request and not saved yet: nothing to race with.
       return typeof until === 'number' && until > now ? (data ?? true) : false;
     }
     this.#metaSnapshot.delete(metaKey);
+    // Loaded, so stored: spent there by one guarded write, even after a cycleId (the old record
+    // still holds it until this request commits), so parallel requests cannot both spend it.
     // Never spent on a rotated-away record: its copy of the token must stay unspendable.
     const patch: SessionPatch = {
       meta: { unset: [metaKey] },
@@ -896,6 +911,12 @@ export class Session<T extends SessionData = RegisteredData> {
       lastSeenAt: this.#lastSeenAt,
       expiresAt: this.#expiresAt(this.#lastSeenAt),
     };
+    if (!this.#stored) {
+      const retired = this.#retired.at(-1);
+      if (retired === undefined) return false;
+      const spentBeforeCycle = await this.#engine.call('update', (store) => store.update(retired.id, patch));
+      return spentBeforeCycle && typeof until === 'number' && until > now ? (data ?? true) : false;
+    }
     let id = this.#id as string;
     let spent = await this.#engine.call('update', (store) => store.update(id, patch));
     // Rotated by a parallel request: the token (if still unspent) moved with the data.
@@ -916,6 +937,9 @@ export class Session<T extends SessionData = RegisteredData> {
   flash(message: string, category = 'info'): void {
     this.#writable();
     if (typeof message !== 'string' || typeof category !== 'string') throw new InvalidValueError(META_FLASH, 'flash messages and categories are strings');
+    // Often echoes user input: NUL or a lone surrogate would fail the save on some stores only.
+    assertJson(META_FLASH, message);
+    assertJson(META_FLASH, category);
     const queue = this.#meta.get(META_FLASH);
     const list = Array.isArray(queue) ? queue : [];
     // A runaway loop of flashes must not grow the session without bound: keep the newest.

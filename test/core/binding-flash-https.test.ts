@@ -59,6 +59,16 @@ describe('flash messages (integrate_flash)', () => {
     assert.equal(jar.header(), undefined);
   });
 
+  it('refuses a flash with NUL or a lone surrogate when queued, as set() does, not at save', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      assert.throws(() => s.flash('hello\u0000'), { code: 'ERR_INVALID_VALUE' });
+      assert.throws(() => s.flash('ok', '\uD800'), { code: 'ERR_INVALID_VALUE' });
+      s.flash('fine');
+    });
+    assert.deepEqual((await visit((s) => s.consumeFlashes())).value, [{ message: 'fine', category: 'info' }]);
+  });
+
   it('keeps flashes out of the app data', async () => {
     const { visit } = setup();
     await visit((s) => {
@@ -91,6 +101,22 @@ describe('HTTP to HTTPS (ViUR two cookies)', () => {
     assert.match(secure, /; Secure/);
     assert.notEqual(jar.get('__Host-sid'), plain);
     assert.deepEqual((await visit((s) => s.get('cart'), { https: true })).value, ['x']);
+  });
+
+  it('never carries the user or tokens of an HTTP-born session into HTTPS, even keeping its data', async () => {
+    // A plain `sid` cookie can be planted (a sibling domain, anyone on the path): with
+    // keepDataOnHttpsUpgrade the victim would otherwise be signed in as the attacker.
+    const { visit } = setup({ keepDataOnHttpsUpgrade: true });
+    const csrf = (
+      await visit(async (s) => {
+        await s.login('mallory');
+        s.set('cart', ['x']);
+        s.flash('hi');
+        return s.csrfToken();
+      }, { https: false })
+    ).value;
+    const { value } = await visit((s) => ({ user: s.userId, cart: s.get('cart'), csrf: s.validateStaticSecurityKey(csrf), flashes: s.consumeFlashes() }), { https: true });
+    assert.deepEqual(value, { user: null, cart: ['x'], csrf: false, flashes: [] });
   });
 
   it('never lets the HTTPS cookie fall back to an HTTP one when both are present', async () => {

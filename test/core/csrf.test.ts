@@ -85,6 +85,16 @@ describe('one-time CSRF tokens (getSecurityKey / validateSecurityKey)', () => {
     assert.equal((await visit((s) => s.validateSecurityKey(token))).value, true, 'a long finite lifetime works');
   });
 
+  it('lets exactly one of several parallel requests spend a token after a cycleId', async () => {
+    const { sessions, visit, jar } = setup();
+    const token = (await visit((s) => s.getSecurityKey())).value;
+    const parallel = Array.from({ length: 3 }, () => sessions.open({ cookieHeader: jar.header(), https: false }));
+    await Promise.all(parallel.map((s) => s.load()));
+    await Promise.all(parallel.map((s) => s.cycleId()));
+    const results = await Promise.all(parallel.map((s) => s.validateSecurityKey(token)));
+    assert.deepEqual(results.sort(), [false, false, true]);
+  });
+
   it('dies with the session', async () => {
     const { visit } = setup();
     const token = (await visit((s) => s.getSecurityKey())).value;

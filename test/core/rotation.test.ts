@@ -6,6 +6,20 @@ import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
 
 describe('automatic id rotation with a grace window', () => {
+  it('never lets an old id in its grace window reach a session that has expired since', async () => {
+    const { visit, clock, jar } = setup({ rotation: { afterSeconds: 60, grace: 30 } });
+    await visit((s) => s.login('alice'));
+    const old = new CookieJar();
+    old.apply([`sid=${jar.get('sid')}`]);
+    clock.advance(61);
+    await visit((s) => s.get('x')); // rotates; the old id forwards for 30 s
+    clock.advance(1);
+    await visit((s) => s.setExpiry(5));
+    clock.advance(10); // the live session is 5 s past its idle expiry, the forwarder still within grace
+    assert.equal((await visit((s) => s.userId, { browser: old })).value, null, 'the old cookie');
+    assert.equal((await visit((s) => s.userId)).value, null, 'the current cookie');
+  });
+
   it('never lists the rotated-away record as a device, nor counts it against maxSessionsPerUser', async () => {
     const { visit, sessions, clock } = setup({ rotation: { afterSeconds: 60, grace: 30 }, maxSessionsPerUser: 3 });
     const [desktop, laptop, phone] = [new CookieJar(), new CookieJar(), new CookieJar()];

@@ -608,10 +608,10 @@ describe('expiry', () => {
   });
 
   it('ends a session whose stored expiry date does not parse, never passing NaN to the store', async () => {
-    const { visit, store, jar } = setup();
+    const { visit, store, jar, clock } = setup();
     await visit((s) => s.set('a', 1));
     const id = hashToken(jar.get('sid')!);
-    const times = { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 };
+    const times = { lastSeenAt: clock.now(), expiresAt: clock.now() + 60_000 };
     await store.update(id, { meta: { set: { expiry: 'not a date' } }, ...times });
     const seen: unknown[] = [];
     const update = store.update.bind(store);
