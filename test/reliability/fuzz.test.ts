@@ -170,12 +170,15 @@ const nastyChar = fc.constantFrom(...B64URL, ';', '=', ',', '"', '%', '%2', '%ZZ
 const headerByte = fc.integer({ min: 0, max: 255 }).filter((b) => b !== 10 && b !== 13);
 
 /** The `sid` values a cookie header carries, parsed as RFC 6265 servers do (first `=`, trim, DQUOTEs). */
+/** Spaces and tabs only (RFC 6265): a no-break space or other whitespace is part of the name. */
+const blanks = (text: string) => text.replace(/^[ \t]+|[ \t]+$/g, '');
+
 function sidValues(header: string): Set<string> {
   const values = new Set<string>();
   for (const segment of header.split(';')) {
     const eq = segment.indexOf('=');
-    if (eq < 0 || segment.slice(0, eq).trim() !== 'sid') continue;
-    let value = segment.slice(eq + 1).trim();
+    if (eq < 0 || blanks(segment.slice(0, eq)) !== 'sid') continue;
+    let value = blanks(segment.slice(eq + 1));
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     if (value.length <= 4096) values.add(value);
   }
