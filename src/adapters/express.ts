@@ -113,7 +113,12 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
         return;
       }
       if (again) {
-        runWithSession(existing, () => next(), contextual);
+        // The request's one session, wherever it was opened (an outer Express mount, or node's
+        // withSessions around the app): this mount's handlers find it at req.session all the same.
+        const reused = existing as unknown as Session<RegisteredData>;
+        request.session = reused;
+        if (eager && !reused.loaded && carriesSessionCookie(sessions, httpsOf(request, trustProxy), req.headers.cookie)) loadThenNext(reused, next, contextual);
+        else nextInContext(reused, next, contextual);
         return;
       }
     }
@@ -131,20 +136,30 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
     request.session = session;
 
     if (!eager || !carriesSessionCookie(sessions, httpsOnce(), req.headers.cookie)) {
-      runWithSession(session, () => next(), contextual);
+      nextInContext(session, next, contextual);
       return;
     }
-    const loading = session.load();
-    if (session.loaded) {
-      // A synchronous store has loaded it already: no microtask between here and the route.
-      runWithSession(session, () => next(), contextual);
-      return;
-    }
-    loading.then(
-      () => runWithSession(session, () => next(), contextual),
-      (error: unknown) => runWithSession(session, () => next(error), contextual),
-    );
+    loadThenNext(session, next, contextual);
   };
+}
+
+/** Runs the rest of the chain in the session's context. */
+function nextInContext(session: Session<RegisteredData>, next: NextFunction, contextual: boolean): void {
+  runWithSession(session, () => next(), contextual);
+}
+
+/** `eager`: loads the session, then goes on; a store failure goes to `next(err)`. */
+function loadThenNext(session: Session<RegisteredData>, next: NextFunction, contextual: boolean): void {
+  const loading = session.load();
+  if (session.loaded) {
+    // A synchronous store has loaded it already: no microtask between here and the route.
+    nextInContext(session, next, contextual);
+    return;
+  }
+  loading.then(
+    () => nextInContext(session, next, contextual),
+    (error: unknown) => runWithSession(session, () => next(error), contextual),
+  );
 }
 
 /**

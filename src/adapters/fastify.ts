@@ -41,6 +41,7 @@
  * await app.listen({ port: 3000 });
  * ```
  */
+import type { ServerResponse } from 'node:http';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { runWithSession } from '../core/context.js';
@@ -188,7 +189,7 @@ function settle(request: FastifyRequest, finish: () => void, next: (error?: Erro
 function withSessionHeaders(reply: FastifyReply, payload: unknown, result: CommitResult | null): unknown {
   if (result === null) return payload;
   if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
-  reply.header('vary', varyWithCookie(headerText(reply.getHeader('vary'))));
+  reply.header('vary', varyWithCookie(reply.getHeader('vary') as Parameters<typeof varyWithCookie>[0]));
   // Fastify appends to an existing set-cookie header rather than replacing it.
   if (result.setCookie.length > 0) reply.header('set-cookie', [...takeRawCookies(reply), ...result.setCookie]);
   return payload;
@@ -214,10 +215,34 @@ function failureReply(reply: FastifyReply, payload: unknown, error: unknown): st
   // The app's response (and the cookies it set for it) assumed a saved session; drop them.
   for (const name of ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location']) reply.removeHeader(name);
   takeRawCookies(reply);
+  dropCookiesAtHead(reply.raw);
   reply.code(status);
   reply.header('content-type', 'text/plain; charset=utf-8');
   reply.header('cache-control', 'no-store');
   return body;
+}
+
+const WRITE_HEAD = Symbol('coatcheck.writeHead');
+type HeadHeld = ServerResponse & { [WRITE_HEAD]?: ServerResponse['writeHead'] };
+
+/**
+ * The failure reply's head goes out without Set-Cookie: `onSend` hooks after ours may add cookies
+ * back (@fastify/cookie registered after the plugin serialises `reply.setCookie()` there). Only
+ * failed replies get this wrapper; Fastify sends the head with `raw.writeHead(status, headers)`.
+ */
+function dropCookiesAtHead(raw: HeadHeld): void {
+  if (raw[WRITE_HEAD] !== undefined) return;
+  raw[WRITE_HEAD] = raw.writeHead;
+  raw.writeHead = writeHeadWithoutCookies as ServerResponse['writeHead'];
+}
+
+function writeHeadWithoutCookies(this: HeadHeld, ...args: unknown[]): ServerResponse {
+  for (const arg of args) {
+    if (typeof arg !== 'object' || arg === null || Array.isArray(arg)) continue;
+    for (const name of Object.keys(arg)) if (name.toLowerCase() === 'set-cookie') delete (arg as Record<string, unknown>)[name];
+  }
+  this.removeHeader('set-cookie');
+  return (this[WRITE_HEAD] as (...a: unknown[]) => ServerResponse).apply(this, args);
 }
 
 function destroyStream(payload: unknown): void {
@@ -229,7 +254,3 @@ function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function headerText(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  return Array.isArray(value) ? value.join(', ') : String(value);
-}

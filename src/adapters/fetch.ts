@@ -82,19 +82,29 @@ export function discardBody(response: Response): void {
 }
 
 /**
- * Adds the session's headers to a response; rebuilds it when its headers are immutable
- * (e.g. `Response.redirect()` or a response from `fetch`).
+ * The response with the session's headers. A Set-Cookie goes on a copy sharing the app's body
+ * stream, never on the app's own object: a Response can be returned again and again (a module
+ * constant `new Response(null, { status: 204 })`, or a lightweight one `@hono/node-server`
+ * re-sends from its cached body), so one user's cookie added to it would go to every later
+ * request, and nothing visible on a Response proves it fresh. `Vary` and `Cache-Control` are
+ * the same for every user, so they are set in place, as Hono's own middleware does: copying
+ * costs a lot on `@hono/node-server` (it leaves its fast path; measured about 50 → 123 µs of CPU per
+ * request), and most session responses carry no cookie. Immutable headers (`Response.redirect()`,
+ * a `fetch` result) are copied too.
  */
 export function applyCommit(response: Response, result: CommitResult | null): Response {
   if (result === null) return response;
-  let target = response;
-  try {
-    decorate(target.headers, result);
-  } catch {
-    target = new Response(response.body, response);
-    decorate(target.headers, result);
+  if (result.setCookie.length === 0) {
+    try {
+      decorate(response.headers, result);
+      return response;
+    } catch {
+      // Immutable headers: copy below.
+    }
   }
-  return target;
+  const copy = new Response(response.body, response);
+  decorate(copy.headers, result);
+  return copy;
 }
 
 function decorate(headers: Headers, result: CommitResult): void {

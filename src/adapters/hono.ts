@@ -1,7 +1,9 @@
 /**
  * Hono 4 middleware. `c.get('session')` is the request's session handle, loaded lazily: no store
  * call for requests that never use it. After the handler, the session is committed once with the
- * response's status and its headers added to `c.res` (Set-Cookie appended to the app's own).
+ * response's status. `Vary` and `Cache-Control` are set on `c.res`; a Set-Cookie goes on a copy of
+ * it (sharing its body, appended to the app's own cookies), so a Response the app reuses never
+ * carries one user's cookie to another.
  * Runs anywhere Hono runs on Node (`@hono/node-server`, `app.request()`, `app.fetch`); the
  * handler and everything it awaits see the session through `currentSession()`.
  *

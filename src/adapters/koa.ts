@@ -69,7 +69,8 @@ export function getSession<T extends SessionData = RegisteredData>(ctx: { sessio
  * A store failure while committing replaces the response with 503 (409 when the session was
  * ended elsewhere meanwhile) and a short text body, without the session cookie. An error thrown
  * downstream passes through: with a 4xx status the session is still saved and its cookie
- * travels in `err.headers` (which Koa's error handler applies); with a 5xx nothing is saved.
+ * travels in `err.headers` (which Koa's error handler applies) of a per-request object whose
+ * prototype is the thrown error, never on the error itself; with a 5xx nothing is saved.
  * @example
  * ```ts
  * app.use(koaSessions(sessions));
@@ -89,7 +90,10 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     // The session sits on ctx.req (attachSession), where nothing else puts one: no property on ctx.
     const existing = attachedSession(ctx.req);
     if (mountedAgain(existing, sessions, 'koaSessions')) {
-      await runWithSession(existing as unknown as Session<RegisteredData>, next, sessions.options.context);
+      // Opened by an outer Koa mount, or by node's withSessions around the app: ctx.session all the same.
+      const reused = existing as unknown as Session<RegisteredData>;
+      ctx.session = reused;
+      await runWithSession(reused, next, sessions.options.context);
       return;
     }
     // Read only if the session is used. The raw response is hooked only then too: it commits the
@@ -100,8 +104,7 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     try {
       await runWithSession(session, next, sessions.options.context);
     } catch (error) {
-      await commitAfterThrow(ctx, session, error);
-      throw error;
+      throw await commitAfterThrow(ctx, session, error);
     }
     // The app answers on ctx.res itself: ctx.status is Koa's default, not the response's, and the
     // head may be out already. The hook on ctx.res commits (or has committed) with the real one.
@@ -137,8 +140,7 @@ class KoaClient implements ClientFacts {
 
 function decorate(ctx: Context, result: CommitResult): void {
   if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', SESSION_CACHE_CONTROL);
-  const vary = ctx.response.get('Vary');
-  ctx.set('Vary', varyWithCookie(Array.isArray(vary) ? vary.join(', ') : vary === undefined ? undefined : String(vary)));
+  ctx.set('Vary', varyWithCookie(ctx.response.get('Vary') as Parameters<typeof varyWithCookie>[0]));
   if (result.setCookie.length > 0) ctx.append('Set-Cookie', result.setCookie);
 }
 
@@ -156,30 +158,45 @@ function fail(ctx: Context, error: unknown): void {
 }
 
 /**
- * A downstream error is on its way to the app's error handler. A 4xx is an ordinary answer, so
- * the session is saved and its headers ride along on `err.headers` (Koa's `ctx.onerror` clears
- * the response headers and then applies those) as well as on the response (for error-handling
- * middleware upstream that renders the error itself). A 5xx saves nothing.
+ * A downstream error is on its way to the app's error handler; returns the error to rethrow. A
+ * 4xx is an ordinary answer, so the session is saved and its headers are set on the response (for
+ * error-handling middleware upstream that renders the error itself) and ride along on
+ * `err.headers`, which Koa's `ctx.onerror` applies after clearing the response's headers. A 5xx
+ * saves nothing.
+ *
+ * The thrown object is never changed: an app may throw one instance again and again (a module
+ * constant), and one request's cookie written onto it would go to every later client that gets
+ * it. What is rethrown is a per-request object with the error as its prototype (`instanceof`,
+ * `status`, `expose`, `message` and `stack` read through) and its own `headers`: the error's own
+ * plus this request's session headers.
  */
-async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<void> {
+async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<unknown> {
   const raw = (error as { status?: unknown; statusCode?: unknown } | null) ?? {};
   const candidate = typeof raw.status === 'number' ? raw.status : raw.statusCode;
   const status = typeof candidate === 'number' && candidate >= 400 && candidate < 600 ? candidate : 500;
   const result = await session.commit(status); // rejects with a store failure: that error wins
-  if (!result || status >= 500 || typeof error !== 'object' || error === null) return;
+  if (!result || status >= 500 || typeof error !== 'object' || error === null) return error;
   decorate(ctx, result);
-  const target = error as { headers?: Record<string, unknown> };
-  const headers = { ...(target.headers ?? {}) };
+  const own = (error as { headers?: unknown }).headers;
+  const headers: Record<string, unknown> = typeof own === 'object' && own !== null ? { ...own } : {};
   if (result.setCookie.length > 0) {
-    const key = Object.keys(headers).find((name) => name.toLowerCase() === 'set-cookie') ?? 'Set-Cookie';
+    const key = keyOf(headers, 'set-cookie') ?? 'Set-Cookie';
     const existing = headers[key];
     headers[key] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), ...result.setCookie];
   }
-  headers['Vary'] = ctx.response.get('Vary');
-  headers['Cache-Control'] = ctx.response.get('Cache-Control');
-  try {
-    target.headers = headers;
-  } catch {
-    // A frozen error object: the cookie cannot travel; the record is saved all the same.
+  const vary = keyOf(headers, 'vary');
+  if (vary === undefined) headers['Vary'] = ctx.response.get('Vary');
+  else headers[vary] = varyWithCookie(headers[vary] as Parameters<typeof varyWithCookie>[0]);
+  if (keyOf(headers, 'cache-control') === undefined) headers['Cache-Control'] = ctx.response.get('Cache-Control');
+  const wrapper = Object.create(error, { headers: { value: headers, writable: true, enumerable: true, configurable: true } }) as object;
+  // Koa tells errors by `instanceof Error` or this tag, which an error from another realm (a vm
+  // context, a test runner's sandbox) has and the wrapper would not.
+  if (!(error instanceof Error) && Object.prototype.toString.call(error) === '[object Error]') {
+    Object.defineProperty(wrapper, Symbol.toStringTag, { value: 'Error', configurable: true });
   }
+  return wrapper;
+}
+
+function keyOf(headers: Record<string, unknown>, name: string): string | undefined {
+  return Object.keys(headers).find((key) => key.toLowerCase() === name);
 }

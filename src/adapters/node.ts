@@ -33,7 +33,10 @@ export interface NodeAdapterOptions {
    * Answers a request whose session failed (store down → 503, ended elsewhere → 409, a bug → 500).
    * Default: a short plain-text answer. Also told when a commit fails once nothing can replace the
    * response (its head had gone out, or Node's own `end` was sending its body): the connection is
-   * closed by then (`res.destroyed`), whatever it writes is dropped; use that call to log.
+   * closed by then (`res.destroyed`), whatever it writes is dropped; use that call to log. Told
+   * too, after the fact, of an error the handler throws once it has ended its response: that
+   * response goes out as the handler wrote it, and whatever this writes is dropped. (Without
+   * `onError`, the first such error is a process warning, `COATCHECK_ERROR_AFTER_END`.)
    */
   onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -110,7 +113,8 @@ export function attachSession<T extends SessionData>(
         userAgent: header(req, 'user-agent') ?? null,
       };
     },
-    () => interceptResponse(session, req, res, options),
+    // First used after the response ended (past an await): no response left to carry a change.
+    () => (res.writableEnded ? session.closeUnsaved() : interceptResponse(session, req, res, options)),
   );
   (req as WithSession)[SESSION] = session;
   return session;
@@ -125,7 +129,10 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
   const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
     if (res.writableEnded || endHeldBack(res)) {
       // The app ended its response before throwing (sent, or held for a pending commit): it
-      // goes out as the app wrote it. Closing the socket now could cut its body short.
+      // goes out as the app wrote it. Closing the socket now could cut its body short. The error
+      // is still told, never dropped without a trace.
+      if (options.onError) process.nextTick(reportLate, options.onError, error, req, res);
+      else warnErrorAfterEnd(error);
       return;
     }
     if (abortHeld(res, error instanceof Error ? error : new Error(String(error)))) {
@@ -479,23 +486,26 @@ function commitBeforeHeaders(res: Intercepted, state: Interception): void {
     // Late: what the app wrote goes out now; only its end waits for the commit.
     if (state.late) sendHeld(res, state, true);
   } else {
-    committed(res, state, outcome);
+    sendCommitted(res, state, outcome);
   }
 }
 
 function settleLater(res: Intercepted, state: Interception, outcome: PromiseLike<CommitResult | null>): void {
   outcome.then(
-    (result) => {
-      try {
-        committed(res, state, result);
-      } catch (error) {
-        // The replay itself failed (an invalid header, say): answer 500 while that is possible.
-        if (!headersReallySent(res)) commitFailed(res, state, error);
-        else res.destroy(error instanceof Error ? error : undefined);
-      }
-    },
+    (result) => sendCommitted(res, state, result),
     (error: unknown) => commitFailed(res, state, error),
   );
+}
+
+/** `committed`, but a failed replay (an invalid header the app gave writeHead, say) is answered, never left hanging. */
+function sendCommitted(res: Intercepted, state: Interception, result: CommitResult | null): void {
+  try {
+    committed(res, state, result);
+  } catch (error) {
+    // Answer 500 while that is possible; otherwise close the connection.
+    if (!headersReallySent(res)) commitFailed(res, state, error);
+    else res.destroy(error instanceof Error ? error : undefined);
+  }
 }
 
 function committed(res: Intercepted, state: Interception, result: CommitResult | null): void {
@@ -533,8 +543,8 @@ function addSessionHeaders(res: Intercepted, state: Interception, result: Commit
   const headers = headObject(state.head);
   if (!res.getHeader('cache-control') && !updateInHead(headers, 'cache-control')) setHeader.call(res, 'Cache-Control', SESSION_CACHE_CONTROL);
   // Vary given in writeHead's own headers gets Cookie there: writeHead's value would win.
-  if (!updateInHead(headers, 'vary', (value) => varyWithCookie(String(value)))) {
-    setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary') as string | undefined));
+  if (!updateInHead(headers, 'vary', (value) => varyWithCookie(value as Parameters<typeof varyWithCookie>[0]))) {
+    setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary')));
   }
   if (result && result.setCookie.length > 0) appendSetCookie(res, headers, result.setCookie, setHeader);
 }
@@ -578,6 +588,19 @@ function reportLate(onError: NonNullable<NodeAdapterOptions['onError']>, error: 
   } catch {
     // Writing to the closed response (setHeader after the head, say) throws: it had nothing to answer.
   }
+}
+
+let errorAfterEndWarned = false;
+
+/** Once per process, without `onError`: the handler threw after its response had ended. */
+function warnErrorAfterEnd(error: unknown): void {
+  if (errorAfterEndWarned) return;
+  errorAfterEndWarned = true;
+  process.emitWarning(
+    `coatcheck: a handler failed after its response had ended, so no error answer could be sent: ${error instanceof Error ? error.message : String(error)}. ` +
+      'Pass onError to withSessions to be told of each such error',
+    { code: 'COATCHECK_ERROR_AFTER_END', detail: error instanceof Error ? error.stack : undefined },
+  );
 }
 
 let cookieLossWarned = false;
@@ -676,7 +699,7 @@ function releaseHead(res: Intercepted, state: Interception): void {
   stopReportingSent(res, state);
   if (state.phase === 'committing' && !state.late) {
     state.late = true;
-    addSessionHeaders(res, state, null);
+    addHeadersNow(res, state, null);
     return;
   }
   if (state.phase !== 'holding') return;
@@ -691,11 +714,25 @@ function releaseHead(res: Intercepted, state: Interception): void {
   }
   if (isPromiseLike(outcome)) {
     state.late = true;
-    addSessionHeaders(res, state, null);
     settleLater(res, state, outcome);
-  } else {
-    addSessionHeaders(res, state, outcome);
+    addHeadersNow(res, state, null);
+  } else if (addHeadersNow(res, state, outcome)) {
     state.phase = 'passing';
+  }
+}
+
+/**
+ * `addSessionHeaders` inside Node's own end/write: a throw there (an invalid value the app gave
+ * Vary, say) closes the connection, as a failed commit found then does. False when it did.
+ */
+function addHeadersNow(res: Intercepted, state: Interception, result: CommitResult | null): boolean {
+  try {
+    addSessionHeaders(res, state, result);
+    return true;
+  } catch (error) {
+    state.late = true;
+    commitFailed(res, state, error);
+    return false;
   }
 }
 

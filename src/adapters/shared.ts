@@ -20,11 +20,15 @@ export function isHttps(encrypted: boolean, forwardedProto: string | null | unde
   return encrypted;
 }
 
-/** Adds `Cookie` to a Vary header value unless it is already there (or `*`). */
-export function varyWithCookie(current: string | null | undefined): string {
-  if (!current) return 'Cookie';
-  const parts = current.split(',').map((part) => part.trim().toLowerCase());
-  return parts.includes('cookie') || parts.includes('*') ? current : `${current}, Cookie`;
+/**
+ * Adds `Cookie` to a Vary header value unless it is already there (or `*`). Takes the value as
+ * node holds it too: an array after `setHeader('Vary', [...])` or Express/Koa `append`, or a number.
+ */
+export function varyWithCookie(current: string | number | readonly string[] | null | undefined): string {
+  const text = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : current == null ? '' : String(current);
+  if (!text) return 'Cookie';
+  const parts = text.split(',').map((part) => part.trim().toLowerCase());
+  return parts.includes('cookie') || parts.includes('*') ? text : `${text}, Cookie`;
 }
 
 /** Cache-Control for a response that read or set the session, unless the app chose its own. */

@@ -196,6 +196,14 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#phase === 'ready' || this.#phase === 'committed';
   }
 
+  /**
+   * Adapters: the response ended before the session was first used, so nothing could carry a
+   * change: from now on it may be read, and a change throws HeadersSentError. @internal
+   */
+  closeUnsaved(): void {
+    this.#closed = true;
+  }
+
   /** Adapters: called once, the first time the session is used, to hook the response. */
   set onActivate(hook: (() => void) | undefined) {
     this.#onActivate = hook;
@@ -975,7 +983,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * found synchronously are thrown, not returned as a rejected promise.
    */
   commitNow(status = 200): Awaitable<CommitResult | null> {
-    if (!this.#accessed) {
+    if (!this.#accessed || this.#closed) {
       // Unused until now: nothing to write, but the response has gone, so later changes must throw.
       this.#closed = true;
       return null;

@@ -20,7 +20,9 @@ import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, HeadersSentError, NotLoadedError } from '../../src/errors.js';
+import { withSessions } from '../../src/adapters/node.js';
+import type { Session } from '../../src/core/session.js';
 
 /** The Express module this suite runs against in a child process (`express` or `express4`). */
 const moduleNames: Record<string, string> = { 'express 5': 'express', 'express 4': 'express4' };
@@ -707,6 +709,182 @@ export function expressSuite(name: string, express: ExpressFactory): void {
           assert.equal(exchange.body, body);
         }
         assert.equal(await (await fetch(`${running.url}/read`, { headers: { cookie } })).text(), '3');
+      } finally {
+        await running.close();
+      }
+    });
+    it("adds Cookie to a Vary header res.append() left as an array, for a new session and a saved one", async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.get(
+        '/',
+        route(async (req, res) => {
+          const session = await req.session.load();
+          session.set('n', (session.get('n', 0) as number) + 1);
+          res.append('Vary', 'Accept-Encoding');
+          res.append('Vary', 'Origin');
+          res.send('ok');
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const created = await fetch(running.url, { signal: AbortSignal.timeout(2000) });
+        assert.equal(created.status, 200);
+        assert.equal(created.headers.get('vary'), 'Accept-Encoding, Origin, Cookie');
+        const cookie = (created.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        assert.match(cookie, /^sid=/);
+        const saved = await fetch(running.url, { headers: { cookie }, signal: AbortSignal.timeout(2000) });
+        assert.equal(saved.status, 200);
+        assert.equal(saved.headers.get('vary'), 'Accept-Encoding, Origin, Cookie');
+        assert.equal(await saved.text(), 'ok');
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('answers 500 when replaying the held response fails within a synchronous commit, instead of hanging', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.get(
+        '/:kind',
+        route(async (req, res) => {
+          const session = await req.session.load();
+          session.set('n', (session.get('n', 0) as number) + 1);
+          if (req.params.kind === 'bad') res.writeHead(200, { 'X-Name': 'a\u0000b' });
+          res.end('body');
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const seeded = await fetch(`${running.url}/seed`);
+        await seeded.text();
+        const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        const res = await fetch(`${running.url}/bad`, { headers: { cookie }, signal: AbortSignal.timeout(2000) });
+        assert.equal(res.status, 500);
+        assert.deepEqual(res.headers.getSetCookie(), []);
+      } finally {
+        await running.close();
+      }
+    });
+
+    it('closes a session first used after the route sent its response: a change throws HeadersSentError, reading works', async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      app.post(
+        '/start',
+        route(async (req, res) => {
+          (await req.session.load()).set('n', 1);
+          res.send('ok');
+        }),
+      );
+      const late: { read?: unknown; error?: unknown } = {};
+      let settled!: () => void;
+      const done = new Promise<void>((resolve) => (settled = resolve));
+      app.post('/audit', (req, res) => {
+        res.send('accepted'); // answer first, then record in the session
+        setTimeout(() => {
+          req.session
+            .load()
+            .then((session) => {
+              late.read = session.get('n');
+              session.set('audited', true);
+            })
+            .catch((error: unknown) => (late.error = error))
+            .finally(settled);
+        }, 10);
+      });
+      app.get(
+        '/show',
+        route(async (req, res) => {
+          res.json((await req.session.load()).toJSON());
+        }),
+      );
+      const running = await listen(app);
+      try {
+        const started = await fetch(`${running.url}/start`, { method: 'POST' });
+        await started.text();
+        const cookie = (started.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        assert.equal(await (await fetch(`${running.url}/audit`, { method: 'POST', headers: { cookie } })).text(), 'accepted');
+        await done;
+        assert.equal(late.read, 1);
+        assert.ok(late.error instanceof HeadersSentError, String(late.error));
+        assert.deepEqual(await (await fetch(`${running.url}/show`, { headers: { cookie } })).json(), { n: 1 });
+      } finally {
+        await running.close();
+      }
+    });
+
+    it("sets req.session when node's withSessions around the app opened the session", async () => {
+      const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+      const app = express();
+      app.use(expressSessions(sessions));
+      let outer: unknown;
+      app.get(
+        '/',
+        route(async (req, res) => {
+          const session = await req.session.load();
+          session.set('n', (session.get('n', 0) as number) + 1);
+          res.json({ n: session.get('n'), same: req.session === outer });
+        }),
+      );
+      const server = createServer(
+        withSessions(sessions, (req, res) => {
+          outer = (req as unknown as { [key: symbol]: unknown })[Symbol.for('coatcheck.session')];
+          app(req, res);
+        }),
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+        assert.equal(res.status, 200);
+        assert.deepEqual(await res.json(), { n: 1, same: true });
+        assert.equal(res.headers.getSetCookie().length, 1);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('eager: honoured on a second mount that reuses the session of a lazy app-wide one', async () => {
+      const store = instrument(memoryStore({ sweepInterval: 0 }));
+      const sessions = createSessions({ store });
+      const app = express();
+      app.use(expressSessions(sessions)); // app-wide, lazy
+      app.post(
+        '/set',
+        route(async (req, res) => {
+          (await req.session.load()).set('cart', [1, 2]);
+          res.send('ok');
+        }),
+      );
+      const shop = express();
+      shop.use(expressSessions(sessions, { eager: true }));
+      shop.get('/cart', (req, res) => {
+        res.json((req.session as Session<Record<string, JsonValue>>).get('cart', []));
+      });
+      app.use('/shop', shop);
+      const errors: unknown[] = [];
+      app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+        errors.push(error);
+        res.status(500).send(String(error));
+      });
+      const running = await listen(app);
+      try {
+        const set = await fetch(`${running.url}/set`, { method: 'POST' });
+        await set.text();
+        const cookie = (set.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        store.resetCounts();
+        const cart = await fetch(`${running.url}/shop/cart`, { headers: { cookie } });
+        assert.equal(cart.status, 200, String(errors[0]));
+        assert.deepEqual(await cart.json(), [1, 2]);
+        assert.equal(store.calls.get, 1);
+        // Without the cookie there is nothing to load: no store call, and synchronous use works.
+        store.resetCounts();
+        assert.deepEqual(await (await fetch(`${running.url}/shop/cart`)).json(), []);
+        assert.equal(store.totalCalls(), 0);
+        assert.ok(!errors.some((error) => error instanceof NotLoadedError));
       } finally {
         await running.close();
       }

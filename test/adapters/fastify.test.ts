@@ -202,6 +202,38 @@ describe('fastify adapter specifics', () => {
     }
   });
 
+  it('answers 503 without the app\'s cookies when @fastify/cookie is registered after the plugin', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store, storeTimeout: 200 });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    await app.register(fastifyCookie); // its onSend, which serialises reply.setCookie(), runs after the commit
+    app.post('/', async (request, reply) => {
+      const session = await request.session.load();
+      session.set('user', 'alice');
+      reply.setCookie('logged_in', '1', { path: '/' });
+      reply.header('set-cookie', 'theme=dark');
+      return { ok: true };
+    });
+    const running = await listen(app);
+    try {
+      store.fault = 'reject';
+      const failed = await fetch(running.url, { method: 'POST' });
+      assert.equal(failed.status, 503);
+      assert.equal(failed.headers.get('cache-control'), 'no-store');
+      assert.match(await failed.text(), /^Service Unavailable/);
+      assert.deepEqual(failed.headers.getSetCookie(), []);
+      store.fault = 'none';
+      const saved = await fetch(running.url, { method: 'POST' });
+      assert.equal(saved.status, 200);
+      const cookies = saved.headers.getSetCookie().map((cookie) => cookie.split('=')[0]);
+      assert.deepEqual(cookies.sort(), ['logged_in', 'sid', 'theme']);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+    }
+  });
+
   it('answers 409 when the session was ended elsewhere during the request', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const app = Fastify();

@@ -61,6 +61,41 @@ runAdapterScenarios(
 );
 
 describe('fetch adapter specifics', () => {
+  it("never adds a session cookie to the app's own Response: one it returns again carries no earlier user's cookie", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const DONE = new Response(null, { status: 204, headers: { 'x-app': '1' } }); // a module constant
+    const handler = withSessions(sessions, async (request: Request) => {
+      if (new URL(request.url).pathname === '/login') await (await getSession(request)).login('alice');
+      return DONE;
+    });
+    const alice = await handler(new Request('http://localhost/login', { method: 'POST' }));
+    assert.equal(alice.status, 204);
+    assert.equal(alice.headers.get('x-app'), '1');
+    assert.match(alice.headers.getSetCookie()[0] ?? '', /^sid=/);
+    assert.equal(alice.headers.get('vary'), 'Cookie');
+    const bob = await handler(new Request('http://localhost/ping', { method: 'POST' }));
+    assert.equal(bob.status, 204);
+    assert.deepEqual(bob.headers.getSetCookie(), []);
+    assert.equal(bob.headers.get('vary'), null);
+    const left: [string, string][] = [];
+    DONE.headers.forEach((value, name) => left.push([name, value]));
+    assert.deepEqual(left, [['x-app', '1']], "the app's Response is unchanged");
+  });
+
+  it("sends the body of the app's Response through the copy that carries the session headers", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const handler = withSessions(sessions, async (request: Request) => {
+      (await getSession(request)).set('n', 1);
+      return new Response('hello', { status: 201, statusText: 'Made', headers: { 'content-type': 'text/plain' } });
+    });
+    const response = await handler(new Request('http://localhost/', { method: 'POST' }));
+    assert.equal(response.status, 201);
+    assert.equal(response.statusText, 'Made');
+    assert.equal(response.headers.get('content-type'), 'text/plain');
+    assert.match(response.headers.getSetCookie()[0] ?? '', /^sid=/);
+    assert.equal(await response.text(), 'hello');
+  });
+
   it('adds session headers to immutable responses such as Response.redirect()', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const handler = withSessions(sessions, async (request) => {

@@ -106,6 +106,40 @@ describe('hono adapter specifics', () => {
     }
   });
 
+  it("never adds a session cookie to the app's own Response: one it returns again carries no earlier user's cookie", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    let ACCEPTED: Response | undefined; // a module constant, made once the server has set up its Response class
+    app.post('/login', async (c) => {
+      await (await c.get('session').load()).login('carol');
+      return ACCEPTED!;
+    });
+    app.post('/ping', (c) => {
+      void c.get('session').load();
+      return ACCEPTED!;
+    });
+    const running = await listen(app);
+    try {
+      // Without a server, and on @hono/node-server (its own lightweight Response class).
+      for (const send of [(path: string) => app.request(path, { method: 'POST' }), (path: string) => fetch(running.url + path, { method: 'POST' })]) {
+        ACCEPTED = new Response(null, { status: 202, headers: { 'x-app': '1' } });
+        const carol = await send('/login');
+        assert.equal(carol.status, 202);
+        assert.equal(carol.headers.get('x-app'), '1');
+        assert.match(sessionCookie(carol) ?? '', /^sid=/);
+        const dave = await send('/ping');
+        assert.equal(dave.status, 202);
+        assert.deepEqual(dave.headers.getSetCookie(), []);
+        assert.deepEqual(ACCEPTED.headers.getSetCookie(), [], 'no cookie ever lands on the shared Response');
+        // Headers that are the same for every user are set in place (as Hono's cors/etag do).
+        assert.equal(ACCEPTED.headers.get('vary'), 'Cookie');
+      }
+    } finally {
+      await running.close();
+    }
+  });
+
   it("keeps the app's cookies on redirects and fetched (immutable) responses", async () => {
     const app = new Hono();
     app.use(honoSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }) })));

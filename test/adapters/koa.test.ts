@@ -14,6 +14,8 @@ import { instrument } from '../helpers/instrumented-store.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+import { withSessions } from '../../src/adapters/node.js';
+import { HeadersSentError } from '../../src/errors.js';
 
 async function listen(app: Koa): Promise<RunningApp> {
   app.silent = true; // expected errors (store down) would otherwise be logged by Koa
@@ -310,6 +312,159 @@ describe('koa adapter specifics', () => {
       assert.equal(store.totalCalls(), 0);
     } finally {
       await running.close();
+    }
+  });
+  it('never writes the session cookie onto a thrown error: an error thrown again carries no earlier user\'s cookie', async () => {
+    class NeedsSecondFactor extends Error {
+      status = 401;
+      expose = true;
+      headers = { 'WWW-Authenticate': 'otp' };
+    }
+    const NEEDS_2FA = new NeedsSecondFactor('second factor required'); // one instance, thrown from many places
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    const upstream: { sameClass: boolean; status: unknown; message: string; prototype: boolean }[] = [];
+    app.use(async (_ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        const err = error as NeedsSecondFactor;
+        upstream.push({ sameClass: err instanceof NeedsSecondFactor, status: err.status, message: err.message, prototype: Object.getPrototypeOf(err) === NEEDS_2FA || err === NEEDS_2FA });
+        throw error; // on to Koa's own error handler, which applies err.headers
+      }
+    });
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      if (ctx.path === '/login') await (await ctx.session.load()).login('alice');
+      if (ctx.path === '/whoami') {
+        ctx.body = { user: (await ctx.session.load()).userId };
+        return;
+      }
+      throw NEEDS_2FA;
+    });
+    const running = await listen(app);
+    try {
+      const alice = await fetch(running.url + '/login', { method: 'POST' });
+      assert.equal(alice.status, 401);
+      assert.equal(alice.headers.get('www-authenticate'), 'otp');
+      assert.match(alice.headers.get('vary') ?? '', /Cookie/);
+      const cookie = cookieOf(alice);
+      const other = await fetch(running.url + '/admin'); // never touches the session
+      assert.equal(other.status, 401);
+      assert.equal(await other.text(), 'second factor required');
+      assert.equal(other.headers.get('www-authenticate'), 'otp');
+      assert.deepEqual(other.headers.getSetCookie(), []);
+      assert.deepEqual(NEEDS_2FA.headers, { 'WWW-Authenticate': 'otp' }, 'the thrown object is unchanged');
+      assert.deepEqual(upstream, [
+        { sameClass: true, status: 401, message: 'second factor required', prototype: true },
+        { sameClass: true, status: 401, message: 'second factor required', prototype: true },
+      ]);
+      assert.deepEqual(await (await fetch(running.url + '/whoami', { headers: { cookie } })).json(), { user: 'alice' });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("adds Cookie to a Vary header an upstream ctx.append() left as an array, also with ctx.respond = false", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      ctx.append('Vary', 'Accept-Encoding');
+      ctx.append('Vary', 'Origin');
+      await next();
+    });
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      session.set('n', (session.get('n', 0) as number) + 1);
+      if (ctx.path === '/raw') {
+        ctx.respond = false;
+        ctx.res.statusCode = 200;
+        ctx.res.end('raw');
+        return;
+      }
+      ctx.body = 'ok';
+    });
+    const running = await listen(app);
+    try {
+      for (const path of ['/', '/raw']) {
+        const created = await fetch(running.url + path, { signal: AbortSignal.timeout(2000) });
+        assert.equal(created.status, 200, path);
+        assert.match(created.headers.get('vary') ?? '', /^Accept-Encoding, ?Origin, Cookie$/, path);
+        const cookie = cookieOf(created);
+        const saved = await fetch(running.url + path, { headers: { cookie }, signal: AbortSignal.timeout(2000) });
+        assert.equal(saved.status, 200, path);
+        assert.match(saved.headers.get('vary') ?? '', /^Accept-Encoding, ?Origin, Cookie$/, path);
+      }
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('with ctx.respond = false, closes a session still unused when the chain returns after ending ctx.res', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    const late: { read?: unknown; error?: unknown } = {};
+    let settled!: () => void;
+    const done = new Promise<void>((resolve) => (settled = resolve));
+    app.use(async (ctx) => {
+      if (ctx.path === '/start') {
+        (await ctx.session.load()).set('n', 1);
+        ctx.body = 'ok';
+        return;
+      }
+      if (ctx.path === '/show') {
+        ctx.body = (await ctx.session.load()).toJSON();
+        return;
+      }
+      ctx.respond = false;
+      ctx.res.end('accepted');
+      setTimeout(() => {
+        ctx.session
+          .load()
+          .then((session) => {
+            late.read = session.get('n');
+            session.set('late', true);
+          })
+          .catch((error: unknown) => (late.error = error))
+          .finally(settled);
+      }, 10);
+    });
+    const running = await listen(app);
+    try {
+      const cookie = cookieOf(await fetch(running.url + '/start'));
+      assert.equal(await (await fetch(running.url + '/work', { headers: { cookie } })).text(), 'accepted');
+      await done;
+      assert.equal(late.read, 1);
+      assert.ok(late.error instanceof HeadersSentError, String(late.error));
+      assert.deepEqual(await (await fetch(running.url + '/show', { headers: { cookie } })).json(), { n: 1 });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("sets ctx.session when node's withSessions around the app opened the session", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = new Koa();
+    app.silent = true;
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      session.set('n', (session.get('n', 0) as number) + 1);
+      ctx.body = { n: session.get('n'), context: currentSession() === ctx.session };
+    });
+    const server = createServer(withSessions(sessions, app.callback()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const first = await fetch(url);
+      assert.equal(first.status, 200);
+      assert.deepEqual(await first.json(), { n: 1, context: true });
+      const again = await fetch(url, { headers: { cookie: cookieOf(first) } });
+      assert.deepEqual(await again.json(), { n: 2, context: true });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -15,6 +15,19 @@ import { slowCreateStore } from '../helpers/slow-create.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import type { Session } from '../../src/core/session.js';
+import { varyWithCookie } from '../../src/adapters/shared.js';
+import { HeadersSentError } from '../../src/errors.js';
+
+// Process warnings of the whole file: the adapter's are emitted once per process, by whichever test comes first.
+const processWarnings: Error[] = [];
+process.on('warning', (warning) => processWarnings.push(warning));
+
+/** A session cookie (`name=value`) made by a request to `url`. */
+async function seedCookie(url: string): Promise<string> {
+  const res = await fetch(url);
+  await res.text();
+  return (res.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+}
 
 async function listen(server: Server): Promise<RunningApp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -23,6 +36,14 @@ async function listen(server: Server): Promise<RunningApp> {
     url: `http://127.0.0.1:${port}`,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Uncaught exceptions while a test runs; `stop()` removes the listener. */
+function captureUncaught(): { errors: unknown[]; stop: () => void } {
+  const errors: unknown[] = [];
+  const listener = (error: unknown) => errors.push(error);
+  process.on('uncaughtException', listener);
+  return { errors, stop: () => process.off('uncaughtException', listener) };
 }
 
 async function scenarioHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -861,6 +882,196 @@ describe('node:http adapter specifics', () => {
       assert.equal(told.length, 1);
       assert.match(told[0]!.message, /injected update failure/);
       assert.equal(told[0]!.destroyed, true, 'closed before onError hears of it');
+    } finally {
+      await app.close();
+    }
+  });
+  it('adds Cookie to a Vary header the app holds as an array: new session, saved session and streamed body', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const uncaught = captureUncaught();
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          session.set('n', (session.get('n', 0) as number) + 1);
+          res.setHeader('Vary', ['Accept-Encoding', 'Origin']); // as res.append / setHeader([...]) leave it
+          if (req.url === '/stream') Readable.from(['a', 'b']).pipe(res);
+          else if (req.url === '/head') res.writeHead(200, { Vary: ['Accept', 'Origin'] }).end('ok');
+          else res.end('ok');
+        }),
+      ),
+    );
+    try {
+      const cookie = await seedCookie(app.url); // a new session: created asynchronously
+      for (const [path, vary] of [['/', 'Accept-Encoding, Origin, Cookie'], ['/stream', 'Accept-Encoding, Origin, Cookie'], ['/head', 'Accept, Origin, Cookie']]) {
+        const res = await fetch(app.url + path, { headers: { cookie }, signal: AbortSignal.timeout(2000) }); // saved synchronously
+        assert.equal(res.status, 200, path);
+        assert.equal(res.headers.get('vary'), vary, path);
+        assert.ok(['ok', 'ab'].includes(await res.text()), path);
+      }
+      const fresh = await fetch(app.url, { signal: AbortSignal.timeout(2000) });
+      assert.equal(fresh.status, 200);
+      assert.equal(fresh.headers.get('vary'), 'Accept-Encoding, Origin, Cookie');
+      assert.match(fresh.headers.getSetCookie()[0] ?? '', /^sid=/);
+      assert.deepEqual(uncaught.errors, []);
+    } finally {
+      uncaught.stop();
+      await app.close();
+    }
+    assert.equal(varyWithCookie(['Origin', 'cookie']), 'Origin, cookie');
+    assert.equal(varyWithCookie(7), '7, Cookie');
+  });
+
+  it('answers 500 when replaying the held response fails within a synchronous commit, instead of hanging', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          const session = await getSession(req);
+          session.set('n', (session.get('n', 0) as number) + 1);
+          if (req.url === '/bad') res.writeHead(200, { 'X-Name': 'a\u0000b' }); // Node refuses it only when really sent
+          res.end('body');
+        }),
+      ),
+    );
+    try {
+      const cookie = await seedCookie(app.url);
+      // An existing session on the memory store: the save, and so the replay, run inside res.end().
+      const res = await fetch(`${app.url}/bad`, { headers: { cookie }, signal: AbortSignal.timeout(2000) });
+      assert.equal(res.status, 500);
+      assert.deepEqual(res.headers.getSetCookie(), []);
+      assert.equal((await fetch(app.url, { headers: { cookie }, signal: AbortSignal.timeout(2000) })).status, 200, 'the server is still up');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('closes a session first used after an await that follows the end of the response, within the handler', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    let report!: (outcome: unknown) => void;
+    const outcome = new Promise<unknown>((resolve) => (report = resolve));
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          res.end('accepted');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          const session = await getSession(req);
+          try {
+            session.set('n', 2);
+            report('set accepted (and lost)');
+          } catch (error) {
+            report(error);
+          }
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(await res.text(), 'accepted');
+      const seen = await outcome;
+      assert.ok(seen instanceof HeadersSentError, String(seen));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('closes a session first used after the handler ended its response: a change throws HeadersSentError, reading works', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const late: { read?: unknown; error?: unknown } = {};
+    let settled!: () => void;
+    const done = new Promise<void>((resolve) => (settled = resolve));
+    const app = await listen(
+      createServer(
+        withSessions(sessions, (req, res) => {
+          if (req.url === '/seed') {
+            return getSession(req).then((session) => {
+              session.set('n', 1);
+              res.end('seeded');
+            });
+          }
+          if (req.url === '/show') return getSession(req).then((session) => void res.end(JSON.stringify(session.toJSON())));
+          res.end('accepted'); // answer first, then record in the session
+          setTimeout(() => {
+            void getSession(req)
+              .then((session) => {
+                late.read = session.get('n');
+                session.set('n', 2);
+              })
+              .catch((error: unknown) => (late.error = error))
+              .finally(settled);
+          }, 10);
+          return undefined;
+        }),
+      ),
+    );
+    try {
+      const cookie = await seedCookie(`${app.url}/seed`);
+      const res = await fetch(`${app.url}/work`, { headers: { cookie } });
+      assert.equal(await res.text(), 'accepted');
+      assert.deepEqual(res.headers.getSetCookie(), []);
+      await done;
+      assert.equal(late.read, 1);
+      assert.ok(late.error instanceof HeadersSentError, String(late.error));
+      assert.equal(await (await fetch(`${app.url}/show`, { headers: { cookie } })).text(), '{"n":1}');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('tells onError of an error the handler throws after ending its response, leaving the response as sent', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const told: string[] = [];
+    const app = await listen(
+      createServer(
+        withSessions(
+          sessions,
+          async (req, res) => {
+            if (req.url === '/session') (await getSession(req)).set('n', 1); // a new session: its end is held for the create
+            res.end('ok');
+            await Promise.resolve();
+            throw new Error(`audit failed ${req.url}`);
+          },
+          {
+            onError: (error, _req, res) => {
+              told.push((error as Error).message);
+              res.statusCode = 500;
+              res.end('must not be sent'); // dropped: the response had ended
+            },
+          },
+        ),
+      ),
+    );
+    try {
+      for (const path of ['/plain', '/session']) {
+        const res = await fetch(app.url + path);
+        assert.equal(res.status, 200, path);
+        assert.equal(await res.text(), 'ok', path);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(told, ['audit failed /plain', 'audit failed /session']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('without onError, warns once per process (COATCHECK_ERROR_AFTER_END) of an error thrown after the response ended', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, (_req, res) => {
+          res.end('ok');
+          throw new Error('thrown after end');
+        }),
+      ),
+    );
+    try {
+      for (let i = 0; i < 2; i++) assert.equal(await (await fetch(app.url)).text(), 'ok');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const warned = processWarnings.filter((warning) => (warning as { code?: string }).code === 'COATCHECK_ERROR_AFTER_END');
+      assert.equal(warned.length, 1);
+      assert.match(warned[0]!.message, /a handler failed after its response had ended/);
     } finally {
       await app.close();
     }
