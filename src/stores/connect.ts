@@ -50,6 +50,9 @@ import {
   type SweepResult,
 } from './types.js';
 
+/** setTimeout's longest delay; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Node-style callback, as express-session stores call it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Callback = (error?: any, value?: any) => void;
@@ -88,7 +91,7 @@ export interface ConnectStoreOptions {
   nativeTtl?: boolean;
   /**
    * Milliseconds a call waits behind an earlier call on the same id that never settles (a store
-   * that lost its callback) before going ahead anyway. Default 10 000.
+   * that lost its callback) before going ahead anyway. Default 10 000; at most 2 147 483 647.
    */
   queueTimeout?: number;
   /** Time source for "is this record still live"; pass the engine's clock in tests. */
@@ -115,7 +118,10 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
   const name = options.name ?? 'connect';
   const clock = options.clock ?? systemClock;
   const queueTimeout = options.queueTimeout ?? 10_000;
-  if (!(queueTimeout > 0)) throw new ConfigError('connectStore: queueTimeout must be a positive number of milliseconds');
+  // A longer delay would make setTimeout fire after 1 ms, and the queue would stop serializing.
+  if (typeof queueTimeout !== 'number' || !(queueTimeout > 0 && queueTimeout <= MAX_TIMER_MS)) {
+    throw new ConfigError(`connectStore: queueTimeout must be a number of milliseconds greater than 0 and at most ${MAX_TIMER_MS}, got ${String(queueTimeout)}`);
+  }
   const queues = new Map<string, Promise<void>>();
 
   /** Runs `task` after every earlier queued call on `id` has settled (or timed out). */
@@ -194,7 +200,8 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
     update(id, patch: SessionPatch) {
       return queued(id, async () => {
         const stored = await read(id);
-        if (!stored || stored.expiresAt <= clock.now()) return false;
+        // Expired by our clock or by the engine's (lastSeenAt is its "now"): never revived.
+        if (!stored || stored.expiresAt <= clock.now() || stored.expiresAt <= patch.lastSeenAt) return false;
         const meta = parseField(name, stored, 'meta');
         if (patch.guard && !guardHolds(meta, patch.guard)) return false;
         if (patch.data) {
@@ -217,7 +224,7 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
       // The connect `touch` only resets a TTL; the times live inside the record, so rewrite it.
       return queued(id, async () => {
         const stored = await read(id);
-        if (!stored || stored.expiresAt <= clock.now()) return false;
+        if (!stored || stored.expiresAt <= clock.now() || stored.expiresAt <= times.lastSeenAt) return false;
         stored.lastSeenAt = times.lastSeenAt;
         stored.expiresAt = times.expiresAt;
         await write(stored);

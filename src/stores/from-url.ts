@@ -52,7 +52,7 @@ export function storeKind(url: string): 'sqlite' | 'postgres' | 'redis' | 'memor
 /** What a store URL names, with the store's own parameters split off (see {@link parseStoreUrl}). */
 export interface StoreUrl {
   kind: ReturnType<typeof storeKind>;
-  /** The URL with any password replaced by `***`: safe to print. */
+  /** The URL with any password (in the userinfo or a `?password=`-like parameter) replaced by `***`: safe to print. */
   display: string;
   /** For sqlite the file path; for postgres and redis the URL the driver gets (without the parameters below). */
   location: string;
@@ -74,20 +74,57 @@ function identifier(param: string, value: string | null | undefined): string | u
   return value;
 }
 
+/**
+ * Query parameters that carry a secret: both drivers copy query parameters into their options, so
+ * `?password=` authenticates (as do pg's `sslpassword` and ioredis' `sentinelPassword`). Matched
+ * loosely, by name, on purpose: hiding a harmless parameter costs nothing.
+ */
+const SECRET_PARAM = /pass|secret|token/i;
+
+/**
+ * `url` with the values of secret-looking query parameters replaced by `***`, the rest as written.
+ * The query is everything after the first `?` (as ioredis reads it), split on `&` only, so no
+ * value escapes the mask whatever it holds.
+ */
+function maskQuery(url: string): string {
+  const mark = url.indexOf('?');
+  if (mark < 0) return url;
+  const pieces = url
+    .slice(mark + 1)
+    .split('&')
+    .map((piece) => {
+      const equals = piece.indexOf('=');
+      if (equals < 0) return piece;
+      const name = [...new URLSearchParams(piece).keys()][0] ?? '';
+      return SECRET_PARAM.test(name) ? `${piece.slice(0, equals + 1)}***` : piece;
+    });
+  return `${url.slice(0, mark + 1)}${pieces.join('&')}`;
+}
+
+/**
+ * The URL with every credential replaced by `***`: the userinfo password and secret query
+ * parameters. For a URL that does not parse (`parsed` null), everything from `//` to the last `@`.
+ */
+function redact(url: string, parsed: URL | null): string {
+  if (parsed === null) return maskQuery(url.replace(/\/\/.*@/s, '//***@'));
+  const masked = maskQuery(url);
+  if (!parsed.password) return masked;
+  // The userinfo ends before the first `?` of a URL that parsed, so the query stays as masked.
+  const mark = masked.indexOf('?');
+  const base = new URL(mark < 0 ? masked : masked.slice(0, mark));
+  base.password = '***';
+  return base.toString() + (mark < 0 ? '' : masked.slice(mark));
+}
+
 /** Removes the named parameters from a URL; the original string is kept when there were none. */
 function splitParams(url: string, names: readonly string[]): { parsed: URL; location: string; display: string; params: Map<string, string> } {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError(`store URL ${JSON.stringify(url)} is not a valid URL`);
+    throw new ConfigError(`store URL ${JSON.stringify(redact(url, null))} is not a valid URL`);
   }
-  let display = url;
-  if (parsed.password) {
-    const redacted = new URL(url);
-    redacted.password = '***';
-    display = redacted.toString();
-  }
+  const display = redact(url, parsed);
   const params = new Map<string, string>();
   for (const name of names) {
     if (parsed.searchParams.getAll(name).length > 1) throw new ConfigError(`?${name}= given more than once in ${JSON.stringify(display)}`);

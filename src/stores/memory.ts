@@ -23,7 +23,7 @@ import {
 } from './types.js';
 
 export interface MemoryStoreOptions {
-  /** How often expired records are swept from memory, in ms. Default 60 000; 0 disables the timer. */
+  /** How often expired records are swept from memory, in ms (at most 2 147 483 647). Default 60 000; 0 disables the timer. */
   sweepInterval?: number;
   /** Keep at most this many records, evicting the least recently used. Default: unbounded. */
   maxEntries?: number;
@@ -33,6 +33,9 @@ export interface MemoryStoreOptions {
 
 /** The id is the Map key, so entries don't repeat it. */
 type Entry = Omit<SerializedRecord, 'id'>;
+
+/** setTimeout's longest delay; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Records examined per event-loop turn by the background sweep. */
 const SWEEP_SLICE = 10_000;
@@ -64,7 +67,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const sweepInterval = options.sweepInterval ?? 60_000;
   const maxEntries = options.maxEntries ?? Infinity;
   const clock = options.clock ?? systemClock;
-  if (!(sweepInterval >= 0)) throw new ConfigError('memoryStore: sweepInterval must be >= 0');
+  // A longer delay would make setInterval fire every millisecond.
+  if (typeof sweepInterval !== 'number' || !(sweepInterval >= 0 && sweepInterval <= MAX_TIMER_MS)) {
+    throw new ConfigError(`memoryStore: sweepInterval must be 0 (no background sweep) or a number of milliseconds up to ${MAX_TIMER_MS}, got ${String(sweepInterval)}`);
+  }
   if (!(maxEntries >= 1)) throw new ConfigError('memoryStore: maxEntries must be >= 1');
 
   const records = new Map<string, Entry>();
@@ -200,7 +206,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
     update(id, patch: SessionPatch) {
       const entry = live(id);
-      if (!entry) return false;
+      // Also expired by the engine's clock (lastSeenAt is its "now"), which may run ahead of ours.
+      if (!entry || entry.expiresAt <= patch.lastSeenAt) return false;
       if (patch.guard && !guardHoldsOn(entry.meta, patch.guard)) return false;
       if (patch.data) {
         const data = parseJsonObject(entry.data) ?? {};
@@ -224,7 +231,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     },
     touch(id, times) {
       const entry = live(id);
-      if (!entry) return false;
+      if (!entry || entry.expiresAt <= times.lastSeenAt) return false;
       entry.lastSeenAt = times.lastSeenAt;
       entry.expiresAt = times.expiresAt;
       refresh(id, entry);

@@ -75,6 +75,8 @@ export interface PostgresStore extends Store {
   migrate(): Promise<void>;
 }
 
+/** setTimeout's longest delay (a longer one fires after 1 ms), also PostgreSQL's int limit. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Current schema version, recorded per table in `coatcheck_schema`. */
 const SCHEMA_VERSION = 1;
 /** Advisory lock taken while migrating: "coat" and 1. One lock per database is plenty. */
@@ -187,6 +189,21 @@ function checkPositiveInteger(option: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`postgresStore: ${option} must be a positive integer`);
 }
 
+/** A timeout pg hands to setTimeout (and PostgreSQL to its int `statement_timeout`). */
+function checkTimeout(option: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
+    throw new ConfigError(`postgresStore: ${option} must be an integer number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${String(value)}`);
+  }
+}
+
+/**
+ * Times as the bigint columns hold them (a bigint parameter refuses fractions): the past rounded
+ * down, the expiry up, as Redis's PEXPIREAT does. Comparisons floor their "now", which against
+ * integer columns is the exact test, so the stored expiry is the one every query goes by.
+ */
+const pastTime = Math.floor;
+const expiryTime = Math.ceil;
+
 function quote(identifier: string): string {
   // Identifiers were validated against IDENTIFIER, so quoting cannot be escaped out of.
   return `"${identifier}"`;
@@ -235,9 +252,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   checkIdentifier('table', tableName, MAX_TABLE_NAME);
   if (options.schema !== undefined) checkIdentifier('schema', options.schema, MAX_IDENTIFIER);
   const queryTimeout = options.queryTimeout ?? 5_000;
-  checkPositiveInteger('queryTimeout', queryTimeout);
+  checkTimeout('queryTimeout', queryTimeout);
   const connectTimeout = options.connectTimeout ?? queryTimeout;
-  checkPositiveInteger('connectTimeout', connectTimeout);
+  checkTimeout('connectTimeout', connectTimeout);
   const maxConnections = options.maxConnections ?? 10;
   checkPositiveInteger('maxConnections', maxConnections);
   const createTable = options.createTable ?? true;
@@ -295,22 +312,26 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     return pool.query<R>(config(text, values));
   }
 
-  async function installedVersion(): Promise<number> {
-    try {
-      const result = await pool.query<{ version: string }>(
-        config(`SELECT version FROM ${names.versions} WHERE table_name = $1`, [tableName]),
-      );
-      return result.rows.length === 0 ? 0 : Number(result.rows[0]?.version);
-    } catch (error) {
-      if ((error as { code?: unknown }).code === '42P01') return 0; // undefined_table: never migrated
-      throw error;
-    }
+  /**
+   * The recorded schema version, or 0 when there is none or the session table itself is missing
+   * (dropped, or left out of a restore, while its version row stayed): then every step reruns.
+   */
+  async function installedVersion(query: (c: pg.QueryConfig) => Promise<pg.QueryResult<{ version: string; present: string }>>): Promise<number> {
+    const result = await query(
+      config(`SELECT version, to_regclass($2::text) IS NOT NULL AS present FROM ${names.versions} WHERE table_name = $1`, [tableName, t]),
+    );
+    const row = result.rows[0];
+    return row && row.present === 't' ? Number(row.version) : 0;
   }
 
   async function migrate(): Promise<void> {
     // Fast path without lock or DDL: an app role without CREATE rights can start once migrated.
     // A newer version (written by a newer coatcheck during a rolling deploy) is left alone.
-    if ((await installedVersion()) >= SCHEMA_VERSION) return;
+    try {
+      if ((await installedVersion((c) => pool.query(c))) >= SCHEMA_VERSION) return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '42P01') throw error; // undefined_table: never migrated
+    }
     const client = await pool.connect();
     let failure: unknown;
     const onError = (error: Error): void => {
@@ -330,10 +351,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
           migrated_at bigint NOT NULL
         )`),
       );
-      const found = await client.query<{ version: string }>(
-        config(`SELECT version FROM ${names.versions} WHERE table_name = $1`, [tableName]),
-      );
-      const from = found.rows.length === 0 ? 0 : Number(found.rows[0]?.version);
+      const from = await installedVersion((c) => client.query(c));
       for (let version = from; version < MIGRATIONS.length; version++) {
         for (const statement of MIGRATIONS[version]?.(names) ?? []) await client.query(config(statement));
       }
@@ -364,12 +382,14 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
    * while one found a full batch (not while it deleted one: rows deleted concurrently elsewhere
    * must not end the loop early). `ARRAY(...)` makes the delete an index lookup by id. By id,
    * not ctid: these rows are not locked first, and a row touched meanwhile gets a new ctid, which
-   * the delete's re-check would then miss, leaving that session alive.
+   * the delete's re-check would then miss, leaving that session alive. `where` is repeated in the
+   * DELETE: a row whose owner changed while the delete waited for its lock is re-checked against
+   * its new version (READ COMMITTED) and kept.
    */
   async function deleteInBatches(where: string, values: unknown[]): Promise<number> {
     const limit = `$${values.length + 1}`;
     const text = `WITH picked AS (SELECT ARRAY(SELECT id FROM ${t} WHERE ${where} LIMIT ${limit}) AS ids),
-      gone AS (DELETE FROM ${t} WHERE id = ANY((SELECT ids FROM picked)::text[]) RETURNING 1)
+      gone AS (DELETE FROM ${t} WHERE id = ANY((SELECT ids FROM picked)::text[]) AND ${where} RETURNING 1)
       SELECT (SELECT cardinality(ids) FROM picked) AS picked, (SELECT count(*) FROM gone) AS deleted`;
     let total = 0;
     for (;;) {
@@ -427,7 +447,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         `INSERT INTO ${t} (id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent)
          VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9)
          ON CONFLICT (id) DO NOTHING`,
-        [record.id, record.userId, data, meta, record.createdAt, record.lastSeenAt, record.expiresAt, record.ip, record.userAgent],
+        [record.id, record.userId, data, meta, pastTime(record.createdAt), pastTime(record.lastSeenAt), expiryTime(record.expiresAt), record.ip, record.userAgent],
       );
       if (result.rowCount !== 1) throw new StoreConflictError('postgres');
     },
@@ -449,7 +469,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         assertStorableText('userId', patch.userId);
         assignments.push(`user_id = ${param(patch.userId)}`);
       }
-      assignments.push(`last_seen_at = ${param(patch.lastSeenAt)}`, `expires_at = ${param(patch.expiresAt)}`);
+      assignments.push(`last_seen_at = ${param(pastTime(patch.lastSeenAt))}`, `expires_at = ${param(expiryTime(patch.expiresAt))}`);
       // A guard is part of the WHERE clause: after waiting for a row lock, PostgreSQL re-checks it
       // against the newest row version, so of N concurrent guarded updates only the valid ones apply.
       // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it.
@@ -466,8 +486,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       // Live rows only, as in update.
       const result = await run(`UPDATE ${t} SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND expires_at > $4`, [
         id,
-        times.lastSeenAt,
-        times.expiresAt,
+        pastTime(times.lastSeenAt),
+        expiryTime(times.expiresAt),
         Math.floor(times.lastSeenAt),
       ]);
       return result.rowCount === 1;

@@ -48,12 +48,14 @@ export interface RedisStoreOptions {
   url?: string;
   /** Prefix of every key the store writes. Default `coatcheck:`. Must not contain `{` or `}`. */
   prefix?: string;
-  /** For a connection the store opens: a command with no answer after this many ms fails. Default 5000. */
+  /** For a connection the store opens: a command with no answer after this many ms fails. Default 5000; at most 2 147 483 647. */
   commandTimeout?: number;
   /** For a connection the store opens: give up connecting after this many ms. Default `commandTimeout`. */
   connectTimeout?: number;
 }
 
+/** setTimeout's longest delay; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Index lifetime kept beyond a session's expiry is capped at a day (see `indexUntil`). */
 const MAX_INDEX_SLACK = 86_400_000;
 /** Commands in flight at once for bulk work (listing, killing, scanning). */
@@ -93,16 +95,20 @@ return 1
  *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
  *       the fields to unset; then those P + A + U field names, then field/value pairs to set,
  *       ending with the times ('l' and 'e'), so one HSET writes them all.
- * Returns {0} when there is no session or a guard fails (nothing written), {1} when applied, or
- * {2, user} when the user's index must first be extended to cover the new expiry (nothing written).
- * The common save is three commands: HMGET (which also proves the session exists: every session
- * hash has 'c'), HSET, PEXPIREAT. The user fields are written only when they change.
+ * Returns {0} when there is no session, it has expired by ARGV[3] or a guard fails (nothing
+ * written), {1} when applied, or {2, user} when the user's index must first be extended to cover
+ * the new expiry (nothing written). The common save is three commands: HMGET (which also proves
+ * the session exists: every session hash has 'c'), HSET, PEXPIREAT. The user fields are written
+ * only when they change.
  */
 const UPDATE_LUA = `${LUA_SLICES}
 local key = KEYS[1]
 -- A key of another type answers WRONGTYPE: like a missing key, that is no session here.
-local current = redis.pcall('HMGET', key, 'u', 'x', 'c')
+local current = redis.pcall('HMGET', key, 'u', 'x', 'c', 'e')
 if current.err or not current[3] then return {0} end
+-- Expired by the engine's clock (lastSeenAt is its "now"), though Redis's clock may keep the key.
+local stored = tonumber(current[4])
+if not stored or stored <= tonumber(ARGV[3]) then return {0} end
 local present, absent, unsets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 for i = 12, 11 + present do
   if redis.call('HEXISTS', key, ARGV[i]) == 0 then return {0} end
@@ -187,6 +193,44 @@ end
 return results
 `;
 
+/**
+ * Bulk delete for destroyAll: KEYS = session keys (one per call on a Cluster, a whole batch on a
+ * single server). Deletes each (whatever its type) and returns, per key, 0 already gone, 1 deleted
+ * (a guest or a foreign key), or the user of a deleted user session, whose index entry the caller
+ * then removes.
+ */
+const DELETE_REPORTING_LUA = `
+local results = {}
+for i, key in ipairs(KEYS) do
+  -- A key of another type answers WRONGTYPE (a table here): deleted all the same, with no user.
+  local user = redis.pcall('HGET', key, 'u')
+  local result = redis.call('UNLINK', key)
+  if result == 1 and type(user) == 'string' then result = user end
+  results[i] = result
+end
+return results
+`;
+
+/**
+ * Index entry removal for a single server: KEYS = user indexes; ARGV = for each, a count n then
+ * its n session ids. One call instead of one ZREM per user (never used on a Cluster: the keys
+ * are in different slots).
+ */
+const UNINDEX_MANY_LUA = `
+local at = 1
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[at])
+  local i = at + 1
+  while i <= at + n do
+    local j = math.min(i + 999, at + n)
+    redis.call('ZREM', key, unpack(ARGV, i, j))
+    i = j + 1
+  end
+  at = at + n + 1
+end
+return 1
+`;
+
 interface Script {
   lua: string;
   sha: string;
@@ -200,6 +244,8 @@ const SCRIPTS = {
   index: script(INDEX_LUA),
   destroy: script(DESTROY_LUA),
   deleteIfOwner: script(DELETE_IF_OWNER_LUA),
+  deleteReporting: script(DELETE_REPORTING_LUA),
+  unindexMany: script(UNINDEX_MANY_LUA),
 };
 
 /** Escapes SCAN glob characters so a prefix matches only itself. */
@@ -275,8 +321,11 @@ export function redisStore(options: RedisStoreOptions): Store {
   if (typeof prefix !== 'string' || prefix.length === 0) throw new ConfigError('redisStore: prefix must be a non-empty string');
   // A brace in the prefix would become the hash tag of every key, pinning them all to one slot.
   if (/[{}]/.test(prefix)) throw new ConfigError('redisStore: prefix must not contain `{` or `}` (keys carry their own hash tags)');
-  if (!(commandTimeout > 0) || !(connectTimeout > 0)) {
-    throw new ConfigError('redisStore: commandTimeout and connectTimeout must be > 0');
+  // ioredis (and clusterReady) hand these to setTimeout, which fires a longer delay after 1 ms.
+  for (const [option, value] of [['commandTimeout', commandTimeout], ['connectTimeout', connectTimeout]] as const) {
+    if (typeof value !== 'number' || !(value > 0 && value <= MAX_TIMER_MS)) {
+      throw new ConfigError(`redisStore: ${option} must be a number of milliseconds greater than 0 and at most ${MAX_TIMER_MS}, got ${String(value)}`);
+    }
   }
   if (options.client && ownsKeyPrefix(options.client)) {
     throw new ConfigError(`redisStore: the client has a \`keyPrefix\`; use the store's \`prefix\` option instead (${KEY_PREFIX_REASON})`);
@@ -316,7 +365,6 @@ export function redisStore(options: RedisStoreOptions): Store {
   const sessionKey = (id: string): string => `${prefix}s:{${id}}`;
   const userKey = (userId: string): string => `${prefix}u:{${userId}}`;
   const sessionStart = `${prefix}s:{`;
-  const userStart = `${prefix}u:{`;
   const idOf = (key: string): string => key.slice(sessionStart.length, key.endsWith('}') ? -1 : undefined);
 
   /** EVALSHA, falling back to EVAL (which caches the script) on a node that lacks it. */
@@ -332,29 +380,48 @@ export function redisStore(options: RedisStoreOptions): Store {
   }
 
   /**
-   * Deletes each session key if it belongs to the owner (see DELETE_IF_OWNER_LUA); results in
-   * order. A single server takes a whole batch per script call; a Cluster needs one call per key,
-   * since keys in different slots cannot share a script.
+   * Runs a per-key script over many keys, results in order: a single server takes a whole batch
+   * per script call; a Cluster needs one call per key, since keys in different slots cannot share
+   * a script.
    */
-  async function deleteIfOwner(keys: string[], owner: string | null): Promise<number[]> {
-    const args = owner === null ? ['g', ''] : ['u', owner];
-    if (cluster) return inBatches(keys, async (key) => ((await run(SCRIPTS.deleteIfOwner, key, args)) as number[])[0] as number);
-    const out: number[] = [];
-    for (let i = 0; i < keys.length; i += BATCH) {
-      out.push(...((await run(SCRIPTS.deleteIfOwner, keys.slice(i, i + BATCH), args)) as number[]));
-    }
+  async function perKey<R>(s: Script, keys: string[], args: string[]): Promise<R[]> {
+    if (cluster) return inBatches(keys, async (key) => ((await run(s, key, args)) as R[])[0] as R);
+    const out: R[] = [];
+    for (let i = 0; i < keys.length; i += BATCH) out.push(...((await run(s, keys.slice(i, i + BATCH), args)) as R[]));
     return out;
   }
 
-  /** UNLINKs keys and resolves to how many existed (batched on a single server, per key on a Cluster). */
-  async function unlinkAll(keys: string[]): Promise<number> {
-    let count = 0;
+  /** Deletes each session key if it belongs to the owner (see DELETE_IF_OWNER_LUA); results in order. */
+  function deleteIfOwner(keys: string[], owner: string | null): Promise<number[]> {
+    return perKey<number>(SCRIPTS.deleteIfOwner, keys, owner === null ? ['g', ''] : ['u', owner]);
+  }
+
+  /**
+   * Deletes session keys, then the index entries of the user sessions among them; resolves to how
+   * many existed. Index keys are never deleted whole: one may list a session created after a
+   * keyspace walk passed that session's key, which must stay reachable by user.
+   */
+  async function deleteSessions(keys: string[]): Promise<number> {
+    const results = await perKey<number | string>(SCRIPTS.deleteReporting, keys, []);
+    let deleted = 0;
+    const byUser = new Map<string, string[]>();
+    results.forEach((result, i) => {
+      if (result === 0) return;
+      deleted++;
+      if (typeof result !== 'string') return;
+      const ids = byUser.get(result);
+      if (ids) ids.push(idOf(keys[i] as string));
+      else byUser.set(result, [idOf(keys[i] as string)]);
+    });
     if (cluster) {
-      for (const n of await inBatches(keys, (key) => client.unlink(key))) count += n;
-      return count;
+      await inBatches([...byUser], ([userId, ids]) => removeFromIndex(userId, ids));
+    } else if (byUser.size > 0) {
+      // One script call for the page rather than one ZREM command per user (a Cluster cannot).
+      const args: (string | number)[] = [];
+      for (const ids of byUser.values()) args.push(ids.length, ...ids);
+      await run(SCRIPTS.unindexMany, [...byUser.keys()].map(userKey), args);
     }
-    for (let i = 0; i < keys.length; i += BATCH) count += await client.unlink(...keys.slice(i, i + BATCH));
-    return count;
+    return deleted;
   }
 
   /** Makes sure `userId`'s index lists `id` until at least `until`. */
@@ -629,22 +696,20 @@ export function redisStore(options: RedisStoreOptions): Store {
 
     async destroyAll() {
       let deleted = 0;
-      await scan(`${globEscape(prefix)}*`, async (keys) => {
-        deleted += await unlinkAll(keys.filter((key) => key.startsWith(sessionStart)));
-        await unlinkAll(keys.filter((key) => key.startsWith(userStart)));
+      await scan(`${globEscape(sessionStart)}*`, async (keys) => {
+        deleted += await deleteSessions(keys);
       });
       return deleted;
     },
 
     async destroyStep({ guestsOnly, limit, cursor }) {
       let deleted = 0;
-      const next = await scanStep(`${globEscape(guestsOnly ? sessionStart : prefix)}*`, Math.max(1, limit), cursor, async (keys) => {
+      const next = await scanStep(`${globEscape(sessionStart)}*`, Math.max(1, limit), cursor, async (keys) => {
         if (guestsOnly) {
           for (const result of await deleteIfOwner(keys, null)) if (result === 1) deleted++;
           return;
         }
-        deleted += await unlinkAll(keys.filter((key) => key.startsWith(sessionStart)));
-        await unlinkAll(keys.filter((key) => key.startsWith(userStart)));
+        deleted += await deleteSessions(keys);
       });
       return { deleted, cursor: next };
     },

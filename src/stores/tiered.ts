@@ -56,7 +56,7 @@ export interface TieredStoreOptions {
    * How long to wait for the cache, in ms, before treating it as failed (a miss on reads, a
    * reported failure on writes). Keeps a hung cache (a client queueing commands while it
    * reconnects) from turning into an outage. Keep it well under the engine's `storeTimeout`.
-   * Default 1 000; `Infinity` waits forever.
+   * Default 1 000; at most 2 147 483 647, or `Infinity` to wait forever.
    */
   cacheTimeout?: number;
   /**
@@ -76,6 +76,8 @@ const TOMBSTONE_KEY = '@tombstone';
 const EXPIRES_KEY = '@expiresAt';
 /** Attempts to place a tombstone before giving up and deleting the cache entry instead. */
 const MAX_TOMBSTONE_ATTEMPTS = 5;
+/** setTimeout's longest delay; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Cache writes issued at once by `destroyByUser`. */
 const FAN_OUT = 16;
 
@@ -131,7 +133,12 @@ export function tieredStore(options: TieredStoreOptions): Store {
   if (!(tombstoneTtl > 0 && Number.isFinite(tombstoneTtl))) {
     throw new ConfigError('tieredStore: tombstoneTtl must be a positive number of milliseconds');
   }
-  if (!(cacheTimeout > 0)) throw new ConfigError('tieredStore: cacheTimeout must be a positive number of milliseconds (or Infinity)');
+  // Infinity means no timer; a finite delay past setTimeout's limit would fire after 1 ms.
+  if (typeof cacheTimeout !== 'number' || !(cacheTimeout === Infinity || (cacheTimeout > 0 && cacheTimeout <= MAX_TIMER_MS))) {
+    throw new ConfigError(
+      `tieredStore: cacheTimeout must be a number of milliseconds greater than 0 and at most ${MAX_TIMER_MS}, or Infinity to wait forever; got ${String(cacheTimeout)}`,
+    );
+  }
   /** A fill whose durable read started longer ago than this is dropped: a tombstone may have lapsed. */
   const fillDeadline = tombstoneTtl / 2;
   const name = `tiered(${cache.name}+${durable.name})`;
@@ -213,8 +220,10 @@ export function tieredStore(options: TieredStoreOptions): Store {
 
   /**
    * Makes the cache entry of `id` a tombstone, whatever is there: an atomic `update` turns an
-   * entry (or an older tombstone) into one; if there is nothing, `create` places one; if a fill
-   * lands between the two, the next round's `update` turns it into a tombstone.
+   * entry (or an older tombstone) into one; if there is nothing, `create` places one. If `create`
+   * finds something after all (a fill landed between the two, or an entry past its expiry by our
+   * clock, which `update` refuses, that a cache with a lagging clock still holds), that is
+   * deleted and the next round places the tombstone.
    */
   async function placeTombstone(id: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_TOMBSTONE_ATTEMPTS; attempt++) {
@@ -243,6 +252,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
         return;
       } catch (error) {
         if (!isConflict(error)) throw error;
+        await cache.destroy(id);
       }
     }
     // Lost every round to concurrent fills: at least drop whatever is there now.

@@ -173,6 +173,36 @@ export function testStore(name: string, options: StoreContractOptions): void {
       }
     });
 
+    it('never revives: a record expired by the save\'s lastSeenAt (the engine\'s "now") is not written', async () => {
+      // Live by wall clock (so TTL stores keep it), but at or past its expiry by the engine's
+      // clock, which may run ahead of the store's: the store must judge by lastSeenAt too.
+      const now = Date.now();
+      const times = { createdAt: now, lastSeenAt: now, expiresAt: now + 30_000 };
+      const records = Array.from({ length: 4 }, () => makeRecord({ ...times, userId: 'expired-by-save', data: { v: 1 } }));
+      for (const record of records) await store.create(record);
+      const [updatedAt, updatedPast, touchedAt, touchedPast] = records as [SessionRecord, SessionRecord, SessionRecord, SessionRecord];
+      const at = times.expiresAt; // "at or before": the boundary counts as expired
+      const past = times.expiresAt + 30_000;
+      const patch = (lastSeenAt: number) => ({
+        data: { set: { v: 2 } },
+        guard: { absent: ['moved'] }, // as the engine saves
+        lastSeenAt,
+        expiresAt: lastSeenAt + 3_600_000,
+      });
+      assert.equal(await store.update(updatedAt.id, patch(at)), false, 'update at expiresAt');
+      assert.equal(await store.update(updatedPast.id, patch(past)), false, 'update past expiresAt');
+      assert.equal(await store.touch(touchedAt.id, { lastSeenAt: at, expiresAt: at + 3_600_000 }), false, 'touch at expiresAt');
+      assert.equal(await store.touch(touchedPast.id, { lastSeenAt: past, expiresAt: past + 3_600_000 }), false, 'touch past expiresAt');
+      for (const record of records) {
+        // Gone or still there as it was, never extended.
+        const loaded = await store.get(record.id);
+        if (loaded === null) continue;
+        assert.equal(loaded.expiresAt, record.expiresAt);
+        assert.equal(loaded.lastSeenAt, record.lastSeenAt);
+        assert.deepEqual(loaded.data, { v: 1 });
+      }
+    });
+
     it('applies a guarded update only when its meta conditions hold', async () => {
       const record = makeRecord({ data: { a: 1 }, meta: { token: 'x' } });
       await store.create(record);
@@ -355,6 +385,40 @@ export function testStore(name: string, options: StoreContractOptions): void {
       t.diagnostic(`steps with limit 10: ${guestRun.steps} (guests), ${allRun.steps} (all)`);
       for (const r of users) assert.equal(await store.get(r.id), null);
       assert.deepEqual(await store.listByUser('step-0'), []);
+    });
+
+    it('destroyStep (optional): a session created during the walk ends, or stays listed and killable by user', async (t) => {
+      if (!store.destroyStep) return; // covered by the test above
+      // Logins while "log out everyone" runs: the walk may miss a new session, but must not
+      // leave it out of its user's listing, or "log out everywhere" would miss it later.
+      for (let i = 0; i < 200; i++) await store.create(makeRecord({ userId: `walk-old-${i % 40}` }));
+      const late: SessionRecord[] = [];
+      let cursor: string | null = null;
+      let steps = 0;
+      do {
+        const result: { cursor: string | null } = await store.destroyStep({ guestsOnly: false, limit: 10, cursor });
+        cursor = result.cursor;
+        for (let k = 0; k < 3; k++) {
+          const record = makeRecord({ userId: `walk-late-${steps}-${k}` });
+          await store.create(record);
+          late.push(record);
+        }
+        steps++;
+        assert.ok(steps < 10_000, 'the walk must end');
+      } while (cursor !== null);
+      let survivors = 0;
+      for (const record of late) {
+        if ((await store.get(record.id)) === null) continue;
+        survivors++;
+        const userId = record.userId as string;
+        // The user goes on using it, then signs out everywhere.
+        const now = Date.now();
+        assert.equal(await store.update(record.id, { data: { set: { n: 1 } }, lastSeenAt: now, expiresAt: now + 60_000 }), true);
+        assert.deepEqual((await store.listByUser(userId)).map((s) => s.id), [record.id], `${userId} is listed`);
+        assert.equal(await store.destroyByUser(userId), 1, `${userId} is killed by user`);
+        assert.equal(await store.get(record.id), null);
+      }
+      t.diagnostic(`${survivors} of ${late.length} sessions created during the walk survived it`);
     });
 
     it('deletes expired records in bounded batches, resumable by cursor', async () => {

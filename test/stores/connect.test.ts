@@ -5,6 +5,7 @@ import { RedisStore } from 'connect-redis';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { getSession, withSessions } from '../../src/adapters/fetch.js';
+import { ConfigError } from '../../src/errors.js';
 import { createSessions } from '../../src/index.js';
 import { type ConnectStoreLike, connectStore } from '../../src/stores/connect.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
@@ -17,6 +18,16 @@ describe('connectStore', () => {
   it('refuses something that is not an express-session store', () => {
     assert.throws(() => connectStore({} as ConnectStoreLike), /no get\(sid, callback\)/);
     assert.throws(() => connectStore(new session.MemoryStore(), { queueTimeout: 0 }), /queueTimeout/);
+  });
+
+  it('refuses a queueTimeout past setTimeout\'s limit (the queue would stop serializing after 1 ms)', () => {
+    for (const queueTimeout of [Infinity, 2 ** 31, 1e12]) {
+      assert.throws(
+        () => connectStore(new session.MemoryStore(), { queueTimeout }),
+        (error: unknown) => error instanceof ConfigError && /queueTimeout/.test(error.message) && /2147483647/.test(error.message),
+      );
+    }
+    assert.doesNotThrow(() => connectStore(new session.MemoryStore(), { queueTimeout: 2 ** 31 - 1 }));
   });
 
   it('stores a session object whose cookie carries the expiry, and rejects foreign sessions as corrupt', async () => {

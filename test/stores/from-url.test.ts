@@ -80,6 +80,29 @@ describe('storeFromUrl', () => {
     });
   });
 
+  it('hides credential query parameters in the printable URL, as it hides the userinfo password', () => {
+    // Both drivers authenticate with ?password= (ioredis and pg copy query parameters into their options).
+    const redis = parseStoreUrl('redis://127.0.0.1:6379/0?password=hunter2&prefix=app:');
+    assert.equal(redis.display, 'redis://127.0.0.1:6379/0?password=***&prefix=app:');
+    assert.equal(redis.location, 'redis://127.0.0.1:6379/0?password=hunter2');
+    const postgres = parseStoreUrl('postgres://app:s3cret@db.internal:5432/prod?PassWord=hunter2&table=sessions&sslmode=require&sslpassword=keypass&pass%77ord=encoded');
+    assert.equal(
+      postgres.display,
+      'postgres://app:***@db.internal:5432/prod?PassWord=***&table=sessions&sslmode=require&sslpassword=***&pass%77ord=***',
+    );
+    assert.equal(parseStoreUrl('redis://h:1/0?sentinelPassword=x&db=1').display, 'redis://h:1/0?sentinelPassword=***&db=1');
+    // A URL that does not parse is not echoed with its userinfo either.
+    assert.throws(
+      () => parseStoreUrl('postgres://app:pa?ss@h/db'),
+      (error: unknown) => error instanceof ConfigError && error.message.includes('"postgres://***@h/db" is not a valid URL'),
+    );
+    // Duplicate-parameter errors print the masked URL too.
+    assert.throws(
+      () => parseStoreUrl('redis://h:1/0?password=hunter2&prefix=a&prefix=b'),
+      (error: unknown) => error instanceof ConfigError && /more than once/.test(error.message) && !error.message.includes('hunter2'),
+    );
+  });
+
   it('opens postgres:// with ?table= and ?schema= as the store\'s options', { skip: !postgresUp && 'PostgreSQL not reachable' }, async () => {
     const table = `cc_from_url_${randomBytes(4).toString('hex')}`;
     const admin = new pg.Client({ connectionString: POSTGRES_URL });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ConfigError } from '../../src/errors.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { makeRecord, testStore } from '../../src/testing/store-contract.js';
 
@@ -96,5 +97,14 @@ describe('memoryStore', () => {
   it('refuses nonsense options at setup', () => {
     assert.throws(() => memoryStore({ maxEntries: 0 }), /maxEntries/);
     assert.throws(() => memoryStore({ sweepInterval: -1 }), /sweepInterval/);
+  });
+
+  it('refuses a sweepInterval past setTimeout\'s limit (it would sweep every millisecond)', async () => {
+    for (const sweepInterval of [Infinity, 2 ** 31, 1e12]) {
+      assert.throws(() => memoryStore({ sweepInterval }), (error: unknown) => error instanceof ConfigError && /sweepInterval/.test(error.message) && /2147483647/.test(error.message));
+    }
+    // 0 keeps its documented meaning (no background sweep); the limit itself is fine.
+    await memoryStore({ sweepInterval: 0 }).close();
+    await memoryStore({ sweepInterval: 2 ** 31 - 1 }).close();
   });
 });

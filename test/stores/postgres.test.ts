@@ -264,6 +264,110 @@ if (up) {
       }
     });
 
+    it('takes fractional millisecond times (a high-resolution clock), stored rounded to whole ms', async () => {
+      // bigint columns refuse "1795529754628.3555": every create, save and touch used to fail.
+      const now = Date.now() + 0.3555;
+      const record = makeRecord({ createdAt: now, lastSeenAt: now, expiresAt: now + 60_000.25 });
+      await store.create(record);
+      let loaded = await store.get(record.id);
+      // The past rounds down, the expiry up (as Redis's PEXPIREAT does).
+      assert.equal(loaded?.createdAt, Math.floor(now));
+      assert.equal(loaded?.lastSeenAt, Math.floor(now));
+      assert.equal(loaded?.expiresAt, Math.ceil(now + 60_000.25));
+      const later = now + 1_000.5;
+      assert.equal(await store.update(record.id, { data: { set: { a: 1 } }, guard: { absent: ['moved'] }, lastSeenAt: later, expiresAt: later + 0.1 + 120_000 }), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.lastSeenAt, Math.floor(later));
+      assert.equal(loaded?.expiresAt, Math.ceil(later + 0.1 + 120_000));
+      assert.deepEqual(loaded?.data, { ...record.data, a: 1 });
+      const last = later + 2_000.75;
+      assert.equal(await store.touch(record.id, { lastSeenAt: last, expiresAt: last + 30_000.5 }), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.lastSeenAt, Math.floor(last));
+      assert.equal(loaded?.expiresAt, Math.ceil(last + 30_000.5));
+      // The stored (rounded) expiry is the one that counts: a save at it finds the session over.
+      const expiry = loaded?.expiresAt as number;
+      assert.equal(await store.touch(record.id, { lastSeenAt: expiry + 0.5, expiresAt: expiry + 60_000.5 }), false);
+      assert.equal(await store.touch(record.id, { lastSeenAt: expiry - 0.5, expiresAt: expiry + 60_000.5 }), true);
+    });
+
+    it('destroyByUser keeps a session whose owner changed while the delete waited for its row lock', async () => {
+      const fresh = freshTable('owner');
+      const own = postgresStore({ connectionString: POSTGRES_URL, table: fresh });
+      try {
+        const guest = makeRecord({ userId: null });
+        const alices = makeRecord({ userId: 'lock-alice' });
+        await own.create(guest);
+        await own.create(alices);
+        /** Holds the row lock with a second connection while the store's delete runs into it. */
+        async function moveWhileDeleting(id: string, to: string, destroy: () => Promise<number>): Promise<number> {
+          const locker = await admin.connect();
+          try {
+            await locker.query('BEGIN');
+            await locker.query(`UPDATE "${fresh}" SET user_id = $2 WHERE id = $1`, [id, to]);
+            const deleting = destroy();
+            // Wait until the delete is blocked on that row lock, then let the move commit.
+            for (let i = 0; ; i++) {
+              const { rows } = await admin.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1 AND pid <> pg_backend_pid()`,
+                [`%DELETE FROM "${fresh}"%`],
+              );
+              if (rows[0].n > 0) break;
+              assert.ok(i < 500, 'the delete never waited for the row lock');
+              await new Promise((resolve) => setTimeout(resolve, 10));
+            }
+            await locker.query('COMMIT');
+            return await deleting;
+          } finally {
+            await locker.query('ROLLBACK').catch(() => {});
+            locker.release();
+          }
+        }
+        // A guest purge must not delete the session that signed in meanwhile...
+        assert.equal(await moveWhileDeleting(guest.id, 'lock-alice', () => own.destroyByUser(null)), 0);
+        assert.equal((await own.get(guest.id))?.userId, 'lock-alice');
+        // ...nor a user's kill one that moved to another user.
+        assert.equal(await moveWhileDeleting(alices.id, 'lock-bob', () => own.destroyByUser('lock-alice', [guest.id])), 0);
+        assert.equal((await own.get(alices.id))?.userId, 'lock-bob');
+        assert.equal(await own.destroyByUser('lock-bob'), 1);
+        assert.equal(await own.destroyByUser('lock-alice'), 1);
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('migrate() recreates a table dropped while its version row stayed', async () => {
+      const fresh = freshTable('dropped');
+      const own = postgresStore({ connectionString: POSTGRES_URL, table: fresh });
+      const manual = postgresStore({ connectionString: POSTGRES_URL, table: fresh, createTable: false });
+      try {
+        await own.create(makeRecord());
+        await admin.query(`DROP TABLE "${fresh}"`);
+        assert.deepEqual((await admin.query('SELECT version FROM coatcheck_schema WHERE table_name = $1', [fresh])).rows, [{ version: 1 }]);
+        // An explicit migrate() (the CLI's) recreates it, indexes included...
+        await manual.migrate();
+        const record = makeRecord({ userId: 'back' });
+        await manual.create(record);
+        assert.deepEqual((await manual.listByUser('back')).map((s) => s.id), [record.id]);
+        const indexes = await admin.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [fresh]);
+        assert.deepEqual(
+          indexes.rows.map((r: { indexname: string }) => r.indexname),
+          [`${fresh}_expires_idx`, `${fresh}_pkey`, `${fresh}_user_idx`],
+        );
+        // ...and so does the first-use migration of a store started afterwards.
+        await admin.query(`DROP TABLE "${fresh}"`);
+        const restarted = postgresStore({ connectionString: POSTGRES_URL, table: fresh });
+        try {
+          await restarted.create(makeRecord());
+        } finally {
+          await restarted.close();
+        }
+        assert.deepEqual((await admin.query('SELECT version FROM coatcheck_schema WHERE table_name = $1', [fresh])).rows, [{ version: 1 }]);
+      } finally {
+        await Promise.all([own.close(), manual.close()]);
+      }
+    });
+
     it('close() is idempotent', async () => {
       const own = postgresStore({ connectionString: POSTGRES_URL, table });
       await own.get(makeRecord().id);
@@ -318,6 +422,12 @@ describe('postgresStore without a server', () => {
     assert.throws(() => postgresStore({ connectionString: url, pool: new pg.Pool() }), ConfigError);
     assert.throws(() => postgresStore({ connectionString: url, queryTimeout: 0 }), ConfigError);
     assert.throws(() => postgresStore({ connectionString: url, connectTimeout: -5 }), ConfigError);
+    // Past setTimeout's limit pg would time out every query (or connection) after 1 ms.
+    for (const timeout of [2 ** 31, 1e12, Infinity]) {
+      assert.throws(() => postgresStore({ connectionString: url, queryTimeout: timeout }), /queryTimeout .*2147483647/);
+      assert.throws(() => postgresStore({ connectionString: url, connectTimeout: timeout }), /connectTimeout .*2147483647/);
+    }
+    assert.doesNotThrow(() => postgresStore({ connectionString: url, queryTimeout: 2 ** 31 - 1 }));
     assert.doesNotThrow(() => postgresStore({ connectionString: url, table: 'Sessions_2', schema: 'app_data' }));
   });
 });

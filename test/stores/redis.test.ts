@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../../src/errors.js';
 import { redisStore } from '../../src/stores/redis.js';
-import type { Store } from '../../src/stores/types.js';
+import type { SessionRecord, Store } from '../../src/stores/types.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 import { deleteRedisPrefix, REDIS_URL, redisKeys, serviceAvailable } from '../helpers/services.js';
 
@@ -61,6 +61,37 @@ if (!up) {
       assert.equal(calls.includes('destroyAll'), false);
       for (const r of records.slice(0, 20)) assert.equal(await s.get(r.id), null);
       assert.deepEqual(await s.listByUser('mass-1'), []);
+    });
+
+    it('keeps a session created while destroyAll() walks listed and killable by its user', async () => {
+      // The walk used to delete every user index key it met, including the index of a session
+      // created after the walk had passed that session's key: "log out everywhere" missed it.
+      const s = store('kill-all-race');
+      const old = Array.from({ length: 5_000 }, (_, i) => makeRecord({ userId: `old-${i % 1_000}` }));
+      for (let i = 0; i < old.length; i += 500) await Promise.all(old.slice(i, i + 500).map((r) => s.create(r)));
+      const late: SessionRecord[] = [];
+      let walking = true;
+      const login = async (): Promise<void> => {
+        while (walking) {
+          const record = makeRecord({ userId: `late-${late.length}` });
+          late.push(record);
+          await s.create(record);
+        }
+      };
+      const logins = Promise.all(Array.from({ length: 8 }, login));
+      await s.destroyAll();
+      walking = false;
+      await logins;
+      let survivors = 0;
+      for (const record of late) {
+        if ((await s.get(record.id)) === null) continue;
+        survivors++;
+        const userId = record.userId as string;
+        assert.equal(await s.update(record.id, { data: { set: { n: 1 } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), true);
+        assert.deepEqual((await s.listByUser(userId)).map((x) => x.id), [record.id], `${userId} is listed`);
+        assert.equal(await s.destroyByUser(userId), 1, `${userId} is killed by user`);
+      }
+      assert.ok(survivors > 0, `${late.length} logins during the walk, none survived it: nothing was tested`);
     });
 
     it('does not quit an app-owned client on close()', async () => {
@@ -251,6 +282,12 @@ if (!up) {
       assert.throws(() => redisStore({ url: REDIS_URL, prefix: '{app}:' }), /prefix/);
       assert.throws(() => redisStore({ url: REDIS_URL, prefix: '' }), /prefix/);
       assert.throws(() => redisStore({ url: REDIS_URL, commandTimeout: 0 }), /commandTimeout/);
+      // Past setTimeout's limit ioredis would time out every command after 1 ms.
+      for (const timeout of [Infinity, 2 ** 31]) {
+        assert.throws(() => redisStore({ url: REDIS_URL, commandTimeout: timeout }), /commandTimeout .*2147483647/);
+        assert.throws(() => redisStore({ url: REDIS_URL, connectTimeout: timeout }), /connectTimeout .*2147483647/);
+        assert.throws(() => redisStore({ client: client(), connectTimeout: timeout }), /connectTimeout .*2147483647/);
+      }
       const prefixed = new Redis(REDIS_URL, { keyPrefix: 'x:', lazyConnect: true });
       assert.throws(() => redisStore({ client: prefixed }), /keyPrefix/);
       prefixed.disconnect();

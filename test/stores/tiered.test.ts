@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CorruptRecordError } from '../../src/errors.js';
+import { ConfigError, CorruptRecordError } from '../../src/errors.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { isTombstone, type TieredCacheOperation, tieredStore } from '../../src/stores/tiered.js';
 import type { Awaitable, SessionRecord, Store } from '../../src/stores/types.js';
@@ -378,6 +378,28 @@ describe('tieredStore', () => {
     assert.equal(durable.calls.get, 1, 'served from the durable store instead');
   });
 
+  it('tombstones an entry a lagging cache still holds past its expiry (which update refuses)', async () => {
+    const clock = manualClock();
+    let lag = 0;
+    const rawCache = memoryStore({ clock: { now: () => clock.now() - lag }, sweepInterval: 0 });
+    const errors: Array<[unknown, TieredCacheOperation]> = [];
+    const store = tieredStore({
+      cache: rawCache,
+      durable: memoryStore({ clock, sweepInterval: 0 }),
+      clock,
+      cacheTtl: 60_000,
+      onCacheError: (error, operation) => errors.push([error, operation]),
+    });
+    const record = recordAt(clock);
+    await store.create(record); // the cache entry expires 60 s from now
+    lag = 30_000;
+    clock.advance(61_000); // expired by our clock, not yet by the cache's: update refuses it, create finds it
+    assert.equal(await store.update(record.id, { data: { set: { a: 1 } }, lastSeenAt: clock.now(), expiresAt: clock.now() + 60_000 }), true);
+    assert.deepEqual(errors, []);
+    const raw = await rawCache.get(record.id);
+    assert.ok(raw && isTombstone(raw), 'a tombstone replaced the entry');
+  });
+
   it('does not fill from a durable read that took too long', async () => {
     const clock = manualClock();
     const { store, durable, rawDurable, rawCache } = setup({ clock, tombstoneTtl: 4_000 });
@@ -495,7 +517,7 @@ describe('tieredStore', () => {
     const filled = await sharedCache.get(record.id);
     assert.ok(filled && !isTombstone(filled), 'B\'s stale fill landed');
     aHold.release();
-    await aDestroy; // A's create conflicts, so it turns B's entry into a tombstone
+    await aDestroy; // A's create conflicts, so it deletes B's entry and places its tombstone
     assert.deepEqual(a.errors, []);
     const raw = await sharedCache.get(record.id);
     assert.ok(raw && isTombstone(raw));
@@ -689,6 +711,17 @@ describe('tieredStore', () => {
     assert.throws(() => tieredStore({ cache, durable, tombstoneTtl: -1 }), /tombstoneTtl/);
     assert.throws(() => tieredStore({ cache, durable, cacheTimeout: 0 }), /cacheTimeout/);
     assert.throws(() => tieredStore({ cache, durable: undefined as unknown as Store }), /required/);
+  });
+
+  it('refuses a finite cacheTimeout past setTimeout\'s limit (it would time out every cache call after 1 ms)', () => {
+    const cache = memoryStore({ sweepInterval: 0 });
+    const durable = memoryStore({ sweepInterval: 0 });
+    for (const cacheTimeout of [2 ** 31, 1e12, Number.MAX_VALUE]) {
+      assert.throws(() => tieredStore({ cache, durable, cacheTimeout }), (error: unknown) => error instanceof ConfigError && /cacheTimeout/.test(error.message) && /2147483647/.test(error.message));
+    }
+    // Infinity keeps its documented meaning (no timer), and the limit itself is fine.
+    assert.doesNotThrow(() => tieredStore({ cache, durable, cacheTimeout: Infinity }));
+    assert.doesNotThrow(() => tieredStore({ cache, durable, cacheTimeout: 2 ** 31 - 1 }));
   });
 });
 
