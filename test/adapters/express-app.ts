@@ -66,6 +66,13 @@ function scenarioApp(express: ExpressFactory, sessions: Sessions<Record<string, 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Uncaught exceptions while a test runs; `stop()` removes the listener. */
+/** Sends a request and returns the session cookie its answer set (name=value). */
+async function sessionCookieFrom(url: string, init?: RequestInit): Promise<string> {
+  const res = await fetch(url, init);
+  await res.text();
+  return (res.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+}
+
 function captureUncaught(): { errors: unknown[]; stop: () => void } {
   const errors: unknown[] = [];
   const listener = (error: unknown) => errors.push(error);
@@ -696,9 +703,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
         const firstVisit = await rawRequest(running.url, 'GET', '/end');
         assert.equal(firstVisit.status, 200, JSON.stringify(firstVisit.text));
         assert.ok(firstVisit.complete);
-        const seeded = await fetch(`${running.url}/seed`);
-        await seeded.text();
-        const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        const cookie = await sessionCookieFrom(`${running.url}/seed`);
         for (const [path, body] of [
           ['/end', 'n=2'],
           ['/write', 'n=3'],
@@ -758,9 +763,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       );
       const running = await listen(app);
       try {
-        const seeded = await fetch(`${running.url}/seed`);
-        await seeded.text();
-        const cookie = (seeded.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        const cookie = await sessionCookieFrom(`${running.url}/seed`);
         const res = await fetch(`${running.url}/bad`, { headers: { cookie }, signal: AbortSignal.timeout(2000) });
         assert.equal(res.status, 500);
         assert.deepEqual(res.headers.getSetCookie(), []);
@@ -804,9 +807,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       );
       const running = await listen(app);
       try {
-        const started = await fetch(`${running.url}/start`, { method: 'POST' });
-        await started.text();
-        const cookie = (started.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        const cookie = await sessionCookieFrom(`${running.url}/start`, { method: 'POST' });
         assert.equal(await (await fetch(`${running.url}/audit`, { method: 'POST', headers: { cookie } })).text(), 'accepted');
         await done;
         assert.equal(late.read, 1);
@@ -872,9 +873,7 @@ export function expressSuite(name: string, express: ExpressFactory): void {
       });
       const running = await listen(app);
       try {
-        const set = await fetch(`${running.url}/set`, { method: 'POST' });
-        await set.text();
-        const cookie = (set.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+        const cookie = await sessionCookieFrom(`${running.url}/set`, { method: 'POST' });
         store.resetCounts();
         const cart = await fetch(`${running.url}/shop/cart`, { headers: { cookie } });
         assert.equal(cart.status, 200, String(errors[0]));
