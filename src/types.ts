@@ -33,3 +33,12 @@ export type DataKey<T> = Extract<keyof T, string>;
 
 /** The value stored under `K`, required. */
 export type DataValue<T, K extends DataKey<T>> = Exclude<T[K], undefined>;
+
+/** Values `JSON.stringify` would store as something else (or drop): refused at run time too. */
+export type NotJson = undefined | Date | RegExp | Map<unknown, unknown> | Set<unknown> | bigint | symbol | ((...args: never[]) => unknown);
+
+/**
+ * What `set` / `update` / `setDefault` take for a key: its declared type without the non-JSON
+ * members above (checked one level deep; nested values are checked when set, at run time).
+ */
+export type Storable<V> = V extends NotJson ? never : V;

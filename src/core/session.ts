@@ -19,7 +19,7 @@ import {
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
 import { applyKeyChanges, type Awaitable, type ClientStore, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
-import type { DataKey, JsonValue, RegisteredData, SessionData } from '../types.js';
+import type { DataKey, JsonValue, RegisteredData, SessionData, Storable } from '../types.js';
 import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
@@ -460,11 +460,11 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /**
-   * Stores a JSON value; anything else throws InvalidValueError naming the key. `undefined` is
-   * refused by the type too (use `delete`); other non-JSON values (a Date in a data type) only
-   * at run time.
+   * Stores a JSON value; anything else throws InvalidValueError naming the key. The type refuses
+   * `undefined` (use `delete`) and non-JSON values such as a `Date` too (`Storable`); values
+   * nested deeper are checked at run time only.
    */
-  set<K extends DataKey<T>>(key: K, value: Exclude<T[K], undefined>): this {
+  set<K extends DataKey<T>>(key: K, value: Storable<T[K]>): this {
     this.#writable();
     checkKey(key);
     assertJson(key, value);
@@ -510,15 +510,15 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /** Returns the value under `key`, storing `value` first if the key is absent. */
-  setDefault<K extends DataKey<T>>(key: K, value: Exclude<T[K], undefined>): Exclude<T[K], undefined> {
+  setDefault<K extends DataKey<T>>(key: K, value: Storable<T[K]>): Exclude<T[K], undefined> {
     this.#ready();
     if (this.#data.has(key)) return this.#data.get(key) as Exclude<T[K], undefined>;
     this.set(key, value);
-    return value;
+    return value as Exclude<T[K], undefined>;
   }
 
   /** Merges an object's own keys into the session (the seeds' `session |= other`). */
-  update(values: { [K in DataKey<T>]?: Exclude<T[K], undefined> }): this {
+  update(values: { [K in DataKey<T>]?: Storable<T[K]> }): this {
     this.#writable();
     const entries = Object.keys(values).map((key) => [key, (values as Record<string, unknown>)[key]] as const);
     for (const [key, value] of entries) {

@@ -99,14 +99,24 @@ describe('dictionary API', () => {
     });
   });
 
-  it('refuses undefined in the types as at run time (typecheck: npm run typecheck)', () => {
-    const typed = createSessions<{ nick?: string; cart: string[] }>({ store: memoryStore({ sweepInterval: 0 }) });
+  it('refuses undefined and non-JSON values in the types as at run time (typecheck: npm run typecheck)', () => {
+    interface Item {
+      id: string;
+      qty: number;
+    }
+    const typed = createSessions<{ nick?: string; cart: Item[]; seen: Date | string }>({ store: memoryStore({ sweepInterval: 0 }) });
     const s = typed.open({ cookieHeader: undefined, https: false });
     // @ts-expect-error undefined is not JSON: delete the key instead
     assert.throws(() => s.set('nick', undefined), { code: 'ERR_INVALID_VALUE' });
+    // @ts-expect-error a Date is not JSON: store date.toISOString()
+    assert.throws(() => s.set('seen', new Date()), { code: 'ERR_INVALID_VALUE' });
+    // @ts-expect-error the same through update
+    assert.throws(() => s.update({ seen: new Date() }), { code: 'ERR_INVALID_VALUE' });
+    s.set('seen', new Date(0).toISOString());
     s.set('nick', 'ok');
-    s.update({ cart: ['a'], nick: 'b' });
-    assert.deepEqual(s.toJSON(), { nick: 'b', cart: ['a'] });
+    const cart: Item[] = [{ id: 'a', qty: 1 }];
+    s.update({ cart, nick: 'b' });
+    assert.deepEqual(s.toJSON(), { seen: '1970-01-01T00:00:00.000Z', nick: 'b', cart });
   });
 
   it('treats __proto__, constructor and method names as plain data', async () => {
