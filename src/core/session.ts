@@ -375,8 +375,14 @@ export class Session<T extends SessionData = RegisteredData> {
    * data may be (`keepDataOnHttpsUpgrade`), but never its user or its tokens: anyone on the path,
    * or on a sibling domain, can plant a plain cookie.
    */
-  #upgradeToHttps(): Promise<void> {
-    return this.#restart(this.#engine.options.keepDataOnHttpsUpgrade ? [...this.#data.keys()] : [], 'httpsUpgrade');
+  async #upgradeToHttps(): Promise<void> {
+    if (!this.#engine.options.keepDataOnHttpsUpgrade) return this.#restart([], 'httpsUpgrade');
+    // Re-keyed at commit, as cycleId does: the HTTP-born record stays until the new one exists
+    // (a failed request, or parallel ones, still find it). Its expiry choice and creation time
+    // stay too; who is signed in, tokens and flashes do not.
+    await this.cycleIdNow();
+    this.#userId = null;
+    for (const key of [...this.#meta.keys()]) if (key !== META_EXPIRY) this.#meta.delete(key);
   }
 
   #adopt(token: string, record: SessionRecord): void {
@@ -755,6 +761,9 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Where the idle timer would start if this request committed now: only a write restarts it. */
   #idleStart(now: number): number {
     if (!this.#stored || this.#forceSave || this.#rotateRequested || this.#userId !== this.#userIdBaseline || this.#touchDue(now)) return now;
+    // Rotation writes too: counting requests on every one, or once `afterSeconds` has passed.
+    const rotation = this.#engine.options.rotation;
+    if (rotation !== null && (rotation.afterRequests !== null || this.#rotationTimeDue(now))) return now;
     try {
       if (this.#diff(this.#data, this.#snapshot, false).changes !== null || this.#diff(this.#meta, this.#metaSnapshot, false).changes !== null) return now;
     } catch {
@@ -1036,16 +1045,25 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Nothing left to keep: the record goes, and so does the cookie. */
   async #commitEmptied(now: number, result: CommitResult): Promise<CommitResult> {
     if (this.#stored && this.#id !== null) {
-      if (await this.#keptByOthers(now)) {
+      const left = await this.#leftAfterEmptying(now);
+      const id = this.#id;
+      let kept = left === 'kept';
+      if (left === 'empty') {
+        try {
+          await this.#engine.call('destroy', (store) => store.destroy(id));
+          this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
+        } catch {
+          // The removals are saved already: an empty record left behind is emptied again later.
+          kept = true;
+        }
+      }
+      if (kept) {
         await this.#destroyRetired();
         return this.#afterSave(true, now, result, false);
       }
-      const id = this.#id;
-      await this.#engine.call('destroy', (store) => store.destroy(id));
-      this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
     }
     await this.#destroyRetired();
-    if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
+    if (this.#sentSessionCookie()) result.setCookie.push(this.#clearCookie());
     this.#stored = false;
     return result;
   }
@@ -1053,20 +1071,28 @@ export class Session<T extends SessionData = RegisteredData> {
   /**
    * This request's view is empty, but it may be stale: a parallel request may have stored keys
    * since it loaded. So its removals are saved like any change (per key, following a parallel
-   * rotation), and the record is kept, cookie and all, if anything is left in it. Costs two
+   * rotation), then the record is re-read: 'kept' when anything is left in it (the record and the
+   * cookie stay), 'empty' when it is to be deleted, 'gone' when it no longer exists. Costs two
    * store calls more than a plain delete, on this rare path only; a save landing between the
    * re-read and the delete is still lost (the contract has no conditional delete).
    */
-  async #keptByOthers(now: number): Promise<boolean> {
+  async #leftAfterEmptying(now: number): Promise<'kept' | 'empty' | 'gone'> {
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
-    if (!(await this.#save(patch))) return false;
-    const current = await this.#getOrNull(this.#id as string);
-    if (current === null) return false;
+    if (!(await this.#save(patch))) return 'gone';
+    // The removals are saved: from here a failure keeps the record (and the cookie) rather than
+    // failing a request whose changes already took effect.
+    let current: SessionRecord | null;
+    try {
+      current = await this.#getOrNull(this.#id as string);
+    } catch {
+      return 'kept';
+    }
+    if (current === null) return 'gone';
     const holdsMeta = Object.keys(current.meta).some((key) => key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED);
-    return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta;
+    return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta ? 'kept' : 'empty';
   }
 
   /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */
@@ -1121,7 +1147,7 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Commit for stateless sessions: re-seal the whole record into the cookie when anything changed. */
   #commitSealed(client: ClientStore, keep: boolean, now: number, result: CommitResult): CommitResult {
     if (!keep) {
-      if (this.#cookieSent) result.setCookie.push(this.#clearCookie());
+      if (this.#sentSessionCookie()) result.setCookie.push(this.#clearCookie());
       return result;
     }
     const { data, meta } = this.#stored ? this.#changes(this.#snapshot, this.#metaSnapshot) : this.#changes(new Map(), new Map());
@@ -1293,13 +1319,20 @@ export class Session<T extends SessionData = RegisteredData> {
     await this.#engine.call('destroy', (store) => store.destroy(id)).catch(() => undefined);
   }
 
+  /** Whether `rotation.afterSeconds` has passed since the last rotation (or creation). */
+  #rotationTimeDue(now: number): boolean {
+    const afterSeconds = this.#engine.options.rotation?.afterSeconds ?? null;
+    if (afterSeconds === null) return false;
+    const rotatedAt = this.#meta.get(META_ROTATED_AT);
+    const since = typeof rotatedAt === 'number' ? rotatedAt : this.#createdAt;
+    return now - since >= afterSeconds * 1000;
+  }
+
   /** Whether automatic rotation is due; counts requests when `afterRequests` is set. */
   #rotationDue(now: number): boolean {
     const rotation = this.#engine.options.rotation;
     if (rotation === null) return false;
-    const rotatedAt = this.#meta.get(META_ROTATED_AT);
-    const since = typeof rotatedAt === 'number' ? rotatedAt : this.#createdAt;
-    if (rotation.afterSeconds !== null && now - since >= rotation.afterSeconds * 1000) return true;
+    if (this.#rotationTimeDue(now)) return true;
     if (rotation.afterRequests !== null) {
       const count = this.#meta.get(META_REQUESTS);
       const next = (typeof count === 'number' ? count : 0) + 1;
@@ -1324,6 +1357,15 @@ export class Session<T extends SessionData = RegisteredData> {
       record = found;
     }
     return record.meta[META_MOVED] === undefined ? { token, record } : null;
+  }
+
+  /**
+   * Whether the request carried this response's session cookie: one that came under the
+   * plain-HTTP name over HTTPS is cleared by its own header, and the `__Host-` one it never sent
+   * is left alone (a parallel response may just have set it).
+   */
+  #sentSessionCookie(): boolean {
+    return this.#cookieSent && !this.#fromPlainHttp;
   }
 
   #refreshCookie(now: number): string {

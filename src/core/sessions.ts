@@ -196,8 +196,8 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       if (client) return { deleted: 0, batches: 0, cursor: null };
       const batchSize = opts.batchSize ?? 1000;
       if (!(batchSize >= 1)) throw new ConfigError('clearExpired: batchSize must be >= 1');
-      if (opts.maxBatches !== undefined && !(Number.isInteger(opts.maxBatches) && opts.maxBatches >= 1)) {
-        throw new ConfigError('clearExpired: maxBatches must be a whole number >= 1 (leave it out for no limit)');
+      if (opts.maxBatches !== undefined && !((Number.isInteger(opts.maxBatches) || opts.maxBatches === Infinity) && opts.maxBatches >= 1)) {
+        throw new ConfigError('clearExpired: maxBatches must be a whole number >= 1, or Infinity for no limit');
       }
       const before = resolved.clock.now();
       let cursor = opts.cursor ?? null;

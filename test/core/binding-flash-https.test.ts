@@ -119,6 +119,31 @@ describe('HTTP to HTTPS (ViUR two cookies)', () => {
     assert.deepEqual(value, { user: null, cart: ['x'], csrf: false, flashes: [] });
   });
 
+  it('keeps the HTTP-born record until the upgraded one is saved, with its expiry choice and creation time', async () => {
+    const { visit, sessions, jar } = setup({ keepDataOnHttpsUpgrade: true });
+    const createdAt = (
+      await visit((s) => {
+        s.set('cart', ['book']);
+        s.setExpiry(0);
+        return s.createdAt.getTime();
+      }, { https: false })
+    ).value;
+    // A first HTTPS request that fails (5xx saves nothing) must not lose the data.
+    const failing = sessions.open({ cookieHeader: jar.header(), https: true });
+    await failing.load();
+    await failing.commit(500);
+    const { value } = await visit((s) => ({ cart: s.get('cart'), created: s.createdAt.getTime(), browserClose: s.getExpireAtBrowserClose() }), { https: true });
+    assert.deepEqual(value, { cart: ['book'], created: createdAt, browserClose: true });
+  });
+
+  it('clears only the plain cookie when an unknown one arrives over HTTPS, never the __Host- one it did not send', async () => {
+    const { sessions } = setup();
+    const session = sessions.open({ cookieHeader: `sid=${'a'.repeat(43)}`, https: true });
+    await session.load();
+    const result = await session.commit(200);
+    assert.deepEqual(result?.setCookie.map((c) => c.split(';')[0]), ['sid=']);
+  });
+
   it('never lets the HTTPS cookie fall back to an HTTP one when both are present', async () => {
     const { visit, jar } = setup();
     await visit((s) => s.set('where', 'https'), { https: true });

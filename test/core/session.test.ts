@@ -261,6 +261,22 @@ describe('loading and saving', () => {
     await assert.rejects(d.commit(200), { code: 'ERR_SESSION_GONE' });
   });
 
+  it('keeps a stale emptied session whose removals were saved when the re-read or delete then fails', async () => {
+    const { sessions, visit, jar, store } = setup();
+    await visit((s) => s.flash('Saved!'));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await session.load();
+    assert.equal(session.consumeFlashes().length, 1);
+    const [get, destroy] = [store.get.bind(store), store.destroy.bind(store)];
+    store.get = () => Promise.reject(new Error('ECONNRESET'));
+    store.destroy = () => Promise.reject(new Error('ECONNRESET'));
+    const result = await session.commit(200); // not a 503: the consumed flash is gone already
+    store.get = get;
+    store.destroy = destroy;
+    assert.deepEqual(result?.setCookie, []);
+    assert.deepEqual((await visit((s) => s.consumeFlashes())).value, []);
+  });
+
   it('refuses to resurrect a session destroyed by another request', async () => {
     const { sessions, jar, visit } = setup();
     await visit((s) => s.set('a', 1));
@@ -617,6 +633,13 @@ describe('expiry', () => {
     assert.equal((await visit((s) => s.getExpiryAge())).value, 3600, 'a touch is due: it restarts it too');
   });
 
+  it('reports the full idle expiry when rotation makes the request write anyway', async () => {
+    const { visit, clock } = setup({ idleTimeout: 3600, rotation: { afterRequests: 100 } });
+    await visit((s) => s.set('a', 1));
+    clock.advance(120);
+    assert.equal((await visit((s) => s.getExpiryAge())).value, 3600, 'afterRequests: every request saves its count');
+  });
+
   it('ends a session whose stored expiry date does not parse, never passing NaN to the store', async () => {
     const { visit, store, jar, clock } = setup();
     await visit((s) => s.set('a', 1));
@@ -834,9 +857,10 @@ describe('operations', () => {
     assert.deepEqual([first.deleted, first.batches, first.cursor !== null], [10, 1, true]);
     const rest = await sessions.clearExpired({ batchSize: 10, cursor: first.cursor });
     assert.equal(first.deleted + rest.deleted, 25);
-    for (const maxBatches of [0, -1, 1.5, NaN]) {
+    for (const maxBatches of [0, -1, 1.5, NaN, -Infinity]) {
       await assert.rejects(sessions.clearExpired({ maxBatches }), { code: 'ERR_CONFIG' }, String(maxBatches));
     }
+    assert.equal((await sessions.clearExpired({ maxBatches: Infinity })).cursor, null, 'Infinity: no limit');
   });
 });
 
