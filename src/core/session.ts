@@ -20,6 +20,7 @@ import {
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
 import { applyKeyChanges, type Awaitable, type ClientStore, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData, Storable } from '../types.js';
+import { FORWARDER_USER, isReservedUser } from './reserved-users.js';
 import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
@@ -112,6 +113,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #stored = false;
   /** Ids given up by `cycleId`, deleted at commit; with their tokens, to follow a parallel rotation. */
   #retired: { id: string; token: string | null }[] = [];
+  /** The rotated-away record this request's cookie led through, if any: ended with the session. */
+  #arrivedVia: { id: string; token: string } | null = null;
   #cookieChanged = false;
   /** Meta keys of one-time tokens issued by this request (spent locally: nothing stored yet). */
   #issuedKeys: Set<string> | null = null;
@@ -315,6 +318,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const expired = this.#expiryReason(followed.record, this.#engine.options.clock.now());
     if (expired) return this.#dropExpired(followed.record.id, followed.record, expired);
     this.#cookieChanged = true;
+    this.#arrivedVia = { id, token };
     await this.#accept(id, followed.token, followed.record);
   }
 
@@ -419,6 +423,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#createdAt = createdAt;
     this.#lastSeenAt = now;
     this.#forceSave = false;
+    this.#arrivedVia = null;
   }
 
   /** Synchronous access guard: a request without a cookie needs no load at all. */
@@ -630,6 +635,7 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Reset keeping `persistentFieldsOnLogin`, then record the user. */
   async login(userId: string): Promise<void> {
     if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
+    if (isReservedUser(userId)) throw new ConfigError(`login(userId): ${JSON.stringify(userId)} is reserved (guest sessions, rotated-away records)`);
     await this.load();
     this.#stillOpen();
     await this.#enforceSessionLimit(userId);
@@ -701,6 +707,8 @@ export class Session<T extends SessionData = RegisteredData> {
     for (const key of keep) if (this.#data.has(key)) kept.push([key, this.#data.get(key) as JsonValue]);
     const doomed = [...this.#retired];
     if (this.#stored && this.#id !== null) doomed.push({ id: this.#id, token: this.#token });
+    // A logout through an old cookie in its grace window ends that forwarder too.
+    if (this.#arrivedVia !== null) doomed.push(this.#arrivedVia);
     const userId = this.#userIdBaseline;
     const client = this.#engine.client;
     if (client) {
@@ -1254,9 +1262,8 @@ export class Session<T extends SessionData = RegisteredData> {
       claimed = await engine.call('update', (store) =>
         store.update(old.id, {
           meta: { set: { [META_MOVED]: sealForward(newToken, old.token) } },
-          // A forwarder is no device of the user's (listings, maxSessionsPerUser); killing their
-          // sessions ends the record it leads to, so it leads nowhere after that.
-          userId: null,
+          // No device of the user's, and no guest session (see FORWARDER_USER).
+          userId: FORWARDER_USER,
           guard: { absent: [META_MOVED] },
           lastSeenAt: now,
           expiresAt: Math.min(now + grace, oldExpiresAt),

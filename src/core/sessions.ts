@@ -12,7 +12,8 @@ import { type RequestInfo, Session, type SessionEngine } from './session.js';
 import { StoreCaller } from './store-call.js';
 
 /** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
-export const GUEST_USER = '__guest__';
+export { GUEST_USER } from './reserved-users.js';
+import { GUEST_USER } from './reserved-users.js';
 
 /** Records examined per store call when a store ends every (guest) session in steps. */
 const MASS_DESTROY_STEP = 2000;
@@ -54,7 +55,8 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   killSessionsByUser(user?: string): Promise<number>;
   /**
    * A user's live sessions ("your devices"), oldest first, without data: handles, never tokens.
-   * Pass the current session's handle to have it marked `current: true`.
+   * Pass the current session's handle to have it marked `current: true`. A session rotated within
+   * its grace window is listed once (its forwarder belongs to `FORWARDER_USER`).
    */
   listByUser(userId: string, options?: { current?: string | null }): Promise<DeviceSummary[]>;
   /**

@@ -26,6 +26,7 @@ describe('automatic id rotation with a grace window', () => {
     await visit((s) => s.login('alice'), { browser: desktop });
     clock.advance(1);
     await visit((s) => s.login('alice'), { browser: laptop });
+    const laptopBefore = laptop.get('sid');
     clock.advance(61);
     const rotated = await visit((s) => s.set('x', 1), { browser: laptop });
     assert.equal(rotated.setCookie.length, 1, 'the laptop rotated');
@@ -35,6 +36,12 @@ describe('automatic id rotation with a grace window', () => {
     await visit((s) => s.login('alice'), { browser: phone });
     assert.equal((await visit((s) => s.userId, { browser: desktop })).value, 'alice', 'a third device fits a limit of 3');
     assert.equal((await sessions.listByUser('alice')).length, 3);
+    // Nor is the forwarder a guest session: killing guests leaves the laptop's grace window alone.
+    const old = new CookieJar();
+    old.apply([`sid=${laptopBefore}`]);
+    assert.equal(await sessions.killSessionsByUser('__guest__'), 0);
+    assert.equal((await visit((s) => s.userId, { browser: old })).value, 'alice', 'the old laptop cookie still follows');
+    await assert.rejects(visit((s) => s.login('__moved__')), { code: 'ERR_CONFIG' });
   });
 
   it('treats an idle-timer refresh as a touch with rotation on, as without it', async () => {
