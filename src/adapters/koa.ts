@@ -69,8 +69,8 @@ export function getSession<T extends SessionData = RegisteredData>(ctx: { sessio
  * A store failure while committing replaces the response with 503 (409 when the session was
  * ended elsewhere meanwhile) and a short text body, without the session cookie. An error thrown
  * downstream passes through: with a 4xx status the session is still saved and its cookie
- * travels in `err.headers` (which Koa's error handler applies) of a per-request object whose
- * prototype is the thrown error, never on the error itself; with a 5xx nothing is saved.
+ * reaches Koa's error handler (which applies `err.headers`) for that call only, never left on the
+ * thrown error; with a 5xx nothing is saved.
  * @example
  * ```ts
  * app.use(koaSessions(sessions));
@@ -104,7 +104,8 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     try {
       await runWithSession(session, next, sessions.options.context);
     } catch (error) {
-      throw await commitAfterThrow(ctx, session, error);
+      await commitAfterThrow(ctx, session, error);
+      throw error;
     }
     // The app answers on ctx.res itself: ctx.status is Koa's default, not the response's, and the
     // head may be out already. The hook on ctx.res commits (or has committed) with the real one.
@@ -158,24 +159,21 @@ function fail(ctx: Context, error: unknown): void {
 }
 
 /**
- * A downstream error is on its way to the app's error handler; returns the error to rethrow. A
- * 4xx is an ordinary answer, so the session is saved and its headers are set on the response (for
- * error-handling middleware upstream that renders the error itself) and ride along on
- * `err.headers`, which Koa's `ctx.onerror` applies after clearing the response's headers. A 5xx
- * saves nothing.
- *
- * The thrown object is never changed: an app may throw one instance again and again (a module
- * constant), and one request's cookie written onto it would go to every later client that gets
- * it. What is rethrown is a per-request object with the error as its prototype (`instanceof`,
- * `status`, `expose`, `message` and `stack` read through) and its own `headers`: the error's own
- * plus this request's session headers.
+ * A downstream error is on its way to the app's error handler. A 4xx is an ordinary answer, so
+ * the session is saved and its headers are set on the response (kept by error-handling
+ * middleware upstream that renders the error itself). Koa's own `ctx.onerror` clears the
+ * response's headers and then applies `err.headers`, so this request's `ctx.onerror` lends the
+ * error the session headers for that one synchronous call and takes them back after it. The
+ * thrown object reaches upstream middleware as it was thrown (identity, own properties, private
+ * fields), and no request's cookie stays on it: an app may throw one instance again and again.
+ * A 5xx saves nothing.
  */
-async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<unknown> {
+async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<void> {
   const raw = (error as { status?: unknown; statusCode?: unknown } | null) ?? {};
   const candidate = typeof raw.status === 'number' ? raw.status : raw.statusCode;
   const status = typeof candidate === 'number' && candidate >= 400 && candidate < 600 ? candidate : 500;
   const result = await session.commit(status); // rejects with a store failure: that error wins
-  if (!result || status >= 500 || typeof error !== 'object' || error === null) return error;
+  if (!result || status >= 500 || typeof error !== 'object' || error === null) return;
   decorate(ctx, result);
   const own = (error as { headers?: unknown }).headers;
   const headers: Record<string, unknown> = typeof own === 'object' && own !== null ? { ...own } : {};
@@ -188,13 +186,23 @@ async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, 
   if (vary === undefined) headers['Vary'] = ctx.response.get('Vary');
   else headers[vary] = varyWithCookie(headers[vary] as Parameters<typeof varyWithCookie>[0]);
   if (keyOf(headers, 'cache-control') === undefined) headers['Cache-Control'] = ctx.response.get('Cache-Control');
-  const wrapper = Object.create(error, { headers: { value: headers, writable: true, enumerable: true, configurable: true } }) as object;
-  // Koa tells errors by `instanceof Error` or this tag, which an error from another realm (a vm
-  // context, a test runner's sandbox) has and the wrapper would not.
-  if (!(error instanceof Error) && Object.prototype.toString.call(error) === '[object Error]') {
-    Object.defineProperty(wrapper, Symbol.toStringTag, { value: 'Error', configurable: true });
-  }
-  return wrapper;
+  const koaOnerror = ctx.onerror;
+  ctx.onerror = function onerrorWithSession(this: Context, err: Error) {
+    if (err !== error) return koaOnerror.call(this, err);
+    const target = err as Error & { headers?: unknown };
+    const before = Object.getOwnPropertyDescriptor(target, 'headers');
+    try {
+      Object.defineProperty(target, 'headers', { value: headers, writable: true, enumerable: true, configurable: true });
+    } catch {
+      return koaOnerror.call(this, err); // a frozen error: the record is saved, the cookie cannot travel
+    }
+    try {
+      return koaOnerror.call(this, err);
+    } finally {
+      if (before) Object.defineProperty(target, 'headers', before);
+      else delete target.headers;
+    }
+  };
 }
 
 function keyOf(headers: Record<string, unknown>, name: string): string | undefined {
