@@ -88,6 +88,13 @@ const MAX_FLASHES = 100;
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
 
 const MAX_FORWARD_HOPS = 3;
+
+/** Meta worth keeping a session for: anything but rotation's own bookkeeping. */
+function holdsMeta(keys: Iterable<string>): boolean {
+  for (const key of keys) if (key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED) return true;
+  return false;
+}
+
 /** Outstanding one-time tokens kept per session; the oldest are dropped beyond this. */
 const MAX_ONE_TIME_TOKENS = 50;
 
@@ -1018,7 +1025,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (this.#fromPlainHttp) result.setCookie.push(clearedPlainHttpCookie(this.#engine.options.cookie));
     const engine = this.#engine;
     const now = engine.options.clock.now();
-    const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && this.#holdsMeta());
+    const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && holdsMeta(this.#meta.keys()));
 
     if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
     if (!keep) return this.#commitEmptied(now, result);
@@ -1039,11 +1046,7 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#commitStored(now, patch, needsSave, touchDue, result);
   }
 
-  /** Meta worth keeping a session for: anything but rotation's own counters. */
-  #holdsMeta(): boolean {
-    for (const key of this.#meta.keys()) if (key !== META_REQUESTS && key !== META_ROTATED_AT) return true;
-    return false;
-  }
+
 
   async #commitAfterLoad(status: number): Promise<CommitResult | null> {
     await this.#loading?.catch(() => undefined);
@@ -1099,8 +1102,7 @@ export class Session<T extends SessionData = RegisteredData> {
       return 'kept';
     }
     if (current === null) return 'gone';
-    const holdsMeta = Object.keys(current.meta).some((key) => key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED);
-    return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta ? 'kept' : 'empty';
+    return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta(Object.keys(current.meta)) ? 'kept' : 'empty';
   }
 
   /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */
