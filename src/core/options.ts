@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { isValidAttributeValue, isValidCookieName } from '../cookie/serialize.js';
 import { type AnyStore, isClientStore } from '../stores/types.js';
 import { type Clock, systemClock } from './clock.js';
+import { MAX_TIMER_MS } from './timer.js';
 
 export interface CookieOptions {
   /** Cookie name. Default `sid` (generic: it does not fingerprint the library). */
@@ -144,8 +145,6 @@ export interface ResolvedOptions {
   clock: Clock;
 }
 
-/** setTimeout's longest delay; a longer one fires at once (and warns). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A host name (a leading dot, as some apps still write it, is allowed). */
 const DOMAIN = /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 

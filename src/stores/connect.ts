@@ -49,9 +49,8 @@ import {
   type Store,
   type SweepResult,
 } from './types.js';
+import { MAX_TIMER_MS } from '../core/timer.js';
 
-/** setTimeout's longest delay; a longer one fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Node-style callback, as express-session stores call it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -21,6 +21,7 @@ import {
   type Store,
   type SweepResult,
 } from './types.js';
+import { MAX_TIMER_MS } from '../core/timer.js';
 
 export interface MemoryStoreOptions {
   /** How often expired records are swept from memory, in ms (at most 2 147 483 647). Default 60 000; 0 disables the timer. */
@@ -34,8 +35,6 @@ export interface MemoryStoreOptions {
 /** The id is the Map key, so entries don't repeat it. */
 type Entry = Omit<SerializedRecord, 'id'>;
 
-/** setTimeout's longest delay; a longer one fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Records examined per event-loop turn by the background sweep. */
 const SWEEP_SLICE = 10_000;

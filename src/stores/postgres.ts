@@ -34,6 +34,7 @@ import {
   type StoreStats,
   type SweepResult,
 } from './types.js';
+import { MAX_TIMER_MS } from '../core/timer.js';
 
 export interface PostgresStoreOptions {
   /**
@@ -75,8 +76,6 @@ export interface PostgresStore extends Store {
   migrate(): Promise<void>;
 }
 
-/** setTimeout's longest delay (a longer one fires after 1 ms), also PostgreSQL's int limit. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Current schema version, recorded per table in `coatcheck_schema`. */
 const SCHEMA_VERSION = 1;
 /** Advisory lock taken while migrating: "coat" and 1. One lock per database is plenty. */

@@ -36,6 +36,7 @@ import {
   type SessionSummary,
   type Store,
 } from './types.js';
+import { MAX_TIMER_MS } from '../core/timer.js';
 
 export interface RedisStoreOptions {
   /**
@@ -54,8 +55,6 @@ export interface RedisStoreOptions {
   connectTimeout?: number;
 }
 
-/** setTimeout's longest delay; a longer one fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Index lifetime kept beyond a session's expiry is capped at a day (see `indexUntil`). */
 const MAX_INDEX_SLACK = 86_400_000;
 /** Commands in flight at once for bulk work (listing, killing, scanning). */

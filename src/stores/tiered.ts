@@ -10,6 +10,7 @@ import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { JsonValue } from '../types.js';
 import type { Awaitable, ExpiredSweep, MassDestroyStep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
+import { MAX_TIMER_MS } from '../core/timer.js';
 
 /** Where a tiered `destroyStep` walk is: the durable store's steps, then the cache's. */
 function parseStepCursor(cursor: string | null): { phase: 'durable' | 'cache'; inner: string | null } {
@@ -76,8 +77,6 @@ const TOMBSTONE_KEY = '@tombstone';
 const EXPIRES_KEY = '@expiresAt';
 /** Attempts to place a tombstone before giving up and deleting the cache entry instead. */
 const MAX_TOMBSTONE_ATTEMPTS = 5;
-/** setTimeout's longest delay; a longer one fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Cache writes issued at once by `destroyByUser`. */
 const FAN_OUT = 16;
 
