@@ -38,7 +38,17 @@ export type DataValue<T, K extends DataKey<T>> = Exclude<T[K], undefined>;
 export type NotJson = undefined | Date | RegExp | Map<unknown, unknown> | Set<unknown> | bigint | symbol | ((...args: never[]) => unknown);
 
 /**
- * What `set` / `update` / `setDefault` take for a key: its declared type without the non-JSON
- * members above (checked one level deep; nested values are checked when set, at run time).
+ * What `set` / `update` / `setDefault` take for a key: its declared type with the non-JSON
+ * members above removed at every depth (a `Date` inside an object or array is refused too, and
+ * so is `undefined` as a property or element: run-time checks refuse both). An object type whose
+ * members are all JSON comes out unchanged.
  */
-export type Storable<V> = V extends NotJson ? never : V;
+export type Storable<V> = V extends NotJson
+  ? never
+  : [V] extends [JsonValue] // already JSON (and JsonValue itself, which must not be unfolded)
+    ? V
+    : V extends readonly unknown[]
+      ? { [I in keyof V]: Storable<Exclude<V[I], undefined>> }
+      : V extends object
+        ? { [K in keyof V]: Storable<Exclude<V[K], undefined>> }
+        : V;

@@ -119,6 +119,36 @@ describe('dictionary API', () => {
     assert.deepEqual(s.toJSON(), { seen: '1970-01-01T00:00:00.000Z', nick: 'b', cart });
   });
 
+  it('refuses non-JSON values nested inside objects and arrays in the types too', () => {
+    interface Profile {
+      name: string;
+      nickname?: string;
+      tags: readonly string[];
+      pair: [number, string];
+      since: Date | string;
+      extra: { note?: string; at: Date | number }[];
+    }
+    const typed = createSessions<{ profile: Profile; anything: JsonValue }>({ store: memoryStore({ sweepInterval: 0 }) });
+    const s = typed.open({ cookieHeader: undefined, https: false });
+    const good = { name: 'a', tags: ['x'], pair: [1, 'b'], since: 'today', extra: [{ at: 1 }, { note: 'n', at: 2 }] } satisfies Profile;
+    s.set('profile', good);
+    s.set('profile', { ...good, nickname: 'optional members may be left out' });
+    const withDate = { ...good, since: new Date(0) };
+    // @ts-expect-error a Date one level down
+    assert.throws(() => s.set('profile', withDate), { code: 'ERR_INVALID_VALUE' });
+    const deeper = { ...good, extra: [{ at: new Date(0) }] };
+    // @ts-expect-error a Date inside an array of objects
+    assert.throws(() => s.update({ profile: deeper }), { code: 'ERR_INVALID_VALUE' });
+    const undefinedMember = { ...good, name: undefined };
+    // @ts-expect-error undefined as a member's value
+    assert.throws(() => s.set('profile', undefinedMember), { code: 'ERR_INVALID_VALUE' });
+    const value: JsonValue = { deep: [1, { ok: true }] };
+    s.set('anything', value);
+    // @ts-expect-error a Map inside plain JSON-looking data
+    assert.throws(() => s.set('anything', { m: new Map() }), { code: 'ERR_INVALID_VALUE' });
+    assert.deepEqual(s.get('anything'), value);
+  });
+
   it('treats __proto__, constructor and method names as plain data', async () => {
     const { visit } = setup();
     await visit((s) => {
