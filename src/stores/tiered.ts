@@ -77,6 +77,11 @@ const TOMBSTONE_KEY = '@tombstone';
 const EXPIRES_KEY = '@expiresAt';
 /** Attempts to place a tombstone before giving up and deleting the cache entry instead. */
 const MAX_TOMBSTONE_ATTEMPTS = 5;
+/**
+ * How long after a durable step of a mass destroy the next step may take to arrive before the
+ * walk counts as abandoned (the engine asks again at once, unless it gave up on a timeout).
+ */
+const ABANDONED_WALK_MS = 1_000;
 /** Cache writes issued at once by `destroyByUser`. */
 const FAN_OUT = 16;
 
@@ -285,6 +290,30 @@ export function tieredStore(options: TieredStoreOptions): Store {
     return { ...entry, meta: decodeMeta(entry.meta), expiresAt: realExpiresAt };
   }
 
+  /** Clears every (guest) entry from the cache in one bounded call; a failure is reported. */
+  function clearCache(guestsOnly: boolean): Promise<void> {
+    return guestsOnly
+      ? cacheStep('destroyByUser', () => cache.destroyByUser(null))
+      : cacheStep('destroyAll', () => cache.destroyAll());
+  }
+
+  /** Armed after each durable step of a mass destroy; a next step cancels it. */
+  let abandonedWalk: ReturnType<typeof setTimeout> | null = null;
+  function watchForAbandonedWalk(guestsOnly: boolean): void {
+    cancelAbandonedWalk();
+    abandonedWalk = setTimeout(() => {
+      abandonedWalk = null;
+      epoch++;
+      void clearCache(guestsOnly);
+    }, ABANDONED_WALK_MS);
+    abandonedWalk.unref();
+  }
+  function cancelAbandonedWalk(): void {
+    if (abandonedWalk === null) return;
+    clearTimeout(abandonedWalk);
+    abandonedWalk = null;
+  }
+
   const durableStats = durable.stats?.bind(durable);
 
   return {
@@ -385,16 +414,29 @@ export function tieredStore(options: TieredStoreOptions): Store {
      */
     async destroyStep(step: MassDestroyStep): Promise<SweepResult> {
       const at = parseStepCursor(step.cursor);
+      // The caller came back for the next step: no abandoned walk to clean up after.
+      cancelAbandonedWalk();
       if (at.phase === 'durable') {
         let deleted: number;
         let inner: string | null = null;
-        if (durable.destroyStep) {
-          const result = await durable.destroyStep({ ...step, cursor: at.inner });
-          deleted = result.deleted;
-          inner = result.cursor;
-        } else {
-          deleted = step.guestsOnly ? await durable.destroyByUser(null) : await durable.destroyAll();
+        try {
+          if (durable.destroyStep) {
+            const result = await durable.destroyStep({ ...step, cursor: at.inner });
+            deleted = result.deleted;
+            inner = result.cursor;
+          } else {
+            deleted = step.guestsOnly ? await durable.destroyByUser(null) : await durable.destroyAll();
+          }
+        } catch (error) {
+          // It may have deleted some (committed, then lost the connection): as with destroyAll,
+          // those must not stay servable from the cache.
+          epoch++;
+          await clearCache(step.guestsOnly);
+          throw error;
         }
+        // The caller may have stopped waiting meanwhile (its storeTimeout) and will never ask
+        // for the cache phase: unless it asks for a next step soon, clear the cache anyway.
+        watchForAbandonedWalk(step.guestsOnly);
         if (inner !== null) return { deleted, cursor: JSON.stringify({ phase: 'durable', inner }) };
         epoch++;
         return { deleted, cursor: JSON.stringify({ phase: 'cache', inner: null }) };
@@ -431,6 +473,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
     ...(durableStats && { stats: durableStats }),
 
     async close() {
+      cancelAbandonedWalk();
       if (!closeTiers) return;
       const results = await Promise.allSettled([cache.close(), durable.close()]);
       const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));

@@ -751,3 +751,43 @@ describe('tiered: ending every session with a Redis cache', { skip: !(await serv
     }
   });
 });
+
+describe('tiered: ending every session when the durable step fails or is given up on', () => {
+  async function setup(durableAll: (inner: Store) => Promise<number>, storeTimeout = 5_000) {
+    const durable = memoryStore({ sweepInterval: 0 });
+    const cache = memoryStore({ sweepInterval: 0 });
+    const flaky: Store = Object.assign(Object.create(durable) as Store, { name: 'flaky', destroyAll: () => durableAll(durable) });
+    const store = tieredStore({ cache, durable: flaky, onCacheError: () => {} });
+    const sessions = createSessions({ store, storeTimeout });
+    const record = makeRecord({ userId: 'alice' });
+    await store.create(record);
+    assert.ok(await store.get(record.id), 'served (and cached)');
+    assert.ok(await cache.get(record.id), 'the cache holds a snapshot');
+    return { sessions, store, cache, durable, record };
+  }
+
+  it('clears the cache when the durable delete fails after deleting (a connection lost after commit)', async () => {
+    const { sessions, store, cache, durable, record } = await setup(async (inner) => {
+      await inner.destroyAll();
+      throw new Error('connection reset after commit');
+    });
+    await assert.rejects(sessions.killSessionsByUser(), /connection reset after commit/);
+    assert.equal(await durable.get(record.id), null, 'the durable delete happened');
+    assert.equal(await cache.get(record.id), null, 'and the cache no longer holds the killed session');
+    assert.equal(await store.get(record.id), null);
+    await sessions.close();
+  });
+
+  it('clears the cache when the engine gave up waiting (storeTimeout) and never asks for the cache step', async () => {
+    const { sessions, store, cache, record } = await setup(async (inner) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return inner.destroyAll();
+    }, 100);
+    await assert.rejects(sessions.killSessionsByUser(), { code: 'ERR_STORE_TIMEOUT' });
+    // The durable delete lands at 300 ms; the walk counts as abandoned 1 s after it.
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    assert.equal(await cache.get(record.id), null, 'the abandoned walk cleared the cache');
+    assert.equal(await store.get(record.id), null);
+    await sessions.close();
+  });
+});
