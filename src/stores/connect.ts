@@ -16,8 +16,8 @@
  * - `listByUser`, `destroyByUser`, `destroyAll` and `deleteExpired` read every session through
  *   the store's `all()` (or `ids()`): fine for thousands of sessions, slow for millions.
  *
- * Each record is stored as a session object with a `cookie` carrying `expires` and
- * `originalMaxAge`, so stores that derive their TTL from the cookie (connect-redis does) expire
+ * Each record is stored as a session object with a `cookie` carrying `expires`,
+ * `originalMaxAge` and (as a getter, like express-session's) `maxAge`, so stores that derive their TTL from the cookie (connect-redis does) expire
  * it with the session. coatcheck's fields live under one `coatcheck` key; sessions written by
  * express-session itself read as corrupt (the engine then treats them as absent).
  * @module coatcheck/stores/connect
@@ -72,8 +72,33 @@ export interface ConnectStoreLike {
 
 /** The session object handed to the wrapped store's `set`. */
 export interface ConnectSession {
-  cookie: { expires: Date; originalMaxAge: number; httpOnly: boolean; path: string };
+  cookie: ConnectCookie;
   coatcheck: StoredRecord;
+}
+
+/**
+ * What express-session's `Cookie` looks like to a store: the serialized fields as own properties,
+ * and `maxAge` (the ms left) as a getter on the prototype, so it is read live and, as there, not
+ * serialized. Stores that take their TTL from `maxAge` (memorystore, connect-sqlite3) need it:
+ * without it they fall back to their default (often one day).
+ */
+export class ConnectCookie {
+  readonly expires: Date;
+  readonly originalMaxAge: number;
+  readonly httpOnly = true;
+  readonly path = '/';
+  readonly #clock: Clock;
+
+  constructor(expiresAt: number, clock: Clock) {
+    this.#clock = clock;
+    this.expires = new Date(expiresAt);
+    this.originalMaxAge = Math.max(0, expiresAt - clock.now());
+  }
+
+  /** Milliseconds until the session expires, as of now. */
+  get maxAge(): number {
+    return this.expires.getTime() - this.#clock.now();
+  }
 }
 
 /** coatcheck's record inside the session object; data and meta are JSON text, so every read is a copy. */
@@ -142,7 +167,7 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
     if (!stored || stored.id !== id) throw new CorruptRecordError(name, `session ${id.slice(0, 8)}… is not a coatcheck record`);
     return stored;
   };
-  const write = (stored: StoredRecord): Promise<unknown> => call((cb) => inner.set(stored.id, toSession(stored, clock.now()), cb));
+  const write = (stored: StoredRecord): Promise<unknown> => call((cb) => inner.set(stored.id, toSession(stored, clock), cb));
   const remove = (id: string): Promise<unknown> => call((cb) => inner.destroy(id, cb));
 
   /** Every session the store lists: coatcheck records, plus the sids of foreign ones. */
@@ -326,12 +351,9 @@ function fromRecord(record: SessionRecord): StoredRecord {
   };
 }
 
-function toSession(stored: StoredRecord, now: number): ConnectSession {
-  return {
-    // What express-session's Cookie serializes to; TTL-deriving stores read `expires`.
-    cookie: { expires: new Date(stored.expiresAt), originalMaxAge: Math.max(0, stored.expiresAt - now), httpOnly: true, path: '/' },
-    coatcheck: stored,
-  };
+function toSession(stored: StoredRecord, clock: Clock): ConnectSession {
+  // What express-session hands a store; TTL-deriving stores read `expires` or `maxAge`.
+  return { cookie: new ConnectCookie(stored.expiresAt, clock), coatcheck: stored };
 }
 
 /** The JSON object in a stored data/meta field; anything else means the record is corrupt. */

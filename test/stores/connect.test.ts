@@ -54,6 +54,33 @@ describe('connectStore', () => {
     assert.equal(await store.destroyAll(), 2);
   });
 
+  it('hands the wrapped store a cookie with a live maxAge, as express-session does (stores take their TTL from it)', async () => {
+    // A store that, like memorystore, keeps a session for `cookie.maxAge` ms, or one day without it.
+    const memory = new session.MemoryStore();
+    const ttls: unknown[] = [];
+    const ttlFromMaxAge: ConnectStoreLike = {
+      get: (sid, cb) => memory.get(sid, cb),
+      set: (sid, sess, cb) => {
+        const cookie = (sess as { cookie: { maxAge?: unknown } }).cookie;
+        ttls.push(cookie.maxAge);
+        memory.set(sid, sess as session.SessionData, cb);
+      },
+      destroy: (sid, cb) => memory.destroy(sid, cb),
+    };
+    let now = Date.now();
+    const clock = { now: () => now };
+    const store = connectStore(ttlFromMaxAge, { clock });
+    const record = makeRecord({ createdAt: now, lastSeenAt: now, expiresAt: now + 30 * 86_400_000 });
+    await store.create(record);
+    assert.deepEqual(ttls, [30 * 86_400_000], 'the whole 30 days, not a default');
+    now += 1_000;
+    await store.update(record.id, { data: { set: { k: 1 } }, lastSeenAt: now, expiresAt: now + 30 * 86_400_000 });
+    assert.deepEqual(ttls[1], 30 * 86_400_000);
+    // Serialized like express-session's Cookie: maxAge is computed, not stored.
+    const raw = JSON.parse(JSON.stringify(await new Promise((resolve) => memory.get(record.id, (_e, v) => resolve(v))))) as { cookie: Record<string, unknown> };
+    assert.deepEqual(Object.keys(raw.cookie).sort(), ['expires', 'httpOnly', 'originalMaxAge', 'path']);
+  });
+
   it('names the missing method when a store cannot list its sessions', async () => {
     const memory = new session.MemoryStore();
     const minimal: ConnectStoreLike = {
