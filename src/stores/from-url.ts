@@ -45,7 +45,7 @@ export function storeKind(url: string): 'sqlite' | 'postgres' | 'redis' | 'memor
     case 'cookie:':
       return 'cookie';
     default:
-      throw new ConfigError(`unknown store URL ${JSON.stringify(url)}: use sqlite:PATH, postgres://…, redis://…, memory: or cookie:`);
+      throw new ConfigError(`unknown store URL ${JSON.stringify(safeDisplay(url))}: use sqlite:PATH, postgres://…, redis://…, memory: or cookie:`);
   }
 }
 
@@ -116,15 +116,48 @@ function redact(url: string, parsed: URL | null): string {
   return base.toString() + (mark < 0 ? '' : masked.slice(mark));
 }
 
-/** Removes the named parameters from a URL; the original string is kept when there were none. */
-function splitParams(url: string, names: readonly string[]): { parsed: URL; location: string; display: string; params: Map<string, string> } {
-  let parsed: URL;
+/** `redact` for a URL that may or may not parse: safe to put in any message. */
+function safeDisplay(url: string): string {
+  let parsed: URL | null = null;
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError(`store URL ${JSON.stringify(redact(url, null))} is not a valid URL`);
+    // redact's fallback masks the whole userinfo
   }
-  const display = redact(url, parsed);
+  // A `/` left unencoded in a password moves the rest of it into the path (see splitParams).
+  return parsed !== null && !parsed.pathname.includes('@') ? redact(url, parsed) : redact(url, null);
+}
+
+/**
+ * libpq's Unix-socket form with a user and no host, `postgres://user@/db?host=/run/postgresql`:
+ * WHATWG URLs refuse credentials without a host, so it is parsed with a stand-in host, which
+ * `?host=` overrides in pg as it would the empty one.
+ */
+const USER_WITHOUT_HOST = /^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i;
+
+/** Removes the named parameters from a URL; the original string is kept when there were none. */
+function splitParams(url: string, names: readonly string[]): { parsed: URL; location: string; display: string; params: Map<string, string> } {
+  let parsed: URL;
+  let standIn = false;
+  try {
+    parsed = new URL(url);
+  } catch {
+    const socketForm = USER_WITHOUT_HOST.test(url) ? url.replace(USER_WITHOUT_HOST, '$1localhost') : null;
+    const reparsed = socketForm === null ? null : URL.canParse(socketForm) ? new URL(socketForm) : null;
+    if (reparsed === null || !reparsed.searchParams.has('host')) {
+      throw new ConfigError(`store URL ${JSON.stringify(redact(url, null))} is not a valid URL`);
+    }
+    parsed = reparsed;
+    standIn = true;
+  }
+  // An `@` in the path means a `/` in the user name or password was not percent-encoded: the
+  // parser took the text before it for a host and the rest of the password for the path.
+  if (parsed.pathname.includes('@')) {
+    throw new ConfigError(
+      `store URL ${JSON.stringify(redact(url, null))} has an @ in its path: percent-encode any / in the user name or password as %2F`,
+    );
+  }
+  const display = standIn ? redact(url, null) : redact(url, parsed);
   const params = new Map<string, string>();
   for (const name of names) {
     if (parsed.searchParams.getAll(name).length > 1) throw new ConfigError(`?${name}= given more than once in ${JSON.stringify(display)}`);
@@ -149,7 +182,7 @@ export function parseStoreUrl(url: string): StoreUrl {
     case 'memory':
     case 'cookie':
       // Nothing to configure by URL: `memory://host` or `cookie:x` is a mistake, not a store.
-      if (url.length !== kind.length + 1) throw new ConfigError(`${kind}: URLs take nothing after the scheme, got ${JSON.stringify(url)}`);
+      if (url.length !== kind.length + 1) throw new ConfigError(`${kind}: URLs take nothing after the scheme, got ${JSON.stringify(safeDisplay(url))}`);
       return { kind, display: url, location: '' };
     case 'sqlite': {
       // Not a URL parser: a path may hold characters a URL would reinterpret. `?` always starts
@@ -179,7 +212,7 @@ export function parseStoreUrl(url: string): StoreUrl {
       if (!url.includes('//') || parsed.hostname === '') {
         throw new ConfigError(`redis: URL needs a host, e.g. redis://127.0.0.1:6379/0; got ${JSON.stringify(display)}`);
       }
-      if (!/^(\/\d*)?$/.test(parsed.pathname)) throw new ConfigError(`redis: the path of the URL is a database number, got ${JSON.stringify(parsed.pathname)}`);
+      if (!/^(\/\d*)?$/.test(parsed.pathname)) throw new ConfigError(`redis: the path of the URL is a database number (e.g. /0); got ${JSON.stringify(display)}`);
       // ioredis would apply it to the connection, under the store's back (see redisStore).
       if (parsed.searchParams.has('keyPrefix')) throw new ConfigError('redis: use ?prefix= (the store\'s prefix option), not ?keyPrefix=');
       const prefix = params.get('prefix');

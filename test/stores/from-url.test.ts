@@ -9,7 +9,7 @@ import { ConfigError } from '../../src/errors.js';
 import { parseStoreUrl, storeFromUrl } from '../../src/stores/from-url.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
 import type { Store } from '../../src/stores/types.js';
-import { makeRecord } from '../../src/testing/store-contract.js';
+import { makeRecord, randomId } from '../../src/testing/store-contract.js';
 import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-from-url-'));
@@ -101,6 +101,45 @@ describe('storeFromUrl', () => {
       () => parseStoreUrl('redis://h:1/0?password=hunter2&prefix=a&prefix=b'),
       (error: unknown) => error instanceof ConfigError && /more than once/.test(error.message) && !error.message.includes('hunter2'),
     );
+  });
+
+  it('never puts a password in an error: unknown schemes, an unencoded / in the password, junk after memory:', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['postgress://admin:S3cretPw@db.internal/app', /unknown store URL "postgress:\/\/admin:\*\*\*@db.internal\/app"/],
+      ['mysql://root:S3cretPw@h/db', /unknown store URL/],
+      // A `/` in the password: the parser takes "default:12" for host and port, the rest for the path.
+      ['redis://default:12/34S3cretPw@localhost:6379', /percent-encode any \/ in the user name or password/],
+      ['redis://default:/S3cretPw@127.0.0.1:6379', /percent-encode/],
+      ['postgres://user:12/34S3cretPw@localhost/db', /percent-encode/],
+      ['memory://u:S3cretPw@x', /memory: URLs take nothing after the scheme/],
+    ];
+    for (const [url, pattern] of cases) {
+      assert.throws(
+        () => parseStoreUrl(url),
+        (error: unknown) => error instanceof ConfigError && pattern.test(error.message) && !error.message.includes('S3cretPw'),
+        url,
+      );
+    }
+  });
+
+  it('takes libpq\'s Unix-socket form with a user and no host (postgres://user@/db?host=/socket)', () => {
+    const parsed = parseStoreUrl('postgres://app:pw@/prod?host=/var/run/postgresql&table=s');
+    assert.equal(parsed.table, 's');
+    assert.equal(parsed.display.includes('pw'), false);
+    assert.equal(new URL(parsed.location).searchParams.get('host'), '/var/run/postgresql');
+    assert.deepEqual(parseStoreUrl('postgres://app@/prod?host=/run/pg').location, 'postgres://app@/prod?host=/run/pg');
+    // Without ?host= there is nothing to connect to.
+    assert.throws(() => parseStoreUrl('postgres://app@/prod'), ConfigError);
+  });
+
+  it('connects through the Unix socket with the user-and-no-host form', { skip: !postgresUp && 'PostgreSQL not reachable' }, async () => {
+    // Debian's PostgreSQL (here and in CI) listens on /var/run/postgresql too.
+    const store = (await storeFromUrl('postgres://postgres@/test?host=/var/run/postgresql')) as Store;
+    try {
+      assert.deepEqual(await store.listByUser(`nobody-${randomId()}`), []);
+    } finally {
+      await store.close();
+    }
   });
 
   it('opens postgres:// with ?table= and ?schema= as the store\'s options', { skip: !postgresUp && 'PostgreSQL not reachable' }, async () => {
