@@ -619,7 +619,7 @@ export function redisStore(options: RedisStoreOptions): Store {
     throw new Error(`redis store: session user kept changing during update of ${sessionKey(id)}`);
   }
 
-  return {
+  const store: Store = {
     name: NAME,
 
     async get(id) {
@@ -805,4 +805,46 @@ export function redisStore(options: RedisStoreOptions): Store {
       redis.disconnect();
     },
   };
+  const db = owned && !cluster ? Number((client.options as { db?: unknown }).db ?? 0) : 0;
+  return db > 0 ? withDatabaseCheck(store, client as Redis, db) : store;
+}
+
+/**
+ * ioredis reports a failed `SELECT` (a database number past the server's `databases`) only as an
+ * `error` event and carries on in database 0, where the commands it had queued then run. So a
+ * store given a database checks, before its first command, which one the connection is in.
+ * Costs one `CLIENT INFO` per store (again after a failed check), nothing per call afterwards.
+ */
+function withDatabaseCheck(store: Store, client: Redis, db: number): Store {
+  let selectFailure = '';
+  client.on('error', (error: unknown) => {
+    if ((error as { command?: { name?: unknown } } | null)?.command?.name === 'select') selectFailure = errorMessage(error);
+  });
+  let checked: Promise<void> | null = null;
+  let verified = false;
+  const check = async (): Promise<void> => {
+    const info = String(await client.call('CLIENT', 'INFO'));
+    const current = /(?:^|\s)db=(\d+)/.exec(info)?.[1];
+    if (current !== String(db)) {
+      throw new Error(`could not select database ${db}${selectFailure ? ` (${selectFailure})` : ''}; the connection is in database ${current ?? '?'}`);
+    }
+    verified = true;
+  };
+  const ensure = (): Promise<void> => {
+    checked ??= check().catch((error: unknown) => {
+      checked = null; // a connection failure is retried on the next call
+      throw error;
+    });
+    return checked;
+  };
+  const gated = { ...store };
+  for (const key of Object.keys(store) as (keyof Store)[]) {
+    const method = store[key];
+    if (key === 'close' || typeof method !== 'function') continue;
+    (gated as Record<string, unknown>)[key] = async (...args: unknown[]) => {
+      if (!verified) await ensure();
+      return (method as (...a: unknown[]) => unknown).apply(store, args);
+    };
+  }
+  return gated;
 }

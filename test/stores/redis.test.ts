@@ -312,5 +312,40 @@ if (!up) {
       assert.equal(await s.destroyAll(), 2);
       assert.deepEqual(await redisKeys(`${tag}*`), []);
     });
+
+    it('fails every call, before sending it, when the URL names a database the server does not have', async () => {
+      // ioredis reports the failed SELECT as an `error` event only, then runs its queue in database 0.
+      const tag = `${prefix}db99:`;
+      const victim = store('db99-victim');
+      const record = makeRecord({ userId: 'db99' });
+      await victim.create(record);
+      const wrong = redisStore({ url: `${REDIS_URL}/99`, prefix: tag });
+      opened.push(wrong);
+      await assert.rejects(wrong.get(record.id), /could not select database 99 \(ERR DB index is out of range\)/);
+      await assert.rejects(wrong.destroyAll(), /could not select database 99/);
+      await assert.rejects(wrong.create(makeRecord()), /could not select database 99/);
+      assert.ok(await victim.get(record.id), 'nothing ran in database 0');
+      assert.deepEqual(await redisKeys(`${tag}*`), []);
+      const { createSessions } = await import('../../src/index.js');
+      const sessions = createSessions({ store: wrong });
+      await assert.rejects(sessions.killSessionsByUser(), { code: 'ERR_STORE' });
+    });
+
+    it('works in the database the URL names', async () => {
+      const tag = `${prefix}db3:`;
+      const s = redisStore({ url: `${REDIS_URL}/3`, prefix: tag });
+      opened.push(s);
+      const record = makeRecord({ userId: 'db3' });
+      await s.create(record);
+      assert.equal((await s.get(record.id))?.userId, 'db3');
+      const other = new Redis(`${REDIS_URL}/3`);
+      try {
+        assert.equal(await other.exists(`${tag}s:{${record.id}}`), 1, 'the key is in database 3');
+      } finally {
+        other.disconnect();
+      }
+      assert.deepEqual(await redisKeys(`${tag}*`), [], 'and not in database 0');
+      assert.equal(await s.destroyAll(), 1);
+    });
   });
 }
