@@ -321,7 +321,7 @@ if (!up) {
       await victim.create(record);
       const wrong = redisStore({ url: `${REDIS_URL}/99`, prefix: tag });
       opened.push(wrong);
-      await assert.rejects(wrong.get(record.id), /could not select database 99 \(ERR DB index is out of range\)/);
+      await assert.rejects(async () => wrong.get(record.id), /could not select database 99 \(ERR DB index is out of range\)/);
       await assert.rejects(wrong.destroyAll(), /could not select database 99/);
       await assert.rejects(wrong.create(makeRecord()), /could not select database 99/);
       assert.ok(await victim.get(record.id), 'nothing ran in database 0');
