@@ -1,13 +1,34 @@
 /** Guards the public surface: every subpath in package.json exports maps to a real module. */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
   exports: Record<string, string | { types: string; default: string }>;
   bin: Record<string, string>;
   engines: { node: string };
+  dependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
 };
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sourceFiles(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+  );
+}
+
+/** Packages a module loads at run time: static imports and re-exports that are not type-only, and import(). */
+function runtimeImports(text: string): string[] {
+  const found: string[] = [];
+  for (const match of text.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^'";]*?from\s+'([^']+)'/gm)) found.push(match[1] as string);
+  for (const match of text.matchAll(/^\s*import\s+'([^']+)'/gm)) found.push(match[1] as string);
+  for (const match of text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) found.push(match[1] as string);
+  return found.filter((specifier) => !specifier.startsWith('.'));
+}
+
+const packageName = (specifier: string): string => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
 
 describe('package.json', () => {
   it('maps every subpath export to a source file with matching types and code paths', () => {
@@ -34,6 +55,21 @@ describe('package.json', () => {
       const mod = (await import(path)) as Record<string, unknown>;
       for (const name of names) assert.equal(typeof mod[name], 'function', `${path} exports ${name}`);
     }
+  });
+
+  it('loads at run time only Node built-ins, its dependencies and its (optional) peers', () => {
+    // A devDependency imported by src/ works in this checkout and fails in an installed package.
+    const allowed = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)]);
+    const problems: string[] = [];
+    for (const file of sourceFiles('src')) {
+      for (const specifier of runtimeImports(readFileSync(file, 'utf8'))) {
+        if (specifier.startsWith('node:') || builtinModules.includes(specifier)) continue;
+        if (!allowed.has(packageName(specifier))) problems.push(`${file} imports ${specifier}`);
+      }
+    }
+    assert.deepEqual(problems, []);
+    // The scan sees the imports it must judge (a guard against a regex that matches nothing).
+    assert.ok(runtimeImports(readFileSync('src/stores/sqlite.ts', 'utf8')).includes('better-sqlite3'));
   });
 
   it('targets Node 20', () => {

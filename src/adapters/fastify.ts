@@ -43,7 +43,6 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import fp from 'fastify-plugin';
 import { runWithSession } from '../core/context.js';
 // CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
 import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
@@ -163,7 +162,13 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
  * });
  * ```
  */
-export const fastifySessions = fp(plugin, { fastify: '5.x', name: 'coatcheck' });
+export const fastifySessions: FastifyPluginCallback<FastifySessionsOptions> = Object.assign(plugin, {
+  // What fastify-plugin would set, without depending on it: the plugin's hooks and decorations
+  // apply to the app that registers it, not to a child context, and Fastify checks the version.
+  [Symbol.for('skip-override')]: true,
+  [Symbol.for('fastify.display-name')]: 'coatcheck',
+  [Symbol.for('plugin-meta')]: { fastify: '5.x', name: 'coatcheck' },
+});
 
 export default fastifySessions;
 
