@@ -22,7 +22,7 @@
  * app.use(expressSessions(sessions));
  * app.get('/', async (req, res) => {
  *   const session = await req.session.load();
- *   session.set('visits', session.get('visits', 0) + 1);
+ *   session.set('visits', (session.get('visits', 0) as number) + 1);
  *   res.send(`visit ${session.get('visits')}`);
  * });
  * app.listen(3000);

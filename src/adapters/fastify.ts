@@ -35,7 +35,7 @@
  * await app.register(fastifySessions, { sessions });
  * app.get('/', async (request) => {
  *   const session = await request.session.load();
- *   session.set('visits', session.get('visits', 0) + 1);
+ *   session.set('visits', (session.get('visits', 0) as number) + 1);
  *   return { visits: session.get('visits') };
  * });
  * await app.listen({ port: 3000 });

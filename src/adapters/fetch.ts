@@ -11,7 +11,7 @@
  * const sessions = createSessions({ store: memoryStore() });
  * export const handler = withSessions(sessions, async (request) => {
  *   const session = await getSession(request);
- *   session.set('visits', session.get('visits', 0) + 1);
+ *   session.set('visits', (session.get('visits', 0) as number) + 1);
  *   return new Response(`visit ${session.get('visits')}`);
  * });
  * ```

@@ -24,7 +24,7 @@
  * app.use(honoSessions(sessions));
  * app.get('/', async (c) => {
  *   const session = await c.get('session').load();
- *   session.set('visits', session.get('visits', 0) + 1);
+ *   session.set('visits', (session.get('visits', 0) as number) + 1);
  *   return c.text(`visit ${session.get('visits')}`);
  * });
  * serve({ fetch: app.fetch, port: 3000 });

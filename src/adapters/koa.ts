@@ -26,7 +26,7 @@
  * app.use(koaSessions(sessions));
  * app.use(async (ctx) => {
  *   const session = await ctx.session.load();
- *   session.set('visits', session.get('visits', 0) + 1);
+ *   session.set('visits', (session.get('visits', 0) as number) + 1);
  *   ctx.body = `visit ${session.get('visits')}`;
  * });
  * app.listen(3000);

@@ -13,7 +13,7 @@
  * const sessions = createSessions({ store: memoryStore() });
  * http.createServer(withSessions(sessions, async (req, res) => {
  *   const session = await getSession(req);
- *   session.set('visits', session.get('visits', 0) + 1);
+ *   session.set('visits', (session.get('visits', 0) as number) + 1);
  *   res.end(`visit ${session.get('visits')}`);
  * })).listen(3000);
  * ```

@@ -44,11 +44,11 @@ export interface PostgresStoreOptions {
    */
   pool?: pg.Pool;
   /** `postgres://user@host:5432/db`: the store creates a pool from it, and `close()` ends it. */
-  connectionString?: string;
+  connectionString?: string | undefined;
   /** Table name (letters, digits, `_`; at most 50 chars; used quoted). Default `coatcheck_sessions`. */
-  table?: string;
+  table?: string | undefined;
   /** Schema holding the table (it must exist). Default: the connection's `search_path`. */
-  schema?: string;
+  schema?: string | undefined;
   /**
    * Create or migrate the table on first use. Default true. Set false when a deploy step runs
    * `migrate()` (e.g. the CLI) and the app's role may not run DDL.

@@ -46,9 +46,9 @@ export interface RedisStoreOptions {
    */
   client?: Redis | Cluster;
   /** A `redis://` / `rediss://` URL: the store opens its own connection and quits it on `close()`. */
-  url?: string;
+  url?: string | undefined;
   /** Prefix of every key the store writes. Default `coatcheck:`. Must not contain `{` or `}`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** For a connection the store opens: a command with no answer after this many ms fails. Default 5000; at most 2 147 483 647. */
   commandTimeout?: number;
   /** For a connection the store opens: give up connecting after this many ms. Default `commandTimeout`. */

@@ -54,7 +54,7 @@ export interface SqliteStoreOptions {
    * Database file, or `':memory:'` (one connection, gone on close). Default `'./data/sessions.db'`.
    * A missing parent directory is created. The store opens the connection and `close()` closes it.
    */
-  path?: string;
+  path?: string | undefined;
   /**
    * A connection the app already opened and owns (e.g. to keep sessions in the app's database).
    * The store only creates its table and statements on it: it leaves the connection's pragmas
@@ -62,7 +62,7 @@ export interface SqliteStoreOptions {
    */
   database?: Database.Database;
   /** Table name, a plain identifier (`/^[A-Za-z_][A-Za-z0-9_]{0,62}$/`). Default `'coatcheck_sessions'`. */
-  table?: string;
+  table?: string | undefined;
   /**
    * Create the table, or migrate it to this version's schema, on open. Default `true`. With
    * `false` the store changes no schema and creates no file: it opens only an existing file
