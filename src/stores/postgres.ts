@@ -257,6 +257,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const maxConnections = options.maxConnections ?? 10;
   checkPositiveInteger('maxConnections', maxConnections);
   const createTable = options.createTable ?? true;
+  // A string such as 'false' from the environment would otherwise count as true and run DDL.
+  if (typeof createTable !== 'boolean') throw new ConfigError('postgresStore: createTable must be a boolean');
   const clock = options.clock ?? systemClock;
 
   const prefix = options.schema === undefined ? '' : `${quote(options.schema)}.`;

@@ -422,6 +422,8 @@ describe('postgresStore without a server', () => {
     assert.throws(() => postgresStore({ connectionString: url, pool: new pg.Pool() }), ConfigError);
     assert.throws(() => postgresStore({ connectionString: url, queryTimeout: 0 }), ConfigError);
     assert.throws(() => postgresStore({ connectionString: url, connectTimeout: -5 }), ConfigError);
+    // A string from the environment ("false") would have counted as true and run DDL.
+    assert.throws(() => postgresStore({ connectionString: url, createTable: 'false' as unknown as boolean }), /createTable must be a boolean/);
     // Past setTimeout's limit pg would time out every query (or connection) after 1 ms.
     for (const timeout of [2 ** 31, 1e12, Infinity]) {
       assert.throws(() => postgresStore({ connectionString: url, queryTimeout: timeout }), /queryTimeout .*2147483647/);
