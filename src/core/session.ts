@@ -88,6 +88,10 @@ const MAX_FLASHES = 100;
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
 
 const MAX_FORWARD_HOPS = 3;
+/** `moved` on a record given up by cycleId: not a sealed token, so it forwards nowhere. */
+const CYCLED_MARK = 'cycled';
+/** How long such a record may outlive its commit if deleting it fails. */
+const CYCLED_HOLD_MS = 60_000;
 
 /** Meta worth keeping a session for: anything but rotation's own bookkeeping. */
 function holdsMeta(keys: Iterable<string>): boolean {
@@ -118,8 +122,11 @@ export class Session<T extends SessionData = RegisteredData> {
   #token: string | null = null;
   #id: string | null = null;
   #stored = false;
-  /** Ids given up by `cycleId`, deleted at commit; with their tokens, to follow a parallel rotation. */
-  #retired: { id: string; token: string | null }[] = [];
+  /**
+   * Ids given up by `cycleId`, deleted at commit; with their tokens, to follow a parallel rotation,
+   * and (`loaded`) the snapshots this request loaded them with, to carry the record over at commit.
+   */
+  #retired: { id: string; token: string | null; loaded?: { data: Map<string, string>; meta: Map<string, string> } }[] = [];
   /** The rotated-away record this request's cookie led through, if any: ended with the session. */
   #arrivedVia: { id: string; token: string } | null = null;
   #cookieChanged = false;
@@ -390,8 +397,8 @@ export class Session<T extends SessionData = RegisteredData> {
     if (!this.#engine.options.keepDataOnHttpsUpgrade) return this.#restart([], 'httpsUpgrade');
     // Re-keyed at commit, as cycleId does: the HTTP-born record stays until the new one exists
     // (a failed request, or parallel ones, still find it). Its expiry choice and creation time
-    // stay too; who is signed in, tokens and flashes do not.
-    await this.cycleIdNow();
+    // stay too; who is signed in, tokens and flashes do not (so nothing is carried over).
+    await this.cycleIdNow(false);
     this.#userId = null;
     for (const key of [...this.#meta.keys()]) if (key !== META_EXPIRY) this.#meta.delete(key);
   }
@@ -688,8 +695,11 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /**
-   * New id, same data (Django's `cycle_key`). The new record is written and the old one deleted
-   * when the response is committed. Creation time (and so the absolute timeout) carries over.
+   * New id, same data (Django's `cycle_key`). At commit the new record is written and the old one
+   * ended: no old cookie leads to the new session. The new record takes the old one as it is by
+   * then (what parallel requests saved or spent) with this request's changes on top; if the
+   * session was ended meanwhile (a logout, a kill), the commit fails with `SessionGoneError`.
+   * Creation time (and so the absolute timeout) carries over.
    */
   async cycleId(): Promise<void> {
     await this.load();
@@ -697,10 +707,16 @@ export class Session<T extends SessionData = RegisteredData> {
     await this.cycleIdNow();
   }
 
-  /** cycleId on an already-loaded session. @internal */
-  async cycleIdNow(): Promise<void> {
+  /**
+   * cycleId on an already-loaded session. With `carry` (an explicit cycleId), the commit builds the
+   * new record from the old one as it is by then, not from this request's copy. @internal
+   */
+  async cycleIdNow(carry = true): Promise<void> {
     if (!this.#stored || this.#id === null) return;
-    if (this.#engine.client === null) this.#retired.push({ id: this.#id, token: this.#token });
+    if (this.#engine.client === null) {
+      const loaded = carry ? { data: this.#snapshot, meta: this.#metaSnapshot } : undefined;
+      this.#retired.push({ id: this.#id, token: this.#token, ...(loaded && { loaded }) });
+    }
     this.#stored = false;
     this.#token = null;
     this.#id = null;
@@ -857,7 +873,8 @@ export class Session<T extends SessionData = RegisteredData> {
   /**
    * Rotates the id at commit keeping the data, like automatic rotation: the old id forwards to the
    * new session for the grace window, so parallel requests are neither logged out nor forked. Use
-   * it on privilege changes; `login()` already starts a new session.
+   * it for routine re-keying. On a privilege change use {@link cycleId}, which lets no old cookie
+   * follow; `login()` already starts a new session.
    */
   async rotate(): Promise<void> {
     await this.load();
@@ -1107,10 +1124,56 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */
   async #commitCreated(now: number, result: CommitResult): Promise<CommitResult> {
-    const token = await this.#create(now);
+    const cycled = this.#retired.find((entry) => entry.loaded !== undefined);
+    const token = cycled === undefined ? await this.#create(now) : await this.#cycle(cycled, now);
     await this.#destroyRetired();
     result.setCookie.push(this.#cookie(token, now));
     return result;
+  }
+
+  /**
+   * Commits a `cycleId()`: the new record is written first, then the old one is claimed (a guarded
+   * write, following a parallel rotation's forwarders) with a mark that forwards nowhere, so from
+   * then on no parallel request can save to it or spend a token on it, and no old cookie leads to
+   * the new session. Then the new record takes on the old one as it is now, with this request's
+   * changes on top: keys parallel requests saved stay, tokens they spent stay spent, and a
+   * session ended meanwhile (logout, a kill) fails the request instead of coming back.
+   */
+  async #cycle(retired: { id: string; token: string | null; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<string> {
+    const engine = this.#engine;
+    const loaded = retired.loaded as { data: Map<string, string>; meta: Map<string, string> };
+    const ours = this.#changes(loaded.data, loaded.meta);
+    const token = await this.#create(now, undefined, false, true);
+    const newId = this.#id as string;
+    let target = { id: retired.id, token: retired.token as string };
+    try {
+      for (let hop = 0; ; hop++) {
+        const { id } = target;
+        const claimed = await engine.call('update', (store) =>
+          store.update(id, {
+            meta: { set: { [META_MOVED]: CYCLED_MARK } },
+            userId: FORWARDER_USER,
+            guard: { absent: [META_MOVED] },
+            lastSeenAt: now,
+            // Deleted right after this; should that fail, it expires soon and leads nowhere.
+            expiresAt: Math.min(now + CYCLED_HOLD_MS, this.#expiresAt(now)),
+          }),
+        );
+        if (claimed) break;
+        // Gone, expired, or rotated by a parallel request: follow its forwarder, if any.
+        const record = hop < MAX_FORWARD_HOPS ? await this.#getOrNull(id) : null;
+        const next = record === null ? null : openForward(record.meta[META_MOVED], target.token);
+        if (next === null || !isWellFormedToken(next)) throw new SessionGoneError();
+        target = { id: hashToken(next), token: next };
+      }
+    } catch (error) {
+      await this.#discard(newId);
+      this.#stored = false;
+      throw error;
+    }
+    engine.events.emit('created', { handle: newId, userId: this.#userId });
+    await this.#carryOver(target.id, newId, ours, now, true);
+    return token;
   }
 
   /** Rotation due: move to a new id; if another request claimed the rotation, save as usual. */
@@ -1253,7 +1316,10 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#stored = false;
     let newToken: string;
     try {
-      newToken = await this.#create(now, undefined, false);
+      // Without one-time tokens: the claim below makes the new record reachable before the
+      // carry-over, and a token spent on the old record meanwhile must not be spendable there.
+      // The carry-over adds the ones still unspent.
+      newToken = await this.#create(now, undefined, false, true);
     } catch (error) {
       undo();
       throw error;
@@ -1284,7 +1350,7 @@ export class Session<T extends SessionData = RegisteredData> {
     engine.events.emit('created', { handle: newId, userId: this.#userId });
     this.#rotateRequested = false;
     engine.events.emit('rotated', { from: old.id, to: newId, userId: this.#userId });
-    await this.#carryOver(old.id, newId, ours, now);
+    await this.#carryOver(old.id, newId, ours, now, true);
     return true;
   }
 
@@ -1293,7 +1359,13 @@ export class Session<T extends SessionData = RegisteredData> {
    * forwarder), so re-read it and give the new record what parallel requests saved there since
    * this request loaded it, with this request's own changes on top.
    */
-  async #carryOver(oldId: string, newId: string, ours: { data: KeyChanges | null; meta: KeyChanges | null }, now: number): Promise<void> {
+  async #carryOver(
+    oldId: string,
+    newId: string,
+    ours: { data: KeyChanges | null; meta: KeyChanges | null },
+    now: number,
+    createdWithoutOneTime: boolean,
+  ): Promise<void> {
     const current = await this.#getOrNull(oldId);
     if (current === null) {
       // Ended meanwhile (a logout elsewhere): the new record must not outlive it.
@@ -1308,6 +1380,7 @@ export class Session<T extends SessionData = RegisteredData> {
     applyKeyChanges(meta, ours.meta ?? undefined);
     // The new record holds this request's view: write only where the merged state differs.
     const written = { data: serialized(this.#data), meta: serialized(this.#meta) };
+    if (createdWithoutOneTime) for (const key of [...written.meta.keys()]) if (key.startsWith(META_ONE_TIME)) written.meta.delete(key);
     this.#data.clear();
     this.#meta.clear();
     takeOn(data, this.#data, new Map());
@@ -1381,9 +1454,10 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#token === null ? this.#clearCookie() : this.#cookie(this.#token, now);
   }
 
-  async #create(now: number, presetToken?: string, announce = true): Promise<string> {
+  async #create(now: number, presetToken?: string, announce = true, withoutOneTime = false): Promise<string> {
     const data = this.#changes(new Map(), new Map()).data?.set ?? {};
     const meta = objectFromEntries(this.#meta);
+    if (withoutOneTime) for (const key of Object.keys(meta)) if (key.startsWith(META_ONE_TIME)) delete meta[key];
     const engine = this.#engine;
     // A collision of 256-bit ids is not going to happen; one retry keeps the contract honest.
     for (let attempt = 0; ; attempt++) {

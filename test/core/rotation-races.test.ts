@@ -141,6 +141,101 @@ describe('id rotation against parallel requests', () => {
     assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
   });
 
+  it('a token spent on the old record while a rotation is under way is never spendable on the new one', async () => {
+    const { sessions, visit, jar, store } = setup();
+    let token = '';
+    await visit((s) => {
+      s.set('x', 1);
+      token = s.getSecurityKey();
+    });
+    const old = jar.get('sid') as string;
+    const rotating = sessions.open({ cookieHeader: jar.header(), https: false });
+    await rotating.load(); // still sees the token as outstanding
+    await rotating.rotate();
+    assert.equal((await visit((s) => s.validateSecurityKey(token), { browser: holding(old) })).value, true, 'spent on the old record');
+    // Right after the claim (the new record is reachable through the forwarder) and before the
+    // carry-over, a request with the old cookie tries to spend it again.
+    const inner = store.update.bind(store);
+    let again: unknown = null;
+    store.update = ((id: string, patch: Parameters<typeof inner>[1]) => {
+      const claim = patch.meta?.set?.['moved'] !== undefined;
+      return Promise.resolve(inner(id, patch)).then(async (result) => {
+        if (claim) {
+          store.update = inner;
+          again = (await visit((s) => s.validateSecurityKey(token), { browser: holding(old) })).value;
+        }
+        return result;
+      });
+    }) as typeof store.update;
+    jar.apply((await rotating.commit(200))?.setCookie ?? []);
+    store.update = inner;
+    assert.equal(again, false, 'not spendable again through the forwarder');
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false, 'nor on the rotated session');
+    assert.equal((await visit((s) => s.get('x'))).value, 1);
+  });
+
+  it('cycleId() after a logout elsewhere fails the request instead of bringing the session back', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit(async (s) => {
+      await s.login('alice');
+      s.set('x', 1);
+    });
+    const stolen = jar.get('sid') as string;
+    const slow = sessions.open({ cookieHeader: jar.header(), https: false }); // e.g. a 2FA check
+    await slow.load();
+    await visit((s) => s.logout());
+    await sessions.killSessionsByUser('alice');
+    await slow.cycleId();
+    await assert.rejects(slow.commit(200), { code: 'ERR_SESSION_GONE' });
+    assert.deepEqual(await sessions.listByUser('alice'), [], 'nothing signed in came back');
+    assert.equal((await visit((s) => s.userId, { browser: holding(stolen) })).value, null);
+  });
+
+  it('cycleId() keeps what parallel requests saved, and tokens they spent stay spent', async () => {
+    const { sessions, visit, jar } = setup();
+    let token = '';
+    await visit(async (s) => {
+      await s.login('bob');
+      s.set('a', 1);
+      token = s.getSecurityKey();
+    });
+    const old = jar.get('sid') as string;
+    const cycling = sessions.open({ cookieHeader: jar.header(), https: false });
+    await cycling.load();
+    await visit((s) => s.set('cart', ['book']), { browser: holding(old) });
+    assert.equal((await visit((s) => s.validateSecurityKey(token), { browser: holding(old) })).value, true);
+    await cycling.cycleId();
+    cycling.set('role', 'admin');
+    jar.apply((await cycling.commit(200))?.setCookie ?? []);
+    assert.notEqual(jar.get('sid'), old);
+    const { value } = await visit((s) => ({ user: s.userId, data: s.toJSON() }));
+    assert.deepEqual(value, { user: 'bob', data: { a: 1, cart: ['book'], role: 'admin' } });
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false, 'spent once only');
+    assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null, 'the old cookie leads nowhere');
+    assert.equal((await sessions.listByUser('bob')).length, 1);
+  });
+
+  it('cycleId() after a parallel rotation cycles the rotated session, and no old cookie follows it', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit(async (s) => {
+      await s.login('carol');
+      s.set('a', 1);
+    });
+    const old = jar.get('sid') as string;
+    const cycling = sessions.open({ cookieHeader: jar.header(), https: false });
+    await cycling.load();
+    await visit(async (s) => {
+      await s.rotate();
+      s.set('b', 2);
+    }, { browser: holding(old) });
+    await cycling.cycleId();
+    jar.apply((await cycling.commit(200))?.setCookie ?? []);
+    assert.deepEqual((await visit((s) => ({ user: s.userId, data: s.toJSON() }))).value, { user: 'carol', data: { a: 1, b: 2 } });
+    assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null, 'the old cookie does not follow');
+    assert.equal((await sessions.listByUser('carol')).length, 1, 'one device, not two');
+    assert.deepEqual(await sessions.listByUser('__moved__'), [], 'no forwarder left behind');
+  });
+
   for (const failing of ['create', 'update'] as const) {
     it(`a store failure while rotating (${failing}) answers an error and leaves the session as it was`, async () => {
       const { visit, jar, clock, store, sessions } = setup({ rotation: { afterSeconds: 60 } });
