@@ -31,9 +31,21 @@ export interface StoreTarget extends StoreUrl {
 /** A store opened by the CLI; PostgreSQL's also migrates on demand. */
 export type CliStore = Store & { migrate?: () => Promise<void> };
 
-/** `--store`, else `COATCHECK_STORE`, else the embedded default. Empty values count as unset. */
+/**
+ * `--store`, else `COATCHECK_STORE`, else the embedded default. An empty value is refused with a
+ * {@link UsageError}, never read as "unset": `--store "$DATABASE_URL"` (or
+ * `COATCHECK_STORE="$DATABASE_URL"`) with the variable unset must not fall through to another
+ * store, least of all for `kill --all`. Only an absent flag or variable selects the next source.
+ */
 export function resolveStoreUrl(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
-  return flag || env.COATCHECK_STORE || DEFAULT_STORE_URL;
+  if (flag !== undefined) {
+    if (flag === '') throw new UsageError('--store needs a store URL, got an empty value (is the variable you passed unset?)');
+    return flag;
+  }
+  const fromEnv = env.COATCHECK_STORE;
+  if (fromEnv === undefined) return DEFAULT_STORE_URL;
+  if (fromEnv === '') throw new UsageError('COATCHECK_STORE is set but empty: set it to a store URL, or unset it to use the default');
+  return fromEnv;
 }
 
 /** Parses a `--store` URL; throws {@link UsageError} for anything the CLI cannot use. */

@@ -192,15 +192,75 @@ describe('coatcheck on SQLite', () => {
       ]);
     });
 
-    it('stops at --max-batches and says more remain, then finishes', async () => {
+    it('stops at --max-batches and says more may remain, then finishes', async () => {
       const partial = await cli(['clear-expired', '--batch-size', '10', '--max-batches', '1', '--store', url(path)]);
       assert.equal(partial.status, 0, partial.stderr);
       assert.equal(
         partial.stdout,
-        'deleted 10 expired sessions in 1 batch\nstopped after --max-batches 1: more expired sessions remain, run again\n',
+        'deleted 10 expired sessions in 1 batch\nstopped after --max-batches 1: more expired sessions may remain, run again to continue\n',
       );
       const rest = await cli(['clear-expired', '--batch-size', '10', '--json', '--store', url(path)]);
       assert.deepEqual(json(rest), { store: 'sqlite', deleted: 15, batches: 2, complete: true });
+    });
+  });
+
+  describe('clear-expired with an exact multiple of --batch-size expired', () => {
+    let path: string;
+    before(async () => {
+      path = freshPath();
+      const now = Date.now();
+      await seed(path, [...Array.from({ length: 20 }, (_, i) => makeRecord({ expiresAt: now - 10_000 + i })), makeRecord()]);
+    });
+
+    it('never claims that sessions remain: the store cannot tell after a full batch', async () => {
+      const first = await cli(['clear-expired', '--batch-size', '10', '--max-batches', '2', '--store', url(path)]);
+      assert.equal(first.status, 0, first.stderr);
+      // All 20 are gone, but the second batch was full, so the store reported no end.
+      assert.equal(
+        first.stdout,
+        'deleted 20 expired sessions in 2 batches\nstopped after --max-batches 2: more expired sessions may remain, run again to continue\n',
+      );
+      const again = await cli(['clear-expired', '--batch-size', '10', '--max-batches', '2', '--json', '--store', url(path)]);
+      assert.deepEqual(json(again), { store: 'sqlite', deleted: 0, batches: 1, complete: true });
+    });
+  });
+
+  describe('an empty store URL is a usage error, never the fallback store', () => {
+    // The default store (./data/sessions.db in the working directory) and a COATCHECK_STORE one,
+    // both holding sessions: `--store "$DATABASE_URL"` with the variable unset must touch neither.
+    let cwd: string;
+    let fromEnv: string;
+    const records = [makeRecord({ userId: 'alice' }), makeRecord({ userId: null })];
+    const left = async (path: string) => (await ids(path, records)).length;
+    beforeEach(async () => {
+      cwd = mkdtempSync(join(dir, 'empty-store-'));
+      fromEnv = freshPath();
+      assert.equal((await cli(['migrate'], { cwd })).status, 0);
+      await seed(join(cwd, 'data/sessions.db'), records);
+      await seed(fromEnv, records);
+    });
+
+    it('kill --all --yes --store "" deletes nothing and exits 2', async () => {
+      for (const args of [['--store', ''], ['--store=']]) {
+        for (const env of [{}, { COATCHECK_STORE: url(fromEnv) }] as Array<Record<string, string>>) {
+          const result = await cli(['kill', '--all', '--yes', ...args], { cwd, env });
+          assert.equal(result.status, 2, result.stdout + result.stderr);
+          assert.equal(result.stdout, '');
+          assert.equal(result.stderr, 'coatcheck kill: --store needs a store URL, got an empty value (is the variable you passed unset?) (see coatcheck kill --help)\n');
+        }
+      }
+      assert.equal(await left(join(cwd, 'data/sessions.db')), 2, 'the default store was touched');
+      assert.equal(await left(fromEnv), 2, 'the COATCHECK_STORE store was touched');
+    });
+
+    it('COATCHECK_STORE set but empty is refused too, and --store still wins over it', async () => {
+      const env = { COATCHECK_STORE: '' };
+      const result = await cli(['kill', '--all', '--yes'], { cwd, env });
+      assert.equal(result.status, 2, result.stdout + result.stderr);
+      assert.equal(result.stderr, 'coatcheck kill: COATCHECK_STORE is set but empty: set it to a store URL, or unset it to use the default (see coatcheck kill --help)\n');
+      assert.equal(await left(join(cwd, 'data/sessions.db')), 2, 'the default store was touched');
+      const named = await cli(['kill', '--guests', '--json', '--store', url(fromEnv)], { cwd, env });
+      assert.deepEqual(json(named), { store: 'sqlite', scope: 'guests', killed: 1 });
     });
   });
 

@@ -51,6 +51,11 @@ export const clearExpired: Command = {
       } finally {
         progress.done();
       }
+      // A store reports the end (a null cursor) only when a batch came back short: after a full
+      // batch it cannot tell without looking further, and looking means deleting. So when
+      // --max-batches stops the run on a full batch, more sessions *may* remain (none at all when
+      // the count was an exact multiple of --batch-size): `complete` says the store reported the
+      // end, and false only that it did not, never that something is known to be left.
       const complete = result.cursor === null;
       if (json) {
         printJson(io.stdout, { store: store.name, deleted: result.deleted, batches: result.batches, complete });
@@ -61,7 +66,7 @@ export const clearExpired: Command = {
         return;
       }
       io.stdout.write(`deleted ${plural(result.deleted, 'expired session')} in ${plural(result.batches, 'batch', 'batches')}\n`);
-      if (!complete) io.stdout.write(`stopped after --max-batches ${maxBatches}: more expired sessions remain, run again\n`);
+      if (!complete) io.stdout.write(`stopped after --max-batches ${maxBatches}: more expired sessions may remain, run again to continue\n`);
     });
   },
 };
