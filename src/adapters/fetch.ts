@@ -46,14 +46,18 @@ export function sessionHandle<T extends SessionData = RegisteredData>(request: R
   return session as unknown as Session<T>;
 }
 
-/** Opens a session for a Fetch request (framework adapters built on Fetch use this). */
-export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, request: Request, ip?: string | null): Session<T> {
+/**
+ * Opens a session for a Fetch request (framework adapters built on Fetch use this). `encrypted`:
+ * whether the connection itself is TLS, when the adapter can see it; otherwise the request URL's
+ * scheme decides, as the host runtime built it.
+ */
+export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, request: Request, ip?: string | null, encrypted?: boolean): Session<T> {
   const trustProxy = sessions.options.trustProxy;
   const session = sessions.open(() => {
     const headers = request.headers;
     return {
       cookieHeader: headers.get('cookie'),
-      https: isHttps(request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
+      https: isHttps(encrypted ?? request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
       ip: clientIp(ip, headers.get('x-forwarded-for'), trustProxy),
       userAgent: headers.get('user-agent'),
     };

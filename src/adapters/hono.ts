@@ -9,7 +9,7 @@
  *
  * Proxies: Hono has no proxy setting of its own, so coatcheck's `trustProxy` decides whether
  * X-Forwarded-Proto / X-Forwarded-For are believed, as in the Fetch adapter. Without it, HTTPS
- * is read from the request URL's scheme.
+ * is read from the connection on `@hono/node-server`, and from the request URL's scheme elsewhere.
  * @module coatcheck/hono
  * @example
  * ```ts
@@ -99,7 +99,7 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
       await runWithSession(reopened, next, sessions.options.context);
       return;
     }
-    const session = openFetchSession(sessions, c.req.raw, getClientIp(c)) as unknown as Session<RegisteredData>;
+    const session = openFetchSession(sessions, c.req.raw, getClientIp(c), nodeServerEncrypted(c)) as unknown as Session<RegisteredData>;
     c.set('session', session);
     await runWithSession(session, next, sessions.options.context);
 
@@ -143,13 +143,30 @@ function replace(c: Context, response: Response): void {
 }
 
 /** @hono/node-server's bindings: `{ incoming, outgoing }` (or nested under `server`). */
-function nodeServerIp(c: Context): string | null {
+function nodeServerSocket(c: Context): NodeSocket | undefined {
   const env = c.env as { incoming?: NodeSocketHolder; server?: { incoming?: NodeSocketHolder } } | undefined;
-  const incoming = env?.server?.incoming ?? env?.incoming;
-  const address = incoming?.socket?.remoteAddress;
+  return (env?.server?.incoming ?? env?.incoming)?.socket;
+}
+
+function nodeServerIp(c: Context): string | null {
+  const address = nodeServerSocket(c)?.remoteAddress;
   return typeof address === 'string' ? address : null;
 }
 
+/**
+ * TLS or not, from the connection itself when @hono/node-server exposes it: it builds the request
+ * URL from the request line, and a client may send an absolute `https://…` target over plain HTTP.
+ */
+function nodeServerEncrypted(c: Context): boolean | undefined {
+  const socket = nodeServerSocket(c);
+  return socket === undefined ? undefined : socket.encrypted === true;
+}
+
+interface NodeSocket {
+  remoteAddress?: unknown;
+  encrypted?: unknown;
+}
+
 interface NodeSocketHolder {
-  socket?: { remoteAddress?: unknown };
+  socket?: NodeSocket;
 }

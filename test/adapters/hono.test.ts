@@ -13,6 +13,7 @@ import { createSessions, type Sessions, StoreError } from '../../src/index.js';
 import type { JsonValue } from '../../src/types.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { instrument } from '../helpers/instrumented-store.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 
@@ -84,6 +85,27 @@ describe('hono adapter specifics', () => {
     assert.match(sessionCookie(spoofed) ?? '', /^sid=/);
     const proxied = await handler(true).request('http://example.test/', { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
     assert.match(sessionCookie(proxied) ?? '', /^__Host-sid=.*; Secure/);
+  });
+
+  it('on @hono/node-server, takes HTTPS from the connection: an absolute https:// request target over plain HTTP is not HTTPS', async () => {
+    const app = new Hono();
+    app.use(honoSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }) })));
+    app.get('/', async (c) => {
+      (await c.get('session').load()).set('a', 1);
+      return c.text(c.req.url);
+    });
+    const running = await listen(app);
+    try {
+      const { port } = new URL(running.url);
+      // Hono builds c.req.url from this target, so the URL says https: while the socket does not.
+      const spoofed = await rawRequest(running.url, 'GET', `https://127.0.0.1:${port}/`);
+      assert.equal(spoofed.body, `https://127.0.0.1:${port}/`);
+      const cookie = spoofed.headers['set-cookie']?.[0] ?? '';
+      assert.match(cookie, /^sid=/, 'the plain-HTTP cookie');
+      assert.doesNotMatch(cookie, /Secure/);
+    } finally {
+      await running.close();
+    }
   });
 
   it('records the client IP from @hono/node-server, by default and through getConnInfo', async () => {
