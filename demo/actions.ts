@@ -3,6 +3,7 @@
  * same: the counter, the cart, the note, the language, signing in, and managing devices.
  */
 import { ConfigError, InvalidValueError, SessionTooLargeError, type DeviceSummary, type JsonValue, type Session, type Sessions } from '../src/index.js';
+import { isReservedUser } from '../src/core/reserved-users.js';
 import { HttpError } from './http.js';
 
 export type DemoData = Record<string, JsonValue>;
@@ -17,13 +18,20 @@ export const MAX_FLASH_LENGTH = 500;
 export const CATALOGUE = ['coat', 'hat', 'scarf', 'umbrella', 'gloves'] as const;
 export const LANGUAGES = { en: 'English', de: 'Deutsch' } as const;
 
-/** A display name: trimmed, 1–64 characters, no control characters. */
+/**
+ * A display name: trimmed, 1–64 characters, no control characters (NUL included), no unpaired
+ * UTF-16 surrogates (a session can't hold them: they would come back as U+FFFD, another user), and
+ * none of the ids the library reserves (`__guest__`, `__moved__`), which `login()` refuses.
+ */
 export function checkUserName(raw: unknown): string {
   const name = typeof raw === 'string' ? raw.trim() : '';
   // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
   if (name.length === 0 || name.length > MAX_NAME_LENGTH || /[\u0000-\u001f\u007f]/.test(name)) {
     throw new HttpError(400, `the user name must be 1 to ${MAX_NAME_LENGTH} characters without control characters`);
   }
+  // With the u flag, \p{Cs} matches only surrogates that are not part of a pair.
+  if (/\p{Cs}/u.test(name)) throw new HttpError(400, 'the user name contains an unpaired UTF-16 surrogate, which a session can\'t hold');
+  if (isReservedUser(name)) throw new HttpError(400, `the user name ${JSON.stringify(name)} is reserved by coatcheck; choose another`);
   return name;
 }
 

@@ -2,7 +2,8 @@
  * The demo's configuration, read from environment variables. Pure (no I/O) so it can be tested;
  * a bad value throws with a message naming the variable, and the server exits with it.
  */
-import { DEFAULT_STORE_URL, storeKind } from '../src/stores/from-url.js';
+import { ConfigError } from '../src/errors.js';
+import { DEFAULT_STORE_URL, parseStoreUrl } from '../src/stores/from-url.js';
 
 export interface DemoConfig {
   port: number;
@@ -45,17 +46,32 @@ function flag(env: Env, name: string): boolean {
   throw new EnvError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+/** The library's reason, without its `coatcheck: ` prefix, for a message of our own. */
+export function reason(error: Error): string {
+  return error.message.replace(/^coatcheck: /, '');
+}
+
+/**
+ * The STORE URL with its credentials masked (the userinfo password and secret-looking query
+ * parameters), safe for logs and pages. Parses it as the library will, so a URL it would refuse
+ * throws an EnvError naming STORE; the library's messages never repeat a password.
+ */
+export function storeDisplay(storeUrl: string): string {
+  try {
+    return parseStoreUrl(storeUrl).display;
+  } catch (error) {
+    if (error instanceof ConfigError) throw new EnvError(`STORE is not a usable store URL: ${reason(error)}`);
+    throw error;
+  }
+}
+
 export function readConfig(env: Env): DemoConfig {
   const rawPort = value(env, 'PORT') ?? '3000';
   const port = Number(rawPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EnvError(`PORT must be a port number (0 picks a free one), got ${JSON.stringify(rawPort)}`);
 
   const storeUrl = value(env, 'STORE') ?? DEFAULT_STORE_URL;
-  try {
-    storeKind(storeUrl);
-  } catch {
-    throw new EnvError(`STORE must be sqlite:PATH, memory:, redis://…, postgres://… or cookie:, got ${JSON.stringify(storeUrl)}`);
-  }
+  storeDisplay(storeUrl);
 
   const secure = value(env, 'COOKIE_SECURE')?.toLowerCase() ?? 'auto';
   if (secure !== 'auto' && secure !== 'true' && secure !== 'false') throw new EnvError(`COOKIE_SECURE must be auto, true or false, got ${JSON.stringify(secure)}`);

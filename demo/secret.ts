@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MIN_SECRET_BYTES } from '../src/crypto/keyring.js';
+import { EnvError } from './config.js';
 
 export const SECRET_FILE = 'secret';
 
@@ -18,8 +19,10 @@ export interface ResolvedSecret {
   path: string | null;
 }
 
-function checkLength(secret: string, where: string): string {
-  if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new Error(`${where} must be at least ${MIN_SECRET_BYTES} bytes`);
+/** A configuration error (the server exits with its message, no stack) naming where the secret came from. */
+function checkLength(secret: string, where: string, hint = ''): string {
+  const bytes = Buffer.byteLength(secret);
+  if (bytes < MIN_SECRET_BYTES) throw new EnvError(`${where} must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes}${hint}`);
   return secret;
 }
 
@@ -27,7 +30,8 @@ export function resolveSecret(fromEnv: string | undefined, dataDir: string): Res
   if (fromEnv !== undefined) return { secret: checkLength(fromEnv, 'SECRET'), source: 'env', path: null };
   const path = join(dataDir, SECRET_FILE);
   try {
-    return { secret: checkLength(readFileSync(path, 'utf8').trim(), path), source: 'file', path };
+    const hint = ' (set SECRET, or delete the file to have a new one generated)';
+    return { secret: checkLength(readFileSync(path, 'utf8').trim(), path, hint), source: 'file', path };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }

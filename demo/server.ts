@@ -5,28 +5,40 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ConfigError } from '../src/errors.js';
 import { storeFromUrl } from '../src/stores/from-url.js';
 import { createDemoApp } from './app.js';
-import { EnvError, readConfig } from './config.js';
+import { EnvError, readConfig, reason, storeDisplay } from './config.js';
 import { resolveSecret } from './secret.js';
 
 const DATA_DIR = './data';
 
-/** The STORE URL without a password, for logs and the page footer. */
-function redact(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
+/**
+ * Opens the store; a URL or option the library refuses (ConfigError), or a file or connection
+ * that can't be set up (an error with a system `code`, e.g. EACCES), is a bad STORE.
+ */
+async function openStore(url: string, display: string, secret: string) {
+  try {
+    return await storeFromUrl(url, { secrets: [secret] });
+  } catch (error) {
+    const named = error instanceof ConfigError || (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string');
+    if (named) throw new EnvError(`STORE ${JSON.stringify(display)} could not be opened: ${reason(error as Error)}`);
+    throw error;
+  }
 }
 
 async function main(): Promise<void> {
   const config = readConfig(process.env);
+  // The library's masking: the userinfo password and secret-looking query parameters (?password=).
+  const storeLabel = storeDisplay(config.storeUrl);
   const secret = resolveSecret(config.secret, DATA_DIR);
   if (secret.source === 'generated') {
     console.warn(`warning: SECRET is not set; generated a development secret in ${secret.path}. Set SECRET in production.`);
   }
-  const store = await storeFromUrl(config.storeUrl, { secrets: [secret.secret] });
+  const store = await openStore(config.storeUrl, storeLabel, secret.secret);
   const app = createDemoApp({
     store,
-    storeLabel: redact(config.storeUrl),
+    storeLabel,
     ...(config.idleTimeout !== undefined && { idleTimeout: config.idleTimeout }),
     ...(config.absoluteTimeout !== undefined && { absoluteTimeout: config.absoluteTimeout }),
     cookieSecure: config.cookieSecure,
@@ -43,7 +55,7 @@ async function main(): Promise<void> {
   });
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  console.log(`coatcheck demo listening on http://${host}:${port} (sessions: ${redact(config.storeUrl)})`);
+  console.log(`coatcheck demo listening on http://${host}:${port} (sessions: ${storeLabel})`);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -4,7 +4,7 @@
  * the configuration and the development secret.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,12 +12,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createDemoApp, type DemoApp } from '../../demo/app.js';
-import { readConfig } from '../../demo/config.js';
+import { readConfig, storeDisplay } from '../../demo/config.js';
 import { describeBrowser } from '../../demo/devices.js';
 import { resolveSecret } from '../../demo/secret.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
 import { runDemoToExit, startDemo } from '../e2e/demo-process.js';
 import { instrument, type InstrumentedStore } from '../helpers/instrumented-store.js';
+import { startPrivateRedis } from '../helpers/private-redis.js';
 
 interface Reply {
   status: number;
@@ -282,6 +283,45 @@ describe('demo JSON API', () => {
     assert.equal((await c.call('PUT', '/api/session/data/deep', { raw: '['.repeat(64) + ']'.repeat(64) })).status, 200, '64 levels are fine');
   });
 
+  it('answers 400, not 500, for user names login() refuses or a session can\'t hold, from the API and the form', async () => {
+    const c = client();
+    await c.session();
+    logged.length = 0;
+    const refused: [string, RegExp][] = [
+      ['__guest__', /reserved/],
+      ['__moved__', /reserved/],
+      ['  __guest__ ', /reserved/], // the name is trimmed before login() sees it
+      ['\ud800', /unpaired UTF-16 surrogate/],
+      ['al\udc00ice', /unpaired UTF-16 surrogate/],
+      ['\udfff\ud800', /unpaired UTF-16 surrogate/], // a low then a high surrogate is no pair
+      ['nul\u0000inside', /control characters/],
+    ];
+    for (const [user, message] of refused) {
+      const reply = await c.call('POST', '/api/login', { json: { user } });
+      assert.equal(reply.status, 400, `${JSON.stringify(user)}: ${reply.text}`);
+      assert.match(reply.body.error ?? '', message);
+    }
+    assert.equal((await c.session()).body.user, null, 'still signed out');
+
+    // The form: a bad field is a flash on the sign-in page (Post/Redirect/Get), not an error page.
+    for (const user of ['__guest__', ' __moved__ ']) {
+      const form = await c.call('POST', '/login', {
+        token: null,
+        raw: new URLSearchParams({ user, csrf_token: c.token! }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      assert.equal(form.status, 303, `${user}: ${form.text}`);
+      assert.equal(form.headers.get('location'), '/login');
+      assert.match((await c.call('GET', '/login')).text, /class="flash flash-error"[^>]*>the user name &quot;__(guest|moved)__&quot; is reserved/);
+    }
+    assert.deepEqual(logged, [], 'client errors, not failed requests');
+
+    // A pair of surrogates is one character (an emoji), and round-trips.
+    const emoji = await c.login('zoë 🧥');
+    assert.equal(emoji.body.user, 'zoë 🧥');
+    assert.equal((await c.session()).body.user, 'zoë 🧥');
+  });
+
   it('a HEAD request leaves queued flash messages for the next GET (API and pages)', async () => {
     const c = client();
     await c.session();
@@ -534,8 +574,26 @@ describe('demo configuration', () => {
       [{ ABSOLUTE_TIMEOUT: 'soon' }, /^ABSOLUTE_TIMEOUT/],
       [{ COOKIE_SECURE: 'maybe' }, /^COOKIE_SECURE/],
       [{ TRUST_PROXY: 'perhaps' }, /^TRUST_PROXY/],
+      // URLs the library would refuse when opening the store, caught before anything is opened.
+      [{ STORE: 'redis://' }, /^STORE is not a usable store URL: redis: URL needs a host/],
+      [{ STORE: 'sqlite:' }, /^STORE .*needs a path/],
+      [{ STORE: 'memory:x' }, /^STORE .*nothing after the scheme/],
+      [{ STORE: 'postgres://db.example?table=1x' }, /^STORE .*\?table=/],
     ];
     for (const [env, message] of wrong) assert.throws(() => readConfig(env), { name: 'EnvError', message });
+    // A refused URL's password is not repeated in the message.
+    assert.throws(() => readConfig({ STORE: 'mysql://root:hunter2@db/x' }), (error: Error) => !error.message.includes('hunter2') && /^STORE/.test(error.message));
+  });
+
+  it('masks the STORE URL\'s credentials for display with the library\'s masking', () => {
+    const shown: [string, string][] = [
+      ['postgres://postgres@127.0.0.1:5432/db?table=t&password=hunter2secret', 'postgres://postgres@127.0.0.1:5432/db?table=t&password=***'],
+      ['postgres://postgres:hunter2@secretpart@127.0.0.1:5432/db', 'postgres://postgres:***@127.0.0.1:5432/db'],
+      ['redis://:hunter2@127.0.0.1:6379/0?sentinelPassword=s3cret', 'redis://:***@127.0.0.1:6379/0?sentinelPassword=***'],
+      ['sqlite:./data/sessions.db', 'sqlite:./data/sessions.db'],
+      ['memory:', 'memory:'],
+    ];
+    for (const [url, display] of shown) assert.equal(storeDisplay(url), display);
   });
 
   it('generates a development secret once (mode 0600) and reuses it; SECRET wins; short secrets are refused', () => {
@@ -548,7 +606,7 @@ describe('demo configuration', () => {
       const second = resolveSecret(undefined, join(dir, 'data'));
       assert.deepEqual(second, { ...first, source: 'file' });
       assert.deepEqual(resolveSecret('z'.repeat(32), join(dir, 'data')), { secret: 'z'.repeat(32), source: 'env', path: null });
-      assert.throws(() => resolveSecret('short', dir), /SECRET must be at least 32 bytes/);
+      assert.throws(() => resolveSecret('short', dir), { name: 'EnvError', message: /^SECRET must be at least 32 bytes/ });
       writeFileSync(join(dir, 'data', 'secret'), 'tiny\n');
       assert.throws(() => resolveSecret(undefined, join(dir, 'data')), /at least 32 bytes/);
     } finally {
@@ -598,6 +656,88 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
       const bad = await runDemoToExit({ cwd: dir, env: { IDLE_TIMEOUT: 'soon' } });
       assert.equal(bad.code, 1);
       assert.match(bad.output, /configuration error: IDLE_TIMEOUT must be a positive number of seconds/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('exits with "configuration error" naming STORE or SECRET, status 1 and no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-bad-env-'));
+    try {
+      const bad: [Record<string, string>, RegExp][] = [
+        [{ STORE: 'redis://' }, /^configuration error: STORE is not a usable store URL: redis: URL needs a host/m],
+        [{ STORE: 'sqlite:' }, /^configuration error: STORE .*needs a path/m],
+        [{ STORE: 'mysql://root:hunter2@db/x' }, /^configuration error: STORE .*unknown store URL "mysql:\/\/root:\*\*\*@db\/x"/m],
+        [{ SECRET: 'short' }, /^configuration error: SECRET must be at least 32 bytes/m],
+        [{ STORE: 'cookie:', SECRET: 'short' }, /^configuration error: SECRET must be at least 32 bytes/m],
+      ];
+      for (const [env, message] of bad) {
+        const result = await runDemoToExit({ cwd: dir, env });
+        assert.equal(result.code, 1, `${JSON.stringify(env)}: ${result.output}`);
+        assert.match(result.output, message);
+        assert.doesNotMatch(result.output, /^\s+at /m, `no stack trace: ${result.output}`);
+        assert.ok(!result.output.includes('hunter2'), result.output);
+      }
+      assert.ok(!existsSync(join(dir, 'data')), 'a bad STORE stops the server before it creates a development secret');
+
+      // A STORE the library accepts but that can't be opened (its directory is a file) names STORE too.
+      writeFileSync(join(dir, 'file'), '');
+      const unopenable = await runDemoToExit({ cwd: dir, env: { STORE: 'sqlite:./file/sessions.db', SECRET: 'k'.repeat(32) } });
+      assert.equal(unopenable.code, 1, unopenable.output);
+      assert.match(unopenable.output, /^configuration error: STORE "sqlite:.\/file\/sessions.db" could not be opened: EEXIST/m);
+      assert.doesNotMatch(unopenable.output, /^\s+at /m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never shows the STORE password: not in the "listening on" line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-mask-'));
+    try {
+      // PostgreSQL connects lazily, so the server starts (and logs) without a database behind it.
+      const urls: [string, string][] = [
+        ['postgres://postgres@127.0.0.1:9/db?table=t&password=hunter2secret', 'postgres://postgres@127.0.0.1:9/db?table=t&password=***'],
+        ['postgres://postgres:hunter2@secretpart@127.0.0.1:9/db', 'postgres://postgres:***@127.0.0.1:9/db'],
+      ];
+      for (const [url, display] of urls) {
+        const demo = await startDemo({ cwd: dir, env: { STORE: url, SECRET: 'k'.repeat(32) } });
+        try {
+          assert.ok(demo.output().includes(`(sessions: ${display})`), demo.output());
+          assert.ok(!demo.output().includes('hunter2') && !demo.output().includes('secretpart'), demo.output());
+        } finally {
+          await demo.stop();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never shows the STORE password: not in the page footer (a password-protected private redis)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-footer-'));
+    const cases: [string, (port: number) => string, (port: number) => string][] = [
+      ['hunter2secret', (port) => `redis://127.0.0.1:${port}/0?password=hunter2secret`, (port) => `redis://127.0.0.1:${port}/0?password=***`],
+      ['hunter2@secretpart', (port) => `redis://:hunter2@secretpart@127.0.0.1:${port}/0`, (port) => `redis://:***@127.0.0.1:${port}/0`],
+    ];
+    try {
+      for (const [password, url, display] of cases) {
+        const redis = await startPrivateRedis();
+        try {
+          // Set after start: the helper's readiness PING has no password.
+          assert.equal((await redis.cli('CONFIG', 'SET', 'requirepass', password)).trim(), 'OK');
+          const demo = await startDemo({ cwd: dir, env: { STORE: url(redis.port), SECRET: 'k'.repeat(32) } });
+          try {
+            const page = await fetch(`${demo.url}/login`, { signal: AbortSignal.timeout(5_000) });
+            const text = await page.text();
+            assert.equal(page.status, 200, `the store authenticated: ${text}`);
+            assert.ok(text.includes(`store: <code>${display(redis.port)}</code>`), text);
+            for (const out of [text, demo.output()]) assert.ok(!out.includes('hunter2') && !out.includes('secretpart'), out);
+          } finally {
+            await demo.stop();
+          }
+        } finally {
+          await redis.stop();
+        }
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
