@@ -1126,7 +1126,11 @@ export class Session<T extends SessionData = RegisteredData> {
   async #commitCreated(now: number, result: CommitResult): Promise<CommitResult> {
     const cycled = this.#retired.find((entry) => entry.loaded !== undefined);
     const token = cycled === undefined ? await this.#create(now) : await this.#cycle(cycled, now);
-    await this.#destroyRetired();
+    if (cycled === undefined) await this.#destroyRetired();
+    else {
+      // Claimed already: the old record leads nowhere and expires soon even if it stays.
+      await this.#destroyRetired().catch(() => undefined);
+    }
     result.setCookie.push(this.#cookie(token, now));
     return result;
   }
@@ -1171,9 +1175,32 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#stored = false;
       throw error;
     }
+    try {
+      await this.#carryOver(target.id, newId, ours, now, true);
+    } catch (error) {
+      if (!(error instanceof SessionGoneError)) {
+        // The store failed after the claim: keep no half-made session (a device no browser
+        // holds), and give the old cookie its session back if the store lets us.
+        await this.#discard(newId);
+        this.#stored = false;
+        await this.#releaseClaim(target.id, now);
+      }
+      throw error;
+    }
     engine.events.emit('created', { handle: newId, userId: this.#userId });
-    await this.#carryOver(target.id, newId, ours, now, true);
     return token;
+  }
+
+  /** Best effort: undoes a cycleId's claim, so the old cookie works again after a failed commit. */
+  async #releaseClaim(id: string, now: number): Promise<void> {
+    const patch: SessionPatch = {
+      meta: { unset: [META_MOVED] },
+      userId: this.#userIdBaseline,
+      guard: { present: [META_MOVED] },
+      lastSeenAt: now,
+      expiresAt: this.#expiresAt(now),
+    };
+    await this.#engine.call('update', (store) => store.update(id, patch)).catch(() => false);
   }
 
   /** Rotation due: move to a new id; if another request claimed the rotation, save as usual. */
@@ -1318,7 +1345,8 @@ export class Session<T extends SessionData = RegisteredData> {
     try {
       // Without one-time tokens: the claim below makes the new record reachable before the
       // carry-over, and a token spent on the old record meanwhile must not be spendable there.
-      // The carry-over adds the ones still unspent.
+      // The carry-over adds the ones still unspent; should it fail (the store, after the claim),
+      // outstanding tokens are lost: refused, never spendable twice.
       newToken = await this.#create(now, undefined, false, true);
     } catch (error) {
       undo();
@@ -1507,7 +1535,9 @@ export class Session<T extends SessionData = RegisteredData> {
       const current = hopId;
       const record = hopToken === null ? null : await this.#getOrNull(current);
       await this.#engine.call('destroy', (store) => store.destroy(current));
-      this.#engine.events.emit('destroyed', { handle: current, userId: record?.userId ?? userId, reason });
+      // A forwarder's (or a cycled record's) user is the reserved `__moved__`: name the session's.
+      const owner = record === null || (record.userId !== null && isReservedUser(record.userId)) ? userId : record.userId;
+      this.#engine.events.emit('destroyed', { handle: current, userId: owner, reason });
       const next = record && hopToken !== null ? openForward(record.meta[META_MOVED], hopToken) : null;
       if (next === null || !isWellFormedToken(next)) return;
       hopToken = next;

@@ -124,8 +124,17 @@ function safeDisplay(url: string): string {
   } catch {
     // redact's fallback masks the whole userinfo
   }
-  // A `/` left unencoded in a password moves the rest of it into the path (see splitParams).
-  return parsed !== null && !parsed.pathname.includes('@') ? redact(url, parsed) : redact(url, null);
+  return parsed !== null && !misreadUserinfo(parsed) ? redact(url, parsed) : redact(url, null);
+}
+
+/**
+ * A `/`, `?` or `#` left unencoded in a user name or password ends the authority early: the
+ * parser takes the text before it for a host (and port) and the rest of the password for the
+ * path, query or fragment. The `@` that was meant to end the userinfo is then found there.
+ */
+function misreadUserinfo(parsed: URL): boolean {
+  if (parsed.pathname.includes('@')) return true;
+  return parsed.username === '' && parsed.password === '' && `${parsed.search}${parsed.hash}`.includes('@');
 }
 
 /**
@@ -150,11 +159,9 @@ function splitParams(url: string, names: readonly string[]): { parsed: URL; loca
     parsed = reparsed;
     standIn = true;
   }
-  // An `@` in the path means a `/` in the user name or password was not percent-encoded: the
-  // parser took the text before it for a host and the rest of the password for the path.
-  if (parsed.pathname.includes('@')) {
+  if (misreadUserinfo(parsed)) {
     throw new ConfigError(
-      `store URL ${JSON.stringify(redact(url, null))} has an @ in its path: percent-encode any / in the user name or password as %2F`,
+      `store URL ${JSON.stringify(redact(url, null))} has an @ after its host: percent-encode any /, ? or # in the user name or password (%2F, %3F, %23)`,
     );
   }
   const display = standIn ? redact(url, null) : redact(url, parsed);

@@ -812,16 +812,27 @@ export function redisStore(options: RedisStoreOptions): Store {
 /**
  * ioredis reports a failed `SELECT` (a database number past the server's `databases`) only as an
  * `error` event and carries on in database 0, where the commands it had queued then run. So a
- * store given a database checks, before its first command, which one the connection is in.
- * Costs one `CLIENT INFO` per store (again after a failed check), nothing per call afterwards.
+ * store given a database checks, before its first command on each connection (a reconnect may
+ * reach a server configured otherwise), which database it is in. Commands in flight when a
+ * connection drops are not re-sent on the next one, which might be in database 0: they fail.
+ * Costs one `CLIENT INFO` per connection, nothing per call afterwards.
  */
 function withDatabaseCheck(store: Store, client: Redis, db: number): Store {
+  (client.options as { autoResendUnfulfilledCommands?: boolean }).autoResendUnfulfilledCommands = false;
   let selectFailure = '';
-  client.on('error', (error: unknown) => {
-    if ((error as { command?: { name?: unknown } } | null)?.command?.name === 'select') selectFailure = errorMessage(error);
-  });
   let checked: Promise<void> | null = null;
   let verified = false;
+  client.on('error', (error: unknown) => {
+    if ((error as { command?: { name?: unknown } } | null)?.command?.name === 'select') {
+      selectFailure = errorMessage(error);
+      verified = false;
+      checked = null;
+    }
+  });
+  client.on('close', () => {
+    verified = false;
+    checked = null;
+  });
   const check = async (): Promise<void> => {
     const info = String(await client.call('CLIENT', 'INFO'));
     const current = /(?:^|\s)db=(\d+)/.exec(info)?.[1];

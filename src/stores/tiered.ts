@@ -299,8 +299,11 @@ export function tieredStore(options: TieredStoreOptions): Store {
 
   /** Armed after each durable step of a mass destroy; a next step cancels it. */
   let abandonedWalk: ReturnType<typeof setTimeout> | null = null;
+  /** Set by close(): a step still running then arms no timer for a cache that is gone. */
+  let closed = false;
   function watchForAbandonedWalk(guestsOnly: boolean): void {
     cancelAbandonedWalk();
+    if (closed) return;
     abandonedWalk = setTimeout(() => {
       abandonedWalk = null;
       epoch++;
@@ -473,6 +476,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
     ...(durableStats && { stats: durableStats }),
 
     async close() {
+      closed = true;
       cancelAbandonedWalk();
       if (!closeTiers) return;
       const results = await Promise.allSettled([cache.close(), durable.close()]);

@@ -236,6 +236,48 @@ describe('id rotation against parallel requests', () => {
     assert.deepEqual(await sessions.listByUser('__moved__'), [], 'no forwarder left behind');
   });
 
+  it('cycleId(): a store that fails after the claim leaves no phantom device and the old cookie working', async () => {
+    for (const failing of ['get', 'destroy'] as const) {
+      const { sessions, visit, jar, store } = setup();
+      await visit(async (s) => {
+        await s.login('dora');
+        s.set('x', 1);
+      });
+      const old = jar.get('sid') as string;
+      const cycling = sessions.open({ cookieHeader: jar.header(), https: false });
+      await cycling.load();
+      await cycling.cycleId();
+      store.fault = 'reject';
+      store.faultOnly = [failing];
+      const committed = cycling.commit(200).then(
+        (result) => ({ ok: true as const, result }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+      const outcome = await committed;
+      store.fault = 'none';
+      if (failing === 'destroy') {
+        // Deleting the claimed record is clean-up: the commit stands, with the new cookie.
+        assert.equal(outcome.ok, true, 'a failed clean-up does not fail the request');
+        jar.apply(outcome.ok ? (outcome.result?.setCookie ?? []) : []);
+        assert.deepEqual((await visit((s) => ({ user: s.userId, x: s.get('x') }))).value, { user: 'dora', x: 1 });
+        assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null, 'the old cookie leads nowhere');
+      } else {
+        assert.equal(outcome.ok, false, 'the carry-over could not read the old record');
+        assert.deepEqual((await visit((s) => ({ user: s.userId, x: s.get('x') }), { browser: holding(old) })).value, { user: 'dora', x: 1 }, 'the old cookie works again');
+      }
+      assert.equal((await sessions.listByUser('dora')).length, 1, `${failing}: one device, no phantom`);
+    }
+  });
+
+  it('cycleId() reports the ended record under its user, never the reserved __moved__', async () => {
+    const { sessions, visit } = setup();
+    const destroyed: { userId: string | null; reason: string }[] = [];
+    sessions.events.on('destroyed', (event) => destroyed.push({ userId: event.userId, reason: event.reason }));
+    await visit((s) => s.login('erin'));
+    await visit((s) => s.cycleId());
+    assert.deepEqual(destroyed, [{ userId: 'erin', reason: 'cycled' }]);
+  });
+
   for (const failing of ['create', 'update'] as const) {
     it(`a store failure while rotating (${failing}) answers an error and leaves the session as it was`, async () => {
       const { visit, jar, clock, store, sessions } = setup({ rotation: { afterSeconds: 60 } });

@@ -108,7 +108,13 @@ describe('storeFromUrl', () => {
       ['postgress://admin:S3cretPw@db.internal/app', /unknown store URL "postgress:\/\/admin:\*\*\*@db.internal\/app"/],
       ['mysql://root:S3cretPw@h/db', /unknown store URL/],
       // A `/` in the password: the parser takes "default:12" for host and port, the rest for the path.
-      ['redis://default:12/34S3cretPw@localhost:6379', /percent-encode any \/ in the user name or password/],
+      ['redis://default:12/34S3cretPw@localhost:6379', /percent-encode any \/, \? or # in the user name or password/],
+      // A `#` or `?` does the same: host "app", the rest of the password in the fragment or query.
+      ['postgres://app:#S3cretPw@db.internal/app', /percent-encode/],
+      ['postgres://app:?S3cretPw@db.internal/app', /percent-encode/],
+      ['postgres://app:1234#S3cretPw@db/app', /percent-encode/],
+      ['redis://default:#S3cretPw@cache:6379/0', /percent-encode/],
+      ['postgress://app:#S3cretPw@db/app', /unknown store URL/],
       ['redis://default:/S3cretPw@127.0.0.1:6379', /percent-encode/],
       ['postgres://user:12/34S3cretPw@localhost/db', /percent-encode/],
       ['memory://u:S3cretPw@x', /memory: URLs take nothing after the scheme/],

@@ -331,6 +331,45 @@ if (!up) {
       await assert.rejects(sessions.killSessionsByUser(), { code: 'ERR_STORE' });
     });
 
+    it('checks the database again after a reconnect: a restarted server without it fails closed', async () => {
+      const { startPrivateRedis } = await import('../helpers/private-redis.js');
+      const { spawn } = await import('node:child_process');
+      const server = await startPrivateRedis({ args: ['--databases', '16'] });
+      let replacement: import('node:child_process').ChildProcess | null = null;
+      const s = redisStore({ url: `${server.url}/5`, prefix: 'db5:', commandTimeout: 1_000 });
+      try {
+        await s.create(makeRecord({ userId: 'db5' }));
+        await server.kill();
+        // The same port, now with two databases only.
+        replacement = spawn('redis-server', ['--port', String(server.port), '--bind', '127.0.0.1', '--databases', '2', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+        const probe = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on('error', () => {});
+        for (let i = 0; i < 100; i++) {
+          try {
+            await probe.connect();
+            if ((await probe.ping()) === 'PONG') break;
+          } catch {
+            await sleep(50);
+          }
+        }
+        let failure: unknown = null;
+        for (let attempt = 0; attempt < 50 && failure === null; attempt++) {
+          // Until the client has reconnected, calls fail on the closed connection; then the check.
+          failure = await s.create(makeRecord({ userId: 'after' })).then(() => 'created', (error: unknown) => (/could not select database 5/.test(String(error)) ? error : null));
+          if (failure === 'created') break;
+          if (failure === null) await sleep(100);
+        }
+        assert.notEqual(failure, 'created', 'a create after the restart must not land in database 0');
+        assert.match(String(failure), /could not select database 5/);
+        assert.deepEqual(await probe.keys('db5:*'), [], 'nothing was written to database 0');
+        probe.disconnect();
+      } finally {
+        await s.close();
+        replacement?.kill('SIGKILL');
+        await server.stop();
+      }
+    });
+
     it('works in the database the URL names', async () => {
       const tag = `${prefix}db3:`;
       const s = redisStore({ url: `${REDIS_URL}/3`, prefix: tag });

@@ -778,6 +778,31 @@ describe('tiered: ending every session when the durable step fails or is given u
     await sessions.close();
   });
 
+  it('arms nothing for a step that finishes after close()', async () => {
+    let release = (): void => {};
+    const durable = memoryStore({ sweepInterval: 0 });
+    const reported: string[] = [];
+    const slow: Store = Object.assign(Object.create(durable) as Store, {
+      name: 'slow',
+      destroyAll: () => new Promise<number>((resolve) => (release = () => resolve(durable.destroyAll() as unknown as number))),
+    });
+    const inner = memoryStore({ sweepInterval: 0 });
+    const cache: Store = Object.assign(Object.create(inner) as Store, {
+      name: 'watched',
+      destroyAll: () => {
+        reported.push('destroyAll');
+        return inner.destroyAll();
+      },
+    });
+    const store = tieredStore({ cache, durable: slow });
+    const step = store.destroyStep!({ guestsOnly: false, limit: 100, cursor: null });
+    await store.close();
+    release();
+    await step;
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    assert.deepEqual(reported, [], 'no cache clear was attempted on the closed store');
+  });
+
   it('clears the cache when the engine gave up waiting (storeTimeout) and never asks for the cache step', async () => {
     const { sessions, store, cache, record } = await setup(async (inner) => {
       await new Promise((resolve) => setTimeout(resolve, 300));
