@@ -793,41 +793,50 @@ function payDrain(res: ServerResponse, state: Interception): void {
 /**
  * The headers argument of a held writeHead call, if any, as a copy put in its place: the session
  * headers are added to it, and the app's object may be a constant shared by every response.
+ * The array forms (flat `[name, value, ...]`, as in `rawHeaders`, or `[[name, value], ...]`)
+ * become an object whose repeated names hold arrays: once `setHeader` has been called, Node
+ * applies array pairs one by one (the last of a name would win), and not the nested form at all.
  */
 function headObject(head: unknown[] | null): HeadHeaders | undefined {
   const index = head?.findIndex((arg) => typeof arg === 'object' && arg !== null) ?? -1;
   if (head === null || index === -1) return undefined;
-  const original = head[index] as HeadHeaders;
-  const copy = Array.isArray(original) ? original.map((entry) => (Array.isArray(entry) ? [...entry] : entry)) : Object.assign({}, original);
+  const original = head[index] as Record<string, unknown> | unknown[];
+  const copy = Array.isArray(original) ? headersFromPairs(original) : Object.assign({}, original);
   head[index] = copy;
   return copy;
 }
 
-type HeadHeaders = Record<string, unknown> | unknown[];
+type HeadHeaders = Record<string, unknown>;
+
+function headersFromPairs(pairs: unknown[]): HeadHeaders {
+  const out: HeadHeaders = Object.create(null) as HeadHeaders;
+  const names = new Map<string, string>(); // lower case → the first spelling seen
+  const flat = !Array.isArray(pairs[0]);
+  for (let i = 0; i < pairs.length; i += flat ? 2 : 1) {
+    const [name, value] = flat ? [pairs[i], pairs[i + 1]] : (pairs[i] as unknown[]);
+    const lower = String(name).toLowerCase();
+    const key = names.get(lower);
+    if (key === undefined) {
+      names.set(lower, String(name));
+      out[String(name)] = value;
+    } else {
+      const existing = out[key];
+      out[key] = [...(Array.isArray(existing) ? existing : [existing]), ...(Array.isArray(value) ? value : [value])];
+    }
+  }
+  return out;
+}
 
 /**
- * Finds `name` (any case) in writeHead's own headers — an object, flat `[name, value, ...]` or
- * `[[name, value], ...]` — and, given `update`, replaces its value. False when it is not there.
- * Earlier Node 20 releases apply array pairs one by one (the last of a name wins), so values
- * are merged into the app's entry, never added as another pair.
+ * Finds `name` (any case) in writeHead's own headers and, given `update`, replaces its value.
+ * False when it is not there.
  */
 function updateInHead(headers: HeadHeaders | undefined, name: string, update?: (value: unknown) => unknown): boolean {
   if (!headers) return false;
-  if (!Array.isArray(headers)) {
-    const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
-    if (key === undefined) return false;
-    if (update) headers[key] = update(headers[key]);
-    return true;
-  }
-  const flat = !Array.isArray(headers[0]);
-  for (let i = 0; i < headers.length; i += flat ? 2 : 1) {
-    const pair = flat ? null : (headers[i] as unknown[]);
-    if (String(pair ? pair[0] : headers[i]).toLowerCase() !== name) continue;
-    if (update && pair) pair[1] = update(pair[1]);
-    else if (update) headers[i + 1] = update(headers[i + 1]);
-    return true;
-  }
-  return false;
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+  if (key === undefined) return false;
+  if (update) headers[key] = update(headers[key]);
+  return true;
 }
 
 /** Appends our cookies to whatever Set-Cookie the app set, in setHeader or in writeHead's headers. */

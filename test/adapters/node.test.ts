@@ -326,6 +326,36 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it('keeps every repeated header of an array writeHead (a proxied rawHeaders) and the nested form', async () => {
+    for (const synchronous of [true, false]) {
+      const inner = memoryStore({ sweepInterval: 0 });
+      const store: Store = synchronous ? inner : { ...inner, get: async (id) => inner.get(id), create: async (r) => inner.create(r) };
+      const sessions = createSessions({ store });
+      const app = await listen(
+        createServer(
+          withSessions(sessions, async (req, res) => {
+            (await getSession(req)).set('n', 1);
+            if (req.url === '/nested') res.writeHead(200, [['Set-Cookie', 'a=1'], ['Vary', 'Accept'], ['set-cookie', 'b=2']] as unknown as string[]);
+            else res.writeHead(200, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Vary', 'Accept', 'Vary', 'Origin']);
+            res.end('ok');
+          }),
+        ),
+      );
+      try {
+        for (const [path, vary] of [['/flat', 'Accept, Origin, Cookie'], ['/nested', 'Accept, Cookie']] as const) {
+          const res = await fetch(`${app.url}${path}`);
+          assert.equal(res.status, 200, `${path}: ${await res.clone().text()}`);
+          const cookies = res.headers.getSetCookie();
+          assert.deepEqual(cookies.slice(0, 2), ['a=1', 'b=2'], `${path}: the app's cookies, all of them`);
+          assert.ok(cookies[2]?.startsWith('sid='), `${path}: and the session's`);
+          assert.equal(res.headers.get('vary'), vary);
+        }
+      } finally {
+        await app.close();
+      }
+    }
+  });
+
   it('closes an unfinished response whose handler throws while the commit is pending, instead of mixing in an error page', async () => {
     const store = slowCreateStore(30);
     const sessions = createSessions({ store });
