@@ -188,6 +188,9 @@ function checkPositiveInteger(option: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`postgresStore: ${option} must be a positive integer`);
 }
 
+/** A wait for a pool connection shorter than this leaves a statement its whole queryTimeout. */
+const QUEUE_WAIT_IGNORED_MS = 50;
+
 /** A timeout pg hands to setTimeout (and PostgreSQL to its int `statement_timeout`). */
 function checkTimeout(option: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
@@ -308,9 +311,36 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     return schemaReady;
   }
 
+  /**
+   * One statement on a pool connection. `queryTimeout` bounds the whole call, the wait for a
+   * connection included: PostgreSQL's `statement_timeout` and pg's `query_timeout` only start once
+   * the statement is sent, so a call that queued behind a busy pool could otherwise run (and
+   * apply: a spent token, a saved key) after the engine had answered 503. A call that waited at
+   * all is given only what is left, server side too; one that waited it all out is not sent.
+   */
   async function run<R extends object>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     await ensureSchema();
-    return pool.query<R>(config(text, values));
+    const asked = performance.now();
+    const client = await pool.connect();
+    const waited = performance.now() - asked;
+    let shortened = false;
+    // As pool.query does: a client whose query failed is not reused (its state is unknown).
+    let failed: Error | boolean = false;
+    try {
+      if (waited < QUEUE_WAIT_IGNORED_MS) return await client.query<R>(config(text, values));
+      const left = Math.floor(queryTimeout - waited);
+      if (left < 1) throw new Error(`no connection within queryTimeout (${queryTimeout} ms): waited ${Math.round(waited)} ms`);
+      await client.query(config(`SELECT set_config('statement_timeout', $1, false)`, [String(left)]));
+      shortened = true;
+      return await client.query<R>({ ...config(text, values), query_timeout: left } as pg.QueryConfig);
+    } catch (error) {
+      failed = error instanceof Error ? error : true;
+      throw error;
+    } finally {
+      // Back to the connection's own default before it is reused.
+      if (shortened && failed === false) await client.query(config('RESET statement_timeout')).catch((error: unknown) => (failed = error instanceof Error ? error : true));
+      client.release(failed === false ? undefined : failed);
+    }
   }
 
   /**

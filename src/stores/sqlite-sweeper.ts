@@ -43,6 +43,12 @@ export const WORKER_CHECKPOINTING = 2; // finishing a checkpoint: a main-thread 
 export interface SweeperTuning {
   /** End a write transaction after about this many ms (unless a main-thread write ends it sooner). */
   transactionMs: number;
+  /**
+   * Leave the write lock free this many ms between transactions: writers in other processes
+   * (which poll for it every millisecond, see ./sqlite-busy.ts) get in between. This process's
+   * own main thread needs no gap: it asks through shared memory (claim).
+   */
+  gapMs: number;
   /** Size each DELETE statement to take about this many ms (bounded by min/maxChunk rows). */
   chunkMs: number;
   minChunk: number;
@@ -66,6 +72,8 @@ export interface SweeperTuning {
   checkpointRepeats: number;
   /** Longest a main-thread write waits for the last round of a checkpoint, in ms. */
   checkpointHoldMs: number;
+  /** How long the last checkpoint round waits for other processes' writers and readers. */
+  restartWaitMs: number;
   /**
    * Background checkpoints (every ~100 ms while the app writes) hold writes back for their last
    * round only once the WAL holds this many frames. Under steady writes that round always has
@@ -77,6 +85,7 @@ export interface SweeperTuning {
 
 export const DEFAULT_SWEEPER_TUNING: SweeperTuning = {
   transactionMs: 10,
+  gapMs: 2,
   chunkMs: 1,
   minChunk: 8,
   maxChunk: 1_024,
@@ -87,6 +96,7 @@ export const DEFAULT_SWEEPER_TUNING: SweeperTuning = {
   yieldMs: 50,
   checkpointRepeats: 3,
   checkpointHoldMs: 20,
+  restartWaitMs: 20,
   backgroundHoldFrames: 4_096, // 16 MB of 4 KB pages
 };
 
@@ -247,8 +257,14 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
     claim(WORKER_CHECKPOINTING);
     const held = performance.now();
     try {
-      db.pragma('wal_checkpoint(PASSIVE)');
+      // RESTART rather than PASSIVE: writers in other processes, which the handshake does not
+      // hold back, would otherwise add frames during this round, every round, and the WAL would
+      // never start over. It waits for them (and for readers of older snapshots) at most
+      // restartWaitMs, then copies what it can, as PASSIVE does.
+      db.pragma(`busy_timeout = ${tuning.restartWaitMs}`);
+      db.pragma('wal_checkpoint(RESTART)');
     } finally {
+      db.pragma(`busy_timeout = ${data.busyTimeout}`);
       release();
     }
     longestHold = Math.max(longestHold, performance.now() - held);
@@ -285,6 +301,8 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
   };
 
   const pageCount = db.prepare('PRAGMA page_count').pluck();
+  /** Only ever waited on (never notified): a sleep that blocks nothing but this thread. */
+  const gapCell = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
 
   const sweepCall = (before: number, limit: number): SweepReport => {
     const started = performance.now();
@@ -317,6 +335,7 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
         break;
       }
       if (rowsSinceCheckpoint * framesPerRow >= checkpointFrames) report.checkpointMs += checkpoint();
+      else if (tuning.gapMs > 0) Atomics.wait(gapCell, 0, 0, tuning.gapMs);
     }
     // At the end of a sweep, leave a checkpointed WAL behind: the main connection's
     // auto-checkpoint comes back on and must find nothing to do.

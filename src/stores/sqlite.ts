@@ -31,6 +31,7 @@ import {
   type SweepResult,
 } from './types.js';
 import { SWEEP_SLACK_MAX_MS, liveRowsCte, sweepBatchSql, sweepHint, sweepHintHolds, sweepSlack } from './sqlite-sweep-hint.js';
+import { retryWhileBusy } from './sqlite-busy.js';
 import {
   DEFAULT_SWEEPER_TUNING,
   SIGNAL_SLOTS,
@@ -583,16 +584,22 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     db = new Database(path, { timeout: busyTimeout, fileMustExist: mustExist });
   }
 
+  // On a connection the store owns, its statements wait for locks by polling (./sqlite-busy.ts)
+  // instead of in SQLite's busy handler; an app's own handle keeps the app's busy handling.
+  const retrying = owned ? <R>(run: () => R): R => retryWhileBusy(busyTimeout, run) : <R>(run: () => R): R => run();
+  const database = db;
   try {
     if (owned) {
       // WAL lets readers run alongside the single writer (and other processes); NORMAL is
       // durable against application crashes and only risks the last commits on power loss.
-      if (db.memory === false) db.pragma('journal_mode = WAL');
+      // Switching needs an exclusive lock, which processes opening a new file at once contend
+      // for (SQLite does not wait for it in its busy handler): only switch when needed, retrying.
+      db.pragma('busy_timeout = 0');
+      if (db.memory === false) retrying(() => database.pragma('journal_mode', { simple: true }) === 'wal' || database.pragma('journal_mode = WAL'));
       db.pragma('synchronous = NORMAL');
-      db.pragma(`busy_timeout = ${busyTimeout}`);
     }
-    if (createTable) migrate(db, table);
-    else checkSchema(db, table, filePath ?? (owned ? ':memory:' : 'the database'));
+    if (createTable) retrying(() => migrate(database, table));
+    else retrying(() => checkSchema(database, table, filePath ?? (owned ? ':memory:' : 'the database')));
   } catch (error) {
     if (owned) db.close();
     throw error;
@@ -623,7 +630,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
    */
   const writing =
     signal === null
-      ? <R>(write: () => R): R => write()
+      ? <R>(write: () => R): R => retrying(write)
       : <R>(write: () => R): R => {
           Atomics.add(signal, SIGNAL_WRITERS, 1);
           try {
@@ -633,7 +640,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
             if (state !== WORKER_IDLE) {
               Atomics.wait(signal, SIGNAL_WORKER, state, state === WORKER_CHECKPOINTING ? tuning.checkpointHoldMs : busyTimeout);
             }
-            return write();
+            return retrying(write);
           } finally {
             Atomics.sub(signal, SIGNAL_WRITERS, 1);
             Atomics.notify(signal, SIGNAL_WRITERS);
@@ -729,7 +736,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     // get, update and touch answer synchronously, as the driver does: the engine then loads and
     // saves in the same tick. Their failures are thrown rather than returned as rejections.
     get(id: string): SessionRecord | null {
-      const row = q.get.get(id) as RawRow | undefined;
+      const row = retrying(() => q.get.get(id)) as RawRow | undefined;
       if (!row) return null;
       return {
         id: row[0],
@@ -777,7 +784,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       return writing(() => q.destroyAll.run()).changes;
     },
     async listByUser(userId) {
-      const rows = q.listByUser.all(userId, Date.now()) as SummaryRow[];
+      const rows = retrying(() => q.listByUser.all(userId, Date.now())) as SummaryRow[];
       return rows.map(toSummary);
     },
     async deleteExpired(sweep: ExpiredSweep): Promise<SweepResult> {
@@ -799,8 +806,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     async stats(now: number, statsOptions): Promise<StoreStats> {
       const limit = topUsersLimit(statsOptions);
       const far = now + SWEEP_SLACK_MAX_MS;
-      const totals = q.statsTotals.get({ now, far }) as Omit<StoreStats, 'topUsers'>;
-      const topUsers = limit === 0 ? [] : (q.statsTop.all({ now, far, limit }) as StoreStats['topUsers']);
+      const totals = retrying(() => q.statsTotals.get({ now, far })) as Omit<StoreStats, 'topUsers'>;
+      const topUsers = limit === 0 ? [] : (retrying(() => q.statsTop.all({ now, far, limit })) as StoreStats['topUsers']);
       return { ...totals, topUsers };
     },
     async close() {

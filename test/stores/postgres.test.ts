@@ -56,6 +56,38 @@ if (up) {
       await store.close();
     });
 
+    it('counts the wait for a pool connection against queryTimeout: a call given up on is never applied later', async () => {
+      const name = freshTable('late');
+      const small = postgresStore({ connectionString: POSTGRES_URL, table: name, maxConnections: 1, queryTimeout: 1_000, connectTimeout: 3_000 });
+      const holder = await admin.connect();
+      try {
+        const record = makeRecord();
+        await small.create(record);
+        // An outside transaction holds the row for 1.6 s.
+        await holder.query('BEGIN');
+        await holder.query(`SELECT 1 FROM "${name}" WHERE id = $1 FOR UPDATE`, [record.id]);
+        const release = setTimeout(() => void holder.query('COMMIT'), 1_600);
+        const later = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+        // A takes the only connection and waits on the lock until its statement_timeout (1 s).
+        const a = Promise.resolve(small.update(record.id, { data: { set: { a: 1 } }, ...later() }));
+        // B queues for the connection about as long: it must not be sent once its time is up.
+        const b = Promise.resolve(small.update(record.id, { data: { set: { b: 1 } }, ...later() }));
+        await assert.rejects(a);
+        await assert.rejects(b, /queryTimeout|statement timeout|canceling statement/);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        clearTimeout(release);
+        const after = await small.get(record.id);
+        assert.deepEqual(after?.data, record.data, 'neither A nor B was applied after failing');
+        // A wait alone (no lock) still leaves a statement what remains of its budget.
+        const c = small.update(record.id, { data: { set: { c: 1 } }, ...later() });
+        const d = small.update(record.id, { data: { set: { d: 1 } }, ...later() });
+        assert.deepEqual(await Promise.all([c, d]), [true, true]);
+      } finally {
+        holder.release();
+        await small.close();
+      }
+    });
+
     it('records the schema version and migrates idempotently', async () => {
       await store.migrate();
       await store.migrate();
