@@ -188,6 +188,8 @@ function checkPositiveInteger(option: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`postgresStore: ${option} must be a positive integer`);
 }
 
+function ignoreClientError(): void {}
+
 /** A wait for a pool connection shorter than this leaves a statement its whole queryTimeout. */
 const QUEUE_WAIT_IGNORED_MS = 50;
 
@@ -322,6 +324,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     await ensureSchema();
     const asked = performance.now();
     const client = await pool.connect();
+    // A checked-out client reports a lost connection as an 'error' event too (pool.query listens
+    // for it itself): the query's rejection carries it; unheard, the event would crash the process.
+    client.on('error', ignoreClientError);
     const waited = performance.now() - asked;
     let shortened = false;
     // As pool.query does: a client whose query failed is not reused (its state is unknown).
@@ -339,6 +344,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     } finally {
       // Back to the connection's own default before it is reused.
       if (shortened && failed === false) await client.query(config('RESET statement_timeout')).catch((error: unknown) => (failed = error instanceof Error ? error : true));
+      client.off('error', ignoreClientError);
       client.release(failed === false ? undefined : failed);
     }
   }
