@@ -318,36 +318,47 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
    * connection included: PostgreSQL's `statement_timeout` and pg's `query_timeout` only start once
    * the statement is sent, so a call that queued behind a busy pool could otherwise run (and
    * apply: a spent token, a saved key) after the engine had answered 503. A call that waited at
-   * all is given only what is left, server side too; one that waited it all out is not sent.
+   * all is given only what is left (server side too on the store's own pool); one that waited it
+   * all out is not sent.
    */
   async function run<R extends object>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     await ensureSchema();
     const asked = performance.now();
     const client = await pool.connect();
+    const waited = performance.now() - asked;
+    const left = Math.floor(queryTimeout - waited);
+    if (waited >= QUEUE_WAIT_IGNORED_MS && left < 1) {
+      // Never sent: the connection goes back as it came, for the next call.
+      client.release();
+      throw new Error(`no connection within queryTimeout (${queryTimeout} ms): waited ${Math.round(waited)} ms`);
+    }
     // A checked-out client reports a lost connection as an 'error' event too (pool.query listens
     // for it itself): the query's rejection carries it; unheard, the event would crash the process.
     client.on('error', ignoreClientError);
-    const waited = performance.now() - asked;
+    // Server side only on the store's own pool: an app's pool keeps its connections' settings
+    // (the client-side query_timeout below still bounds the call there).
+    const shorten = waited >= QUEUE_WAIT_IGNORED_MS && ownsPool;
     let shortened = false;
     // As pool.query does: a client whose query failed is not reused (its state is unknown).
     let failed: Error | boolean = false;
     try {
       if (waited < QUEUE_WAIT_IGNORED_MS) return await client.query<R>(config(text, values));
-      const left = Math.floor(queryTimeout - waited);
-      if (left < 1) throw new Error(`no connection within queryTimeout (${queryTimeout} ms): waited ${Math.round(waited)} ms`);
-      await client.query(config(`SELECT set_config('statement_timeout', $1, false)`, [String(left)]));
-      shortened = true;
+      if (shorten) {
+        await client.query(config(`SELECT set_config('statement_timeout', $1, false)`, [String(left)]));
+        shortened = true;
+      }
       return await client.query<R>({ ...config(text, values), query_timeout: left } as pg.QueryConfig);
     } catch (error) {
       failed = error instanceof Error ? error : true;
       throw error;
     } finally {
-      // Back to the connection's own default before it is reused.
+      // Back to the pool's default (its connections start with statement_timeout = queryTimeout).
       if (shortened && failed === false) await client.query(config('RESET statement_timeout')).catch((error: unknown) => (failed = error instanceof Error ? error : true));
       client.off('error', ignoreClientError);
       client.release(failed === false ? undefined : failed);
     }
   }
+
 
   /**
    * The recorded schema version, or 0 when there is none or the session table itself is missing

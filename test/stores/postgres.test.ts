@@ -88,6 +88,30 @@ if (up) {
       }
     });
 
+    it("leaves an app-owned pool's connection settings alone, and gives back a connection it never used", async () => {
+      const name = freshTable('app_pool');
+      const appPool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+      appPool.on('connect', (client) => void client.query('SET statement_timeout = 1500'));
+      const onApp = postgresStore({ pool: appPool, table: name, queryTimeout: 300 });
+      try {
+        await onApp.migrate();
+        // The app holds its one connection 120 ms while the store's call queues for it.
+        const busy = appPool.query('SELECT pg_sleep(0.12)');
+        assert.equal(await onApp.get('none'), null);
+        await busy;
+        assert.equal((await appPool.query('SHOW statement_timeout')).rows[0].statement_timeout, '1500ms', 'the app\'s own setting');
+        // Held past the store's whole budget: the queued call is not sent, and the connection is kept.
+        const before = appPool.totalCount;
+        const held = appPool.query('SELECT pg_sleep(0.4)');
+        await assert.rejects(Promise.resolve(onApp.get('none')), /no connection within queryTimeout/);
+        await held;
+        assert.equal(appPool.totalCount, before, 'the unused connection went back to the pool, not destroyed');
+      } finally {
+        await onApp.close();
+        await appPool.end();
+      }
+    });
+
     it('records the schema version and migrates idempotently', async () => {
       await store.migrate();
       await store.migrate();
