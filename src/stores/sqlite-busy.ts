@@ -6,6 +6,11 @@
  */
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
 
+/** Blocks this thread for `ms` (a cell only ever waited on, never notified). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(SLEEP_CELL, 0, 0, ms);
+}
+
 /** True for SQLITE_BUSY and its extended codes (SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_RECOVERY...). */
 export function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -28,6 +33,6 @@ export function retryWhileBusy<R>(timeoutMs: number, run: () => R): R {
       if (deadline < 0) deadline = now + timeoutMs;
       if (now >= deadline) throw error;
     }
-    Atomics.wait(SLEEP_CELL, 0, 0, 1);
+    sleepSync(1);
   }
 }

@@ -25,6 +25,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { sweepBatchSql } from './sqlite-sweep-hint.js';
+import { sleepSync } from './sqlite-busy.js';
 
 /** Marks workerData as ours, so importing this module anywhere else does nothing. */
 export const SWEEPER_KIND = 'coatcheck-sqlite-sweeper';
@@ -301,8 +302,6 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
   };
 
   const pageCount = db.prepare('PRAGMA page_count').pluck();
-  /** Only ever waited on (never notified): a sleep that blocks nothing but this thread. */
-  const gapCell = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
 
   const sweepCall = (before: number, limit: number): SweepReport => {
     const started = performance.now();
@@ -335,7 +334,7 @@ function run(data: SweeperData, port: NonNullable<typeof parentPort>): void {
         break;
       }
       if (rowsSinceCheckpoint * framesPerRow >= checkpointFrames) report.checkpointMs += checkpoint();
-      else if (tuning.gapMs > 0) Atomics.wait(gapCell, 0, 0, tuning.gapMs);
+      else if (tuning.gapMs > 0) sleepSync(tuning.gapMs);
     }
     // At the end of a sweep, leave a checkpointed WAL behind: the main connection's
     // auto-checkpoint comes back on and must find nothing to do.
