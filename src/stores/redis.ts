@@ -26,6 +26,7 @@ import { Redis, type Cluster } from 'ioredis';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import { objectFromEntries } from '../core/json.js';
 import type { JsonValue } from '../types.js';
+import { failCommandsAfter } from './redis-deadlines.js';
 import { tickBatcher } from './redis-tick-batch.js';
 import {
   statsFromCounts,
@@ -42,7 +43,8 @@ export interface RedisStoreOptions {
   /**
    * A connected ioredis `Redis` or `Cluster` the app owns; `close()` leaves it open. Configure it
    * to fail fast when Redis is down (`maxRetriesPerRequest: 1`, `commandTimeout`, `connectTimeout`),
-   * or requests wait for Redis instead of failing with a 503. Give this or `url`, not both.
+   * or commands pile up in ioredis' queue and requests fail only at the engine's `storeTimeout`.
+   * Give this or `url`, not both.
    */
   client?: Redis | Cluster;
   /** A `redis://` / `rediss://` URL: the store opens its own connection and quits it on `close()`. */
@@ -305,9 +307,10 @@ const NAME = 'redis';
  * a `Redis` or a `Cluster`). Needs Redis 6.2 or later (`ZADD GT`).
  *
  * @example
+ * <!-- snippet: with coatcheck, stores -->
  * ```ts
  * const store = redisStore({ url: process.env.REDIS_URL, prefix: 'shop:' });
- * const sessions = createSessions({ store, secret });
+ * const sessions = createSessions({ store });
  * ```
  */
 export function redisStore(options: RedisStoreOptions): Store {
@@ -340,10 +343,10 @@ export function redisStore(options: RedisStoreOptions): Store {
     options.client ??
     new Redis(options.url as string, {
       // Fail fast when Redis is down: a command fails after one reconnect attempt or after
-      // commandTimeout, whichever comes first, instead of waiting in the offline queue. The queue
-      // stays on so commands sent while the first connection is being made are not refused.
+      // commandTimeout (failCommandsAfter below), whichever comes first, instead of waiting in the
+      // offline queue. The queue stays on so commands sent while the first connection is being
+      // made are not refused.
       maxRetriesPerRequest: 1,
-      commandTimeout,
       connectTimeout,
       // Off: the store batches each event-loop iteration's commands itself (./redis-tick-batch.ts),
       // which saves Redis as much CPU as auto-pipelining did, for less of the app's CPU.
@@ -357,6 +360,8 @@ export function redisStore(options: RedisStoreOptions): Store {
   // Connection errors reach callers as rejected commands; without a listener ioredis would also
   // print each reconnect failure.
   if (owned) client.on('error', () => {});
+  // ioredis' own commandTimeout would arm a timer per command: one timer per connection instead.
+  const stopDeadlines = owned ? failCommandsAfter(client as Redis, commandTimeout) : () => {};
   const cluster = client.isCluster ? (client as Cluster) : null;
   // Called right before each per-request command, so an iteration's commands leave in one write.
   const batch = tickBatcher(client);
@@ -798,6 +803,7 @@ export function redisStore(options: RedisStoreOptions): Store {
 
     async close() {
       if (!owned) return;
+      stopDeadlines();
       const redis = client as Redis;
       if (redis.status === 'end') return;
       // QUIT lets in-flight commands finish; if Redis is unreachable, just drop the socket.

@@ -1,0 +1,86 @@
+/**
+ * The Redis store's own command timeout (src/stores/redis-deadlines.ts), which replaces ioredis'
+ * per-command timers on the connection the store opens: a command Redis does not answer in time
+ * fails with ioredis' own message; answered commands are never failed afterwards; the store
+ * works again once Redis answers. A PRIVATE redis-server (CLIENT PAUSE stops it answering).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { failCommandsAfter } from '../../src/stores/redis-deadlines.js';
+import { redisStore } from '../../src/stores/redis.js';
+import type { Store } from '../../src/stores/types.js';
+import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
+import { redisServerInstalled } from '../helpers/redis-cluster.js';
+
+const installed = redisServerInstalled();
+if (!installed && process.env.CI === 'true') throw new Error('redis-server is not installed (CI=true: a missing service is a failure)');
+if (!installed) console.warn('\n!!! SKIPPING REDIS DEADLINE TESTS: redis-server / redis-cli not installed\n');
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('redis store: command timeout with one timer per connection', { skip: installed ? false : 'redis-server not installed' }, () => {
+  let redis: PrivateRedis;
+
+  before(async () => {
+    redis = await startPrivateRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it('a command Redis does not answer fails after commandTimeout, and the store works again after', async () => {
+    const store: Store = redisStore({ url: redis.url, prefix: 'deadline-pause:', commandTimeout: 300 });
+    try {
+      assert.equal(await store.get('b'.repeat(43)), null); // connected
+      await redis.cli('CLIENT', 'PAUSE', '2500', 'ALL');
+      const started = Date.now();
+      await assert.rejects(async () => store.get('c'.repeat(43)), /Command timed out/);
+      const waited = Date.now() - started;
+      assert.ok(waited >= 250 && waited < 1_500, `failed after ${waited} ms (commandTimeout 300, pause 2500)`);
+      await sleep(2_700); // the pause is over
+      assert.equal(await store.get('d'.repeat(43)), null);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('answered commands are never failed later, and a slow one among them still is', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
+    // Generous: a loaded CI machine must answer 500 small commands well within it.
+    const stop = failCommandsAfter(client, 1_000);
+    try {
+      // 500 answered commands: none may be rejected once its deadline passes.
+      const answered = await Promise.all(Array.from({ length: 500 }, (_, i) => client.set(`deadline:k${i % 10}`, String(i))));
+      assert.equal(answered.filter((r) => r !== 'OK').length, 0);
+      await sleep(1_200);
+      assert.equal(await client.get('deadline:k3'), '493');
+      // A command Redis holds past the deadline (a blocking pop with nothing to pop, answered
+      // only after 2 s) fails at the deadline.
+      const started = Date.now();
+      const blocked = client.blpop('deadline:empty-list', 2).then(
+        () => 'answered',
+        (error: Error) => error.message,
+      );
+      assert.equal(await blocked, 'Command timed out');
+      const waited = Date.now() - started;
+      assert.ok(waited >= 950 && waited < 1_900, `failed after ${waited} ms (timeout 1000, Redis answers at 2000)`);
+    } finally {
+      stop();
+      await client.del(...Array.from({ length: 10 }, (_, i) => `deadline:k${i}`));
+      client.disconnect();
+    }
+  });
+
+  it('stop() leaves later commands alone', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
+    const stop = failCommandsAfter(client, 200);
+    stop();
+    try {
+      // BLPOP with a 1 s server-side timeout answers null after 1 s: not failed at 200 ms.
+      assert.equal(await client.blpop('deadline:empty-list', 1), null);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
