@@ -64,3 +64,15 @@ export function clearedSessionCookie(cookie: ResolvedCookie, https: boolean): st
 export function clearedPlainHttpCookie(cookie: ResolvedCookie): string {
   return build(cookie, cookie.name, '', false, 0);
 }
+
+/**
+ * Expires a cookie of the session's name under the default scope (host-only, `Path=/`), for a
+ * request that carried two: after a change of `cookie.domain` or `cookie.path`, the browser keeps
+ * the old cookie beside the new one, and clearing only the configured one would leave the user
+ * without a session on every request. Null when the configured scope is the default one.
+ */
+export function clearedDefaultScopeCookie(cookie: ResolvedCookie, https: boolean): string | null {
+  if (cookie.domain === undefined && cookie.path === '/') return null;
+  const secure = isSecureFor(cookie, https);
+  return serializeSetCookie(cookieNameFor(cookie, secure), '', { maxAge: 0, path: '/', httpOnly: cookie.httpOnly, secure });
+}

@@ -25,7 +25,7 @@ import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
 import { openForward, sealForward } from './rotation.js';
-import { clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
+import { clearedDefaultScopeCookie, clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
 import { generateToken, hashToken, isWellFormedToken } from './token.js';
 
 /** What an adapter knows about the incoming request. */
@@ -116,6 +116,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
+  /** The request carried two cookies of our name (see clearedDefaultScopeCookie). */
+  #ambiguousCookie = false;
   /** The session came in on the plain-HTTP cookie over HTTPS: re-key it and clear that cookie. */
   #fromPlainHttp = false;
   /** The token for #id, held only for re-sending the cookie. Never stored or emitted. */
@@ -143,6 +145,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #rotateRequested = false;
   #createdAt = 0;
   #lastSeenAt = 0;
+  /** The loaded record's own deadline (Infinity for a session not loaded from the store). */
+  #storedExpiresAt = Infinity;
 
   /**
    * Adapters: whether `value` is a session opened by the `createSessions()` result whose resolved
@@ -254,6 +258,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (lookup.kind === 'absent') return null;
     this.#cookieSent = true;
     if (lookup.kind === 'ambiguous') {
+      this.#ambiguousCookie = true;
       this.#engine.events.emit('invalidCookie', { reason: 'ambiguous' });
       return null;
     }
@@ -410,6 +415,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#userId = this.#userIdBaseline = record.userId;
     this.#createdAt = record.createdAt;
     this.#lastSeenAt = record.lastSeenAt;
+    this.#storedExpiresAt = record.expiresAt;
     takeOn(record.data, this.#data, this.#snapshot);
     takeOn(record.meta, this.#meta, this.#metaSnapshot);
   }
@@ -436,6 +442,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#userId = this.#userIdBaseline = null;
     this.#createdAt = createdAt;
     this.#lastSeenAt = now;
+    this.#storedExpiresAt = Infinity;
     this.#forceSave = false;
     this.#arrivedVia = null;
   }
@@ -826,13 +833,17 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /**
    * Whether the idle timer needs refreshing: every `touchInterval`, or twice per idle period when
-   * `setExpiry(seconds)` chose one shorter than that (else an active user would time out).
+   * `setExpiry(seconds)` chose one shorter than that (else an active user would time out). Also
+   * when the record's deadline was set under an older, shorter `idleTimeout` and would pass before
+   * the next scheduled touch: raising the timeout must not sign out the users active right now.
    */
   #touchDue(now: number): boolean {
     let interval = this.#engine.options.touchInterval * 1000;
     const expiry = this.#meta.get(META_EXPIRY);
     if (typeof expiry === 'number' && expiry > 0) interval = Math.min(interval, (expiry * 1000) / 2);
-    return now - this.#lastSeenAt >= interval;
+    if (now - this.#lastSeenAt >= interval) return true;
+    const stored = this.#storedExpiresAt;
+    return stored < now + interval && stored < this.#expiresAt(this.#lastSeenAt);
   }
 
   #expiryReason(record: SessionRecord, now: number): 'idle' | 'absolute' | 'fixed' | null {
@@ -1040,6 +1051,10 @@ export class Session<T extends SessionData = RegisteredData> {
     if (status >= 500) return result;
     this.#engine.maybeCleanup();
     if (this.#fromPlainHttp) result.setCookie.push(clearedPlainHttpCookie(this.#engine.options.cookie));
+    if (this.#ambiguousCookie) {
+      const stale = clearedDefaultScopeCookie(this.#engine.options.cookie, this.#request().https);
+      if (stale !== null) result.setCookie.push(stale);
+    }
     const engine = this.#engine;
     const now = engine.options.clock.now();
     const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && holdsMeta(this.#meta.keys()));

@@ -71,7 +71,11 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * Stores with native TTL make it a cheap no-op.
    */
   clearExpired(options?: ClearExpiredOptions): Promise<{ deleted: number; batches: number; cursor: string | null }>;
-  /** Closes the store. */
+  /**
+   * Lets the store calls in flight finish (each is bounded by `storeTimeout`, and so is the wait),
+   * then closes the store. Store calls made after that fail with a `StoreError` (503). Stop the
+   * HTTP server and let its requests finish first: requests still arriving get 503s. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -134,6 +138,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     return deleted;
   };
 
+  let closing: Promise<void> | null = null;
   const manager: Sessions<T> = {
     options: resolved,
     store: anyStore,
@@ -216,8 +221,17 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       } while (cursor !== null && (opts.maxBatches === undefined || batches < opts.maxBatches));
       return { deleted, batches, cursor };
     },
-    async close() {
-      await anyStore.close();
+    close() {
+      closing ??= (async () => {
+        // A commit already sent must not be cut off by the store going away (a pool ended
+        // under it fails every query in flight).
+        let waited: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([caller.whenIdle(), new Promise<void>((resolve) => (waited = setTimeout(resolve, resolved.storeTimeout)))]);
+        clearTimeout(waited);
+        caller.close();
+        await anyStore.close();
+      })();
+      return closing;
     },
   };
   return manager;

@@ -27,6 +27,8 @@ export class StoreCaller {
   #head = 0;
   #unsettled = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
 
   /** `onSettled` hears every call's outcome (error undefined on success), for metrics and events. */
   constructor(store: AnyStore, timeoutMs: number, onSettled?: (operation: string, durationMs: number, error: unknown) => void) {
@@ -50,6 +52,8 @@ export class StoreCaller {
    */
   callNow<T>(operation: string, run: () => Awaitable<T>): Awaitable<T> {
     const started = performance.now();
+    // After sessions.close(): a clear 503 on every store, even one that would still answer.
+    if (this.#closed) throw this.#failed(operation, started, new Error('the sessions were closed (sessions.close())'));
     let answer: Awaitable<T>;
     try {
       answer = run();
@@ -83,6 +87,23 @@ export class StoreCaller {
     });
   }
 
+  /** Resolves once no call is in flight (each settles by its deadline at the latest). */
+  whenIdle(): Promise<void> {
+    if (this.#unsettled === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Every later call fails with a StoreError; calls in flight settle as usual. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  #becameIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
   /** Contract errors (conflict, corrupt record) keep their identity; anything else is an outage. */
   #failed(operation: string, started: number, error: unknown): CoatcheckError {
     const failure = error instanceof CoatcheckError ? error : new StoreError(this.#store.name, operation, error);
@@ -94,7 +115,10 @@ export class StoreCaller {
   #settle(entry: PendingCall): boolean {
     if (entry.settled) return false;
     entry.settled = true;
-    if (--this.#unsettled === 0) this.#timer?.unref(); // nothing pending: never hold the process open
+    if (--this.#unsettled === 0) {
+      this.#timer?.unref(); // nothing pending: never hold the process open
+      if (this.#idleWaiters.length > 0) this.#becameIdle();
+    }
     this.#dropSettledHeads();
     return true;
   }
@@ -136,6 +160,7 @@ export class StoreCaller {
     }
     this.#dropSettledHeads();
     this.#arm();
+    if (this.#unsettled === 0 && this.#idleWaiters.length > 0) this.#becameIdle();
   }
 }
 

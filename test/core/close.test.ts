@@ -1,0 +1,78 @@
+/**
+ * `sessions.close()`: store calls already in flight finish before the store goes away (a
+ * PostgreSQL pool ended under them used to fail every one), and calls made afterwards fail with
+ * a StoreError (503) on every store, the memory store included (it used to keep serving).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createSessions, StoreError } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { postgresStore } from '../../src/stores/postgres.js';
+import type { Store } from '../../src/stores/types.js';
+import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
+
+const request = (cookieHeader?: string) => ({ cookieHeader, https: false, ip: '192.0.2.1', userAgent: 'test-agent' });
+
+describe('sessions.close()', () => {
+  it('later store calls fail with a StoreError (503) on the memory store too', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const first = sessions.open(request());
+    await first.load();
+    first.set('n', 1);
+    const result = await first.commit(200);
+    const cookie = (result?.setCookie[0] ?? '').split(';')[0];
+    await sessions.close();
+    const later = sessions.open(request(cookie));
+    await assert.rejects(
+      () => later.load(),
+      (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE' && error.status === 503 && /close/.test(error.message),
+    );
+    await assert.rejects(() => sessions.killSessionsByUser('someone'), StoreError);
+    // Idempotent.
+    await sessions.close();
+  });
+});
+
+const postgresUp = await serviceAvailable('postgres');
+
+describe('sessions.close() on PostgreSQL', { skip: postgresUp ? false : 'PostgreSQL not reachable' }, () => {
+  const table = `close_test_${randomBytes(4).toString('hex')}`;
+  let admin: pg.Client;
+
+  before(async () => {
+    admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+  });
+  after(async () => {
+    await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+    await admin.end();
+  });
+
+  it('lets commits already sent finish before ending the pool: all 20 saved', async () => {
+    const store: Store = postgresStore({ connectionString: POSTGRES_URL, table, maxConnections: 4 });
+    await (store as Store & { migrate(): Promise<void> }).migrate();
+    const sessions = createSessions({ store });
+    const opened = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const session = sessions.open(request());
+        await session.load();
+        session.set('i', i);
+        return session;
+      }),
+    );
+    // Twenty commits in flight (four connections: most wait for one), then close at once.
+    const commits = opened.map((session) => session.commit(200));
+    const closed = sessions.close();
+    const results = await Promise.allSettled(commits);
+    await closed;
+    assert.deepEqual(
+      results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
+      [],
+      'no commit sent before close() failed',
+    );
+    const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`);
+    assert.equal(Number(rows[0]?.n), 20);
+  });
+});
