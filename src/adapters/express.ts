@@ -84,6 +84,7 @@ type NextFunction = (error?: unknown) => void;
  * Express middleware giving each request a session at `req.session`; `currentSession()` works
  * in everything that runs after it.
  * @example
+ * <!-- snippet: with express, sessions -->
  * ```ts
  * app.use(expressSessions(sessions, { eager: true }));
  * app.get('/cart', (req, res) => {

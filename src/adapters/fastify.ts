@@ -68,6 +68,7 @@ export interface FastifySessionsOptions {
 /**
  * The request's session, loaded (one store read if the request carries a session cookie).
  * @example
+ * <!-- snippet: with fastify -->
  * ```ts
  * app.get('/me', async (request) => ({ user: (await getSession(request)).userId }));
  * ```
@@ -153,6 +154,7 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
 /**
  * Fastify plugin: `await app.register(fastifySessions, { sessions })`.
  * @example
+ * <!-- snippet: with fastify, sessions, app-values -->
  * ```ts
  * await app.register(fastifySessions, { sessions });
  * app.post('/login', async (request) => {

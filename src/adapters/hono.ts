@@ -61,6 +61,7 @@ export interface HonoSessionsOptions {
 /**
  * The request's session, loaded (one store read if the request carries a session cookie).
  * @example
+ * <!-- snippet: with hono -->
  * ```ts
  * app.get('/me', async (c) => c.json({ user: (await getSession(c)).userId }));
  * ```
@@ -77,7 +78,9 @@ export function getSession<T extends SessionData = RegisteredData>(c: Context): 
  * without the session cookie. A response the app's own `onError` built with another status is
  * left alone.
  * @example
+ * <!-- snippet: with hono, sessions -->
  * ```ts
+ * import { getConnInfo } from '@hono/node-server/conninfo';
  * app.use(honoSessions(sessions, { getClientIp: (c) => getConnInfo(c).remote.address }));
  * app.post('/logout', async (c) => {
  *   await (await c.get('session').load()).logout();

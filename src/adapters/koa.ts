@@ -52,6 +52,7 @@ declare module 'koa' {
 /**
  * The request's session, loaded (one store read if the request carries a session cookie).
  * @example
+ * <!-- snippet: with koa -->
  * ```ts
  * app.use(async (ctx) => {
  *   ctx.body = { user: (await getSession(ctx)).userId };
@@ -72,6 +73,7 @@ export function getSession<T extends SessionData = RegisteredData>(ctx: { sessio
  * reaches Koa's error handler (which applies `err.headers`) for that call only, never left on the
  * thrown error; with a 5xx nothing is saved.
  * @example
+ * <!-- snippet: with koa, sessions, app-values -->
  * ```ts
  * app.use(koaSessions(sessions));
  * router.post('/login', async (ctx) => {

@@ -185,7 +185,10 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
  * origin is what the Origin header must match; behind a trusted proxy, X-Forwarded-Proto/-Host
  * decide it) and header lookup. Pass `formToken` when the app parsed a form field.
  * @example
+ * <!-- snippet: with coatcheck, node, sessions, session -->
+ * ```ts
  * const check = await verifyCsrf(session, csrfRequest(req, { trustProxy: sessions.options.trustProxy }));
+ * ```
  */
 export function csrfRequest(req: IncomingMessage, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;

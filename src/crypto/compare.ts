@@ -5,6 +5,7 @@
  *
  * @module coatcheck/crypto
  * @example
+ * <!-- snippet: with app-values -->
  * ```ts
  * import { constantTimeEqual, randomToken } from 'coatcheck/crypto';
  *
@@ -30,8 +31,9 @@ export const MAX_TOKEN_BYTES = 1024;
  * so even strings with lone surrogates compare exactly. Non-strings (e.g. a missing header) give false.
  *
  * @example
+ * <!-- snippet: with crypto, node, session, app-values -->
  * ```ts
- * if (!constantTimeEqual(String(req.headers['x-csrf-token'] ?? ''), session.get('csrf'))) reject();
+ * if (!constantTimeEqual(String(req.headers['x-csrf-token'] ?? ''), session.csrfToken())) reject();
  * ```
  */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -50,6 +52,7 @@ function digest(value: string): Buffer {
  *   Default 32 (256 bits, 43 characters).
  * @throws {ConfigError} if `bytes` is out of range or not an integer.
  * @example
+ * <!-- snippet: with crypto -->
  * ```ts
  * randomToken();   // 'Qm9vdHN0cmFw...' (43 characters)
  * randomToken(16); // 22 characters

@@ -94,6 +94,7 @@ const states = new WeakMap<KeyRing, RingState>();
  * @throws {ConfigError} if the array is missing or empty, an entry is malformed, a secret is too
  *   short or not well-formed Unicode, an id is malformed, or two entries share an id or a secret.
  * @example
+ * <!-- snippet: with crypto -->
  * ```ts
  * // Generate a secret once: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"
  * const ring = createKeyRing([process.env.SESSION_SECRET!]);
@@ -214,6 +215,7 @@ export function derivedKey(ring: KeyRing, purpose: string, keyId?: string): Buff
  *
  * @throws {ConfigError} if `ring` is not a key ring or `purpose` is not a valid label.
  * @example
+ * <!-- snippet: with crypto, app-values -->
  * ```ts
  * import { createHmac } from 'node:crypto';
  * const key = deriveKey(ring, 'coatcheck/csrf/v1')!;

@@ -84,6 +84,7 @@ export interface Unsealed {
  * @throws {SessionTooLargeError} if the token would exceed {@link MAX_SEALED_LENGTH}: `unseal` would
  *   refuse it, so it is not produced.
  * @example
+ * <!-- snippet: with crypto -->
  * ```ts
  * const token = seal(ring, 'coatcheck/cookie-store/v1', '{"cart":[1,2]}', '__Host-sid');
  * ```
@@ -122,6 +123,7 @@ export function seal(ring: KeyRing, purpose: string, plaintext: string | Uint8Ar
  * @returns `{ plaintext, keyId, stale }`, or null.
  * @throws {ConfigError} only on misuse: not a ring, bad purpose, non-string aad.
  * @example
+ * <!-- snippet: with crypto, app-values -->
  * ```ts
  * const opened = unseal(ring, 'coatcheck/cookie-store/v1', cookieValue, '__Host-sid');
  * if (opened === null) {

@@ -35,8 +35,11 @@ const deny = (reason: string): CsrfResult => ({ ok: false, status: 403, reason }
 /**
  * Checks an unsafe request. Safe methods always pass. Never throws on client input.
  * @example
- * const check = await verifyCsrf(session, { method: req.method, url, header: (n) => request.headers.get(n) });
+ * <!-- snippet: with coatcheck, fetch, session, handler -->
+ * ```ts
+ * const check = await verifyCsrf(session, { method: request.method, url: request.url, header: (n) => request.headers.get(n) });
  * if (!check.ok) return new Response(check.reason, { status: check.status });
+ * ```
  */
 export async function verifyCsrf<T extends SessionData>(session: Session<T>, request: CsrfRequest, options: CsrfOptions = {}): Promise<CsrfResult> {
   if (SAFE_METHODS.has(request.method.toUpperCase())) return { ok: true };

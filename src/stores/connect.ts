@@ -130,6 +130,7 @@ export interface ConnectStore extends Store {
 /**
  * Wraps an express-session-compatible store as a coatcheck {@link Store}.
  * @example
+ * <!-- snippet: with stores -->
  * ```ts
  * import session from 'express-session';
  * const store = connectStore(new session.MemoryStore());

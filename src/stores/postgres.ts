@@ -14,7 +14,7 @@
  * import { postgresStore } from 'coatcheck/stores/postgres';
  *
  * const store = postgresStore({ connectionString: process.env.DATABASE_URL });
- * const sessions = createSessions({ store, secret: process.env.SESSION_SECRET });
+ * const sessions = createSessions({ store });
  * ```
  * @module coatcheck/stores/postgres
  */
@@ -235,8 +235,10 @@ function toSummary(row: SummaryRow): SessionSummary {
  * Creates a PostgreSQL-backed session store.
  *
  * @example
+ * <!-- snippet: with stores, app-values -->
  * ```ts
  * // Sharing the app's pool: close() leaves it open.
+ * import pg from 'pg';
  * const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 5_000 });
  * const store = postgresStore({ pool, table: 'sessions', createTable: false });
  * await store.migrate(); // or `coatcheck migrate` in the deploy step

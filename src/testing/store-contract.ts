@@ -1,8 +1,9 @@
 /**
  * The shared Store contract suite. Every store, built in or third party, runs it:
+ * <!-- snippet: with app-values -->
  * ```ts
  * import { testStore } from 'coatcheck/testing';
- * testStore('my-store', { create: () => myStore({ ... }) });
+ * testStore('my-store', { create: () => myStore() });
  * ```
  * It uses `node:test` and `node:assert`; times are near `Date.now()` so stores with native TTL work.
  * @module coatcheck/testing
