@@ -99,8 +99,27 @@ function holdsMeta(keys: Iterable<string>): boolean {
   return false;
 }
 
-/** Outstanding one-time tokens kept per session; the oldest are dropped beyond this. */
+/** Outstanding one-time tokens kept per session; those expiring soonest are dropped beyond this. */
 const MAX_ONE_TIME_TOKENS = 50;
+
+/**
+ * Client-written strings every record keeps (for binding and the devices list) are cut to these
+ * lengths, stored and compared alike: a 12 KB User-Agent must not make each guest session 12 KB,
+ * nor the cookie store's cookie too large to send. Real values are far shorter.
+ */
+const MAX_STORED_USER_AGENT = 512;
+const MAX_STORED_IP = 64;
+
+function clipped(value: string | null | undefined, max: number): string | null {
+  if (value === undefined || value === null) return null;
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+/** A one-time token's expiry, for choosing which to drop (anything unreadable goes first). */
+function oneTimeUntil(entry: unknown): number {
+  const until = entry !== null && typeof entry === 'object' ? (entry as { until?: unknown }).until : undefined;
+  return typeof until === 'number' ? until : -Infinity;
+}
 
 export class Session<T extends SessionData = RegisteredData> {
   readonly #engine: SessionEngine;
@@ -423,8 +442,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #bindingMismatch(record: SessionRecord): 'ip' | 'userAgent' | null {
     const { binding } = this.#engine.options;
     const request = this.#request();
-    if (binding.ip && record.ip !== null && (request.ip ?? null) !== record.ip) return 'ip';
-    if (binding.userAgent && (request.userAgent ?? null) !== record.userAgent) return 'userAgent';
+    if (binding.ip && record.ip !== null && clipped(request.ip, MAX_STORED_IP) !== record.ip) return 'ip';
+    if (binding.userAgent && clipped(request.userAgent, MAX_STORED_USER_AGENT) !== record.userAgent) return 'userAgent';
     return null;
   }
 
@@ -935,8 +954,14 @@ export class Session<T extends SessionData = RegisteredData> {
     }
     if (options.data !== undefined) assertJson('data', options.data);
     const token = randomToken(32);
-    const outstanding = [...this.#meta.keys()].filter((k) => k.startsWith(META_ONE_TIME));
-    for (const key of outstanding.slice(0, Math.max(0, outstanding.length - MAX_ONE_TIME_TOKENS + 1))) this.#meta.delete(key);
+    const outstanding = [...this.#meta].filter(([key]) => key.startsWith(META_ONE_TIME));
+    const excess = outstanding.length - MAX_ONE_TIME_TOKENS + 1;
+    if (excess > 0) {
+      // By expiry, not by key order: a store may hand keys back in its own order (PostgreSQL's
+      // jsonb sorts them), where "first" would be a random token, maybe one issued a moment ago.
+      outstanding.sort((a, b) => oneTimeUntil(a[1]) - oneTimeUntil(b[1]));
+      for (const [key] of outstanding.slice(0, excess)) this.#meta.delete(key);
+    }
     const metaKey = META_ONE_TIME + hashToken(token);
     this.#meta.set(metaKey, { until: now + lifetime * 1000, ...(options.data !== undefined && { data: options.data }) });
     (this.#issuedKeys ??= new Set()).add(metaKey);
@@ -1280,8 +1305,8 @@ export class Session<T extends SessionData = RegisteredData> {
         createdAt: this.#createdAt,
         lastSeenAt: now,
         expiresAt: this.#expiresAt(now),
-        ip: this.#request().ip ?? null,
-        userAgent: this.#request().userAgent ?? null,
+        ip: clipped(this.#request().ip, MAX_STORED_IP),
+        userAgent: clipped(this.#request().userAgent, MAX_STORED_USER_AGENT),
       },
       this.#engine.options.cookie.name,
     );
@@ -1514,8 +1539,8 @@ export class Session<T extends SessionData = RegisteredData> {
         createdAt: this.#createdAt,
         lastSeenAt: now,
         expiresAt: this.#expiresAt(now),
-        ip: this.#request().ip ?? null,
-        userAgent: this.#request().userAgent ?? null,
+        ip: clipped(this.#request().ip, MAX_STORED_IP),
+        userAgent: clipped(this.#request().userAgent, MAX_STORED_USER_AGENT),
       };
       try {
         await engine.call('create', (store) => store.create(record));
