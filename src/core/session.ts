@@ -4,6 +4,7 @@
  * lifecycle: reset on login/logout keeping whitelisted fields, cycle id, flush, per-session expiry
  * and Django's test cookie.
  */
+import { randomBytes } from 'node:crypto';
 import { findCookie } from '../cookie/parse.js';
 import {
   ConfigError,
@@ -71,7 +72,14 @@ type Phase = 'idle' | 'loading' | 'ready' | 'failed' | 'committed';
 /** Meta keys the engine keeps beside the app's data. */
 const META_EXPIRY = 'expiry';
 const META_TEST_COOKIE = 'testcookie';
+/** Before 0.1.0's tenth pass: the whole queue as one array (still read, never written). */
 const META_FLASH = 'flash';
+/**
+ * One key per flash message, `flash.<ms, 13 digits>.<seq>.<random>`: parallel requests add and
+ * consume messages key by key, like any other change, so none is lost or shown again. Sorting the
+ * keys gives the order they were queued in.
+ */
+const META_FLASH_ITEM = 'flash.';
 const META_CSRF = 'csrf';
 /** One-time CSRF tokens: `otk.<sha256(token)>` → { until, data }. */
 const META_ONE_TIME = 'otk.';
@@ -135,6 +143,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
+  /** Orders the flash messages queued within one millisecond of this request. */
+  #flashSeq = 0;
   /** The request carried two cookies of our name (see clearedDefaultScopeCookie). */
   #ambiguousCookie = false;
   /** The session came in on the plain-HTTP cookie over HTTPS: re-key it and clear that cookie. */
@@ -1025,18 +1035,32 @@ export class Session<T extends SessionData = RegisteredData> {
     // Often echoes user input: NUL or a lone surrogate would fail the save on some stores only.
     assertJson(META_FLASH, message);
     assertJson(META_FLASH, category);
-    const queue = this.#meta.get(META_FLASH);
-    const list = Array.isArray(queue) ? queue : [];
+    const keys = this.#flashKeys();
     // A runaway loop of flashes must not grow the session without bound: keep the newest.
-    this.#meta.set(META_FLASH, [...list, { message, category }].slice(-MAX_FLASHES));
+    for (const key of keys.slice(0, Math.max(0, keys.length - MAX_FLASHES + 1))) this.#meta.delete(key);
+    const at = String(Math.max(0, Math.floor(this.#engine.options.clock.now()))).padStart(13, '0');
+    const seq = String(this.#flashSeq++).padStart(4, '0');
+    this.#meta.set(`${META_FLASH_ITEM}${at}.${seq}.${randomBytes(6).toString('base64url')}`, { message, category });
   }
 
   /** Returns the queued flash messages and removes them. */
   consumeFlashes(): { message: string; category: string }[] {
     this.#writable();
-    const queue = this.#meta.get(META_FLASH);
+    const legacy = this.#meta.get(META_FLASH);
     this.#meta.delete(META_FLASH);
-    return Array.isArray(queue) ? (queue as { message: string; category: string }[]) : [];
+    const out = Array.isArray(legacy) ? (legacy as { message: string; category: string }[]) : [];
+    for (const key of this.#flashKeys()) {
+      out.push(this.#meta.get(key) as { message: string; category: string });
+      this.#meta.delete(key);
+    }
+    return out;
+  }
+
+  /** This session's flash message keys, oldest first. */
+  #flashKeys(): string[] {
+    const keys: string[] = [];
+    for (const key of this.#meta.keys()) if (key.startsWith(META_FLASH_ITEM)) keys.push(key);
+    return keys.sort();
   }
 
   // ---------------------------------------------------------------- commit
