@@ -79,6 +79,9 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
    * ended meanwhile → 409, over `maxDataSize` when saved → 413); anything else is a bug → 500.
    */
   function onError(error: unknown, req: IncomingMessage, res: ServerResponse): void {
+    // The connection went away mid-request (the client hung up, or a shutdown's grace period
+    // ran out): there is no one to answer, and it is no bug.
+    if (req.destroyed && (error as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
     const status = error instanceof CoatcheckError && error.status in failures ? error.status : 500;
     if (status === 500) log.error('request failed:', error);
     const message = failures[status] ?? 'Internal error.';

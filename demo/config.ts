@@ -17,7 +17,12 @@ export interface DemoConfig {
   secret: string | undefined;
   cookieSecure: boolean | 'auto';
   trustProxy: boolean;
+  /** Seconds the requests in flight get to finish on SIGTERM / SIGINT before they are cut. */
+  shutdownGrace: number;
 }
+
+/** `SHUTDOWN_GRACE`'s default, in seconds: well inside the usual 30 s a supervisor waits before SIGKILL. */
+export const DEFAULT_SHUTDOWN_GRACE = 10;
 
 export class EnvError extends Error {
   override name = 'EnvError';
@@ -78,6 +83,7 @@ export function readConfig(env: Env): DemoConfig {
 
   const idleTimeout = seconds(env, 'IDLE_TIMEOUT');
   const absoluteTimeout = seconds(env, 'ABSOLUTE_TIMEOUT');
+  const shutdownGrace = seconds(env, 'SHUTDOWN_GRACE') ?? DEFAULT_SHUTDOWN_GRACE;
 
   return {
     port,
@@ -88,5 +94,6 @@ export function readConfig(env: Env): DemoConfig {
     secret: value(env, 'SECRET'),
     cookieSecure: secure === 'auto' ? 'auto' : secure === 'true',
     trustProxy: flag(env, 'TRUST_PROXY'),
+    shutdownGrace,
   };
 }

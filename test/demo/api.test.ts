@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -268,6 +268,25 @@ describe('demo JSON API', () => {
     assert.equal(after.status, 200);
     assert.equal('note' in (after.body.data as object), false);
     assert.equal('flashes' in after.body, false, 'the refused flash was not queued');
+  });
+
+  it('does not log a request whose client hangs up mid-body as a failed request', async () => {
+    const c = client();
+    await c.session();
+    logged.length = 0;
+    const cut = new Promise<void>((resolve) => server.once('request', (_req, res) => res.once('close', () => resolve())));
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(
+      `PUT /api/session/data/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${c.cookie}\r\nx-csrf-token: ${c.token}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"part',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    await cut;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(logged, [], 'the client left; nothing failed');
+    assert.equal('upload' in ((await c.session()).body.data as object), false, 'nothing was saved');
   });
 
   it('answers 400 for JSON nested deeper than a session accepts, without a stack in the log', async () => {
@@ -554,8 +573,9 @@ describe('demo configuration', () => {
       secret: undefined,
       cookieSecure: 'auto',
       trustProxy: false,
+      shutdownGrace: 10,
     });
-    const custom = readConfig({ PORT: '0', STORE: 'redis://127.0.0.1:6379/2', IDLE_TIMEOUT: '60', ABSOLUTE_TIMEOUT: '3600', COOKIE_SECURE: 'true', TRUST_PROXY: '1', SECRET: 's' });
+    const custom = readConfig({ PORT: '0', STORE: 'redis://127.0.0.1:6379/2', IDLE_TIMEOUT: '60', ABSOLUTE_TIMEOUT: '3600', COOKIE_SECURE: 'true', TRUST_PROXY: '1', SECRET: 's', SHUTDOWN_GRACE: '2.5' });
     assert.equal(custom.port, 0);
     assert.equal(custom.storeUrl, 'redis://127.0.0.1:6379/2');
     assert.equal(custom.idleTimeout, 60);
@@ -563,6 +583,7 @@ describe('demo configuration', () => {
     assert.equal(custom.cookieSecure, true);
     assert.equal(custom.trustProxy, true);
     assert.equal(custom.secret, 's');
+    assert.equal(custom.shutdownGrace, 2.5);
   });
 
   it('names the variable that is wrong', () => {
@@ -574,6 +595,7 @@ describe('demo configuration', () => {
       [{ ABSOLUTE_TIMEOUT: 'soon' }, /^ABSOLUTE_TIMEOUT/],
       [{ COOKIE_SECURE: 'maybe' }, /^COOKIE_SECURE/],
       [{ TRUST_PROXY: 'perhaps' }, /^TRUST_PROXY/],
+      [{ SHUTDOWN_GRACE: '0' }, /^SHUTDOWN_GRACE must be a positive number of seconds/],
       // URLs the library would refuse when opening the store, caught before anything is opened.
       [{ STORE: 'redis://' }, /^STORE is not a usable store URL: redis: URL needs a host/],
       [{ STORE: 'sqlite:' }, /^STORE .*needs a path/],

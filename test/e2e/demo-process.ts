@@ -11,7 +11,7 @@ const SERVER = fileURLToPath(new URL('../../demo/server.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
 /** Our configuration variables are never inherited from the developer's shell. */
-const DEMO_ENV = ['PORT', 'HOST', 'STORE', 'SECRET', 'IDLE_TIMEOUT', 'ABSOLUTE_TIMEOUT', 'COOKIE_SECURE', 'TRUST_PROXY', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS'];
+const DEMO_ENV = ['PORT', 'HOST', 'STORE', 'SECRET', 'IDLE_TIMEOUT', 'ABSOLUTE_TIMEOUT', 'COOKIE_SECURE', 'TRUST_PROXY', 'SHUTDOWN_GRACE', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS'];
 
 export interface DemoProcess {
   /** e.g. http://127.0.0.1:40123 */
