@@ -104,9 +104,14 @@ return 1
  */
 const UPDATE_LUA = `${LUA_SLICES}
 local key = KEYS[1]
--- A key of another type answers WRONGTYPE: like a missing key, that is no session here.
+-- A key of another type answers WRONGTYPE: like a missing key, that is no session here. Any other
+-- error (a command the server's ACL refuses, say) is an outage, never "no session".
 local current = redis.pcall('HMGET', key, 'u', 'x', 'c', 'e')
-if current.err or not current[3] then return {0} end
+if current.err then
+  if string.sub(current.err, 1, 9) == 'WRONGTYPE' then return {0} end
+  return redis.error_reply(current.err)
+end
+if not current[3] then return {0} end
 -- Expired by the engine's clock (lastSeenAt is its "now"), though Redis's clock may keep the key.
 local stored = tonumber(current[4])
 if not stored or stored <= tonumber(ARGV[3]) then return {0} end
@@ -351,6 +356,13 @@ export function redisStore(options: RedisStoreOptions): Store {
       // Off: the store batches each event-loop iteration's commands itself (./redis-tick-batch.ts),
       // which saves Redis as much CPU as auto-pipelining did, for less of the app's CPU.
       enableAutoPipelining: false,
+      // A command whose answer was lost with its connection may have run: re-sending it would run
+      // a create or a token spend twice and misreport it. It fails instead (503).
+      autoResendUnfulfilledCommands: false,
+      // A failover behind a stable address (DNS, a VIP) leaves the connection on a demoted
+      // primary: reconnect on READONLY (the refused write never ran) instead of failing every
+      // write until the connection happens to break.
+      reconnectOnError: (error) => error.message.startsWith('READONLY'),
     });
   if (owned && ownsKeyPrefix(client)) {
     // A URL form the check above does not read the same way as ioredis: still refused.

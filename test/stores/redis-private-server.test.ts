@@ -1,8 +1,11 @@
 /**
- * The Redis store's own command timeout (src/stores/redis-deadlines.ts), which replaces ioredis'
- * per-command timers on the connection the store opens: a command Redis does not answer in time
- * fails with ioredis' own message; answered commands are never failed afterwards; the store
- * works again once Redis answers. A PRIVATE redis-server (CLIENT PAUSE stops it answering).
+ * The Redis store against a PRIVATE redis-server (server-wide commands: CLIENT PAUSE, ACL):
+ * - its own command timeout (src/stores/redis-deadlines.ts), which replaces ioredis' per-command
+ *   timers on the connection the store opens: a command Redis does not answer in time fails with
+ *   ioredis' own message; answered commands are never failed afterwards; the store works again
+ *   once Redis answers;
+ * - an error inside the update script other than WRONGTYPE (an ACL refusing a command) is an
+ *   outage, not "no session".
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -81,6 +84,33 @@ describe('redis store: command timeout with one timer per connection', { skip: i
       assert.equal(await client.blpop('deadline:empty-list', 1), null);
     } finally {
       client.disconnect();
+    }
+  });
+});
+
+describe('redis store: errors inside the update script', { skip: installed ? false : 'redis-server not installed' }, () => {
+  let redis: PrivateRedis;
+  before(async () => {
+    redis = await startPrivateRedis();
+    // A user the server refuses HMGET (the script's first command): an ACL mistake, not "no session".
+    await redis.cli('ACL', 'SETUSER', 'nohmget', 'on', 'nopass', '~*', '+@all', '-hmget');
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it('an update refused by the ACL fails (an outage), it does not answer "session gone"', async () => {
+    const admin = redisStore({ url: redis.url, prefix: 'acl:' });
+    const limited = redisStore({ url: redis.url.replace('redis://', 'redis://nohmget:x@'), prefix: 'acl:' });
+    try {
+      const now = Date.now();
+      const id = 'e'.repeat(43);
+      await admin.create({ id, userId: null, data: { a: 1 }, meta: {}, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, ip: null, userAgent: null });
+      await assert.rejects(async () => limited.update(id, { lastSeenAt: now + 1, expiresAt: now + 60_001, data: { set: { b: 2 } } }), /can't run this command/);
+      assert.deepEqual((await admin.get(id))?.data, { a: 1 });
+    } finally {
+      await admin.close();
+      await limited.close();
     }
   });
 });
