@@ -4,9 +4,10 @@
  */
 import { createSessions, type Sessions } from '../core/sessions.js';
 import type { OptionSpecs, OptionValues } from './args.js';
-import type { ExitCode } from './exit.js';
+import { CliError, type ExitCode } from './exit.js';
 import type { CliIo } from './io.js';
-import type { CliStore, StoreTarget } from './store-url.js';
+import { postgresCaseVariants } from './schema-state.js';
+import { DEFAULT_TABLE, type CliStore, type StoreTarget } from './store-url.js';
 
 export interface CommandContext {
   io: CliIo;
@@ -73,8 +74,38 @@ export async function withStore<R>(
     result = await work(store, sessions, target);
   } catch (error) {
     await store.close().catch(() => {}); // the work's error is the one to report
-    throw error;
+    throw (await caseMismatch(target, error)) ?? error;
   }
   await store.close();
   return result;
+}
+
+/** PostgreSQL's "no such table" (42P01) or "no such schema" (3F000), anywhere in the cause chain. */
+function missingNameCode(error: unknown): '42P01' | '3F000' | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === '42P01' || code === '3F000') return code;
+  }
+  return undefined;
+}
+
+/**
+ * A missing PostgreSQL table or schema whose name exists in another letter case: a clearer error
+ * than "does not exist (run coatcheck migrate)", which would create a second, empty table. Null
+ * for anything else, or when the look itself fails.
+ */
+async function caseMismatch(target: StoreTarget, error: unknown): Promise<CliError | null> {
+  const code = missingNameCode(error);
+  if (target.kind !== 'postgres' || code === undefined) return null;
+  const table = target.table ?? DEFAULT_TABLE;
+  const variants = await postgresCaseVariants(target.location, target.schema, table).catch(() => []);
+  if (variants.length === 0) return null;
+  const named = target.schema ? `${target.schema}.${table}` : table;
+  // Where the schema is spelled right, migrate would go ahead and create the wrong table.
+  const creatable = code === '42P01' && (target.schema === undefined || variants.some((v) => v.startsWith(`${target.schema}.`)));
+  return new CliError(
+    `no table ${named}, but there is ${variants.join(', ')}: coatcheck quotes PostgreSQL names, so letter case matters; check ?table= and ?schema=` +
+      (creatable ? ` (migrate would create ${named} as a separate, empty table)` : ''),
+    { cause: error },
+  );
 }

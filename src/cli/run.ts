@@ -11,7 +11,7 @@ import { kill } from './commands/kill.js';
 import { list } from './commands/list.js';
 import { migrate } from './commands/migrate.js';
 import { stats } from './commands/stats.js';
-import { ExitCode, UsageError } from './exit.js';
+import { CliError, ExitCode, UsageError } from './exit.js';
 import { commandHelp, mainHelp } from './help.js';
 import type { CliIo } from './io.js';
 import { openStore as defaultOpenStore, parseStoreUrl, resolveStoreUrl, type StoreTarget } from './store-url.js';
@@ -43,6 +43,8 @@ function describe(error: unknown): string {
 /** A hint for failures an operator can fix, found anywhere in the cause chain. */
 function hint(error: unknown): string {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    // The CLI's own messages already say what to do; a cause they carry is for --debug.
+    if (e instanceof CliError) return '';
     const code = (e as { code?: unknown }).code;
     if (code === '42P01') return ' (the session table does not exist: run coatcheck migrate)';
     if (code === '3F000') return ' (the schema does not exist: create it first)';

@@ -77,20 +77,23 @@ export async function openStore(target: StoreTarget, options: { create: boolean 
     case 'sqlite': {
       const path = target.location;
       const { SQLITE_SCHEMA_VERSION, sqliteStore } = await import('../stores/sqlite.js');
+      const remedy = `coatcheck migrate --store ${target.display}`;
+      if (!options.create && path !== ':memory:' && !existsSync(path)) throw new CliError(`no SQLite database at ${path} (create it with: ${remedy})`);
+      // A read-only look first, for a message that says what to run (the store checks again), and
+      // for the table's own spelling: `?table=` in another case names the same SQLite table, but
+      // the store looks its version up by exact name, and would otherwise see none and "upgrade"
+      // (rewrite) a table that is current. migrate (create: true) needs the spelling as much.
+      const table = target.table ?? DEFAULT_TABLE;
+      const state = await sqliteSchemaState(path, table);
       if (!options.create) {
-        const remedy = `coatcheck migrate --store ${target.display}`;
-        if (path !== ':memory:' && !existsSync(path)) throw new CliError(`no SQLite database at ${path} (create it with: ${remedy})`);
-        // A read-only look first, for a message that says what to run (the store checks again).
-        const table = target.table ?? DEFAULT_TABLE;
-        const state = await sqliteSchemaState(path, table);
         if (!state.exists) throw new CliError(`no table ${table} in ${path} (check ?table=, or create it with: ${remedy})`);
         if (state.version === null || state.version < SQLITE_SCHEMA_VERSION) {
           throw new CliError(
-            `table ${table} in ${path} is at schema version ${state.version ?? 'unknown'}, this coatcheck needs ${SQLITE_SCHEMA_VERSION} (upgrade it with: ${remedy})`,
+            `table ${state.name} in ${path} is at schema version ${state.version ?? 'unknown'}, this coatcheck needs ${SQLITE_SCHEMA_VERSION} (upgrade it with: ${remedy})`,
           );
         }
       }
-      return sqliteStore({ path, createTable: options.create, ...(target.table && { table: target.table }) });
+      return sqliteStore({ path, createTable: options.create, table: state.name });
     }
     case 'postgres': {
       const { postgresStore } = await import('../stores/postgres.js');

@@ -56,6 +56,39 @@ describe('coatcheck on PostgreSQL', { skip: !up && 'PostgreSQL not reachable' },
     assert.match(result.stderr, /does not exist \(the schema does not exist: create it first\)\n$/);
   });
 
+  // coatcheck quotes PostgreSQL names, so they are case-sensitive (unlike SQLite's): a ?table= or
+  // ?schema= in another case is another table. The CLI must not send the operator to migrate,
+  // which would create it, empty, next to the real one.
+  it('?table= or ?schema= in another letter case: says which table exists instead of "run migrate"', async () => {
+    await store.migrate();
+    for (const args of [['stats'], ['list', '--user', 'x'], ['kill', '--user', 'x'], ['clear-expired']]) {
+      const result = await cli([...args, '--store', storeUrl({ schema, table: 'Coatcheck_Sessions' })]);
+      assert.equal(result.status, 1, result.stderr);
+      assert.equal(result.stdout, '');
+      assert.equal(
+        result.stderr,
+        `coatcheck ${args[0]}: no table ${schema}.Coatcheck_Sessions, but there is ${schema}.coatcheck_sessions: coatcheck quotes PostgreSQL names, ` +
+          `so letter case matters; check ?table= and ?schema= (migrate would create ${schema}.Coatcheck_Sessions as a separate, empty table)\n`,
+      );
+    }
+    const upper = await cli(['stats', '--store', storeUrl({ schema: schema.toUpperCase() })]);
+    assert.equal(upper.status, 1);
+    assert.equal(
+      upper.stderr,
+      `coatcheck stats: no table ${schema.toUpperCase()}.coatcheck_sessions, but there is ${schema}.coatcheck_sessions: coatcheck quotes PostgreSQL names, so letter case matters; check ?table= and ?schema=\n`,
+    );
+    // migrate does what it is told (the app would create that table too), and says what it did.
+    const created = await cli(['migrate', '--json', '--store', storeUrl({ schema, table: 'Coatcheck_Sessions' })]);
+    assert.equal(created.status, 0, created.stderr);
+    assert.equal(json<{ action: string }>(created).action, 'created');
+    assert.equal(
+      created.stderr,
+      `coatcheck migrate: note: ${schema}.Coatcheck_Sessions is a new table, separate from ${schema}.coatcheck_sessions: coatcheck quotes PostgreSQL names, so letter case matters (check ?table= and ?schema=)\n`,
+    );
+    await admin.query(`DROP TABLE "${schema}"."Coatcheck_Sessions"`);
+    await admin.query(`DELETE FROM "${schema}".coatcheck_schema WHERE table_name = 'Coatcheck_Sessions'`);
+  });
+
   describe('with data', () => {
     const now = Date.now();
     let carol: SessionRecord[];

@@ -328,6 +328,82 @@ describe('coatcheck on SQLite', () => {
     });
   });
 
+  // SQLite matches table names without regard to case, but coatcheck_schema rows are looked up by
+  // exact name: a ?table= in another case once read as "schema version unknown", and migrate then
+  // rewrote every row of the live table and left a second version row.
+  describe('?table= in another letter case names the same table', () => {
+    const raw = async <T>(path: string, read: (db: import('better-sqlite3').Database) => T): Promise<T> => {
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(path, { readonly: true });
+      try {
+        return read(db);
+      } finally {
+        db.close();
+      }
+    };
+    const versionRows = (path: string) => raw(path, (db) => db.prepare('SELECT name, version FROM coatcheck_schema ORDER BY name').raw().all());
+    const sweepHints = (path: string) =>
+      raw(path, (db) => db.prepare('SELECT id, sweep_at, expires_at FROM coatcheck_sessions ORDER BY id').raw().all() as Array<[string, number, number]>);
+
+    it('every command works on it, and migrate leaves the table and its version alone', async () => {
+      const path = freshPath();
+      assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);
+      const bob = [makeRecord({ userId: 'bob' }), makeRecord({ userId: 'bob' })];
+      await seed(path, [...bob, makeRecord({ userId: null })]);
+      const hints = await sweepHints(path);
+      // The hints differ from the expiry: a re-run of the 1 → 2 step would set them equal.
+      assert.ok(hints.every(([, sweepAt, expiresAt]) => sweepAt !== expiresAt));
+
+      for (const spelling of ['Coatcheck_Sessions', 'COATCHECK_SESSIONS']) {
+        const migrated = await cli(['migrate', '--json', '--store', url(path, spelling)]);
+        assert.equal(migrated.status, 0, migrated.stderr);
+        assert.deepEqual(await sweepHints(path), hints, `migrate with ?table=${spelling} rewrote the rows`);
+        assert.deepEqual(await versionRows(path), [['coatcheck_sessions', SQLITE_SCHEMA_VERSION]], 'no second version row');
+        assert.deepEqual(json(migrated), { store: 'sqlite', action: 'unchanged', table: 'coatcheck_sessions', fromVersion: SQLITE_SCHEMA_VERSION, version: SQLITE_SCHEMA_VERSION });
+      }
+      const human = await cli(['migrate', '--store', url(path, 'Coatcheck_Sessions')]);
+      assert.equal(human.stdout, `sqlite: table coatcheck_sessions in ${path} is already at schema version ${SQLITE_SCHEMA_VERSION}, nothing to do\n`);
+
+      const stats = await cli(['stats', '--json', '--store', url(path, 'Coatcheck_Sessions')]);
+      assert.equal(stats.status, 0, stats.stderr);
+      assert.equal(json<{ sessions: number }>(stats).sessions, 3);
+      const listed = await cli(['list', '--user', 'bob', '--json', '--store', url(path, 'COATCHECK_SESSIONS')]);
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.equal(json<unknown[]>(listed).length, 2);
+
+      const killed = await cli(['kill', '--user', 'bob', '--json', '--store', url(path, 'Coatcheck_Sessions')]);
+      assert.equal(json<{ killed: number }>(killed).killed, 2);
+    });
+
+    it('a table whose version row is spelled otherwise than the table (set up by the app) is current', async () => {
+      // The app's sqliteStore({ table: 'Coatcheck_Sessions' }) created the table and its row.
+      const path = freshPath();
+      await seed(path, [makeRecord({ userId: 'carol' })], 'Coatcheck_Sessions');
+      assert.deepEqual(await versionRows(path), [['Coatcheck_Sessions', SQLITE_SCHEMA_VERSION]]);
+      const stats = await cli(['stats', '--json', '--store', url(path)]);
+      assert.equal(stats.status, 0, stats.stderr);
+      assert.equal(json<{ sessions: number }>(stats).sessions, 1);
+      const migrated = await cli(['migrate', '--json', '--store', url(path, 'coatcheck_sessions')]);
+      assert.equal(json<{ action: string }>(migrated).action, 'unchanged');
+      assert.deepEqual(await versionRows(path), [['Coatcheck_Sessions', SQLITE_SCHEMA_VERSION]]);
+    });
+
+    it('after two version rows were written (the old bug), the highest is the one read', async () => {
+      const path = freshPath();
+      writeSchemaV1(path, [{ id: 'kept', userId: 'u1', data: '{"a":1}', createdAt: Date.now(), expiresAt: Date.now() + 60_000 }]);
+      assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(path);
+      db.prepare('INSERT INTO coatcheck_schema (name, version) VALUES (?, ?)').run('Coatcheck_Sessions', 1);
+      db.close();
+      for (const spelling of [undefined, 'Coatcheck_Sessions']) {
+        const result = await cli(['list', '--user', 'u1', '--json', '--store', url(path, spelling)]);
+        assert.equal(result.status, 0, result.stderr);
+        assert.equal(json<unknown[]>(result).length, 1);
+      }
+    });
+  });
+
   describe('on a terminal', { skip: !terminalAvailable && 'util-linux `script` is not installed' }, () => {
     let path: string;
     let records: SessionRecord[];

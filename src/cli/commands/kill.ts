@@ -4,6 +4,7 @@ import { COMMON_OPTIONS, STORE_OPTIONS, withStore, type Command } from '../comma
 import { canAsk, confirm } from '../confirm.js';
 import { CliError, UsageError } from '../exit.js';
 import { clean, plural, printJson } from '../format.js';
+import { warnIfNamespaceEmpty } from '../redis-namespace.js';
 
 export const kill: Command = {
   name: 'kill',
@@ -53,6 +54,8 @@ export const kill: Command = {
         const whose = scope === 'all' ? '' : scope === 'guests' ? ' of guests' : ` of user ${clean(user as string)}`;
         io.stdout.write(`ended ${plural(killed, 'session')}${whose}\n`);
       }
+      // A wrong Redis prefix or database is an empty namespace, not an error: say so on stderr.
+      if (killed === 0) await warnIfNamespaceEmpty(io, 'kill', target, { exhaustive: scope === 'all' });
     });
   },
 };

@@ -2,6 +2,7 @@
 import { COMMON_OPTIONS, STORE_OPTIONS, withStore, type Command } from '../command.js';
 import { UsageError } from '../exit.js';
 import { clean, formatTime, isoTime, plural, printJson, table } from '../format.js';
+import { warnIfNamespaceEmpty } from '../redis-namespace.js';
 
 export const list: Command = {
   name: 'list',
@@ -23,7 +24,7 @@ export const list: Command = {
     const { io, values, json } = context;
     const user = values.user as string | undefined;
     if (user === undefined || user === '') throw new UsageError('--user ID is required');
-    await withStore(context, {}, async (_store, sessions) => {
+    await withStore(context, {}, async (_store, sessions, target) => {
       const devices = await sessions.listByUser(user);
       if (json) {
         printJson(
@@ -38,19 +39,19 @@ export const list: Command = {
             userAgent: d.userAgent,
           })),
         );
-        return;
-      }
-      if (devices.length === 0) {
+      } else if (devices.length === 0) {
         io.stdout.write(`no live sessions for user ${clean(user)}\n`);
-        return;
+      } else {
+        io.stdout.write(`${plural(devices.length, 'live session')} of user ${clean(user)}:\n`);
+        io.stdout.write(
+          table(
+            devices.map((d) => [d.id, formatTime(d.createdAt), formatTime(d.lastSeenAt), formatTime(d.expiresAt), d.ip, d.userAgent]),
+            ['HANDLE', 'CREATED', 'LAST SEEN', 'EXPIRES', 'IP', 'USER AGENT'],
+          ),
+        );
       }
-      io.stdout.write(`${plural(devices.length, 'live session')} of user ${clean(user)}:\n`);
-      io.stdout.write(
-        table(
-          devices.map((d) => [d.id, formatTime(d.createdAt), formatTime(d.lastSeenAt), formatTime(d.expiresAt), d.ip, d.userAgent]),
-          ['HANDLE', 'CREATED', 'LAST SEEN', 'EXPIRES', 'IP', 'USER AGENT'],
-        ),
-      );
+      // A wrong Redis prefix or database is an empty namespace, not an error: say so on stderr.
+      if (devices.length === 0) await warnIfNamespaceEmpty(io, 'list', target, { exhaustive: false });
     });
   },
 };

@@ -3,7 +3,7 @@ import { callStore } from '../../core/store-call.js';
 import { randomToken } from '../../crypto/compare.js';
 import { COMMON_OPTIONS, STORE_OPTIONS, STORE_TIMEOUT_MS, withStore, type Command } from '../command.js';
 import { printJson } from '../format.js';
-import { postgresSchemaState, type SchemaState, sqliteSchemaState } from '../schema-state.js';
+import { postgresCaseVariants, postgresSchemaState, type SchemaState, sqliteSchemaState } from '../schema-state.js';
 import { DEFAULT_TABLE } from '../store-url.js';
 
 type Action = 'created' | 'migrated' | 'unchanged' | 'none';
@@ -29,10 +29,16 @@ export const migrate: Command = {
   async run(context) {
     const { io, json } = context;
     const target = context.target();
-    const table = target.table ?? DEFAULT_TABLE;
-    const qualified = target.schema ? `${target.schema}.${table}` : table;
+    let table = target.table ?? DEFAULT_TABLE;
     let before: SchemaState = { exists: false, version: null };
-    if (target.kind === 'sqlite') before = await sqliteSchemaState(target.location, table);
+    if (target.kind === 'sqlite') {
+      const state = await sqliteSchemaState(target.location, table);
+      // The table's own spelling (SQLite names ignore case; see SqliteSchemaState.name): the
+      // store is opened with it too, so `?table=` in another case finds the table's version.
+      table = state.name;
+      before = state;
+    }
+    const qualified = target.schema ? `${target.schema}.${table}` : table;
 
     const after = await withStore(context, { create: true }, async (store) => {
       // Through callStore: failures read like every other command's ("store postgres failed during migrate: …").
@@ -54,6 +60,15 @@ export const migrate: Command = {
     });
 
     const action: Action = after === null ? 'none' : actionOf(before, after);
+    if (action === 'created' && target.kind === 'postgres') {
+      // Quoted names are case-sensitive: a `?table=` in the wrong case makes a second, empty table.
+      const variants = await postgresCaseVariants(target.location, target.schema, table).catch(() => []);
+      if (variants.length > 0) {
+        io.stderr.write(
+          `coatcheck migrate: note: ${qualified} is a new table, separate from ${variants.join(', ')}: coatcheck quotes PostgreSQL names, so letter case matters (check ?table= and ?schema=)\n`,
+        );
+      }
+    }
     if (json) {
       printJson(io.stdout, {
         store: target.kind,

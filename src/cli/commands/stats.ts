@@ -4,6 +4,7 @@ import { integerOption } from '../args.js';
 import { COMMON_OPTIONS, STORE_OPTIONS, STORE_TIMEOUT_MS, withStore, type Command } from '../command.js';
 import { CliError } from '../exit.js';
 import { printJson, table } from '../format.js';
+import { warnIfNamespaceEmpty } from '../redis-namespace.js';
 
 export const stats: Command = {
   name: 'stats',
@@ -28,8 +29,11 @@ export const stats: Command = {
       const statsOf = store.stats?.bind(store);
       if (!statsOf) throw new CliError(`stats is not supported by the ${store.name} store (it has no stats() method)`);
       const result = await callStore(store, 'stats', STORE_TIMEOUT_MS, () => statsOf(Date.now(), { topUsers: top }));
+      // stats walked the whole namespace: nothing at all in it may be a wrong Redis prefix or database.
+      const empty = result.sessions === 0 && result.expired === 0;
       if (json) {
         printJson(io.stdout, { store: store.name, ...result });
+        if (empty) await warnIfNamespaceEmpty(io, 'stats', target, { exhaustive: true });
         return;
       }
       const rows: Array<[string, string]> = [
@@ -44,6 +48,7 @@ export const stats: Command = {
         io.stdout.write('\ntop users:\n');
         io.stdout.write(table(result.topUsers.map((u) => [u.userId, String(u.sessions)]), ['USER', 'SESSIONS']));
       }
+      if (empty) await warnIfNamespaceEmpty(io, 'stats', target, { exhaustive: true });
     });
   },
 };
