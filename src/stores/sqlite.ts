@@ -183,14 +183,24 @@ function toSummary(row: SummaryRow): SessionSummary {
   };
 }
 
+/** A table's recorded schema version, its name matched as SQLite matches table names (0: none). */
+function schemaVersion(db: Database.Database, table: string): number {
+  const row = db.prepare(`SELECT max(version) AS version FROM ${SCHEMA_TABLE} WHERE name = ? COLLATE NOCASE`).get(table) as { version: number | null } | undefined;
+  return row?.version ?? 0;
+}
+
 /** Creates or migrates the table. Runs in one IMMEDIATE transaction so two processes starting together take turns. */
 function migrate(db: Database.Database, table: string): void {
   db.transaction(() => {
     db.exec(`CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)`);
     // A table of its own rather than PRAGMA user_version: that is one number per file, which
     // several coatcheck tables, or the app's own migration tool, would overwrite.
-    const row = db.prepare(`SELECT version FROM ${SCHEMA_TABLE} WHERE name = ?`).get(table) as { version: number } | undefined;
-    const version = row?.version ?? 0;
+    // SQLite compares table names without regard to case, the version rows by their text: look a
+    // row up as SQLite finds the table, and keep the table's own spelling (a `table` option in
+    // another case must not re-run migrations nor add a second row).
+    const found = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE").get(table) as { name: string } | undefined;
+    const spelling = found?.name ?? table;
+    const version = schemaVersion(db, spelling);
     if (version > SQLITE_SCHEMA_VERSION) {
       throw new ConfigError(
         `sqliteStore: table ${table} is at schema version ${version}, newer than this coatcheck (${SQLITE_SCHEMA_VERSION}); upgrade coatcheck`,
@@ -199,7 +209,7 @@ function migrate(db: Database.Database, table: string): void {
     for (let step = version; step < SQLITE_SCHEMA_VERSION; step++) MIGRATIONS[step]?.(db, table);
     if (version !== SQLITE_SCHEMA_VERSION) {
       db.prepare(`INSERT INTO ${SCHEMA_TABLE} (name, version) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version`).run(
-        table,
+        spelling,
         SQLITE_SCHEMA_VERSION,
       );
     }
@@ -214,10 +224,7 @@ function checkSchema(db: Database.Database, table: string, where: string): void 
   const exists = (name: string): boolean =>
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE").get(name) !== undefined;
   if (!exists(table)) throw new ConfigError(`sqliteStore: no table ${table} in ${where} (createTable is false: migrate it first)`);
-  const row = exists(SCHEMA_TABLE)
-    ? (db.prepare(`SELECT version FROM ${SCHEMA_TABLE} WHERE name = ?`).get(table) as { version: number } | undefined)
-    : undefined;
-  const version = row?.version ?? 0;
+  const version = exists(SCHEMA_TABLE) ? schemaVersion(db, table) : 0;
   if (version > SQLITE_SCHEMA_VERSION) {
     throw new ConfigError(`sqliteStore: table ${table} is at schema version ${version}, newer than this coatcheck (${SQLITE_SCHEMA_VERSION}); upgrade coatcheck`);
   }

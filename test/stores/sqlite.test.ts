@@ -950,3 +950,30 @@ describe('sqliteStore sweeping', () => {
     assert.deepEqual(sweeperWarnings, []);
   });
 });
+
+describe('sqliteStore table names in another letter case', () => {
+  it('opens the table SQLite finds (names match without regard to case): no re-migration, no second version row', async () => {
+    const path = tempPath('case');
+    const first = sqliteStore({ path, sweepInWorker: false });
+    await first.create(makeRecord({ id: randomId() }));
+    await first.close();
+    const db = new Database(path);
+    const hintsBefore = db.prepare('SELECT sweep_at FROM coatcheck_sessions').all();
+    db.prepare('UPDATE coatcheck_sessions SET sweep_at = 12345').run(); // a rewrite would reset it
+    db.close();
+    for (const table of ['Coatcheck_Sessions', 'COATCHECK_SESSIONS']) {
+      const store = sqliteStore({ path, table, sweepInWorker: false });
+      await store.close();
+      const strict = sqliteStore({ path, table, createTable: false, sweepInWorker: false });
+      await strict.close();
+    }
+    const check = new Database(path);
+    try {
+      assert.deepEqual(check.prepare('SELECT name, version FROM coatcheck_schema').all(), [{ name: 'coatcheck_sessions', version: SQLITE_SCHEMA_VERSION }]);
+      assert.deepEqual(check.prepare('SELECT sweep_at FROM coatcheck_sessions').all(), [{ sweep_at: 12345 }]);
+      assert.equal(hintsBefore.length, 1);
+    } finally {
+      check.close();
+    }
+  });
+});
