@@ -27,6 +27,7 @@ import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.j
 import { objectFromEntries } from '../core/json.js';
 import type { JsonValue } from '../types.js';
 import { failCommandsAfter } from './redis-deadlines.js';
+import { warnIfEvicting } from './redis-eviction.js';
 import { tickBatcher } from './redis-tick-batch.js';
 import {
   statsFromCounts,
@@ -374,6 +375,7 @@ export function redisStore(options: RedisStoreOptions): Store {
   if (owned) client.on('error', () => {});
   // ioredis' own commandTimeout would arm a timer per command: one timer per connection instead.
   const stopDeadlines = owned ? failCommandsAfter(client as Redis, commandTimeout) : () => {};
+  warnIfEvicting(client, prefix);
   const cluster = client.isCluster ? (client as Cluster) : null;
   // Called right before each per-request command, so an iteration's commands leave in one write.
   const batch = tickBatcher(client);

@@ -114,3 +114,29 @@ describe('redis store: errors inside the update script', { skip: installed ? fal
     }
   });
 });
+
+describe('redis store: a server that may evict keys', { skip: installed ? false : 'redis-server not installed' }, () => {
+  it('warns once (COATCHECK_REDIS_EVICTION) under allkeys-lru, and not under noeviction', async () => {
+    const lru = await startPrivateRedis({ args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] });
+    const safe = await startPrivateRedis();
+    const warnings: { code?: string; message: string }[] = [];
+    const listen = (warning: Error & { code?: string }) => warnings.push({ code: warning.code, message: warning.message });
+    process.on('warning', listen);
+    try {
+      const evicting = redisStore({ url: lru.url, prefix: 'evict:' });
+      const fine = redisStore({ url: safe.url, prefix: 'fine:' });
+      await evicting.get('f'.repeat(43));
+      await fine.get('f'.repeat(43));
+      await sleep(300); // the INFO answer and the warning's own tick
+      await evicting.close();
+      await fine.close();
+      const ours = warnings.filter((w) => w.code === 'COATCHECK_REDIS_EVICTION');
+      assert.equal(ours.length, 1, JSON.stringify(warnings));
+      assert.match(ours[0]?.message ?? '', /allkeys-lru.*prefix evict:|prefix evict:.*allkeys-lru/s);
+    } finally {
+      process.off('warning', listen);
+      await lru.stop();
+      await safe.stop();
+    }
+  });
+});
