@@ -1136,6 +1136,10 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** Nothing left to keep: the record goes, and so does the cookie. */
   async #commitEmptied(now: number, result: CommitResult): Promise<CommitResult> {
+    const cycled = this.#stored ? undefined : this.#retired.find((entry) => entry.loaded !== undefined);
+    // cycleId() on a view this request emptied: what parallel requests stored meanwhile moves to
+    // the new id like any other cycle (found by the model-based test: it used to be deleted).
+    if (cycled !== undefined && (await this.#othersStoredIn(cycled))) return this.#commitCreated(now, result);
     if (this.#stored && this.#id !== null) {
       const left = await this.#leftAfterEmptying(now);
       const id = this.#id;
@@ -1184,6 +1188,19 @@ export class Session<T extends SessionData = RegisteredData> {
     }
     if (current === null) return 'gone';
     return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta(Object.keys(current.meta)) ? 'kept' : 'empty';
+  }
+
+  /**
+   * Whether the record a `cycleId()` leaves holds anything this request did not load (keys or
+   * engine fields a parallel request stored since), or was rotated meanwhile (the cycle follows).
+   */
+  async #othersStoredIn(retired: { id: string; loaded?: { data: Map<string, string>; meta: Map<string, string> } }): Promise<boolean> {
+    const record = await this.#getOrNull(retired.id);
+    if (record === null) return false;
+    if (record.meta[META_MOVED] !== undefined) return true;
+    const loaded = retired.loaded as { data: Map<string, string>; meta: Map<string, string> };
+    if (Object.keys(record.data).some((key) => !loaded.data.has(key))) return true;
+    return holdsMeta(Object.keys(record.meta).filter((key) => !loaded.meta.has(key)));
   }
 
   /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */

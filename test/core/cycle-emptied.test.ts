@@ -1,0 +1,44 @@
+/**
+ * `cycleId()` in a request whose own view ends empty, while a parallel request saved a key: the
+ * key moves to the new id, as in any cycle (found by the model-based test; the whole session used
+ * to be deleted, the parallel key with it). Without a parallel save, the session is deleted.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setup } from '../helpers/harness.js';
+
+describe('cycleId() on a view this request emptied', () => {
+  const open = (t: ReturnType<typeof setup>) => t.sessions.open({ cookieHeader: t.jar.header(), https: false, ip: '192.0.2.1', userAgent: 'test-agent' });
+
+  it('keeps what a parallel request saved meanwhile, under the new id', async () => {
+    const t = setup();
+    await t.visit((s) => s.set('a', 1));
+    const a = open(t);
+    const b = open(t);
+    await Promise.all([a.load(), b.load()]);
+    b.set('b', 2);
+    await b.commit(200);
+    const oldHandle = a.handle;
+    await a.cycleId();
+    a.delete('a');
+    const result = await a.commit(200);
+    t.jar.apply(result?.setCookie ?? []);
+    const after = await t.visit((s) => ({ data: s.toJSON(), handle: s.handle }));
+    assert.deepEqual(after.value.data, { b: 2 });
+    assert.notEqual(after.value.handle, oldHandle);
+    assert.equal(await t.store.get(oldHandle as string), null);
+  });
+
+  it('deletes the session when nothing else was stored', async () => {
+    const t = setup();
+    await t.visit((s) => s.set('a', 1));
+    const a = open(t);
+    await a.load();
+    const oldHandle = a.handle;
+    await a.cycleId();
+    a.delete('a');
+    const result = await a.commit(200);
+    assert.match(result?.setCookie[0] ?? '', /Max-Age=0/);
+    assert.equal(await t.store.get(oldHandle as string), null);
+  });
+});
