@@ -193,7 +193,10 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
 export function csrfRequest(req: IncomingMessage, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;
   const https = isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy);
-  const forwardedHost = trustProxy ? header(req, 'x-forwarded-host')?.split(',')[0]?.trim() : undefined;
+  // Its first entry, read up to the first comma: the rest of the list can be kilobytes long.
+  const forwarded = trustProxy ? header(req, 'x-forwarded-host') : undefined;
+  const comma = forwarded?.indexOf(',') ?? -1;
+  const forwardedHost = comma === -1 ? forwarded?.trim() : forwarded?.slice(0, comma).trim();
   const host = forwardedHost || header(req, 'host') || 'localhost';
   return {
     method: req.method ?? 'GET',

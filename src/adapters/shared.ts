@@ -5,10 +5,19 @@
 import { CoatcheckError, ConfigError } from '../errors.js';
 import { Session } from '../core/session.js';
 
+/**
+ * The first entry of a comma-separated header such as X-Forwarded-For, trimmed (`''` when it is
+ * empty). Reads up to the first comma: the client controls the rest, which may be kilobytes long.
+ */
+export function firstListEntry(value: string): string {
+  const comma = value.indexOf(',');
+  return (comma === -1 ? value : value.slice(0, comma)).trim();
+}
+
 /** The client's IP: the socket's, or with `trustProxy` the left-most X-Forwarded-For entry. */
 export function clientIp(remote: string | null | undefined, forwardedFor: string | null | undefined, trustProxy: boolean): string | null {
   if (trustProxy && forwardedFor) {
-    const first = forwardedFor.split(',')[0]?.trim();
+    const first = firstListEntry(forwardedFor);
     if (first) return first;
   }
   return remote ?? null;
@@ -16,7 +25,7 @@ export function clientIp(remote: string | null | undefined, forwardedFor: string
 
 /** Whether the request arrived over HTTPS, trusting X-Forwarded-Proto only behind a trusted proxy. */
 export function isHttps(encrypted: boolean, forwardedProto: string | null | undefined, trustProxy: boolean): boolean {
-  if (trustProxy && forwardedProto) return forwardedProto.split(',')[0]?.trim().toLowerCase() === 'https';
+  if (trustProxy && forwardedProto) return firstListEntry(forwardedProto).toLowerCase() === 'https';
   return encrypted;
 }
 

@@ -13,6 +13,7 @@ import {
   guardHolds,
   statsFromCounts,
   topUsersLimit,
+  type EmptyDestroyResult,
   type ExpiredSweep,
   type SessionPatch,
   type SerializedRecord,
@@ -26,7 +27,14 @@ import { MAX_TIMER_MS } from '../core/timer.js';
 export interface MemoryStoreOptions {
   /** How often expired records are swept from memory, in ms (at most 2 147 483 647). Default 60 000; 0 disables the timer. */
   sweepInterval?: number;
-  /** Keep at most this many records, evicting the least recently used. Default: unbounded. */
+  /**
+   * Keep at most this many records: past it, each `create` evicts the least recently used record
+   * (last created, read, updated or touched longest ago), whoever it belongs to. Signed-in users'
+   * sessions are evicted like guests', so a flood of new guest sessions (every cookieless request
+   * that writes to its session makes one) can push signed-in users out, signing them out. Set it
+   * well above your live session count, and rate-limit routes that create sessions for anonymous
+   * clients. An eviction costs the same however long a flood has lasted. Default: unbounded.
+   */
   maxEntries?: number;
   /** Time source for sweeping; pass the same clock as `createSessions` in tests. */
   clock?: Clock;
@@ -77,6 +85,24 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const cursors = new Map<string, { iterator: Iterator<[string, Entry]>; timer: NodeJS.Timeout }>();
   let nextCursor = 0;
   let sweeping = false;
+  /**
+   * Eviction's position in `records`, kept from one eviction to the next. A fresh `keys()` would
+   * walk every slot deleted since the Map's last rehash before reaching the oldest entry (V8 keeps
+   * them until then), so each eviction in a flood of creates grew slower. Every key it yields is
+   * evicted at once, so every live entry lies ahead of it, and its next key is the least recently
+   * used one: new and refreshed entries go to the back, where it still sees them; a refreshed
+   * entry's old slot is a deleted one, skipped, so no entry is met twice.
+   */
+  let evictor: Iterator<string> | undefined;
+  /**
+   * Deletions from `records` other than evictions (removals, and refreshes' delete + re-insert)
+   * since `evictor` last moved. An iterator pins the hash tables the Map outgrew since it last
+   * moved, and with them the records removed since: deletions are what make the Map rehash and
+   * what those tables keep, so past this many the evictor is dropped and the next eviction starts
+   * a fresh one. That bounds what it pins, and keeps the fresh start's rescan rare.
+   */
+  let deletedSinceEviction = 0;
+  const evictorPatience = Math.max(1024, Math.ceil(maxEntries / 16));
 
   function index(id: string, userId: string | null): void {
     if (userId === null) return;
@@ -96,7 +122,26 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     if (!entry) return false;
     records.delete(id);
     unindex(id, entry.userId);
+    deletedBesideEvictor();
     return true;
+  }
+  function deletedBesideEvictor(): void {
+    if (evictor && ++deletedSinceEviction >= evictorPatience) evictor = undefined;
+  }
+  /** Removes the least recently used record. */
+  function evictOldest(): void {
+    let next = evictor?.next();
+    if (!next || next.done) {
+      // No evictor yet, or it was dropped (never exhausted: it only moves while records remain).
+      evictor = records.keys();
+      next = evictor.next();
+      if (next.done) return;
+    }
+    const id = next.value;
+    const entry = records.get(id) as Entry;
+    records.delete(id);
+    unindex(id, entry.userId);
+    deletedSinceEviction = 0;
   }
   function toRecord(id: string, e: Entry): SessionRecord {
     return {
@@ -145,6 +190,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     if (maxEntries !== Infinity) {
       records.delete(id);
       records.set(id, entry);
+      deletedBesideEvictor();
     }
   }
 
@@ -198,10 +244,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         userAgent: record.userAgent,
       });
       index(record.id, record.userId);
-      while (records.size > maxEntries) {
-        const oldest = records.keys().next().value as string;
-        remove(oldest);
-      }
+      while (records.size > maxEntries) evictOldest();
     },
     update(id, patch: SessionPatch) {
       const entry = live(id);
@@ -239,6 +282,15 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     async destroy(id) {
       remove(id);
     },
+    destroyIfEmpty(id: string, ignoredMeta: readonly string[]): EmptyDestroyResult {
+      const entry = records.get(id);
+      if (entry === undefined) return 'absent';
+      if (entry.userId !== null || entry.data !== '{}') return 'kept';
+      const meta = JSON.parse(entry.meta) as Record<string, unknown>;
+      if (Object.keys(meta).some((key) => !ignoredMeta.includes(key))) return 'kept';
+      remove(id);
+      return 'deleted';
+    },
     async destroyByUser(userId, except = []) {
       const keep = new Set(except);
       let ids: string[];
@@ -256,6 +308,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const deleted = records.size;
       records.clear();
       byUser.clear();
+      evictor = undefined;
       dropCursors();
       return deleted;
     },
