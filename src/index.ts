@@ -24,5 +24,6 @@ export type {
   SweepResult,
   StoreStats,
   StoreStatsOptions,
+  EmptyDestroyResult,
 } from './stores/types.js';
 export { verifyCsrf, type CsrfRequest, type CsrfOptions, type CsrfResult } from './security/csrf.js';

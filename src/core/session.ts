@@ -19,7 +19,7 @@ import {
   TooManySessionsError,
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
-import { applyKeyChanges, type Awaitable, type ClientStore, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
+import { applyKeyChanges, type Awaitable, type ClientStore, type EmptyDestroyResult, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData, Storable } from '../types.js';
 import { FORWARDER_USER, isReservedUser } from './reserved-users.js';
 import type { DestroyReason, SessionEvents } from './events.js';
@@ -100,6 +100,9 @@ const MAX_FORWARD_HOPS = 3;
 const CYCLED_MARK = 'cycled';
 /** How long such a record may outlive its commit if deleting it fails. */
 const CYCLED_HOLD_MS = 60_000;
+
+/** Rotation's own bookkeeping: meta that is no reason to keep a session. */
+const BOOKKEEPING_META: readonly string[] = Object.freeze([META_REQUESTS, META_ROTATED_AT, META_MOVED]);
 
 /** Meta worth keeping a session for: anything but rotation's own bookkeeping. */
 function holdsMeta(keys: Iterable<string>): boolean {
@@ -1144,6 +1147,7 @@ export class Session<T extends SessionData = RegisteredData> {
       const left = await this.#leftAfterEmptying(now);
       const id = this.#id;
       let kept = left === 'kept';
+      if (left === 'deleted') this.#engine.events.emit('destroyed', { handle: id, userId: this.#userIdBaseline, reason: 'emptied' });
       if (left === 'empty') {
         try {
           await this.#engine.call('destroy', (store) => store.destroy(id));
@@ -1167,12 +1171,12 @@ export class Session<T extends SessionData = RegisteredData> {
   /**
    * This request's view is empty, but it may be stale: a parallel request may have stored keys
    * since it loaded. So its removals are saved like any change (per key, following a parallel
-   * rotation), then the record is re-read: 'kept' when anything is left in it (the record and the
-   * cookie stay), 'empty' when it is to be deleted, 'gone' when it no longer exists. Costs two
-   * store calls more than a plain delete, on this rare path only; a save landing between the
-   * re-read and the delete is still lost (the contract has no conditional delete).
+   * rotation), then the record is deleted if nothing is left in it: 'deleted', or 'kept' when
+   * anything is (the record and the cookie stay), 'gone' when it no longer exists. A store with
+   * `destroyIfEmpty` judges and deletes in one step; for others the record is re-read ('empty':
+   * to be deleted), and a save landing between the re-read and the delete is lost with it.
    */
-  async #leftAfterEmptying(now: number): Promise<'kept' | 'empty' | 'gone'> {
+  async #leftAfterEmptying(now: number): Promise<'kept' | 'empty' | 'deleted' | 'gone'> {
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
     if (data) patch.data = data;
@@ -1180,6 +1184,15 @@ export class Session<T extends SessionData = RegisteredData> {
     if (!(await this.#save(patch))) return 'gone';
     // The removals are saved: from here a failure keeps the record (and the cookie) rather than
     // failing a request whose changes already took effect.
+    const id = this.#id as string;
+    // A store that can judge and delete in one step: no parallel save can land in between.
+    let outcome: EmptyDestroyResult | null;
+    try {
+      outcome = await this.#engine.call('destroyIfEmpty', (store) => (store.destroyIfEmpty ? store.destroyIfEmpty(id, BOOKKEEPING_META) : null));
+    } catch {
+      return 'kept';
+    }
+    if (outcome !== null) return outcome === 'deleted' ? 'deleted' : outcome === 'kept' ? 'kept' : 'gone';
     let current: SessionRecord | null;
     try {
       current = await this.#getOrNull(this.#id as string);

@@ -25,6 +25,7 @@ import { ConfigError, CorruptRecordError, InvalidValueError, StoreConflictError 
 import type { JsonValue } from '../types.js';
 import {
   topUsersLimit,
+  type EmptyDestroyResult,
   type ExpiredSweep,
   type KeyChanges,
   type SessionPatch,
@@ -545,6 +546,18 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 
     async destroy(id) {
       await run(`DELETE FROM ${t} WHERE id = $1`, [id]);
+    },
+
+    async destroyIfEmpty(id, ignoredMeta): Promise<EmptyDestroyResult> {
+      // The test is part of the DELETE: a parallel save either commits first (and the row is
+      // kept) or waits for the row lock and finds no row (its request gets "session gone").
+      const deleted = await run(`DELETE FROM ${t} WHERE id = $1 AND user_id IS NULL AND data = '{}'::jsonb AND (meta - $2::text[]) = '{}'::jsonb`, [
+        id,
+        [...ignoredMeta],
+      ]);
+      if (deleted.rowCount === 1) return 'deleted';
+      const found = await run(`SELECT 1 FROM ${t} WHERE id = $1`, [id]);
+      return found.rowCount === 1 ? 'kept' : 'absent';
     },
 
     async destroyByUser(userId, except = []) {

@@ -176,6 +176,25 @@ return {1}
 `;
 
 /**
+ * destroyIfEmpty: KEYS[1] session, ARGV the meta keys that do not count. Deletes the hash only if it
+ * has no user, no data field and no other meta field, in one script (no save can land in between).
+ * Returns 0 absent, 1 kept (a key of another type included: not ours to judge), 2 deleted.
+ */
+const DESTROY_IF_EMPTY_LUA = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return 0 end
+if kind ~= 'hash' or redis.call('HEXISTS', KEYS[1], 'u') == 1 then return 1 end
+local ignored = {}
+for _, key in ipairs(ARGV) do ignored['m:' .. key] = true end
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local namespace = string.sub(field, 1, 2)
+  if namespace == 'd:' or (namespace == 'm:' and not ignored[field]) then return 1 end
+end
+redis.call('UNLINK', KEYS[1])
+return 2
+`;
+
+/**
  * Conditional delete for destroyByUser: KEYS = session keys (one per call on a Cluster, a whole
  * batch on a single server). ARGV[1] 'g' (only guest sessions) or 'u' (only sessions of user
  * ARGV[2]). Returns, per key, 1 deleted, 0 already gone, -1 not this owner's. The owner is checked
@@ -250,6 +269,7 @@ const SCRIPTS = {
   update: script(UPDATE_LUA),
   index: script(INDEX_LUA),
   destroy: script(DESTROY_LUA),
+  destroyIfEmpty: script(DESTROY_IF_EMPTY_LUA),
   deleteIfOwner: script(DELETE_IF_OWNER_LUA),
   deleteReporting: script(DELETE_REPORTING_LUA),
   unindexMany: script(UNINDEX_MANY_LUA),
@@ -689,6 +709,12 @@ export function redisStore(options: RedisStoreOptions): Store {
       const reply = (await run(SCRIPTS.destroy, sessionKey(id), [])) as [number, string?];
       // The session is gone for good (ids are never reused), so its index entry can go too.
       if (reply[1] !== undefined) await removeFromIndex(reply[1], [id]);
+    },
+
+    async destroyIfEmpty(id, ignoredMeta) {
+      batch();
+      const reply = (await run(SCRIPTS.destroyIfEmpty, sessionKey(id), [...ignoredMeta])) as number;
+      return reply === 2 ? 'deleted' : reply === 1 ? 'kept' : 'absent';
     },
 
     async destroyByUser(userId, except = []) {

@@ -22,6 +22,7 @@ import {
   applyKeyChanges,
   guardHolds,
   topUsersLimit,
+  type EmptyDestroyResult,
   type ExpiredSweep,
   type SessionPatch,
   type SessionRecord,
@@ -679,6 +680,12 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     touch: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ? WHERE id = ? AND expires_at > ? AND sweep_at BETWEEN ? AND ?`),
     touchWithHint: db.prepare(`UPDATE ${t} SET last_seen_at = ?, expires_at = ?, sweep_at = ? WHERE id = ? AND expires_at > ?`),
     destroy: db.prepare(`DELETE FROM ${t} WHERE id = ?`),
+    // One statement: the emptiness test and the delete happen under the same write lock.
+    destroyIfEmpty: db.prepare(
+      `DELETE FROM ${t} WHERE id = ? AND user_id IS NULL AND NOT EXISTS (SELECT 1 FROM json_each(data))
+       AND NOT EXISTS (SELECT 1 FROM json_each(meta) WHERE key NOT IN (SELECT value FROM json_each(?)))`,
+    ),
+    exists: db.prepare(`SELECT 1 FROM ${t} WHERE id = ?`),
     // `IS` matches NULL for guests and still uses the (user_id, created_at) index; the except
     // list arrives as one JSON array so a single prepared statement serves any length.
     destroyByUser: db.prepare(`DELETE FROM ${t} WHERE user_id IS ? AND id NOT IN (SELECT value FROM json_each(?))`),
@@ -783,6 +790,10 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     },
     async destroy(id) {
       writing(() => q.destroy.run(id));
+    },
+    destroyIfEmpty(id: string, ignoredMeta: readonly string[]): EmptyDestroyResult {
+      if (writing(() => q.destroyIfEmpty.run(id, JSON.stringify(ignoredMeta))).changes > 0) return 'deleted';
+      return retrying(() => q.exists.get(id)) === undefined ? 'absent' : 'kept';
     },
     async destroyByUser(userId, except = []) {
       return writing(() => q.destroyByUser.run(userId, JSON.stringify(except))).changes;

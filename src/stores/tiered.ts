@@ -9,7 +9,7 @@ import { setOwn } from '../core/json.js';
 import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { JsonValue } from '../types.js';
-import type { Awaitable, ExpiredSweep, MassDestroyStep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
+import type { Awaitable, EmptyDestroyResult, ExpiredSweep, MassDestroyStep, SessionPatch, SessionRecord, Store, SweepResult } from './types.js';
 import { MAX_TIMER_MS } from '../core/timer.js';
 
 /** Where a tiered `destroyStep` walk is: the durable store's steps, then the cache's. */
@@ -381,6 +381,15 @@ export function tieredStore(options: TieredStoreOptions): Store {
         await invalidate(id, 'destroy');
       }
     },
+
+    // Only when the durable store can judge and delete in one step (else the engine re-reads).
+    ...(typeof durable.destroyIfEmpty === 'function' && {
+      async destroyIfEmpty(id: string, ignoredMeta: readonly string[]): Promise<EmptyDestroyResult> {
+        const outcome = await (durable.destroyIfEmpty as NonNullable<Store['destroyIfEmpty']>)(id, ignoredMeta);
+        if (outcome !== 'kept') await invalidate(id, 'destroy');
+        return outcome;
+      },
+    }),
 
     async destroyByUser(userId, except = []) {
       const keep = new Set(except);

@@ -127,6 +127,14 @@ export interface Store {
   /** Deletes one record; deleting an unknown id is not an error. */
   destroy(id: string): Promise<void>;
   /**
+   * Optional: deletes the record only if it holds nothing, judged atomically with the delete: no
+   * `data` key, no user (`userId` null), and no `meta` key other than those in `ignoredMeta`.
+   * `'deleted'`, `'kept'` (something is in it), or `'absent'` (no such record). The engine uses it
+   * when a request leaves its session empty: without it, it re-reads and then deletes, and a
+   * parallel save landing between the two is deleted with the record.
+   */
+  destroyIfEmpty?(id: string, ignoredMeta: readonly string[]): Awaitable<EmptyDestroyResult>;
+  /**
    * Deletes every record of a user (`null`: every guest record), except the ids listed.
    * Resolves to the number deleted.
    */
@@ -157,6 +165,9 @@ export interface Store {
   /** Releases timers and connections the store opened itself (not ones the app passed in). */
   close(): Promise<void>;
 }
+
+/** What {@link Store.destroyIfEmpty} did. */
+export type EmptyDestroyResult = 'deleted' | 'kept' | 'absent';
 
 /** Options of {@link Store.stats}. */
 export interface StoreStatsOptions {

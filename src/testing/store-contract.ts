@@ -355,6 +355,31 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.deepEqual(await store.listByUser('x'), []);
     });
 
+    it('destroyIfEmpty (optional): deletes only a record with no data, no user and no meta but the ignored keys', async (t) => {
+      if (!store.destroyIfEmpty) {
+        t.diagnostic(`${name} has no destroyIfEmpty: the engine re-reads an emptied session, then deletes it`);
+        assert.equal(store.destroyIfEmpty, undefined);
+        return;
+      }
+      const destroyIfEmpty = store.destroyIfEmpty.bind(store);
+      const ignored = ['requests', 'rotatedAt'];
+      const empty = makeRecord({ userId: null, data: {}, meta: { requests: 3, rotatedAt: 1 } });
+      const withData = makeRecord({ userId: null, data: { a: 1 }, meta: {} });
+      const withUser = makeRecord({ userId: 'someone', data: {}, meta: {} });
+      const withMeta = makeRecord({ userId: null, data: {}, meta: { csrf: 'x', requests: 1 } });
+      for (const record of [empty, withData, withUser, withMeta]) await store.create(record);
+      assert.equal(await destroyIfEmpty(empty.id, ignored), 'deleted');
+      assert.equal(await store.get(empty.id), null);
+      for (const record of [withData, withUser, withMeta]) {
+        assert.equal(await destroyIfEmpty(record.id, ignored), 'kept', JSON.stringify(record));
+        assert.notEqual(await store.get(record.id), null);
+      }
+      assert.equal(await destroyIfEmpty(randomId(), ignored), 'absent');
+      // Emptied by a patch (the engine's removals), then judged: deleted.
+      assert.equal(await store.update(withData.id, { data: { unset: ['a'] }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), true);
+      assert.equal(await destroyIfEmpty(withData.id, ignored), 'deleted');
+    });
+
     it('destroyStep (optional): ends guest sessions, then all sessions, in bounded steps', async (t) => {
       if (!store.destroyStep) {
         t.diagnostic(`${name} has no destroyStep: the engine uses destroyAll / destroyByUser(null)`);

@@ -8,13 +8,13 @@
  * and stored record, and finally each session as a fresh request loads it, against the reference
  * model of the documented merge semantics in test/helpers/concurrency-model.ts.
  *
- * Left out of the model until the engine changes (each named where it is left out):
- * - cycleId() with an emptied view deletes keys parallel requests saved (caseArb);
- * - the emptied-commit window, and an emptied re-read of a record a parallel cycleId() just
- *   claimed (RunOptions.isolateEmptiedCommits);
- * - login() / logout() keep persistent fields from the request's stale copy (below);
- * - flash messages: the queue is one meta key written whole, so parallel flash() calls lose
- *   messages and a flash() racing consumeFlashes() shows a consumed message again (no flash
+ * Left out of the model (each named where it is left out):
+ * - a cycled request whose view ends empty (caseArb; fixed, test/core/cycle-emptied.test.ts);
+ * - an emptied commit at the same time as others, for a record a parallel cycleId() just claimed
+ *   (RunOptions.isolateEmptiedCommits; the emptied-commit window itself is fixed,
+ *   test/core/emptied-window.test.ts);
+ * - login() / logout() keep persistent fields from the request's own copy (below; README says so);
+ * - flash messages (fixed: one key per message, test/core/flash-concurrency.test.ts; no flash
  *   operations are generated).
  *
  * A failure prints the seed; rerun with COATCHECK_MODEL_SEED=<seed>. fast-check's message gives the
