@@ -184,6 +184,9 @@ function toSummary(row: SummaryRow): SessionSummary {
   };
 }
 
+/** How long opening a store waits for the write lock to create or migrate its table (ms). */
+const STARTUP_LOCK_WAIT_MS = 60_000;
+
 /** A table's recorded schema version, its name matched as SQLite matches table names (0: none). */
 function schemaVersion(db: Database.Database, table: string): number {
   const row = db.prepare(`SELECT max(version) AS version FROM ${SCHEMA_TABLE} WHERE name = ? COLLATE NOCASE`).get(table) as { version: number | null } | undefined;
@@ -606,7 +609,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       if (db.memory === false) retrying(() => database.pragma('journal_mode', { simple: true }) === 'wal' || database.pragma('journal_mode = WAL'));
       db.pragma('synchronous = NORMAL');
     }
-    if (createTable) retrying(() => migrate(database, table));
+    // Opening waits longer than a request would: another process may be migrating a large table
+    // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
+    if (createTable) (owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying)(() => migrate(database, table));
     else retrying(() => checkSchema(database, table, filePath ?? (owned ? ':memory:' : 'the database')));
   } catch (error) {
     if (owned) db.close();

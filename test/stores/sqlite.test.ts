@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -975,5 +976,32 @@ describe('sqliteStore table names in another letter case', () => {
     } finally {
       check.close();
     }
+  });
+});
+
+describe('sqliteStore opening while another connection holds the write lock', () => {
+  it('waits past busyTimeout for the lock (another process migrating), instead of failing to start', async () => {
+    const path = tempPath('startup-lock');
+    sqliteStore({ path, sweepInWorker: false }).close(); // the file and table exist
+    const { Worker } = await import('node:worker_threads');
+    // A second connection, in a worker thread, holds the write lock for 1.5 s.
+    const holder = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const Database = require(workerData.driver);
+       const db = new Database(workerData.path);
+       db.exec('BEGIN IMMEDIATE');
+       parentPort.postMessage('locked');
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+       db.exec('COMMIT');
+       db.close();`,
+      { eval: true, workerData: { path, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
+    );
+    await new Promise((resolve) => holder.once('message', resolve));
+    const started = performance.now();
+    const store = sqliteStore({ path, busyTimeout: 200, sweepInWorker: false });
+    const waited = performance.now() - started;
+    await store.close();
+    await new Promise((resolve) => holder.once('exit', resolve));
+    assert.ok(waited > 1_000, `opened after ${Math.round(waited)} ms, while the lock was held for 1.5 s`);
   });
 });
