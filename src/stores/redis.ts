@@ -521,26 +521,52 @@ export function redisStore(options: RedisStoreOptions): Store {
   }
 
   /**
+   * A Cluster's slot assignment as the servers report it now (not ioredis' cached view), hashed:
+   * equal before and after a step means no slot moved between masters meanwhile. '' for a single
+   * server. A node that cannot answer gives a value that never matches, so the walk restarts.
+   */
+  async function topology(nodes: Array<{ node: Redis }>): Promise<string> {
+    if (!cluster) return '';
+    try {
+      const slots = (await (nodes[0] as { node: Redis }).node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string?]][];
+      const ranges = slots.map(([from, to, owner]) => `${from}-${to}@${owner[2] ?? `${owner[0]}:${owner[1]}`}`).sort();
+      return createHash('sha1').update(ranges.join(',')).digest('base64url');
+    } catch {
+      return `unknown:${Math.random()}`;
+    }
+  }
+
+  /**
    * One bounded step of a keyspace walk: at most about `limit` keys examined (SCAN rounds of
-   * `COUNT`), on one node. The cursor (JSON) lists the nodes already walked, the node being walked
-   * and its SCAN cursor: after a topology change (failover, resharding) the walk goes on with every
-   * master not walked yet, so a new master is never skipped and the walk still ends.
+   * `COUNT`), on one node. The cursor (JSON) lists the nodes already walked, the node being walked,
+   * its SCAN cursor and, on a Cluster, the slot assignment the walk started under: after a
+   * failover the walk goes on with every master not walked yet; after slots moved between masters
+   * (resharding: keys may have moved onto a master already walked) it starts over, as deleting is
+   * idempotent, and it ends only after a whole walk under one assignment.
    */
   async function scanStep(pattern: string, limit: number, cursor: string | null, onKeys: (keys: string[]) => Promise<void>): Promise<string | null> {
     const nodes = await scanNodes();
     let walked: string[] = [];
     let at: string | null = null;
     let scanCursor = '0';
+    let topo: string | null = null;
     if (cursor !== null) {
       try {
-        const parsed = JSON.parse(cursor) as { walked?: unknown; at?: unknown; scan?: unknown };
+        const parsed = JSON.parse(cursor) as { walked?: unknown; at?: unknown; scan?: unknown; topo?: unknown };
         if (Array.isArray(parsed.walked)) walked = parsed.walked.filter((a): a is string => typeof a === 'string');
         if (typeof parsed.at === 'string') at = parsed.at;
         if (typeof parsed.scan === 'string') scanCursor = parsed.scan;
+        if (typeof parsed.topo === 'string') topo = parsed.topo;
       } catch {
         // Not one of ours: walk from the start (deleting is idempotent).
       }
     }
+    const now = await topology(nodes);
+    if (topo !== null && topo !== now) {
+      walked = [];
+      at = null;
+    }
+    topo = now;
     let current = at === null ? undefined : nodes.find((n) => n.address === at);
     if (!current) {
       scanCursor = '0';
@@ -557,10 +583,12 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (keys.length > 0) await onKeys(keys);
       if (scanCursor === '0' || seen >= limit) break;
     }
-    if (scanCursor !== '0') return JSON.stringify({ walked, at: current.address, scan: scanCursor });
+    if (scanCursor !== '0') return JSON.stringify({ walked, at: current.address, scan: scanCursor, topo });
     walked = [...walked, current.address];
     const following = nodes.find((n) => !walked.includes(n.address));
-    return following ? JSON.stringify({ walked, at: following.address, scan: '0' }) : null;
+    if (following) return JSON.stringify({ walked, at: following.address, scan: '0', topo });
+    // The last master is done: the walk is complete only if no slot moved while it ran.
+    return (await topology(nodes)) === topo ? null : JSON.stringify({ walked: [], scan: '0', topo: null });
   }
 
   function fieldPairs(namespace: 'd:' | 'm:', values: Record<string, JsonValue> | undefined, out: string[]): void {
