@@ -1,6 +1,7 @@
 /**
  * Redis store, for a single server or a Redis Cluster (ioredis 5). Redis expires sessions itself:
- * every session key carries `PEXPIREAT expiresAt`, so there is nothing to sweep.
+ * every session key carries a time to live (`PEXPIRE`, `expiresAt` − `lastSeenAt` by the engine's
+ * clock), so there is nothing to sweep.
  *
  * Layout (see docs/stores/redis.md): one hash per session, `<prefix>s:{<id>}`, and one sorted set
  * per user, `<prefix>u:{<userId>}`, listing that user's session ids. Every command touches a
@@ -79,19 +80,22 @@ end
 `;
 
 /**
- * create: KEYS[1] session. ARGV[1] = expiresAt (integer ms), ARGV[2..] = field/value pairs.
- * Returns 0 when the key exists (any type: a foreign key is never overwritten), else 1.
+ * create: KEYS[1] session. ARGV[1] = time to live (ms, from the engine's own clock: expiresAt −
+ * lastSeenAt, so a Redis clock that differs from the app's does not shorten it), ARGV[2..] =
+ * field/value pairs. Returns 0 when the key exists (any type: a foreign key is never
+ * overwritten), else 1.
  */
 const CREATE_LUA = `${LUA_SLICES}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 sliced('HSET', KEYS[1], 2, #ARGV)
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `;
 
 /**
  * update / touch: KEYS[1] session.
- * ARGV: 1 expiresAt (stored), 2 expiresAt (integer, for PEXPIREAT), 3 lastSeenAt,
+ * ARGV: 1 expiresAt (stored), 2 time to live (ms, for PEXPIRE: expiresAt − lastSeenAt by the
+ *       engine's clock), 3 lastSeenAt,
  *       4 user mode ('k' keep, 'n' guest, 's' set to ARGV[5]), 5 user id,
  *       6 '1' when the client has just extended index ARGV[7] to cover ARGV[8] (else '0'),
  *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
@@ -99,8 +103,8 @@ return 1
  *       ending with the times ('l' and 'e'), so one HSET writes them all.
  * Returns {0} when there is no session, it has expired by ARGV[3] or a guard fails (nothing
  * written), {1} when applied, or {2, user} when the user's index must first be extended to cover
- * the new expiry (nothing written). The common save is three commands: HMGET (which also proves
- * the session exists: every session hash has 'c'), HSET, PEXPIREAT. The user fields are written
+ * the new expiry (nothing written). The common save is HMGET (which also proves the session
+ * exists: every session hash has 'c'), HEXISTS for the save guard, HSET, PEXPIRE. The user fields are written
  * only when they change.
  */
 const UPDATE_LUA = `${LUA_SLICES}
@@ -145,22 +149,22 @@ if target then
 elseif current[1] or current[2] then
   redis.call('HDEL', key, 'u', 'x')
 end
-redis.call('PEXPIREAT', key, ARGV[2])
+redis.call('PEXPIRE', key, ARGV[2])
 return {1}
 `;
 
 /**
  * Index upkeep: KEYS[1] user index. ARGV[1] session id, ARGV[2] the time (ms) until which the
- * member must stay. The score is that time (raised, never lowered); members whose time has
- * passed are dropped, and the key expires with its latest member.
+ * member must stay, ARGV[3] the engine's "now". The score is that time (raised, never lowered);
+ * members whose time has passed are dropped, and the key expires with its latest member. Both by
+ * the engine's clock, as the sessions' own times are: not Redis's, which may differ.
  */
 const INDEX_LUA = `
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-local t = redis.call('TIME')
-local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if top[2] then redis.call('PEXPIREAT', KEYS[1], top[2]) end
+if top[2] then redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(top[2]) - now))) end
 return 1
 `;
 
@@ -286,6 +290,16 @@ function errorMessage(error: unknown): string {
 
 function isWrongType(error: unknown): boolean {
   return errorMessage(error).startsWith('WRONGTYPE');
+}
+
+/**
+ * A key's time to live (ms) for PEXPIRE, from the engine's own times: Redis applies it by its
+ * clock, so a Redis clock ahead of or behind the app's does not end sessions early or late (an
+ * absolute PEXPIREAT would: by more than a session's lifetime, at once). At least 1: PEXPIRE
+ * with 0 or less deletes the key, which only an expired session (refused before this) deserves.
+ */
+function timeToLive(expiresAt: number, lastSeenAt: number): number {
+  return Math.max(1, Math.ceil(expiresAt) - Math.floor(lastSeenAt));
 }
 
 /**
@@ -463,8 +477,8 @@ export function redisStore(options: RedisStoreOptions): Store {
   }
 
   /** Makes sure `userId`'s index lists `id` until at least `until`. */
-  async function index(userId: string, id: string, until: number): Promise<void> {
-    await run(SCRIPTS.index, userKey(userId), [id, until]);
+  async function index(userId: string, id: string, until: number, now: number): Promise<void> {
+    await run(SCRIPTS.index, userKey(userId), [id, until, Math.floor(now)]);
   }
 
   async function removeFromIndex(userId: string, ids: string[]): Promise<void> {
@@ -656,7 +670,7 @@ export function redisStore(options: RedisStoreOptions): Store {
     for (let attempt = 0; attempt < 5; attempt++) {
       const reply = (await run(SCRIPTS.update, sessionKey(id), [
         String(patch.expiresAt),
-        Math.ceil(patch.expiresAt),
+        timeToLive(patch.expiresAt, patch.lastSeenAt),
         String(patch.lastSeenAt),
         mode,
         mode === 's' ? (patch.userId as string) : '',
@@ -679,7 +693,7 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (reply[0] === 1) return true;
       const userId = reply[1] as string;
       const until = indexUntil(patch.expiresAt, patch.lastSeenAt);
-      await index(userId, id, until);
+      await index(userId, id, until, patch.lastSeenAt);
       ensured = { userId, until };
     }
     // Only reachable if the session's user keeps changing under us.
@@ -713,11 +727,11 @@ export function redisStore(options: RedisStoreOptions): Store {
       // Session first, index second: an index entry then always means "this session exists or
       // existed", so listByUser may prune entries whose session is gone. If indexing fails the
       // create fails and its session is removed again (no cookie was ever issued for it).
-      const created = await run(SCRIPTS.create, sessionKey(record.id), [Math.ceil(record.expiresAt), ...fields]);
+      const created = await run(SCRIPTS.create, sessionKey(record.id), [timeToLive(record.expiresAt, record.lastSeenAt), ...fields]);
       if (created === 0) throw new StoreConflictError(NAME);
       if (record.userId !== null) {
         try {
-          await index(record.userId, record.id, until);
+          await index(record.userId, record.id, until, record.lastSeenAt);
         } catch (error) {
           await client.unlink(sessionKey(record.id)).catch(() => {});
           throw error;
@@ -825,7 +839,7 @@ export function redisStore(options: RedisStoreOptions): Store {
     },
 
     async deleteExpired() {
-      // Redis deletes expired sessions itself (PEXPIREAT), and each user index drops entries past
+      // Redis deletes expired sessions itself (PEXPIRE), and each user index drops entries past
       // their score whenever it is written and expires with its last entry. Nothing to sweep.
       return { deleted: 0, cursor: null };
     },

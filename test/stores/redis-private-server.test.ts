@@ -140,3 +140,35 @@ describe('redis store: a server that may evict keys', { skip: installed ? false 
     }
   });
 });
+
+describe('redis store: an app clock that differs from Redis\'s', { skip: installed ? false : 'redis-server not installed' }, () => {
+  it('a session signed in by an app two hours behind Redis lives for its idle timeout, not zero', async () => {
+    const redis = await startPrivateRedis();
+    const { createSessions } = await import('../../src/index.js');
+    const { ManualClock } = await import('../helpers/clock.js');
+    const clock = new ManualClock(Date.now() - 2 * 3600_000);
+    const store = redisStore({ url: redis.url, prefix: 'skew:' });
+    const sessions = createSessions({ store, clock, idleTimeout: 3600 });
+    const admin = new Redis(redis.url);
+    try {
+      const first = sessions.open({ cookieHeader: undefined, https: false, ip: '192.0.2.1', userAgent: 'ua' });
+      await first.load();
+      await first.login('ada');
+      const cookie = ((await first.commit(200))?.setCookie[0] ?? '').split(';')[0];
+      const pttl = await admin.pttl(`skew:s:{${first.handle as string}}`);
+      assert.ok(pttl > 3_500_000 && pttl <= 3_600_000, `PTTL ${pttl} ms`);
+      const indexTtl = await admin.pttl('skew:u:{ada}');
+      assert.ok(indexTtl > 3_500_000, `index PTTL ${indexTtl} ms`);
+      clock.advance(60);
+      const next = sessions.open({ cookieHeader: cookie, https: false, ip: '192.0.2.1', userAgent: 'ua' });
+      await next.load();
+      assert.equal(next.userId, 'ada');
+      await next.commit(200);
+      assert.equal(await admin.zcard('skew:u:{ada}'), 1, 'the user index still lists the session');
+    } finally {
+      admin.disconnect();
+      await sessions.close();
+      await redis.stop();
+    }
+  });
+});
