@@ -1142,7 +1142,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const cycled = this.#stored ? undefined : this.#retired.find((entry) => entry.loaded !== undefined);
     // cycleId() on a view this request emptied: what parallel requests stored meanwhile moves to
     // the new id like any other cycle (found by the model-based test: it used to be deleted).
-    if (cycled !== undefined && (await this.#othersStoredIn(cycled))) return this.#commitCreated(now, result);
+    if (cycled !== undefined && (await this.#retireEmptied(cycled, now)) === 'kept') return this.#commitCreated(now, result);
     if (this.#stored && this.#id !== null) {
       const left = await this.#leftAfterEmptying(now);
       const id = this.#id;
@@ -1201,6 +1201,27 @@ export class Session<T extends SessionData = RegisteredData> {
     }
     if (current === null) return 'gone';
     return Object.keys(current.data).length > 0 || current.userId !== null || holdsMeta(Object.keys(current.meta)) ? 'kept' : 'empty';
+  }
+
+  /**
+   * The record a `cycleId()` leaves, for a request whose view ended empty: this request's removals
+   * are saved to it, then it is deleted if nothing is left, in one step where the store can
+   * (`destroyIfEmpty`), so a parallel save either lands first and moves to the new id ('kept': the
+   * cycle carries it over) or finds no record. A record rotated away or gone meanwhile, or a store
+   * without the one-step delete, is judged by a re-read.
+   */
+  async #retireEmptied(retired: { id: string; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<'kept' | 'empty'> {
+    const loaded = retired.loaded as { data: Map<string, string>; meta: Map<string, string> };
+    const { data, meta } = this.#changes(loaded.data, loaded.meta);
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
+    if (data) patch.data = data;
+    if (meta) patch.meta = meta;
+    const id = retired.id;
+    if (await this.#engine.call('update', (store) => store.update(id, patch))) {
+      const outcome = await this.#engine.call('destroyIfEmpty', (store) => (store.destroyIfEmpty ? store.destroyIfEmpty(id, BOOKKEEPING_META) : null));
+      if (outcome !== null) return outcome === 'kept' ? 'kept' : 'empty';
+    }
+    return (await this.#othersStoredIn(retired)) ? 'kept' : 'empty';
   }
 
   /**

@@ -2,7 +2,7 @@
  * `createSessions(options)`: the one object an app configures. It opens per-request sessions for
  * the adapters and carries the operations that span sessions (kill by user, list devices, sweep).
  */
-import { ConfigError, CorruptRecordError } from '../errors.js';
+import { ConfigError, CorruptRecordError, StoreTimeoutError } from '../errors.js';
 import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store, type SweepResult } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { SessionEvents } from './events.js';
@@ -72,9 +72,11 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    */
   clearExpired(options?: ClearExpiredOptions): Promise<{ deleted: number; batches: number; cursor: string | null }>;
   /**
-   * Lets the store calls in flight finish (each is bounded by `storeTimeout`, and so is the wait),
-   * then closes the store. Store calls made after that fail with a `StoreError` (503). Stop the
-   * HTTP server and let its requests finish first: requests still arriving get 503s. Idempotent.
+   * Refuses new store calls at once (a `StoreError`, 503), lets the calls in flight finish (each
+   * is bounded by `storeTimeout`, and so is the wait), then closes the store (also bounded: a
+   * store that does not close in time rejects with `StoreTimeoutError`). Stop the HTTP server and
+   * let its requests finish first. Calling it again returns the same promise, or after a failed
+   * close tries again.
    */
   close(): Promise<void>;
 }
@@ -91,10 +93,12 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     metrics.observe(anyStore.name, operation, durationMs, error === undefined);
     if (error !== undefined) events.emit('storeError', { operation, error });
   });
+  /** Set by close(): no more background sweeps. */
+  let closing: Promise<void> | null = null;
   // Probabilistic cleanup: one bounded batch at a time, in the background, never failing a request.
   let sweeping = false;
   const maybeCleanup = (): void => {
-    if (sweeping || client || resolved.cleanupProbability === 0 || Math.random() >= resolved.cleanupProbability) return;
+    if (sweeping || client || closing !== null || resolved.cleanupProbability === 0 || Math.random() >= resolved.cleanupProbability) return;
     sweeping = true;
     setImmediate(() => {
       manager
@@ -138,7 +142,18 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     return deleted;
   };
 
-  let closing: Promise<void> | null = null;
+  /** Waits for `work`, at most storeTimeout; then resolves, or rejects with `timedOut()` if given. */
+  const withinStoreTimeout = async (work: Promise<void>, timedOut?: () => Error): Promise<void> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => (timedOut ? reject(timedOut()) : resolve()), resolved.storeTimeout);
+    });
+    try {
+      await Promise.race([work, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const manager: Sessions<T> = {
     options: resolved,
     store: anyStore,
@@ -223,13 +238,16 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     },
     close() {
       closing ??= (async () => {
-        // A commit already sent must not be cut off by the store going away (a pool ended
-        // under it fails every query in flight).
-        let waited: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([caller.whenIdle(), new Promise<void>((resolve) => (waited = setTimeout(resolve, resolved.storeTimeout)))]);
-        clearTimeout(waited);
+        // New calls are refused at once (a 503 for requests still arriving), and the calls already
+        // sent may finish: a store going away under them (a pool ended) would fail them all.
         caller.close();
-        await anyStore.close();
+        await withinStoreTimeout(caller.whenIdle());
+        try {
+          await withinStoreTimeout(Promise.resolve(anyStore.close()), () => new StoreTimeoutError(anyStore.name, 'close', resolved.storeTimeout));
+        } catch (error) {
+          closing = null; // a later close() tries again
+          throw error;
+        }
       })();
       return closing;
     },

@@ -33,6 +33,61 @@ describe('sessions.close()', () => {
     // Idempotent.
     await sessions.close();
   });
+
+  it('refuses calls made while it waits for those in flight, and starts no background sweep', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const calls: string[] = [];
+    const store = Object.assign(Object.create(inner) as Store, {
+      name: 'slow-memory',
+      async create(record: Parameters<Store['create']>[0]) {
+        calls.push('create');
+        await held;
+        return inner.create(record);
+      },
+      async deleteExpired(sweep: Parameters<Store['deleteExpired']>[0]) {
+        calls.push('deleteExpired');
+        return inner.deleteExpired(sweep);
+      },
+    });
+    const errors: unknown[] = [];
+    const sessions = createSessions({ store, cleanupProbability: 1 });
+    sessions.events.on('storeError', ({ error }) => errors.push(error));
+    const first = sessions.open(request());
+    await first.load();
+    first.set('n', 1);
+    const committing = first.commit(200); // in flight: held
+    const closed = sessions.close();
+    const later = sessions.open(request());
+    await later.load();
+    later.set('n', 2);
+    await assert.rejects(() => later.commit(200), (error: unknown) => error instanceof StoreError && /closed/.test(error.message));
+    release();
+    await committing; // the call in flight finished
+    await closed;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(calls, ['create'], 'no sweep was started once close() began');
+    assert.equal(errors.filter((e) => !/closed/.test(String(e))).length, 0);
+  });
+
+  it('bounds a store close() that never settles by storeTimeout, and tries again on the next call', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    let closes = 0;
+    const store = Object.assign(Object.create(inner) as Store, {
+      name: 'stuck-close',
+      close: () => {
+        closes++;
+        return closes === 1 ? new Promise<void>(() => {}) : inner.close();
+      },
+    });
+    const sessions = createSessions({ store, storeTimeout: 150 });
+    const started = Date.now();
+    await assert.rejects(() => sessions.close(), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_TIMEOUT');
+    assert.ok(Date.now() - started < 2_000);
+    await sessions.close(); // tries again, and this time the store closes
+    assert.equal(closes, 2);
+  });
 });
 
 const postgresUp = await serviceAvailable('postgres');

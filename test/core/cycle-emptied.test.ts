@@ -5,6 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { EmptyDestroyResult, Store } from '../../src/stores/types.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
 
 describe('cycleId() on a view this request emptied', () => {
@@ -40,5 +44,39 @@ describe('cycleId() on a view this request emptied', () => {
     const result = await a.commit(200);
     assert.match(result?.setCookie[0] ?? '', /Max-Age=0/);
     assert.equal(await t.store.get(oldHandle as string), null);
+  });
+
+  it('keeps a parallel save that lands just before the old record is judged (one step: destroyIfEmpty)', async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    let beforeJudging: (() => Promise<void>) | null = null;
+    const store: Store = Object.assign(Object.create(inner) as Store, {
+      name: 'hooked-memory',
+      destroyIfEmpty: async (id: string, ignored: readonly string[]) => {
+        const hook = beforeJudging;
+        beforeJudging = null;
+        if (hook) await hook();
+        return (inner.destroyIfEmpty as (i: string, m: readonly string[]) => EmptyDestroyResult)(id, ignored);
+      },
+    });
+    const sessions = createSessions({ store });
+    const jar = new CookieJar();
+    const request = (cookieHeader = jar.header()) => sessions.open({ cookieHeader, https: false, ip: '192.0.2.1', userAgent: 'ua' });
+    const first = request();
+    await first.load();
+    first.set('a', 1);
+    jar.apply((await first.commit(200))?.setCookie ?? []);
+    const a = request();
+    const b = request();
+    await Promise.all([a.load(), b.load()]);
+    a.delete('a');
+    await a.cycleId();
+    b.set('b', 2);
+    beforeJudging = async () => {
+      await b.commit(200);
+    };
+    jar.apply((await a.commit(200))?.setCookie ?? []);
+    const after = request();
+    await after.load();
+    assert.deepEqual(after.toJSON(), { b: 2 });
   });
 });
