@@ -409,6 +409,7 @@ export function redisStore(options: RedisStoreOptions): Store {
   if (owned) client.on('error', () => {});
   // ioredis' own commandTimeout would arm a timer per command: one timer per connection instead.
   const stopDeadlines = owned ? failCommandsAfter(client as Redis, commandTimeout) : () => {};
+  if (owned) failCommandsLostWithConnection(client as Redis);
   warnIfEvicting(client, prefix);
   const cluster = client.isCluster ? (client as Cluster) : null;
   // Called right before each per-request command, so an iteration's commands leave in one write.
@@ -895,6 +896,21 @@ export function redisStore(options: RedisStoreOptions): Store {
   };
   const db = owned && !cluster ? Number((client.options as { db?: unknown }).db ?? 0) : 0;
   return db > 0 ? withDatabaseCheck(store, client as Redis, db) : store;
+}
+
+/**
+ * With `autoResendUnfulfilledCommands` off, ioredis (5.11) drops the commands that were awaiting
+ * an answer when the connection closed without failing them: each would wait for the command
+ * timeout (5 s by default) although its answer can never come. They fail as soon as ioredis
+ * starts reconnecting instead (a 503 at once). Reads ioredis' `prevCommandQueue`, where it keeps
+ * them; should a later version not have it, the command timeout still fails them.
+ */
+function failCommandsLostWithConnection(client: Redis): void {
+  client.on('reconnecting', () => {
+    const lost = (client as unknown as { prevCommandQueue?: { length: number; shift(): { command?: { reject?: (error: Error) => void } } } | null }).prevCommandQueue;
+    if (!lost || typeof lost.shift !== 'function') return;
+    while (lost.length > 0) lost.shift().command?.reject?.(new Error('the connection to Redis was lost before it answered'));
+  });
 }
 
 /**

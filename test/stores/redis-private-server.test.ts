@@ -172,3 +172,34 @@ describe('redis store: an app clock that differs from Redis\'s', { skip: install
     }
   });
 });
+
+describe('redis store: a command whose connection is lost before Redis answers', { skip: installed ? false : 'redis-server not installed' }, () => {
+  it('fails at once (a 503), not after commandTimeout, when the server comes back at once', async () => {
+    const server = await startPrivateRedis({ args: ['--enable-debug-command', 'yes'] });
+    const store = redisStore({ url: server.url, prefix: 'lost:', commandTimeout: 3_000 });
+    const blocker = new Redis(server.url);
+    try {
+      assert.equal(await store.get('g'.repeat(43)), null);
+      // Redis busy for 300 ms: the store's next command is sent and waits for its answer.
+      blocker.call('DEBUG', 'SLEEP', '0.3').catch(() => undefined);
+      await sleep(30);
+      const started = performance.now();
+      const pending = Promise.resolve(store.get('h'.repeat(43))).then(
+        () => 'answered',
+        (error: Error) => error.message,
+      );
+      await sleep(60);
+      await server.kill();
+      await server.start();
+      const outcome = await pending;
+      const waited = performance.now() - started;
+      assert.match(outcome, /lost before it answered/);
+      assert.ok(waited < 2_000, `failed after ${Math.round(waited)} ms (commandTimeout 3000)`);
+      assert.equal(await store.get('i'.repeat(43)), null, 'and the store works again');
+    } finally {
+      blocker.disconnect();
+      await store.close();
+      await server.stop();
+    }
+  });
+});
