@@ -216,7 +216,11 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   const idleTimeout = positive('idleTimeout', options.idleTimeout ?? 3600);
   const absoluteTimeout = positive('absoluteTimeout', options.absoluteTimeout ?? 7 * 86_400);
   const touchInterval = options.touchInterval === undefined ? Math.min(300, idleTimeout / 2) : positive('touchInterval', options.touchInterval);
-  if (touchInterval >= idleTimeout) throw new ConfigError('touchInterval must be shorter than idleTimeout');
+  // A user active every r seconds keeps the session only while r <= idleTimeout - touchInterval:
+  // past half, users clearly active (a request every few minutes) would be signed out.
+  if (touchInterval > idleTimeout / 2) {
+    throw new ConfigError(`touchInterval must be at most half of idleTimeout (${idleTimeout / 2} s here), got ${touchInterval}: a user active every ${idleTimeout - touchInterval} s could be signed out`);
+  }
   if (options.context !== undefined && typeof options.context !== 'boolean') throw new ConfigError('context must be true or false');
   if (options.clock !== undefined && typeof (options.clock as Partial<Clock> | null)?.now !== 'function') {
     throw new ConfigError('clock must be an object with a now() method returning milliseconds since the epoch, e.g. { now: () => Date.now() }');

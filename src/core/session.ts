@@ -75,7 +75,7 @@ const META_TEST_COOKIE = 'testcookie';
 /** Before 0.1.0's tenth pass: the whole queue as one array (still read, never written). */
 const META_FLASH = 'flash';
 /**
- * One key per flash message, `flash.<ms, 13 digits>.<seq>.<random>`: parallel requests add and
+ * One key per flash message, `flash.<ms, 13 digits>.<seq, 6 digits>.<random>`: parallel requests add and
  * consume messages key by key, like any other change, so none is lost or shown again. Sorting the
  * keys gives the order they were queued in.
  */
@@ -146,8 +146,6 @@ export class Session<T extends SessionData = RegisteredData> {
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
-  /** Orders the flash messages queued within one millisecond of this request. */
-  #flashSeq = 0;
   /** The request carried two cookies of our name (see clearedDefaultScopeCookie). */
   #ambiguousCookie = false;
   /** The session came in on the plain-HTTP cookie over HTTPS: re-key it and clear that cookie. */
@@ -1041,9 +1039,15 @@ export class Session<T extends SessionData = RegisteredData> {
     const keys = this.#flashKeys();
     // A runaway loop of flashes must not grow the session without bound: keep the newest.
     for (const key of keys.slice(0, Math.max(0, keys.length - MAX_FLASHES + 1))) this.#meta.delete(key);
-    const at = String(Math.max(0, Math.floor(this.#engine.options.clock.now()))).padStart(13, '0');
-    const seq = String(this.#flashSeq++).padStart(4, '0');
-    this.#meta.set(`${META_FLASH_ITEM}${at}.${seq}.${randomBytes(6).toString('base64url')}`, { message, category });
+    // After the newest message queued so far (by this request or an earlier one), even within the
+    // same millisecond or after the clock stepped back; the random part only orders messages
+    // queued by parallel requests at the same moment.
+    const newest = keys.length > 0 ? /^flash\.(\d{13})\.(\d+)\./.exec(keys[keys.length - 1] as string) : null;
+    const newestAt = newest ? Number(newest[1]) : -1;
+    const at = Math.max(newestAt, Math.floor(this.#engine.options.clock.now()), 0);
+    const seq = at === newestAt ? Number((newest as RegExpExecArray)[2]) + 1 : 0;
+    const key = `${META_FLASH_ITEM}${String(at).padStart(13, '0')}.${String(seq).padStart(6, '0')}.${randomBytes(6).toString('base64url')}`;
+    this.#meta.set(key, { message, category });
   }
 
   /** Returns the queued flash messages and removes them. */
@@ -1671,14 +1675,16 @@ export class Session<T extends SessionData = RegisteredData> {
   /**
    * What changed in data and meta since their baselines, after checking the whole session against
    * `maxDataSize` (UTF-8 bytes of keys and serialized values, engine meta such as flash messages
-   * included), so nothing oversize is ever written.
+   * included), so no request makes a session oversize. A session that arrived oversize (parallel
+   * requests' keys merged in the store, each within the limit alone) still commits changes that
+   * do not make it larger, so a read-only request or one that removes keys is never refused.
    */
   #changes(dataBaseline: Map<string, string>, metaBaseline: Map<string, string>): { data: KeyChanges | null; meta: KeyChanges | null } {
     const data = this.#diff(this.#data, dataBaseline, true);
     const meta = this.#diff(this.#meta, metaBaseline, false);
     const bytes = data.bytes + meta.bytes;
     const limit = this.#engine.options.maxDataSize;
-    if (bytes > limit) throw new SessionTooLargeError(bytes, limit);
+    if (bytes > limit && bytes > serializedBytes(dataBaseline) + serializedBytes(metaBaseline)) throw new SessionTooLargeError(bytes, limit);
     return { data: data.changes, meta: meta.changes };
   }
 
@@ -1727,6 +1733,13 @@ export class Session<T extends SessionData = RegisteredData> {
   #clearCookie(): string {
     return clearedSessionCookie(this.#engine.options.cookie, this.#request().https);
   }
+}
+
+/** UTF-8 bytes of keys and serialized values, as `maxDataSize` counts them. */
+function serializedBytes(values: Map<string, string>): number {
+  let bytes = 0;
+  for (const [key, json] of values) bytes += Buffer.byteLength(key) + Buffer.byteLength(json);
+  return bytes;
 }
 
 /** Each value's JSON form: the baseline a record written from these values compares against. */

@@ -64,4 +64,29 @@ describe('flash messages with parallel requests', () => {
     });
     assert.deepEqual(legacy.value, ['old', 'new']);
   });
+
+  it('keeps queue order across requests in the same millisecond and after the clock steps back', async () => {
+    const t = setup();
+    await t.visit((s) => s.set('user', 'ada'));
+    for (let i = 0; i < 30; i++) await t.visit((s) => s.flash(`m${i}`)); // the clock does not move
+    t.clock.advance(-2);
+    await t.visit((s) => s.flash('after the step back'));
+    const shown = await t.visit((s) => s.consumeFlashes().map((f) => f.message));
+    assert.deepEqual(shown.value, [...Array.from({ length: 30 }, (_, i) => `m${i}`), 'after the step back']);
+  });
+
+  it('a session over maxDataSize after parallel merges still serves read-only requests', async () => {
+    const t = setup({ maxDataSize: 2_000 });
+    await t.visit((s) => s.set('user', 'ada'));
+    const { a, b } = await parallel(t);
+    for (let i = 0; i < 12; i++) {
+      a.flash(`a message long enough to count ${i}`);
+      b.flash(`b message long enough to count ${i}`);
+    }
+    await Promise.all([a.commit(200), b.commit(200)]); // each within the limit alone
+    const read = await t.visit((s) => s.get('user'));
+    assert.equal(read.value, 'ada');
+    const shown = await t.visit((s) => s.consumeFlashes().length);
+    assert.equal(shown.value, 24);
+  });
 });

@@ -446,6 +446,7 @@ describe('cookies and ids', () => {
       [{ cookie: { path: 'relative' } }, /path/],
       [{ idleTimeout: 0 }, /idleTimeout/],
       [{ idleTimeout: 60, touchInterval: 60 }, /touchInterval/],
+      [{ idleTimeout: 600, touchInterval: 301 }, /touchInterval must be at most half of idleTimeout/],
       [{ absoluteTimeout: -1 }, /absoluteTimeout/],
       [{ persistentFieldsOnLogin: 'language' as unknown as string[] }, /persistentFieldsOnLogin/],
       // Values that would inject attributes or fail on every request instead of here.
