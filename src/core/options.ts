@@ -37,6 +37,14 @@ export interface CookieOptions {
    * subdomains and plain-HTTP pages cannot plant or overwrite it. Default true.
    */
   prefix?: boolean;
+  /**
+   * Scopes this cookie had before a change of `domain` or `path`. The browser keeps the old cookie
+   * beside the new one, and a request carrying both has no session (which one is ours is
+   * unknown); its response then clears the cookie in each of these scopes, and in the default
+   * scope (host-only, `/`), so the next sign-in sticks. Only needed when the old scope was not the
+   * default one (docs/operations.md). Default: none.
+   */
+  previousScopes?: readonly { domain?: string; path?: string }[];
 }
 
 export interface SessionsOptions {
@@ -121,6 +129,7 @@ export interface ResolvedCookie {
   partitioned: boolean;
   persistent: boolean;
   prefix: boolean;
+  previousScopes: readonly { domain: string | undefined; path: string }[];
 }
 
 export interface ResolvedOptions {
@@ -188,6 +197,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     partitioned: c.partitioned ?? false,
     persistent: c.persistent ?? false,
     prefix: c.prefix ?? true,
+    previousScopes: [],
   };
   if (!isValidCookieName(cookie.name)) throw new ConfigError(`cookie.name ${JSON.stringify(cookie.name)} is not a valid cookie name`);
   if (!['lax', 'strict', 'none'].includes(cookie.sameSite)) throw new ConfigError(`cookie.sameSite must be 'lax', 'strict' or 'none'`);
@@ -203,6 +213,19 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     throw new ConfigError(`cookie.domain must be a host name such as "example.com", got ${JSON.stringify(cookie.domain)}`);
   }
   for (const name of ['httpOnly', 'partitioned', 'persistent', 'prefix'] as const) flag(`cookie.${name}`, cookie[name]);
+  if (c.previousScopes !== undefined) {
+    if (!Array.isArray(c.previousScopes)) throw new ConfigError('cookie.previousScopes must be an array of { domain?, path? }');
+    cookie.previousScopes = c.previousScopes.map((scope: unknown, i: number) => {
+      const { domain, path = '/' } = (scope ?? {}) as { domain?: unknown; path?: unknown };
+      if (domain !== undefined && (typeof domain !== 'string' || !DOMAIN.test(domain))) {
+        throw new ConfigError(`cookie.previousScopes[${i}].domain must be a host name such as "example.com", got ${JSON.stringify(domain)}`);
+      }
+      if (typeof path !== 'string' || !path.startsWith('/') || !isValidAttributeValue(path)) {
+        throw new ConfigError(`cookie.previousScopes[${i}].path must start with / and hold no ';' or control characters, got ${JSON.stringify(path)}`);
+      }
+      return { domain, path };
+    });
+  }
   const lower = cookie.name.toLowerCase();
   if (lower.startsWith('__host-')) {
     if (cookie.secure !== true || cookie.path !== '/' || cookie.domain !== undefined) {

@@ -66,13 +66,22 @@ export function clearedPlainHttpCookie(cookie: ResolvedCookie): string {
 }
 
 /**
- * Expires a cookie of the session's name under the default scope (host-only, `Path=/`), for a
- * request that carried two: after a change of `cookie.domain` or `cookie.path`, the browser keeps
- * the old cookie beside the new one, and clearing only the configured one would leave the user
- * without a session on every request. Null when the configured scope is the default one.
+ * Expires cookies of the session's name under other scopes, for a request that carried two: after
+ * a change of `cookie.domain` or `cookie.path`, the browser keeps the old cookie beside the new
+ * one, and clearing only the configured one would leave the user without a session on every
+ * request. The default scope (host-only, `Path=/`) and each of `cookie.previousScopes`, except the
+ * configured scope itself (the caller clears that one as usual).
  */
-export function clearedDefaultScopeCookie(cookie: ResolvedCookie, https: boolean): string | null {
-  if (cookie.domain === undefined && cookie.path === '/') return null;
+export function clearedOtherScopeCookies(cookie: ResolvedCookie, https: boolean): string[] {
   const secure = isSecureFor(cookie, https);
-  return serializeSetCookie(cookieNameFor(cookie, secure), '', { maxAge: 0, path: '/', httpOnly: cookie.httpOnly, secure });
+  const name = cookieNameFor(cookie, secure);
+  const out: string[] = [];
+  const seen = new Set([`${cookie.domain ?? ''} ${cookie.path}`]);
+  for (const { domain, path } of [{ domain: undefined, path: '/' }, ...cookie.previousScopes]) {
+    const scope = `${domain ?? ''} ${path}`;
+    if (seen.has(scope)) continue;
+    seen.add(scope);
+    out.push(serializeSetCookie(name, '', { maxAge: 0, path, ...(domain !== undefined && { domain }), httpOnly: cookie.httpOnly, secure }));
+  }
+  return out;
 }

@@ -26,7 +26,7 @@ import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
 import { openForward, sealForward } from './rotation.js';
-import { clearedDefaultScopeCookie, clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
+import { clearedOtherScopeCookies, clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
 import { generateToken, hashToken, isWellFormedToken } from './token.js';
 
 /** What an adapter knows about the incoming request. */
@@ -146,7 +146,7 @@ export class Session<T extends SessionData = RegisteredData> {
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
-  /** The request carried two cookies of our name (see clearedDefaultScopeCookie). */
+  /** The request carried two cookies of our name (see clearedOtherScopeCookies). */
   #ambiguousCookie = false;
   /** The session came in on the plain-HTTP cookie over HTTPS: re-key it and clear that cookie. */
   #fromPlainHttp = false;
@@ -1107,10 +1107,7 @@ export class Session<T extends SessionData = RegisteredData> {
     if (status >= 500) return result;
     this.#engine.maybeCleanup();
     if (this.#fromPlainHttp) result.setCookie.push(clearedPlainHttpCookie(this.#engine.options.cookie));
-    if (this.#ambiguousCookie) {
-      const stale = clearedDefaultScopeCookie(this.#engine.options.cookie, this.#request().https);
-      if (stale !== null) result.setCookie.push(stale);
-    }
+    if (this.#ambiguousCookie) result.setCookie.push(...clearedOtherScopeCookies(this.#engine.options.cookie, this.#request().https));
     const engine = this.#engine;
     const now = engine.options.clock.now();
     const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && holdsMeta(this.#meta.keys()));

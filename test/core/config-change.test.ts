@@ -119,4 +119,28 @@ describe('changing cookie.domain or cookie.path across a restart', () => {
       assert.equal(jar.cookies.size, 1, [...jar.cookies.keys()].join(', '));
     });
   }
+
+  it('from a Domain back to host-only: with previousScopes, one more sign-in, then no login loop', async () => {
+    const clock = new ManualClock();
+    const store = memoryStore({ clock, sweepInterval: 0 });
+    const jar = new ScopedJar();
+    const visit = async (options: Partial<SessionsOptions>, write?: (s: { login(u: string): Promise<void> }) => Promise<void>) => {
+      const sessions = createSessions({ store, clock, ...options });
+      const session = sessions.open({ cookieHeader: jar.header(), https: false, ip: '192.0.2.1', userAgent: 'ua' });
+      await session.load();
+      if (write) await write(session);
+      const user = session.userId;
+      jar.apply((await session.commit(200))?.setCookie ?? []);
+      return user;
+    };
+    await visit({ cookie: { domain: 'example.test' } }, (s) => s.login('ada')); // version 1: Domain=example.test
+    const v2 = { cookie: { previousScopes: [{ domain: 'example.test' }] } }; // version 2: host-only
+    await visit(v2, (s) => s.login('ada')); // a new id under the new scope: two cookies now
+    assert.equal(jar.cookies.size, 2);
+    const seen = [await visit(v2), await visit(v2, (s) => s.login('ada')), await visit(v2), await visit(v2)];
+    assert.deepEqual(seen, [null, 'ada', 'ada', 'ada'], `users seen: ${JSON.stringify(seen)}`);
+    assert.equal(jar.cookies.size, 1, [...jar.cookies.keys()].join(', '));
+    // Without previousScopes the old Domain cookie could never be cleared: every sign-in lasted one request.
+    assert.throws(() => createSessions({ store, cookie: { previousScopes: [{ domain: 'bad domain' }] } }), /previousScopes\[0\]\.domain/);
+  });
 });
