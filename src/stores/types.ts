@@ -129,7 +129,9 @@ export interface Store {
   /**
    * Optional: deletes the record only if it holds nothing, judged atomically with the delete: no
    * `data` key, no user (`userId` null), and no `meta` key other than those in `ignoredMeta`.
-   * `'deleted'`, `'kept'` (something is in it), or `'absent'` (no such record). The engine uses it
+   * `'deleted'`, `'kept'` (something is in it), or `'absent'` (no such record). A record past its
+   * expiry is judged like any other (a store with native expiry, Redis, may already answer
+   * `'absent'`): the engine calls this right after a save, on a live record. The engine uses it
    * when a request leaves its session empty: without it, it re-reads and then deletes, and a
    * parallel save landing between the two is deleted with the record.
    */
