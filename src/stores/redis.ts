@@ -396,8 +396,9 @@ export function redisStore(options: RedisStoreOptions): Store {
       autoResendUnfulfilledCommands: false,
       // A failover behind a stable address (DNS, a VIP) leaves the connection on a demoted
       // primary: reconnect on READONLY (the refused write never ran) instead of failing every
-      // write until the connection happens to break.
-      reconnectOnError: (error) => error.message.startsWith('READONLY'),
+      // write until the connection happens to break. At most once a second: a burst of refused
+      // writes reconnecting each time stacks listeners on the socket (a MaxListeners warning).
+      reconnectOnError: reconnectOnReadOnly(),
     });
   if (owned && ownsKeyPrefix(client)) {
     // A URL form the check above does not read the same way as ioredis: still refused.
@@ -896,6 +897,18 @@ export function redisStore(options: RedisStoreOptions): Store {
   };
   const db = owned && !cluster ? Number((client.options as { db?: unknown }).db ?? 0) : 0;
   return db > 0 ? withDatabaseCheck(store, client as Redis, db) : store;
+}
+
+/** `reconnectOnError` for READONLY replies (a demoted primary), at most once a second. */
+function reconnectOnReadOnly(): (error: Error) => boolean {
+  let last = -Infinity;
+  return (error) => {
+    if (!error.message.startsWith('READONLY')) return false;
+    const now = performance.now();
+    if (now - last < 1_000) return false;
+    last = now;
+    return true;
+  };
 }
 
 /**

@@ -203,3 +203,41 @@ describe('redis store: a command whose connection is lost before Redis answers',
     }
   });
 });
+
+describe('redis store: a primary demoted behind the same address', { skip: installed ? false : 'redis-server not installed' }, () => {
+  it('fails writes while READONLY without stacking socket listeners, and writes again once it is primary', async () => {
+    const primary = await startPrivateRedis();
+    const demoted = await startPrivateRedis();
+    const warnings: string[] = [];
+    const listen = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', listen);
+    const store = redisStore({ url: demoted.url, prefix: 'ro:' });
+    try {
+      const now = Date.now();
+      const id = 'j'.repeat(43);
+      await store.create({ id, userId: null, data: { a: 1 }, meta: {}, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, ip: null, userAgent: null });
+      await demoted.cli('REPLICAOF', '127.0.0.1', String(primary.port)); // now a read-only replica (and emptied)
+      await sleep(300);
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          Promise.resolve(store.update(id, { data: { set: { b: i } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 })).then(
+            (ok) => (ok ? 'saved' : 'no session'),
+            (error: Error) => (/READONLY/.test(error.message) ? 'refused' : error.message),
+          ),
+        ),
+      );
+      assert.ok(outcomes.every((o) => o === 'refused' || o === 'no session'), JSON.stringify(outcomes));
+      assert.ok(outcomes.includes('refused'), JSON.stringify(outcomes));
+      await demoted.cli('REPLICAOF', 'NO', 'ONE');
+      await sleep(1_100); // past the once-a-second reconnect limit
+      await store.create({ id: 'k'.repeat(43), userId: null, data: { c: 1 }, meta: {}, createdAt: Date.now(), lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000, ip: null, userAgent: null });
+      assert.deepEqual((await store.get('k'.repeat(43)))?.data, { c: 1 });
+      assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
+    } finally {
+      process.off('warning', listen);
+      await store.close();
+      await primary.stop();
+      await demoted.stop();
+    }
+  });
+});
