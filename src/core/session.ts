@@ -1599,7 +1599,7 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   async #create(now: number, presetToken?: string, announce = true, withoutOneTime = false): Promise<string> {
-    const data = this.#changes(new Map(), new Map()).data?.set ?? {};
+    const data = this.#changes(new Map(), new Map(), this.#snapshot, this.#metaSnapshot).data?.set ?? {};
     const meta = objectFromEntries(this.#meta);
     if (withoutOneTime) for (const key of Object.keys(meta)) if (key.startsWith(META_ONE_TIME)) delete meta[key];
     const engine = this.#engine;
@@ -1676,13 +1676,36 @@ export class Session<T extends SessionData = RegisteredData> {
    * requests' keys merged in the store, each within the limit alone) still commits changes that
    * do not make it larger, so a read-only request or one that removes keys is never refused.
    */
-  #changes(dataBaseline: Map<string, string>, metaBaseline: Map<string, string>): { data: KeyChanges | null; meta: KeyChanges | null } {
+  #changes(
+    dataBaseline: Map<string, string>,
+    metaBaseline: Map<string, string>,
+    // What the size is judged against, when not the diff's baseline (a rotation writes the whole
+    // session to a new record, but does not make it larger than it was loaded).
+    loadedData = dataBaseline,
+    loadedMeta = metaBaseline,
+  ): { data: KeyChanges | null; meta: KeyChanges | null } {
     const data = this.#diff(this.#data, dataBaseline, true);
     const meta = this.#diff(this.#meta, metaBaseline, false);
     const bytes = data.bytes + meta.bytes;
     const limit = this.#engine.options.maxDataSize;
-    if (bytes > limit && bytes > serializedBytes(dataBaseline) + serializedBytes(metaBaseline)) throw new SessionTooLargeError(bytes, limit);
+    if (bytes > limit && this.#grew(bytes, loadedData, loadedMeta)) throw new SessionTooLargeError(bytes, limit);
     return { data: data.changes, meta: meta.changes };
+  }
+
+  /**
+   * Whether this request made the session larger than it loaded it, not counting the engine's
+   * own rotation bookkeeping (a request counter that gains a digit must not fail a read-only
+   * request to an oversize session).
+   */
+  #grew(bytes: number, dataBaseline: Map<string, string>, metaBaseline: Map<string, string>): boolean {
+    let before = serializedBytes(dataBaseline) + serializedBytes(metaBaseline);
+    let now = bytes;
+    for (const key of BOOKKEEPING_META) {
+      const was = metaBaseline.get(key);
+      if (was !== undefined) before -= Buffer.byteLength(key) + Buffer.byteLength(was);
+      if (this.#meta.has(key)) now -= Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(this.#meta.get(key)));
+    }
+    return now > before;
   }
 
   /**

@@ -539,17 +539,14 @@ export function redisStore(options: RedisStoreOptions): Store {
   /**
    * A Cluster's slot assignment as the servers report it now (not ioredis' cached view), hashed:
    * equal before and after a step means no slot moved between masters meanwhile. '' for a single
-   * server. A node that cannot answer gives a value that never matches, so the walk restarts.
+   * server. A node that cannot answer fails the step (the caller sees the error; the walk can be
+   * resumed with the same cursor), rather than restarting the walk forever.
    */
   async function topology(nodes: Array<{ node: Redis }>): Promise<string> {
     if (!cluster) return '';
-    try {
-      const slots = (await (nodes[0] as { node: Redis }).node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string?]][];
-      const ranges = slots.map(([from, to, owner]) => `${from}-${to}@${owner[2] ?? `${owner[0]}:${owner[1]}`}`).sort();
-      return createHash('sha1').update(ranges.join(',')).digest('base64url');
-    } catch {
-      return `unknown:${Math.random()}`;
-    }
+    const slots = (await (nodes[0] as { node: Redis }).node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string?]][];
+    const ranges = slots.map(([from, to, owner]) => `${from}-${to}@${owner[2] ?? `${owner[0]}:${owner[1]}`}`).sort();
+    return createHash('sha1').update(ranges.join(',')).digest('base64url');
   }
 
   /**

@@ -75,6 +75,11 @@ export interface TieredStoreOptions {
 const TOMBSTONE_KEY = '@tombstone';
 /** Meta key holding the record's real `expiresAt` (the cache entry's own expiry is capped). */
 const EXPIRES_KEY = '@expiresAt';
+/**
+ * The record's own lastSeenAt: the entry itself carries the fill time, since a cache may derive an
+ * entry's lifetime from it (the Redis store sets a time to live of expiresAt − lastSeenAt).
+ */
+const LAST_SEEN_KEY = '@lastSeenAt';
 /** Attempts to place a tombstone before giving up and deleting the cache entry instead. */
 const MAX_TOMBSTONE_ATTEMPTS = 5;
 /**
@@ -90,10 +95,11 @@ function defineOwn(target: Record<string, JsonValue>, key: string, value: JsonVa
 }
 
 /** Engine meta keys that start with `@` are stored with one more `@`, so they never clash. */
-function encodeMeta(meta: Record<string, JsonValue>, expiresAt: number): Record<string, JsonValue> {
+function encodeMeta(meta: Record<string, JsonValue>, expiresAt: number, lastSeenAt: number): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
   for (const key of Object.keys(meta)) defineOwn(out, key.startsWith('@') ? `@${key}` : key, meta[key] as JsonValue);
   defineOwn(out, EXPIRES_KEY, expiresAt);
+  defineOwn(out, LAST_SEEN_KEY, lastSeenAt);
   return out;
 }
 
@@ -207,9 +213,9 @@ export function tieredStore(options: TieredStoreOptions): Store {
       id: record.id,
       userId: record.userId,
       data: structuredClone(record.data),
-      meta: encodeMeta(record.meta, record.expiresAt),
+      meta: encodeMeta(record.meta, record.expiresAt, record.lastSeenAt),
       createdAt: record.createdAt,
-      lastSeenAt: record.lastSeenAt,
+      lastSeenAt: now,
       expiresAt: entryExpiresAt,
       ip: record.ip,
       userAgent: record.userAgent,
@@ -287,7 +293,13 @@ export function tieredStore(options: TieredStoreOptions): Store {
     if (typeof realExpiresAt !== 'number' || !Number.isFinite(realExpiresAt)) return null;
     // Checked here too: a cache may return entries past their expiry (the contract allows it).
     if (entry.expiresAt <= clock.now() || realExpiresAt <= sweptBefore) return null;
-    return { ...entry, meta: decodeMeta(entry.meta), expiresAt: realExpiresAt };
+    const realLastSeenAt = entry.meta[LAST_SEEN_KEY];
+    return {
+      ...entry,
+      meta: decodeMeta(entry.meta),
+      expiresAt: realExpiresAt,
+      lastSeenAt: typeof realLastSeenAt === 'number' && Number.isFinite(realLastSeenAt) ? realLastSeenAt : entry.lastSeenAt,
+    };
   }
 
   /** Clears every (guest) entry from the cache in one bounded call; a failure is reported. */

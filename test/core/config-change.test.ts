@@ -144,3 +144,21 @@ describe('changing cookie.domain or cookie.path across a restart', () => {
     assert.throws(() => createSessions({ store, cookie: { previousScopes: [{ domain: 'bad domain' }] } }), /previousScopes\[0\]\.domain/);
   });
 });
+
+describe('lowering maxDataSize across a restart', () => {
+  for (const rotation of [undefined, { afterRequests: 50 }, { afterSeconds: 1 }]) {
+    it(`sessions already larger keep serving read-only requests (rotation ${JSON.stringify(rotation)})`, async () => {
+      const clock = new ManualClock();
+      const store = memoryStore({ clock, sweepInterval: 0 });
+      const jar = new CookieJar();
+      await app(store, clock, {})(jar, (s) => s.set('blob', 'x'.repeat(3_000)));
+      const v2 = app(store, clock, { maxDataSize: 2_048, ...(rotation && { rotation }) });
+      for (let i = 0; i < 3; i++) {
+        clock.advance(2); // past afterSeconds: the rotation rewrites the whole session
+        assert.equal(await v2(jar), null); // no user: the session itself is served, not refused
+      }
+      // Growing it further is refused.
+      await assert.rejects(() => v2(jar, (s) => s.set('more', 'y'.repeat(100))), /maxDataSize/);
+    });
+  }
+});
