@@ -193,6 +193,13 @@ function schemaVersion(db: Database.Database, table: string): number {
   return row?.version ?? 0;
 }
 
+/** True when the table exists at this version's schema: nothing to create or migrate (read only, no lock). */
+function isCurrent(db: Database.Database, table: string): boolean {
+  const exists = (name: string): boolean =>
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE").get(name) !== undefined;
+  return exists(table) && exists(SCHEMA_TABLE) && schemaVersion(db, table) === SQLITE_SCHEMA_VERSION;
+}
+
 /** Creates or migrates the table. Runs in one IMMEDIATE transaction so two processes starting together take turns. */
 function migrate(db: Database.Database, table: string): void {
   db.transaction(() => {
@@ -611,7 +618,11 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     }
     // Opening waits longer than a request would: another process may be migrating a large table
     // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
-    if (createTable) (owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying)(() => migrate(database, table));
+    // Only when there is something to create or migrate: a current table needs no write lock, so
+    // a store opening while another process writes (or sweeps) starts at once.
+    if (createTable && !retrying(() => isCurrent(database, table))) {
+      (owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying)(() => migrate(database, table));
+    }
     else retrying(() => checkSchema(database, table, filePath ?? (owned ? ':memory:' : 'the database')));
   } catch (error) {
     if (owned) db.close();

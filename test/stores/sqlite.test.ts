@@ -980,9 +980,11 @@ describe('sqliteStore table names in another letter case', () => {
 });
 
 describe('sqliteStore opening while another connection holds the write lock', () => {
-  it('waits past busyTimeout for the lock (another process migrating), instead of failing to start', async () => {
+  it('waits past busyTimeout for the lock when its table must be created (another process migrating), instead of failing to start', async () => {
     const path = tempPath('startup-lock');
-    sqliteStore({ path, sweepInWorker: false }).close(); // the file and table exist
+    const created = new Database(path); // the file exists, the table does not
+    created.pragma('journal_mode = WAL');
+    created.close();
     const { Worker } = await import('node:worker_threads');
     // A second connection, in a worker thread, holds the write lock for 1.5 s.
     const holder = new Worker(
@@ -1003,5 +1005,29 @@ describe('sqliteStore opening while another connection holds the write lock', ()
     await store.close();
     await new Promise((resolve) => holder.once('exit', resolve));
     assert.ok(waited > 1_000, `opened after ${Math.round(waited)} ms, while the lock was held for 1.5 s`);
+  });
+
+  it('opens at once when its table is current, whoever holds the write lock', async () => {
+    const path = tempPath('startup-current');
+    await sqliteStore({ path, sweepInWorker: false }).close(); // the table exists, at this version
+    const { Worker } = await import('node:worker_threads');
+    const holder = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const Database = require(workerData.driver);
+       const db = new Database(workerData.path);
+       db.exec('BEGIN IMMEDIATE');
+       parentPort.postMessage('locked');
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+       db.exec('COMMIT');
+       db.close();`,
+      { eval: true, workerData: { path, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
+    );
+    await new Promise((resolve) => holder.once('message', resolve));
+    const started = performance.now();
+    const store = sqliteStore({ path, sweepInWorker: false });
+    const waited = performance.now() - started;
+    await store.close();
+    await new Promise((resolve) => holder.once('exit', resolve));
+    assert.ok(waited < 500, `opened after ${Math.round(waited)} ms while another connection held the write lock`);
   });
 });
