@@ -216,14 +216,19 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (c.previousScopes !== undefined) {
     if (!Array.isArray(c.previousScopes)) throw new ConfigError('cookie.previousScopes must be an array of { domain?, path? }');
     cookie.previousScopes = c.previousScopes.map((scope: unknown, i: number) => {
-      const { domain, path = '/' } = (scope ?? {}) as { domain?: unknown; path?: unknown };
+      if (!scope || typeof scope !== 'object' || Object.keys(scope).some((key) => key !== 'domain' && key !== 'path')) {
+        throw new ConfigError(`cookie.previousScopes[${i}] must be an object with only domain and/or path, got ${JSON.stringify(scope)}`);
+      }
+      const { domain: given, path = '/' } = scope as { domain?: unknown; path?: unknown };
+      // Browsers ignore a leading dot and compare domains without regard to case.
+      const domain = typeof given === 'string' ? given.replace(/^\./, '').toLowerCase() : given;
       if (domain !== undefined && (typeof domain !== 'string' || !DOMAIN.test(domain))) {
         throw new ConfigError(`cookie.previousScopes[${i}].domain must be a host name such as "example.com", got ${JSON.stringify(domain)}`);
       }
       if (typeof path !== 'string' || !path.startsWith('/') || !isValidAttributeValue(path)) {
         throw new ConfigError(`cookie.previousScopes[${i}].path must start with / and hold no ';' or control characters, got ${JSON.stringify(path)}`);
       }
-      return { domain, path };
+      return { domain: domain as string | undefined, path };
     });
   }
   const lower = cookie.name.toLowerCase();

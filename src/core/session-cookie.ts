@@ -76,12 +76,25 @@ export function clearedOtherScopeCookies(cookie: ResolvedCookie, https: boolean)
   const secure = isSecureFor(cookie, https);
   const name = cookieNameFor(cookie, secure);
   const out: string[] = [];
-  const seen = new Set([`${cookie.domain ?? ''} ${cookie.path}`]);
+  // A __Host- cookie exists only host-only at Path=/: no other scope can hold one.
+  if (name.startsWith('__Host-')) return out;
+  const seen = new Set([`${cookie.domain?.replace(/^\./, '').toLowerCase() ?? ''} ${cookie.path}`]);
   for (const { domain, path } of [{ domain: undefined, path: '/' }, ...cookie.previousScopes]) {
     const scope = `${domain ?? ''} ${path}`;
     if (seen.has(scope)) continue;
     seen.add(scope);
-    out.push(serializeSetCookie(name, '', { maxAge: 0, path, ...(domain !== undefined && { domain }), httpOnly: cookie.httpOnly, secure }));
+    out.push(
+      serializeSetCookie(name, '', {
+        maxAge: 0,
+        path,
+        ...(domain !== undefined && { domain }),
+        httpOnly: cookie.httpOnly,
+        secure,
+        // As the session cookie's own clear: SameSite=None and Partitioned only on Secure cookies.
+        sameSite: !secure && cookie.sameSite === 'none' ? 'lax' : cookie.sameSite,
+        partitioned: secure && cookie.partitioned,
+      }),
+    );
   }
   return out;
 }

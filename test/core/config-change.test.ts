@@ -162,3 +162,25 @@ describe('lowering maxDataSize across a restart', () => {
     });
   }
 });
+
+describe('cookie.previousScopes: validation and the headers it adds', () => {
+  it('refuses malformed scopes, normalises domains, and clears with the cookie\'s own attributes', async () => {
+    const { clearedOtherScopeCookies } = await import('../../src/core/session-cookie.js');
+    const store = memoryStore({ sweepInterval: 0 });
+    assert.throws(() => createSessions({ store, cookie: { previousScopes: [{ path: '/a', extra: 1 } as never] } }), /previousScopes\[0\] must be an object with only domain/);
+    assert.throws(() => createSessions({ store, cookie: { previousScopes: [null as never] } }), /previousScopes\[0\]/);
+    assert.throws(() => createSessions({ store, cookie: { previousScopes: [{ path: 'app' }] } }), /previousScopes\[0\]\.path/);
+    // A scope equal to the configured one, in another spelling, adds nothing.
+    const same = createSessions({ store, cookie: { domain: 'example.com', previousScopes: [{ domain: '.EXAMPLE.com' }] } });
+    assert.deepEqual(clearedOtherScopeCookies(same.options.cookie, false), ['sid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax']);
+    // SameSite=None and Partitioned, as the session cookie's own clear has them.
+    const partitioned = createSessions({ store, cookie: { secure: true, sameSite: 'none', partitioned: true, path: '/app', previousScopes: [{ path: '/old' }] } });
+    assert.deepEqual(clearedOtherScopeCookies(partitioned.options.cookie, true), [
+      '__Secure-sid=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=None; Partitioned',
+      '__Secure-sid=; Max-Age=0; Path=/old; HttpOnly; Secure; SameSite=None; Partitioned',
+    ]);
+    // A __Host- cookie exists only at the default scope: nothing else to clear.
+    const host = createSessions({ store, cookie: { secure: true, previousScopes: [{ domain: 'example.com' }] } });
+    assert.deepEqual(clearedOtherScopeCookies(host.options.cookie, true), []);
+  });
+});
