@@ -1143,7 +1143,15 @@ export class Session<T extends SessionData = RegisteredData> {
     const cycled = this.#stored ? undefined : this.#retired.find((entry) => entry.loaded !== undefined);
     // cycleId() on a view this request emptied: what parallel requests stored meanwhile moves to
     // the new id like any other cycle (found by the model-based test: it used to be deleted).
-    if (cycled !== undefined && (await this.#retireEmptied(cycled, now)) === 'kept') return this.#commitCreated(now, result);
+    if (cycled !== undefined) {
+      const retired = await this.#retireEmptied(cycled, now);
+      if (retired === 'kept') return this.#commitCreated(now, result);
+      if (retired === 'deleted') {
+        // Gone already: nothing for #destroyRetired to read or delete.
+        this.#retired = this.#retired.filter((entry) => entry !== cycled);
+        this.#engine.events.emit('destroyed', { handle: cycled.id, userId: this.#userIdBaseline, reason: 'emptied' });
+      }
+    }
     if (this.#stored && this.#id !== null) {
       const left = await this.#leftAfterEmptying(now);
       const id = this.#id;
@@ -1211,7 +1219,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * cycle carries it over) or finds no record. A record rotated away or gone meanwhile, or a store
    * without the one-step delete, is judged by a re-read.
    */
-  async #retireEmptied(retired: { id: string; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<'kept' | 'empty'> {
+  async #retireEmptied(retired: { id: string; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<'kept' | 'deleted' | 'empty'> {
     const loaded = retired.loaded as { data: Map<string, string>; meta: Map<string, string> };
     const { data, meta } = this.#changes(loaded.data, loaded.meta);
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
@@ -1220,7 +1228,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const id = retired.id;
     if (await this.#engine.call('update', (store) => store.update(id, patch))) {
       const outcome = await this.#engine.call('destroyIfEmpty', (store) => (store.destroyIfEmpty ? store.destroyIfEmpty(id, BOOKKEEPING_META) : null));
-      if (outcome !== null) return outcome === 'kept' ? 'kept' : 'empty';
+      if (outcome !== null) return outcome === 'kept' ? 'kept' : outcome === 'deleted' ? 'deleted' : 'empty';
     }
     return (await this.#othersStoredIn(retired)) ? 'kept' : 'empty';
   }

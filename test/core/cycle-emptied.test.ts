@@ -33,17 +33,20 @@ describe('cycleId() on a view this request emptied', () => {
     assert.equal(await t.store.get(oldHandle as string), null);
   });
 
-  it('deletes the session when nothing else was stored', async () => {
+  it('deletes the session when nothing else was stored, in one step, as an emptied session', async () => {
     const t = setup();
     await t.visit((s) => s.set('a', 1));
     const a = open(t);
     await a.load();
     const oldHandle = a.handle;
+    const destroyed: string[] = [];
+    t.sessions.events.on('destroyed', ({ handle, reason }) => destroyed.push(`${handle === oldHandle ? 'old' : 'other'}:${reason}`));
     await a.cycleId();
     a.delete('a');
     const result = await a.commit(200);
     assert.match(result?.setCookie[0] ?? '', /Max-Age=0/);
     assert.equal(await t.store.get(oldHandle as string), null);
+    assert.deepEqual(destroyed, ['old:emptied']);
   });
 
   it('keeps a parallel save that lands just before the old record is judged (one step: destroyIfEmpty)', async () => {

@@ -30,7 +30,9 @@ export function instrument(inner: Store): InstrumentedStore {
     },
   } as InstrumentedStore;
   const methods = ['get', 'create', 'update', 'touch', 'destroy', 'destroyByUser', 'destroyAll', 'listByUser', 'deleteExpired'] as const;
-  for (const method of methods) {
+  // Optional methods only when the store underneath has them, as the engine checks for them.
+  const optional = (['destroyIfEmpty'] as const).filter((method) => typeof inner[method] === 'function');
+  for (const method of [...methods, ...optional]) {
     (wrapper as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
       calls[method] = (calls[method] ?? 0) + 1;
       const fault = wrapper.faultOnly === null || wrapper.faultOnly.includes(method) ? wrapper.fault : 'none';
