@@ -75,8 +75,9 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * Refuses new store calls at once (a `StoreError`, 503), lets the calls in flight finish (each
    * is bounded by `storeTimeout`, and so is the wait), then closes the store (also bounded: a
    * store that does not close in time rejects with `StoreTimeoutError`). Stop the HTTP server and
-   * let its requests finish first. Calling it again returns the same promise, or after a failed
-   * close tries again.
+   * let its requests finish first: a commit of several store calls (`cycleId()`, a rotation) that
+   * is under way fails at its next call. Calling it again returns the same promise; after a
+   * timeout it waits for the store's close again, after a failure it asks the store again.
    */
   close(): Promise<void>;
 }
@@ -95,6 +96,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
   });
   /** Set by close(): no more background sweeps. */
   let closing: Promise<void> | null = null;
+  let storeClosing: Promise<void> | null = null;
   // Probabilistic cleanup: one bounded batch at a time, in the background, never failing a request.
   let sweeping = false;
   const maybeCleanup = (): void => {
@@ -242,10 +244,14 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         // sent may finish: a store going away under them (a pool ended) would fail them all.
         caller.close();
         await withinStoreTimeout(caller.whenIdle());
+        // Asked once: a store's close() called again may answer at once while the first still runs
+        // (a pool already ending). A retry waits for that first one again.
+        storeClosing ??= Promise.resolve(anyStore.close());
         try {
-          await withinStoreTimeout(Promise.resolve(anyStore.close()), () => new StoreTimeoutError(anyStore.name, 'close', resolved.storeTimeout));
+          await withinStoreTimeout(storeClosing, () => new StoreTimeoutError(anyStore.name, 'close', resolved.storeTimeout));
         } catch (error) {
-          closing = null; // a later close() tries again
+          closing = null; // a later close() waits again
+          if (!(error instanceof StoreTimeoutError)) storeClosing = null; // a failed close is asked again
           throw error;
         }
       })();

@@ -71,22 +71,29 @@ describe('sessions.close()', () => {
     assert.equal(errors.filter((e) => !/closed/.test(String(e))).length, 0);
   });
 
-  it('bounds a store close() that never settles by storeTimeout, and tries again on the next call', async () => {
+  it('bounds a slow store close() by storeTimeout; a second close() waits for that same close', async () => {
     const inner = memoryStore({ sweepInterval: 0 });
     let closes = 0;
+    let finish!: () => void;
     const store = Object.assign(Object.create(inner) as Store, {
-      name: 'stuck-close',
+      name: 'slow-close',
       close: () => {
         closes++;
-        return closes === 1 ? new Promise<void>(() => {}) : inner.close();
+        return new Promise<void>((resolve) => (finish = resolve));
       },
     });
     const sessions = createSessions({ store, storeTimeout: 150 });
     const started = Date.now();
     await assert.rejects(() => sessions.close(), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_TIMEOUT');
     assert.ok(Date.now() - started < 2_000);
-    await sessions.close(); // tries again, and this time the store closes
-    assert.equal(closes, 2);
+    let settled = false;
+    const again = sessions.close().then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(settled, false, 'the store has not closed yet: a second close() does not pretend it has');
+    finish();
+    await again;
+    assert.equal(closes, 1, 'the store was asked to close once');
+    await inner.close();
   });
 });
 
