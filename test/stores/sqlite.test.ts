@@ -979,26 +979,31 @@ describe('sqliteStore table names in another letter case', () => {
   });
 });
 
+/** A second connection, in a worker thread, holds the file's write lock for `ms`; resolves once it does. */
+async function holdWriteLock(path: string, ms: number): Promise<import('node:worker_threads').Worker> {
+  const { Worker } = await import('node:worker_threads');
+  const holder = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const Database = require(workerData.driver);
+     const db = new Database(workerData.path);
+     db.exec('BEGIN IMMEDIATE');
+     parentPort.postMessage('locked');
+     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.ms);
+     db.exec('COMMIT');
+     db.close();`,
+    { eval: true, workerData: { path, ms, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
+  );
+  await new Promise((resolve) => holder.once('message', resolve));
+  return holder;
+}
+
 describe('sqliteStore opening while another connection holds the write lock', () => {
   it('waits past busyTimeout for the lock when its table must be created (another process migrating), instead of failing to start', async () => {
     const path = tempPath('startup-lock');
     const created = new Database(path); // the file exists, the table does not
     created.pragma('journal_mode = WAL');
     created.close();
-    const { Worker } = await import('node:worker_threads');
-    // A second connection, in a worker thread, holds the write lock for 1.5 s.
-    const holder = new Worker(
-      `const { parentPort, workerData } = require('node:worker_threads');
-       const Database = require(workerData.driver);
-       const db = new Database(workerData.path);
-       db.exec('BEGIN IMMEDIATE');
-       parentPort.postMessage('locked');
-       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
-       db.exec('COMMIT');
-       db.close();`,
-      { eval: true, workerData: { path, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
-    );
-    await new Promise((resolve) => holder.once('message', resolve));
+    const holder = await holdWriteLock(path, 1_500);
     const started = performance.now();
     const store = sqliteStore({ path, busyTimeout: 200, sweepInWorker: false });
     const waited = performance.now() - started;
@@ -1010,19 +1015,7 @@ describe('sqliteStore opening while another connection holds the write lock', ()
   it('opens at once when its table is current, whoever holds the write lock', async () => {
     const path = tempPath('startup-current');
     await sqliteStore({ path, sweepInWorker: false }).close(); // the table exists, at this version
-    const { Worker } = await import('node:worker_threads');
-    const holder = new Worker(
-      `const { parentPort, workerData } = require('node:worker_threads');
-       const Database = require(workerData.driver);
-       const db = new Database(workerData.path);
-       db.exec('BEGIN IMMEDIATE');
-       parentPort.postMessage('locked');
-       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
-       db.exec('COMMIT');
-       db.close();`,
-      { eval: true, workerData: { path, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
-    );
-    await new Promise((resolve) => holder.once('message', resolve));
+    const holder = await holdWriteLock(path, 1_500);
     const started = performance.now();
     const store = sqliteStore({ path, sweepInWorker: false });
     const waited = performance.now() - started;
