@@ -1186,22 +1186,16 @@ export class Session<T extends SessionData = RegisteredData> {
    * to be deleted), and a save landing between the re-read and the delete is lost with it.
    */
   async #leftAfterEmptying(now: number): Promise<'kept' | 'empty' | 'deleted' | 'gone'> {
-    const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
-    if (data) patch.data = data;
-    if (meta) patch.meta = meta;
-    if (!(await this.#save(patch))) return 'gone';
+    if (!(await this.#save(this.#savedChanges(this.#snapshot, this.#metaSnapshot, now)))) return 'gone';
     // The removals are saved: from here a failure keeps the record (and the cookie) rather than
     // failing a request whose changes already took effect.
-    const id = this.#id as string;
-    // A store that can judge and delete in one step: no parallel save can land in between.
     let outcome: EmptyDestroyResult | null;
     try {
-      outcome = await this.#engine.call('destroyIfEmpty', (store) => (store.destroyIfEmpty ? store.destroyIfEmpty(id, BOOKKEEPING_META) : null));
+      outcome = await this.#destroyIfEmpty(this.#id as string);
     } catch {
       return 'kept';
     }
-    if (outcome !== null) return outcome === 'deleted' ? 'deleted' : outcome === 'kept' ? 'kept' : 'gone';
+    if (outcome !== null) return outcome === 'absent' ? 'gone' : outcome;
     let current: SessionRecord | null;
     try {
       current = await this.#getOrNull(this.#id as string);
@@ -1221,16 +1215,27 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async #retireEmptied(retired: { id: string; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<'kept' | 'deleted' | 'empty'> {
     const loaded = retired.loaded as { data: Map<string, string>; meta: Map<string, string> };
-    const { data, meta } = this.#changes(loaded.data, loaded.meta);
+    const patch = this.#savedChanges(loaded.data, loaded.meta, now);
+    const id = retired.id;
+    if (await this.#engine.call('update', (store) => store.update(id, patch))) {
+      const outcome = await this.#destroyIfEmpty(id);
+      if (outcome !== null) return outcome === 'absent' ? 'empty' : outcome;
+    }
+    return (await this.#othersStoredIn(retired)) ? 'kept' : 'empty';
+  }
+
+  /** This request's changes against a baseline, as a guarded save at `now`. */
+  #savedChanges(dataBaseline: Map<string, string>, metaBaseline: Map<string, string>, now: number): SessionPatch {
+    const { data, meta } = this.#changes(dataBaseline, metaBaseline);
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
-    const id = retired.id;
-    if (await this.#engine.call('update', (store) => store.update(id, patch))) {
-      const outcome = await this.#engine.call('destroyIfEmpty', (store) => (store.destroyIfEmpty ? store.destroyIfEmpty(id, BOOKKEEPING_META) : null));
-      if (outcome !== null) return outcome === 'kept' ? 'kept' : outcome === 'deleted' ? 'deleted' : 'empty';
-    }
-    return (await this.#othersStoredIn(retired)) ? 'kept' : 'empty';
+    return patch;
+  }
+
+  /** The store's one-step "delete if nothing is left" (null: the store has none). */
+  #destroyIfEmpty(id: string): Promise<EmptyDestroyResult | null> {
+    return this.#engine.call('destroyIfEmpty', (store) => (store.destroyIfEmpty ? store.destroyIfEmpty(id, BOOKKEEPING_META) : null));
   }
 
   /**
