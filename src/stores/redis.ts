@@ -133,7 +133,9 @@ local target = current[1]
 if mode == 's' then target = ARGV[5] elseif mode == 'n' then target = false end
 local ensured = false
 if target then
-  if current[1] == target and current[2] and tonumber(current[2]) >= expires then
+  -- 'x' not a number (foreign or corrupt data): the index is extended as if it had none.
+  local indexed = tonumber(current[2])
+  if current[1] == target and indexed and indexed >= expires then
     ensured = current[2]
   elseif ARGV[6] == '1' and ARGV[7] == target and tonumber(ARGV[8]) >= expires then
     ensured = ARGV[8]

@@ -241,3 +241,30 @@ describe('redis store: a primary demoted behind the same address', { skip: insta
     }
   });
 });
+
+describe('redis store: a session hash whose index field is not a number', { skip: installed ? false : 'redis-server not installed' }, () => {
+  it('a save extends the index instead of failing the script (found by the fuzz test)', async () => {
+    const server = await startPrivateRedis();
+    const { createSessions } = await import('../../src/index.js');
+    const { hashToken } = await import('../../src/core/token.js');
+    const sessions = createSessions({ store: redisStore({ url: server.url, prefix: 'nan:' }) });
+    const admin = new Redis(server.url);
+    try {
+      const first = sessions.open({ cookieHeader: undefined, https: false, ip: '192.0.2.1', userAgent: 'ua' });
+      await first.load();
+      await first.login('alice');
+      const token = ((await first.commit(200))?.setCookie[0] ?? '').split(';')[0]?.slice('sid='.length) as string;
+      // Foreign data: an empty index field, and a deadline 3 s away (so the next request touches).
+      await admin.hset(`nan:s:{${hashToken(token)}}`, 'x', '', 'e', String(Date.now() + 3_000));
+      const next = sessions.open({ cookieHeader: `sid=${token}`, https: false, ip: '192.0.2.1', userAgent: 'ua' });
+      await next.load();
+      assert.equal(next.userId, 'alice');
+      await next.commit(200); // used to fail: the script compared the empty field with a number
+      assert.equal(await admin.zscore('nan:u:{alice}', hashToken(token)) !== null, true);
+    } finally {
+      admin.disconnect();
+      await sessions.close();
+      await server.stop();
+    }
+  });
+});
