@@ -246,8 +246,8 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         await withinStoreTimeout(caller.whenIdle());
         // Asked once: a store's close() called again may answer at once while the first still runs
         // (a pool already ending). A retry waits for that first one again.
-        storeClosing ??= Promise.resolve(anyStore.close());
         try {
+          storeClosing ??= Promise.resolve(anyStore.close());
           await withinStoreTimeout(storeClosing, () => new StoreTimeoutError(anyStore.name, 'close', resolved.storeTimeout));
         } catch (error) {
           closing = null; // a later close() waits again
