@@ -11,9 +11,16 @@ import type { JsonValue } from '../../src/types.js';
 import { ManualClock } from '../helpers/clock.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 
+/** A browser's cookie store, as these tests need it (CookieJar, or the scope-aware one below). */
+interface Browser {
+  header(): string | undefined;
+  apply(setCookies: readonly string[]): void;
+}
+
+/** One app version: each call is one request from `jar`, returning the user it saw. */
 function app(store: ReturnType<typeof memoryStore>, clock: ManualClock, options: Partial<SessionsOptions>) {
   const sessions = createSessions<Record<string, JsonValue>>({ store, clock, ...options });
-  return async (jar: CookieJar, write?: (s: { set(k: string, v: JsonValue): void; login(u: string): Promise<void> }) => Promise<void> | void) => {
+  return async (jar: Browser, write?: (s: { set(k: string, v: JsonValue): void; login(u: string): Promise<void> }) => Promise<void> | void) => {
     const session = sessions.open({ cookieHeader: jar.header(), https: false, ip: '192.0.2.1', userAgent: 'ua' });
     await session.load();
     if (write) await write(session);
@@ -96,17 +103,7 @@ describe('changing cookie.domain or cookie.path across a restart', () => {
       const clock = new ManualClock();
       const store = memoryStore({ clock, sweepInterval: 0 });
       const jar = new ScopedJar();
-      const visit = (options: Partial<SessionsOptions>, write?: (s: { login(u: string): Promise<void> }) => Promise<void>) => {
-        const sessions = createSessions({ store, clock, ...options });
-        return (async () => {
-          const session = sessions.open({ cookieHeader: jar.header(), https: false, ip: '192.0.2.1', userAgent: 'ua' });
-          await session.load();
-          if (write) await write(session);
-          const user = session.userId;
-          jar.apply((await session.commit(200))?.setCookie ?? []);
-          return user;
-        })();
-      };
+      const visit = (options: Partial<SessionsOptions>, write?: (s: { login(u: string): Promise<void> }) => Promise<void>) => app(store, clock, options)(jar, write);
       await visit({}, (s) => s.login('ada')); // version 1: host-only, Path=/
       const v2 = cookie.path === '/' ? { cookie: { path: '/app' } } : { cookie };
       assert.equal(await visit(v2), 'ada'); // the old cookie alone still works
@@ -124,15 +121,7 @@ describe('changing cookie.domain or cookie.path across a restart', () => {
     const clock = new ManualClock();
     const store = memoryStore({ clock, sweepInterval: 0 });
     const jar = new ScopedJar();
-    const visit = async (options: Partial<SessionsOptions>, write?: (s: { login(u: string): Promise<void> }) => Promise<void>) => {
-      const sessions = createSessions({ store, clock, ...options });
-      const session = sessions.open({ cookieHeader: jar.header(), https: false, ip: '192.0.2.1', userAgent: 'ua' });
-      await session.load();
-      if (write) await write(session);
-      const user = session.userId;
-      jar.apply((await session.commit(200))?.setCookie ?? []);
-      return user;
-    };
+    const visit = (options: Partial<SessionsOptions>, write?: (s: { login(u: string): Promise<void> }) => Promise<void>) => app(store, clock, options)(jar, write);
     await visit({ cookie: { domain: 'example.test' } }, (s) => s.login('ada')); // version 1: Domain=example.test
     const v2 = { cookie: { previousScopes: [{ domain: 'example.test' }] } }; // version 2: host-only
     await visit(v2, (s) => s.login('ada')); // a new id under the new scope: two cookies now
