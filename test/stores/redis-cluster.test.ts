@@ -100,5 +100,27 @@ if (!installed) {
       assert.equal(await store.destroyAll(), 21);
       assert.deepEqual(await keysPerMaster(client as Cluster, `${prefix}spread:*`), [0, 0, 0]);
     });
+
+    it('fails a kill-all step when a node cannot report the slot map, and resumes from the same cursor', async () => {
+      await store.destroyAll();
+      const records = Array.from({ length: 60 }, () => makeRecord({ userId: null }));
+      for (const r of records) await store.create(r);
+      const step = store.destroyStep as NonNullable<Store['destroyStep']>;
+      const first = await step({ guestsOnly: false, limit: 10, cursor: null });
+      assert.notEqual(first.cursor, null, 'the walk is under way');
+      // CLUSTER SLOTS refused (an ACL) stands for a node that cannot answer mid-walk.
+      const masters = (client as Cluster).nodes('master') as Redis[];
+      for (const node of masters) await node.call('ACL', 'SETUSER', 'default', '-cluster|slots');
+      try {
+        await assert.rejects(step({ guestsOnly: false, limit: 10, cursor: first.cursor }), /NOPERM|permission/i);
+      } finally {
+        for (const node of masters) await node.call('ACL', 'SETUSER', 'default', '+@all');
+      }
+      let cursor = first.cursor;
+      while (cursor !== null) cursor = (await step({ guestsOnly: false, limit: 10, cursor })).cursor;
+      let alive = 0;
+      for (const r of records) if ((await store.get(r.id)) !== null) alive++;
+      assert.equal(alive, 0);
+    });
   });
 }
