@@ -36,9 +36,10 @@ import { cookieNameFor, isSecureFor } from '../core/options.js';
 import type { RequestInfo, Session, Session as CoatcheckSession } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
+import type { CsrfRequest } from '../security/csrf.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachedSession, attachSession, type NodeAdapterOptions } from './node.js';
-import { checkAdapterOptions, clientIp, isHttps, mountedAgain } from './shared.js';
+import { checkAdapterOptions, clientIp, csrfRequestOf, isHttps, mountedAgain, requestHost } from './shared.js';
 
 export { getSession, sessionHandle } from './node.js';
 
@@ -180,6 +181,35 @@ function shareShape(target: object, key: string): void {
   if (descriptor === undefined || !descriptor.configurable || !('value' in descriptor)) return;
   delete (target as Record<string, unknown>)[key];
   Object.defineProperty(target, key, descriptor);
+}
+
+/** The slice of an Express request `csrfRequest` reads. */
+interface ExpressCsrfRequest extends IncomingMessage {
+  secure?: boolean;
+  originalUrl?: string;
+  app?: { get(setting: string): unknown };
+}
+
+/**
+ * What `verifyCsrf` needs from an Express request, with Express's own proxy rules: the protocol
+ * is `req.secure` (which follows `app.set('trust proxy', …)`), and X-Forwarded-Host is believed
+ * when Express trusts the peer. `trustProxy: true` (coatcheck's setting) believes both from any
+ * peer, as `csrfRequest` from `coatcheck/node` does. Pass `formToken` when the form field holds it.
+ * @example
+ * <!-- snippet: with coatcheck, express, session, handler -->
+ * ```ts
+ * import { csrfRequest } from 'coatcheck/express';
+ * const check = await verifyCsrf(session, csrfRequest(req, { formToken: req.body?.csrf_token ?? null }));
+ * if (!check.ok) return res.status(check.status).send(check.reason);
+ * ```
+ */
+export function csrfRequest(req: ExpressCsrfRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+  const trustProxy = options.trustProxy ?? false;
+  const https = req.secure === true || isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy);
+  const trusts = req.app?.get('trust proxy fn');
+  const forwardedHostTrusted = trustProxy || (typeof trusts === 'function' && Boolean((trusts as (address: string | undefined, hop: number) => unknown)(req.socket.remoteAddress, 0)));
+  const lookup = (name: string) => header(req, name);
+  return csrfRequestOf(req.method, lookup, https, requestHost(lookup, forwardedHostTrusted), req.originalUrl ?? req.url ?? '/', options.formToken);
 }
 
 function httpsOf(req: ExpressRequest, trustProxy: boolean): boolean {

@@ -48,9 +48,10 @@ import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
+import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { clientIp, failureResponse, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { clientIp, csrfRequestOf, failureResponse, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -79,6 +80,29 @@ export function getSession<T extends SessionData = RegisteredData>(request: Fast
   // rather than fail on `undefined.load`.
   if (!session) return Promise.reject(new ConfigError(NOT_REGISTERED));
   return session.load();
+}
+
+/**
+ * What `verifyCsrf` needs from a Fastify request, with Fastify's own proxy rules: the protocol is
+ * `request.protocol` and the host `request.host` (both follow Fastify's `trustProxy`).
+ * `trustProxy: true` (coatcheck's setting) believes X-Forwarded-Proto / -Host from any peer.
+ * Pass `formToken` when a form field holds it.
+ * @example
+ * <!-- snippet: with coatcheck, fastify -->
+ * ```ts
+ * app.post('/do', async (request, reply) => {
+ *   const check = await verifyCsrf(await getSession(request), csrfRequest(request));
+ *   if (!check.ok) return reply.code(check.status).send(check.reason);
+ *   return 'done';
+ * });
+ * ```
+ */
+export function csrfRequest(request: FastifyRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+  const trustProxy = options.trustProxy ?? false;
+  const lookup = (name: string) => single(request.headers[name]);
+  const https = request.protocol === 'https' || isHttps(false, lookup('x-forwarded-proto'), trustProxy);
+  const host = trustProxy ? requestHost(lookup, true) : request.host || requestHost(lookup, false);
+  return csrfRequestOf(request.method, lookup, https, host, request.url, options.formToken);
 }
 
 const NOT_REGISTERED =

@@ -67,8 +67,14 @@ export interface HonoSessionsOptions {
  * ```
  */
 export function getSession<T extends SessionData = RegisteredData>(c: Context): Promise<Session<T>> {
-  return (c.get('session') as unknown as Session<T>).load();
+  const session = c.get('session') as unknown as Session<T> | null | undefined;
+  // A route registered before app.use(honoSessions(…)), or outside its path: say so rather than fail on `undefined.load`.
+  if (!session) return Promise.reject(new ConfigError(HONO_NOT_MOUNTED));
+  return session.load();
 }
+
+const HONO_NOT_MOUNTED =
+  "honoSessions: this request has no session: app.use(honoSessions(sessions)) before the routes that use it (Hono runs middleware in registration order), on a path that covers them";
 
 /**
  * Hono middleware giving each request a session at `c.get('session')` (also `c.var.session`).

@@ -38,9 +38,10 @@ import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
+import type { CsrfRequest } from '../security/csrf.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
-import { clientIp, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { clientIp, csrfRequestOf, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -60,7 +61,31 @@ declare module 'koa' {
  * ```
  */
 export function getSession<T extends SessionData = RegisteredData>(ctx: { session: Session<RegisteredData> }): Promise<Session<T>> {
-  return (ctx.session as unknown as Session<T>).load();
+  const session = ctx.session as unknown as Session<T> | null | undefined;
+  // Middleware that runs before koaSessions (or an app without it): say so rather than fail on `undefined.load`.
+  if (!session) return Promise.reject(new ConfigError(KOA_NOT_MOUNTED));
+  return session.load();
+}
+
+const KOA_NOT_MOUNTED = 'koaSessions: this request has no session: app.use(koaSessions(sessions)) before the middleware and routes that use it';
+
+/**
+ * What `verifyCsrf` needs from a Koa request, with Koa's own proxy rules: the protocol is
+ * `ctx.secure` and the host `ctx.host` (both follow `app.proxy`). `trustProxy: true` (coatcheck's
+ * setting) believes X-Forwarded-Proto / -Host from any peer. Pass `formToken` when a form field holds it.
+ * @example
+ * <!-- snippet: with coatcheck, koa, sessions -->
+ * ```ts
+ * const check = await verifyCsrf(await getSession(ctx), csrfRequest(ctx));
+ * if (!check.ok) ctx.throw(check.status, check.reason);
+ * ```
+ */
+export function csrfRequest(ctx: Context, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+  const trustProxy = options.trustProxy ?? false;
+  const lookup = (name: string) => ctx.get(name) || undefined;
+  const https = ctx.secure || isHttps(false, lookup('x-forwarded-proto'), trustProxy);
+  const host = trustProxy ? requestHost(lookup, true) : ctx.host || requestHost(lookup, false);
+  return csrfRequestOf(ctx.method, lookup, https, host, ctx.originalUrl, options.formToken);
 }
 
 /**

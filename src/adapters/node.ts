@@ -19,6 +19,7 @@
  * ```
  */
 import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
@@ -26,9 +27,14 @@ import { ConfigError, NoContextError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, csrfRequestOf, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
-export interface NodeAdapterOptions {
+/** A request of `node:http`, or of `node:http2`'s compatibility API (`http2.createServer(handler)`). */
+export type NodeRequest = IncomingMessage | Http2ServerRequest;
+/** A response of `node:http`, or of `node:http2`'s compatibility API. */
+export type NodeResponse = ServerResponse | Http2ServerResponse;
+
+export interface NodeAdapterOptions<Req extends NodeRequest = IncomingMessage, Res extends NodeResponse = ServerResponse> {
   /**
    * Answers a request whose session failed (store down → 503, ended elsewhere → 409, a bug → 500).
    * Default: a short plain-text answer. Also told when a commit fails once nothing can replace the
@@ -38,27 +44,25 @@ export interface NodeAdapterOptions {
    * response goes out as the handler wrote it, and whatever this writes is dropped. (Without
    * `onError`, the first such error is a process warning, `COATCHECK_ERROR_AFTER_END`.)
    */
-  onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  onError?: (error: unknown, req: Req, res: Res) => void;
 }
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
 type WithSession = IncomingMessage & { [SESSION]?: object };
 
 /** The request's session, loaded (one store read if the request carries a session cookie). */
-export function getSession<T extends SessionData = RegisteredData>(req: IncomingMessage): Promise<Session<T>> {
+export function getSession<T extends SessionData = RegisteredData>(req: NodeRequest): Promise<Session<T>> {
   return sessionHandle<T>(req).load();
 }
 
 /** The session already attached to this request, if any (an adapter mounted twice reuses it). */
-export function attachedSession(req: IncomingMessage): object | undefined {
+export function attachedSession(req: NodeRequest): object | undefined {
   return (req as WithSession)[SESSION];
 }
 
 /** The request's session handle without loading it. */
-export function sessionHandle<T extends SessionData = RegisteredData>(req: IncomingMessage): Session<T> {
+export function sessionHandle<T extends SessionData = RegisteredData>(req: NodeRequest): Session<T> {
   const session = (req as WithSession)[SESSION];
   if (!session) throw new NoContextError();
   return session as unknown as Session<T>;
@@ -120,18 +124,29 @@ export function attachSession<T extends SessionData>(
   return session;
 }
 
-/** Wraps a node:http handler so each request gets a session (also via `currentSession()`). */
-export function withSessions<T extends SessionData>(sessions: Sessions<T>, handler: Handler, options: NodeAdapterOptions = {}) {
+/**
+ * Wraps a node:http handler so each request gets a session (also via `currentSession()`). Works
+ * as well with `node:http2`'s compatibility API (`http2.createServer` / `createSecureServer`).
+ */
+export function withSessions<T extends SessionData, Req extends NodeRequest = IncomingMessage, Res extends NodeResponse = ServerResponse>(
+  sessions: Sessions<T>,
+  handler: (req: Req, res: Res) => unknown,
+  options: NodeAdapterOptions<Req, Res> = {},
+): (req: Req, res: Res) => Promise<void> {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('withSessions(sessions, handler): pass the object createSessions() returned');
   if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
-  checkAdapterOptions('withSessions', options, { onError: 'function' });
+  checkAdapterOptions('withSessions', options as object, { onError: 'function' });
+  // An HTTP/2 compatibility request and response behave as node:http's where the hook reaches in
+  // (the differences are handled where they arise): one code path, typed as node:http's.
+  const app = handler as unknown as (req: IncomingMessage, res: ServerResponse) => unknown;
+  const hookOptions = options as unknown as NodeAdapterOptions;
   const contextual = sessions.options.context;
   const fail = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
     if (res.writableEnded || endHeldBack(res)) {
       // The app ended its response before throwing (sent, or held for a pending commit): it
       // goes out as the app wrote it. Closing the socket now could cut its body short. The error
       // is still told, never dropped without a trace.
-      if (options.onError) process.nextTick(reportLate, options.onError, error, req, res);
+      if (hookOptions.onError) process.nextTick(reportLate, hookOptions.onError, error, req, res);
       else warnErrorAfterEnd(error);
       return;
     }
@@ -142,7 +157,7 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
     }
     if (!headersReallySent(res)) {
       // An unhandled error is the app's 500 (or our 503 for a store failure): nothing is saved.
-      respondWithError(error, req, res, options);
+      respondWithError(error, req, res, hookOptions);
     } else {
       res.destroy(error instanceof Error ? error : undefined);
     }
@@ -154,7 +169,7 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
         // One promise for the handler's outcome, not an async wrapper's extra ones per request.
         let outcome: unknown;
         try {
-          outcome = handler(req, res);
+          outcome = app(req, res);
         } catch (error) {
           fail(error, req, res);
           return Promise.resolve();
@@ -163,7 +178,7 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
       },
       contextual,
     );
-  return function coatcheckHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const coatcheckHandler = (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const existing = (req as WithSession)[SESSION];
     if (existing !== undefined) {
       // Mounted again on this request (a wrapped handler called from a wrapped one, or inside the
@@ -176,8 +191,9 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
       }
       return serve(existing, req, res);
     }
-    return serve(attachSession(sessions, req, res, options), req, res);
+    return serve(attachSession(sessions, req, res, hookOptions), req, res);
   };
+  return coatcheckHandler as unknown as (req: Req, res: Res) => Promise<void>;
 }
 
 /**
@@ -190,23 +206,14 @@ export function withSessions<T extends SessionData>(sessions: Sessions<T>, handl
  * const check = await verifyCsrf(session, csrfRequest(req, { trustProxy: sessions.options.trustProxy }));
  * ```
  */
-export function csrfRequest(req: IncomingMessage, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+export function csrfRequest(req: NodeRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;
   const https = isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy);
-  // Its first entry, read up to the first comma: the rest of the list can be kilobytes long.
-  const forwarded = trustProxy ? header(req, 'x-forwarded-host') : undefined;
-  const comma = forwarded?.indexOf(',') ?? -1;
-  const forwardedHost = comma === -1 ? forwarded?.trim() : forwarded?.slice(0, comma).trim();
-  const host = forwardedHost || header(req, 'host') || 'localhost';
-  return {
-    method: req.method ?? 'GET',
-    url: `${https ? 'https' : 'http'}://${host}${req.url ?? '/'}`,
-    header: (name) => header(req, name.toLowerCase()),
-    ...(options.formToken !== undefined && { formToken: options.formToken }),
-  };
+  const lookup = (name: string) => header(req, name);
+  return csrfRequestOf(req.method, lookup, https, requestHost(lookup, trustProxy), req.url ?? '/', options.formToken);
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+function header(req: NodeRequest, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
@@ -311,6 +318,8 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
     } as ServerResponse['writeHead'],
     write: function deferredWrite(this: Intercepted, ...args: unknown[]) {
       const state = stateOf(this);
+      // HTTP/2's end(chunk) sends its chunk through this.write: part of the call being replayed.
+      if (state.replaying) return (state.write as (...a: unknown[]) => boolean).apply(this, args);
       if (state.ended || (state.phase === 'replaced' && this.writableEnded)) {
         dropped(args);
         return true; // true: a caller waiting for 'drain' would wait forever
@@ -320,7 +329,7 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       commitBeforeHeaders(this, state);
       if (state.phase === 'replaced') return true;
       // Sent in this call (a synchronous store, or a head that was out already): the real backpressure.
-      if (state.phase === 'passing' || state.late) return !this.writableNeedDrain;
+      if (state.phase === 'passing' || state.late) return !needsDrain(this);
       // Held for a pending commit: ask the writer to wait for 'drain' (sent once the commit has
       // settled), so a piped body is not buffered whole in memory meanwhile.
       state.owesDrain = true;
@@ -378,7 +387,7 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
  */
 function holdFinal(res: Intercepted, state: Interception): void {
   if (state.final !== null) return;
-  state.final = { status: res.statusCode, message: res.statusMessage };
+  state.final = { status: res.statusCode, message: isHttp2(res) ? '' : res.statusMessage };
   res.setHeader = state.methods.setHeader;
   res.removeHeader = state.methods.removeHeader;
 }
@@ -543,7 +552,7 @@ function addSessionHeaders(res: Intercepted, state: Interception, result: Commit
   const setHeader = state.setHeader;
   if (state.final !== null) {
     res.statusCode = state.final.status;
-    res.statusMessage = state.final.message;
+    if (!isHttp2(res)) res.statusMessage = state.final.message;
   }
   // The head as it is now (the one replay sends), its headers copied before we add to them.
   const headers = headObject(state.head);
@@ -645,7 +654,7 @@ function sendHeld(res: Intercepted, state: Interception, keepEnd: boolean): void
     if (end) queue.push(end);
   }
   // If the socket is full now, its own 'drain' follows; otherwise the owed one is sent here.
-  if (!res.writableNeedDrain) payDrain(res, state);
+  if (!needsDrain(res)) payDrain(res, state);
 }
 
 /**
@@ -746,7 +755,20 @@ function addHeadersNow(res: Intercepted, state: Interception, result: CommitResu
 const realHeadersSent = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent')?.get;
 
 function headersReallySent(res: ServerResponse): boolean {
+  // An HTTP/2 compatibility response keeps its head on its stream, not in `_header`.
+  if (isHttp2(res)) return Boolean(Reflect.get(Object.getPrototypeOf(res) as object, 'headersSent', res));
   return realHeadersSent ? Boolean(realHeadersSent.call(res)) : res.headersSent;
+}
+
+/** A `node:http2` compatibility response (`Http2ServerResponse`): it wraps a stream. */
+function isHttp2(res: ServerResponse): boolean {
+  return (res as { stream?: unknown }).stream !== undefined;
+}
+
+/** `writableNeedDrain`, which an HTTP/2 compatibility response leaves to its stream. */
+function needsDrain(res: ServerResponse): boolean {
+  const own = res.writableNeedDrain as boolean | undefined;
+  return own ?? (res as { stream?: { writableNeedDrain?: boolean } }).stream?.writableNeedDrain === true;
 }
 
 function headersSentWhileHeld(): boolean {
@@ -780,7 +802,7 @@ function stopReportingSent(res: ServerResponse, state: Interception): void {
 
 /** The response can no longer be sent: destroyed, or its socket closed (before 'close' says so). */
 function responseClosed(res: ServerResponse): boolean {
-  return res.destroyed || res.socket?.destroyed === true;
+  return res.destroyed || res.socket?.destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
 }
 
 /** Drops the held calls of a response that will not be sent, telling their callbacks. */

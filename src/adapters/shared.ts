@@ -4,6 +4,7 @@
  */
 import { CoatcheckError, ConfigError } from '../errors.js';
 import { Session } from '../core/session.js';
+import type { CsrfRequest } from '../security/csrf.js';
 
 /**
  * The first entry of a comma-separated header such as X-Forwarded-For, trimmed (`''` when it is
@@ -27,6 +28,32 @@ export function clientIp(remote: string | null | undefined, forwardedFor: string
 export function isHttps(encrypted: boolean, forwardedProto: string | null | undefined, trustProxy: boolean): boolean {
   if (trustProxy && forwardedProto) return firstListEntry(forwardedProto).toLowerCase() === 'https';
   return encrypted;
+}
+
+/**
+ * The host the client asked for: the first X-Forwarded-Host entry when a proxy is believed, else
+ * Host, else HTTP/2's :authority pseudo-header (which may come without a Host).
+ */
+export function requestHost(header: (name: string) => string | undefined, forwardedHostTrusted: boolean): string {
+  const forwarded = forwardedHostTrusted ? header('x-forwarded-host') : undefined;
+  return (forwarded && firstListEntry(forwarded)) || header('host') || header(':authority') || 'localhost';
+}
+
+/** The object `verifyCsrf` takes, from what an adapter decided. `header` looks up a lower-case name. */
+export function csrfRequestOf(
+  method: string | undefined,
+  header: (name: string) => string | undefined,
+  https: boolean,
+  host: string,
+  path: string,
+  formToken: string | null | undefined,
+): CsrfRequest {
+  return {
+    method: method ?? 'GET',
+    url: `${https ? 'https' : 'http'}://${host}${path}`,
+    header: (name) => header(name.toLowerCase()),
+    ...(formToken !== undefined && { formToken }),
+  };
 }
 
 /**

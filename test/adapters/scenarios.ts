@@ -15,6 +15,8 @@ export interface RunningApp {
   /** Base URL, e.g. http://127.0.0.1:PORT */
   url: string;
   close(): Promise<void>;
+  /** The client to reach it with, when global fetch cannot (an h2c server). */
+  fetch?: typeof fetch;
 }
 
 export type StartApp = (sessions: Sessions<Record<string, JsonValue>>) => Promise<RunningApp>;
@@ -28,10 +30,13 @@ export type StartMounted = (engines: Sessions<Record<string, JsonValue>>[]) => P
 
 class Browser {
   readonly jar = new CookieJar();
-  constructor(private readonly base: () => string) {}
+  constructor(
+    private readonly base: () => string,
+    private readonly client: () => typeof fetch,
+  ) {}
   async request(method: string, path: string, headers: Record<string, string> = {}) {
     const cookie = this.jar.header();
-    const response = await fetch(this.base() + path, {
+    const response = await this.client()(this.base() + path, {
       method,
       headers: { ...(cookie && { cookie }), ...headers },
       redirect: 'manual',
@@ -69,7 +74,7 @@ export function runAdapterScenarios(name: string, start: StartApp, startMounted?
       await app?.close();
       await store?.close();
     });
-    const browser = () => new Browser(() => app.url);
+    const browser = () => new Browser(() => app.url, () => app.fetch ?? fetch);
 
     it('never touches the session on a request that does not use it', async () => {
       const b = browser();
@@ -165,7 +170,7 @@ export function runAdapterScenarios(name: string, start: StartApp, startMounted?
         `sid=${real}; sid=${flipped}`,
       ];
       for (const cookie of headers) {
-        const res = await fetch(app.url + '/session', { headers: { cookie } });
+        const res = await (app.fetch ?? fetch)(app.url + '/session', { headers: { cookie } });
         assert.equal(res.status, 200, cookie.slice(0, 40));
         const body = (await res.json()) as { data: Record<string, unknown> };
         assert.deepEqual(body.data, {}, cookie.slice(0, 40));
@@ -256,7 +261,7 @@ export function runAdapterScenarios(name: string, start: StartApp, startMounted?
     });
 
     it('serves sessions through the adapter without AsyncLocalStorage', async () => {
-      const b = new Browser(() => app.url);
+      const b = new Browser(() => app.url, () => app.fetch ?? fetch);
       assert.deepEqual((await b.post('/incr')).body, { count: 1 });
       assert.deepEqual((await b.post('/incr')).body, { count: 2 });
       assert.deepEqual((await b.get('/context')).body, { available: false });
@@ -274,7 +279,7 @@ export function runAdapterScenarios(name: string, start: StartApp, startMounted?
       const sessions = createSessions<Record<string, JsonValue>>({ store, storeTimeout: 500 });
       const app = await startMounted([sessions, sessions]);
       try {
-        const b = new Browser(() => app.url);
+        const b = new Browser(() => app.url, () => app.fetch ?? fetch);
         const res = await b.post('/set?key=a&value=1');
         assert.equal(res.status, 200);
         assert.equal(res.setCookie.filter((c) => c.startsWith('sid=')).length, 1, res.setCookie.join(' | '));
@@ -297,7 +302,7 @@ export function runAdapterScenarios(name: string, start: StartApp, startMounted?
         createSessions<Record<string, JsonValue>>({ store: admins, storeTimeout: 500, cookie: { name: 'admin_sid' } }),
       ]);
       try {
-        const res = await fetch(app.url + '/login?user=root', { method: 'POST' });
+        const res = await (app.fetch ?? fetch)(app.url + '/login?user=root', { method: 'POST' });
         await res.arrayBuffer();
         // The framework's error path (a ConfigError, status 500): nobody is logged in anywhere.
         assert.equal(res.status, 500);

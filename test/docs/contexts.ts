@@ -72,7 +72,7 @@ export const CONTEXTS: Record<string, Context> = {
   fastify: {
     about: 'a Fastify app using coatcheck/fastify: `app`, and in a handler `request`, `reply`',
     names: {
-      ...importFrom('coatcheck/fastify', 'fastifySessions', 'getSession'),
+      ...importFrom('coatcheck/fastify', 'fastifySessions', 'getSession', 'csrfRequest'),
       app: "declare const app: import('fastify').FastifyInstance;",
       request: "declare const request: import('fastify').FastifyRequest;",
       reply: "declare const reply: import('fastify').FastifyReply;",
@@ -81,7 +81,7 @@ export const CONTEXTS: Record<string, Context> = {
   koa: {
     about: 'a Koa app using coatcheck/koa: `app`, `ctx`, and `router`, a @koa/router Router (not installed here: a stand-in with its `get`/`post`)',
     names: {
-      ...importFrom('coatcheck/koa', 'koaSessions', 'getSession'),
+      ...importFrom('coatcheck/koa', 'koaSessions', 'getSession', 'csrfRequest'),
       app: "declare const app: import('koa');",
       ctx: "declare const ctx: import('koa').Context;",
       router: "declare const router: { [M in 'get' | 'post' | 'put' | 'delete']: (path: string, ...middleware: import('koa').Middleware[]) => unknown };",
