@@ -203,8 +203,9 @@ function checkTimeout(option: string, value: number): void {
 
 /**
  * Times as the bigint columns hold them (a bigint parameter refuses fractions): the past rounded
- * down, the expiry up, as Redis's PEXPIREAT does. Comparisons floor their "now", which against
- * integer columns is the exact test, so the stored expiry is the one every query goes by.
+ * down, the expiry up, as the Redis store's times to live are. Comparisons floor their "now",
+ * which against integer columns is the exact test, so the stored expiry is the one every query
+ * goes by.
  */
 const pastTime = Math.floor;
 const expiryTime = Math.ceil;
