@@ -116,11 +116,14 @@ export class CorruptRecordError extends CoatcheckError {
   }
 }
 
-/** The Set-Cookie header would exceed the browser's 4096-byte limit. */
+/**
+ * The Set-Cookie header would exceed the browser's 4096-byte limit (the cookie store's whole
+ * session, sealed): 413, as for a server-side session over `maxDataSize`. Nothing was saved.
+ */
 export class CookieTooLargeError extends CoatcheckError {
   readonly size: number;
   constructor(size: number, limit: number) {
-    super('ERR_COOKIE_TOO_LARGE', `cookie would be ${size} bytes; browsers drop cookies over ${limit} bytes`);
+    super('ERR_COOKIE_TOO_LARGE', `cookie would be ${size} bytes; browsers drop cookies over ${limit} bytes`, { status: 413 });
     this.size = size;
   }
 }

@@ -51,7 +51,7 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { clientIp, csrfRequestOf, failureResponse, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -241,7 +241,7 @@ function takeRawCookies(reply: FastifyReply): string[] {
 
 /** Replaces the reply with the short failure answer (503 store down, 409 session gone). */
 function failureReply(reply: FastifyReply, payload: unknown, error: unknown): string {
-  const { status, body } = failureResponse(error);
+  const { status, body } = defaultFailure(error);
   destroyStream(payload);
   // The app's response (and the cookies it set for it) assumed a saved session; drop them.
   for (const name of ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location']) reply.removeHeader(name);

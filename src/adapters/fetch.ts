@@ -21,7 +21,7 @@ import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError, NoContextError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, defaultFailure, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 export interface FetchAdapterOptions<Rest extends unknown[]> {
   /** The client's address, which a Request does not carry (e.g. from the server's socket info). */
@@ -119,7 +119,7 @@ function decorate(headers: Headers, result: CommitResult): void {
 
 /** The default answer when a session fails (503 for a store outage). */
 export function failureToResponse(error: unknown): Response {
-  const { status, body } = failureResponse(error);
+  const { status, body } = defaultFailure(error);
   return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
 }
 

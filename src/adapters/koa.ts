@@ -41,7 +41,7 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
-import { clientIp, csrfRequestOf, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -174,7 +174,7 @@ function decorate(ctx: Context, result: CommitResult): void {
 
 /** Replaces the response with the short failure answer; the app's cookies assumed success. */
 function fail(ctx: Context, error: unknown): void {
-  const { status, body } = failureResponse(error);
+  const { status, body } = defaultFailure(error);
   const previous: unknown = ctx.body;
   for (const name of ['Set-Cookie', 'Content-Disposition', 'Content-Encoding', 'ETag', 'Last-Modified', 'Location']) ctx.remove(name);
   ctx.status = status;

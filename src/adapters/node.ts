@@ -27,7 +27,7 @@ import { ConfigError, NoContextError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, csrfRequestOf, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 /** A request of `node:http`, or of `node:http2`'s compatibility API (`http2.createServer(handler)`). */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -223,7 +223,7 @@ function respondWithError(error: unknown, req: IncomingMessage, res: ServerRespo
     options.onError(error, req, res);
     return;
   }
-  const { status, body } = failureResponse(error);
+  const { status, body } = defaultFailure(error);
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.statusCode = status;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');

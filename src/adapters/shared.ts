@@ -89,6 +89,18 @@ export function mountedAgain(existing: object | undefined, sessions: { readonly 
 }
 
 /** Status and plain-text body for an error that ended a request in the adapter. */
+/**
+ * The answer an adapter sends by default for a failed session. A 500 is an unexpected error (a
+ * bug, not an outage), which nothing else would show: it is written to stderr, as a framework's
+ * default error handler does. Outages (503), conflicts (409) and size limits (413) say what they
+ * are in the answer and in the `storeError` event.
+ */
+export function defaultFailure(error: unknown): { status: number; body: string } {
+  const answer = failureResponse(error);
+  if (answer.status === 500) console.error('coatcheck: a request failed with an unexpected error; answered 500:', error);
+  return answer;
+}
+
 export function failureResponse(error: unknown): { status: number; body: string } {
   if (error instanceof CoatcheckError) {
     if (error.status === 503) return { status: 503, body: 'Service Unavailable: the session store is not answering' };
