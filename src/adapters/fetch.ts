@@ -132,6 +132,10 @@ export function withSessions<T extends SessionData, Rest extends unknown[]>(
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('withSessions(sessions, handler): pass the object createSessions() returned');
   if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
   checkAdapterOptions('withSessions', options, { getClientIp: 'function', onError: 'function' });
+  // A Request does not carry the client's address: IP binding without it would bind nothing.
+  if (sessions.options.binding.ip && !options.getClientIp) {
+    throw new ConfigError('withSessions: binding.ip needs the client address, which a Request does not carry: pass getClientIp(request, ...rest)');
+  }
   return async function coatcheckFetch(request: Request, ...rest: Rest): Promise<Response> {
     // Wrapped twice (a wrapped handler called from a wrapped one, or inside Hono's middleware):
     // the outer mount's session is the request's one, and that mount commits it.

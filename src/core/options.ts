@@ -3,6 +3,7 @@
  * setup instead of failing per request.
  */
 import { ConfigError } from '../errors.js';
+import { refuseUnknownOptions } from './known-options.js';
 import { isValidAttributeValue, isValidCookieName } from '../cookie/serialize.js';
 import { type AnyStore, isClientStore } from '../stores/types.js';
 import { type Clock, systemClock } from './clock.js';
@@ -162,9 +163,23 @@ function flag(name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
 }
 
+/** Every option name, checked against the interfaces by the compiler (`satisfies`). */
+const SESSIONS_OPTIONS = Object.keys({
+  store: true, cookie: true, idleTimeout: true, absoluteTimeout: true, touchInterval: true, persistentFieldsOnLogin: true,
+  persistentFieldsOnLogout: true, storeTimeout: true, maxDataSize: true, trustProxy: true, context: true, binding: true,
+  keepDataOnHttpsUpgrade: true, rotation: true, maxSessionsPerUser: true, cleanupProbability: true, clock: true,
+} satisfies Record<keyof SessionsOptions, true>);
+const COOKIE_OPTIONS = Object.keys({
+  name: true, secure: true, sameSite: true, path: true, domain: true, httpOnly: true, partitioned: true, persistent: true, prefix: true, previousScopes: true,
+} satisfies Record<keyof CookieOptions, true>);
+const BINDING_OPTIONS = Object.keys({ ip: true, userAgent: true } satisfies Record<keyof NonNullable<SessionsOptions['binding']>, true>);
+const ROTATION_OPTIONS = Object.keys({ afterSeconds: true, afterRequests: true, grace: true } satisfies Record<keyof NonNullable<SessionsOptions['rotation']>, true>);
+const SESSION_LIMIT_OPTIONS = Object.keys({ limit: true, strategy: true } satisfies Record<keyof Exclude<NonNullable<SessionsOptions['maxSessionsPerUser']>, number>, true>);
+
 function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(`${name} must be a positive number of seconds, got ${String(value)}`);
+    // JSON: a string from an environment variable ("1800") shows as one.
+    throw new ConfigError(`${name} must be a positive number of seconds, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
   }
   return value;
 }
@@ -180,6 +195,12 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (!valid) {
     throw new ConfigError('`store` is required and must implement the Store contract (e.g. memoryStore(), sqliteStore() or cookieStore())');
   }
+  refuseUnknownOptions('', options, SESSIONS_OPTIONS);
+  if (options.cookie !== undefined && (options.cookie === null || typeof options.cookie !== 'object')) throw new ConfigError('cookie must be an object of cookie options');
+  if (options.cookie) refuseUnknownOptions('cookie', options.cookie, COOKIE_OPTIONS);
+  if (options.binding && typeof options.binding === 'object') refuseUnknownOptions('binding', options.binding, BINDING_OPTIONS);
+  if (options.rotation && typeof options.rotation === 'object') refuseUnknownOptions('rotation', options.rotation, ROTATION_OPTIONS);
+  if (options.maxSessionsPerUser && typeof options.maxSessionsPerUser === 'object') refuseUnknownOptions('maxSessionsPerUser', options.maxSessionsPerUser, SESSION_LIMIT_OPTIONS);
   if (isClientStore(store) && options.maxSessionsPerUser !== undefined) {
     throw new ConfigError('maxSessionsPerUser needs a server-side store: stateless sessions cannot be counted');
   }

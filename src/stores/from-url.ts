@@ -259,7 +259,7 @@ export async function storeFromUrl(url: string = DEFAULT_STORE_URL, options: Sto
     }
     case 'cookie': {
       const { cookieStore } = await import('./cookie.js');
-      if (!options.secrets?.length) throw new ConfigError('cookie: store needs secrets (each at least 32 bytes)');
+      if (!options.secrets?.length) throw new ConfigError("cookie: store needs secrets: storeFromUrl('cookie:', { secrets: [secret] }), each at least 32 bytes");
       return cookieStore({ secrets: options.secrets, ...(options.revocations && { revocations: options.revocations }) });
     }
   }

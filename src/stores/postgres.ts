@@ -57,7 +57,8 @@ export interface PostgresStoreOptions {
   createTable?: boolean;
   /**
    * Milliseconds after which a query rejects. Default 5 000. Applied per query on every pool, and
-   * as the server-side `statement_timeout` on a pool the store creates.
+   * (a tenth shorter, at most 250 ms) as the server-side `statement_timeout` on a pool the store
+   * creates, so the server cancels a stuck statement before the client stops waiting for it.
    */
   queryTimeout?: number;
   /** Milliseconds to wait for a connection, on a pool the store creates. Default: `queryTimeout`. */
@@ -194,6 +195,16 @@ function ignoreClientError(): void {}
 /** A wait for a pool connection shorter than this leaves a statement its whole queryTimeout. */
 const QUEUE_WAIT_IGNORED_MS = 50;
 
+/**
+ * The server-side `statement_timeout` for a call given `ms`: a little shorter than the client's
+ * own timeout, so PostgreSQL cancels a stuck statement (a lock wait) before the client stops
+ * waiting for it. With equal timeouts the client usually gave up first, and a statement still
+ * waiting on a lock could run once the lock was freed: a write the engine had answered 503 for.
+ */
+export function serverStatementTimeout(ms: number): number {
+  return Math.max(1, ms - Math.min(250, Math.ceil(ms / 10)));
+}
+
 /** A timeout pg hands to setTimeout (and PostgreSQL to its int `statement_timeout`). */
 function checkTimeout(option: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
@@ -251,7 +262,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   if (options === null || typeof options !== 'object') throw new ConfigError('postgresStore: options are required');
   const { pool: appPool, connectionString } = options;
   if ((appPool === undefined) === (connectionString === undefined)) {
-    throw new ConfigError('postgresStore: pass exactly one of `pool` and `connectionString`');
+    // `connectionString: process.env.DATABASE_URL` with the variable unset arrives as undefined.
+    const unset = appPool === undefined && 'connectionString' in options ? ' (connectionString is undefined: is the environment variable you passed unset?)' : '';
+    throw new ConfigError(`postgresStore: pass exactly one of \`pool\` and \`connectionString\`${unset}`);
   }
   if (connectionString !== undefined && (typeof connectionString !== 'string' || connectionString === '')) {
     throw new ConfigError('postgresStore: connectionString must be a non-empty string');
@@ -287,8 +300,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       connectionString,
       max: maxConnections,
       connectionTimeoutMillis: connectTimeout,
-      // Server side: a stuck statement (lock wait, huge scan) is cancelled and its connection kept.
-      statement_timeout: queryTimeout,
+      // Server side: a stuck statement (lock wait, huge scan) is cancelled and its connection kept,
+      // before the client's own timeout below gives up on it.
+      statement_timeout: serverStatementTimeout(queryTimeout),
       // Client side: also covers a server or network that stopped answering altogether.
       query_timeout: queryTimeout,
       // Idle connections must not keep a CLI or test process alive.
@@ -348,7 +362,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     try {
       if (waited < QUEUE_WAIT_IGNORED_MS) return await client.query<R>(config(text, values));
       if (shorten) {
-        await client.query(config(`SELECT set_config('statement_timeout', $1, false)`, [String(left)]));
+        await client.query(config(`SELECT set_config('statement_timeout', $1, false)`, [String(serverStatementTimeout(left))]));
         shortened = true;
       }
       return await client.query<R>({ ...config(text, values), query_timeout: left } as pg.QueryConfig);
@@ -356,7 +370,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       failed = error instanceof Error ? error : true;
       throw error;
     } finally {
-      // Back to the pool's default (its connections start with statement_timeout = queryTimeout).
+      // Back to the pool's default (its connections start with the statement_timeout set above).
       if (shortened && failed === false) await client.query(config('RESET statement_timeout')).catch((error: unknown) => (failed = error instanceof Error ? error : true));
       client.off('error', ignoreClientError);
       client.release(failed === false ? undefined : failed);

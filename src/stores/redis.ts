@@ -360,7 +360,9 @@ export function redisStore(options: RedisStoreOptions): Store {
   const commandTimeout = options.commandTimeout ?? 5_000;
   const connectTimeout = options.connectTimeout ?? commandTimeout;
   if ((options.client === undefined) === (options.url === undefined)) {
-    throw new ConfigError('redisStore: pass exactly one of `client` (an ioredis Redis or Cluster) or `url`');
+    // `url: process.env.REDIS_URL` with the variable unset arrives as undefined.
+    const unset = options.client === undefined && 'url' in options ? ' (url is undefined: is the environment variable you passed unset?)' : '';
+    throw new ConfigError(`redisStore: pass exactly one of \`client\` (an ioredis Redis or Cluster) or \`url\`${unset}`);
   }
   if (typeof prefix !== 'string' || prefix.length === 0) throw new ConfigError('redisStore: prefix must be a non-empty string');
   // A brace in the prefix would become the hash tag of every key, pinning them all to one slot.

@@ -61,6 +61,13 @@ runAdapterScenarios(
 );
 
 describe('fetch adapter specifics', () => {
+  it('refuses IP binding at setup without getClientIp: a Request carries no client address', () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), binding: { ip: true } });
+    const handler = () => new Response('ok');
+    assert.throws(() => withSessions(sessions, handler), /binding\.ip needs the client address[^]*getClientIp/);
+    assert.equal(typeof withSessions(sessions, handler, { getClientIp: () => '192.0.2.1' }), 'function');
+  });
+
   it("never adds a session cookie to the app's own Response: one it returns again carries no earlier user's cookie", async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const DONE = new Response(null, { status: 204, headers: { 'x-app': '1' } }); // a module constant

@@ -475,6 +475,27 @@ describe('cookies and ids', () => {
     }
     assert.throws(() => createSessions({} as SessionsOptions), { code: 'ERR_CONFIG' });
   });
+
+  it('refuses option names it does not have: typos, and express-session options with their replacement', () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ idleTimout: 60 }, /unknown option idleTimout: did you mean idleTimeout\?/],
+      [{ secret: 'x'.repeat(32) }, /unknown option secret: server-side sessions need no secret/],
+      [{ rolling: true }, /unknown option rolling: sessions always slide/],
+      [{ saveUninitialized: false }, /unknown option saveUninitialized/],
+      [{ cookie: { maxAge: 1_800_000 } }, /unknown option cookie\.maxAge: use idleTimeout/],
+      [{ cookie: { sameSite: 'lax', secur: true } }, /unknown option cookie\.secur: did you mean secure\?/],
+      [{ binding: { ip: true, agent: true } }, /unknown option binding\.agent/],
+      [{ rotation: { afterSeconds: 60, graceSeconds: 5 } }, /unknown option rotation\.graceSeconds/],
+      [{ maxSessionsPerUser: { limit: 3, strategie: 'refuse-new' } }, /unknown option maxSessionsPerUser\.strategie: did you mean strategy\?/],
+      [{ cookie: 'sid' }, /cookie must be an object/],
+    ];
+    for (const [options, pattern] of bad) {
+      assert.throws(() => createSessions({ store, ...options } as SessionsOptions), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && pattern.test(e.message), String(pattern));
+    }
+    // A number given as a string (an environment variable) shows as a string.
+    assert.throws(() => createSessions({ store, idleTimeout: '1800' as unknown as number }), /idleTimeout must be a positive number of seconds, got "1800"/);
+  });
 });
 
 describe('lifecycle', () => {

@@ -55,6 +55,10 @@ describe('storeFromUrl', () => {
     });
   }
 
+  it('says where the cookie store\'s secrets go when they are missing', async () => {
+    await assert.rejects(storeFromUrl('cookie:'), /storeFromUrl\('cookie:', \{ secrets: \[secret\] \}\)/);
+  });
+
   it('takes the plain forms', async () => {
     for (const url of ['memory:', 'cookie:']) {
       const store = await storeFromUrl(url, SECRETS);

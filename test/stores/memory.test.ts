@@ -217,7 +217,7 @@ describe('memoryStore', () => {
       import { createSessions } from './src/index.ts';
       import { makeRecord } from './src/testing/store-contract.ts';
       const store = memoryStore({ sweepInterval: 0 });
-      const sessions = createSessions({ store, secret: 'x'.repeat(32) });
+      const sessions = createSessions({ store });
       const big = 'x'.repeat(2000);
       const expired = Date.now() - 1;
       for (let round = 0; round < 20; round++) {

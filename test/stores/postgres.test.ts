@@ -289,7 +289,7 @@ if (up) {
     });
 
     it('rejects when a statement runs past queryTimeout (a held row lock)', async () => {
-      const quick = postgresStore({ connectionString: POSTGRES_URL, table, queryTimeout: 300 });
+      const quick = postgresStore({ connectionString: POSTGRES_URL, table, queryTimeout: 1000 });
       const record = makeRecord();
       await store.create(record);
       const locker = await admin.connect();
@@ -297,7 +297,9 @@ if (up) {
         await locker.query('BEGIN');
         await locker.query(`SELECT 1 FROM "${table}" WHERE id = $1 FOR UPDATE`, [record.id]);
         const started = Date.now();
-        await assert.rejects(async () => quick.touch(record.id, { lastSeenAt: 1, expiresAt: 2 }));
+        // Cancelled by the server (57014), not abandoned by the client while still waiting on the
+        // lock: an abandoned statement would apply once the lock is freed, after the 503.
+        await assert.rejects(async () => quick.touch(record.id, { lastSeenAt: 1, expiresAt: 2 }), (error: Error & { code?: string }) => error.code === '57014');
         assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
       } finally {
         await locker.query('ROLLBACK');
@@ -305,6 +307,7 @@ if (up) {
         await quick.close();
       }
       // The failed call changed nothing and the store works afterwards.
+      await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal((await store.get(record.id))?.expiresAt, record.expiresAt);
     });
 
@@ -475,6 +478,7 @@ describe('postgresStore without a server', () => {
       assert.throws(() => postgresStore({ connectionString: url, schema }), ConfigError, schema);
     }
     assert.throws(() => postgresStore({}), ConfigError);
+    assert.throws(() => postgresStore({ connectionString: undefined }), /connectionString is undefined: is the environment variable you passed unset\?/);
     assert.throws(() => postgresStore({ connectionString: url, pool: new pg.Pool() }), ConfigError);
     assert.throws(() => postgresStore({ connectionString: url, queryTimeout: 0 }), ConfigError);
     assert.throws(() => postgresStore({ connectionString: url, connectTimeout: -5 }), ConfigError);

@@ -278,6 +278,8 @@ if (!up) {
 
     it('refuses bad options at setup', () => {
       assert.throws(() => redisStore({}), ConfigError);
+      // `url: process.env.REDIS_URL` with the variable unset: the message says so.
+      assert.throws(() => redisStore({ url: undefined }), /url is undefined: is the environment variable you passed unset\?/);
       assert.throws(() => redisStore({ url: REDIS_URL, client: client() }), ConfigError);
       assert.throws(() => redisStore({ url: REDIS_URL, prefix: '{app}:' }), /prefix/);
       assert.throws(() => redisStore({ url: REDIS_URL, prefix: '' }), /prefix/);
