@@ -19,7 +19,8 @@ export type CoatcheckErrorCode =
   | 'ERR_TOO_LARGE'
   | 'ERR_TOO_MANY_SESSIONS'
   | 'ERR_HEADERS_SENT'
-  | 'ERR_NO_CONTEXT';
+  | 'ERR_NO_CONTEXT'
+  | 'ERR_REAUTH_REQUIRED';
 
 /** Base class: check `err instanceof CoatcheckError` and switch on `err.code`. */
 export class CoatcheckError extends Error {
@@ -163,3 +164,19 @@ export class NoContextError extends CoatcheckError {
   }
 }
 
+/**
+ * `requireFreshAuth(seconds)`: the user last authenticated longer ago than that (or nobody is
+ * signed in). 401: ask for the password (or second factor) again, then `markAuthenticated()`.
+ */
+export class ReauthenticationRequiredError extends CoatcheckError {
+  /** When the user last authenticated; null for a guest. */
+  readonly authenticatedAt: Date | null;
+  constructor(authenticatedAt: Date | null, maxAgeSeconds: number) {
+    super(
+      'ERR_REAUTH_REQUIRED',
+      authenticatedAt === null ? 'this needs a signed-in user' : `this needs an authentication less than ${maxAgeSeconds} s old; the last was at ${authenticatedAt.toISOString()}`,
+      { status: 401 },
+    );
+    this.authenticatedAt = authenticatedAt;
+  }
+}

@@ -134,6 +134,7 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
         https: request.protocol === 'https' || isHttps(false, single(headers['x-forwarded-proto']), trustProxy),
         ip: trustProxy ? clientIp(request.ip, single(headers['x-forwarded-for']), true) : request.ip,
         userAgent: single(headers['user-agent']) ?? null,
+        path: request.url,
       };
     }) as Session<RegisteredData>;
     request.session = session;

@@ -53,6 +53,8 @@ export function sessionHandle<T extends SessionData = RegisteredData>(request: R
  */
 export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, request: Request, ip?: string | null, encrypted?: boolean): Session<T> {
   const trustProxy = sessions.options.trustProxy;
+  // Parsing the URL costs a little: only a cookie with a Path of its own needs the request's.
+  const scoped = sessions.options.cookie.path !== '/';
   const session = sessions.open(() => {
     const headers = request.headers;
     return {
@@ -60,6 +62,7 @@ export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, r
       https: isHttps(encrypted ?? request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
       ip: clientIp(ip, headers.get('x-forwarded-for'), trustProxy),
       userAgent: headers.get('user-agent'),
+      path: scoped ? new URL(request.url).pathname : null,
     };
   });
   (request as WithSession)[SESSION] = session;
@@ -123,6 +126,8 @@ export function failureToResponse(error: unknown): Response {
   return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
 }
 
+const IP_BINDING_WITHOUT_ADDRESS = 'withSessions: binding.ip needs the client address, which a Request does not carry: pass getClientIp(request, ...rest)';
+
 /** Wraps a Fetch handler so each request gets a session (also via `currentSession()`). */
 export function withSessions<T extends SessionData, Rest extends unknown[]>(
   sessions: Sessions<T>,
@@ -133,14 +138,15 @@ export function withSessions<T extends SessionData, Rest extends unknown[]>(
   if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
   checkAdapterOptions('withSessions', options, { getClientIp: 'function', onError: 'function' });
   // A Request does not carry the client's address: IP binding without it would bind nothing.
-  if (sessions.options.binding.ip && !options.getClientIp) {
-    throw new ConfigError('withSessions: binding.ip needs the client address, which a Request does not carry: pass getClientIp(request, ...rest)');
-  }
+  // Refused where this mount opens the session; mounted inside another one, it reuses that
+  // mount's session (and its address).
+  const addressMissing = sessions.options.binding.ip && !options.getClientIp;
   return async function coatcheckFetch(request: Request, ...rest: Rest): Promise<Response> {
     // Wrapped twice (a wrapped handler called from a wrapped one, or inside Hono's middleware):
     // the outer mount's session is the request's one, and that mount commits it.
     const reopened = reopenedFetchSession(sessions, request, 'withSessions');
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), sessions.options.context);
+    if (addressMissing) throw new ConfigError(IP_BINDING_WITHOUT_ADDRESS);
     const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
     let response: Response;
     try {

@@ -19,7 +19,7 @@
  * ```
  */
 import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { type Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
@@ -86,6 +86,7 @@ class DecidedRequestInfo {
     readonly cookieHeader: string | undefined,
     private readonly client: ClientFacts,
     readonly userAgent: string | null,
+    readonly path: string | undefined,
   ) {
     this.https = client.https();
   }
@@ -109,12 +110,15 @@ export function attachSession<T extends SessionData>(
   const trustProxy = sessions.options.trustProxy;
   const session = sessions.open(
     () => {
-      if (client) return new DecidedRequestInfo(req.headers.cookie, client, header(req, 'user-agent') ?? null);
+      // Express's `originalUrl`: a router mounted on a path sees only its part in `url`.
+      const path = (req as { originalUrl?: string }).originalUrl ?? req.url;
+      if (client) return new DecidedRequestInfo(req.headers.cookie, client, header(req, 'user-agent') ?? null, path);
       return {
         cookieHeader: req.headers.cookie,
         https: isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy),
         ip: clientIp(req.socket.remoteAddress, header(req, 'x-forwarded-for'), trustProxy),
         userAgent: header(req, 'user-agent') ?? null,
+        path,
       };
     },
     // First used after the response ended (past an await): no response left to carry a change.
@@ -312,6 +316,13 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       if (passes(this, state)) return (state.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
       if (state.phase !== 'replaced') {
         state.head = args;
+        // HTTP/2's own end, through a reference taken before the hook was installed, is under way
+        // (`res.end(await …)`): it ends the stream as soon as this returns. HTTP/1's equivalent
+        // is caught at `_implicitHeader`, which HTTP/2 does not have.
+        if (!state.ended && this.writableEnded && isHttp2(this)) {
+          sendBeforeHttp2End(this, state);
+          return this;
+        }
         reportHeadersSent(this, state);
       }
       return this;
@@ -671,6 +682,38 @@ function hooksOnTop(res: Intercepted, state: Interception): boolean {
 }
 
 /**
+ * HTTP/2's own `end` is ending the stream (see `deferredWriteHead`): what the hook holds must go
+ * out now or never. A commit that answers synchronously sends it, with the session's cookie. One
+ * still pending cannot: HTTP/2's `end` has begun, so its head would end the stream and its body
+ * would be refused. Rather than an empty 200 that looks complete, the stream is reset and a
+ * process warning names the cause (the commit still settles; only this response is lost).
+ */
+function sendBeforeHttp2End(res: Intercepted, state: Interception): void {
+  if (state.phase === 'holding') {
+    commitBeforeHeaders(res, state);
+    if ((state.phase as Interception['phase']) !== 'committing') return; // answered synchronously: sent (or replaced)
+  }
+  state.phase = 'replaced';
+  stopReportingSent(res, state);
+  discardHeld(state);
+  warnHttp2EndBeforeUse();
+  (res as unknown as Http2ServerResponse).stream.destroy(new Error('coatcheck: HTTP/2 response ended (through a reference to res.end taken before the session was used) while its session was being saved'));
+}
+
+let http2EndWarned = false;
+
+function warnHttp2EndBeforeUse(): void {
+  if (http2EndWarned) return;
+  http2EndWarned = true;
+  process.emitWarning(
+    'coatcheck: an HTTP/2 response was reset: res.end was called through a reference taken before the session was first used ' +
+      '(res.end(await f()) reads res.end before f() runs), and the session was still being saved. Await first, then end: ' +
+      'const body = await f(); res.end(body)',
+    { code: 'COATCHECK_HTTP2_END_BEFORE_USE' },
+  );
+}
+
+/**
  * Node's own write/end is about to send a body, through a reference the app took before the hook
  * was installed: `res.end(`${(await getSession(req)).get('x')}`)` reads `res.end` before the
  * session is used. Its head must go out in this call, never held: each hook on the response
@@ -762,13 +805,14 @@ function headersReallySent(res: ServerResponse): boolean {
 
 /** A `node:http2` compatibility response (`Http2ServerResponse`): it wraps a stream. */
 function isHttp2(res: ServerResponse): boolean {
-  return (res as { stream?: unknown }).stream !== undefined;
+  // By class, not by a `stream` property: an app may hang anything on an HTTP/1 response.
+  return (res as unknown) instanceof Http2ServerResponse;
 }
 
 /** `writableNeedDrain`, which an HTTP/2 compatibility response leaves to its stream. */
 function needsDrain(res: ServerResponse): boolean {
-  const own = res.writableNeedDrain as boolean | undefined;
-  return own ?? (res as { stream?: { writableNeedDrain?: boolean } }).stream?.writableNeedDrain === true;
+  if (!isHttp2(res)) return res.writableNeedDrain;
+  return (res as unknown as Http2ServerResponse).stream.writableNeedDrain;
 }
 
 function headersSentWhileHeld(): boolean {
@@ -802,7 +846,8 @@ function stopReportingSent(res: ServerResponse, state: Interception): void {
 
 /** The response can no longer be sent: destroyed, or its socket closed (before 'close' says so). */
 function responseClosed(res: ServerResponse): boolean {
-  return res.destroyed || res.socket?.destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+  if (isHttp2(res)) return (res as unknown as Http2ServerResponse).stream.destroyed;
+  return res.destroyed || res.socket?.destroyed === true;
 }
 
 /** Drops the held calls of a response that will not be sent, telling their callbacks. */

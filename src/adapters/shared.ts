@@ -97,7 +97,9 @@ export function mountedAgain(existing: object | undefined, sessions: { readonly 
  */
 export function defaultFailure(error: unknown): { status: number; body: string } {
   const answer = failureResponse(error);
-  if (answer.status === 500) console.error('coatcheck: a request failed with an unexpected error; answered 500:', error);
+  // The stack only, as Express and Koa print it: inspecting the whole error would print every
+  // property hung on it (an HTTP client's request config with its Authorization header, say).
+  if (answer.status === 500) console.error(`coatcheck: a request failed with an unexpected error; answered 500:\n${error instanceof Error ? (error.stack ?? String(error)) : String(error)}`);
   return answer;
 }
 
@@ -106,6 +108,7 @@ export function failureResponse(error: unknown): { status: number; body: string 
     if (error.status === 503) return { status: 503, body: 'Service Unavailable: the session store is not answering' };
     if (error.status === 409) return { status: 409, body: 'Conflict: this session was ended by another request' };
     if (error.status === 413) return { status: 413, body: 'Payload Too Large: the session would exceed its size limit' };
+    if (error.status === 401) return { status: 401, body: 'Unauthorized: sign in again to continue' };
   }
   return { status: 500, body: 'Internal Server Error' };
 }

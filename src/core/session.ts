@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { findCookie } from '../cookie/parse.js';
+import { pathMatches } from '../cookie/path-match.js';
 import {
   ConfigError,
   CorruptRecordError,
@@ -14,6 +15,7 @@ import {
   MissingKeyError,
   NotLoadedError,
   SessionGoneError,
+  ReauthenticationRequiredError,
   SessionTooLargeError,
   StoreConflictError,
   TooManySessionsError,
@@ -37,6 +39,12 @@ export interface RequestInfo {
   https: boolean;
   ip?: string | null;
   userAgent?: string | null;
+  /**
+   * The request target (`/path?query`). With a `cookie.path` other than `/`, a request outside it
+   * gets no session, as a browser would not have sent the cookie there. Adapters pass it when
+   * `cookie.path` is set; without it the rule is not applied.
+   */
+  path?: string | null | undefined;
 }
 
 /** What the adapter must add to the response. */
@@ -88,6 +96,8 @@ const META_MOVED = 'moved';
 /** The guard on every ordinary save: never write to a record another request rotated away. */
 const SAVE_GUARD: NonNullable<SessionPatch['guard']> = Object.freeze({ absent: Object.freeze([META_MOVED]) as string[] });
 const META_ROTATED_AT = 'rotatedAt';
+/** When the signed-in user last proved who they are (ms): login(), or markAuthenticated(). */
+const META_AUTH_AT = 'authAt';
 const META_REQUESTS = 'requests';
 const DEFAULT_GRACE = 30;
 /** Queued flash messages kept per session; older ones are dropped. */
@@ -278,6 +288,9 @@ export class Session<T extends SessionData = RegisteredData> {
 
   #readCookie(): string | null {
     const { cookie } = this.#engine.options;
+    // Outside the cookie's Path a browser sends no cookie: a client that does (or a cookie of
+    // another scope) gets no session there either (fastify/session #169).
+    if (cookie.path !== '/' && !pathMatches(this.#request().path, cookie.path)) return null;
     const name = cookieNameFor(cookie, isSecureFor(cookie, this.#request().https));
     let lookup = findCookie(this.#request().cookieHeader, name);
     if (lookup.kind === 'absent' && name !== cookie.name && this.#request().https) {
@@ -633,6 +646,37 @@ export class Session<T extends SessionData = RegisteredData> {
     return this;
   }
 
+  /** Iterates `[key, value]` pairs, as a Map does: `for (const [key, value] of session)`. */
+  [Symbol.iterator](): IterableIterator<[DataKey<T>, T[DataKey<T>]]> {
+    return this.entries()[Symbol.iterator]();
+  }
+
+  /** Removes and returns the most recently added `[key, value]` (ViUR's `popitem`); undefined when empty. */
+  popItem(): [DataKey<T>, T[DataKey<T>]] | undefined {
+    this.#writable();
+    let last: [string, JsonValue] | undefined;
+    for (const entry of this.#data) last = entry;
+    if (last === undefined) return undefined;
+    this.#data.delete(last[0]);
+    return last as [DataKey<T>, T[DataKey<T>]];
+  }
+
+  /** Whether this request has used the session (Django's `accessed`): read, changed or loaded it. */
+  get accessed(): boolean {
+    return this.#phase !== 'idle';
+  }
+
+  /**
+   * Whether this request has changed the session so far (Django's `modified`), so that its commit
+   * will write: data, the signed-in user, engine data such as flashes and tokens, `markChanged()`.
+   * An idle timer refresh (a touch) does not count.
+   */
+  get modified(): boolean {
+    if (this.#phase !== 'ready' && this.#phase !== 'committed') return false;
+    if (this.#forceSave || this.#userId !== this.#userIdBaseline) return true;
+    return this.#diff(this.#data, this.#snapshot, false).changes !== null || this.#diff(this.#meta, this.#metaSnapshot, false).changes !== null;
+  }
+
   /** A plain copy of the data (for templates and debugging). */
   toJSON(): Partial<T> {
     this.#ready();
@@ -692,6 +736,51 @@ export class Session<T extends SessionData = RegisteredData> {
     await this.#enforceSessionLimit(userId);
     await this.#restart(this.#engine.options.persistentFieldsOnLogin, 'login');
     this.#userId = userId;
+    this.#meta.set(META_AUTH_AT, this.#engine.options.clock.now());
+  }
+
+  /**
+   * When the signed-in user last proved who they are: at `login()`, or at `markAuthenticated()`
+   * after re-entering a password or a second factor. Carried over by `cycleId()` and rotation.
+   * null for a guest. (A session signed in before this was recorded reports its creation time,
+   * which `login()` set.)
+   */
+  get authenticatedAt(): Date | null {
+    this.#ready();
+    if (this.#userId === null) return null;
+    const at = this.#meta.get(META_AUTH_AT);
+    return new Date(typeof at === 'number' ? at : this.#createdAt);
+  }
+
+  /**
+   * The user has just authenticated again (a password re-entered, a second factor): restarts the
+   * clock `requireFreshAuth` checks. Consider `cycleId()` too, as for any change of privilege.
+   * Throws `ConfigError` for a guest: there is nobody to re-authenticate; use `login()`.
+   */
+  markAuthenticated(): void {
+    this.#writable();
+    if (this.#userId === null) throw new ConfigError('markAuthenticated(): nobody is signed in; use login(userId)');
+    this.#meta.set(META_AUTH_AT, this.#engine.options.clock.now());
+  }
+
+  /** Whether a user is signed in and authenticated no more than `maxAgeSeconds` ago. */
+  authenticatedWithin(maxAgeSeconds: number): boolean {
+    if (typeof maxAgeSeconds !== 'number' || !(maxAgeSeconds >= 0)) throw new ConfigError(`authenticatedWithin / requireFreshAuth need a number of seconds (0 or more), got ${String(maxAgeSeconds)}`);
+    const at = this.authenticatedAt;
+    return at !== null && this.#engine.options.clock.now() - at.getTime() <= maxAgeSeconds * 1000;
+  }
+
+  /**
+   * Guards a sensitive action (changing the password or e-mail, paying): throws
+   * `ReauthenticationRequiredError` (401) unless the user authenticated within `maxAgeSeconds`.
+   * @example
+   * <!-- snippet: with coatcheck, session -->
+   * ```ts
+   * session.requireFreshAuth(5 * 60); // else 401: ask for the password, then session.markAuthenticated()
+   * ```
+   */
+  requireFreshAuth(maxAgeSeconds: number): void {
+    if (!this.authenticatedWithin(maxAgeSeconds)) throw new ReauthenticationRequiredError(this.authenticatedAt, maxAgeSeconds);
   }
 
   /** maxSessionsPerUser: make room (evict the oldest) or refuse, before the new session exists. */

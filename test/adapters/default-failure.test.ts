@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import express from 'express';
 import { expressSessions } from '../../src/adapters/express.js';
-import { withSessions } from '../../src/adapters/node.js';
+import { getSession, withSessions } from '../../src/adapters/node.js';
 import { createSessions } from '../../src/index.js';
 import { cookieStore } from '../../src/stores/cookie.js';
 import { memoryStore } from '../../src/stores/memory.js';
@@ -47,7 +47,20 @@ describe('default failure answers', () => {
     );
     assert.equal(answer.status, 500);
     assert.equal(logged.length, 1);
-    assert.ok(logged[0]?.includes(bug), 'the error itself is logged, with its stack');
+    assert.match(String(logged[0]?.[0]), /the app has a bug\n\s+at /, 'the error is logged with its stack');
+    await sessions.close();
+  });
+
+  it('logs the stack only, not the properties hung on the error (a request config with credentials)', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const answer = await serveOnce(
+      withSessions(sessions, () => {
+        throw Object.assign(new Error('upstream call failed'), { config: { headers: { Authorization: 'Bearer sk_live_SECRET' } } });
+      }),
+    );
+    assert.equal(answer.status, 500);
+    assert.match(String(logged[0]?.[0]), /upstream call failed/);
+    assert.doesNotMatch(logged.flat().map(String).join(' '), /SECRET/);
     await sessions.close();
   });
 
@@ -92,6 +105,19 @@ describe('default failure answers', () => {
       }),
     );
     assert.equal(answer.status, 503);
+    assert.equal(logged.length, 0);
+    await sessions.close();
+  });
+
+  it('node:http: requireFreshAuth in a handler is answered 401, not logged as a bug', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const answer = await serveOnce(
+      withSessions(sessions, async (req) => {
+        (await getSession(req)).requireFreshAuth(300);
+      }),
+    );
+    assert.equal(answer.status, 401);
+    assert.match(answer.body, /sign in again/);
     assert.equal(logged.length, 0);
     await sessions.close();
   });

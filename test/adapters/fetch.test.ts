@@ -61,11 +61,19 @@ runAdapterScenarios(
 );
 
 describe('fetch adapter specifics', () => {
-  it('refuses IP binding at setup without getClientIp: a Request carries no client address', () => {
+  it('refuses IP binding without getClientIp where it opens the session; nested, it uses the outer mount\'s', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), binding: { ip: true } });
-    const handler = () => new Response('ok');
-    assert.throws(() => withSessions(sessions, handler), /binding\.ip needs the client address[^]*getClientIp/);
-    assert.equal(typeof withSessions(sessions, handler, { getClientIp: () => '192.0.2.1' }), 'function');
+    const handler = async (request: Request) => {
+      (await getSession(request)).set('a', 1);
+      return new Response('ok');
+    };
+    const request = () => new Request('http://localhost/');
+    await assert.rejects(withSessions(sessions, handler)(request()), /binding\.ip needs the client address[^]*getClientIp/);
+    const inner = withSessions(sessions, handler);
+    const outer = withSessions(sessions, (r: Request) => inner(r), { getClientIp: () => '192.0.2.1' });
+    const response = await outer(request());
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.getSetCookie().length, 1);
   });
 
   it("never adds a session cookie to the app's own Response: one it returns again carries no earlier user's cookie", async () => {

@@ -72,6 +72,30 @@ runAdapterScenarios(
 );
 
 describe('node:http adapter specifics', () => {
+  it('treats an HTTP/1 response that carries a `stream` property of the app\'s as HTTP/1', async () => {
+    const sessions = createSessions({ store: slowCreateStore(20) });
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          (await getSession(req)).set('a', 1);
+          const upstream = Readable.from(['upstream ', 'contents']);
+          (res as ServerResponse & { stream?: Readable }).stream = upstream;
+          let body = '';
+          for await (const chunk of upstream) body += String(chunk);
+          res.end(body);
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url, { signal: AbortSignal.timeout(5_000) });
+      assert.equal(await res.text(), 'upstream contents');
+      assert.equal(res.headers.getSetCookie().length, 1);
+    } finally {
+      await app.close();
+      await sessions.close();
+    }
+  });
+
   it('commits before streamed bodies and explicit writeHead headers go out', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const app = await listen(

@@ -1019,3 +1019,86 @@ describe('cookie store revocations in the same millisecond as a sign-in', () => 
     });
   }
 });
+
+describe("re-authentication, Django's flags, iteration", () => {
+  it('records when the user authenticated, keeps it through cycleId, and requires a fresh one at +1 ms past the limit', async () => {
+    const { clock, visit } = setup();
+    assert.equal((await visit((s) => s.authenticatedAt)).value, null);
+    await visit((s) => s.login('alice'));
+    const signedInAt = clock.now();
+    clock.advance(240);
+    await visit((s) => s.cycleId());
+    clock.advance(60); // 5 minutes since login (the clock counts seconds)
+    const atLimit = await visit((s) => [s.authenticatedAt?.getTime(), s.authenticatedWithin(300)] as const);
+    assert.deepEqual(atLimit.value, [signedInAt, true]);
+    await visit((s) => s.requireFreshAuth(300));
+    clock.advance(0.001);
+    const late = await visit((s) => {
+      try {
+        s.requireFreshAuth(300);
+        return null;
+      } catch (error) {
+        return error as Error & { code: string; status: number };
+      }
+    });
+    assert.equal(late.value?.code, 'ERR_REAUTH_REQUIRED');
+    assert.equal(late.value?.status, 401);
+    // The password was entered again: fresh from now on, saved with the session.
+    await visit((s) => s.markAuthenticated());
+    assert.equal((await visit((s) => s.authenticatedWithin(0))).value, true);
+    await visit((s) => s.logout());
+    const guest = await visit((s) => [s.authenticatedAt, s.authenticatedWithin(1e9)] as const);
+    assert.deepEqual(guest.value, [null, false]);
+    await assert.rejects(visit((s) => s.requireFreshAuth(300)), { code: 'ERR_REAUTH_REQUIRED' });
+    await assert.rejects(visit((s) => s.markAuthenticated()), { code: 'ERR_CONFIG' });
+    await assert.rejects(visit((s) => s.authenticatedWithin(-1)), { code: 'ERR_CONFIG' });
+  });
+
+  it('reports accessed and modified as Django does', async () => {
+    const { sessions, visit } = setup();
+    const idle = sessions.open({ cookieHeader: undefined, https: false });
+    assert.deepEqual([idle.accessed, idle.modified], [false, false]);
+    await visit((s) => s.set('a', 1));
+    const read = await visit((s) => [s.accessed, s.modified, s.get('a')] as const);
+    assert.deepEqual(read.value, [true, false, 1]);
+    const nested = await visit((s) => {
+      s.set('list', [1]);
+      const before = s.modified;
+      return [before, s.accessed];
+    });
+    assert.deepEqual(nested.value, [true, true]);
+    const inPlace = await visit((s) => {
+      (s.get('list') as number[]).push(2);
+      return s.modified;
+    });
+    assert.equal(inPlace.value, true);
+    assert.equal((await visit((s) => s.markChanged().modified)).value, true);
+  });
+
+  it('iterates [key, value] pairs and pops the most recently added item', async () => {
+    const { visit } = setup();
+    const { value } = await visit((s) => {
+      s.update({ a: 1, b: 2, c: 3 });
+      const seen = [...s];
+      const popped = [s.popItem(), s.popItem()];
+      return { seen, popped, left: s.toJSON(), emptyPop: (s.popItem(), s.popItem()) };
+    });
+    assert.deepEqual(value.seen, [['a', 1], ['b', 2], ['c', 3]]);
+    assert.deepEqual(value.popped, [['c', 3], ['b', 2]]);
+    assert.deepEqual(value.left, { a: 1 });
+    assert.equal(value.emptyPop, undefined);
+  });
+
+  it('gives no session outside the cookie Path, as a browser would send no cookie there', async () => {
+    const { visit } = setup({ cookie: { path: '/app' } });
+    await visit((s) => s.set('a', 1), { path: '/app/settings' });
+    const at = async (path: string | undefined) => (await visit((s) => [s.isNew, s.get('a', null)], { ...(path !== undefined && { path }) })).value;
+    assert.deepEqual(await at('/app'), [false, 1]);
+    assert.deepEqual(await at('/app/'), [false, 1]);
+    assert.deepEqual(await at('/app?next=/x'), [false, 1]);
+    assert.deepEqual(await at(undefined), [false, 1]); // an adapter that does not say: not checked
+    assert.deepEqual(await at('/other'), [true, null]);
+    assert.deepEqual(await at('/application'), [true, null]);
+    assert.deepEqual(await at('/'), [true, null]);
+  });
+});

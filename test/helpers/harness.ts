@@ -13,6 +13,8 @@ export interface VisitOptions {
   load?: boolean;
   ip?: string;
   userAgent?: string;
+  /** The request target, for cookie Path checks (unset: not checked). */
+  path?: string;
 }
 
 export /** An app with a manual clock, an instrumented memory store and one browser. */
@@ -32,6 +34,7 @@ function setup(options: Partial<SessionsOptions> = {}) {
       https: request.https ?? false,
       ip: request.ip ?? '192.0.2.1',
       userAgent: request.userAgent ?? 'test-agent',
+      ...(request.path !== undefined && { path: request.path }),
     });
     if (request.load !== false) await session.load();
     const value = await fn(session);
