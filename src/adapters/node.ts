@@ -108,10 +108,11 @@ export function attachSession<T extends SessionData>(
   client?: ClientFacts,
 ): Session<T> {
   const trustProxy = sessions.options.trustProxy;
+  // Read now, not when the session is first used: by then a mounted sub-app (koa-mount, an
+  // Express router) may have cut its prefix off `req.url`. Express keeps it in `originalUrl`.
+  const path = (req as { originalUrl?: string }).originalUrl ?? req.url;
   const session = sessions.open(
     () => {
-      // Express's `originalUrl`: a router mounted on a path sees only its part in `url`.
-      const path = (req as { originalUrl?: string }).originalUrl ?? req.url;
       if (client) return new DecidedRequestInfo(req.headers.cookie, client, header(req, 'user-agent') ?? null, path);
       return {
         cookieHeader: req.headers.cookie,

@@ -5,6 +5,11 @@
  */
 export function pathMatches(requestTarget: string | null | undefined, cookiePath: string): boolean {
   if (requestTarget === null || requestTarget === undefined || cookiePath === '/') return true;
+  // An absolute-form target (`GET http://host/app HTTP/1.1`, as sent to proxies): its path.
+  if (!requestTarget.startsWith('/')) {
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(requestTarget);
+    if (scheme !== null) requestTarget = requestTarget.slice(scheme[0].length) || '/';
+  }
   let end = requestTarget.length;
   const query = requestTarget.indexOf('?');
   if (query !== -1) end = query;

@@ -153,6 +153,10 @@ export class Session<T extends SessionData = RegisteredData> {
   #accessed = false;
   /** Committed before it was ever used (see commitNow): it may still be read, never changed. */
   #closed = false;
+  /** The request is outside `cookie.path`: no session there, and no changes (see #outsidePathError). */
+  #outsidePath = false;
+  /** login/logout/reset/flush ended a record or a cookie this request: `modified`, whatever follows. */
+  #ended = false;
   #onActivate: (() => void) | undefined;
 
   #cookieSent = false;
@@ -290,7 +294,10 @@ export class Session<T extends SessionData = RegisteredData> {
     const { cookie } = this.#engine.options;
     // Outside the cookie's Path a browser sends no cookie: a client that does (or a cookie of
     // another scope) gets no session there either (fastify/session #169).
-    if (cookie.path !== '/' && !pathMatches(this.#request().path, cookie.path)) return null;
+    if (cookie.path !== '/' && !pathMatches(this.#request().path, cookie.path)) {
+      this.#outsidePath = true;
+      return null;
+    }
     const name = cookieNameFor(cookie, isSecureFor(cookie, this.#request().https));
     let lookup = findCookie(this.#request().cookieHeader, name);
     if (lookup.kind === 'absent' && name !== cookie.name && this.#request().https) {
@@ -510,11 +517,22 @@ export class Session<T extends SessionData = RegisteredData> {
   #writable(): void {
     this.#ready();
     if (this.#phase === 'committed' || this.#closed) throw new HeadersSentError();
+    if (this.#outsidePath) throw this.#outsidePathError();
   }
 
   /** The same for lifecycle calls, once they have loaded the session. */
   #stillOpen(): void {
     if (this.#phase === 'committed' || this.#closed) throw new HeadersSentError();
+    if (this.#outsidePath) throw this.#outsidePathError();
+  }
+
+  /**
+   * A change outside `cookie.path` would start a session whose cookie (Path=cookie.path) replaces
+   * the browser's real one there, signing the user out: refused, loudly.
+   */
+  #outsidePathError(): ConfigError {
+    const { path } = this.#engine.options.cookie;
+    return new ConfigError(`this request is outside cookie.path ${JSON.stringify(path)}, where the session cookie is not sent: its session can be read (empty) but not changed`);
   }
 
   // ---------------------------------------------------------------- dictionary
@@ -673,7 +691,7 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   get modified(): boolean {
     if (this.#phase !== 'ready' && this.#phase !== 'committed') return false;
-    if (this.#forceSave || this.#userId !== this.#userIdBaseline) return true;
+    if (this.#forceSave || this.#userId !== this.#userIdBaseline || this.#ended || this.#rotateRequested || this.#retired.length > 0) return true;
     return this.#diff(this.#data, this.#snapshot, false).changes !== null || this.#diff(this.#meta, this.#metaSnapshot, false).changes !== null;
   }
 
@@ -859,6 +877,8 @@ export class Session<T extends SessionData = RegisteredData> {
     // A logout through an old cookie in its grace window ends that forwarder too.
     if (this.#arrivedVia !== null) doomed.push(this.#arrivedVia);
     const userId = this.#userIdBaseline;
+    // A record or a cookie to end: the commit will write (an expired cookie at least).
+    if (doomed.length > 0 || this.#cookieSent) this.#ended = true;
     const client = this.#engine.client;
     if (client) {
       // Nothing to delete server-side; a logout can still void copies via the user watermark.
@@ -1202,6 +1222,12 @@ export class Session<T extends SessionData = RegisteredData> {
     const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && holdsMeta(this.#meta.keys()));
 
     if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
+    if (!keep && !this.#stored && this.#retired.length === 0) {
+      // Never stored and nothing to keep (a guest who only read, or whose logout left nothing):
+      // no store call, so the answer is here in this tick (HTTP/2 needs it before its end).
+      if (this.#sentSessionCookie()) result.setCookie.push(this.#clearCookie());
+      return result;
+    }
     if (!keep) return this.#commitEmptied(now, result);
     if (!this.#stored) return this.#commitCreated(now, result);
 

@@ -145,6 +145,7 @@ describe('node adapter on node:http2', () => {
             (await getSession(req)).set('user', 'seeded');
             return void res.end('seeded');
           }
+          if (req.url === '/read') return void res.end(await (async () => `hello ${String((await getSession(req)).get('user', 'nobody'))}`)());
           const greet = async () => {
             const session = await getSession(req);
             session.set('visits', Number(session.get('visits', 0)) + 1);
@@ -155,6 +156,8 @@ describe('node adapter on node:http2', () => {
       ),
     );
     try {
+      // A guest who only reads has nothing to save: the body goes out.
+      assert.equal(await (await app.fetch!(`${app.url}/read`)).text(), 'hello nobody');
       // A new session's record is created asynchronously: the response is reset, not sent empty.
       await assert.rejects(app.fetch!(`${app.url}/`), /NGHTTP2_INTERNAL_ERROR|ERR_HTTP2_STREAM_ERROR/);
       assert.ok(warnings.some((w) => /res\.end was called through a reference taken before the session was first used/.test(w.message)));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createSessions, type SessionsOptions } from '../../src/index.js';
+import { createSessions, type Session, type SessionsOptions } from '../../src/index.js';
 import { hashToken } from '../../src/core/token.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { JsonValue } from '../../src/types.js';
@@ -1100,5 +1100,55 @@ describe("re-authentication, Django's flags, iteration", () => {
     assert.deepEqual(await at('/other'), [true, null]);
     assert.deepEqual(await at('/application'), [true, null]);
     assert.deepEqual(await at('/'), [true, null]);
+    // Absolute-form targets (as sent to a proxy) are judged by their path.
+    assert.deepEqual(await at('http://example.com/app/x'), [false, 1]);
+    assert.deepEqual(await at('http://example.com/other'), [true, null]);
+    assert.deepEqual(await at('*'), [true, null]);
+  });
+
+  it('refuses changes outside the cookie Path: their cookie would replace the real one and sign the user out', async () => {
+    const { visit, store } = setup({ cookie: { path: '/app' } });
+    await visit((s) => s.login('alice'), { path: '/app/login' });
+    const creates = store.calls.create ?? 0;
+    for (const change of [(s: Session) => s.set('theme', 'dark'), (s: Session) => s.csrfToken(), (s: Session) => s.logout()]) {
+      const { value, setCookie } = await visit(async (s) => {
+        try {
+          await change(s);
+          return null;
+        } catch (error) {
+          return error as Error & { code?: string };
+        }
+      }, { path: '/' });
+      assert.equal(value?.code, 'ERR_CONFIG');
+      assert.match(String(value?.message), /outside cookie\.path "\/app"/);
+      assert.deepEqual(setCookie, []);
+    }
+    assert.equal(store.calls.create ?? 0, creates);
+    assert.equal((await visit((s) => s.userId, { path: '/app/home' })).value, 'alice');
+  });
+
+  it('counts lifecycle calls as modifications: cycleId, rotate, logout, flush', async () => {
+    const { visit } = setup();
+    await visit((s) => s.login('alice'));
+    for (const call of [(s: Session) => s.cycleId(), (s: Session) => s.rotate(), (s: Session) => s.flush()]) {
+      const { value } = await visit(async (s) => {
+        const before = s.modified;
+        await call(s);
+        return [before, s.modified];
+      });
+      assert.deepEqual(value, [false, true]);
+      await visit((s) => s.login('alice'));
+    }
+    const out = await visit(async (s) => {
+      await s.logout();
+      return s.modified;
+    });
+    assert.equal(out.value, true);
+    // A guest with no cookie who logs out ends nothing: no write, not modified.
+    const guest = await visit(async (s) => {
+      await s.logout();
+      return s.modified;
+    }, { browser: new CookieJar() });
+    assert.equal(guest.value, false);
   });
 });
