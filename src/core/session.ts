@@ -517,22 +517,21 @@ export class Session<T extends SessionData = RegisteredData> {
   #writable(): void {
     this.#ready();
     if (this.#phase === 'committed' || this.#closed) throw new HeadersSentError();
-    if (this.#outsidePath) throw this.#outsidePathError();
   }
 
   /** The same for lifecycle calls, once they have loaded the session. */
   #stillOpen(): void {
     if (this.#phase === 'committed' || this.#closed) throw new HeadersSentError();
-    if (this.#outsidePath) throw this.#outsidePathError();
   }
 
   /**
-   * A change outside `cookie.path` would start a session whose cookie (Path=cookie.path) replaces
-   * the browser's real one there, signing the user out: refused, loudly.
+   * Outside `cookie.path`, a commit that would store something would start a session whose
+   * cookie (Path=cookie.path) replaces the browser's real one there, signing the user out:
+   * refused, loudly. Calls that store nothing (no flashes to consume, a guest's logout) pass.
    */
   #outsidePathError(): ConfigError {
     const { path } = this.#engine.options.cookie;
-    return new ConfigError(`this request is outside cookie.path ${JSON.stringify(path)}, where the session cookie is not sent: its session can be read (empty) but not changed`);
+    return new ConfigError(`this request is outside cookie.path ${JSON.stringify(path)}, where the session cookie is not sent: its session can be read (empty) but nothing can be stored in it`);
   }
 
   // ---------------------------------------------------------------- dictionary
@@ -686,8 +685,9 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /**
    * Whether this request has changed the session so far (Django's `modified`), so that its commit
-   * will write: data, the signed-in user, engine data such as flashes and tokens, `markChanged()`.
-   * An idle timer refresh (a touch) does not count.
+   * will save: data, the signed-in user, engine data such as flashes and tokens, `markChanged()`,
+   * a lifecycle call. Housekeeping the commit may do besides (a scheduled rotation, clearing a dead
+   * cookie, refreshing the idle timer) does not count.
    */
   get modified(): boolean {
     if (this.#phase !== 'ready' && this.#phase !== 'committed') return false;
@@ -1220,6 +1220,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const engine = this.#engine;
     const now = engine.options.clock.now();
     const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && holdsMeta(this.#meta.keys()));
+    if (keep && this.#outsidePath) throw this.#outsidePathError();
 
     if (engine.client !== null) return this.#commitSealed(engine.client, keep, now, result);
     if (!keep && !this.#stored && this.#retired.length === 0) {
