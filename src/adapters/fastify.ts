@@ -121,6 +121,7 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     return;
   }
   const trustProxy = sessions.options.trustProxy;
+  const scoped = sessions.options.cookie.path !== '/'; // only then does the engine need the path
   const contextual = sessions.options.context;
   // `null` keeps the request shape stable (Fastify's decorator rule); each request gets its own.
   fastify.decorateRequest('session', null as unknown as Session<RegisteredData>);
@@ -134,7 +135,7 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
         https: request.protocol === 'https' || isHttps(false, single(headers['x-forwarded-proto']), trustProxy),
         ip: trustProxy ? clientIp(request.ip, single(headers['x-forwarded-for']), true) : request.ip,
         userAgent: single(headers['user-agent']) ?? null,
-        path: request.url,
+        path: scoped ? request.url : undefined,
       };
     }) as Session<RegisteredData>;
     request.session = session;

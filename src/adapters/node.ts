@@ -108,9 +108,10 @@ export function attachSession<T extends SessionData>(
   client?: ClientFacts,
 ): Session<T> {
   const trustProxy = sessions.options.trustProxy;
-  // Read now, not when the session is first used: by then a mounted sub-app (koa-mount, an
-  // Express router) may have cut its prefix off `req.url`. Express keeps it in `originalUrl`.
-  const path = (req as { originalUrl?: string }).originalUrl ?? req.url;
+  // Only a cookie with a Path of its own needs the request's path. Read now, not when the session
+  // is first used: by then a mounted sub-app (koa-mount, an Express router) may have cut its
+  // prefix off `req.url`. Express keeps it in `originalUrl`.
+  const path = sessions.options.cookie.path === '/' ? undefined : ((req as { originalUrl?: string }).originalUrl ?? req.url);
   const session = sessions.open(
     () => {
       if (client) return new DecidedRequestInfo(req.headers.cookie, client, header(req, 'user-agent') ?? null, path);
