@@ -153,7 +153,7 @@ export class Session<T extends SessionData = RegisteredData> {
   #accessed = false;
   /** Committed before it was ever used (see commitNow): it may still be read, never changed. */
   #closed = false;
-  /** The request is outside `cookie.path`: no session there, and no changes (see #outsidePathError). */
+  /** The request is outside `cookie.path`: no session there, and nothing may be stored (see #outsidePathError). */
   #outsidePath = false;
   /** login/logout/reset/flush ended a record or a cookie this request: `modified`, whatever follows. */
   #ended = false;
@@ -668,7 +668,10 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.entries()[Symbol.iterator]();
   }
 
-  /** Removes and returns the most recently added `[key, value]` (ViUR's `popitem`); undefined when empty. */
+  /**
+   * Removes and returns the last `[key, value]` in the session's key order (ViUR's `popitem`): within a
+   * request the most recently added; after a reload, the store's order. undefined when empty.
+   */
   popItem(): [DataKey<T>, T[DataKey<T>]] | undefined {
     this.#writable();
     let last: [string, JsonValue] | undefined;
