@@ -276,6 +276,8 @@ interface Interception {
   next: Interception | null;
   /** This hook made `res.headersSent` read true for a held head or body (see `reportHeadersSent`). */
   reportsSent: boolean;
+  /** This hook made `res.writableEnded` read true for an end it holds (see `reportEnded`). */
+  reportsEnded: boolean;
   /**
    * The head went out before the commit settled: it had left before the session was used, or
    * Node's own write/end sent it (see `sendHeadNow`). No cookie can be added; while the commit is
@@ -325,6 +327,7 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
           sendBeforeHttp2End(this, state);
           return this;
         }
+        noteHeldStatus(this, args);
         reportHeadersSent(this, state);
       }
       return this;
@@ -361,7 +364,10 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       state.ended = true;
       state.queue.push({ method: 'end', args });
       commitBeforeHeaders(this, state);
-      if (state.phase === 'committing' && !state.late) holdFinal(this, state);
+      if (state.phase === 'committing') {
+        if (!state.late) holdFinal(this, state);
+        reportEnded(this, state);
+      }
       return this;
     } as ServerResponse['end'],
     flushHeaders: function deferredFlushHeaders(this: Intercepted) {
@@ -477,6 +483,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     aborted: null,
     next: null,
     reportsSent: false,
+    reportsEnded: false,
     late: false,
     phase: 'holding',
   };
@@ -817,7 +824,8 @@ function needsDrain(res: ServerResponse): boolean {
   return (res as unknown as Http2ServerResponse).stream.writableNeedDrain;
 }
 
-function headersSentWhileHeld(): boolean {
+/** The getter of `headersSent` / `writableEnded` while a hook holds what would have set them. */
+function trueWhileHeld(): boolean {
   return true;
 }
 
@@ -832,18 +840,56 @@ function reportHeadersSent(res: ServerResponse, state: Interception): void {
   state.reportsSent = true;
   // Shared by every hook on the response (two engines): defined by whichever holds first.
   if (!Object.prototype.hasOwnProperty.call(res, 'headersSent')) {
-    Object.defineProperty(res, 'headersSent', { configurable: true, enumerable: false, get: headersSentWhileHeld });
+    Object.defineProperty(res, 'headersSent', { configurable: true, enumerable: false, get: trueWhileHeld });
   }
 }
 
 /** This hook holds nothing any more: Node's own `headersSent` is back once no hook holds. */
 function stopReportingSent(res: ServerResponse, state: Interception): void {
+  if (state.reportsEnded) {
+    state.reportsEnded = false;
+    if (!anyHook(res, (hook) => hook.reportsEnded)) delete (res as { writableEnded?: boolean }).writableEnded;
+  }
   if (!state.reportsSent) return;
   state.reportsSent = false;
+  if (!anyHook(res, (hook) => hook.reportsSent)) delete (res as { headersSent?: boolean }).headersSent;
+}
+
+function anyHook(res: ServerResponse, test: (hook: Interception) => boolean): boolean {
   for (let hook = (res as Intercepted)[INTERCEPT] ?? null; hook !== null; hook = hook.next) {
-    if (hook.reportsSent) return;
+    if (test(hook)) return true;
   }
-  delete (res as { headersSent?: boolean }).headersSent;
+  return false;
+}
+
+/**
+ * The app has called `end` and the hook holds it for a pending commit: `res.writableEnded` reads
+ * true, as it would without the hook, so code that ends a response only if nobody has (a
+ * framework's fallback) leaves it alone. Removed with `stopReportingSent`; the adapter's own
+ * checks run after that, on Node's value.
+ */
+function reportEnded(res: ServerResponse, state: Interception): void {
+  state.reportsEnded = true;
+  if (!Object.prototype.hasOwnProperty.call(res, 'writableEnded')) {
+    Object.defineProperty(res, 'writableEnded', { configurable: true, enumerable: false, get: trueWhileHeld });
+  }
+}
+
+/**
+ * A held `writeHead(status[, message])`: `res.statusCode` (and `statusMessage`) read what the app
+ * gave, as Node's own writeHead sets them at once. A status Node would refuse is left for the
+ * replay to refuse, as before.
+ */
+function noteHeldStatus(res: ServerResponse, head: unknown[]): void {
+  const status = head[0];
+  if (typeof status !== 'number' || !Number.isInteger(status)) return;
+  if (isHttp2(res)) {
+    if (status >= 200 && status <= 599) res.statusCode = status;
+    return;
+  }
+  if (status < 100 || status > 999) return;
+  res.statusCode = status;
+  if (typeof head[1] === 'string') res.statusMessage = head[1];
 }
 
 /** The response can no longer be sent: destroyed, or its socket closed (before 'close' says so). */

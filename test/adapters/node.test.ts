@@ -557,6 +557,43 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it('reports the status of a held writeHead and writableEnded of a held end, as Node would without the hook', async () => {
+    const sessions = createSessions({ store: slowCreateStore(40) });
+    const seen: Record<string, unknown> = {};
+    let handlerDone!: () => void;
+    const done = new Promise<void>((resolve) => (handlerDone = resolve));
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          (await getSession(req)).set('x', 1);
+          res.writeHead(201, 'Made', { 'Content-Type': 'text/plain' }); // held: the create takes 40 ms
+          seen.afterHead = [res.statusCode, res.statusMessage, res.headersSent, res.writableEnded];
+          res.end('made');
+          seen.afterEnd = [res.statusCode, res.writableEnded, Object.prototype.hasOwnProperty.call(res, 'writableEnded')];
+          if (!res.writableEnded) res.end('a fallback that must not run');
+          await once(res, 'finish');
+          seen.afterFinish = [res.writableEnded, Object.prototype.hasOwnProperty.call(res, 'writableEnded')];
+          handlerDone();
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(res.status, 201);
+      assert.equal(res.statusText, 'Made');
+      assert.equal(await res.text(), 'made');
+      assert.equal(res.headers.getSetCookie().length, 1);
+      await done;
+      assert.deepEqual(seen, {
+        afterHead: [201, 'Made', true, false],
+        afterEnd: [201, true, true],
+        afterFinish: [true, false],
+      });
+    } finally {
+      await app.close();
+    }
+  });
+
   it('keeps headersSent true while either of two engines on one response holds it', async () => {
     const first = createSessions({ store: slowCreateStore(40), cookie: { name: 'a' } });
     const second = createSessions({ store: slowCreateStore(40), cookie: { name: 'b' } });
