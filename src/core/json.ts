@@ -25,7 +25,8 @@ export function assertJson(key: string, value: unknown): asserts value is JsonVa
 // eslint-disable-next-line no-control-regex -- NUL is exactly what this rejects
 const UNPORTABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-function checkString(text: string): string | null {
+/** The reason `text` cannot be stored alike by every store (see UNPORTABLE), or null. */
+export function checkString(text: string): string | null {
   return UNPORTABLE.test(text) ? 'strings may not contain NUL or unpaired surrogates' : null;
 }
 

@@ -25,7 +25,7 @@ import { applyKeyChanges, type Awaitable, type ClientStore, type EmptyDestroyRes
 import type { DataKey, JsonValue, RegisteredData, SessionData, Storable } from '../types.js';
 import { FORWARDER_USER, isReservedUser } from './reserved-users.js';
 import type { DestroyReason, SessionEvents } from './events.js';
-import { assertJson, objectFromEntries, setOwn } from './json.js';
+import { assertJson, checkString, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
 import { openForward, sealForward } from './rotation.js';
 import { clearedOtherScopeCookies, clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
@@ -752,6 +752,10 @@ export class Session<T extends SessionData = RegisteredData> {
   async login(userId: string): Promise<void> {
     if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
     if (isReservedUser(userId)) throw new ConfigError(`login(userId): ${JSON.stringify(userId)} is reserved (guest sessions, rotated-away records)`);
+    // Checked before the old session is ended: PostgreSQL would refuse it at the commit, SQLite and
+    // Redis would store U+FFFD instead (another user, on reload).
+    const unportable = checkString(userId);
+    if (unportable !== null) throw new InvalidValueError('userId', unportable);
     await this.load();
     this.#stillOpen();
     await this.#enforceSessionLimit(userId);

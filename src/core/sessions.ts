@@ -13,7 +13,7 @@ import { StoreCaller } from './store-call.js';
 
 /** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
 export { GUEST_USER } from './reserved-users.js';
-import { GUEST_USER } from './reserved-users.js';
+import { GUEST_USER, isReservedUser } from './reserved-users.js';
 
 /** Records examined per store call when a store ends every (guest) session in steps. */
 const MASS_DESTROY_STEP = 2000;
@@ -64,8 +64,13 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * delete). A handle that matches no session ends nothing and emits nothing.
    */
   revoke(handle: string): Promise<void>;
-  /** Ends all of a user's sessions except the handles listed ("sign out other devices"); emits `killed`. */
-  revokeUser(userId: string, options?: { except?: readonly string[] }): Promise<number>;
+  /**
+   * Ends all of a user's sessions except the handles listed ("sign out other devices"); emits
+   * `killed`. A `null` in `except` (the `handle` of a session not stored yet, as in the request
+   * that logs in) matches nothing. A guest (`null`) or reserved user id is refused: guests have
+   * no "other devices" (`killSessionsByUser('__guest__')` ends them all).
+   */
+  revokeUser(userId: string, options?: { except?: readonly (string | null)[] | undefined }): Promise<number>;
   /**
    * Deletes expired records in bounded batches, yielding to the event loop between batches.
    * Stores with native TTL make it a cheap no-op.
@@ -210,7 +215,16 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     },
     async revokeUser(userId, opts = {}) {
       serverOnly('revoking a user\'s other sessions');
-      const except = opts.except ?? [];
+      // null would reach the stores as "every guest": a guest's "sign out other devices" must not end everyone's carts.
+      if (typeof userId !== 'string' || userId.length === 0 || isReservedUser(userId)) {
+        throw new ConfigError(
+          `revokeUser takes a signed-in user's id; got ${userId === null ? 'null (a guest session)' : JSON.stringify(userId)}. To end guest sessions use killSessionsByUser('${GUEST_USER}')`,
+        );
+      }
+      if (opts.except !== undefined && !Array.isArray(opts.except)) throw new ConfigError('revokeUser: except must be an array of session handles');
+      // session.handle is null until the session is stored (a login in this request): it matches
+      // no stored record, so it is left out; the SQL stores would read NOT IN (NULL) as "keep all".
+      const except = (opts.except ?? []).filter((handle): handle is string => typeof handle === 'string' && handle.length > 0);
       const deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(userId, except));
       events.emit('killed', { scope: 'user', userId, deleted });
       return deleted;
@@ -219,7 +233,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       // Django: clearing expired sessions is a no-op where they expire by themselves.
       if (client) return { deleted: 0, batches: 0, cursor: null };
       const batchSize = opts.batchSize ?? 1000;
-      if (!(batchSize >= 1)) throw new ConfigError('clearExpired: batchSize must be >= 1');
+      if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new ConfigError(`clearExpired: batchSize must be a whole number >= 1; got ${String(batchSize)}`);
       if (opts.maxBatches !== undefined && !((Number.isInteger(opts.maxBatches) || opts.maxBatches === Infinity) && opts.maxBatches >= 1)) {
         throw new ConfigError('clearExpired: maxBatches must be a whole number >= 1, or Infinity for no limit');
       }

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { createSessions, type Session, type SessionsOptions, type Store } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
 import { postgresStore } from '../../src/stores/postgres.js';
 import { redisStore } from '../../src/stores/redis.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
@@ -21,6 +22,7 @@ const redisUp = await serviceAvailable('redis');
 const postgresUp = await serviceAvailable('postgres');
 
 const stores: { name: string; up: boolean; make: () => Store; cleanup: () => Promise<void> }[] = [
+  { name: 'memory', up: true, make: () => memoryStore({ sweepInterval: 0 }), cleanup: async () => undefined },
   { name: 'sqlite', up: true, make: () => sqliteStore({ path: ':memory:' }), cleanup: async () => undefined },
   {
     name: 'postgres',
@@ -86,6 +88,33 @@ for (const { name, up, make, cleanup } of stores) {
       assert.equal(await sessions.revokeUser(user, { except: [current!] }), 1);
       assert.equal(await visit(tablet, (s) => s.userId), null);
       assert.equal(await visit(phone, (s) => s.userId), user);
+    });
+
+    it('signs out the other devices from the request that logs in, whose handle is still null', async () => {
+      const { sessions, visit } = app();
+      const user = `n-${randomBytes(3).toString('hex')}`;
+      const [laptop, tablet, phone] = [new CookieJar(), new CookieJar(), new CookieJar()];
+      for (const b of [laptop, tablet]) await visit(b, (s) => s.login(user));
+      const [handle, ended] = await visit(phone, async (s) => {
+        await s.login(user);
+        return [s.handle, await sessions.revokeUser(user, { except: [s.handle] })] as const;
+      });
+      assert.equal(handle, null, 'not stored until the commit');
+      assert.equal(ended, 2);
+      assert.equal(await visit(laptop, (s) => s.userId), null);
+      assert.equal(await visit(tablet, (s) => s.userId), null);
+      assert.equal(await visit(phone, (s) => s.userId), user);
+    });
+
+    it('refuses revokeUser for a guest, a reserved id or an except that is not an array, ending nothing', async () => {
+      const { sessions, visit } = app();
+      const guest = new CookieJar();
+      await visit(guest, (s) => s.set('cart', [1]));
+      for (const bad of [null, '', '__guest__', '__moved__']) {
+        await assert.rejects(sessions.revokeUser(bad as string), { code: 'ERR_CONFIG' });
+      }
+      await assert.rejects(sessions.revokeUser('alice', { except: 'handle' as unknown as string[] }), { code: 'ERR_CONFIG' });
+      assert.deepEqual(await visit(guest, (s) => s.get('cart')), [1]);
     });
 
     it('kills by user, guests and everyone (within this store)', async () => {

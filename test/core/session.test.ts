@@ -516,6 +516,17 @@ describe('lifecycle', () => {
     assert.equal((await visit((s) => s.userId)).value, 'alice');
   });
 
+  it('refuses a user id no store can keep as given (NUL, lone surrogate) before ending the old session', async () => {
+    const { jar, visit } = setup();
+    await visit((s) => s.login('alice'));
+    const before = token(jar);
+    for (const userId of ['x\u0000y', 'mallory\uD800', '\uDC00x']) {
+      await assert.rejects(visit((s) => s.login(userId)), { code: 'ERR_INVALID_VALUE', key: 'userId' });
+    }
+    assert.equal(token(jar), before);
+    assert.equal((await visit((s) => s.userId)).value, 'alice');
+  });
+
   it('logout resets keeping persistentFieldsOnLogout and clears the user', async () => {
     const { jar, visit, store } = setup({ persistentFieldsOnLogout: ['language', 'theme'] });
     await visit(async (s) => {
@@ -915,6 +926,10 @@ describe('operations', () => {
       await assert.rejects(sessions.clearExpired({ maxBatches }), { code: 'ERR_CONFIG' }, String(maxBatches));
     }
     assert.equal((await sessions.clearExpired({ maxBatches: Infinity })).cursor, null, 'Infinity: no limit');
+    // Every store takes a whole batch size (SQL LIMIT): Infinity or 1.5 is refused before any store call.
+    for (const batchSize of [0, 1.5, Infinity, NaN, -1]) {
+      await assert.rejects(sessions.clearExpired({ batchSize }), { code: 'ERR_CONFIG' }, String(batchSize));
+    }
   });
 });
 
