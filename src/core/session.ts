@@ -27,6 +27,7 @@ import { FORWARDER_USER, isReservedUser } from './reserved-users.js';
 import type { DestroyReason, SessionEvents } from './events.js';
 import { assertJson, checkString, objectFromEntries, setOwn } from './json.js';
 import { cookieNameFor, isSecureFor, type ResolvedOptions } from './options.js';
+import { CYCLED_HOLD_MS, CYCLED_MARK, endChain, MAX_FORWARD_HOPS, META_MOVED, META_MOVED_TO } from './forwarding.js';
 import { openForward, sealForward } from './rotation.js';
 import { clearedOtherScopeCookies, clearedPlainHttpCookie, clearedSessionCookie, sessionCookie } from './session-cookie.js';
 import { generateToken, hashToken, isWellFormedToken } from './token.js';
@@ -91,8 +92,6 @@ const META_FLASH_ITEM = 'flash.';
 const META_CSRF = 'csrf';
 /** One-time CSRF tokens: `otk.<sha256(token)>` → { until, data }. */
 const META_ONE_TIME = 'otk.';
-/** Set on a rotated-away record: the new token, sealed under a key derived from the old one. */
-const META_MOVED = 'moved';
 /** The guard on every ordinary save: never write to a record another request rotated away. */
 const SAVE_GUARD: NonNullable<SessionPatch['guard']> = Object.freeze({ absent: Object.freeze([META_MOVED]) as string[] });
 const META_ROTATED_AT = 'rotatedAt';
@@ -105,18 +104,12 @@ const MAX_FLASHES = 100;
 /** A sealed cookie value (`v1.<keyId>.<base64url>`), before decryption. */
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
 
-const MAX_FORWARD_HOPS = 3;
-/** `moved` on a record given up by cycleId: not a sealed token, so it forwards nowhere. */
-const CYCLED_MARK = 'cycled';
-/** How long such a record may outlive its commit if deleting it fails. */
-const CYCLED_HOLD_MS = 60_000;
-
 /** Rotation's own bookkeeping: meta that is no reason to keep a session. */
-const BOOKKEEPING_META: readonly string[] = Object.freeze([META_REQUESTS, META_ROTATED_AT, META_MOVED]);
+const BOOKKEEPING_META: readonly string[] = Object.freeze([META_REQUESTS, META_ROTATED_AT, META_MOVED, META_MOVED_TO]);
 
 /** Meta worth keeping a session for: anything but rotation's own bookkeeping. */
 function holdsMeta(keys: Iterable<string>): boolean {
-  for (const key of keys) if (key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED) return true;
+  for (const key of keys) if (key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED && key !== META_MOVED_TO) return true;
   return false;
 }
 
@@ -402,11 +395,17 @@ export class Session<T extends SessionData = RegisteredData> {
     if (this.#fromPlainHttp) return this.#upgradeToHttps();
   }
 
-  async #dropRebound(id: string, record: SessionRecord, field: 'ip' | 'userAgent'): Promise<void> {
+  /**
+   * Ends the session the mismatching request reached: `record` (through an old cookie in its grace
+   * window, the session it was rotated into) and, if the request came through one, the forwarder.
+   */
+  async #dropRebound(arrivedAt: string, record: SessionRecord, field: 'ip' | 'userAgent'): Promise<void> {
     const engine = this.#engine;
-    engine.events.emit('bindingMismatch', { handle: id, userId: record.userId, field });
-    await engine.call('destroy', (store) => store.destroy(id));
-    engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'binding' });
+    engine.events.emit('bindingMismatch', { handle: record.id, userId: record.userId, field });
+    for (const id of arrivedAt === record.id ? [record.id] : [record.id, arrivedAt]) {
+      await engine.call('destroy', (store) => store.destroy(id));
+      engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'binding' });
+    }
   }
 
   /** Loads a stateless session: decrypt, check expiry, revocation and binding; no store record. */
@@ -1407,7 +1406,7 @@ export class Session<T extends SessionData = RegisteredData> {
         const { id } = target;
         const claimed = await engine.call('update', (store) =>
           store.update(id, {
-            meta: { set: { [META_MOVED]: CYCLED_MARK } },
+            meta: { set: { [META_MOVED]: CYCLED_MARK, [META_MOVED_TO]: newId } },
             userId: FORWARDER_USER,
             guard: { absent: [META_MOVED] },
             lastSeenAt: now,
@@ -1446,7 +1445,7 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Best effort: undoes a cycleId's claim, so the old cookie works again after a failed commit. */
   async #releaseClaim(id: string, now: number): Promise<void> {
     const patch: SessionPatch = {
-      meta: { unset: [META_MOVED] },
+      meta: { unset: [META_MOVED, META_MOVED_TO] },
       userId: this.#userIdBaseline,
       guard: { present: [META_MOVED] },
       lastSeenAt: now,
@@ -1609,7 +1608,7 @@ export class Session<T extends SessionData = RegisteredData> {
     try {
       claimed = await engine.call('update', (store) =>
         store.update(old.id, {
-          meta: { set: { [META_MOVED]: sealForward(newToken, old.token) } },
+          meta: { set: { [META_MOVED]: sealForward(newToken, old.token), [META_MOVED_TO]: newId } },
           // No device of the user's, and no guest session (see FORWARDER_USER).
           userId: FORWARDER_USER,
           guard: { absent: [META_MOVED] },
@@ -1657,6 +1656,7 @@ export class Session<T extends SessionData = RegisteredData> {
     applyKeyChanges(data, ours.data ?? undefined);
     const meta = { ...current.meta };
     delete meta[META_MOVED];
+    delete meta[META_MOVED_TO];
     applyKeyChanges(meta, ours.meta ?? undefined);
     // The new record holds this request's view: write only where the merged state differs.
     const written = { data: serialized(this.#data), meta: serialized(this.#meta) };
@@ -1776,25 +1776,16 @@ export class Session<T extends SessionData = RegisteredData> {
   }
 
   /**
-   * Deletes a record and, when a parallel request has rotated it meanwhile, the records it now
-   * forwards to: a logout must not leave the rotated copy (still signed in) alive. A rotation
-   * racing with this re-reads the old record after its claim and gives up when it is gone.
+   * Ends a record and the records a parallel rotation or cycle made of it (see `endChain`). Never
+   * follows into this request's own record: a record it cycled away leads to it (kept), and a
+   * logout ends it on its own.
    */
   async #destroyChain(id: string, token: string | null, userId: string | null, reason: DestroyReason): Promise<void> {
-    let hopId = id;
-    let hopToken = token;
-    for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
-      const current = hopId;
-      const record = hopToken === null ? null : await this.#getOrNull(current);
-      await this.#engine.call('destroy', (store) => store.destroy(current));
-      // A forwarder's (or a cycled record's) user is the reserved `__moved__`: name the session's.
-      const owner = record === null || (record.userId !== null && isReservedUser(record.userId)) ? userId : record.userId;
-      this.#engine.events.emit('destroyed', { handle: current, userId: owner, reason });
-      const next = record && hopToken !== null ? openForward(record.meta[META_MOVED], hopToken) : null;
-      if (next === null || !isWellFormedToken(next)) return;
-      hopToken = next;
-      hopId = hashToken(next);
-    }
+    const engine = this.#engine;
+    await endChain({ call: (operation, run) => engine.call(operation, run), now: () => engine.options.clock.now() }, id, token, this.#id, (handle) =>
+      // The user is the session's (a forwarder's own is the reserved `__moved__`).
+      engine.events.emit('destroyed', { handle, userId, reason }),
+    );
   }
 
   /** A store read where a corrupt record counts as none. */

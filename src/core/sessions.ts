@@ -14,6 +14,7 @@ import { StoreCaller } from './store-call.js';
 /** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
 export { GUEST_USER } from './reserved-users.js';
 import { GUEST_USER, isReservedUser } from './reserved-users.js';
+import { endChain, ownerOf } from './forwarding.js';
 
 /** Records examined per store call when a store ends every (guest) session in steps. */
 const MASS_DESTROY_STEP = 2000;
@@ -60,10 +61,12 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    */
   listByUser(userId: string, options?: { current?: string | null }): Promise<DeviceSummary[]>;
   /**
-   * Ends one session by its handle (one read, to name its user in the `destroyed` event, then the
-   * delete). A handle that matches no session ends nothing and emits nothing.
+   * Ends one session by its handle (a read, to name its user in the `destroyed` event, then a
+   * guarded claim and the delete). A handle listed before the session's id rotated or was cycled
+   * ends the session it became too (one `destroyed` per record). A handle that matches no
+   * session ends nothing and emits nothing. Resolves true when a session was ended.
    */
-  revoke(handle: string): Promise<void>;
+  revoke(handle: string): Promise<boolean>;
   /**
    * Ends all of a user's sessions except the handles listed ("sign out other devices"); emits
    * `killed`. A `null` in `except` (the `handle` of a session not stored yet, as in the request
@@ -199,19 +202,21 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     async revoke(handle) {
       serverOnly('revoking one session');
       // Read first: the event names the session's user, and a handle that matched nothing ends nothing.
-      if (typeof handle !== 'string' || handle.length === 0) return; // matches no session
+      if (typeof handle !== 'string' || handle.length === 0) return false; // matches no session
+      const chain = { call: engine.call, now: () => resolved.clock.now() };
       let userId: string | null;
       try {
         const record = await engine.call('get', (s) => s.get(handle));
-        if (record === null) return;
-        userId = record.userId;
+        if (record === null) return false;
+        // A handle listed before the device's session rotated: name (and end) the session it became.
+        userId = await ownerOf(chain, record);
       } catch (error) {
         // Unreadable bytes: still a record to delete, its user unknown.
         if (!(error instanceof CorruptRecordError)) throw error;
         userId = null;
       }
-      await engine.call('destroy', (s) => s.destroy(handle));
-      events.emit('destroyed', { handle, userId, reason: 'revoked' });
+      await endChain(chain, handle, null, null, (id) => events.emit('destroyed', { handle: id, userId, reason: 'revoked' }));
+      return true;
     },
     async revokeUser(userId, opts = {}) {
       serverOnly('revoking a user\'s other sessions');

@@ -106,6 +106,27 @@ for (const { name, up, make, cleanup } of stores) {
       assert.equal(await visit(phone, (s) => s.userId), user);
     });
 
+    it('revokes a device by a handle listed before its id rotated or was cycled', async () => {
+      const { sessions, visit } = app({ rotation: { afterSeconds: 3600 } });
+      const user = `r-${randomBytes(3).toString('hex')}`;
+      const [rotating, cycling, other] = [new CookieJar(), new CookieJar(), new CookieJar()];
+      for (const b of [rotating, cycling, other]) await visit(b, (s) => s.login(user));
+      const listed = await visit(rotating, (s) => s.handle);
+      const listedCycled = await visit(cycling, (s) => s.handle);
+      await visit(rotating, (s) => s.rotate());
+      await visit(cycling, (s) => s.cycleId());
+      assert.notEqual(await visit(rotating, (s) => s.handle), listed);
+      const destroyed: { handle: string; userId: string | null }[] = [];
+      sessions.events.on('destroyed', (e) => destroyed.push({ handle: e.handle, userId: e.userId }));
+      assert.equal(await sessions.revoke(listed!), true);
+      assert.equal(await visit(rotating, (s) => s.userId), null, 'the device is signed out');
+      assert.ok(destroyed.length >= 1 && destroyed.every((e) => e.userId === user), 'named under its user, never __moved__');
+      // The cycled record was deleted at the commit: nothing to end, and the app is told so.
+      assert.equal(await sessions.revoke(listedCycled!), false);
+      assert.equal(await visit(cycling, (s) => s.userId), user);
+      assert.equal(await visit(other, (s) => s.userId), user);
+    });
+
     it('refuses revokeUser for a guest, a reserved id or an except that is not an array, ending nothing', async () => {
       const { sessions, visit } = app();
       const guest = new CookieJar();

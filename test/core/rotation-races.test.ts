@@ -77,6 +77,52 @@ describe('id rotation against parallel requests', () => {
     assert.equal((await visit((s) => s.userId, { browser })).value, null);
   });
 
+  it('a rotation that lands while a logout is deleting the old record leaves no signed-in copy', async () => {
+    const { sessions, visit, jar, clock, store } = setup({ rotation: { afterSeconds: 60 } });
+    await visit((s) => s.login('alice'));
+    clock.advance(61);
+    // The poll (a thief holding the same cookie) loaded before the logout began.
+    const poll = sessions.open({ cookieHeader: jar.header(), https: false });
+    await poll.load();
+    const signOut = sessions.open({ cookieHeader: jar.header(), https: false });
+    await signOut.load();
+    // The logout's delete is slow (a remote store's round trip): the poll rotates meanwhile.
+    const destroy = store.destroy.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let gated = false;
+    store.destroy = async (id) => {
+      if (!gated) {
+        gated = true;
+        await gate;
+      }
+      return destroy(id);
+    };
+    const loggingOut = signOut.logout();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(gated, 'the logout is deleting');
+    const polled = await poll.commit(200).catch((error: unknown) => error);
+    release();
+    await loggingOut;
+    await signOut.commit(200);
+    assert.deepEqual(await sessions.listByUser('alice'), []);
+    const thief = new CookieJar();
+    thief.apply([`sid=${jar.get('sid')}`]);
+    if (!(polled instanceof Error)) thief.apply(polled?.setCookie ?? []);
+    assert.equal((await visit((s) => s.userId, { browser: thief })).value, null, 'no cookie the poll got is signed in');
+  });
+
+  it('a binding mismatch through an old cookie in its grace window ends the session it was rotated into', async () => {
+    const { visit, jar, store } = setup({ binding: { userAgent: true }, rotation: { afterSeconds: 3600 } });
+    await visit((s) => s.login('alice'));
+    const old = jar.get('sid')!;
+    await visit((s) => s.rotate());
+    assert.notEqual(jar.get('sid'), old);
+    assert.equal((await visit((s) => s.userId, { browser: holding(old), userAgent: 'thief' })).value, null);
+    assert.equal((await visit((s) => s.userId)).value, null, 'the victim is signed out too, as through the current cookie');
+    assert.deepEqual(await store.listByUser('alice'), []);
+  });
+
   it('the old id dies with the grace window even when the session has a fixed expiry date', async () => {
     const { visit, jar, clock } = setup();
     await visit(async (s) => {
