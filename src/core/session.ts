@@ -402,10 +402,8 @@ export class Session<T extends SessionData = RegisteredData> {
   async #dropRebound(arrivedAt: string, record: SessionRecord, field: 'ip' | 'userAgent'): Promise<void> {
     const engine = this.#engine;
     engine.events.emit('bindingMismatch', { handle: record.id, userId: record.userId, field });
-    for (const id of arrivedAt === record.id ? [record.id] : [record.id, arrivedAt]) {
-      await engine.call('destroy', (store) => store.destroy(id));
-      engine.events.emit('destroyed', { handle: id, userId: record.userId, reason: 'binding' });
-    }
+    const chain = { call: engine.call.bind(engine), now: () => engine.options.clock.now() };
+    await endChain(chain, arrivedAt, null, null, (handle) => engine.events.emit('destroyed', { handle, userId: record.userId, reason: 'binding' }));
   }
 
   /** Loads a stateless session: decrypt, check expiry, revocation and binding; no store record. */
@@ -1782,7 +1780,7 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async #destroyChain(id: string, token: string | null, userId: string | null, reason: DestroyReason): Promise<void> {
     const engine = this.#engine;
-    await endChain({ call: (operation, run) => engine.call(operation, run), now: () => engine.options.clock.now() }, id, token, this.#id, (handle) =>
+    await endChain({ call: engine.call.bind(engine), now: () => engine.options.clock.now() }, id, token, this.#id, (handle) =>
       // The user is the session's (a forwarder's own is the reserved `__moved__`).
       engine.events.emit('destroyed', { handle, userId, reason }),
     );
