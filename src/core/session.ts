@@ -745,7 +745,10 @@ export class Session<T extends SessionData = RegisteredData> {
     await this.#restart(options.keep ?? [], 'reset');
   }
 
-  /** Reset keeping `persistentFieldsOnLogin`, then record the user. */
+  /**
+   * Reset keeping `persistentFieldsOnLogin`, then record the user. A per-session expiry
+   * (`setExpiry`) set before is kept, unless the session belonged to another user.
+   */
   async login(userId: string): Promise<void> {
     if (typeof userId !== 'string' || userId.length === 0) throw new ConfigError('login(userId) needs a non-empty string');
     if (isReservedUser(userId)) throw new ConfigError(`login(userId): ${JSON.stringify(userId)} is reserved (guest sessions, rotated-away records)`);
@@ -756,8 +759,12 @@ export class Session<T extends SessionData = RegisteredData> {
     await this.load();
     this.#stillOpen();
     await this.#enforceSessionLimit(userId);
+    // A "remember me" choice (setExpiry) made before login() belongs to this browser: kept, as
+    // Django's login keeps it through cycle_key, unless the session was another user's.
+    const expiry = this.#userId === null || this.#userId === userId ? this.#meta.get(META_EXPIRY) : undefined;
     await this.#restart(this.#engine.options.persistentFieldsOnLogin, 'login');
     this.#userId = userId;
+    if (expiry !== undefined) this.#meta.set(META_EXPIRY, expiry);
     // authenticatedAt is the new session's creation time: nothing more to store (one meta key
     // more on every signed-in session costs each request about half a microsecond).
   }

@@ -516,6 +516,30 @@ describe('lifecycle', () => {
     assert.equal((await visit((s) => s.userId)).value, 'alice');
   });
 
+  it('keeps an expiry set before login() ("remember me"), unless the session was another user\'s', async () => {
+    const { visit } = setup({ idleTimeout: 600 });
+    const { setCookie } = await visit(async (s) => {
+      s.setExpiry(3600);
+      await s.login('alice');
+    });
+    assert.match(setCookie[0]!, /Max-Age=3600/);
+    assert.equal((await visit((s) => s.getExpiryAge())).value, 3600);
+    const browserClose = await visit(async (s) => {
+      s.setExpiry(0);
+      await s.login('alice');
+      return s.getExpireAtBrowserClose();
+    });
+    assert.equal(browserClose.value, true);
+    assert.doesNotMatch(browserClose.setCookie[0]!, /Max-Age|Expires/);
+    await visit((s) => s.setExpiry(3600));
+    // Another user signing in on this browser starts from the defaults.
+    const other = await visit(async (s) => {
+      await s.login('bob');
+      return s.getExpiryAge();
+    });
+    assert.equal(other.value, 600);
+  });
+
   it('refuses a user id no store can keep as given (NUL, lone surrogate) before ending the old session', async () => {
     const { jar, visit } = setup();
     await visit((s) => s.login('alice'));
