@@ -55,7 +55,9 @@ function findNonJson(value: unknown, depth: number, stack: Set<object>): string 
     // Not a subclass, and no named properties besides `length` (an own toJSON would make
     // JSON.stringify store something else): a stored array keeps only its indices.
     if (Object.getPrototypeOf(object) !== Array.prototype) return 'array subclasses are not JSON (use a plain array)';
-    if (Object.getOwnPropertyNames(object).length !== object.length + 1) return 'arrays with named properties are not JSON (use an object)';
+    const own = Object.getOwnPropertyNames(object).length;
+    // Fewer own names than indices + `length`: holes (reported below, by index); more: named properties.
+    if (own > object.length + 1) return 'arrays with named properties are not JSON (use an object)';
     stack.add(object);
     for (let i = 0; i < object.length; i++) {
       if (!(i in object)) return `array has a hole at index ${i}`;

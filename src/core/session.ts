@@ -609,6 +609,9 @@ export class Session<T extends SessionData = RegisteredData> {
   /** Merges an object's own keys into the session (the seeds' `session |= other`). */
   update(values: { [K in DataKey<T>]?: Storable<T[K]> }): this {
     this.#writable();
+    // A string or an array would be read as keys "0", "1", …; null would fail in Object.keys.
+    const proto = typeof values === 'object' && values !== null ? (Object.getPrototypeOf(values) as unknown) : undefined;
+    if (proto !== Object.prototype && proto !== null) throw new ConfigError('update() takes a plain object of keys and values');
     const entries = Object.keys(values).map((key) => [key, (values as Record<string, unknown>)[key]] as const);
     for (const [key, value] of entries) {
       checkKey(key);

@@ -79,6 +79,9 @@ describe('dictionary API', () => {
         [Object.defineProperty({ a: 1 }, 'toJSON', { value: () => 'other' }), /toJSON/],
         [new (class List extends Array {})(), /subclasses/],
         [Object.assign([1], { extra: 'dropped' }), /named properties/],
+        // eslint-disable-next-line no-sparse-arrays -- the hole is the point
+        [[1, , 3], /hole at index 1/],
+        [new Array(2), /hole at index 0/],
       ];
       for (const [value, pattern] of bad) {
         assert.throws(
@@ -89,6 +92,10 @@ describe('dictionary API', () => {
       }
       assert.throws(() => s.update({ ok: 1, bad: (() => 1) as unknown as JsonValue }), { code: 'ERR_INVALID_VALUE' });
       assert.equal(s.has('ok'), false, 'update is all-or-nothing');
+      for (const notAnObject of [null, 'hi', ['a'], new Map([['a', 1]]), 5]) {
+        assert.throws(() => s.update(notAnObject as unknown as Record<string, JsonValue>), { code: 'ERR_CONFIG' }, String(notAnObject));
+      }
+      assert.equal(s.has('0'), false, 'a string is not read as keys');
       assert.equal(s.get('k'), 'kept');
       assert.throws(() => s.set('', 1), { code: 'ERR_INVALID_VALUE' });
       assert.throws(() => s.set('bad\u0000key', 1), { code: 'ERR_INVALID_VALUE' });
