@@ -11,33 +11,33 @@ import { MAX_TIMER_MS } from './timer.js';
 
 export interface CookieOptions {
   /** Cookie name. Default `sid` (generic: it does not fingerprint the library). */
-  name?: string;
+  name?: string | undefined;
   /**
    * `true`: always Secure. `false`: never (local development only). `'auto'` (default): Secure
    * when the request arrived over HTTPS (adapters consult `trustProxy` for X-Forwarded-Proto).
    */
-  secure?: boolean | 'auto';
+  secure?: boolean | 'auto' | undefined;
   /** Default `lax`. `none` requires `secure: true`. */
-  sameSite?: 'lax' | 'strict' | 'none';
+  sameSite?: 'lax' | 'strict' | 'none' | undefined;
   /** Default `/`. */
-  path?: string;
+  path?: string | undefined;
   /** Default: none (host-only cookie, the narrowest scope). */
-  domain?: string;
+  domain?: string | undefined;
   /** Default true. */
-  httpOnly?: boolean;
+  httpOnly?: boolean | undefined;
   /** CHIPS partitioned cookie. Default false. */
-  partitioned?: boolean;
+  partitioned?: boolean | undefined;
   /**
    * false (default): a browser-session cookie, gone when the browser closes (ViUR's
    * `use_session_cookie`). true: the cookie carries Max-Age up to the session's expiry
    * (appengine-utilities' `set_cookie_expires`). The server enforces expiry either way.
    */
-  persistent?: boolean;
+  persistent?: boolean | undefined;
   /**
    * Prefix the name with `__Host-` on Secure cookies (or `__Secure-` when a domain is set), so
    * subdomains and plain-HTTP pages cannot plant or overwrite it. Default true.
    */
-  prefix?: boolean;
+  prefix?: boolean | undefined;
   /**
    * Scopes this cookie had before a change of `domain` or `path`. The browser keeps the old cookie
    * beside the new one, and a request carrying both has no session (which one is ours is
@@ -45,32 +45,32 @@ export interface CookieOptions {
    * scope (host-only, `/`), so the next sign-in sticks. Only needed when the old scope was not the
    * default one (docs/operations.md). Default: none.
    */
-  previousScopes?: readonly { domain?: string; path?: string }[];
+  previousScopes?: readonly { domain?: string | undefined; path?: string | undefined }[];
 }
 
 export interface SessionsOptions {
   /** Where sessions are kept: a server store, or `cookieStore()` for stateless sessions. */
   store: AnyStore;
-  cookie?: CookieOptions;
+  cookie?: CookieOptions | undefined;
   /** Seconds without a request after which a session ends (server-side). Default 3600 (ViUR). */
-  idleTimeout?: number;
+  idleTimeout?: number | undefined;
   /** Seconds after creation after which a session ends however active it is. Default 7 days. */
-  absoluteTimeout?: number;
+  absoluteTimeout?: number | undefined;
   /**
    * Seconds between writes that only refresh the idle timer (requests that change no data).
    * Default: the smaller of 300 (ViUR's 5 minutes) and half the idle timeout.
    */
-  touchInterval?: number;
+  touchInterval?: number | undefined;
   /** Keys copied into the new session on `login()`. Default `['language']` (ViUR). */
-  persistentFieldsOnLogin?: readonly string[];
+  persistentFieldsOnLogin?: readonly string[] | undefined;
   /** Keys copied into the new session on `logout()`. Default `['language']` (ViUR). */
-  persistentFieldsOnLogout?: readonly string[];
+  persistentFieldsOnLogout?: readonly string[] | undefined;
   /** Milliseconds a store call may take before it fails with a timeout. Default 5000. */
-  storeTimeout?: number;
+  storeTimeout?: number | undefined;
   /** Largest serialized session data accepted at save, in bytes. Default 64 KiB. */
-  maxDataSize?: number;
+  maxDataSize?: number | undefined;
   /** Trust X-Forwarded-For / X-Forwarded-Proto from a proxy in front of the app. Default false. */
-  trustProxy?: boolean;
+  trustProxy?: boolean | undefined;
   /**
    * Make each request's session reachable anywhere inside it with `currentSession()` /
    * `useSession()` (AsyncLocalStorage). Default true. `false` skips AsyncLocalStorage: on Node 20
@@ -78,40 +78,40 @@ export interface SessionsOptions {
    * throughput of a minimal node:http app, see docs/benchmarks.md); the session is then reached
    * through the adapter only (`getSession(req)`, `req.session`, `ctx.session`, `c.get('session')`).
    */
-  context?: boolean;
+  context?: boolean | undefined;
   /**
    * End a session when the client's IP and/or User-Agent differ from the ones it was created
    * with (appengine-utilities' check_ip / check_user_agent). Off by default: NAT, mobile networks
    * and browser updates change these legitimately. Behind a proxy set `trustProxy`.
    */
-  binding?: { ip?: boolean; userAgent?: boolean };
+  binding?: { ip?: boolean | undefined; userAgent?: boolean | undefined } | undefined;
   /**
    * ViUR's rule for a session created over plain HTTP that later arrives over HTTPS: its id is
    * always replaced, and its data is dropped unless this is true. Default false. Its user (a
    * login over plain HTTP), CSRF tokens and flash messages are never kept: a plain cookie can be
    * planted by anyone on the path or on a sibling domain.
    */
-  keepDataOnHttpsUpgrade?: boolean;
+  keepDataOnHttpsUpgrade?: boolean | undefined;
   /**
    * Automatic id rotation (appengine-utilities' session_token_ttl), keeping the data. The old id
    * keeps resolving to the new session for `grace` seconds so parallel in-flight requests are not
    * logged out or forked. `afterSeconds`: rotate when the id is this old. `afterRequests`: rotate
    * after this many requests (costs a small write on every request to count them).
    */
-  rotation?: { afterSeconds?: number; afterRequests?: number; grace?: number };
+  rotation?: { afterSeconds?: number | undefined; afterRequests?: number | undefined; grace?: number | undefined } | undefined;
   /**
    * At most this many sessions per user (checked at `login()`). `evict-oldest` (default) ends the
    * user's oldest sessions to make room; `refuse-new` makes `login()` throw TooManySessionsError.
    */
-  maxSessionsPerUser?: number | { limit: number; strategy?: 'evict-oldest' | 'refuse-new' };
+  maxSessionsPerUser?: number | { limit: number; strategy?: 'evict-oldest' | 'refuse-new' | undefined } | undefined;
   /**
    * Fraction of session-using requests (0–1) that also sweep one batch of expired sessions in the
    * background (appengine-utilities' clean_check_percent). Default 0: run `clearExpired()` on a
    * schedule or the CLI instead.
    */
-  cleanupProbability?: number;
+  cleanupProbability?: number | undefined;
   /** Time source (ms since epoch). Tests pass a controllable clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 export interface ResolvedRotation {

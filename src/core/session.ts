@@ -742,7 +742,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * Ends this session and starts a new one with a new id, keeping only the listed keys. The old
    * record is deleted at once, so the old cookie is dead even if this response never arrives.
    */
-  async reset(options: { keep?: readonly string[] } = {}): Promise<void> {
+  async reset(options: { keep?: readonly string[] | undefined } = {}): Promise<void> {
     await this.load();
     this.#stillOpen();
     await this.#restart(options.keep ?? [], 'reset');
@@ -1075,7 +1075,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * idle timeout), optionally carrying JSON `data` returned on validation. Several may be
    * outstanding at once, so parallel forms work.
    */
-  getSecurityKey(options: { lifetime?: number; data?: JsonValue } = {}): string {
+  getSecurityKey(options: { lifetime?: number | undefined; data?: JsonValue | undefined } = {}): string {
     this.#writable();
     if (this.#engine.client !== null) {
       throw new ConfigError('one-time security keys need a server-side store to be spent exactly once; use csrfToken() with the cookie store');

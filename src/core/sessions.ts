@@ -21,13 +21,13 @@ const MASS_DESTROY_STEP = 2000;
 
 export interface ClearExpiredOptions {
   /** Records deleted per store call. Default 1000. */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /** Stop after this many batches (resume later with the returned cursor). Default: until done. */
-  maxBatches?: number;
+  maxBatches?: number | undefined;
   /** Continue a previous run. */
-  cursor?: string | null;
+  cursor?: string | null | undefined;
   /** Called after each batch (progress bars). */
-  onBatch?: (progress: { deleted: number; batches: number }) => void;
+  onBatch?: ((progress: { deleted: number; batches: number }) => void) | undefined;
 }
 
 /** One of a user's sessions as listed for "your devices". */
@@ -59,7 +59,7 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * Pass the current session's handle to have it marked `current: true`. A session rotated within
    * its grace window is listed once (its forwarder belongs to `FORWARDER_USER`).
    */
-  listByUser(userId: string, options?: { current?: string | null }): Promise<DeviceSummary[]>;
+  listByUser(userId: string, options?: { current?: string | null | undefined }): Promise<DeviceSummary[]>;
   /**
    * Ends one session by its handle (a read, to name its user in the `destroyed` event, then a
    * guarded claim and the delete). A handle listed before the session's id rotated or was cycled

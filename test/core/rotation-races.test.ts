@@ -101,7 +101,7 @@ describe('id rotation against parallel requests', () => {
     const loggingOut = signOut.logout();
     await new Promise((resolve) => setImmediate(resolve));
     assert.ok(gated, 'the logout is deleting');
-    const polled = await poll.commit(200).catch((error: unknown) => error);
+    const polled = await poll.commit(200).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
     release();
     await loggingOut;
     await signOut.commit(200);
