@@ -16,7 +16,7 @@
  * URLs are parsed by the library's `parseStoreUrl` (the parser behind `storeFromUrl`), but the
  * stores are constructed here: `storeFromUrl` cannot pass `createTable: false`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_STORE_URL, parseStoreUrl as parseUrl, type StoreUrl } from '../stores/from-url.js';
 import type { Store } from '../stores/types.js';
@@ -60,6 +60,12 @@ export function parseStoreUrl(url: string): StoreTarget {
   }
   if (target.kind === 'memory' || target.kind === 'cookie') {
     throw new UsageError(`--store ${target.kind}: holds no sessions another process can reach; use sqlite:PATH, postgres://… or redis://…`);
+  }
+  // SQLite would open a directory and fail with "disk I/O error", migrate included: refuse it
+  // here, before any command looks at the path.
+  const path = target.location;
+  if (target.kind === 'sqlite' && path !== ':memory:' && statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`sqlite:${path} is a directory: sqlite:PATH names the database file, e.g. sqlite:${path.replace(/\/+$/, '')}/sessions.db`);
   }
   return target as StoreTarget;
 }

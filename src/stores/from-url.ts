@@ -66,10 +66,25 @@ export interface StoreUrl {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-function identifier(param: string, value: string | null | undefined): string | undefined {
+/**
+ * The longest names the stores accept, checked here too so a URL fails as written (a usage error
+ * in the CLI) rather than when a store opens. The same numbers as the stores' own checks:
+ * sqliteStore's table pattern allows 63 characters; postgresStore takes a table of at most 50
+ * (its index names add a suffix and must fit PostgreSQL's 63-byte limit) and a schema of 63.
+ */
+export const MAX_NAME_LENGTH = {
+  sqlite: { table: 63 },
+  postgres: { table: 50, schema: 63 },
+} as const;
+
+/** `?table=` / `?schema=`: a plain identifier of at most `max` characters (`what` names whose limit it is). */
+function identifier(param: string, value: string | null | undefined, max: number, what: string): string | undefined {
   if (value === null || value === undefined) return undefined;
-  if (!IDENTIFIER.test(value)) {
-    throw new ConfigError(`?${param}= must be letters, digits and _ (not starting with a digit), got ${JSON.stringify(value)}`);
+  if (!IDENTIFIER.test(value) || value.length > max) {
+    const length = value.length > max ? ` (${value.length} characters)` : '';
+    throw new ConfigError(
+      `?${param}= must be letters, digits and _ (not starting with a digit), at most ${max} characters for ${what}, got ${JSON.stringify(value)}${length}`,
+    );
   }
   return value;
 }
@@ -201,7 +216,7 @@ export function parseStoreUrl(url: string): StoreUrl {
       for (const name of params.keys()) if (name !== 'table') throw new ConfigError(`sqlite: URLs take only ?table=, not ?${name}=`);
       if (params.getAll('table').length > 1) throw new ConfigError('?table= given more than once');
       if (path.length === 0) throw new ConfigError('sqlite: URL needs a path, e.g. sqlite:./data/sessions.db or sqlite::memory:');
-      const table = identifier('table', params.get('table'));
+      const table = identifier('table', params.get('table'), MAX_NAME_LENGTH.sqlite.table, 'a SQLite table');
       return { kind, display: url, location: path, ...(table && { table }) };
     }
     case 'postgres': {
@@ -210,8 +225,8 @@ export function parseStoreUrl(url: string): StoreUrl {
       if (!url.includes('//') || (parsed.hostname === '' && !parsed.searchParams.has('host'))) {
         throw new ConfigError(`postgres: URL needs a host, e.g. postgres://user@localhost:5432/db; got ${JSON.stringify(display)}`);
       }
-      const table = identifier('table', params.get('table'));
-      const schema = identifier('schema', params.get('schema'));
+      const table = identifier('table', params.get('table'), MAX_NAME_LENGTH.postgres.table, 'a PostgreSQL table');
+      const schema = identifier('schema', params.get('schema'), MAX_NAME_LENGTH.postgres.schema, 'a PostgreSQL schema');
       return { kind, display, location, ...(table && { table }), ...(schema && { schema }) };
     }
     case 'redis': {

@@ -7,6 +7,7 @@
 import { ConfigError, StoreConflictError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
+import { FORWARDER_USER } from '../core/reserved-users.js';
 
 import {
   applyKeyChanges,
@@ -349,6 +350,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
           totals.expired++;
           continue;
         }
+        // A rotation forwarder is no session of anyone's: it only points at the new record.
+        if (entry.userId === FORWARDER_USER) continue;
         totals.sessions++;
         if (entry.userId === null) totals.guests++;
         else counts.set(entry.userId, (counts.get(entry.userId) ?? 0) + 1);

@@ -21,6 +21,7 @@
 import pg from 'pg';
 import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
+import { FORWARDER_USER } from '../core/reserved-users.js';
 import { ConfigError, CorruptRecordError, InvalidValueError, StoreConflictError } from '../errors.js';
 import type { JsonValue } from '../types.js';
 import {
@@ -618,13 +619,14 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       const at = Math.floor(now);
       // Two full scans of the table (counts, then the per-user ranking): an admin command, not a
       // dashboard to poll. COLLATE "C" ranks ties in code-point order whatever the database's locale.
+      // Rotation forwarders ($2) are no one's sessions; expired ones still count as awaiting the sweep.
       const totals = await run<{ sessions: string; expired: string; users: string; guests: string }>(
-        `SELECT count(*) FILTER (WHERE expires_at > $1) AS sessions,
+        `SELECT count(*) FILTER (WHERE expires_at > $1 AND user_id IS DISTINCT FROM $2) AS sessions,
                 count(*) FILTER (WHERE expires_at <= $1) AS expired,
-                count(DISTINCT user_id) FILTER (WHERE expires_at > $1) AS users,
+                count(DISTINCT user_id) FILTER (WHERE expires_at > $1 AND user_id <> $2) AS users,
                 count(*) FILTER (WHERE expires_at > $1 AND user_id IS NULL) AS guests
          FROM ${t}`,
-        [at],
+        [at, FORWARDER_USER],
       );
       const top =
         limit === 0
@@ -632,9 +634,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
           : (
               await run<{ user_id: string; sessions: string }>(
                 `SELECT user_id, count(*) AS sessions FROM ${t}
-                 WHERE expires_at > $1 AND user_id IS NOT NULL
+                 WHERE expires_at > $1 AND user_id IS NOT NULL AND user_id <> $3
                  GROUP BY user_id ORDER BY count(*) DESC, user_id COLLATE "C" LIMIT $2`,
-                [at, limit],
+                [at, limit, FORWARDER_USER],
               )
             ).rows.map((row) => ({ userId: row.user_id, sessions: Number(row.sessions) }));
       const row = totals.rows[0];

@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type Cluster } from 'ioredis';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import { objectFromEntries } from '../core/json.js';
+import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
 import { failCommandsAfter } from './redis-deadlines.js';
 import { warnIfEvicting } from './redis-eviction.js';
@@ -878,6 +879,8 @@ export function redisStore(options: RedisStoreOptions): Store {
             totals.expired++;
             continue;
           }
+          // A rotation forwarder is no session of anyone's: it only points at the new record.
+          if (user === FORWARDER_USER) continue;
           totals.sessions++;
           if (user === null || user === undefined) totals.guests++;
           else counts.set(user, (counts.get(user) ?? 0) + 1);

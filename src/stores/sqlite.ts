@@ -11,12 +11,13 @@
  *
  * @module coatcheck/stores/sqlite
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import { parseJsonObject } from '../core/json.js';
+import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
 import {
   applyKeyChanges,
@@ -98,6 +99,14 @@ export interface SqliteStoreOptions {
 export const DEFAULT_SQLITE_PATH = './data/sessions.db';
 
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Times as the STRICT INTEGER columns hold them (a fractional value is refused, not stored):
+ * the past rounded down, the expiry up, as the PostgreSQL store does. Comparisons floor their
+ * "now", which against integer columns is the exact test.
+ */
+const pastTime = Math.floor;
+const expiryTime = Math.ceil;
 
 /** Records which schema version each coatcheck table is at (one row per table name). */
 const SCHEMA_TABLE = 'coatcheck_schema';
@@ -593,6 +602,10 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     if (typeof path !== 'string') throw new ConfigError('sqliteStore: path must be a string');
     const inMemory = path === ':memory:' || path === '';
     if (!inMemory) {
+      // SQLite opens a directory and fails later with "disk I/O error".
+      if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+        throw new ConfigError(`sqliteStore: ${path} is a directory; path names the database file, e.g. ${path.replace(/\/+$/, '')}/sessions.db`);
+      }
       if (createTable) mkdirSync(dirname(path), { recursive: true });
       filePath = resolvePath(path); // the worker must find the same file even if the cwd changes
     }
@@ -711,18 +724,19 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     // however large the table is (./sqlite-sweep-hint.ts).
     sweep: db.prepare(sweepBatchSql(t)),
     // Admin-only, over the live rows of liveRowsCte (mostly read from the index alone). BINARY
-    // collation compares UTF-8 bytes, i.e. ties rank in code-point order.
+    // collation compares UTF-8 bytes, i.e. ties rank in code-point order. Rotation forwarders
+    // (@moved) are no one's sessions; expired ones still count as awaiting the sweep.
     statsTotals: db.prepare(
       `WITH ${liveRows}
-       SELECT count(*) AS sessions,
+       SELECT count(*) FILTER (WHERE user_id IS NOT @moved) AS sessions,
               (SELECT count(*) FROM ${t}) - count(*) AS expired,
-              count(DISTINCT user_id) AS users,
+              count(DISTINCT user_id) FILTER (WHERE user_id <> @moved) AS users,
               count(*) FILTER (WHERE user_id IS NULL) AS guests
        FROM live`,
     ),
     statsTop: db.prepare(
       `WITH ${liveRows}
-       SELECT user_id AS userId, count(*) AS sessions FROM live WHERE user_id IS NOT NULL
+       SELECT user_id AS userId, count(*) AS sessions FROM live WHERE user_id IS NOT NULL AND user_id <> @moved
        GROUP BY user_id ORDER BY sessions DESC, user_id LIMIT @limit`,
     ),
   };
@@ -731,7 +745,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
   // process can interleave; `.immediate()` takes the write lock before the read so another
   // process cannot read the same old row and overwrite this write.
   const applyPatch = db.transaction((id: string, patch: SessionPatch): boolean => {
-    const row = q.readForUpdate.get(id, patch.lastSeenAt) as (Pick<Row, 'user_id' | 'data' | 'meta'> & { sweep_at: number }) | undefined;
+    const lastSeenAt = pastTime(patch.lastSeenAt);
+    const expiresAt = expiryTime(patch.expiresAt);
+    const row = q.readForUpdate.get(id, lastSeenAt) as (Pick<Row, 'user_id' | 'data' | 'meta'> & { sweep_at: number }) | undefined;
     if (!row) return false;
     // The guard is checked on the row just read, under the same write lock: of N concurrent
     // guarded updates (consume a one-time token, claim a rotation), exactly the valid ones apply.
@@ -748,7 +764,6 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       applyKeyChanges(object, patch.meta);
       meta = JSON.stringify(object);
     }
-    const { lastSeenAt, expiresAt } = patch;
     if (patch.userId !== undefined && patch.userId !== row.user_id) {
       q.writeWithUser.run(patch.userId, data, meta, lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id);
     } else if (sweepHintHolds(row.sweep_at, lastSeenAt, expiresAt)) {
@@ -781,24 +796,28 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       };
     },
     async create(record: SessionRecord): Promise<void> {
+      const lastSeenAt = pastTime(record.lastSeenAt);
+      const expiresAt = expiryTime(record.expiresAt);
       const result = writing(() => q.insert.run(
         record.id,
         record.userId,
         JSON.stringify(record.data),
         JSON.stringify(record.meta),
-        record.createdAt,
-        record.lastSeenAt,
-        record.expiresAt,
+        pastTime(record.createdAt),
+        lastSeenAt,
+        expiresAt,
         record.ip,
         record.userAgent,
-        sweepHint(record.lastSeenAt, record.expiresAt),
+        sweepHint(lastSeenAt, expiresAt),
       ));
       if (result.changes === 0) throw new StoreConflictError('sqlite');
     },
     update(id: string, patch: SessionPatch): boolean {
       return writing(() => applyPatch.immediate(id, patch));
     },
-    touch(id, { lastSeenAt, expiresAt }) {
+    touch(id, times) {
+      const lastSeenAt = pastTime(times.lastSeenAt);
+      const expiresAt = expiryTime(times.expiresAt);
       return writing(() => {
         const kept = q.touch.run(lastSeenAt, expiresAt, id, lastSeenAt, expiresAt, expiresAt + sweepSlack(lastSeenAt, expiresAt));
         return kept.changes > 0 || q.touchWithHint.run(lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id, lastSeenAt).changes > 0;
@@ -825,23 +844,26 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       // Deleted rows leave the index, so every batch restarts at the oldest remaining expired
       // row: the cursor only says "call again" (a full batch went, or the worker stopped early).
       const limit = Math.max(0, Math.floor(sweep.limit));
+      const before = pastTime(sweep.before);
       if (sweeper !== null && sweepInWorker && !closed && limit > 0) {
-        const report = await sweeper.sweep(sweep.before, limit);
+        const report = await sweeper.sweep(before, limit);
         if (report !== null) {
           const more = report.more || (report.deleted > 0 && report.deleted >= limit);
-          return { deleted: report.deleted, cursor: more ? String(sweep.before) : null };
+          return { deleted: report.deleted, cursor: more ? String(before) : null };
         }
       }
       // Inline: one DELETE on this thread (':memory:', an app-owned handle, or no worker). Through
       // `writing` like any write: with background checkpoints its pages need one too.
-      const deleted = writing(() => q.sweep.run(sweep.before, sweep.before, limit)).changes;
-      return { deleted, cursor: deleted > 0 && deleted >= limit ? String(sweep.before) : null };
+      const deleted = writing(() => q.sweep.run(before, before, limit)).changes;
+      return { deleted, cursor: deleted > 0 && deleted >= limit ? String(before) : null };
     },
     async stats(now: number, statsOptions): Promise<StoreStats> {
       const limit = topUsersLimit(statsOptions);
-      const far = now + SWEEP_SLACK_MAX_MS;
-      const totals = retrying(() => q.statsTotals.get({ now, far })) as Omit<StoreStats, 'topUsers'>;
-      const topUsers = limit === 0 ? [] : (retrying(() => q.statsTop.all({ now, far, limit })) as StoreStats['topUsers']);
+      const at = pastTime(now);
+      const far = at + SWEEP_SLACK_MAX_MS;
+      const params = { now: at, far, moved: FORWARDER_USER };
+      const totals = retrying(() => q.statsTotals.get(params)) as Omit<StoreStats, 'topUsers'>;
+      const topUsers = limit === 0 ? [] : (retrying(() => q.statsTop.all({ ...params, limit })) as StoreStats['topUsers']);
       return { ...totals, topUsers };
     },
     async close() {

@@ -7,7 +7,11 @@
 import { setOwn } from '../core/json.js';
 import type { JsonValue } from '../types.js';
 
-/** One session as a store keeps it. Times are milliseconds since the epoch (server clock). */
+/**
+ * One session as a store keeps it. Times are milliseconds since the epoch (server clock); they may
+ * be fractional (an app's clock, `setExpiry(3600 / 7)`), and a store may keep whole milliseconds:
+ * past times rounded down, expiries up, so a record never expires before it was told to.
+ */
 export interface SessionRecord {
   /** The store key: SHA-256 of the cookie token, base64url (43 chars). Never the token itself. */
   id: string;
@@ -177,12 +181,16 @@ export interface StoreStatsOptions {
   topUsers?: number;
 }
 
-/** What {@link Store.stats} reports. "Live" means `expiresAt > now`. */
+/**
+ * What {@link Store.stats} reports. "Live" means `expiresAt > now`. Rotation forwarders (records
+ * of the reserved user `__moved__`) are no session, user or guest: only `expired` counts them.
+ */
 export interface StoreStats {
   /** Live records, guests included. */
   sessions: number;
   /**
-   * Records past their `expiresAt` that the store still holds, waiting for `deleteExpired`.
+   * Records past their `expiresAt` that the store still holds, waiting for `deleteExpired`
+   * (forwarders included: the sweep deletes them too).
    * Stores with native TTL (Redis) delete records at expiry, so they report 0 in practice.
    */
   expired: number;

@@ -261,6 +261,60 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.equal(loaded?.expiresAt, later + 3_600_000);
     });
 
+    it('accepts fractional times (ms) in create, update and touch: expiry never earlier, other times within 1 ms', async () => {
+      // An app clock such as performance.timeOrigin + performance.now(), or setExpiry(3600 / 7),
+      // gives fractions. A store may round (integer columns) but must not refuse them.
+      const near = (actual: number | undefined, expected: number, what: string): void => {
+        assert.equal(typeof actual, 'number', what);
+        assert.ok(Math.abs((actual as number) - expected) < 1, `${what}: ${actual} is not within 1 ms of ${expected}`);
+      };
+      const expiry = (actual: number | undefined, expected: number, what: string): void => {
+        assert.equal(typeof actual, 'number', what);
+        const value = actual as number;
+        assert.ok(value >= expected && value - expected < 1, `${what}: ${value} is not within 1 ms at or after ${expected}`);
+      };
+      const now = () => Date.now() + 0.625;
+      const created = now();
+      const record = makeRecord({ userId: 'fraction', createdAt: created - 1_000.375, lastSeenAt: created, expiresAt: created + 3_600_000 / 7 });
+      await store.create(record);
+      let loaded = await store.get(record.id);
+      near(loaded?.createdAt, record.createdAt, 'createdAt after create');
+      near(loaded?.lastSeenAt, record.lastSeenAt, 'lastSeenAt after create');
+      expiry(loaded?.expiresAt, record.expiresAt, 'expiresAt after create');
+      const listed = (await store.listByUser('fraction'))[0];
+      near(listed?.createdAt, record.createdAt, 'createdAt listed');
+      expiry(listed?.expiresAt, record.expiresAt, 'expiresAt listed');
+
+      const saved = now();
+      const patch = { data: { set: { n: 2 } }, lastSeenAt: saved, expiresAt: saved + 3_600_000 / 7 };
+      assert.equal(await store.update(record.id, patch), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.data.n, 2);
+      near(loaded?.createdAt, record.createdAt, 'createdAt after update');
+      near(loaded?.lastSeenAt, patch.lastSeenAt, 'lastSeenAt after update');
+      expiry(loaded?.expiresAt, patch.expiresAt, 'expiresAt after update');
+
+      // A patch that changes the user takes another path in some stores.
+      const moved = { userId: 'fraction-2', lastSeenAt: now(), expiresAt: now() + 1_000 / 3 + 60_000 };
+      assert.equal(await store.update(record.id, moved), true);
+      loaded = await store.get(record.id);
+      near(loaded?.lastSeenAt, moved.lastSeenAt, 'lastSeenAt after a user change');
+      expiry(loaded?.expiresAt, moved.expiresAt, 'expiresAt after a user change');
+
+      const touched = { lastSeenAt: now(), expiresAt: now() + 3_600_000 / 7 };
+      assert.equal(await store.touch(record.id, touched), true);
+      loaded = await store.get(record.id);
+      assert.deepEqual(loaded?.data, { count: 1, n: 2 });
+      near(loaded?.lastSeenAt, touched.lastSeenAt, 'lastSeenAt after touch');
+      expiry(loaded?.expiresAt, touched.expiresAt, 'expiresAt after touch');
+
+      // A sweep with a fractional cutoff runs, and keeps the live record.
+      const sweep = await store.deleteExpired({ before: now() + 0.5, limit: 10 });
+      assert.equal(typeof sweep.deleted, 'number');
+      assert.ok(await store.get(record.id));
+      if (store.stats) assert.equal((await store.stats(now())).sessions, 1);
+    });
+
     it('destroys one record; destroying an unknown id is fine', async () => {
       const a = makeRecord();
       const b = makeRecord();
@@ -496,13 +550,16 @@ export function testStore(name: string, options: StoreContractOptions): void {
         live('stats-b'), live('stats-b'),
         live('stats-c'),
         live(null), live(null),
+        // Rotation forwarders (user '__moved__') are no one's sessions: neither sessions, users,
+        // guests nor top users. An expired one still awaits the sweep like any record.
+        live('__moved__'), live('__moved__'), live('__moved__'), live('__moved__'),
         // Expired records count only as expired: stats-d has no live session, so it is no user.
-        expired('stats-a'), expired('stats-d'), expired(null),
+        expired('stats-a'), expired('stats-d'), expired(null), expired('__moved__'),
       ];
       for (const r of records) await store.create(r);
       const stats = await store.stats(at);
       assert.equal(stats.sessions, 8);
-      assert.ok(stats.expired === 3 || stats.expired === 0, `expired ${stats.expired}`);
+      assert.ok(stats.expired === 4 || stats.expired === 0, `expired ${stats.expired}`);
       assert.equal(stats.users, 3);
       assert.equal(stats.guests, 2);
       assert.deepEqual(stats.topUsers, [
@@ -514,12 +571,23 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.deepEqual((await store.stats(at, { topUsers: 0 })).topUsers, []);
     });
 
-    it('stats (optional): ties rank by user id; a session moved to no user counts as a guest', async () => {
+    it('stats (optional): ties rank by user id; a session moved to no user counts as a guest, one claimed as a forwarder not at all', async () => {
       if (!store.stats) return; // covered by the test above
       const moved = makeRecord({ userId: 'tie-z' });
-      for (const r of [makeRecord({ userId: 'tie-b' }), makeRecord({ userId: 'tie-a' }), moved]) await store.create(r);
+      // Claimed by a rotation: the engine's guarded update gives the old record the user '__moved__'.
+      const claimed = makeRecord({ userId: 'tie-y' });
+      for (const r of [makeRecord({ userId: 'tie-b' }), makeRecord({ userId: 'tie-a' }), moved, claimed]) await store.create(r);
       await store.update(moved.id, { userId: null, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      const claim = await store.update(claimed.id, {
+        userId: '__moved__',
+        meta: { set: { moved: 'sealed-next-token' } },
+        guard: { absent: ['moved'] },
+        lastSeenAt: Date.now(),
+        expiresAt: Date.now() + 60_000,
+      });
+      assert.equal(claim, true);
       const stats = await store.stats(Date.now());
+      assert.equal(stats.sessions, 3);
       assert.deepEqual(stats.topUsers, [
         { userId: 'tie-a', sessions: 1 },
         { userId: 'tie-b', sessions: 1 },

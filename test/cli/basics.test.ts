@@ -66,6 +66,8 @@ describe('coatcheck usage errors exit 2 with one line on stderr', () => {
     ['kill without a scope', ['kill'], /exactly one of --user ID, --guests or --all/],
     ['kill with two scopes', ['kill', '--user', 'a', '--guests'], /exactly one of/],
     ['kill --user __guest__', ['kill', '--user', '__guest__'], /reserved for guest sessions: use --guests/],
+    // Not a user either: it would end every user's rotation forwarders.
+    ['kill --user __moved__', ['kill', '--user', '__moved__'], /^coatcheck kill: __moved__ is reserved for rotation forwarders .*not a user: give a user id \(see coatcheck kill --help\)$/m],
     ['kill --yes without --all', ['kill', '--guests', '--yes'], /--yes only applies to --all/],
     ['kill --all without --yes off a terminal', ['kill', '--all'], /pass --yes to confirm when not running on a terminal/],
     ['list without --user', ['list'], /--user ID is required/],
@@ -79,6 +81,11 @@ describe('coatcheck usage errors exit 2 with one line on stderr', () => {
     ['a sqlite: URL without a path', ['stats', '--store', 'sqlite:'], /needs a path/],
     ['an unknown sqlite parameter', ['stats', '--store', 'sqlite:x.db?prefix=a'], /only \?table=/],
     ['a table name that is not an identifier', ['stats', '--store', 'postgres://h/db?table=a;drop'], /\?table= must be letters/],
+    // The stores' own limits, checked before anything is opened (no server at h).
+    ['a PostgreSQL table name over 50 characters', ['stats', '--store', `postgres://h/db?table=${'t'.repeat(51)}`], /\?table= .*at most 50 characters for a PostgreSQL table, got "t{51}" \(51 characters\)/],
+    ['a PostgreSQL table name of 64 characters', ['migrate', '--store', `postgres://h/db?table=${'t'.repeat(64)}`], /at most 50 characters for a PostgreSQL table/],
+    ['a PostgreSQL schema name over 63 characters', ['kill', '--guests', '--store', `postgres://h/db?schema=${'s'.repeat(64)}`], /\?schema= .*at most 63 characters for a PostgreSQL schema/],
+    ['a SQLite table name over 63 characters', ['stats', '--store', `sqlite:./nowhere/x.db?table=${'t'.repeat(64)}`], /\?table= .*at most 63 characters for a SQLite table/],
     ['a Redis prefix with braces', ['stats', '--store', 'redis://h?prefix={x}'], /\?prefix= must be non-empty/],
   ];
   for (const [what, args, expected] of cases) {

@@ -1,6 +1,6 @@
 /** Every command against a temporary SQLite file, run as a child process. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -146,6 +146,40 @@ describe('coatcheck on SQLite', () => {
       );
     });
 
+    it('stats leaves out rotation forwarders (user __moved__), and kill --user __moved__ is refused', async () => {
+      if (!hasStats) return; // the "not supported" answer is tested above
+      const forwarders = [
+        makeRecord({ userId: '__moved__' }),
+        makeRecord({ userId: '__moved__' }),
+        makeRecord({ userId: '__moved__' }),
+        // An expired one awaits clear-expired like any record.
+        makeRecord({ userId: '__moved__', expiresAt: now - 10 }),
+      ];
+      await seed(path, forwarders);
+      const result = await cli(['stats', '--json', '--store', url(path)]);
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(json(result), {
+        store: 'sqlite',
+        sessions: 5,
+        expired: 3,
+        users: 2,
+        guests: 2,
+        topUsers: [
+          { userId: 'alice', sessions: 2 },
+          { userId: 'bob', sessions: 1 },
+        ],
+      });
+      const kill = await cli(['kill', '--user', '__moved__', '--store', url(path)]);
+      assert.equal(kill.status, 2);
+      assert.match(kill.stderr, /^coatcheck kill: __moved__ is reserved for rotation forwarders/);
+      assert.equal((await ids(path, forwarders)).length, forwarders.length, 'nothing was deleted');
+      for (const reserved of ['__moved__', '__guest__']) {
+        const listed = await cli(['list', '--user', reserved, '--store', url(path)]);
+        assert.equal(listed.status, 2);
+        assert.match(listed.stderr, /is a reserved id, not a user/);
+      }
+    });
+
     it('kill --user ends only that user\'s sessions', async () => {
       const result = await cli(['kill', '--user', 'alice', '--json', '--store', url(path)]);
       assert.equal(result.status, 0, result.stderr);
@@ -272,6 +306,43 @@ describe('coatcheck on SQLite', () => {
       assert.equal(result.status, 1);
       assert.equal(result.stdout, '');
       assert.match(result.stderr, /^coatcheck kill: .*not a database\n$/);
+    });
+
+    it('a path that is a directory is a usage error (exit 2) for every command, migrate included, and nothing is created', async () => {
+      const folder = join(dir, 'a-directory');
+      mkdirSync(folder);
+      for (const args of [['stats'], ['list', '--user', 'x'], ['kill', '--guests'], ['clear-expired'], ['migrate']]) {
+        for (const target of [folder, `${folder}/`]) {
+          const result = await cli([...args, '--store', url(target)]);
+          assert.equal(result.status, 2, `${args[0]}: ${result.stderr}`);
+          assert.equal(result.stdout, '');
+          assert.equal(
+            result.stderr,
+            `coatcheck ${args[0]}: ${url(target)} is a directory: sqlite:PATH names the database file, e.g. sqlite:${folder}/sessions.db (see coatcheck ${args[0]} --help)\n`,
+          );
+        }
+      }
+      assert.deepEqual(readdirSync(folder), []);
+    });
+
+    it('a ?table= longer than SQLite takes is a usage error naming the limit, for migrate too, and creates nothing', async () => {
+      const long = 't'.repeat(64);
+      const existing = freshPath();
+      assert.equal((await cli(['migrate', '--store', url(existing)])).status, 0);
+      const missing = freshPath();
+      for (const [args, path] of [[['stats'], existing], [['migrate'], existing], [['migrate'], missing]] as const) {
+        const result = await cli([...args, '--store', url(path, long)]);
+        assert.equal(result.status, 2, result.stderr);
+        assert.equal(
+          result.stderr,
+          `coatcheck ${args[0]}: ?table= must be letters, digits and _ (not starting with a digit), at most 63 characters for a SQLite table, got "${long}" (64 characters) (see coatcheck ${args[0]} --help)\n`,
+        );
+      }
+      assert.equal(existsSync(missing), false);
+      // The longest name SQLite takes works with every command.
+      const longest = 't'.repeat(63);
+      assert.equal((await cli(['migrate', '--store', url(existing, longest)])).status, 0);
+      assert.equal((await cli(['list', '--user', 'x', '--store', url(existing, longest)])).status, 0);
     });
 
     it('a missing file is never created by a read-only command', async () => {

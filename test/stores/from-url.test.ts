@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { ConfigError } from '../../src/errors.js';
-import { parseStoreUrl, storeFromUrl } from '../../src/stores/from-url.js';
+import { MAX_NAME_LENGTH, parseStoreUrl, storeFromUrl } from '../../src/stores/from-url.js';
+import { postgresStore } from '../../src/stores/postgres.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
 import type { Store } from '../../src/stores/types.js';
 import { makeRecord, randomId } from '../../src/testing/store-contract.js';
@@ -54,6 +55,32 @@ describe('storeFromUrl', () => {
       await assert.rejects(storeFromUrl(url, SECRETS), (error: unknown) => error instanceof ConfigError && message.test(error.message));
     });
   }
+
+  it('refuses the table and schema names the stores refuse, and only those: the same length limits', async () => {
+    // The URL is checked before any store opens (so the CLI can call it a usage error); the
+    // limits must stay the stores' own. A store that is built does not connect (createTable: false).
+    const cases = [
+      { max: MAX_NAME_LENGTH.sqlite.table, url: (n: string) => `sqlite::memory:?table=${n}`, open: (n: string) => sqliteStore({ path: ':memory:', table: n }) },
+      {
+        max: MAX_NAME_LENGTH.postgres.table,
+        url: (n: string) => `postgres://h/db?table=${n}`,
+        open: (n: string) => postgresStore({ connectionString: 'postgres://h/db', createTable: false, table: n }),
+      },
+      {
+        max: MAX_NAME_LENGTH.postgres.schema,
+        url: (n: string) => `postgres://h/db?schema=${n}`,
+        open: (n: string) => postgresStore({ connectionString: 'postgres://h/db', createTable: false, schema: n }),
+      },
+    ];
+    for (const { max, url, open } of cases) {
+      const longest = `_${'x'.repeat(max - 1)}`;
+      assert.doesNotThrow(() => parseStoreUrl(url(longest)), url(longest));
+      await open(longest).close();
+      const over = `${longest}x`;
+      assert.throws(() => parseStoreUrl(url(over)), new RegExp(`at most ${max} characters`), url(over));
+      assert.throws(() => open(over), ConfigError, `the store refuses ${url(over)} too`);
+    }
+  });
 
   it('says where the cookie store\'s secrets go when they are missing', async () => {
     await assert.rejects(storeFromUrl('cookie:'), /storeFromUrl\('cookie:', \{ secrets: \[secret\] \}\)/);

@@ -101,6 +101,17 @@ function runChild(code: string, timeoutMs = 30_000, nodeFlags: string[] = []): P
 
 testStore('sqlite (:memory:)', { create: () => sqliteStore({ path: ':memory:' }) });
 
+describe('sqliteStore setup', () => {
+  it('refuses a path that is a directory at setup, naming the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-sqlite-dir-'));
+    try {
+      assert.throws(() => sqliteStore({ path: dir }), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && /is a directory; path names the database file/.test(e.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 const contractFile = tempPath('contract');
 testStore('sqlite (file, WAL)', {
   create: () => sqliteStore({ path: contractFile }),
@@ -293,6 +304,63 @@ describe('sqliteStore', () => {
       assert.equal(session.loaded, true, 'loaded within load()');
       session.set('a', 2);
       assert.ok(!(session.commitNow(200) instanceof Promise), 'saved within commitNow()');
+      assert.equal((await sessions.open({ cookieHeader: cookie, https: false }).load()).get('a'), 2);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('takes fractional millisecond times (a high-resolution clock), stored rounded to whole ms', async () => {
+    // STRICT INTEGER columns refuse 1795529754628.3555: every create, save and touch used to fail.
+    const store = sqliteStore({ path: ':memory:' });
+    try {
+      const now = Date.now() + 0.3555;
+      const record = makeRecord({ createdAt: now, lastSeenAt: now, expiresAt: now + 60_000.25 });
+      await store.create(record);
+      let loaded = await store.get(record.id);
+      // The past rounds down, the expiry up (as the PostgreSQL store does).
+      assert.equal(loaded?.createdAt, Math.floor(now));
+      assert.equal(loaded?.lastSeenAt, Math.floor(now));
+      assert.equal(loaded?.expiresAt, Math.ceil(now + 60_000.25));
+      const later = now + 1_000.5;
+      assert.equal(store.update(record.id, { data: { set: { a: 1 } }, guard: { absent: ['moved'] }, lastSeenAt: later, expiresAt: later + 0.1 + 120_000 }), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.lastSeenAt, Math.floor(later));
+      assert.equal(loaded?.expiresAt, Math.ceil(later + 0.1 + 120_000));
+      assert.deepEqual(loaded?.data, { ...record.data, a: 1 });
+      const last = later + 2_000.75;
+      assert.equal(store.touch(record.id, { lastSeenAt: last, expiresAt: last + 30_000.5 }), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.lastSeenAt, Math.floor(last));
+      assert.equal(loaded?.expiresAt, Math.ceil(last + 30_000.5));
+      // The stored (rounded) expiry is the one that counts: a save at it finds the session over.
+      const expiry = loaded?.expiresAt as number;
+      assert.equal(store.touch(record.id, { lastSeenAt: expiry + 0.5, expiresAt: expiry + 60_000.5 }), false);
+      assert.equal(store.update(record.id, { lastSeenAt: expiry + 0.5, expiresAt: expiry + 60_000.5 }), false);
+      assert.equal(store.touch(record.id, { lastSeenAt: expiry - 0.5, expiresAt: expiry + 60_000.5 }), true);
+      // A fractional sweep cutoff: a row not yet expired by it stays; one past it (and past its
+      // sweep hint's slack) goes.
+      assert.equal((await store.deleteExpired({ before: expiry + 60_000.75, limit: 10 })).deleted, 0);
+      assert.equal((await store.deleteExpired({ before: expiry + 60_001.25 + SWEEP_SLACK_MAX_MS, limit: 10 })).deleted, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('saves sessions with fractional expiries and a fractional clock through the engine', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    try {
+      const clock = { now: () => performance.timeOrigin + performance.now() };
+      const sessions = createSessions({ store, clock, idleTimeout: 3600 / 7 });
+      const opened = await sessions.open({ cookieHeader: null, https: false }).load();
+      opened.set('a', 1);
+      opened.setExpiry(3600 / 7);
+      const cookie = ((await opened.commit(200))?.setCookie[0] ?? '').split(';')[0];
+      assert.ok(cookie, 'the first save went through');
+      const again = await sessions.open({ cookieHeader: cookie, https: false }).load();
+      assert.equal(again.get('a'), 1);
+      again.set('a', 2);
+      await again.commit(200); // rejects with a StoreError if the store refused the times
       assert.equal((await sessions.open({ cookieHeader: cookie, https: false }).load()).get('a'), 2);
     } finally {
       await store.close();

@@ -1,5 +1,5 @@
 /** `coatcheck kill`: ends the sessions of one user, of every guest, or all of them. */
-import { GUEST_USER } from '../../core/sessions.js';
+import { FORWARDER_USER, GUEST_USER, isReservedUser } from '../../core/reserved-users.js';
 import { COMMON_OPTIONS, STORE_OPTIONS, withStore, type Command } from '../command.js';
 import { canAsk, confirm } from '../confirm.js';
 import { CliError, UsageError } from '../exit.js';
@@ -32,8 +32,17 @@ export const kill: Command = {
     if (chosen !== 1) throw new UsageError('give exactly one of --user ID, --guests or --all');
     if (values.yes && !values.all) throw new UsageError('--yes only applies to --all');
     if (user === '') throw new UsageError('--user needs a non-empty id');
-    // The engine reads this name as "every guest"; a typo must not turn into a different scope.
-    if (user === GUEST_USER) throw new UsageError(`${GUEST_USER} is reserved for guest sessions: use --guests`);
+    // The engine reads __guest__ as "every guest" and __moved__ as every user's rotation
+    // forwarders: a typo must not turn into a different scope.
+    if (user !== undefined && isReservedUser(user)) {
+      throw new UsageError(
+        user === GUEST_USER
+          ? `${GUEST_USER} is reserved for guest sessions: use --guests`
+          : user === FORWARDER_USER
+            ? `${FORWARDER_USER} is reserved for rotation forwarders (the old ids of rotated sessions, gone after the grace window), not a user: give a user id`
+            : `${user} is a reserved user id, not a user: give a user id`,
+      );
+    }
     if (values.all && !values.yes && !canAsk(io)) {
       throw new UsageError('--all deletes every session: pass --yes to confirm when not running on a terminal');
     }

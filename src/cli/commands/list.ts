@@ -1,6 +1,7 @@
 /** `coatcheck list --user ID`: a user's live sessions ("devices"), by handle. */
 import { COMMON_OPTIONS, STORE_OPTIONS, withStore, type Command } from '../command.js';
 import { UsageError } from '../exit.js';
+import { isReservedUser } from '../../core/reserved-users.js';
 import { clean, formatTime, isoTime, plural, printJson, table } from '../format.js';
 import { warnIfNamespaceEmpty } from '../redis-namespace.js';
 
@@ -24,6 +25,8 @@ export const list: Command = {
     const { io, values, json } = context;
     const user = values.user as string | undefined;
     if (user === undefined || user === '') throw new UsageError('--user ID is required');
+    // Guests and rotation forwarders are no one's devices: listing them by these names would mislead.
+    if (isReservedUser(user)) throw new UsageError(`${user} is a reserved id, not a user: give a user id`);
     await withStore(context, {}, async (_store, sessions, target) => {
       const devices = await sessions.listByUser(user);
       if (json) {
