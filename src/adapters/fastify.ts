@@ -51,7 +51,7 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -112,6 +112,13 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
   const sessions = options?.sessions;
   if (!sessions || typeof sessions.open !== 'function') {
     done(new ConfigError('fastifySessions: register it with { sessions } (what createSessions() returned)'));
+    return;
+  }
+  try {
+    // Fastify's own register options (prefix, logLevel, logSerializers) arrive in the same object.
+    checkAdapterOptions('fastifySessions', options, { sessions: 'object', prefix: 'string', logLevel: 'string', logSerializers: 'object' });
+  } catch (error) {
+    done(error as Error);
     return;
   }
   if (fastify.hasRequestDecorator('session')) {
@@ -221,7 +228,12 @@ function settle(request: FastifyRequest, finish: () => void, next: (error?: Erro
 /** Adds the committed session's headers to the reply; the payload goes on unchanged. */
 function withSessionHeaders(reply: FastifyReply, payload: unknown, result: CommitResult | null): unknown {
   if (result === null) return payload;
-  if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
+  if (result.setCookie.length > 0) {
+    // A reply that hands out a session is not for a shared cache, whatever the route set (shared.ts).
+    const current = reply.getHeader('cache-control') as Parameters<typeof cacheControlWithCookie>[0];
+    const safe = cacheControlWithCookie(current);
+    if (safe !== current) reply.header('cache-control', safe);
+  } else if (!reply.hasHeader('cache-control')) reply.header('cache-control', SESSION_CACHE_CONTROL);
   reply.header('vary', varyWithCookie(reply.getHeader('vary') as Parameters<typeof varyWithCookie>[0]));
   // Fastify appends to an existing set-cookie header rather than replacing it.
   if (result.setCookie.length > 0) reply.header('set-cookie', [...takeRawCookies(reply), ...result.setCookie]);

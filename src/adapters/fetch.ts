@@ -16,35 +16,43 @@
  * });
  * ```
  */
-import { runWithSession } from '../core/context.js';
-import type { CommitResult, Session } from '../core/session.js';
+import { peekSession, runWithSession } from '../core/context.js';
+import { type CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
-import { ConfigError, NoContextError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, defaultFailure, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, defaultFailure, failureResponse, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
-export interface FetchAdapterOptions<Rest extends unknown[]> {
+export interface FetchAdapterOptions<Rest extends unknown[], R extends Request = Request> {
   /** The client's address, which a Request does not carry (e.g. from the server's socket info). */
-  getClientIp?: (request: Request, ...rest: Rest) => string | null | undefined;
+  getClientIp?: (request: R, ...rest: Rest) => string | null | undefined;
   /** Builds the response for a failed session (store down → 503...). */
-  onError?: (error: unknown, request: Request) => Response | Promise<Response>;
+  onError?: (error: unknown, request: R) => Response | Promise<Response>;
 }
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
 type WithSession = Request & { [SESSION]?: object };
 
-/** The request's session, loaded. */
+/**
+ * The request's session, loaded. Rejects (never throws) with a ConfigError when no `withSessions`
+ * (or `honoSessions`) wrapper opened a session for this request.
+ */
 export function getSession<T extends SessionData = RegisteredData>(request: Request): Promise<Session<T>> {
-  return sessionHandle<T>(request).load();
+  const session = (request as WithSession)[SESSION] as unknown as Session<T> | undefined;
+  if (!session) return Promise.reject(new ConfigError(FETCH_NOT_MOUNTED));
+  return session.load();
 }
 
-/** The request's session handle without loading it. */
+/** The request's session handle without loading it. Throws a ConfigError where no wrapper opened one. */
 export function sessionHandle<T extends SessionData = RegisteredData>(request: Request): Session<T> {
   const session = (request as WithSession)[SESSION];
-  if (!session) throw new NoContextError();
+  if (!session) throw new ConfigError(FETCH_NOT_MOUNTED);
   return session as unknown as Session<T>;
 }
+
+const FETCH_NOT_MOUNTED =
+  'withSessions: this request has no session: the handler is not wrapped in withSessions(sessions, handler) (or, on Hono, app.use(honoSessions(sessions)) does not run before it), or it was given another Request than the one the wrapper received';
 
 /**
  * Opens a session for a Fetch request (framework adapters built on Fetch use this). `encrypted`:
@@ -77,6 +85,21 @@ export function reopenedFetchSession(sessions: { readonly options: object }, req
   const existing = (request as WithSession)[SESSION];
   if (!mountedAgain(existing, sessions, adapter)) return undefined;
   return existing as unknown as Session<RegisteredData>;
+}
+
+/**
+ * The session of the request this one was rebuilt from: a Hono mount hands a mounted handler
+ * `new Request(url, c.req.raw)`, which carries nothing of the original object, so the session is
+ * found through the async context. Taken only when it is this engine's and was opened with the
+ * same Cookie header (an in-process request made there for another client gets its own).
+ */
+function contextSession(sessions: { readonly options: object }, request: Request): Session<RegisteredData> | undefined {
+  const outer = peekSession();
+  if (outer === undefined || !Session.openedWith(outer, sessions.options)) return undefined;
+  if (Session.cookieHeaderOf(outer as Session<never>) !== request.headers.get('cookie')) return undefined;
+  // The wrapped handler finds it on its own request, as on any second mount.
+  (request as WithSession)[SESSION] = outer;
+  return outer as Session<RegisteredData>;
 }
 
 /** Releases a response body that will not be sent (its stream's source: a file, a cursor...). */
@@ -115,7 +138,12 @@ export function applyCommit(response: Response, result: CommitResult | null): Re
 }
 
 function decorate(headers: Headers, result: CommitResult): void {
-  if (!headers.has('cache-control')) headers.set('Cache-Control', SESSION_CACHE_CONTROL);
+  if (result.setCookie.length > 0) {
+    // A shared cache must not keep a response that hands out a session (shared.ts).
+    const current = headers.get('cache-control');
+    const safe = cacheControlWithCookie(current);
+    if (safe !== current) headers.set('Cache-Control', safe);
+  } else if (!headers.has('cache-control')) headers.set('Cache-Control', SESSION_CACHE_CONTROL);
   headers.set('Vary', varyWithCookie(headers.get('vary')));
   for (const cookie of result.setCookie) headers.append('Set-Cookie', cookie);
 }
@@ -128,12 +156,27 @@ export function failureToResponse(error: unknown): Response {
 
 const IP_BINDING_WITHOUT_ADDRESS = 'withSessions: binding.ip needs the client address, which a Request does not carry: pass getClientIp(request, ...rest)';
 
-/** Wraps a Fetch handler so each request gets a session (also via `currentSession()`). */
-export function withSessions<T extends SessionData, Rest extends unknown[]>(
+/**
+ * The 4xx status a thrown error carries (a CoatcheckError's `status`, or the numeric `status` /
+ * `statusCode` http-errors and frameworks set), else 500: a 4xx is an answer, and its session
+ * changes are saved as on every other adapter; anything else saves nothing.
+ */
+export function thrownStatus(error: unknown): number {
+  if (typeof error !== 'object' || error === null) return 500;
+  const raw = error as { status?: unknown; statusCode?: unknown };
+  const status = typeof raw.status === 'number' ? raw.status : raw.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : 500;
+}
+
+/**
+ * Wraps a Fetch handler so each request gets a session (also via `currentSession()`). The handler
+ * may take a Request subtype (Next.js's `NextRequest`); the wrapper then takes the same type.
+ */
+export function withSessions<T extends SessionData, Rest extends unknown[], R extends Request = Request>(
   sessions: Sessions<T>,
-  handler: (request: Request, ...rest: Rest) => Response | Promise<Response>,
-  options: FetchAdapterOptions<Rest> = {},
-): (request: Request, ...rest: Rest) => Promise<Response> {
+  handler: (request: R, ...rest: Rest) => Response | Promise<Response>,
+  options: FetchAdapterOptions<Rest, R> = {},
+): (request: R, ...rest: Rest) => Promise<Response> {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('withSessions(sessions, handler): pass the object createSessions() returned');
   if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
   checkAdapterOptions('withSessions', options, { getClientIp: 'function', onError: 'function' });
@@ -141,25 +184,44 @@ export function withSessions<T extends SessionData, Rest extends unknown[]>(
   // Refused where this mount opens the session; mounted inside another one, it reuses that
   // mount's session (and its address).
   const addressMissing = sessions.options.binding.ip && !options.getClientIp;
-  return async function coatcheckFetch(request: Request, ...rest: Rest): Promise<Response> {
+  const contextual = sessions.options.context;
+  const answer = (error: unknown, request: R): Response | Promise<Response> => (options.onError ? options.onError(error, request) : failureToResponse(error));
+  return async function coatcheckFetch(request: R, ...rest: Rest): Promise<Response> {
     // Wrapped twice (a wrapped handler called from a wrapped one, or inside Hono's middleware):
-    // the outer mount's session is the request's one, and that mount commits it.
-    const reopened = reopenedFetchSession(sessions, request, 'withSessions');
-    if (reopened) return runWithSession(reopened, () => handler(request, ...rest), sessions.options.context);
+    // the outer mount's session is the request's one, and that mount commits it. Under a Hono
+    // mount the request is a new object built from the outer one: found through the context.
+    const reopened = reopenedFetchSession(sessions, request, 'withSessions') ?? (contextual ? contextSession(sessions, request) : undefined);
+    if (reopened) return runWithSession(reopened, () => handler(request, ...rest), contextual);
     if (addressMissing) throw new ConfigError(IP_BINDING_WITHOUT_ADDRESS);
     const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
     let response: Response;
     try {
-      response = await runWithSession(session, () => handler(request, ...rest), sessions.options.context);
+      response = await runWithSession(session, () => handler(request, ...rest), contextual);
     } catch (error) {
-      if (failureResponse(error).status === 500) throw error;
-      return options.onError ? options.onError(error, request) : failureToResponse(error);
+      const status = thrownStatus(error);
+      const ours = failureResponse(error).status !== 500;
+      if (status >= 500) {
+        if (!ours) throw error;
+        return answer(error, request);
+      }
+      // A 4xx (a ReauthenticationRequiredError after session.set('returnTo', …), an http-errors
+      // 403): saved as an answer would be. The cookie goes on the answer when this adapter gives
+      // it; a rethrown error's answer is built elsewhere, so its cookie cannot be sent (the data
+      // is saved all the same).
+      let result: CommitResult | null;
+      try {
+        result = await session.commit(status);
+      } catch (commitError) {
+        return answer(commitError, request);
+      }
+      if (!ours) throw error;
+      return applyCommit(await answer(error, request), result);
     }
     try {
       return applyCommit(response, await session.commit(response.status));
     } catch (error) {
       discardBody(response);
-      return options.onError ? options.onError(error, request) : failureToResponse(error);
+      return answer(error, request);
     }
   };
 }

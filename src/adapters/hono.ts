@@ -38,7 +38,7 @@ import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession } from './fetch.js';
-import { checkAdapterOptions } from './shared.js';
+import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -51,7 +51,9 @@ export interface HonoSessionsOptions {
   /**
    * The client's address, which a Fetch request does not carry. Default: the socket address
    * `@hono/node-server` passes in `c.env` (what its `getConnInfo` reads), else none. On other
-   * runtimes pass e.g. `(c) => getConnInfo(c).remote.address` from the runtime's conninfo helper.
+   * runtimes pass e.g. `(c) => getConnInfo(c).remote.address` from the runtime's conninfo helper:
+   * with `binding.ip` on, a request the default cannot find an address for is refused with a
+   * ConfigError (binding to no address would bind nothing).
    */
   getClientIp?: (c: Context) => string | null | undefined;
   /** Builds the response for a failed session (store down → 503, ended elsewhere → 409). */
@@ -76,13 +78,17 @@ export function getSession<T extends SessionData = RegisteredData>(c: Context): 
 const HONO_NOT_MOUNTED =
   "honoSessions: this request has no session: app.use(honoSessions(sessions)) before the routes that use it (Hono runs middleware in registration order), on a path that covers them";
 
+const IP_BINDING_WITHOUT_ADDRESS =
+  'honoSessions: binding.ip needs the client address, and this request has none from @hono/node-server: pass getClientIp(c), e.g. (c) => getConnInfo(c).remote.address from your runtime\'s conninfo helper';
+
 /**
  * Hono middleware giving each request a session at `c.get('session')` (also `c.var.session`).
  *
- * A store failure (503) or a session ended elsewhere (409) — while committing, or thrown by the
- * handler and turned into a 500 by Hono's error handler — becomes the short failure response,
- * without the session cookie. A response the app's own `onError` built with another status is
- * left alone.
+ * A store failure (503) or a session ended elsewhere (409) while committing becomes the short
+ * failure response, without the session cookie. A coatcheck error thrown by the handler, which
+ * Hono's error handler turns into a 500, is answered with its own status (503, 409, 413, 401); a
+ * 4xx saves the session's changes and carries its cookie. A response the app's own `onError`
+ * built with another status is left alone.
  * @example
  * <!-- snippet: with hono, sessions -->
  * ```ts
@@ -97,7 +103,8 @@ const HONO_NOT_MOUNTED =
 export function honoSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: HonoSessionsOptions = {}): MiddlewareHandler {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('honoSessions(sessions): pass the object createSessions() returned');
   checkAdapterOptions('honoSessions', options, { getClientIp: 'function', onError: 'function' });
-  const getClientIp = options.getClientIp ?? nodeServerIp;
+  const getClientIp = options.getClientIp ?? (sessions.options.binding.ip ? requiredNodeServerIp : nodeServerIp);
+  const contextual = sessions.options.context;
 
   return async function coatcheckHono(c, next) {
     // Mounted again (app-wide and on a path, or inside a Fetch adapter's wrapper): the session
@@ -105,18 +112,31 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
     const reopened = reopenedFetchSession(sessions, c.req.raw, 'honoSessions');
     if (reopened) {
       c.set('session', reopened);
-      await runWithSession(reopened, next, sessions.options.context);
+      await runWithSession(reopened, next, contextual);
       return;
     }
     const session = openFetchSession(sessions, c.req.raw, getClientIp(c), nodeServerEncrypted(c)) as unknown as Session<RegisteredData>;
     c.set('session', session);
-    await runWithSession(session, next, sessions.options.context);
+    // A Hono mount hands a mounted withSessions handler a new Request built from this one: with
+    // the async context on, it finds this session there (fetch.ts, contextSession).
+    await runWithSession(session, next, contextual);
 
-    // Hono's default error handler answers every thrown error with a 500; ours say 503/409.
-    if (isSessionFailure(c.error) && c.res.status === 500) {
-      await session.commit(500);
+    // Hono's default error handler answers every thrown error with a 500; ours carry their own
+    // status (503 store down, 409 ended elsewhere, 413 too large, 401 sign in again).
+    if (c.res.status === 500 && isSessionFailure(c.error)) {
+      const status = c.error.status;
+      let result: CommitResult | null = null;
+      try {
+        // A 4xx is an answer: saved, as an app's own 4xx would be. A 5xx saves nothing.
+        result = await session.commit(status < 500 ? status : 500);
+      } catch (error) {
+        discardBody(c.res);
+        replace(c, await failure(error, c, options));
+        return;
+      }
       discardBody(c.res);
-      replace(c, await failure(c.error, c, options));
+      const answer = await failure(c.error, c, options);
+      replace(c, status < 500 ? applyCommit(answer, result) : answer);
       return;
     }
     let result: CommitResult | null;
@@ -129,13 +149,34 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
       return;
     }
     if (result === null) return;
+    if (result.setCookie.length > 0 && c.res.headers.has('set-cookie') && carriesCookieNamed(c.res, result.setCookie)) {
+      // A second session for this request already set this cookie (a withSessions handler under
+      // app.mount() with the async context off gets a new Request, and cannot find this one):
+      // the browser would keep only one of the two, silently losing the other's login or data.
+      discardBody(c.res);
+      replace(c, await failure(new ConfigError(SECOND_SESSION), c, options));
+      return;
+    }
     const response = applyCommit(c.res, result);
     if (response !== c.res) replace(c, response);
   };
 }
 
-function isSessionFailure(error: unknown): boolean {
-  return error instanceof CoatcheckError && (error.status === 503 || error.status === 409);
+const SECOND_SESSION =
+  'honoSessions: this response already carries a session cookie from a second session of the same request (a withSessions handler under app.mount(), which hands it a new Request). Keep the async context on (createSessions({ context: true }), the default), or mount with { replaceRequest: false }';
+
+/** Whether `response` already has a Set-Cookie for the cookie one of `cookies` sets. */
+function carriesCookieNamed(response: Response, cookies: readonly string[]): boolean {
+  const present = response.headers.getSetCookie();
+  if (present.length === 0) return false;
+  return cookies.some((cookie) => {
+    const name = cookie.slice(0, cookie.indexOf('=') + 1);
+    return present.some((existing) => existing.startsWith(name));
+  });
+}
+
+function isSessionFailure(error: unknown): error is CoatcheckError {
+  return error instanceof CoatcheckError && failureResponse(error).status !== 500;
 }
 
 function failure(error: unknown, c: Context, options: HonoSessionsOptions): Response | Promise<Response> {
@@ -160,6 +201,13 @@ function nodeServerSocket(c: Context): NodeSocket | undefined {
 function nodeServerIp(c: Context): string | null {
   const address = nodeServerSocket(c)?.remoteAddress;
   return typeof address === 'string' ? address : null;
+}
+
+/** With `binding.ip`, as the Fetch adapter: no address is a setup error, not a session bound to none. */
+function requiredNodeServerIp(c: Context): string {
+  const address = nodeServerIp(c);
+  if (address === null) throw new ConfigError(IP_BINDING_WITHOUT_ADDRESS);
+  return address;
 }
 
 /**

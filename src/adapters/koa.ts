@@ -40,8 +40,9 @@ import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import type { RegisteredData, SessionData } from '../types.js';
+import { discardBody } from './fetch.js';
 import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
-import { clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -107,8 +108,10 @@ export function csrfRequest(ctx: Context, options: { trustProxy?: boolean; formT
  * });
  * ```
  */
-export function koaSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>): Middleware {
+export function koaSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options?: KoaSessionsOptions): Middleware {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('koaSessions(sessions): pass the object createSessions() returned');
+  // None yet: an option meant for another adapter (eager, onError) would be ignored without a word.
+  checkAdapterOptions('koaSessions', options, {});
   const trustProxy = sessions.options.trustProxy;
 
   return async function coatcheckKoa(ctx: Context, next: Next): Promise<void> {
@@ -150,6 +153,9 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
 
 const NO_OPTIONS: NodeAdapterOptions = {};
 
+/** koaSessions takes no options yet (everything is configured in createSessions); any name is refused. */
+export type KoaSessionsOptions = Record<string, never>;
+
 /** Protocol and client IP as Koa decides them (`app.proxy`), read only when the session needs them. */
 class KoaClient implements ClientFacts {
   constructor(
@@ -167,7 +173,12 @@ class KoaClient implements ClientFacts {
 }
 
 function decorate(ctx: Context, result: CommitResult): void {
-  if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', SESSION_CACHE_CONTROL);
+  if (result.setCookie.length > 0) {
+    // A response that hands out a session is not for a shared cache, whatever the app set (shared.ts).
+    const current = ctx.response.get('Cache-Control') as Parameters<typeof cacheControlWithCookie>[0];
+    const safe = cacheControlWithCookie(current);
+    if (safe !== current) ctx.set('Cache-Control', safe);
+  } else if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', SESSION_CACHE_CONTROL);
   ctx.set('Vary', varyWithCookie(ctx.response.get('Vary') as Parameters<typeof varyWithCookie>[0]));
   if (result.setCookie.length > 0) ctx.append('Set-Cookie', result.setCookie);
 }
@@ -181,8 +192,20 @@ function fail(ctx: Context, error: unknown): void {
   ctx.type = 'text/plain; charset=utf-8';
   ctx.set('Cache-Control', 'no-store');
   ctx.body = body;
-  const stream = previous as { pipe?: unknown; destroy?: () => void } | null;
-  if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') stream.destroy();
+  releaseBody(previous);
+}
+
+/**
+ * Releases the source of a body that will not be sent: a Node stream is destroyed; Koa 3 also
+ * takes a web ReadableStream or a Response (cancelled, as the Fetch and Hono adapters do). A Blob
+ * holds nothing to release.
+ */
+function releaseBody(body: unknown): void {
+  if (typeof body !== 'object' || body === null) return;
+  const stream = body as { pipe?: unknown; destroy?: () => void };
+  if (typeof stream.pipe === 'function' && typeof stream.destroy === 'function') stream.destroy();
+  else if (body instanceof ReadableStream) body.cancel().catch(() => undefined);
+  else if (body instanceof Response) discardBody(body);
 }
 
 /**
@@ -212,7 +235,9 @@ async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, 
   const vary = keyOf(headers, 'vary');
   if (vary === undefined) headers['Vary'] = ctx.response.get('Vary');
   else headers[vary] = varyWithCookie(headers[vary] as Parameters<typeof varyWithCookie>[0]);
-  if (keyOf(headers, 'cache-control') === undefined) headers['Cache-Control'] = ctx.response.get('Cache-Control');
+  const cacheControl = keyOf(headers, 'cache-control');
+  if (cacheControl === undefined) headers['Cache-Control'] = ctx.response.get('Cache-Control');
+  else if (result.setCookie.length > 0) headers[cacheControl] = cacheControlWithCookie(headers[cacheControl] as Parameters<typeof cacheControlWithCookie>[0]);
   const koaOnerror = ctx.onerror;
   ctx.onerror = function onerrorWithSession(this: Context, err: Error) {
     if (err !== error) return koaOnerror.call(this, err);

@@ -23,11 +23,11 @@ import { type Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
-import { ConfigError, NoContextError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 /** A request of `node:http`, or of `node:http2`'s compatibility API (`http2.createServer(handler)`). */
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -51,10 +51,18 @@ export interface NodeAdapterOptions<Req extends NodeRequest = IncomingMessage, R
 const SESSION = Symbol.for('coatcheck.session');
 type WithSession = IncomingMessage & { [SESSION]?: object };
 
-/** The request's session, loaded (one store read if the request carries a session cookie). */
+/**
+ * The request's session, loaded (one store read if the request carries a session cookie).
+ * Rejects (never throws) with a ConfigError when no adapter opened a session for this request.
+ */
 export function getSession<T extends SessionData = RegisteredData>(req: NodeRequest): Promise<Session<T>> {
-  return sessionHandle<T>(req).load();
+  const session = (req as WithSession)[SESSION] as unknown as Session<T> | undefined;
+  if (!session) return Promise.reject(new ConfigError(NODE_NOT_MOUNTED));
+  return session.load();
 }
+
+const NODE_NOT_MOUNTED =
+  'this request has no session: no coatcheck adapter runs in front of this handler (app.use(expressSessions(sessions)) before the routes that use it, or withSessions(sessions, handler) from coatcheck/node around the handler)';
 
 /** The session already attached to this request, if any (an adapter mounted twice reuses it). */
 export function attachedSession(req: NodeRequest): object | undefined {
@@ -64,7 +72,7 @@ export function attachedSession(req: NodeRequest): object | undefined {
 /** The request's session handle without loading it. */
 export function sessionHandle<T extends SessionData = RegisteredData>(req: NodeRequest): Session<T> {
   const session = (req as WithSession)[SESSION];
-  if (!session) throw new NoContextError();
+  if (!session) throw new ConfigError(NODE_NOT_MOUNTED);
   return session as unknown as Session<T>;
 }
 
@@ -576,13 +584,22 @@ function addSessionHeaders(res: Intercepted, state: Interception, result: Commit
   }
   // The head as it is now (the one replay sends), its headers copied before we add to them.
   const headers = headObject(state.head);
-  if (!res.getHeader('cache-control') && !updateInHead(headers, 'cache-control')) setHeader.call(res, 'Cache-Control', SESSION_CACHE_CONTROL);
+  if (result && result.setCookie.length > 0) {
+    // A response that hands out a session is not for a shared cache, whatever the app set (shared.ts).
+    if (!updateInHead(headers, 'cache-control', safeCacheControl)) {
+      const current = res.getHeader('cache-control');
+      const safe = cacheControlWithCookie(current);
+      if (safe !== current) setHeader.call(res, 'Cache-Control', safe);
+    }
+  } else if (!res.getHeader('cache-control') && !updateInHead(headers, 'cache-control')) setHeader.call(res, 'Cache-Control', SESSION_CACHE_CONTROL);
   // Vary given in writeHead's own headers gets Cookie there: writeHead's value would win.
   if (!updateInHead(headers, 'vary', (value) => varyWithCookie(value as Parameters<typeof varyWithCookie>[0]))) {
     setHeader.call(res, 'Vary', varyWithCookie(res.getHeader('vary')));
   }
   if (result && result.setCookie.length > 0) appendSetCookie(res, headers, result.setCookie, setHeader);
 }
+
+const safeCacheControl = (value: unknown): string => cacheControlWithCookie(value as Parameters<typeof cacheControlWithCookie>[0]);
 
 function commitFailed(res: Intercepted, state: Interception, error: unknown): void {
   state.phase = 'replaced';

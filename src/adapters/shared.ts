@@ -3,6 +3,7 @@
  * session response gets, and the response for a failed commit.
  */
 import { CoatcheckError, ConfigError } from '../errors.js';
+import { refuseUnknownOptions } from '../core/known-options.js';
 import { Session } from '../core/session.js';
 import type { CsrfRequest } from '../security/csrf.js';
 
@@ -71,6 +72,35 @@ export function varyWithCookie(current: string | number | readonly string[] | nu
 export const SESSION_CACHE_CONTROL = 'private';
 
 /**
+ * The Cache-Control of a response that carries the session's Set-Cookie. `Vary: Cookie` does not
+ * protect a new session's cookie: every cookieless first visitor sends the same (empty) Cookie
+ * header, so a shared cache that may store the response (`public`, `s-maxage`, or neither
+ * `private` nor `no-store`) would hand one session id to all of them. `public` and `s-maxage`
+ * are dropped and `private` is added (unless `no-store` or `private` is there); the app's other
+ * directives stay. Returns `current` itself when it needs no change (the common case: a string
+ * test, no allocation), `SESSION_CACHE_CONTROL` when there is none.
+ */
+export function cacheControlWithCookie(current: string | number | readonly string[] | null | undefined): string {
+  const text = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : current == null ? '' : String(current);
+  if (!text) return SESSION_CACHE_CONTROL;
+  const lower = text.toLowerCase();
+  // Fast path: private or no-store, and nothing that opens the response to shared caches.
+  if ((lower.includes('private') || lower.includes('no-store')) && !lower.includes('public') && !lower.includes('s-maxage')) return text;
+  const kept: string[] = [];
+  let closed = false;
+  for (const part of text.split(',')) {
+    const directive = part.trim();
+    if (!directive) continue;
+    const name = directive.split('=', 1)[0]!.trim().toLowerCase();
+    if (name === 'public' || name === 's-maxage') continue;
+    if (name === 'private' || name === 'no-store') closed = true;
+    kept.push(directive);
+  }
+  if (!closed) kept.unshift(SESSION_CACHE_CONTROL);
+  return kept.join(', ');
+}
+
+/**
  * Whether `existing`, the session an adapter mounted earlier attached to this request, was opened
  * with the same `sessions`: then it is the request's one (no second session, cookie or commit).
  * Another engine's session is refused: the request's one session slot (`req.session`, the
@@ -114,16 +144,31 @@ export function failureResponse(error: unknown): { status: number; body: string 
 }
 
 /**
- * Checks an adapter's options at setup: each named option, when given, has the expected type
- * (`undefined` means "use the default"). Misuse throws here, never on a request.
+ * Checks an adapter's options at setup: every name is one the adapter knows (a misspelled
+ * `onErorr` would otherwise leave the app on the default it did not choose, as createSessions
+ * refuses), and each named option, when given, has the expected type (`undefined` means "use the
+ * default"). Misuse throws here, never on a request.
  */
-export function checkAdapterOptions(adapter: string, options: object | undefined, expected: Record<string, 'boolean' | 'function'>): void {
+export function checkAdapterOptions(adapter: string, options: object | undefined, expected: Record<string, 'boolean' | 'function' | 'object' | 'string'>): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw new ConfigError(`${adapter}: options must be an object`);
+  const known = Object.keys(expected);
+  if (known.length === 0) {
+    const first = Object.keys(options)[0];
+    if (first !== undefined) throw new ConfigError(`${adapter}: unknown option ${first}: it takes no options (everything is configured in createSessions())`);
+    return;
+  }
+  try {
+    refuseUnknownOptions('', options, known);
+  } catch (error) {
+    // The core's message, said by the adapter that was given the option.
+    if (error instanceof ConfigError) throw new ConfigError(`${adapter}: ${error.message.replace(/^coatcheck: /, '')}`);
+    throw error;
+  }
   for (const [name, type] of Object.entries(expected)) {
     const value = (options as Record<string, unknown>)[name];
-    if (value !== undefined && typeof value !== type) {
-      throw new ConfigError(`${adapter}: option ${name} must be a ${type}, got ${value === null ? 'null' : typeof value}`);
+    if (value !== undefined && (typeof value !== type || value === null)) {
+      throw new ConfigError(`${adapter}: option ${name} must be a${type === 'object' ? 'n' : ''} ${type}, got ${value === null ? 'null' : typeof value}`);
     }
   }
 }

@@ -194,6 +194,14 @@ export class Session<T extends SessionData = RegisteredData> {
     return value instanceof Session && value.#engine.options === options;
   }
 
+  /**
+   * Adapters: the Cookie header the session was opened with (null when there was none), to tell
+   * whether a request rebuilt from another (a Hono mount's) comes from the same client. @internal
+   */
+  static cookieHeaderOf(session: Session<never>): string | null {
+    return session.#request().cookieHeader ?? null;
+  }
+
   constructor(engine: SessionEngine, request: RequestInfo | (() => RequestInfo), onActivate?: () => void) {
     this.#engine = engine;
     this.#requestSource = request;

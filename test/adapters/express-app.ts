@@ -55,6 +55,7 @@ function scenarioApp(express: ExpressFactory, sessions: Sessions<Record<string, 
     route(async (req, res) => {
       const reply = await scenarioRoute(req.method, new URL(req.originalUrl, 'http://localhost'), () => getSession(req));
       if (reply.appCookie) res.cookie(reply.appCookie.split('=')[0]!, 'dark');
+      if (reply.cacheControl) res.set('Cache-Control', reply.cacheControl);
       res.status(reply.status);
       if (typeof reply.body === 'string') res.type('text/plain').send(reply.body);
       else res.json(reply.body);

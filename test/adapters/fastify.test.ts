@@ -33,6 +33,7 @@ async function scenarioApp(sessions: Sessions<Record<string, JsonValue>>, cookie
       if (cookies === 'none') reply.header('set-cookie', result.appCookie);
       else reply.setCookie('theme', 'dark', { path: '/' });
     }
+    if (result.cacheControl) reply.header('cache-control', result.cacheControl);
     reply.code(result.status);
     if (typeof result.body === 'string') return reply.type('text/plain').send(result.body);
     return result.body;

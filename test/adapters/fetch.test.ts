@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { getSession, withSessions } from '../../src/adapters/fetch.js';
-import { createSessions } from '../../src/index.js';
+import { ConfigError, createSessions, ReauthenticationRequiredError } from '../../src/index.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
@@ -40,6 +40,7 @@ async function scenarioHandler(request: Request): Promise<Response> {
   const reply = await scenarioRoute(request.method, new URL(request.url), () => getSession(request));
   const headers = new Headers({ 'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json' });
   if (reply.appCookie) headers.append('Set-Cookie', reply.appCookie);
+  if (reply.cacheControl) headers.set('Cache-Control', reply.cacheControl);
   return new Response(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body), { status: reply.status, headers });
 }
 
@@ -154,5 +155,77 @@ describe('fetch adapter specifics', () => {
     assert.equal(response.status, 503);
     await response.text();
     assert.equal(cancelled, 1);
+  });
+
+  it('saves the changes of a request whose handler throws a 4xx, and sends the cookie when it answers the error itself', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const handler = withSessions(sessions, async (request) => {
+      const session = await getSession(request);
+      const path = new URL(request.url).pathname;
+      if (path === '/transfer') {
+        session.set('returnTo', '/transfer');
+        session.requireFreshAuth(300); // ReauthenticationRequiredError, 401: answered here
+      }
+      if (path === '/forbidden') {
+        session.set('denied', true);
+        throw Object.assign(new Error('Forbidden'), { statusCode: 403, expose: true }); // http-errors' shape
+      }
+      if (path === '/bug') {
+        session.set('bug', true);
+        throw new Error('bug');
+      }
+      return Response.json(session.toJSON());
+    });
+    const transfer = await handler(new Request('http://localhost/transfer'));
+    assert.equal(transfer.status, 401);
+    assert.match(await transfer.text(), /^Unauthorized/);
+    assert.equal(transfer.headers.get('cache-control'), 'no-store');
+    const cookie = transfer.headers.getSetCookie()[0]!.split(';')[0]!;
+    assert.match(cookie, /^sid=/);
+    assert.deepEqual(await (await handler(new Request('http://localhost/', { headers: { cookie } }))).json(), { returnTo: '/transfer' });
+
+    // Rethrown: the answer is built elsewhere, so the cookie cannot travel; the data is saved.
+    await assert.rejects(handler(new Request('http://localhost/forbidden', { headers: { cookie } })), /Forbidden/);
+    assert.deepEqual(await (await handler(new Request('http://localhost/', { headers: { cookie } }))).json(), { returnTo: '/transfer', denied: true });
+    // Anything else (no status, or a 5xx) saves nothing.
+    await assert.rejects(handler(new Request('http://localhost/bug', { headers: { cookie } })), /bug/);
+    assert.deepEqual(await (await handler(new Request('http://localhost/', { headers: { cookie } }))).json(), { returnTo: '/transfer', denied: true });
+
+    // A failed save is the usual 503, for an answered and for a rethrown error alike.
+    store.fault = 'reject';
+    store.faultOnly = ['update', 'create'];
+    try {
+      // New sessions: creating them fails.
+      assert.equal((await handler(new Request('http://localhost/transfer'))).status, 503);
+      assert.equal((await handler(new Request('http://localhost/forbidden'))).status, 503);
+    } finally {
+      store.fault = 'none';
+      store.faultOnly = null;
+    }
+  });
+
+  it('passes a 4xx answer through onError, with the cookie on it', async () => {
+    const seen: unknown[] = [];
+    const handler = withSessions(
+      createSessions({ store: memoryStore({ sweepInterval: 0 }) }),
+      async (request) => {
+        (await getSession(request)).set('returnTo', '/x');
+        throw new ReauthenticationRequiredError(null, 60);
+      },
+      { onError: (error) => (seen.push(error), Response.redirect('http://localhost/login', 303)) },
+    );
+    const res = await handler(new Request('http://localhost/x'));
+    assert.equal(res.status, 303);
+    assert.ok(seen[0] instanceof ReauthenticationRequiredError);
+    assert.match(res.headers.getSetCookie()[0] ?? '', /^sid=/);
+  });
+
+  it('rejects getSession for a request no wrapper opened a session for, naming the cause', async () => {
+    let outcome: unknown;
+    assert.doesNotThrow(() => {
+      outcome = getSession(new Request('http://localhost/'));
+    });
+    await assert.rejects(outcome as Promise<unknown>, (error: unknown) => error instanceof ConfigError && /not wrapped in withSessions/.test(error.message));
   });
 });

@@ -6,9 +6,11 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { Hono } from 'hono';
 import { setCookie } from 'hono/cookie';
 import { stream } from 'hono/streaming';
+import { getSession as getFetchSession, withSessions as withFetchSessions } from '../../src/adapters/fetch.js';
 import { getSession, honoSessions } from '../../src/adapters/hono.js';
 import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
+import { ConfigError } from '../../src/errors.js';
 import { createSessions, type Sessions, StoreError } from '../../src/index.js';
 import type { JsonValue } from '../../src/types.js';
 import { memoryStore } from '../../src/stores/memory.js';
@@ -36,6 +38,7 @@ function scenarioApp(engines: Sessions<Record<string, JsonValue>>[]): Promise<Ru
   app.all('*', async (c) => {
     const reply = await scenarioRoute(c.req.method, new URL(c.req.url), () => getSession(c));
     if (reply.appCookie) setCookie(c, 'theme', 'dark', { path: '/' });
+    if (reply.cacheControl) c.header('Cache-Control', reply.cacheControl);
     if (typeof reply.body === 'string') return c.text(reply.body, reply.status as 200);
     return c.json(reply.body, reply.status as 200);
   });
@@ -267,5 +270,213 @@ describe('hono adapter specifics', () => {
     await res.text();
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(aborted, true);
+  });
+});
+
+describe('hono: a withSessions handler under app.mount()', () => {
+  type Engine = Sessions<Record<string, JsonValue>>;
+  /** honoSessions app-wide, a middleware using the session on /auth, and a mounted Fetch handler. */
+  function mountedApp(sessions: Engine, mountOptions?: { replaceRequest: false }, onError?: (error: unknown) => Response) {
+    const app = new Hono();
+    app.use(honoSessions(sessions, onError ? { onError } : {}));
+    app.post('/login', async (c) => {
+      await (await getSession(c)).login('alice');
+      return c.text('ok');
+    });
+    app.get('/me', async (c) => {
+      const session = await getSession(c);
+      return c.json({ user: session.userId, data: session.toJSON() });
+    });
+    app.use('/auth/*', async (c, next) => {
+      (await getSession(c)).set('lastPath', c.req.path);
+      await next();
+    });
+    app.mount(
+      '/auth',
+      withFetchSessions(sessions, async (request) => {
+        const session = await getFetchSession(request);
+        const path = new URL(request.url).pathname;
+        if (path.endsWith('/login')) await session.login('bob');
+        else if (path.endsWith('/logout')) await session.logout();
+        return Response.json({ path, user: session.userId });
+      }),
+      mountOptions,
+    );
+    return app;
+  }
+  const sidOf = (res: Response) => res.headers.getSetCookie().filter((c) => /^sid=/.test(c));
+
+  it('uses the outer session for login and logout: one cookie, one commit, nothing lost', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const running = await listen(mountedApp(createSessions({ store })));
+    try {
+      const login = await fetch(`${running.url}/auth/login`, { method: 'POST' });
+      assert.equal(login.status, 200);
+      assert.deepEqual(await login.json(), { path: '/login', user: 'bob' });
+      assert.equal(sidOf(login).length, 1, sidOf(login).join(' | '));
+      assert.equal(store.calls.create, 1);
+      const cookie = sidOf(login)[0]!.split(';')[0]!;
+      assert.equal(((await (await fetch(`${running.url}/me`, { headers: { cookie } })).json()) as { user: string }).user, 'bob');
+
+      const logout = await fetch(`${running.url}/auth/logout`, { method: 'POST', headers: { cookie } });
+      assert.equal(logout.status, 200);
+      assert.deepEqual(await logout.json(), { path: '/logout', user: null });
+      assert.equal(sidOf(logout).length, 1, sidOf(logout).join(' | '));
+      assert.match(sidOf(logout)[0]!, /^sid=; Max-Age=0/);
+      assert.deepEqual(await (await fetch(`${running.url}/me`, { headers: { cookie } })).json(), { user: null, data: {} });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('never shares the session with a sub-request made in the same context with another Cookie header', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const inner = withFetchSessions(sessions, async (request) => {
+      const session = await getFetchSession(request);
+      if (request.method === 'POST') await session.login('carol');
+      return Response.json({ user: session.userId });
+    });
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    app.post('/login', async (c) => {
+      await (await getSession(c)).login('alice');
+      return c.text('ok');
+    });
+    app.get('/sub', async (c) => {
+      const outer = await getSession(c);
+      outer.set('seen', true);
+      // Another client's request, made from inside this one: its own session, not alice's.
+      const carol = await inner(new Request('http://localhost/x', { method: 'POST' }));
+      const carolCookie = carol.headers.getSetCookie()[0]!.split(';')[0]!;
+      const again = await inner(new Request('http://localhost/x', { headers: { cookie: carolCookie } }));
+      return c.json({ outer: outer.userId, carol: await carol.json(), again: await again.json() });
+    });
+    const running = await listen(app);
+    try {
+      const cookie = sidOf(await fetch(`${running.url}/login`, { method: 'POST' }))[0]!.split(';')[0]!;
+      assert.deepEqual(await (await fetch(`${running.url}/sub`, { headers: { cookie } })).json(), {
+        outer: 'alice',
+        carol: { user: 'carol' },
+        again: { user: 'carol' },
+      });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('with context: false, works when mounted with { replaceRequest: false }, and never loses a login silently otherwise', async () => {
+    const running = await listen(mountedApp(createSessions({ store: memoryStore({ sweepInterval: 0 }), context: false }), { replaceRequest: false }));
+    try {
+      const login = await fetch(`${running.url}/auth/login`, { method: 'POST' });
+      assert.deepEqual(await login.json(), { path: '/auth/login', user: 'bob' });
+      assert.equal(sidOf(login).length, 1);
+      const cookie = sidOf(login)[0]!.split(';')[0]!;
+      assert.equal(((await (await fetch(`${running.url}/me`, { headers: { cookie } })).json()) as { user: string }).user, 'bob');
+    } finally {
+      await running.close();
+    }
+    // The default mount hands on a new Request, which cannot lead back to the session without the
+    // async context: two sessions would each set the cookie. Refused, not one silently dropped.
+    const errors: unknown[] = [];
+    const plain = await listen(
+      mountedApp(createSessions({ store: memoryStore({ sweepInterval: 0 }), context: false }), undefined, (error) => {
+        errors.push(error);
+        return new Response('refused', { status: 500 });
+      }),
+    );
+    try {
+      const login = await fetch(`${plain.url}/auth/login`, { method: 'POST' });
+      assert.equal(login.status, 500);
+      await login.arrayBuffer();
+      assert.deepEqual(sidOf(login), []);
+      assert.ok(errors[0] instanceof ConfigError && /replaceRequest: false/.test(errors[0].message), String(errors[0]));
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
+describe('hono: errors and options', () => {
+  it("answers a coatcheck error thrown in a handler with the error's own status (413, 401), saving a 4xx's changes", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const app = new Hono();
+    app.use(honoSessions(createSessions({ store, maxDataSize: 100 })));
+    app.post('/note', async (c) => {
+      (await getSession(c)).set('note', 'x'.repeat(200));
+      return c.text('saved');
+    });
+    app.post('/transfer', async (c) => {
+      const session = await getSession(c);
+      session.set('returnTo', '/transfer');
+      session.requireFreshAuth(300);
+      return c.text('done');
+    });
+    app.get('/me', async (c) => c.json((await getSession(c)).toJSON()));
+    const running = await listen(app);
+    try {
+      const note = await fetch(`${running.url}/note`, { method: 'POST' });
+      assert.equal(note.status, 413);
+      assert.match(await note.text(), /^Payload Too Large/);
+      assert.deepEqual(note.headers.getSetCookie(), []);
+      const transfer = await fetch(`${running.url}/transfer`, { method: 'POST' });
+      assert.equal(transfer.status, 401);
+      assert.match(await transfer.text(), /^Unauthorized/);
+      // The 401 is an answer: returnTo is saved and its cookie sent, for the sign-in to come back to.
+      const cookie = sessionCookie(transfer)!.split(';')[0]!;
+      assert.deepEqual(await (await fetch(`${running.url}/me`, { headers: { cookie } })).json(), { returnTo: '/transfer' });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('refuses binding.ip where it cannot find the client address, as the Fetch adapter does, and takes getClientIp', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), binding: { ip: true } });
+    const errors: unknown[] = [];
+    const app = new Hono();
+    app.onError((error, c) => {
+      errors.push(error);
+      return c.text('error', 500);
+    });
+    app.use(honoSessions(sessions));
+    app.post('/', async (c) => {
+      (await getSession(c)).set('a', 1);
+      return c.text('ok');
+    });
+    // Away from @hono/node-server (a Bun-style env): no address the default can read.
+    const res = await app.fetch(new Request('http://localhost/', { method: 'POST' }), { requestIP: () => ({ address: '198.51.100.7' }) });
+    assert.equal(res.status, 500);
+    assert.deepEqual(res.headers.getSetCookie(), []);
+    assert.ok(errors[0] instanceof ConfigError && /binding\.ip needs the client address.*getClientIp/.test(errors[0].message), String(errors[0]));
+    // With the runtime's helper it binds to that address.
+    const store = memoryStore({ sweepInterval: 0 });
+    const bound = new Hono<{ Bindings: { requestIP: () => { address: string } } }>();
+    bound.use(honoSessions(createSessions({ store, binding: { ip: true } }), { getClientIp: (c) => (c.env as { requestIP: () => { address: string } }).requestIP().address }));
+    bound.post('/', async (c) => {
+      (await getSession(c)).set('a', 1);
+      return c.text('ok');
+    });
+    const ok = await bound.fetch(new Request('http://localhost/', { method: 'POST' }), { requestIP: () => ({ address: '198.51.100.7' }) });
+    assert.equal(ok.status, 200);
+    const token = /^sid=([\w-]+)/.exec(sessionCookie(ok)!)![1]!;
+    assert.equal((await store.get(hashToken(token)))?.ip, '198.51.100.7');
+    // On @hono/node-server the default finds the socket's address.
+    const running = await listen(app);
+    try {
+      assert.equal((await fetch(running.url, { method: 'POST' })).status, 200);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('rejects getSession where honoSessions did not run, naming the cause', async () => {
+    const app = new Hono();
+    let outcome: unknown;
+    app.get('/', (c) => {
+      outcome = getSession(c);
+      return c.text('x');
+    });
+    await app.request('/');
+    assert.ok(outcome instanceof Promise);
+    await assert.rejects(outcome, (error: unknown) => error instanceof ConfigError && /app\.use\(honoSessions\(sessions\)\) before the routes/.test(error.message));
   });
 });

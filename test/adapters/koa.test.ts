@@ -36,6 +36,7 @@ function scenarioApp(engines: Sessions<Record<string, JsonValue>>[]): Promise<Ru
   app.use(async (ctx) => {
     const reply = await scenarioRoute(ctx.method, new URL(ctx.url, 'http://localhost'), () => getSession(ctx));
     if (reply.appCookie) ctx.cookies.set('theme', 'dark', { httpOnly: false });
+    if (reply.cacheControl) ctx.set('Cache-Control', reply.cacheControl);
     ctx.status = reply.status;
     ctx.body = reply.body;
   });
@@ -109,7 +110,8 @@ describe('koa adapter specifics', () => {
       assert.equal(cookies[1], 'b=2');
       assert.match(cookies[2]!, /^sid=/);
       assert.equal(res.headers.get('vary'), 'Accept, Cookie');
-      assert.equal(res.headers.get('cache-control'), 'no-cache');
+      // The app's directive is kept; `private` is added, as the response hands out a new session.
+      assert.equal(res.headers.get('cache-control'), 'private, no-cache');
     } finally {
       await running.close();
     }
@@ -169,6 +171,32 @@ describe('koa adapter specifics', () => {
       assert.match(await res.text(), /^Service Unavailable/);
       assert.equal(res.headers.get('cache-control'), 'no-store');
       assert.deepEqual(res.headers.getSetCookie(), []);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+    }
+  });
+
+  it("releases a web ReadableStream or Response body (Koa 3) when the commit fails, as it destroys a Node stream", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const app = new Koa();
+    app.use(koaSessions(createSessions({ store })));
+    const cancelled: string[] = [];
+    const source = (name: string) =>
+      new ReadableStream({ pull: (controller) => controller.enqueue(new TextEncoder().encode('tick ')), cancel: () => void cancelled.push(name) }, { highWaterMark: 1 });
+    app.use(async (ctx) => {
+      (await ctx.session.load()).set('a', 1);
+      ctx.body = ctx.path === '/web' ? source('web') : new Response(source('response'));
+    });
+    const running = await listen(app);
+    store.fault = 'reject';
+    try {
+      for (const path of ['/web', '/response']) {
+        const res = await fetch(running.url + path, { method: 'POST' });
+        assert.equal(res.status, 503, path);
+        assert.match(await res.text(), /^Service Unavailable/);
+      }
+      assert.deepEqual(cancelled, ['web', 'response']);
     } finally {
       store.fault = 'none';
       await running.close();

@@ -43,6 +43,7 @@ async function listen(server: Http2Server): Promise<RunningApp> {
 async function scenarioHandler(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
   const reply = await scenarioRoute(req.method, new URL(req.url, 'http://localhost'), () => getSession(req));
   if (reply.appCookie) res.setHeader('Set-Cookie', reply.appCookie);
+  if (reply.cacheControl) res.setHeader('Cache-Control', reply.cacheControl);
   res.statusCode = reply.status;
   res.setHeader('Content-Type', typeof reply.body === 'string' ? 'text/plain' : 'application/json');
   res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
@@ -74,6 +75,7 @@ function koaApp(engines: Sessions<Record<string, JsonValue>>[]): Promise<Running
   app.use(async (ctx) => {
     const reply = await scenarioRoute(ctx.method, new URL(ctx.url, 'http://localhost'), () => koaGetSession(ctx));
     if (reply.appCookie) ctx.cookies.set('theme', 'dark', { httpOnly: false });
+    if (reply.cacheControl) ctx.set('Cache-Control', reply.cacheControl);
     ctx.status = reply.status;
     ctx.body = reply.body;
   });

@@ -12,6 +12,8 @@ export interface ScenarioReply {
   body: unknown;
   /** The app sets its own cookie too; the adapter must not clobber it. */
   appCookie?: string;
+  /** The app's own Cache-Control. */
+  cacheControl?: string;
 }
 
 type AnySession = Session<Record<string, JsonValue>>;
@@ -62,6 +64,11 @@ export async function scenarioRoute(method: string, url: URL, load: () => Promis
   if (method === 'POST' && path === '/with-app-cookie') {
     session.set('x', 1);
     return { status: 200, body: { ok: true }, appCookie: 'theme=dark; Path=/' };
+  }
+  if (path === '/cached') {
+    // A page the app marks cacheable; with ?set it also stores something (a new session's cookie).
+    if (q.has('set')) session.set('viewed', true);
+    return { status: 200, body: { ok: true }, cacheControl: q.get('cc')! };
   }
   if (method === 'GET' && path === '/context') {
     let available: boolean;

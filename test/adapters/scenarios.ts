@@ -240,6 +240,31 @@ export function runAdapterScenarios(name: string, start: StartApp, startMounted?
       assert.ok(res.setCookie.some((c) => c.startsWith('sid=')));
     });
 
+    it("keeps a response that hands out a session out of shared caches, whatever the app's Cache-Control", async () => {
+      const cases: [string, string][] = [
+        ['public, max-age=600', 'private, max-age=600'],
+        ['max-age=60, s-maxage=600, stale-while-revalidate=30', 'private, max-age=60, stale-while-revalidate=30'],
+        ['no-cache', 'private, no-cache'],
+        ['private, max-age=5', 'private, max-age=5'],
+        ['no-store', 'no-store'],
+        ['public, no-store', 'no-store'],
+      ];
+      for (const [app, sent] of cases) {
+        // A first visitor: no Cookie header, as every other first visitor; a new session's cookie.
+        const res = await browser().post(`/cached?set&cc=${encodeURIComponent(app)}`);
+        assert.equal(res.setCookie.filter((c) => c.startsWith('sid=')).length, 1, app);
+        assert.equal(res.headers.get('cache-control'), sent, app);
+        assert.match(res.headers.get('vary') ?? '', /Cookie/i);
+      }
+      // Without the session's cookie the app's value stands: Vary: Cookie keys it per session.
+      const b = browser();
+      await b.post('/set?key=a&value=1');
+      const read = await b.get(`/cached?cc=${encodeURIComponent('public, max-age=600')}`);
+      assert.deepEqual(read.setCookie.filter((c) => c.startsWith('sid=')), []);
+      assert.equal(read.headers.get('cache-control'), 'public, max-age=600');
+      assert.match(read.headers.get('vary') ?? '', /Cookie/i);
+    });
+
     it('makes the session reachable through AsyncLocalStorage', async () => {
       const b = browser();
       await b.post('/set?key=a&value=%22deep%22');

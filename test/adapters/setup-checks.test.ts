@@ -7,7 +7,14 @@ import { expressSessions } from '../../src/adapters/express.js';
 import { withSessions as withFetchSessions } from '../../src/adapters/fetch.js';
 import { honoSessions } from '../../src/adapters/hono.js';
 import { koaSessions } from '../../src/adapters/koa.js';
-import { withSessions as withNodeSessions } from '../../src/adapters/node.js';
+import { fastifySessions } from '../../src/adapters/fastify.js';
+import { getSession as getExpressSession } from '../../src/adapters/express.js';
+import { getSession as getFetchSession } from '../../src/adapters/fetch.js';
+import { getSession as getKoaSession } from '../../src/adapters/koa.js';
+import { getSession as getNodeSession, withSessions as withNodeSessions } from '../../src/adapters/node.js';
+import { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import Fastify from 'fastify';
 import { ConfigError } from '../../src/errors.js';
 import { createSessions, type Sessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
@@ -49,5 +56,37 @@ describe('adapter setup checks', () => {
     assert.equal(typeof withNodeSessions(sessions, () => undefined, { onError: () => undefined }), 'function');
     assert.equal(typeof withFetchSessions(sessions, handler, { getClientIp: () => null, onError: () => new Response('') }), 'function');
     assert.equal(typeof honoSessions(sessions, { getClientIp: () => null }), 'function');
+  });
+
+  it('refuses option names the adapter does not have, with a "did you mean"', async () => {
+    refused(() => expressSessions(sessions, { eagr: true } as never), /^coatcheck: expressSessions: unknown option eagr: did you mean eager\?/);
+    refused(() => expressSessions(sessions, { secret: 'keyboard cat' } as never), /expressSessions: unknown option secret: server-side sessions need no secret/);
+    refused(() => withFetchSessions(sessions, handler, { onErorr: () => new Response('') } as never), /withSessions: unknown option onErorr: did you mean onError\?/);
+    refused(() => honoSessions(sessions, { getClientIP: () => null } as never), /honoSessions: unknown option getClientIP: did you mean getClientIp\?/);
+    refused(() => withNodeSessions(sessions, () => undefined, { onEror: () => undefined } as never), /withSessions: unknown option onEror: did you mean onError\?/);
+    refused(() => koaSessions(sessions, { eager: true } as never), /koaSessions: unknown option eager: it takes no options/);
+    assert.equal(typeof koaSessions(sessions), 'function');
+    // Fastify: refused at registration; Fastify's own register options are accepted.
+    await assert.rejects(async () => {
+      await Fastify().register(fastifySessions, { sessions, onError: () => undefined } as never);
+    }, /fastifySessions: unknown option onError/);
+    await Fastify().register(fastifySessions, { sessions, prefix: '/x', logLevel: 'warn' }).ready();
+  });
+
+  it('getSession where no adapter opened a session rejects (never throws), naming the missing mount', async () => {
+    const req = new IncomingMessage(new Socket());
+    const calls: [string, () => Promise<unknown>, RegExp][] = [
+      ['express', () => getExpressSession(req), /expressSessions\(sessions\)\) before the routes/],
+      ['node', () => getNodeSession(req), /withSessions\(sessions, handler\) from coatcheck\/node/],
+      ['fetch', () => getFetchSession(new Request('http://localhost/')), /not wrapped in withSessions/],
+      ['koa', () => getKoaSession({} as never), /app\.use\(koaSessions\(sessions\)\) before/],
+    ];
+    for (const [name, call, message] of calls) {
+      let outcome: Promise<unknown> | undefined;
+      assert.doesNotThrow(() => {
+        outcome = call();
+      }, name);
+      await assert.rejects(outcome!, (error: unknown) => error instanceof ConfigError && message.test(error.message) && !/context: false/.test(error.message), name);
+    }
   });
 });
