@@ -64,7 +64,7 @@ export function parseStoreUrl(url: string): StoreTarget {
   // SQLite would open a directory and fail with "disk I/O error", migrate included: refuse it
   // here, before any command looks at the path.
   const path = target.location;
-  if (target.kind === 'sqlite' && path !== ':memory:' && statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+  if (target.kind === 'sqlite' && path !== ':memory:' && isDirectory(path)) {
     throw new UsageError(`sqlite:${path} is a directory: sqlite:PATH names the database file, e.g. sqlite:${path.replace(/\/+$/, '')}/sessions.db`);
   }
   return target as StoreTarget;
@@ -115,5 +115,14 @@ export async function openStore(target: StoreTarget, options: { create: boolean 
       const { redisStore } = await import('../stores/redis.js');
       return redisStore({ url: target.location, ...(target.prefix && { prefix: target.prefix }) });
     }
+  }
+}
+
+/** Whether `path` names an existing directory (any other stat failure: no, and the opener says why). */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }

@@ -603,7 +603,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     const inMemory = path === ':memory:' || path === '';
     if (!inMemory) {
       // SQLite opens a directory and fails later with "disk I/O error".
-      if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      if (isDirectory(path)) {
         throw new ConfigError(`sqliteStore: ${path} is a directory; path names the database file, e.g. ${path.replace(/\/+$/, '')}/sessions.db`);
       }
       if (createTable) mkdirSync(dirname(path), { recursive: true });
@@ -873,4 +873,13 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       if (owned) db.close();
     },
   };
+}
+
+/** Whether `path` names an existing directory (any other stat failure: no, and the opener says why). */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
