@@ -8,6 +8,7 @@ import { postgresStore, type PostgresStore } from '../../src/stores/postgres.js'
 import type { SessionRecord } from '../../src/stores/types.js';
 import { makeRecord, testStore } from '../../src/testing/store-contract.js';
 import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
+import { checkWholeMillisecondTimes } from '../helpers/whole-ms-times.js';
 
 const up = await serviceAvailable('postgres');
 
@@ -325,29 +326,7 @@ if (up) {
 
     it('takes fractional millisecond times (a high-resolution clock), stored rounded to whole ms', async () => {
       // bigint columns refuse "1795529754628.3555": every create, save and touch used to fail.
-      const now = Date.now() + 0.3555;
-      const record = makeRecord({ createdAt: now, lastSeenAt: now, expiresAt: now + 60_000.25 });
-      await store.create(record);
-      let loaded = await store.get(record.id);
-      // The past rounds down, the expiry up (as Redis's PEXPIREAT does).
-      assert.equal(loaded?.createdAt, Math.floor(now));
-      assert.equal(loaded?.lastSeenAt, Math.floor(now));
-      assert.equal(loaded?.expiresAt, Math.ceil(now + 60_000.25));
-      const later = now + 1_000.5;
-      assert.equal(await store.update(record.id, { data: { set: { a: 1 } }, guard: { absent: ['moved'] }, lastSeenAt: later, expiresAt: later + 0.1 + 120_000 }), true);
-      loaded = await store.get(record.id);
-      assert.equal(loaded?.lastSeenAt, Math.floor(later));
-      assert.equal(loaded?.expiresAt, Math.ceil(later + 0.1 + 120_000));
-      assert.deepEqual(loaded?.data, { ...record.data, a: 1 });
-      const last = later + 2_000.75;
-      assert.equal(await store.touch(record.id, { lastSeenAt: last, expiresAt: last + 30_000.5 }), true);
-      loaded = await store.get(record.id);
-      assert.equal(loaded?.lastSeenAt, Math.floor(last));
-      assert.equal(loaded?.expiresAt, Math.ceil(last + 30_000.5));
-      // The stored (rounded) expiry is the one that counts: a save at it finds the session over.
-      const expiry = loaded?.expiresAt as number;
-      assert.equal(await store.touch(record.id, { lastSeenAt: expiry + 0.5, expiresAt: expiry + 60_000.5 }), false);
-      assert.equal(await store.touch(record.id, { lastSeenAt: expiry - 0.5, expiresAt: expiry + 60_000.5 }), true);
+      await checkWholeMillisecondTimes(store);
     });
 
     it('destroyByUser keeps a session whose owner changed while the delete waited for its row lock', async () => {

@@ -14,6 +14,7 @@ import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import { SWEEP_SLACK_MAX_MS, liveRowsCte, sweepBatchSql, sweepHint, sweepSlack } from '../../src/stores/sqlite-sweep-hint.js';
 import type { Awaitable } from '../../src/stores/types.js';
 import { writeSchemaV1 } from '../helpers/sqlite-schema-v1.js';
+import { checkWholeMillisecondTimes } from '../helpers/whole-ms-times.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-sqlite-'));
@@ -314,30 +315,7 @@ describe('sqliteStore', () => {
     // STRICT INTEGER columns refuse 1795529754628.3555: every create, save and touch used to fail.
     const store = sqliteStore({ path: ':memory:' });
     try {
-      const now = Date.now() + 0.3555;
-      const record = makeRecord({ createdAt: now, lastSeenAt: now, expiresAt: now + 60_000.25 });
-      await store.create(record);
-      let loaded = await store.get(record.id);
-      // The past rounds down, the expiry up (as the PostgreSQL store does).
-      assert.equal(loaded?.createdAt, Math.floor(now));
-      assert.equal(loaded?.lastSeenAt, Math.floor(now));
-      assert.equal(loaded?.expiresAt, Math.ceil(now + 60_000.25));
-      const later = now + 1_000.5;
-      assert.equal(store.update(record.id, { data: { set: { a: 1 } }, guard: { absent: ['moved'] }, lastSeenAt: later, expiresAt: later + 0.1 + 120_000 }), true);
-      loaded = await store.get(record.id);
-      assert.equal(loaded?.lastSeenAt, Math.floor(later));
-      assert.equal(loaded?.expiresAt, Math.ceil(later + 0.1 + 120_000));
-      assert.deepEqual(loaded?.data, { ...record.data, a: 1 });
-      const last = later + 2_000.75;
-      assert.equal(store.touch(record.id, { lastSeenAt: last, expiresAt: last + 30_000.5 }), true);
-      loaded = await store.get(record.id);
-      assert.equal(loaded?.lastSeenAt, Math.floor(last));
-      assert.equal(loaded?.expiresAt, Math.ceil(last + 30_000.5));
-      // The stored (rounded) expiry is the one that counts: a save at it finds the session over.
-      const expiry = loaded?.expiresAt as number;
-      assert.equal(store.touch(record.id, { lastSeenAt: expiry + 0.5, expiresAt: expiry + 60_000.5 }), false);
-      assert.equal(store.update(record.id, { lastSeenAt: expiry + 0.5, expiresAt: expiry + 60_000.5 }), false);
-      assert.equal(store.touch(record.id, { lastSeenAt: expiry - 0.5, expiresAt: expiry + 60_000.5 }), true);
+      const { expiresAt: expiry } = await checkWholeMillisecondTimes(store);
       // A fractional sweep cutoff: a row not yet expired by it stays; one past it (and past its
       // sweep hint's slack) goes.
       assert.equal((await store.deleteExpired({ before: expiry + 60_000.75, limit: 10 })).deleted, 0);
