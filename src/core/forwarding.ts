@@ -7,7 +7,7 @@
  */
 import type { Store } from '../stores/types.js';
 import { CorruptRecordError } from '../errors.js';
-import { FORWARDER_USER, isReservedUser } from './reserved-users.js';
+import { isReservedUser } from './reserved-users.js';
 import { openForward } from './rotation.js';
 import { hashToken, isWellFormedToken } from './token.js';
 
@@ -36,7 +36,8 @@ export interface ChainEnder {
  * makes, so a rotation racing with this either claimed it before (its forwarder is followed here)
  * or fails its own claim after (and gives up): no signed-in copy outlives a logout. `token` opens
  * forwarders written before `movedTo` existed; `stopAt` is a record never followed into (the
- * request's own, kept or ended on its own). `ended` is told of each record deleted.
+ * request's own, kept or ended on its own). `ended` is told of each live record deleted; resolves
+ * how many there were (a record already gone or past its expiry ends nothing and leads nowhere).
  */
 export async function endChain(
   engine: ChainEnder,
@@ -44,16 +45,18 @@ export async function endChain(
   token: string | null,
   stopAt: string | null,
   ended: (id: string) => void,
-): Promise<void> {
+): Promise<number> {
   let hopId = id;
   let hopToken = token;
+  let count = 0;
   for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
     const current = hopId;
     const now = engine.now();
+    // The user is left as it is: a claim that changed it would move the record between user
+    // indexes (Redis writes one more key, shared by every session end) only to delete it.
     const claimed = await engine.call('update', (store) =>
       store.update(current, {
         meta: { set: { [META_MOVED]: CYCLED_MARK } },
-        userId: FORWARDER_USER,
         guard: { absent: [META_MOVED] },
         lastSeenAt: now,
         // Deleted right after this; should that fail, it leads nowhere and expires soon.
@@ -61,16 +64,21 @@ export async function endChain(
       }),
     );
     const record = claimed ? null : await readOrNull(engine, current);
-    await engine.call('destroy', (store) => store.destroy(current));
+    const live = claimed || (record !== null && record.expiresAt > now);
+    // An expired record left for the sweep is deleted too, but ended nothing and leads nowhere.
+    if (claimed || record !== null) await engine.call('destroy', (store) => store.destroy(current));
+    if (!live) return count;
+    count++;
     ended(current);
-    if (record === null || record.meta[META_MOVED] === undefined) return;
+    if (record === null || record.meta[META_MOVED] === undefined) return count;
     const movedTo = record.meta[META_MOVED_TO];
     const nextToken = hopToken === null ? null : openForward(record.meta[META_MOVED], hopToken);
     hopToken = nextToken !== null && isWellFormedToken(nextToken) ? nextToken : null;
     const nextId = typeof movedTo === 'string' ? movedTo : hopToken === null ? null : hashToken(hopToken);
-    if (nextId === null || nextId === stopAt) return;
+    if (nextId === null || nextId === stopAt) return count;
     hopId = nextId;
   }
+  return count;
 }
 
 /**
@@ -86,6 +94,25 @@ export async function ownerOf(engine: ChainEnder, record: { userId: string | nul
     current = await readOrNull(engine, movedTo);
   }
   return null;
+}
+
+/**
+ * `handles` and the records each one's rotated or cycled record gave way to (through `movedTo`, a
+ * few hops at most): the sessions those handles now name.
+ */
+export async function successorsOf(engine: ChainEnder, handles: readonly string[]): Promise<string[]> {
+  const all = new Set(handles);
+  for (const handle of handles) {
+    let id = handle;
+    for (let hop = 0; hop < MAX_FORWARD_HOPS; hop++) {
+      const record = await readOrNull(engine, id);
+      const movedTo = record === null || record.meta[META_MOVED] === undefined ? undefined : record.meta[META_MOVED_TO];
+      if (typeof movedTo !== 'string' || all.has(movedTo)) break;
+      all.add(movedTo);
+      id = movedTo;
+    }
+  }
+  return [...all];
 }
 
 async function readOrNull(engine: ChainEnder, id: string) {

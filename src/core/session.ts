@@ -411,7 +411,9 @@ export class Session<T extends SessionData = RegisteredData> {
     const engine = this.#engine;
     engine.events.emit('bindingMismatch', { handle: record.id, userId: record.userId, field });
     const chain = { call: engine.call.bind(engine), now: () => engine.options.clock.now() };
-    await endChain(chain, arrivedAt, null, null, (handle) => engine.events.emit('destroyed', { handle, userId: record.userId, reason: 'binding' }));
+    // The old cookie's token opens a forwarder written before `movedTo` existed.
+    const token = this.#arrivedVia?.id === arrivedAt ? this.#arrivedVia.token : null;
+    await endChain(chain, arrivedAt, token, null, (handle) => engine.events.emit('destroyed', { handle, userId: record.userId, reason: 'binding' }));
   }
 
   /** Loads a stateless session: decrypt, check expiry, revocation and binding; no store record. */
@@ -835,10 +837,8 @@ export class Session<T extends SessionData = RegisteredData> {
     const excess = live.length - limit.limit + 1;
     if (excess <= 0) return;
     if (limit.strategy === 'refuse-new') throw new TooManySessionsError(limit.limit);
-    for (const oldest of live.slice(0, excess)) {
-      await this.#engine.call('destroy', (store) => store.destroy(oldest.id));
-      this.#engine.events.emit('destroyed', { handle: oldest.id, userId, reason: 'evicted' });
-    }
+    // Claimed, then deleted (endChain): a device rotating meanwhile is evicted with its new id.
+    for (const oldest of live.slice(0, excess)) await this.#destroyChain(oldest.id, null, userId, 'evicted');
   }
 
   /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
@@ -1395,7 +1395,10 @@ export class Session<T extends SessionData = RegisteredData> {
     const token = cycled === undefined ? await this.#create(now) : await this.#cycle(cycled, now);
     if (cycled === undefined) await this.#destroyRetired();
     else {
-      // Claimed already: the old record leads nowhere and expires soon even if it stays.
+      // Claimed already, it leads no cookie anywhere; it stays until it expires (CYCLED_HOLD_MS)
+      // so that a logout or revoke racing this commit follows its movedTo to the new record.
+      this.#retired = this.#retired.filter((entry) => entry !== cycled);
+      this.#engine.events.emit('destroyed', { handle: cycled.id, userId: this.#userIdBaseline, reason: 'cycled' });
       await this.#destroyRetired().catch(() => undefined);
     }
     result.setCookie.push(this.#cookie(token, now));

@@ -14,7 +14,7 @@ import { StoreCaller } from './store-call.js';
 /** ViUR's name for "sessions without a user" in `killSessionsByUser`. */
 export { GUEST_USER } from './reserved-users.js';
 import { GUEST_USER, isReservedUser } from './reserved-users.js';
-import { endChain, ownerOf } from './forwarding.js';
+import { endChain, ownerOf, successorsOf } from './forwarding.js';
 
 /** Records examined per store call when a store ends every (guest) session in steps. */
 const MASS_DESTROY_STEP = 2000;
@@ -207,7 +207,9 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       let userId: string | null;
       try {
         const record = await engine.call('get', (s) => s.get(handle));
-        if (record === null) return false;
+        // Past its expiry (a forwarder after its grace window, a session the sweep has not reached):
+        // no session to end, and where it led is not followed.
+        if (record === null || record.expiresAt <= resolved.clock.now()) return false;
         // A handle listed before the device's session rotated: name (and end) the session it became.
         userId = await ownerOf(chain, record);
       } catch (error) {
@@ -215,8 +217,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         if (!(error instanceof CorruptRecordError)) throw error;
         userId = null;
       }
-      await endChain(chain, handle, null, null, (id) => events.emit('destroyed', { handle: id, userId, reason: 'revoked' }));
-      return true;
+      return (await endChain(chain, handle, null, null, (id) => events.emit('destroyed', { handle: id, userId, reason: 'revoked' }))) > 0;
     },
     async revokeUser(userId, opts = {}) {
       serverOnly('revoking a user\'s other sessions');
@@ -229,7 +230,10 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       if (opts.except !== undefined && !Array.isArray(opts.except)) throw new ConfigError('revokeUser: except must be an array of session handles');
       // session.handle is null until the session is stored (a login in this request): it matches
       // no stored record, so it is left out; the SQL stores would read NOT IN (NULL) as "keep all".
-      const except = (opts.except ?? []).filter((handle): handle is string => typeof handle === 'string' && handle.length > 0);
+      const listed = (opts.except ?? []).filter((handle): handle is string => typeof handle === 'string' && handle.length > 0);
+      // A handle listed before a parallel request rotated that session names the forwarder: the
+      // session it became is spared too (the device asking must not sign itself out).
+      const except = listed.length === 0 ? listed : await successorsOf({ call: engine.call, now: () => resolved.clock.now() }, listed);
       const deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(userId, except));
       events.emit('killed', { scope: 'user', userId, deleted });
       return deleted;

@@ -121,10 +121,26 @@ for (const { name, up, make, cleanup } of stores) {
       assert.equal(await sessions.revoke(listed!), true);
       assert.equal(await visit(rotating, (s) => s.userId), null, 'the device is signed out');
       assert.ok(destroyed.length >= 1 && destroyed.every((e) => e.userId === user), 'named under its user, never __moved__');
-      // The cycled record was deleted at the commit: nothing to end, and the app is told so.
-      assert.equal(await sessions.revoke(listedCycled!), false);
-      assert.equal(await visit(cycling, (s) => s.userId), user);
+      // The cycled record leads no cookie anywhere, but names the new record for a minute.
+      assert.equal(await sessions.revoke(listedCycled!), true);
+      assert.equal(await visit(cycling, (s) => s.userId), null);
+      assert.equal(await sessions.revoke(listedCycled!), false, 'nothing left to end');
       assert.equal(await visit(other, (s) => s.userId), user);
+    });
+
+    it('revoke(handle) of a forwarder past its grace window ends nothing and says so', async () => {
+      const { sessions, visit, clock } = app({ rotation: { afterSeconds: 3600, grace: 30 } });
+      const user = `g-${randomBytes(3).toString('hex')}`;
+      const device = new CookieJar();
+      await visit(device, (s) => s.login(user));
+      const listed = await visit(device, (s) => s.handle);
+      await visit(device, (s) => s.rotate());
+      clock.advance(31);
+      const destroyed: string[] = [];
+      sessions.events.on('destroyed', (e) => destroyed.push(e.handle));
+      assert.equal(await sessions.revoke(listed!), false);
+      assert.deepEqual(destroyed, []);
+      assert.equal(await visit(device, (s) => s.userId), user, 'the device was not ended');
     });
 
     it('refuses revokeUser for a guest, a reserved id or an except that is not an array, ending nothing', async () => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
+import { hashToken } from '../../src/core/token.js';
 
 /** A browser still holding `value` as its session cookie (a stale tab, or a thief). */
 function holding(value: string): CookieJar {
@@ -262,7 +263,7 @@ describe('id rotation against parallel requests', () => {
   });
 
   it('cycleId() after a parallel rotation cycles the rotated session, and no old cookie follows it', async () => {
-    const { sessions, visit, jar } = setup();
+    const { sessions, visit, jar, clock } = setup();
     await visit(async (s) => {
       await s.login('carol');
       s.set('a', 1);
@@ -279,6 +280,7 @@ describe('id rotation against parallel requests', () => {
     assert.deepEqual((await visit((s) => ({ user: s.userId, data: s.toJSON() }))).value, { user: 'carol', data: { a: 1, b: 2 } });
     assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null, 'the old cookie does not follow');
     assert.equal((await sessions.listByUser('carol')).length, 1, 'one device, not two');
+    clock.advance(61); // the cycled mark stays a minute, for a racing logout to follow
     assert.deepEqual(await sessions.listByUser('__moved__'), [], 'no forwarder left behind');
   });
 
@@ -386,5 +388,75 @@ describe('id rotation against parallel requests', () => {
     assert.deepEqual((await visit((s) => ({ user: s.userId, data: s.toJSON() }))).value, { user: null, data: {} });
     assert.deepEqual(await sessions.listByUser('alice'), []);
     assert.deepEqual(await sessions.listByUser('__moved__'), [], 'no forwarder left behind');
+  });
+
+  it('a logout that loaded before a parallel cycleId() committed ends the cycled session too', async () => {
+    const { sessions, visit, jar, store } = setup();
+    await visit((s) => s.login('alice'));
+    const signOut = sessions.open({ cookieHeader: jar.header(), https: false });
+    await signOut.load();
+    const twoFactor = new CookieJar();
+    twoFactor.apply([`sid=${jar.get('sid')}`]);
+    await visit((s) => s.cycleId(), { browser: twoFactor }); // commits fully first
+    await signOut.logout();
+    await signOut.commit(200);
+    assert.deepEqual(await store.listByUser('alice'), []);
+    assert.equal((await visit((s) => s.userId, { browser: twoFactor })).value, null);
+  });
+
+  it('spares the session a listed handle became when a parallel request rotated it (revokeUser except)', async () => {
+    const { sessions, visit } = setup();
+    const laptop = new CookieJar();
+    await visit((s) => s.login('alice'), { browser: laptop });
+    await visit((s) => s.login('alice'));
+    const mine = (await visit((s) => s.handle)).value;
+    await visit((s) => s.rotate()); // this browser's parallel poll, say
+    assert.equal(await sessions.revokeUser('alice', { except: [mine] }), 1);
+    assert.equal((await visit((s) => s.userId)).value, 'alice');
+    assert.equal((await visit((s) => s.userId, { browser: laptop })).value, null);
+  });
+
+  it('evicts a device (maxSessionsPerUser) whose id rotated between the listing and the delete', async () => {
+    const { sessions, visit, store } = setup({ maxSessionsPerUser: { limit: 1 } });
+    const first = new CookieJar();
+    await visit((s) => s.login('alice'), { browser: first });
+    const list = store.listByUser.bind(store);
+    store.listByUser = (async (userId: string) => {
+      const listed = await list(userId);
+      store.listByUser = list;
+      await visit((s) => s.rotate(), { browser: first }); // lands after the listing
+      return listed;
+    }) as typeof store.listByUser;
+    await visit((s) => s.login('alice'));
+    assert.equal((await visit((s) => s.userId, { browser: first })).value, null, 'the first device is evicted');
+    assert.equal((await sessions.listByUser('alice')).length, 1);
+  });
+
+  it('reports each ended record once when a request through an old cookie cycles and then logs out', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.login('alice'));
+    const old = jar.get('sid') as string;
+    await visit((s) => s.rotate());
+    const ended: string[] = [];
+    sessions.events.on('destroyed', (e) => ended.push(e.handle));
+    await visit(async (s) => {
+      await s.cycleId();
+      await s.logout();
+    }, { browser: holding(old) });
+    assert.equal(new Set(ended).size, ended.length, `no record reported twice: ${ended.join(', ')}`);
+    assert.equal((await visit((s) => s.userId)).value, null);
+  });
+
+  it('a binding mismatch through a forwarder written without movedTo (an older version) still ends the session', async () => {
+    const { visit, jar, store, clock } = setup({ binding: { userAgent: true }, rotation: { afterSeconds: 3600 } });
+    await visit((s) => s.login('alice'));
+    const old = jar.get('sid') as string;
+    await visit((s) => s.rotate());
+    const forwarder = hashToken(old);
+    const now = clock.now();
+    await store.update(forwarder, { meta: { unset: ['movedTo'] }, lastSeenAt: now, expiresAt: (await store.get(forwarder))!.expiresAt });
+    assert.equal((await store.get(forwarder))?.meta.movedTo, undefined);
+    assert.equal((await visit((s) => s.userId, { browser: holding(old), userAgent: 'thief' })).value, null);
+    assert.equal((await visit((s) => s.userId)).value, null, 'the victim is signed out, as through the current cookie');
   });
 });

@@ -476,6 +476,8 @@ type StoredView = { data: [string, unknown][]; userId: string | null } | null;
 
 function storedView(record: SessionRecord | ModelRecord | null | undefined): StoredView {
   if (record === null || record === undefined) return null;
+  // A record given up by cycleId stays until it expires, leading no cookie anywhere: no session.
+  if (!(record.data instanceof Map) && (record as SessionRecord).meta.moved !== undefined) return null;
   const entries = record.data instanceof Map ? record.data : Object.entries(record.data);
   return { data: sorted(entries), userId: record.userId };
 }
