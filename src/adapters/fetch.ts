@@ -39,14 +39,14 @@ type WithSession = Request & { [SESSION]?: object };
  * (or `honoSessions`) wrapper opened a session for this request.
  */
 export function getSession<T extends SessionData = RegisteredData>(request: Request): Promise<Session<T>> {
-  const session = (request as WithSession)[SESSION] as unknown as Session<T> | undefined;
+  const session = (request as WithSession | undefined)?.[SESSION] as unknown as Session<T> | undefined;
   if (!session) return Promise.reject(new ConfigError(FETCH_NOT_MOUNTED));
   return session.load();
 }
 
 /** The request's session handle without loading it. Throws a ConfigError where no wrapper opened one. */
 export function sessionHandle<T extends SessionData = RegisteredData>(request: Request): Session<T> {
-  const session = (request as WithSession)[SESSION];
+  const session = (request as WithSession | undefined)?.[SESSION];
   if (!session) throw new ConfigError(FETCH_NOT_MOUNTED);
   return session as unknown as Session<T>;
 }
@@ -59,7 +59,13 @@ const FETCH_NOT_MOUNTED =
  * whether the connection itself is TLS, when the adapter can see it; otherwise the request URL's
  * scheme decides, as the host runtime built it.
  */
-export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, request: Request, ip?: string | null, encrypted?: boolean): Session<T> {
+export function openFetchSession<T extends SessionData>(
+  sessions: Sessions<T>,
+  request: Request,
+  ip?: string | null,
+  encrypted?: boolean,
+  missingAddress?: string,
+): Session<T> {
   const trustProxy = sessions.options.trustProxy;
   // Parsing the URL costs a little: only a cookie with a Path of its own needs the request's.
   const scoped = sessions.options.cookie.path !== '/';
@@ -68,13 +74,23 @@ export function openFetchSession<T extends SessionData>(sessions: Sessions<T>, r
     return {
       cookieHeader: headers.get('cookie'),
       https: isHttps(encrypted ?? request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
-      ip: clientIp(ip, headers.get('x-forwarded-for'), trustProxy),
+      ip: addressOrRefuse(clientIp(ip, headers.get('x-forwarded-for'), trustProxy), missingAddress),
       userAgent: headers.get('user-agent'),
       path: scoped ? new URL(request.url).pathname : null,
     };
   });
   (request as WithSession)[SESSION] = session;
   return session;
+}
+
+/**
+ * With `binding.ip` and no way to learn the client's address, a request is refused where its
+ * session is first used (binding to no address would bind nothing); requests that never use it
+ * are not.
+ */
+function addressOrRefuse(address: string | null, missing: string | undefined): string | null {
+  if (address === null && missing !== undefined) throw new ConfigError(missing);
+  return address;
 }
 
 /**
@@ -87,16 +103,31 @@ export function reopenedFetchSession(sessions: { readonly options: object }, req
   return existing as unknown as Session<RegisteredData>;
 }
 
+/** Sessions honoSessions opened (with the async context on), to the request they were opened for. */
+const mountOrigins = new WeakMap<object, Request>();
+
+/** honoSessions: `request` may be handed on rebuilt (`app.mount()`); see `mountedSession`. */
+export function noteMountOrigin(session: object, request: Request): void {
+  mountOrigins.set(session, request);
+}
+
 /**
- * The session of the request this one was rebuilt from: a Hono mount hands a mounted handler
- * `new Request(url, c.req.raw)`, which carries nothing of the original object, so the session is
- * found through the async context. Taken only when it is this engine's and was opened with the
- * same Cookie header (an in-process request made there for another client gets its own).
+ * The session of the Hono request this one was rebuilt from by `app.mount()` (`new Request(url,
+ * c.req.raw)`, which carries nothing of the original object), found through the async context.
+ * Taken only when all of this holds: honoSessions opened it for a request, with this engine; it is
+ * not committed yet; and this request is that one with the mount's prefix taken off the path (same
+ * method, Cookie header, host and query). Any other request made in that context (a sub-request,
+ * a timer's call after the response) gets its own session.
  */
-function contextSession(sessions: { readonly options: object }, request: Request): Session<RegisteredData> | undefined {
+export function mountedSession(sessions: { readonly options: object }, request: Request): Session<RegisteredData> | undefined {
   const outer = peekSession();
   if (outer === undefined || !Session.openedWith(outer, sessions.options)) return undefined;
-  if (Session.cookieHeaderOf(outer as Session<never>) !== request.headers.get('cookie')) return undefined;
+  const origin = mountOrigins.get(outer);
+  if (origin === undefined || Session.isCommitted(outer as Session<never>)) return undefined;
+  if (origin.method !== request.method || origin.headers.get('cookie') !== request.headers.get('cookie')) return undefined;
+  const from = new URL(origin.url);
+  const to = new URL(request.url);
+  if (from.host !== to.host || from.search !== to.search || !(from.pathname.endsWith(to.pathname) || to.pathname === '/')) return undefined;
   // The wrapped handler finds it on its own request, as on any second mount.
   (request as WithSession)[SESSION] = outer;
   return outer as Session<RegisteredData>;
@@ -157,18 +188,6 @@ export function failureToResponse(error: unknown): Response {
 const IP_BINDING_WITHOUT_ADDRESS = 'withSessions: binding.ip needs the client address, which a Request does not carry: pass getClientIp(request, ...rest)';
 
 /**
- * The 4xx status a thrown error carries (a CoatcheckError's `status`, or the numeric `status` /
- * `statusCode` http-errors and frameworks set), else 500: a 4xx is an answer, and its session
- * changes are saved as on every other adapter; anything else saves nothing.
- */
-export function thrownStatus(error: unknown): number {
-  if (typeof error !== 'object' || error === null) return 500;
-  const raw = error as { status?: unknown; statusCode?: unknown };
-  const status = typeof raw.status === 'number' ? raw.status : raw.statusCode;
-  return typeof status === 'number' && status >= 400 && status < 500 ? status : 500;
-}
-
-/**
  * Wraps a Fetch handler so each request gets a session (also via `currentSession()`). The handler
  * may take a Request subtype (Next.js's `NextRequest`); the wrapper then takes the same type.
  */
@@ -190,31 +209,26 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
     // Wrapped twice (a wrapped handler called from a wrapped one, or inside Hono's middleware):
     // the outer mount's session is the request's one, and that mount commits it. Under a Hono
     // mount the request is a new object built from the outer one: found through the context.
-    const reopened = reopenedFetchSession(sessions, request, 'withSessions') ?? (contextual ? contextSession(sessions, request) : undefined);
+    const reopened = reopenedFetchSession(sessions, request, 'withSessions') ?? (contextual ? mountedSession(sessions, request) : undefined);
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), contextual);
-    if (addressMissing) throw new ConfigError(IP_BINDING_WITHOUT_ADDRESS);
-    const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest));
+    const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest), undefined, addressMissing ? IP_BINDING_WITHOUT_ADDRESS : undefined);
     let response: Response;
     try {
       response = await runWithSession(session, () => handler(request, ...rest), contextual);
     } catch (error) {
-      const status = thrownStatus(error);
-      const ours = failureResponse(error).status !== 500;
-      if (status >= 500) {
-        if (!ours) throw error;
-        return answer(error, request);
-      }
-      // A 4xx (a ReauthenticationRequiredError after session.set('returnTo', …), an http-errors
-      // 403): saved as an answer would be. The cookie goes on the answer when this adapter gives
-      // it; a rethrown error's answer is built elsewhere, so its cookie cannot be sent (the data
-      // is saved all the same).
+      const { status } = failureResponse(error);
+      // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a commit
+      // may need (a login's, a new session's), so nothing is saved.
+      if (status === 500) throw error;
+      if (status >= 500) return answer(error, request);
+      // A coatcheck 4xx (ReauthenticationRequiredError after session.set('returnTo', …)) is
+      // answered here: saved as an answer would be, its cookie on that answer.
       let result: CommitResult | null;
       try {
         result = await session.commit(status);
       } catch (commitError) {
         return answer(commitError, request);
       }
-      if (!ours) throw error;
       return applyCommit(await answer(error, request), result);
     }
     try {

@@ -37,7 +37,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession } from './fetch.js';
+import { applyCommit, discardBody, failureToResponse, mountedSession, noteMountOrigin, openFetchSession, reopenedFetchSession } from './fetch.js';
 import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
@@ -103,22 +103,26 @@ const IP_BINDING_WITHOUT_ADDRESS =
 export function honoSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: HonoSessionsOptions = {}): MiddlewareHandler {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('honoSessions(sessions): pass the object createSessions() returned');
   checkAdapterOptions('honoSessions', options, { getClientIp: 'function', onError: 'function' });
-  const getClientIp = options.getClientIp ?? (sessions.options.binding.ip ? requiredNodeServerIp : nodeServerIp);
+  const getClientIp = options.getClientIp ?? nodeServerIp;
+  // As the Fetch adapter: refused where the session is first used, never on other requests.
+  const missingAddress = sessions.options.binding.ip && !options.getClientIp ? IP_BINDING_WITHOUT_ADDRESS : undefined;
   const contextual = sessions.options.context;
 
   return async function coatcheckHono(c, next) {
     // Mounted again (app-wide and on a path, or inside a Fetch adapter's wrapper): the session
     // already opened is the request's one, and the mount that opened it commits it.
-    const reopened = reopenedFetchSession(sessions, c.req.raw, 'honoSessions');
+    // A sub-app's honoSessions under app.mount() is handed a rebuilt Request: found through the context.
+    const reopened = reopenedFetchSession(sessions, c.req.raw, 'honoSessions') ?? (contextual ? mountedSession(sessions, c.req.raw) : undefined);
     if (reopened) {
       c.set('session', reopened);
       await runWithSession(reopened, next, contextual);
       return;
     }
-    const session = openFetchSession(sessions, c.req.raw, getClientIp(c), nodeServerEncrypted(c)) as unknown as Session<RegisteredData>;
+    const session = openFetchSession(sessions, c.req.raw, getClientIp(c), nodeServerEncrypted(c), missingAddress) as unknown as Session<RegisteredData>;
     c.set('session', session);
-    // A Hono mount hands a mounted withSessions handler a new Request built from this one: with
-    // the async context on, it finds this session there (fetch.ts, contextSession).
+    // A Hono mount hands what it mounts a new Request built from this one: with the async context
+    // on, withSessions / honoSessions there find this session (fetch.ts, mountedSession).
+    if (contextual) noteMountOrigin(session, c.req.raw);
     await runWithSession(session, next, contextual);
 
     // Hono's default error handler answers every thrown error with a 500; ours carry their own
@@ -163,7 +167,8 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
 }
 
 const SECOND_SESSION =
-  'honoSessions: this response already carries a session cookie from a second session of the same request (a withSessions handler under app.mount(), which hands it a new Request). Keep the async context on (createSessions({ context: true }), the default), or mount with { replaceRequest: false }';
+  'honoSessions: this response already carries a session cookie from a second session of the same request (a handler under app.mount(), which hands it a new Request). ' +
+  'With createSessions({ context: false }) mount it with { replaceRequest: false }; with the context on (the default), the mounted request is recognised when it is the original one with the mount\'s prefix taken off';
 
 /** Whether `response` already has a Set-Cookie for the cookie one of `cookies` sets. */
 function carriesCookieNamed(response: Response, cookies: readonly string[]): boolean {
@@ -201,13 +206,6 @@ function nodeServerSocket(c: Context): NodeSocket | undefined {
 function nodeServerIp(c: Context): string | null {
   const address = nodeServerSocket(c)?.remoteAddress;
   return typeof address === 'string' ? address : null;
-}
-
-/** With `binding.ip`, as the Fetch adapter: no address is a setup error, not a session bound to none. */
-function requiredNodeServerIp(c: Context): string {
-  const address = nodeServerIp(c);
-  if (address === null) throw new ConfigError(IP_BINDING_WITHOUT_ADDRESS);
-  return address;
 }
 
 /**

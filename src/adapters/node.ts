@@ -56,7 +56,7 @@ type WithSession = IncomingMessage & { [SESSION]?: object };
  * Rejects (never throws) with a ConfigError when no adapter opened a session for this request.
  */
 export function getSession<T extends SessionData = RegisteredData>(req: NodeRequest): Promise<Session<T>> {
-  const session = (req as WithSession)[SESSION] as unknown as Session<T> | undefined;
+  const session = (req as WithSession | undefined)?.[SESSION] as unknown as Session<T> | undefined;
   if (!session) return Promise.reject(new ConfigError(NODE_NOT_MOUNTED));
   return session.load();
 }
@@ -71,7 +71,7 @@ export function attachedSession(req: NodeRequest): object | undefined {
 
 /** The request's session handle without loading it. */
 export function sessionHandle<T extends SessionData = RegisteredData>(req: NodeRequest): Session<T> {
-  const session = (req as WithSession)[SESSION];
+  const session = (req as WithSession | undefined)?.[SESSION];
   if (!session) throw new ConfigError(NODE_NOT_MOUNTED);
   return session as unknown as Session<T>;
 }
@@ -240,6 +240,9 @@ function respondWithError(error: unknown, req: IncomingMessage, res: ServerRespo
   const { status, body } = defaultFailure(error);
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.statusCode = status;
+  // The reason phrase is Node's for this status: one the app gave (maybe the invalid one that
+  // failed the replay) would go out with the error answer, or throw again.
+  if (!isHttp2(res)) res.statusMessage = '';
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
   res.setHeader('Cache-Control', 'no-store');
   res.end(body);
@@ -897,6 +900,9 @@ function reportEnded(res: ServerResponse, state: Interception): void {
  * gave, as Node's own writeHead sets them at once. A status Node would refuse is left for the
  * replay to refuse, as before.
  */
+/** Characters Node accepts in a reason phrase (its own check refuses the rest at writeHead). */
+const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 function noteHeldStatus(res: ServerResponse, head: unknown[]): void {
   const status = head[0];
   if (typeof status !== 'number' || !Number.isInteger(status)) return;
@@ -906,7 +912,8 @@ function noteHeldStatus(res: ServerResponse, head: unknown[]): void {
   }
   if (status < 100 || status > 999) return;
   res.statusCode = status;
-  if (typeof head[1] === 'string') res.statusMessage = head[1];
+  // A message Node would refuse (a CR or LF in it) is left for the replay to refuse.
+  if (typeof head[1] === 'string' && VALID_REASON.test(head[1])) res.statusMessage = head[1];
 }
 
 /** The response can no longer be sent: destroyed, or its socket closed (before 'close' says so). */

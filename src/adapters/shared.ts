@@ -80,12 +80,15 @@ export const SESSION_CACHE_CONTROL = 'private';
  * directives stay. Returns `current` itself when it needs no change (the common case: a string
  * test, no allocation), `SESSION_CACHE_CONTROL` when there is none.
  */
+const CLOSED_TO_SHARED = /(?:^|,)\s*(?:private|no-store)\s*(?:[=,]|$)/i;
+const OPEN_TO_SHARED = /(?:^|,)\s*(?:public|s-maxage)\s*(?:[=,]|$)/i;
+
 export function cacheControlWithCookie(current: string | number | readonly string[] | null | undefined): string {
   const text = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : current == null ? '' : String(current);
   if (!text) return SESSION_CACHE_CONTROL;
-  const lower = text.toLowerCase();
-  // Fast path: private or no-store, and nothing that opens the response to shared caches.
-  if ((lower.includes('private') || lower.includes('no-store')) && !lower.includes('public') && !lower.includes('s-maxage')) return text;
+  // Fast path: private or no-store, and nothing that opens the response to shared caches
+  // (directive names, not substrings: `x-private` is neither).
+  if (CLOSED_TO_SHARED.test(text) && !OPEN_TO_SHARED.test(text)) return text;
   const kept: string[] = [];
   let closed = false;
   for (const part of text.split(',')) {

@@ -202,6 +202,11 @@ export class Session<T extends SessionData = RegisteredData> {
     return session.#request().cookieHeader ?? null;
   }
 
+  /** Adapters: whether the session has been committed (its response is going or gone). @internal */
+  static isCommitted(session: Session<never>): boolean {
+    return session.#phase === 'committed';
+  }
+
   constructor(engine: SessionEngine, request: RequestInfo | (() => RequestInfo), onActivate?: () => void) {
     this.#engine = engine;
     this.#requestSource = request;

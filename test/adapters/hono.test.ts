@@ -329,6 +329,71 @@ describe('hono: a withSessions handler under app.mount()', () => {
     }
   });
 
+  it('never shares the session with a request that is not the mounted one (a cookieless sub-request, a call after the response)', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const seen: unknown[] = [];
+    const track = withFetchSessions(sessions, async (request) => {
+      const session = await getFetchSession(request);
+      seen.push(session.get('visitor') ?? null);
+      session.set('tracked', true);
+      return new Response('tracked');
+    });
+    let later!: Promise<Response>;
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    app.get('/page', async (c) => {
+      (await getSession(c)).set('visitor', 'A');
+      const sub = await track(new Request('http://localhost/track')); // cookieless, like this visitor
+      await sub.text();
+      later = new Promise((resolve) => setTimeout(() => resolve(track(new Request('http://localhost/track'))), 10));
+      return c.text('page');
+    });
+    const running = await listen(app);
+    try {
+      const page = await fetch(`${running.url}/page`);
+      assert.equal(await page.text(), 'page');
+      const after = await later;
+      assert.equal(await after.text(), 'tracked');
+      assert.deepEqual(seen, [null, null], "neither call saw the visitor's session");
+      assert.equal(after.headers.getSetCookie().length, 1, 'the later call got a session of its own');
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('a sub-app with its own honoSessions under app.mount() uses the outer session', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const sub = new Hono();
+    sub.use(honoSessions(sessions));
+    sub.post('/login', async (c) => {
+      await (await getSession(c)).login('bob');
+      return c.json({ user: (await getSession(c)).userId });
+    });
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    app.use('/sub/*', async (c, next) => {
+      (await getSession(c)).set('language', 'de'); // kept by login(): the same session
+      await next();
+    });
+    app.mount('/sub', sub.fetch);
+    app.get('/me', async (c) => {
+      const session = await getSession(c);
+      return c.json({ user: session.userId, data: session.toJSON() });
+    });
+    const running = await listen(app);
+    try {
+      const login = await fetch(`${running.url}/sub/login`, { method: 'POST' });
+      assert.equal(login.status, 200);
+      assert.equal(sidOf(login).length, 1, sidOf(login).join(' | '));
+      const cookie = sidOf(login)[0]!.split(';')[0]!;
+      assert.deepEqual(await (await fetch(`${running.url}/me`, { headers: { cookie } })).json(), { user: 'bob', data: { language: 'de' } });
+      assert.equal(store.calls.create, 1);
+    } finally {
+      await running.close();
+    }
+  });
+
   it('never shares the session with a sub-request made in the same context with another Cookie header', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const inner = withFetchSessions(sessions, async (request) => {
@@ -442,11 +507,14 @@ describe('hono: errors and options', () => {
       (await getSession(c)).set('a', 1);
       return c.text('ok');
     });
+    app.get('/health', (c) => c.text('ok'));
     // Away from @hono/node-server (a Bun-style env): no address the default can read.
     const res = await app.fetch(new Request('http://localhost/', { method: 'POST' }), { requestIP: () => ({ address: '198.51.100.7' }) });
     assert.equal(res.status, 500);
     assert.deepEqual(res.headers.getSetCookie(), []);
     assert.ok(errors[0] instanceof ConfigError && /binding\.ip needs the client address.*getClientIp/.test(errors[0].message), String(errors[0]));
+    // Only where the session is used: a route that never touches it answers (app.request in tests).
+    assert.equal((await app.request('/health')).status, 200);
     // With the runtime's helper it binds to that address.
     const store = memoryStore({ sweepInterval: 0 });
     const bound = new Hono<{ Bindings: { requestIP: () => { address: string } } }>();

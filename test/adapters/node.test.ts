@@ -596,6 +596,44 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it('answers 500 when a held writeHead has a reason phrase Node refuses, with a synchronous or a slow store', async () => {
+    const uncaught = captureUncaught();
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    const errors = console.error;
+    console.error = () => undefined; // the default answer logs the unexpected 500
+    try {
+      for (const store of [memoryStore({ sweepInterval: 0 }), slowCreateStore(30)]) {
+        const sessions = createSessions({ store });
+        const app = await listen(
+          createServer(
+            withSessions(sessions, async (req, res) => {
+              (await getSession(req)).set('n', 1);
+              res.writeHead(200, 'Fine\r\nX-Injected: 1', { 'Content-Type': 'text/plain' });
+              res.end('body');
+            }),
+          ),
+        );
+        try {
+          const res = await fetch(app.url, { signal: AbortSignal.timeout(2000) });
+          assert.equal(res.status, 500);
+          assert.equal(res.headers.get('x-injected'), null);
+          assert.deepEqual(res.headers.getSetCookie(), []);
+          await res.text();
+        } finally {
+          await app.close();
+        }
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual([uncaught.errors, rejections], [[], []]);
+    } finally {
+      console.error = errors;
+      uncaught.stop();
+      process.off('unhandledRejection', onRejection);
+    }
+  });
+
   it('keeps headersSent true while either of two engines on one response holds it', async () => {
     const first = createSessions({ store: slowCreateStore(40), cookie: { name: 'a' } });
     const second = createSessions({ store: slowCreateStore(40), cookie: { name: 'b' } });

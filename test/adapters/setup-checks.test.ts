@@ -80,6 +80,9 @@ describe('adapter setup checks', () => {
       ['node', () => getNodeSession(req), /withSessions\(sessions, handler\) from coatcheck\/node/],
       ['fetch', () => getFetchSession(new Request('http://localhost/')), /not wrapped in withSessions/],
       ['koa', () => getKoaSession({} as never), /app\.use\(koaSessions\(sessions\)\) before/],
+      // No request at all (a call made outside any handler).
+      ['node, no request', () => getNodeSession(undefined as never), /withSessions\(sessions, handler\) from coatcheck\/node/],
+      ['fetch, no request', () => getFetchSession(undefined as never), /not wrapped in withSessions/],
     ];
     for (const [name, call, message] of calls) {
       let outcome: Promise<unknown> | undefined;
