@@ -75,7 +75,7 @@ export interface FastifySessionsOptions {
  * ```
  */
 export function getSession<T extends SessionData = RegisteredData>(request: FastifyRequest): Promise<Session<T>> {
-  const session = request.session as unknown as Session<T> | null | undefined;
+  const session = request?.session as unknown as Session<T> | null | undefined;
   // A route outside the context the plugin was registered in (a child instance): say so
   // rather than fail on `undefined.load`.
   if (!session) return Promise.reject(new ConfigError(NOT_REGISTERED));

@@ -16,8 +16,8 @@
  * });
  * ```
  */
-import { peekSession, runWithSession } from '../core/context.js';
-import { type CommitResult, Session } from '../core/session.js';
+import { runWithSession } from '../core/context.js';
+import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
@@ -103,35 +103,24 @@ export function reopenedFetchSession(sessions: { readonly options: object }, req
   return existing as unknown as Session<RegisteredData>;
 }
 
-/** Sessions honoSessions opened (with the async context on), to the request they were opened for. */
-const mountOrigins = new WeakMap<object, Request>();
-
-/** honoSessions: `request` may be handed on rebuilt (`app.mount()`); see `mountedSession`. */
-export function noteMountOrigin(session: object, request: Request): void {
-  mountOrigins.set(session, request);
-}
-
 /**
- * The session of the Hono request this one was rebuilt from by `app.mount()` (`new Request(url,
- * c.req.raw)`, which carries nothing of the original object), found through the async context.
- * Taken only when all of this holds: honoSessions opened it for a request, with this engine; it is
- * not committed yet; and this request is that one with the mount's prefix taken off the path (same
- * method, Cookie header, host and query). Any other request made in that context (a sub-request,
- * a timer's call after the response) gets its own session.
+ * Whether `response` already carries a Set-Cookie for the cookie `result` sets: a second session
+ * of the same engine answered inside this request (a handler given a new Request object, as Hono's
+ * `app.mount()` gives one, opens its own). The browser would keep one of the two cookies, silently
+ * losing the other session's login or data, so the adapters refuse (SECOND_SESSION).
  */
-export function mountedSession(sessions: { readonly options: object }, request: Request): Session<RegisteredData> | undefined {
-  const outer = peekSession();
-  if (outer === undefined || !Session.openedWith(outer, sessions.options)) return undefined;
-  const origin = mountOrigins.get(outer);
-  if (origin === undefined || Session.isCommitted(outer as Session<never>)) return undefined;
-  if (origin.method !== request.method || origin.headers.get('cookie') !== request.headers.get('cookie')) return undefined;
-  const from = new URL(origin.url);
-  const to = new URL(request.url);
-  if (from.host !== to.host || from.search !== to.search || !(from.pathname.endsWith(to.pathname) || to.pathname === '/')) return undefined;
-  // The wrapped handler finds it on its own request, as on any second mount.
-  (request as WithSession)[SESSION] = outer;
-  return outer as Session<RegisteredData>;
+export function secondSessionCookie(response: Response, result: CommitResult): boolean {
+  if (result.setCookie.length === 0 || !response.headers.has('set-cookie')) return false;
+  const present = response.headers.getSetCookie();
+  return result.setCookie.some((cookie) => {
+    const name = cookie.slice(0, cookie.indexOf('=') + 1);
+    return present.some((existing) => existing.startsWith(name));
+  });
 }
+
+export const SECOND_SESSION =
+  'this response already carries the session cookie from a second session of the same request: a handler was given a new Request object ' +
+  '(Hono\'s app.mount() builds one), so it could not find the session opened for the original. Mount it with { replaceRequest: false }, which hands on the original Request';
 
 /** Releases a response body that will not be sent (its stream's source: a file, a cursor...). */
 export function discardBody(response: Response): void {
@@ -186,6 +175,7 @@ export function failureToResponse(error: unknown): Response {
 }
 
 const IP_BINDING_WITHOUT_ADDRESS = 'withSessions: binding.ip needs the client address, which a Request does not carry: pass getClientIp(request, ...rest)';
+const IP_BINDING_NO_ADDRESS = 'withSessions: binding.ip needs the client address, and getClientIp(request, ...rest) gave none for this request';
 
 /**
  * Wraps a Fetch handler so each request gets a session (also via `currentSession()`). The handler
@@ -199,19 +189,18 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('withSessions(sessions, handler): pass the object createSessions() returned');
   if (typeof handler !== 'function') throw new ConfigError('withSessions(sessions, handler): handler must be a function');
   checkAdapterOptions('withSessions', options, { getClientIp: 'function', onError: 'function' });
-  // A Request does not carry the client's address: IP binding without it would bind nothing.
-  // Refused where this mount opens the session; mounted inside another one, it reuses that
-  // mount's session (and its address).
-  const addressMissing = sessions.options.binding.ip && !options.getClientIp;
+  // A Request does not carry the client's address, and a session bound to no address would be
+  // bound to nothing: refused where it is first used (mounted inside another mount, this one
+  // reuses that mount's session and its address).
+  const missingAddress = !sessions.options.binding.ip ? undefined : options.getClientIp ? IP_BINDING_NO_ADDRESS : IP_BINDING_WITHOUT_ADDRESS;
   const contextual = sessions.options.context;
   const answer = (error: unknown, request: R): Response | Promise<Response> => (options.onError ? options.onError(error, request) : failureToResponse(error));
   return async function coatcheckFetch(request: R, ...rest: Rest): Promise<Response> {
     // Wrapped twice (a wrapped handler called from a wrapped one, or inside Hono's middleware):
-    // the outer mount's session is the request's one, and that mount commits it. Under a Hono
-    // mount the request is a new object built from the outer one: found through the context.
-    const reopened = reopenedFetchSession(sessions, request, 'withSessions') ?? (contextual ? mountedSession(sessions, request) : undefined);
+    // the outer mount's session is the request's one, and that mount commits it.
+    const reopened = reopenedFetchSession(sessions, request, 'withSessions');
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), contextual);
-    const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest), undefined, addressMissing ? IP_BINDING_WITHOUT_ADDRESS : undefined);
+    const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest), undefined, missingAddress);
     let response: Response;
     try {
       response = await runWithSession(session, () => handler(request, ...rest), contextual);
@@ -231,11 +220,17 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
       }
       return applyCommit(await answer(error, request), result);
     }
+    let result: CommitResult | null;
     try {
-      return applyCommit(response, await session.commit(response.status));
+      result = await session.commit(response.status);
     } catch (error) {
       discardBody(response);
       return answer(error, request);
     }
+    if (result !== null && secondSessionCookie(response, result)) {
+      discardBody(response);
+      return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
+    }
+    return applyCommit(response, result);
   };
 }

@@ -37,7 +37,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, discardBody, failureToResponse, mountedSession, noteMountOrigin, openFetchSession, reopenedFetchSession } from './fetch.js';
+import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie } from './fetch.js';
 import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
@@ -69,7 +69,8 @@ export interface HonoSessionsOptions {
  * ```
  */
 export function getSession<T extends SessionData = RegisteredData>(c: Context): Promise<Session<T>> {
-  const session = c.get('session') as unknown as Session<T> | null | undefined;
+  // No context at all, or something that is not one (`c.req`): the same rejection.
+  const session = (typeof c?.get === 'function' ? c.get('session') : undefined) as unknown as Session<T> | null | undefined;
   // A route registered before app.use(honoSessions(…)), or outside its path: say so rather than fail on `undefined.load`.
   if (!session) return Promise.reject(new ConfigError(HONO_NOT_MOUNTED));
   return session.load();
@@ -77,6 +78,8 @@ export function getSession<T extends SessionData = RegisteredData>(c: Context): 
 
 const HONO_NOT_MOUNTED =
   "honoSessions: this request has no session: app.use(honoSessions(sessions)) before the routes that use it (Hono runs middleware in registration order), on a path that covers them";
+
+const IP_BINDING_NO_ADDRESS = 'honoSessions: binding.ip needs the client address, and getClientIp(c) gave none for this request';
 
 const IP_BINDING_WITHOUT_ADDRESS =
   'honoSessions: binding.ip needs the client address, and this request has none from @hono/node-server: pass getClientIp(c), e.g. (c) => getConnInfo(c).remote.address from your runtime\'s conninfo helper';
@@ -105,24 +108,26 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
   checkAdapterOptions('honoSessions', options, { getClientIp: 'function', onError: 'function' });
   const getClientIp = options.getClientIp ?? nodeServerIp;
   // As the Fetch adapter: refused where the session is first used, never on other requests.
-  const missingAddress = sessions.options.binding.ip && !options.getClientIp ? IP_BINDING_WITHOUT_ADDRESS : undefined;
+  const missingAddress = !sessions.options.binding.ip ? undefined : options.getClientIp ? IP_BINDING_NO_ADDRESS : IP_BINDING_WITHOUT_ADDRESS;
   const contextual = sessions.options.context;
 
   return async function coatcheckHono(c, next) {
     // Mounted again (app-wide and on a path, or inside a Fetch adapter's wrapper): the session
     // already opened is the request's one, and the mount that opened it commits it.
-    // A sub-app's honoSessions under app.mount() is handed a rebuilt Request: found through the context.
-    const reopened = reopenedFetchSession(sessions, c.req.raw, 'honoSessions') ?? (contextual ? mountedSession(sessions, c.req.raw) : undefined);
+    const reopened = reopenedFetchSession(sessions, c.req.raw, 'honoSessions');
     if (reopened) {
       c.set('session', reopened);
       await runWithSession(reopened, next, contextual);
+      // The outer mount commits, seeing only this app's answer: Hono's error handler made a thrown
+      // coatcheck error a 500. Answer it with its own status, so a 4xx is saved with its cookie.
+      if (c.res.status === 500 && isSessionFailure(c.error)) {
+        discardBody(c.res);
+        replace(c, await failure(c.error, c, options));
+      }
       return;
     }
     const session = openFetchSession(sessions, c.req.raw, getClientIp(c), nodeServerEncrypted(c), missingAddress) as unknown as Session<RegisteredData>;
     c.set('session', session);
-    // A Hono mount hands what it mounts a new Request built from this one: with the async context
-    // on, withSessions / honoSessions there find this session (fetch.ts, mountedSession).
-    if (contextual) noteMountOrigin(session, c.req.raw);
     await runWithSession(session, next, contextual);
 
     // Hono's default error handler answers every thrown error with a 500; ours carry their own
@@ -153,31 +158,14 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
       return;
     }
     if (result === null) return;
-    if (result.setCookie.length > 0 && c.res.headers.has('set-cookie') && carriesCookieNamed(c.res, result.setCookie)) {
-      // A second session for this request already set this cookie (a withSessions handler under
-      // app.mount() with the async context off gets a new Request, and cannot find this one):
-      // the browser would keep only one of the two, silently losing the other's login or data.
+    if (secondSessionCookie(c.res, result)) {
       discardBody(c.res);
-      replace(c, await failure(new ConfigError(SECOND_SESSION), c, options));
+      replace(c, await failure(new ConfigError(`honoSessions: ${SECOND_SESSION}`), c, options));
       return;
     }
     const response = applyCommit(c.res, result);
     if (response !== c.res) replace(c, response);
   };
-}
-
-const SECOND_SESSION =
-  'honoSessions: this response already carries a session cookie from a second session of the same request (a handler under app.mount(), which hands it a new Request). ' +
-  'With createSessions({ context: false }) mount it with { replaceRequest: false }; with the context on (the default), the mounted request is recognised when it is the original one with the mount\'s prefix taken off';
-
-/** Whether `response` already has a Set-Cookie for the cookie one of `cookies` sets. */
-function carriesCookieNamed(response: Response, cookies: readonly string[]): boolean {
-  const present = response.headers.getSetCookie();
-  if (present.length === 0) return false;
-  return cookies.some((cookie) => {
-    const name = cookie.slice(0, cookie.indexOf('=') + 1);
-    return present.some((existing) => existing.startsWith(name));
-  });
 }
 
 function isSessionFailure(error: unknown): error is CoatcheckError {

@@ -62,7 +62,7 @@ declare module 'koa' {
  * ```
  */
 export function getSession<T extends SessionData = RegisteredData>(ctx: { session: Session<RegisteredData> }): Promise<Session<T>> {
-  const session = ctx.session as unknown as Session<T> | null | undefined;
+  const session = ctx?.session as unknown as Session<T> | null | undefined;
   // Middleware that runs before koaSessions (or an app without it): say so rather than fail on `undefined.load`.
   if (!session) return Promise.reject(new ConfigError(KOA_NOT_MOUNTED));
   return session.load();

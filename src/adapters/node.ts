@@ -18,7 +18,7 @@
  * })).listen(3000);
  * ```
  */
-import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage, OutgoingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { type Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { runWithSession } from '../core/context.js';
 import type { CommitResult, Session } from '../core/session.js';
@@ -912,8 +912,11 @@ function noteHeldStatus(res: ServerResponse, head: unknown[]): void {
   }
   if (status < 100 || status > 999) return;
   res.statusCode = status;
-  // A message Node would refuse (a CR or LF in it) is left for the replay to refuse.
-  if (typeof head[1] === 'string' && VALID_REASON.test(head[1])) res.statusMessage = head[1];
+  // A message Node would refuse (a CR or LF in it) is left for the replay to refuse; without one,
+  // Node's own phrase for the status, unless the app set one (as Node's writeHead does).
+  if (typeof head[1] === 'string') {
+    if (VALID_REASON.test(head[1])) res.statusMessage = head[1];
+  } else if (!res.statusMessage) res.statusMessage = STATUS_CODES[status] ?? 'unknown';
 }
 
 /** The response can no longer be sent: destroyed, or its socket closed (before 'close' says so). */

@@ -74,33 +74,52 @@ export const SESSION_CACHE_CONTROL = 'private';
 /**
  * The Cache-Control of a response that carries the session's Set-Cookie. `Vary: Cookie` does not
  * protect a new session's cookie: every cookieless first visitor sends the same (empty) Cookie
- * header, so a shared cache that may store the response (`public`, `s-maxage`, or neither
- * `private` nor `no-store`) would hand one session id to all of them. `public` and `s-maxage`
- * are dropped and `private` is added (unless `no-store` or `private` is there); the app's other
- * directives stay. Returns `current` itself when it needs no change (the common case: a string
- * test, no allocation), `SESSION_CACHE_CONTROL` when there is none.
+ * header, so a shared cache that may store the response (`public`, `s-maxage`, or neither a bare
+ * `private` nor `no-store`; `private="field"` lets it store the rest) would hand one session id to
+ * all of them. `public` and `s-maxage` are dropped and `private` is added unless a bare `private`
+ * or `no-store` is there; the app's other directives stay as written. Returns `current` itself
+ * when it needs no change (the common case: two regex tests, no allocation),
+ * `SESSION_CACHE_CONTROL` when there is none.
  */
-const CLOSED_TO_SHARED = /(?:^|,)\s*(?:private|no-store)\s*(?:[=,]|$)/i;
-const OPEN_TO_SHARED = /(?:^|,)\s*(?:public|s-maxage)\s*(?:[=,]|$)/i;
-
 export function cacheControlWithCookie(current: string | number | readonly string[] | null | undefined): string {
   const text = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : current == null ? '' : String(current);
   if (!text) return SESSION_CACHE_CONTROL;
-  // Fast path: private or no-store, and nothing that opens the response to shared caches
-  // (directive names, not substrings: `x-private` is neither).
-  if (CLOSED_TO_SHARED.test(text) && !OPEN_TO_SHARED.test(text)) return text;
+  // Fast path, by directive name (`x-private` is none of these); quoted values, which may hold
+  // commas and directive names, take the slow path.
+  if (!text.includes('"') && CLOSED_TO_SHARED.test(text) && !OPEN_TO_SHARED.test(text)) return text;
   const kept: string[] = [];
   let closed = false;
-  for (const part of text.split(',')) {
-    const directive = part.trim();
-    if (!directive) continue;
-    const name = directive.split('=', 1)[0]!.trim().toLowerCase();
+  for (const directive of cacheDirectives(text)) {
+    const equals = directive.indexOf('=');
+    const name = (equals === -1 ? directive : directive.slice(0, equals)).trim().toLowerCase();
     if (name === 'public' || name === 's-maxage') continue;
-    if (name === 'private' || name === 'no-store') closed = true;
+    if ((name === 'private' && equals === -1) || name === 'no-store') closed = true;
     kept.push(directive);
   }
   if (!closed) kept.unshift(SESSION_CACHE_CONTROL);
   return kept.join(', ');
+}
+
+/** A bare `private` or `no-store` directive; `public` or `s-maxage` (with or without a value). */
+const CLOSED_TO_SHARED = /(?:^|,)\s*(?:private|no-store)\s*(?:,|$)/i;
+const OPEN_TO_SHARED = /(?:^|,)\s*(?:public|s-maxage)\s*(?:[=,]|$)/i;
+
+/** Cache-Control's directives, split at commas outside quoted strings, trimmed, empty ones left out. */
+function cacheDirectives(text: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i <= text.length; i++) {
+    const char = text[i];
+    if (char === '\\' && quoted) i++;
+    else if (char === '"') quoted = !quoted;
+    else if ((char === ',' && !quoted) || i === text.length) {
+      const directive = text.slice(start, i).trim();
+      if (directive) out.push(directive);
+      start = i + 1;
+    }
+  }
+  return out;
 }
 
 /**
@@ -139,6 +158,7 @@ export function defaultFailure(error: unknown): { status: number; body: string }
 export function failureResponse(error: unknown): { status: number; body: string } {
   if (error instanceof CoatcheckError) {
     if (error.status === 503) return { status: 503, body: 'Service Unavailable: the session store is not answering' };
+    if (error.code === 'ERR_TOO_MANY_SESSIONS') return { status: 409, body: 'Conflict: this account has too many active sessions; sign out on another device first' };
     if (error.status === 409) return { status: 409, body: 'Conflict: this session was ended by another request' };
     if (error.status === 413) return { status: 413, body: 'Payload Too Large: the session would exceed its size limit' };
     if (error.status === 401) return { status: 401, body: 'Unauthorized: sign in again to continue' };

@@ -25,11 +25,6 @@ export function currentSession<T extends SessionData = RegisteredData>(): Sessio
   return session as unknown as Session<T>;
 }
 
-/** Adapters: the current async context's session, or undefined (never throws). @internal */
-export function peekSession(): object | undefined {
-  return storage.getStore();
-}
-
 /** The current request's session, loaded. Throws outside a request. */
 export function useSession<T extends SessionData = RegisteredData>(): Promise<Session<T>> {
   return currentSession<T>().load();

@@ -194,19 +194,6 @@ export class Session<T extends SessionData = RegisteredData> {
     return value instanceof Session && value.#engine.options === options;
   }
 
-  /**
-   * Adapters: the Cookie header the session was opened with (null when there was none), to tell
-   * whether a request rebuilt from another (a Hono mount's) comes from the same client. @internal
-   */
-  static cookieHeaderOf(session: Session<never>): string | null {
-    return session.#request().cookieHeader ?? null;
-  }
-
-  /** Adapters: whether the session has been committed (its response is going or gone). @internal */
-  static isCommitted(session: Session<never>): boolean {
-    return session.#phase === 'committed';
-  }
-
   constructor(engine: SessionEngine, request: RequestInfo | (() => RequestInfo), onActivate?: () => void) {
     this.#engine = engine;
     this.#requestSource = request;
@@ -227,8 +214,15 @@ export class Session<T extends SessionData = RegisteredData> {
     // Called again while a synchronous fetch is still running (from an event listener): answer
     // once it has finished, instead of starting a second fetch.
     if (this.#phase === 'loading') return Promise.resolve().then(() => this.load());
-    this.#activate();
-    const token = this.#readCookie();
+    let token: string | null;
+    try {
+      this.#activate();
+      token = this.#readCookie();
+    } catch (error) {
+      // Reading the request failed (an adapter's refusal: binding.ip with no address): a
+      // rejection, as every other load failure, never a throw from getSession().
+      return this.#loadFailed(error);
+    }
     if (token === null) {
       this.#startFresh();
       this.#phase = 'ready';

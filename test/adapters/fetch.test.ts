@@ -75,6 +75,14 @@ describe('fetch adapter specifics', () => {
     const response = await outer(request());
     assert.equal(response.status, 200);
     assert.equal(response.headers.getSetCookie().length, 1);
+    // A getClientIp that gives no address for a request binds nothing: refused the same way,
+    // only where the session is used.
+    const bound = withSessions(sessions, async (r: Request) => (new URL(r.url).pathname === '/health' ? new Response('ok') : handler(r)), {
+      getClientIp: (r: Request) => r.headers.get('x-real-ip'),
+    });
+    await assert.rejects(bound(request()), /binding\.ip needs the client address, and getClientIp[^]*gave none/);
+    assert.equal((await bound(new Request('http://localhost/health'))).status, 200);
+    assert.equal((await bound(new Request('http://localhost/', { headers: { 'x-real-ip': '192.0.2.9' } }))).status, 200);
   });
 
   it("never adds a session cookie to the app's own Response: one it returns again carries no earlier user's cookie", async () => {

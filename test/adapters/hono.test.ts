@@ -306,13 +306,13 @@ describe('hono: a withSessions handler under app.mount()', () => {
   }
   const sidOf = (res: Response) => res.headers.getSetCookie().filter((c) => /^sid=/.test(c));
 
-  it('uses the outer session for login and logout: one cookie, one commit, nothing lost', async () => {
+  it('mounted with { replaceRequest: false }, uses the outer session for login and logout: one cookie, one commit', async () => {
     const store = instrument(memoryStore({ sweepInterval: 0 }));
-    const running = await listen(mountedApp(createSessions({ store })));
+    const running = await listen(mountedApp(createSessions({ store }), { replaceRequest: false }));
     try {
       const login = await fetch(`${running.url}/auth/login`, { method: 'POST' });
       assert.equal(login.status, 200);
-      assert.deepEqual(await login.json(), { path: '/login', user: 'bob' });
+      assert.deepEqual(await login.json(), { path: '/auth/login', user: 'bob' });
       assert.equal(sidOf(login).length, 1, sidOf(login).join(' | '));
       assert.equal(store.calls.create, 1);
       const cookie = sidOf(login)[0]!.split(';')[0]!;
@@ -320,7 +320,7 @@ describe('hono: a withSessions handler under app.mount()', () => {
 
       const logout = await fetch(`${running.url}/auth/logout`, { method: 'POST', headers: { cookie } });
       assert.equal(logout.status, 200);
-      assert.deepEqual(await logout.json(), { path: '/logout', user: null });
+      assert.deepEqual(await logout.json(), { path: '/auth/logout', user: null });
       assert.equal(sidOf(logout).length, 1, sidOf(logout).join(' | '));
       assert.match(sidOf(logout)[0]!, /^sid=; Max-Age=0/);
       assert.deepEqual(await (await fetch(`${running.url}/me`, { headers: { cookie } })).json(), { user: null, data: {} });
@@ -361,7 +361,25 @@ describe('hono: a withSessions handler under app.mount()', () => {
     }
   });
 
-  it('a sub-app with its own honoSessions under app.mount() uses the outer session', async () => {
+  it('with the default mount (a new Request), refuses two session cookies instead of sending both, with the context on too', async () => {
+    const errors: unknown[] = [];
+    const running = await listen(
+      mountedApp(createSessions({ store: memoryStore({ sweepInterval: 0 }) }), undefined, (error) => {
+        errors.push(error);
+        return new Response('refused', { status: 500 });
+      }),
+    );
+    try {
+      const login = await fetch(`${running.url}/auth/login`, { method: 'POST' });
+      assert.equal(login.status, 500);
+      assert.deepEqual(sidOf(login), []);
+      assert.ok(errors[0] instanceof ConfigError && /replaceRequest: false/.test(errors[0].message), String(errors[0]));
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('a sub-app with its own honoSessions under app.route(), or a Hono app inside withSessions, uses the outer session', async () => {
     const store = instrument(memoryStore({ sweepInterval: 0 }));
     const sessions = createSessions({ store });
     const sub = new Hono();
@@ -376,7 +394,7 @@ describe('hono: a withSessions handler under app.mount()', () => {
       (await getSession(c)).set('language', 'de'); // kept by login(): the same session
       await next();
     });
-    app.mount('/sub', sub.fetch);
+    app.route('/sub', sub);
     app.get('/me', async (c) => {
       const session = await getSession(c);
       return c.json({ user: session.userId, data: session.toJSON() });
@@ -392,6 +410,20 @@ describe('hono: a withSessions handler under app.mount()', () => {
     } finally {
       await running.close();
     }
+    // The same app inside withSessions: a coatcheck 401 thrown in it is answered 401 (not the 500
+    // Hono's error handler made of it), and what the route set is saved with the cookie.
+    sub.post('/transfer', async (c) => {
+      const session = await getSession(c);
+      session.set('returnTo', '/transfer');
+      session.requireFreshAuth(300);
+      return c.text('done');
+    });
+    const wrapped = withFetchSessions(sessions, (request) => sub.fetch(request));
+    const denied = await wrapped(new Request('http://localhost/transfer', { method: 'POST' }));
+    assert.equal(denied.status, 401);
+    const cookie = sidOf(denied)[0]!.split(';')[0]!;
+    const me = withFetchSessions(sessions, async (request) => Response.json((await getFetchSession(request)).toJSON()));
+    assert.deepEqual(await (await me(new Request('http://localhost/', { headers: { cookie } }))).json(), { returnTo: '/transfer' });
   });
 
   it('never shares the session with a sub-request made in the same context with another Cookie header', async () => {

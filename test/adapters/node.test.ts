@@ -596,6 +596,30 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it("gives a held writeHead without a reason phrase Node's own phrase at once", async () => {
+    const sessions = createSessions({ store: slowCreateStore(20) });
+    let seen: unknown;
+    const app = await listen(
+      createServer(
+        withSessions(sessions, async (req, res) => {
+          (await getSession(req)).set('x', 1);
+          res.writeHead(404);
+          seen = [res.statusCode, res.statusMessage];
+          res.end();
+        }),
+      ),
+    );
+    try {
+      const res = await fetch(app.url);
+      assert.equal(res.status, 404);
+      assert.equal(res.statusText, 'Not Found');
+      await res.text();
+      assert.deepEqual(seen, [404, 'Not Found']);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('answers 500 when a held writeHead has a reason phrase Node refuses, with a synchronous or a slow store', async () => {
     const uncaught = captureUncaught();
     const rejections: unknown[] = [];
