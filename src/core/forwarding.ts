@@ -36,8 +36,9 @@ export interface ChainEnder {
  * makes, so a rotation racing with this either claimed it before (its forwarder is followed here)
  * or fails its own claim after (and gives up): no signed-in copy outlives a logout. `token` opens
  * forwarders written before `movedTo` existed; `stopAt` is a record never followed into (the
- * request's own, kept or ended on its own). `ended` is told of each live record deleted; resolves
- * how many there were (a record already gone or past its expiry ends nothing and leads nowhere).
+ * request's own, kept or ended on its own). `ended` is told of each session deleted (never of a
+ * forwarder or a cycled record); resolves how many (a record already gone or past its expiry ends
+ * nothing and leads nowhere).
  */
 export async function endChain(
   engine: ChainEnder,
@@ -63,14 +64,25 @@ export async function endChain(
         expiresAt: now + CYCLED_HOLD_MS,
       }),
     );
-    const record = claimed ? null : await readOrNull(engine, current);
-    const live = claimed || (record !== null && record.expiresAt > now);
-    // An expired record left for the sweep is deleted too, but ended nothing and leads nowhere.
-    if (claimed || record !== null) await engine.call('destroy', (store) => store.destroy(current));
+    if (claimed) {
+      // A session (a forwarder or a mark cannot be claimed): ended here, and it led nowhere.
+      await engine.call('destroy', (store) => store.destroy(current));
+      ended(current);
+      return count + 1;
+    }
+    const record = await readOrNull(engine, current);
+    if (record === null) return count;
+    // Past its expiry (left for the sweep): deleted, but it ended nothing and leads nowhere.
+    const live = record.expiresAt > now;
+    await engine.call('destroy', (store) => store.destroy(current));
     if (!live) return count;
-    count++;
-    ended(current);
-    if (record === null || record.meta[META_MOVED] === undefined) return count;
+    if (record.meta[META_MOVED] === undefined) {
+      // A session the store would not let the claim write (its own notion of expiry): ended.
+      ended(current);
+      return count + 1;
+    }
+    // A forwarder or a cycled record: no session of its own (a cycled one was reported ended when
+    // it was cycled), so nothing is reported for it; the session it leads to is what ends.
     const movedTo = record.meta[META_MOVED_TO];
     const nextToken = hopToken === null ? null : openForward(record.meta[META_MOVED], hopToken);
     hopToken = nextToken !== null && isWellFormedToken(nextToken) ? nextToken : null;

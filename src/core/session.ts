@@ -363,9 +363,17 @@ export class Session<T extends SessionData = RegisteredData> {
       engine.events.emit('invalidCookie', { reason: 'unknown' });
       return;
     }
+    if (record.meta[META_MOVED] !== undefined) {
+      // A forwarder or a cycled record past its life is no session that expired: an unknown
+      // cookie (its user is the reserved __moved__, never named in an event). The sweep deletes it.
+      if (record.expiresAt <= engine.options.clock.now()) {
+        engine.events.emit('invalidCookie', { reason: 'unknown' });
+        return;
+      }
+      return this.#receiveMoved(id, token, record);
+    }
     const expired = this.#expiryReason(record, engine.options.clock.now());
     if (expired) return this.#dropExpired(id, record, expired);
-    if (record.meta[META_MOVED] !== undefined) return this.#receiveMoved(id, token, record);
     return this.#accept(id, token, record);
   }
 
@@ -1391,13 +1399,17 @@ export class Session<T extends SessionData = RegisteredData> {
   /** First save of a session (or the first after a reset or id cycle): a new record and cookie. */
   async #commitCreated(now: number, result: CommitResult): Promise<CommitResult> {
     const cycled = this.#retired.find((entry) => entry.loaded !== undefined);
-    const token = cycled === undefined ? await this.#create(now) : await this.#cycle(cycled, now);
-    if (cycled === undefined) await this.#destroyRetired();
-    else {
+    let token: string;
+    if (cycled === undefined) {
+      token = await this.#create(now);
+      await this.#destroyRetired();
+    } else {
+      const done = await this.#cycle(cycled, now);
+      token = done.token;
       // Claimed already, it leads no cookie anywhere; it stays until it expires (CYCLED_HOLD_MS)
       // so that a logout or revoke racing this commit follows its movedTo to the new record.
       this.#retired = this.#retired.filter((entry) => entry !== cycled);
-      this.#engine.events.emit('destroyed', { handle: cycled.id, userId: this.#userIdBaseline, reason: 'cycled' });
+      this.#engine.events.emit('destroyed', { handle: done.ended, userId: this.#userIdBaseline, reason: 'cycled' });
       await this.#destroyRetired().catch(() => undefined);
     }
     result.setCookie.push(this.#cookie(token, now));
@@ -1412,7 +1424,7 @@ export class Session<T extends SessionData = RegisteredData> {
    * changes on top: keys parallel requests saved stay, tokens they spent stay spent, and a
    * session ended meanwhile (logout, a kill) fails the request instead of coming back.
    */
-  async #cycle(retired: { id: string; token: string | null; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<string> {
+  async #cycle(retired: { id: string; token: string | null; loaded?: { data: Map<string, string>; meta: Map<string, string> } }, now: number): Promise<{ token: string; ended: string }> {
     const engine = this.#engine;
     const loaded = retired.loaded as { data: Map<string, string>; meta: Map<string, string> };
     const ours = this.#changes(loaded.data, loaded.meta);
@@ -1457,7 +1469,8 @@ export class Session<T extends SessionData = RegisteredData> {
       throw error;
     }
     engine.events.emit('created', { handle: newId, userId: this.#userId });
-    return token;
+    // The record claimed (after a parallel rotation, the one it led to): the session ended here.
+    return { token, ended: target.id };
   }
 
   /** Best effort: undoes a cycleId's claim, so the old cookie works again after a failed commit. */

@@ -50,8 +50,11 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   open(request: RequestInfo | (() => RequestInfo), onActivate?: () => void): Session<T>;
   /**
    * ViUR's `killSessionByUser`: a user id ends that user's sessions, `'__guest__'` ends every
-   * session without a user, `undefined` ends every session. Resolves to the number ended.
-   * Emits one `killed` event (not a `destroyed` per session: the store deletes them in bulk).
+   * session without a user, `undefined` ends every session. Resolves to the number of records
+   * deleted (for everyone: rotation forwarders and cycled records still in their minute
+   * included). Emits one `killed` event (not a `destroyed` per session: the store deletes them in
+   * bulk). A user's sessions are deleted in two passes, so a session a parallel rotation creates
+   * while a store reads and deletes apart (Redis) is not missed. Another reserved id is refused.
    */
   killSessionsByUser(user?: string): Promise<number>;
   /**
@@ -70,7 +73,8 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   /**
    * Ends all of a user's sessions except the handles listed ("sign out other devices"); emits
    * `killed`. A `null` in `except` (the `handle` of a session not stored yet, as in the request
-   * that logs in) matches nothing. A guest (`null`) or reserved user id is refused: guests have
+   * that logs in) matches nothing; a listed handle whose session has rotated or been cycled spares
+   * the session it became (one that rotates while this call runs is not spared). A guest (`null`) or reserved user id is refused: guests have
    * no "other devices" (`killSessionsByUser('__guest__')` ends them all).
    */
   revokeUser(userId: string, options?: { except?: readonly (string | null)[] | undefined }): Promise<number>;
@@ -164,6 +168,16 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       clearTimeout(timer);
     }
   };
+  /**
+   * A user's sessions, deleted twice. A store that reads its user index and deletes in two round
+   * trips (Redis) can miss a session a parallel rotation or cycleId creates between the two: the
+   * old record, claimed meanwhile, is no longer the user's. The second pass finds the new one.
+   */
+  async function destroyUser(userId: string, except: readonly string[]): Promise<number> {
+    const first = await engine.call('destroyByUser', (s) => s.destroyByUser(userId, except));
+    return first + (await engine.call('destroyByUser', (s) => s.destroyByUser(userId, except)));
+  }
+
   const manager: Sessions<T> = {
     options: resolved,
     store: anyStore,
@@ -184,11 +198,14 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         events.emit('killed', { scope: 'user', userId: user, deleted: null });
         return 0; // unknown: the sessions live in browsers; all of them are void from now on
       }
-      if (user !== undefined && (typeof user !== 'string' || user.length === 0)) throw new ConfigError('killSessionsByUser takes a user id, "__guest__" or nothing');
+      if (user !== undefined && (typeof user !== 'string' || user.length === 0 || (user !== GUEST_USER && isReservedUser(user)))) {
+        throw new ConfigError(`killSessionsByUser takes a user id, "${GUEST_USER}" or nothing; got ${JSON.stringify(user)}`);
+      }
       let deleted: number;
       if ((user === undefined || user === GUEST_USER) && store.destroyStep) deleted = await destroyInSteps(user === GUEST_USER);
       else if (user === undefined) deleted = await engine.call('destroyAll', (s) => s.destroyAll());
-      else deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(user === GUEST_USER ? null : user));
+      else if (user === GUEST_USER) deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(null));
+      else deleted = await destroyUser(user, []);
       const scope = user === undefined ? 'everyone' : user === GUEST_USER ? 'guests' : 'user';
       events.emit('killed', { scope, userId: scope === 'user' ? (user as string) : null, deleted });
       return deleted;
@@ -234,7 +251,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       // A handle listed before a parallel request rotated that session names the forwarder: the
       // session it became is spared too (the device asking must not sign itself out).
       const except = listed.length === 0 ? listed : await successorsOf({ call: engine.call, now: () => resolved.clock.now() }, listed);
-      const deleted = await engine.call('destroyByUser', (s) => s.destroyByUser(userId, except));
+      const deleted = await destroyUser(userId, except);
       events.emit('killed', { scope: 'user', userId, deleted });
       return deleted;
     },

@@ -229,7 +229,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       // Expired records are still returned: the engine decides expiry and reports it.
       const entry = records.get(id);
       if (!entry) return null;
-      refresh(id, entry);
+      // Reading a forwarder (a rotated or cycled record) is no use of a session (see update).
+      if (entry.userId !== FORWARDER_USER) refresh(id, entry);
       return toRecord(id, entry);
     },
     async create(record) {
@@ -269,7 +270,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       }
       entry.lastSeenAt = patch.lastSeenAt;
       entry.expiresAt = patch.expiresAt;
-      refresh(id, entry);
+      // A record given up by a rotation or cycleId is no session in use: it keeps its place, so
+      // maxEntries evicts it before the session it gave way to.
+      if (patch.userId !== FORWARDER_USER) refresh(id, entry);
       return true;
     },
     touch(id, times) {

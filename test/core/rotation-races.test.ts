@@ -459,4 +459,67 @@ describe('id rotation against parallel requests', () => {
     assert.equal((await visit((s) => s.userId, { browser: holding(old), userAgent: 'thief' })).value, null);
     assert.equal((await visit((s) => s.userId)).value, null, 'the victim is signed out, as through the current cookie');
   });
+
+  it('kills a user whose device rotates while the kill runs, on a store that reads its index and deletes apart (as Redis)', async () => {
+    const { sessions, visit, store } = setup();
+    await visit((s) => s.login('alice'));
+    // Redis-like destroyByUser: the user's ids are read, then each is deleted if still the user's.
+    let pause: (() => Promise<void>) | null = null;
+    store.destroyByUser = (async (userId: string | null, except: readonly string[] = []) => {
+      const ids = (await store.listByUser(userId as string)).map((s) => s.id).filter((id) => !except.includes(id));
+      if (pause) await pause();
+      let deleted = 0;
+      for (const id of ids) {
+        const record = await store.get(id);
+        if (record?.userId === userId) {
+          await store.destroy(id);
+          deleted++;
+        }
+      }
+      return deleted;
+    }) as typeof store.destroyByUser;
+    pause = async () => {
+      pause = null;
+      await visit((s) => s.rotate()); // lands between the read and the deletes
+    };
+    await sessions.killSessionsByUser('alice');
+    assert.deepEqual(await sessions.listByUser('alice'), []);
+    assert.equal((await visit((s) => s.userId)).value, null, 'the rotated cookie is signed out too');
+  });
+
+  it('reports a cycled record ended once, and revoke() of a handle whose session is gone resolves false', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.login('alice'));
+    const old = jar.get('sid') as string;
+    const oldHandle = (await visit((s) => s.handle)).value!;
+    const ended: string[] = [];
+    sessions.events.on('destroyed', (e) => ended.push(`${e.handle}:${e.reason}:${e.userId}`));
+    const signOut = sessions.open({ cookieHeader: `sid=${old}`, https: false });
+    await signOut.load();
+    await visit((s) => s.cycleId());
+    await signOut.logout(); // follows the cycled record to the new session
+    await signOut.commit(200);
+    assert.equal(new Set(ended).size, ended.length, ended.join(' | '));
+    assert.equal(ended.filter((e) => e.startsWith(`${oldHandle}:`)).length, 1, 'the cycled record once');
+    assert.ok(ended.every((e) => e.endsWith(':alice')), ended.join(' | '));
+    assert.equal(await sessions.revoke(oldHandle), false, 'nothing signed in is left to end');
+  });
+
+  it('an old cookie whose cycled record has outlived its minute is an unknown cookie, not an expired session of __moved__', async () => {
+    const { sessions, visit, jar, clock } = setup();
+    await visit((s) => s.login('alice'));
+    const old = jar.get('sid') as string;
+    await visit((s) => s.cycleId());
+    clock.advance(61);
+    const events: string[] = [];
+    for (const name of ['expired', 'destroyed', 'invalidCookie'] as const) sessions.events.on(name, (e) => events.push(`${name}:${'userId' in e ? String(e.userId) : ''}`));
+    assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null);
+    assert.deepEqual(events, ['invalidCookie:']);
+    assert.equal((await visit((s) => s.userId)).value, 'alice');
+  });
+
+  it('refuses killSessionsByUser for the reserved __moved__ (it names every forwarder, no user)', async () => {
+    const { sessions } = setup();
+    await assert.rejects(sessions.killSessionsByUser('__moved__'), { code: 'ERR_CONFIG' });
+  });
 });

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { makeRecord, testStore } from '../../src/testing/store-contract.js';
+import { createSessions, type Session } from '../../src/index.js';
 
 testStore('memory', { create: () => memoryStore() });
 
@@ -31,6 +32,22 @@ describe('memoryStore', () => {
     assert.ok(await store.get(a.id));
     assert.equal(await store.get(b.id), null);
     assert.ok(await store.get(c.id));
+  });
+
+  it('keeps the place of a record given up by cycleId(): maxEntries evicts it before the sessions in use', async () => {
+    const sessions = createSessions({ store: memoryStore({ maxEntries: 2, sweepInterval: 0 }) });
+    const visit = async (cookie: string | null, fn: (s: Session) => unknown) => {
+      const session = sessions.open({ cookieHeader: cookie, https: false });
+      await session.load();
+      await fn(session);
+      const set = (await session.commit(200))?.setCookie[0];
+      return set === undefined ? cookie : set.split(';')[0]!;
+    };
+    let alice = await visit(null, (s) => s.login('alice'));
+    alice = await visit(alice, (s) => s.cycleId()); // the old record stays a minute, as a mark
+    await visit(null, (s) => s.login('carol'));
+    assert.equal(await visit(alice, (s) => assert.equal(s.userId, 'alice')), alice, 'alice is still signed in');
+    await sessions.close();
   });
 
   it('evicts in LRU order across many evictions, an entry refreshed ahead of older ones kept', async () => {
