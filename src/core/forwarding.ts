@@ -36,9 +36,9 @@ export interface ChainEnder {
  * makes, so a rotation racing with this either claimed it before (its forwarder is followed here)
  * or fails its own claim after (and gives up): no signed-in copy outlives a logout. `token` opens
  * forwarders written before `movedTo` existed; `stopAt` is a record never followed into (the
- * request's own, kept or ended on its own). `ended` is told of each session deleted (never of a
- * forwarder or a cycled record); resolves how many (a record already gone or past its expiry ends
- * nothing and leads nowhere).
+ * request's own, kept or ended on its own). `ended` is told of the session deleted (never of a
+ * forwarder or a cycled record); resolves 1 if one was, else 0 (a record already gone or past its
+ * expiry ends nothing and leads nowhere).
  */
 export async function endChain(
   engine: ChainEnder,
@@ -49,7 +49,6 @@ export async function endChain(
 ): Promise<number> {
   let hopId = id;
   let hopToken = token;
-  let count = 0;
   for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
     const current = hopId;
     const now = engine.now();
@@ -68,18 +67,18 @@ export async function endChain(
       // A session (a forwarder or a mark cannot be claimed): ended here, and it led nowhere.
       await engine.call('destroy', (store) => store.destroy(current));
       ended(current);
-      return count + 1;
+      return 1;
     }
     const record = await readOrNull(engine, current);
-    if (record === null) return count;
+    if (record === null) return 0;
     // Past its expiry (left for the sweep): deleted, but it ended nothing and leads nowhere.
     const live = record.expiresAt > now;
     await engine.call('destroy', (store) => store.destroy(current));
-    if (!live) return count;
+    if (!live) return 0;
     if (record.meta[META_MOVED] === undefined) {
       // A session the store would not let the claim write (its own notion of expiry): ended.
       ended(current);
-      return count + 1;
+      return 1;
     }
     // A forwarder or a cycled record: no session of its own (a cycled one was reported ended when
     // it was cycled), so nothing is reported for it; the session it leads to is what ends.
@@ -87,10 +86,10 @@ export async function endChain(
     const nextToken = hopToken === null ? null : openForward(record.meta[META_MOVED], hopToken);
     hopToken = nextToken !== null && isWellFormedToken(nextToken) ? nextToken : null;
     const nextId = typeof movedTo === 'string' ? movedTo : hopToken === null ? null : hashToken(hopToken);
-    if (nextId === null || nextId === stopAt) return count;
+    if (nextId === null || nextId === stopAt) return 0;
     hopId = nextId;
   }
-  return count;
+  return 0;
 }
 
 /**
