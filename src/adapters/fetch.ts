@@ -104,18 +104,41 @@ export function reopenedFetchSession(sessions: { readonly options: object }, req
 }
 
 /**
- * Whether `response` already carries a Set-Cookie for the cookie `result` sets: a second session
- * of the same engine answered inside this request (a handler given a new Request object, as Hono's
- * `app.mount()` gives one, opens its own). The browser would keep one of the two cookies, silently
- * losing the other session's login or data, so the adapters refuse (SECOND_SESSION).
+ * Whether `response` already carries another session's cookie where `result` sets this one's: a
+ * second session of the same engine answered inside this request (a handler given a new Request
+ * object, as Hono's `app.mount()` gives one, opens its own). The browser would keep one of the two,
+ * silently losing the other session's login or data, so the adapters refuse (SECOND_SESSION).
+ * Only a cookie a session makes counts: same name and Path as this one's, a session-shaped value
+ * (a token, or a sealed cookie-store value), not expired. An app clearing the cookie itself, or
+ * setting one under another Path, is left alone; so is this session's own clearing cookie.
  */
 export function secondSessionCookie(response: Response, result: CommitResult): boolean {
   if (result.setCookie.length === 0 || !response.headers.has('set-cookie')) return false;
-  const present = response.headers.getSetCookie();
-  return result.setCookie.some((cookie) => {
-    const name = cookie.slice(0, cookie.indexOf('=') + 1);
-    return present.some((existing) => existing.startsWith(name));
+  const ours = result.setCookie.map(cookieParts).filter((cookie) => cookie.live);
+  if (ours.length === 0) return false;
+  return response.headers.getSetCookie().some((cookie) => {
+    const other = cookieParts(cookie);
+    return other.live && SESSION_VALUE.test(other.value) && ours.some((mine) => mine.name === other.name && mine.path === other.path);
   });
+}
+
+/** A session cookie's value: a token (43 base64url characters) or a sealed `v1.` cookie-store value. */
+const SESSION_VALUE = /^(?:[A-Za-z0-9_-]{43}|v1\.[A-Za-z0-9._-]{20,})$/;
+
+function cookieParts(cookie: string): { name: string; value: string; path: string; live: boolean } {
+  const [pair = '', ...attributes] = cookie.split(';');
+  const equals = pair.indexOf('=');
+  let path = '/';
+  let live = true;
+  for (const attribute of attributes) {
+    const [key = '', val = ''] = attribute.split('=', 2).map((part) => part.trim());
+    const lower = key.toLowerCase();
+    if (lower === 'path') path = val;
+    else if (lower === 'max-age' && Number(val) <= 0) live = false;
+    else if (lower === 'expires' && Date.parse(val) <= Date.now()) live = false;
+  }
+  const value = pair.slice(equals + 1).trim();
+  return { name: pair.slice(0, equals).trim(), value, path, live: live && value !== '' };
 }
 
 export const SECOND_SESSION =

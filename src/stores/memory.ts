@@ -129,8 +129,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   function deletedBesideEvictor(): void {
     if (evictor && ++deletedSinceEviction >= evictorPatience) evictor = undefined;
   }
-  /** Removes the least recently used record. */
+  /** Removes the least recently used record; a rotated or cycled record (no session in use) first. */
   function evictOldest(): void {
+    const forwarders = byUser.get(FORWARDER_USER);
+    if (forwarders !== undefined) {
+      remove(forwarders.values().next().value as string);
+      return;
+    }
     let next = evictor?.next();
     if (!next || next.done) {
       // No evictor yet, or it was dropped (never exhausted: it only moves while records remain).
@@ -270,8 +275,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       }
       entry.lastSeenAt = patch.lastSeenAt;
       entry.expiresAt = patch.expiresAt;
-      // A record given up by a rotation or cycleId is no session in use: it keeps its place, so
-      // maxEntries evicts it before the session it gave way to.
+      // A record given up by a rotation or cycleId is no session in use: maxEntries evicts it
+      // first (evictOldest), and using it does not make it recent.
       if (patch.userId !== FORWARDER_USER) refresh(id, entry);
       return true;
     },

@@ -85,6 +85,30 @@ describe('fetch adapter specifics', () => {
     assert.equal((await bound(new Request('http://localhost/', { headers: { 'x-real-ip': '192.0.2.9' } }))).status, 200);
   });
 
+  it("leaves an app's own cookie of the session cookie's name alone (a clearing one, another Path): no second-session refusal", async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const handler = withSessions(sessions, async (request: Request) => {
+      const session = await getSession(request);
+      const path = new URL(request.url).pathname;
+      const headers = new Headers();
+      if (path === '/login') {
+        await session.login('alice');
+        headers.append('Set-Cookie', 'sid=; Max-Age=0; Path=/old-app'); // an old deployment's cookie
+        headers.append('Set-Cookie', 'sid=legacy; Path=/legacy');
+      }
+      if (path === '/logout') {
+        await session.logout();
+        headers.append('Set-Cookie', 'sid=; Max-Age=0; Path=/'); // the app clears it too
+      }
+      return new Response('ok', { headers });
+    });
+    const login = await handler(new Request('http://localhost/login', { method: 'POST' }));
+    assert.equal(login.status, 200);
+    const cookie = login.headers.getSetCookie().find((c) => /^sid=[\w-]{43};/.test(c))!.split(';')[0]!;
+    const logout = await handler(new Request('http://localhost/logout', { method: 'POST', headers: { cookie } }));
+    assert.equal(logout.status, 200);
+  });
+
   it("never adds a session cookie to the app's own Response: one it returns again carries no earlier user's cookie", async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const DONE = new Response(null, { status: 204, headers: { 'x-app': '1' } }); // a module constant
