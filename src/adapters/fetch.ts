@@ -17,6 +17,7 @@
  * ```
  */
 import { runWithSession } from '../core/context.js';
+import { hashToken, isWellFormedToken } from '../core/token.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
@@ -112,33 +113,55 @@ export function reopenedFetchSession(sessions: { readonly options: object }, req
  * (a token, or a sealed cookie-store value), not expired. An app clearing the cookie itself, or
  * setting one under another Path, is left alone; so is this session's own clearing cookie.
  */
-export function secondSessionCookie(response: Response, result: CommitResult): boolean {
-  if (result.setCookie.length === 0 || !response.headers.has('set-cookie')) return false;
+export function secondSessionCookie(response: Response, result: CommitResult): string | null {
+  if (result.setCookie.length === 0 || !response.headers.has('set-cookie')) return null;
   const ours = result.setCookie.map(cookieParts).filter((cookie) => cookie.live);
-  if (ours.length === 0) return false;
-  return response.headers.getSetCookie().some((cookie) => {
+  if (ours.length === 0) return null;
+  for (const cookie of response.headers.getSetCookie()) {
     const other = cookieParts(cookie);
-    return other.live && SESSION_VALUE.test(other.value) && ours.some((mine) => mine.name === other.name && mine.path === other.path);
-  });
+    if (!other.live || !SESSION_VALUE.test(other.value)) continue;
+    // The same cookie as ours (an app copying it) is no second session.
+    if (ours.some((mine) => mine.name === other.name && mine.path === other.path && mine.domain === other.domain && mine.value !== other.value)) return other.value;
+  }
+  return null;
 }
 
 /** A session cookie's value: a token (43 base64url characters) or a sealed `v1.` cookie-store value. */
 const SESSION_VALUE = /^(?:[A-Za-z0-9_-]{43}|v1\.[A-Za-z0-9._-]{20,})$/;
 
-function cookieParts(cookie: string): { name: string; value: string; path: string; live: boolean } {
+/**
+ * A Set-Cookie's name, value and scope as a browser reads them (RFC 6265): no Path attribute is a
+ * scope of its own (never the session's, which always has one); Max-Age wins over Expires, and an
+ * empty or invalid one is ignored.
+ */
+function cookieParts(cookie: string): { name: string; value: string; path: string | null; domain: string | null; live: boolean } {
   const [pair = '', ...attributes] = cookie.split(';');
   const equals = pair.indexOf('=');
-  let path = '/';
-  let live = true;
+  let path: string | null = null;
+  let domain: string | null = null;
+  let maxAge: number | null = null;
+  let expires: number | null = null;
   for (const attribute of attributes) {
-    const [key = '', val = ''] = attribute.split('=', 2).map((part) => part.trim());
-    const lower = key.toLowerCase();
-    if (lower === 'path') path = val;
-    else if (lower === 'max-age' && Number(val) <= 0) live = false;
-    else if (lower === 'expires' && Date.parse(val) <= Date.now()) live = false;
+    const at = attribute.indexOf('=');
+    const key = (at === -1 ? attribute : attribute.slice(0, at)).trim().toLowerCase();
+    const val = at === -1 ? '' : attribute.slice(at + 1).trim();
+    if (key === 'path') path = val;
+    else if (key === 'domain') domain = val.replace(/^\./, '').toLowerCase();
+    else if (key === 'max-age' && /^-?\d+$/.test(val)) maxAge = Number(val);
+    else if (key === 'expires') expires = Date.parse(val);
   }
   const value = pair.slice(equals + 1).trim();
-  return { name: pair.slice(0, equals).trim(), value, path, live: live && value !== '' };
+  const expired = maxAge !== null ? maxAge <= 0 : expires !== null && expires <= Date.now();
+  return { name: pair.slice(0, equals).trim(), value, path, domain, live: value !== '' && !expired };
+}
+
+/**
+ * The refused second session's cookie never reaches the browser: its record (a login, say) is
+ * ended rather than left as a device no one holds. A sealed cookie-store value has no record.
+ */
+export async function endSecondSession(sessions: { revoke(handle: string): Promise<boolean> }, value: string): Promise<void> {
+  if (!isWellFormedToken(value)) return;
+  await sessions.revoke(hashToken(value)).catch(() => undefined);
 }
 
 export const SECOND_SESSION =
@@ -250,8 +273,10 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
       discardBody(response);
       return answer(error, request);
     }
-    if (result !== null && secondSessionCookie(response, result)) {
+    const second = result === null ? null : secondSessionCookie(response, result);
+    if (second !== null) {
       discardBody(response);
+      await endSecondSession(sessions, second);
       return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
     }
     return applyCommit(response, result);

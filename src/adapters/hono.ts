@@ -37,7 +37,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie } from './fetch.js';
+import { applyCommit, discardBody, endSecondSession, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie } from './fetch.js';
 import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
@@ -158,8 +158,10 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
       return;
     }
     if (result === null) return;
-    if (secondSessionCookie(c.res, result)) {
+    const second = secondSessionCookie(c.res, result);
+    if (second !== null) {
       discardBody(c.res);
+      await endSecondSession(sessions, second);
       replace(c, await failure(new ConfigError(`honoSessions: ${SECOND_SESSION}`), c, options));
       return;
     }

@@ -129,13 +129,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   function deletedBesideEvictor(): void {
     if (evictor && ++deletedSinceEviction >= evictorPatience) evictor = undefined;
   }
-  /** Removes the least recently used record; a rotated or cycled record (no session in use) first. */
+  /**
+   * Removes the least recently used record. A rotated or cycled record keeps the place of its last
+   * use as a session (reading or claiming it does not refresh it), but is not evicted ahead of its
+   * turn: a parallel request or a racing logout may still need it during its grace window.
+   */
   function evictOldest(): void {
-    const forwarders = byUser.get(FORWARDER_USER);
-    if (forwarders !== undefined) {
-      remove(forwarders.values().next().value as string);
-      return;
-    }
     let next = evictor?.next();
     if (!next || next.done) {
       // No evictor yet, or it was dropped (never exhausted: it only moves while records remain).
@@ -275,8 +274,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       }
       entry.lastSeenAt = patch.lastSeenAt;
       entry.expiresAt = patch.expiresAt;
-      // A record given up by a rotation or cycleId is no session in use: maxEntries evicts it
-      // first (evictOldest), and using it does not make it recent.
+      // A record given up by a rotation or cycleId is no session in use: claiming it does not
+      // make it recent (see evictOldest).
       if (patch.userId !== FORWARDER_USER) refresh(id, entry);
       return true;
     },

@@ -95,6 +95,9 @@ describe('fetch adapter specifics', () => {
         await session.login('alice');
         headers.append('Set-Cookie', 'sid=; Max-Age=0; Path=/old-app'); // an old deployment's cookie
         headers.append('Set-Cookie', 'sid=legacy; Path=/legacy');
+        // Other scopes of a session-shaped value: another Domain, no Path (the request's directory).
+        headers.append('Set-Cookie', `sid=${'a'.repeat(43)}; Domain=localhost; Path=/`);
+        headers.append('Set-Cookie', `sid=${'b'.repeat(43)}`);
       }
       if (path === '/logout') {
         await session.logout();

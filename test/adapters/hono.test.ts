@@ -363,8 +363,9 @@ describe('hono: a withSessions handler under app.mount()', () => {
 
   it('with the default mount (a new Request), refuses two session cookies instead of sending both, with the context on too', async () => {
     const errors: unknown[] = [];
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const running = await listen(
-      mountedApp(createSessions({ store: memoryStore({ sweepInterval: 0 }) }), undefined, (error) => {
+      mountedApp(sessions, undefined, (error) => {
         errors.push(error);
         return new Response('refused', { status: 500 });
       }),
@@ -374,6 +375,7 @@ describe('hono: a withSessions handler under app.mount()', () => {
       assert.equal(login.status, 500);
       assert.deepEqual(sidOf(login), []);
       assert.ok(errors[0] instanceof ConfigError && /replaceRequest: false/.test(errors[0].message), String(errors[0]));
+      assert.deepEqual(await sessions.listByUser('bob'), [], 'the refused login is no device nobody holds');
     } finally {
       await running.close();
     }
