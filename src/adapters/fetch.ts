@@ -130,9 +130,10 @@ export function secondSessionCookie(response: Response, result: CommitResult): s
 const SESSION_VALUE = /^(?:[A-Za-z0-9_-]{43}|v1\.[A-Za-z0-9._-]{20,})$/;
 
 /**
- * A Set-Cookie's name, value and scope as a browser reads them (RFC 6265): no Path attribute is a
- * scope of its own (never the session's, which always has one); Max-Age wins over Expires, and an
- * empty or invalid one is ignored.
+ * A Set-Cookie's name, value and scope, close to how a browser reads them (RFC 6265): Max-Age wins
+ * over Expires, an empty or invalid one is ignored, an empty Domain is none. A missing Path is
+ * compared as such (a browser would use the request's directory, which is not known here): such a
+ * cookie is not counted, which can only miss a second session, never refuse a response.
  */
 function cookieParts(cookie: string): { name: string; value: string; path: string | null; domain: string | null; live: boolean } {
   const [pair = '', ...attributes] = cookie.split(';');
@@ -146,7 +147,7 @@ function cookieParts(cookie: string): { name: string; value: string; path: strin
     const key = (at === -1 ? attribute : attribute.slice(0, at)).trim().toLowerCase();
     const val = at === -1 ? '' : attribute.slice(at + 1).trim();
     if (key === 'path') path = val;
-    else if (key === 'domain') domain = val.replace(/^\./, '').toLowerCase();
+    else if (key === 'domain' && val !== '') domain = val.replace(/^\./, '').toLowerCase();
     else if (key === 'max-age' && /^-?\d+$/.test(val)) maxAge = Number(val);
     else if (key === 'expires') expires = Date.parse(val);
   }
@@ -157,11 +158,29 @@ function cookieParts(cookie: string): { name: string; value: string; path: strin
 
 /**
  * The refused second session's cookie never reaches the browser: its record (a login, say) is
- * ended rather than left as a device no one holds. A sealed cookie-store value has no record.
+ * ended rather than left as a device no one holds. Not when the browser sent that cookie itself:
+ * then it is the browser's own session (re-sent by a save), which a later rotation may have moved
+ * on from. A sealed cookie-store value has no record.
  */
-export async function endSecondSession(sessions: { revoke(handle: string): Promise<boolean> }, value: string): Promise<void> {
-  if (!isWellFormedToken(value)) return;
+export async function endSecondSession(sessions: { revoke(handle: string): Promise<boolean> }, value: string, cookieHeader: string | null): Promise<void> {
+  if (!isWellFormedToken(value) || (cookieHeader !== null && cookieHeader.includes(value))) return;
   await sessions.revoke(hashToken(value)).catch(() => undefined);
+}
+
+/**
+ * After a commit failed because the session was ended meanwhile (409): a second session of this
+ * request (a handler given a new Request) may have ended it, by logging in there. Its cookie, if
+ * the response carries one the browser did not send, is ended too (see endSecondSession).
+ */
+export async function endStraySession(sessions: Sessions<SessionData>, response: Response, error: unknown, cookieHeader: string | null): Promise<void> {
+  if (failureResponse(error).status !== 409 || !response.headers.has('set-cookie')) return;
+  const name = sessions.options.cookie.name;
+  for (const cookie of response.headers.getSetCookie()) {
+    const parts = cookieParts(cookie);
+    if (parts.live && (parts.name === name || parts.name === `__Host-${name}` || parts.name === `__Secure-${name}`)) {
+      await endSecondSession(sessions, parts.value, cookieHeader);
+    }
+  }
 }
 
 export const SECOND_SESSION =
@@ -271,12 +290,13 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
       result = await session.commit(response.status);
     } catch (error) {
       discardBody(response);
+      await endStraySession(sessions as unknown as Sessions<SessionData>, response, error, request.headers.get('cookie'));
       return answer(error, request);
     }
     const second = result === null ? null : secondSessionCookie(response, result);
     if (second !== null) {
       discardBody(response);
-      await endSecondSession(sessions, second);
+      await endSecondSession(sessions, second, request.headers.get('cookie'));
       return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
     }
     return applyCommit(response, result);
