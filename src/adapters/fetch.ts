@@ -17,7 +17,6 @@
  * ```
  */
 import { runWithSession } from '../core/context.js';
-import { hashToken, isWellFormedToken } from '../core/token.js';
 import type { CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
@@ -156,33 +155,6 @@ function cookieParts(cookie: string): { name: string; value: string; path: strin
   return { name: pair.slice(0, equals).trim(), value, path, domain, live: value !== '' && !expired };
 }
 
-/**
- * The refused second session's cookie never reaches the browser: its record (a login, say) is
- * ended rather than left as a device no one holds. Not when the browser sent that cookie itself:
- * then it is the browser's own session (re-sent by a save), which a later rotation may have moved
- * on from. A sealed cookie-store value has no record.
- */
-export async function endSecondSession(sessions: { revoke(handle: string): Promise<boolean> }, value: string, cookieHeader: string | null): Promise<void> {
-  if (!isWellFormedToken(value) || (cookieHeader !== null && cookieHeader.includes(value))) return;
-  await sessions.revoke(hashToken(value)).catch(() => undefined);
-}
-
-/**
- * After a commit failed because the session was ended meanwhile (409): a second session of this
- * request (a handler given a new Request) may have ended it, by logging in there. Its cookie, if
- * the response carries one the browser did not send, is ended too (see endSecondSession).
- */
-export async function endStraySession(sessions: Sessions<SessionData>, response: Response, error: unknown, cookieHeader: string | null): Promise<void> {
-  if (failureResponse(error).status !== 409 || !response.headers.has('set-cookie')) return;
-  const name = sessions.options.cookie.name;
-  for (const cookie of response.headers.getSetCookie()) {
-    const parts = cookieParts(cookie);
-    if (parts.live && (parts.name === name || parts.name === `__Host-${name}` || parts.name === `__Secure-${name}`)) {
-      await endSecondSession(sessions, parts.value, cookieHeader);
-    }
-  }
-}
-
 export const SECOND_SESSION =
   'this response already carries the session cookie from a second session of the same request: a handler was given a new Request object ' +
   '(Hono\'s app.mount() builds one), so it could not find the session opened for the original. Mount it with { replaceRequest: false }, which hands on the original Request';
@@ -290,13 +262,11 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
       result = await session.commit(response.status);
     } catch (error) {
       discardBody(response);
-      await endStraySession(sessions as unknown as Sessions<SessionData>, response, error, request.headers.get('cookie'));
       return answer(error, request);
     }
     const second = result === null ? null : secondSessionCookie(response, result);
     if (second !== null) {
       discardBody(response);
-      await endSecondSession(sessions, second, request.headers.get('cookie'));
       return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
     }
     return applyCommit(response, result);

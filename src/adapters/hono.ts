@@ -37,7 +37,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, discardBody, endSecondSession, endStraySession, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie } from './fetch.js';
+import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie } from './fetch.js';
 import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
@@ -154,7 +154,6 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
     } catch (error) {
       // The app's body (a stream() callback, a file) is never sent: release its source.
       discardBody(c.res);
-      await endStraySession(sessions as unknown as Sessions<SessionData>, c.res, error, c.req.header('cookie') ?? null);
       replace(c, await failure(error, c, options));
       return;
     }
@@ -162,7 +161,6 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
     const second = secondSessionCookie(c.res, result);
     if (second !== null) {
       discardBody(c.res);
-      await endSecondSession(sessions, second, c.req.header('cookie') ?? null);
       replace(c, await failure(new ConfigError(`honoSessions: ${SECOND_SESSION}`), c, options));
       return;
     }

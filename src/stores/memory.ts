@@ -132,11 +132,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   /**
    * Removes the least recently used record. A rotated or cycled record keeps the place of its last
    * use as a session (reading or claiming it does not refresh it) and is not evicted ahead of its
-   * turn while it lives (a parallel request or a racing logout may still need it), but one past
-   * its grace window goes first, before any session.
+   * turn (a parallel request or a racing logout may still need it during its grace window); once
+   * spent, the background sweep removes it.
    */
   function evictOldest(): void {
-    if (evictExpiredForwarder()) return;
     let next = evictor?.next();
     if (!next || next.done) {
       // No evictor yet, or it was dropped (never exhausted: it only moves while records remain).
@@ -149,18 +148,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     records.delete(id);
     unindex(id, entry.userId);
     deletedSinceEviction = 0;
-  }
-  /** The oldest few forwarders (insertion order), checked for one past its life: bounded work. */
-  function evictExpiredForwarder(): boolean {
-    const forwarders = byUser.get(FORWARDER_USER);
-    if (forwarders === undefined) return false;
-    const now = clock.now();
-    let looked = 0;
-    for (const id of forwarders) {
-      if ((records.get(id)?.expiresAt ?? 0) <= now) return remove(id);
-      if (++looked >= 8) break;
-    }
-    return false;
   }
   function toRecord(id: string, e: Entry): SessionRecord {
     return {

@@ -375,22 +375,19 @@ describe('hono: a withSessions handler under app.mount()', () => {
       assert.equal(login.status, 500);
       assert.deepEqual(sidOf(login), []);
       assert.ok(errors[0] instanceof ConfigError && /replaceRequest: false/.test(errors[0].message), String(errors[0]));
-      assert.deepEqual(await sessions.listByUser('bob'), [], 'the refused login is no device nobody holds');
-      // A visitor with a session: the mounted login ends it, the outer save finds it gone (409),
-      // and the login, whose cookie cannot be sent, is ended too.
+      // A visitor with a session: the mounted login ends it, and the outer save finds it gone (409).
       const guest = await fetch(`${running.url}/auth/other`, { method: 'POST' });
       const cookie = sidOf(guest)[0]!.split(';')[0]!;
       const again = await fetch(`${running.url}/auth/login`, { method: 'POST', headers: { cookie } });
       assert.equal(again.status, 500); // this app's onError answers every failure with a 500
       assert.equal((errors.at(-1) as { code?: string }).code, 'ERR_SESSION_GONE');
       assert.deepEqual(sidOf(again), []);
-      assert.deepEqual(await sessions.listByUser('bob'), []);
     } finally {
       await running.close();
     }
   });
 
-  it("never ends the browser's own session when refusing a second one (an outer rotation after a mounted save)", async () => {
+  it("refuses a second session without ending the browser's own (an outer rotation after a mounted save)", async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { persistent: true } });
     const app = new Hono();
     app.use(honoSessions(sessions, { onError: () => new Response('refused', { status: 500 }) }));
