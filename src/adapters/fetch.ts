@@ -108,21 +108,20 @@ export function reopenedFetchSession(sessions: { readonly options: object }, req
  * second session of the same engine answered inside this request (a handler given a new Request
  * object, as Hono's `app.mount()` gives one, opens its own). The browser would keep one of the two,
  * silently losing the other session's login or data, so the adapters refuse (SECOND_SESSION).
- * Only a cookie a session makes counts: same name and Path as this one's, a session-shaped value
- * (a token, or a sealed cookie-store value), not expired. An app clearing the cookie itself, or
- * setting one under another Path, is left alone; so is this session's own clearing cookie.
+ * Only a cookie a session makes counts: the same name, Path and Domain as this one's, a
+ * session-shaped value (a token, or a sealed cookie-store value) other than this one's, not
+ * expired. An app clearing the cookie itself, copying it, or setting one under another scope is
+ * left alone; so is this session's own clearing cookie.
  */
-export function secondSessionCookie(response: Response, result: CommitResult): string | null {
-  if (result.setCookie.length === 0 || !response.headers.has('set-cookie')) return null;
+export function secondSessionCookie(response: Response, result: CommitResult): boolean {
+  if (result.setCookie.length === 0 || !response.headers.has('set-cookie')) return false;
   const ours = result.setCookie.map(cookieParts).filter((cookie) => cookie.live);
-  if (ours.length === 0) return null;
-  for (const cookie of response.headers.getSetCookie()) {
+  if (ours.length === 0) return false;
+  return response.headers.getSetCookie().some((cookie) => {
     const other = cookieParts(cookie);
-    if (!other.live || !SESSION_VALUE.test(other.value)) continue;
-    // The same cookie as ours (an app copying it) is no second session.
-    if (ours.some((mine) => mine.name === other.name && mine.path === other.path && mine.domain === other.domain && mine.value !== other.value)) return other.value;
-  }
-  return null;
+    if (!other.live || !SESSION_VALUE.test(other.value)) return false;
+    return ours.some((mine) => mine.name === other.name && mine.path === other.path && mine.domain === other.domain && mine.value !== other.value);
+  });
 }
 
 /** A session cookie's value: a token (43 base64url characters) or a sealed `v1.` cookie-store value. */
@@ -264,8 +263,7 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
       discardBody(response);
       return answer(error, request);
     }
-    const second = result === null ? null : secondSessionCookie(response, result);
-    if (second !== null) {
+    if (result !== null && secondSessionCookie(response, result)) {
       discardBody(response);
       return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
     }

@@ -158,8 +158,7 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
       return;
     }
     if (result === null) return;
-    const second = secondSessionCookie(c.res, result);
-    if (second !== null) {
+    if (secondSessionCookie(c.res, result)) {
       discardBody(c.res);
       replace(c, await failure(new ConfigError(`honoSessions: ${SECOND_SESSION}`), c, options));
       return;
