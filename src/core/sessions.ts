@@ -66,8 +66,9 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   /**
    * Ends one session by its handle (a read, to name its user in the `destroyed` event, then a
    * guarded claim and the delete). A handle listed before the session's id rotated or was cycled
-   * ends the session it became too (one `destroyed` per record). A handle that matches no
-   * session ends nothing and emits nothing. Resolves true when a session was ended.
+   * (while its forwarder lives) ends the session it became: the forwarder is deleted without an
+   * event, and the one `destroyed` event names the new record's handle. A handle that matches no
+   * live session ends nothing and emits nothing. Resolves true when a session was ended.
    */
   revoke(handle: string): Promise<boolean>;
   /**
