@@ -75,8 +75,9 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * Ends all of a user's sessions except the handles listed ("sign out other devices"); emits
    * `killed`. A `null` in `except` (the `handle` of a session not stored yet, as in the request
    * that logs in) matches nothing; a listed handle whose session has rotated or been cycled spares
-   * the session it became (one that rotates while this call runs is not spared). A guest (`null`) or reserved user id is refused: guests have
-   * no "other devices" (`killSessionsByUser('__guest__')` ends them all).
+   * the session it became (one that rotates while this call runs is not spared). A guest (`null`)
+   * or reserved user id is refused: guests have no "other devices"
+   * (`killSessionsByUser('__guest__')` ends them all).
    */
   revokeUser(userId: string, options?: { except?: readonly (string | null)[] | undefined }): Promise<number>;
   /**
