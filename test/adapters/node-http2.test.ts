@@ -18,6 +18,7 @@ import { http2Fetch } from '../helpers/http2-fetch.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+import { nestedNodeHandler, nodeScenarioHandler } from './node-scenario-app.js';
 
 const warnings: Error[] = [];
 process.on('warning', (warning) => warnings.push(warning));
@@ -40,29 +41,11 @@ async function listen(server: Http2Server): Promise<RunningApp> {
   };
 }
 
-async function scenarioHandler(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
-  const reply = await scenarioRoute(req.method, new URL(req.url, 'http://localhost'), () => getSession(req));
-  if (reply.appCookie) res.setHeader('Set-Cookie', reply.appCookie);
-  if (reply.cacheControl) res.setHeader('Cache-Control', reply.cacheControl);
-  res.statusCode = reply.status;
-  res.setHeader('Content-Type', typeof reply.body === 'string' ? 'text/plain' : 'application/json');
-  res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
-}
-
 runAdapterScenarios(
   'node:http2 (compatibility API)',
-  (sessions) => listen(createServer(withSessions(sessions, scenarioHandler))),
-  (engines) => {
-    let handler = withSessions(engines.at(-1)!, scenarioHandler);
-    for (const sessions of engines.slice(0, -1).reverse()) {
-      const inner = handler;
-      handler = withSessions(sessions, async (req: Http2ServerRequest, res: Http2ServerResponse) => {
-        await betweenMounts(() => getSession(req));
-        await inner(req, res);
-      });
-    }
-    return listen(createServer(handler));
-  },
+  (sessions) => listen(createServer(withSessions(sessions, nodeScenarioHandler))),
+  // A wrapped handler called from a wrapped one.
+  (engines) => listen(createServer(nestedNodeHandler<Http2ServerRequest, Http2ServerResponse>(engines))),
 );
 
 function koaApp(engines: Sessions<Record<string, JsonValue>>[]): Promise<RunningApp> {

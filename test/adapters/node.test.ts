@@ -9,8 +9,8 @@ import { createSessions } from '../../src/index.js';
 import { cookieStore } from '../../src/stores/cookie.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { Store } from '../../src/stores/types.js';
-import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
+import { nestedNodeHandler, nodeScenarioHandler } from './node-scenario-app.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { rawRequest } from '../helpers/raw-http.js';
@@ -46,30 +46,11 @@ function captureUncaught(): { errors: unknown[]; stop: () => void } {
   return { errors, stop: () => process.off('uncaughtException', listener) };
 }
 
-async function scenarioHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const reply = await scenarioRoute(req.method!, new URL(req.url!, 'http://localhost'), () => getSession(req));
-  if (reply.appCookie) res.setHeader('Set-Cookie', reply.appCookie);
-  if (reply.cacheControl) res.setHeader('Cache-Control', reply.cacheControl);
-  res.statusCode = reply.status;
-  res.setHeader('Content-Type', typeof reply.body === 'string' ? 'text/plain' : 'application/json');
-  res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
-}
-
 runAdapterScenarios(
   'node:http',
-  (sessions) => listen(createServer(withSessions(sessions, scenarioHandler))),
+  (sessions) => listen(createServer(withSessions(sessions, nodeScenarioHandler))),
   // A wrapped handler called from a wrapped one.
-  (engines) => {
-    let handler = withSessions(engines.at(-1)!, scenarioHandler);
-    for (const sessions of engines.slice(0, -1).reverse()) {
-      const inner = handler;
-      handler = withSessions(sessions, async (req, res) => {
-        await betweenMounts(() => getSession(req));
-        await inner(req, res);
-      });
-    }
-    return listen(createServer(handler));
-  },
+  (engines) => listen(createServer(nestedNodeHandler<IncomingMessage, ServerResponse>(engines))),
 );
 
 describe('node:http adapter specifics', () => {
