@@ -24,10 +24,10 @@ export const CYCLED_MARK = 'cycled';
 export const CYCLED_HOLD_MS = 60_000;
 export const MAX_FORWARD_HOPS = 3;
 
-/** What ending a chain needs from the engine. */
+/** What ending a chain needs from the engine (SessionEngine has it). */
 export interface ChainEnder {
   call<R>(operation: string, run: (store: Store) => R | Promise<R>): Promise<R>;
-  now(): number;
+  readonly options: { readonly clock: { now(): number } };
 }
 
 /**
@@ -51,7 +51,7 @@ export async function endChain(
   let hopToken = token;
   for (let hop = 0; hop <= MAX_FORWARD_HOPS; hop++) {
     const current = hopId;
-    const now = engine.now();
+    const now = engine.options.clock.now();
     // The user is left as it is: a claim that changed it would move the record between user
     // indexes (Redis writes one more key, shared by every session end) only to delete it.
     const claimed = await engine.call('update', (store) =>

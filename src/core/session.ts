@@ -417,10 +417,9 @@ export class Session<T extends SessionData = RegisteredData> {
   async #dropRebound(arrivedAt: string, record: SessionRecord, field: 'ip' | 'userAgent'): Promise<void> {
     const engine = this.#engine;
     engine.events.emit('bindingMismatch', { handle: record.id, userId: record.userId, field });
-    const chain = { call: engine.call.bind(engine), now: () => engine.options.clock.now() };
     // The old cookie's token opens a forwarder written before `movedTo` existed.
     const token = this.#arrivedVia?.id === arrivedAt ? this.#arrivedVia.token : null;
-    await endChain(chain, arrivedAt, token, null, (handle) => engine.events.emit('destroyed', { handle, userId: record.userId, reason: 'binding' }));
+    await endChain(engine, arrivedAt, token, null, (handle) => engine.events.emit('destroyed', { handle, userId: record.userId, reason: 'binding' }));
   }
 
   /** Loads a stateless session: decrypt, check expiry, revocation and binding; no store record. */
@@ -1813,7 +1812,7 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   async #destroyChain(id: string, token: string | null, userId: string | null, reason: DestroyReason): Promise<void> {
     const engine = this.#engine;
-    await endChain({ call: engine.call.bind(engine), now: () => engine.options.clock.now() }, id, token, this.#id, (handle) =>
+    await endChain(engine, id, token, this.#id, (handle) =>
       // The user is the session's (a forwarder's own is the reserved `__moved__`).
       engine.events.emit('destroyed', { handle, userId, reason }),
     );

@@ -222,7 +222,6 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       serverOnly('revoking one session');
       // Read first: the event names the session's user, and a handle that matched nothing ends nothing.
       if (typeof handle !== 'string' || handle.length === 0) return false; // matches no session
-      const chain = { call: engine.call, now: () => resolved.clock.now() };
       let userId: string | null;
       try {
         const record = await engine.call('get', (s) => s.get(handle));
@@ -230,13 +229,13 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
         // no session to end, and where it led is not followed.
         if (record === null || record.expiresAt <= resolved.clock.now()) return false;
         // A handle listed before the device's session rotated: name (and end) the session it became.
-        userId = await ownerOf(chain, record);
+        userId = await ownerOf(engine, record);
       } catch (error) {
         // Unreadable bytes: still a record to delete, its user unknown.
         if (!(error instanceof CorruptRecordError)) throw error;
         userId = null;
       }
-      return (await endChain(chain, handle, null, null, (id) => events.emit('destroyed', { handle: id, userId, reason: 'revoked' }))) > 0;
+      return (await endChain(engine, handle, null, null, (id) => events.emit('destroyed', { handle: id, userId, reason: 'revoked' }))) > 0;
     },
     async revokeUser(userId, opts = {}) {
       serverOnly('revoking a user\'s other sessions');
@@ -252,7 +251,7 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       const listed = (opts.except ?? []).filter((handle): handle is string => typeof handle === 'string' && handle.length > 0);
       // A handle listed before a parallel request rotated that session names the forwarder: the
       // session it became is spared too (the device asking must not sign itself out).
-      const except = listed.length === 0 ? listed : await successorsOf({ call: engine.call, now: () => resolved.clock.now() }, listed);
+      const except = listed.length === 0 ? listed : await successorsOf(engine, listed);
       const deleted = await destroyUser(userId, except);
       events.emit('killed', { scope: 'user', userId, deleted });
       return deleted;
