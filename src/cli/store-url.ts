@@ -16,12 +16,13 @@
  * URLs are parsed by the library's `parseStoreUrl` (the parser behind `storeFromUrl`), but the
  * stores are constructed here: `storeFromUrl` cannot pass `createTable: false`.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_STORE_URL, parseStoreUrl as parseUrl, type StoreUrl } from '../stores/from-url.js';
 import type { Store } from '../stores/types.js';
 import { CliError, UsageError } from './exit.js';
 import { sqliteSchemaState } from './schema-state.js';
+import { isDirectory } from '../stores/is-directory.js';
 
 /** Where a `--store` URL points, with the CLI's parameters split off. */
 export interface StoreTarget extends StoreUrl {
@@ -115,14 +116,5 @@ export async function openStore(target: StoreTarget, options: { create: boolean 
       const { redisStore } = await import('../stores/redis.js');
       return redisStore({ url: target.location, ...(target.prefix && { prefix: target.prefix }) });
     }
-  }
-}
-
-/** Whether `path` names an existing directory (any other stat failure: no, and the opener says why). */
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
   }
 }

@@ -11,7 +11,7 @@
  *
  * @module coatcheck/stores/sqlite
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -50,6 +50,7 @@ import {
   type SweeperRequest,
   type SweepReport,
 } from './sqlite-sweeper.js';
+import { isDirectory } from './is-directory.js';
 
 /** Options of {@link sqliteStore}. Give `path` or `database`, not both. */
 export interface SqliteStoreOptions {
@@ -873,13 +874,4 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       if (owned) db.close();
     },
   };
-}
-
-/** Whether `path` names an existing directory (any other stat failure: no, and the opener says why). */
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }
