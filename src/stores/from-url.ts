@@ -67,10 +67,10 @@ export interface StoreUrl {
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The longest names the stores accept, checked here too so a URL fails as written (a usage error
- * in the CLI) rather than when a store opens. The same numbers as the stores' own checks:
- * sqliteStore's table pattern allows 63 characters; postgresStore takes a table of at most 50
- * (its index names add a suffix and must fit PostgreSQL's 63-byte limit) and a schema of 63.
+ * The longest names the stores accept: the stores check them, and so does the URL parser, so a URL
+ * fails as written (a usage error in the CLI) rather than when a store opens. A SQLite table of
+ * 63 characters; a PostgreSQL table of at most 50 (its index names add a suffix and must fit
+ * PostgreSQL's 63-byte limit) and a schema of 63.
  */
 export const MAX_NAME_LENGTH = {
   sqlite: { table: 63 },

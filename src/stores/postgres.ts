@@ -37,6 +37,7 @@ import {
   type SweepResult,
 } from './types.js';
 import { MAX_TIMER_MS } from '../core/timer.js';
+import { MAX_NAME_LENGTH } from './from-url.js';
 
 export interface PostgresStoreOptions {
   /**
@@ -87,8 +88,9 @@ const MIGRATION_LOCK: [number, number] = [0x636f6174, 1];
 const DELETE_BATCH = 5_000;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Longest table name whose derived index names still fit PostgreSQL's 63-byte limit. */
-const MAX_TABLE_NAME = 50;
-const MAX_IDENTIFIER = 63;
+// The longest names taken (from-url.ts checks URLs against the same numbers).
+const MAX_TABLE_NAME = MAX_NAME_LENGTH.postgres.table;
+const MAX_IDENTIFIER = MAX_NAME_LENGTH.postgres.schema;
 /** Returned while a sweep deleted a full batch; the next call simply starts at the oldest again. */
 const SWEEP_CURSOR = 'more';
 

@@ -51,6 +51,7 @@ import {
   type SweepReport,
 } from './sqlite-sweeper.js';
 import { isDirectory } from './is-directory.js';
+import { MAX_NAME_LENGTH } from './from-url.js';
 
 /** Options of {@link sqliteStore}. Give `path` or `database`, not both. */
 export interface SqliteStoreOptions {
@@ -99,7 +100,8 @@ export interface SqliteStoreOptions {
 /** Default location of the database file, relative to the working directory. */
 export const DEFAULT_SQLITE_PATH = './data/sessions.db';
 
-const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+// At most MAX_NAME_LENGTH.sqlite.table characters (from-url.ts checks URLs against the same number).
+const TABLE_NAME = new RegExp(`^[A-Za-z_][A-Za-z0-9_]{0,${MAX_NAME_LENGTH.sqlite.table - 1}}$`);
 
 /**
  * Times as the STRICT INTEGER columns hold them (a fractional value is refused, not stored):
