@@ -638,7 +638,10 @@ export class Session<T extends SessionData = RegisteredData> {
     return this;
   }
 
-  /** Removes every key (the session keeps its id; an empty session is deleted at save). */
+  /**
+   * Removes every data key. The user, a `setExpiry()` choice, CSRF tokens, flashes and the test
+   * cookie stay (`flush()` ends those too); a session left holding nothing is deleted at save.
+   */
   clear(): this {
     this.#writable();
     this.#data.clear();

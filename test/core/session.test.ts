@@ -274,6 +274,29 @@ describe('loading and saving', () => {
     assert.equal(token(jar), undefined);
   });
 
+  it('clear() removes data keys only: the user, a setExpiry choice and the CSRF token stay (flush ends them)', async () => {
+    const { jar, visit } = setup();
+    await visit(async (s) => {
+      await s.login('ana');
+      s.set('cart', [1]);
+      s.setExpiry(86_400);
+      s.csrfToken();
+    });
+    const before = token(jar);
+    const staticToken = (await visit((s) => s.csrfToken())).value;
+    const cleared = await visit((s) => {
+      s.clear();
+      return s.isEmpty();
+    });
+    assert.equal(cleared.value, true);
+    assert.ok(!cleared.setCookie.some((c) => /Max-Age=0/.test(c)), 'a session that still holds a user keeps its cookie');
+    assert.equal(token(jar), before);
+    const after = await visit((s) => [s.userId, s.has('cart'), s.getExpiryAge(), s.csrfToken()]);
+    assert.deepEqual(after.value, ['ana', false, 86_400, staticToken]);
+    await visit((s) => s.flush());
+    assert.equal(token(jar), undefined);
+  });
+
   it('keeps what a parallel request stored when a stale request empties its own view', async () => {
     const { sessions, jar, visit, store } = setup();
     await visit((s) => s.update({ cart: ['apple'], note: 'x' }));
@@ -1125,6 +1148,9 @@ describe("re-authentication, Django's flags, iteration", () => {
       return s.modified;
     });
     assert.equal(inPlace.value, true);
+    // Judged by the stored form (README): writes that change nothing leave it false.
+    const unchanged = await visit((s) => [s.set('a', 1).modified, s.update({}).modified]);
+    assert.deepEqual(unchanged.value, [false, false]);
     assert.equal((await visit((s) => s.markChanged().modified)).value, true);
   });
 
