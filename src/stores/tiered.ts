@@ -270,11 +270,31 @@ export function tieredStore(options: TieredStoreOptions): Store {
     throw new Error(`could not place a tombstone after ${MAX_TOMBSTONE_ATTEMPTS} attempts; the entry was deleted instead`);
   }
 
+  /**
+   * Until this time (by `clock`), reads skip the cache: an invalidation failed, so an entry it
+   * should have ended may still be there, and it lives at most `cacheTtl` from now.
+   */
+  let distrustUntil = -Infinity;
+  function distrust(): void {
+    distrustUntil = Math.max(distrustUntil, clock.now() + cacheTtl);
+  }
+
   async function invalidate(id: string, operation: TieredCacheOperation): Promise<void> {
     try {
       await bounded(operation, () => placeTombstone(id));
     } catch (error) {
       report(error, operation);
+      // A cache that answers but refuses writes (Redis at maxmemory with noeviction) still
+      // deletes: drop the entry instead. Not after a timeout, which would only double the wait.
+      if (!(error instanceof StoreTimeoutError)) {
+        try {
+          await bounded(operation, () => cache.destroy(id));
+          return;
+        } catch (second) {
+          report(second, operation);
+        }
+      }
+      distrust();
     }
   }
 
@@ -283,6 +303,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
       await bounded(operation, run);
     } catch (error) {
       report(error, operation);
+      distrust();
     }
   }
 
@@ -336,13 +357,16 @@ export function tieredStore(options: TieredStoreOptions): Store {
 
     async get(id) {
       let cached: SessionRecord | null = null;
-      let cacheFailed = false;
-      try {
-        cached = await bounded('get', () => cache.get(id));
-      } catch (error) {
-        // Unreachable cache or an undecodable entry: a miss, never "no session".
-        cacheFailed = true;
-        report(error, 'get');
+      // After a lost invalidation, not even a fill: the stale entry it may meet blocks it anyway.
+      let cacheFailed = clock.now() < distrustUntil;
+      if (!cacheFailed) {
+        try {
+          cached = await bounded('get', () => cache.get(id));
+        } catch (error) {
+          // Unreachable cache or an undecodable entry: a miss, never "no session".
+          cacheFailed = true;
+          report(error, 'get');
+        }
       }
       if (cached) {
         const hit = servable(cached);
@@ -397,7 +421,14 @@ export function tieredStore(options: TieredStoreOptions): Store {
     // Only when the durable store can judge and delete in one step (else the engine re-reads).
     ...(typeof durable.destroyIfEmpty === 'function' && {
       async destroyIfEmpty(id: string, ignoredMeta: readonly string[]): Promise<EmptyDestroyResult> {
-        const outcome = await (durable.destroyIfEmpty as NonNullable<Store['destroyIfEmpty']>)(id, ignoredMeta);
+        let outcome: EmptyDestroyResult;
+        try {
+          outcome = await (durable.destroyIfEmpty as NonNullable<Store['destroyIfEmpty']>)(id, ignoredMeta);
+        } catch (error) {
+          // As for destroy: a delete that failed late may have been applied.
+          await invalidate(id, 'destroy');
+          throw error;
+        }
         if (outcome !== 'kept') await invalidate(id, 'destroy');
         return outcome;
       },
@@ -474,8 +505,10 @@ export function tieredStore(options: TieredStoreOptions): Store {
         const result = await bounded('destroyStep', () => (cache.destroyStep as NonNullable<Store['destroyStep']>)({ ...step, cursor: at.inner }));
         return { deleted: 0, cursor: result.cursor === null ? null : JSON.stringify({ phase: 'cache', inner: result.cursor }) };
       } catch (error) {
-        // Reported like every cache failure; the rest of the cache is left to expire (cacheTtl).
+        // Reported like every cache failure; the rest of the cache is left to expire (cacheTtl)
+        // and, in this process, is not read until then.
         report(error, 'destroyStep');
+        distrust();
         return { deleted: 0, cursor: null };
       }
     },
