@@ -16,7 +16,9 @@
  * `preValidation`. (Fastify 5.12 carries the context across body parsing itself; the second
  * entry covers a release that resumes after parsing from the socket's context instead.)
  * Code running in `onRequest`/`preParsing` hooks registered before the plugin, or outside the
- * request lifecycle (`reply.hijack()`, `onResponse`), has no session context.
+ * request lifecycle (`reply.hijack()`, `onResponse`), has no session context. A route that
+ * answers on `reply.raw` itself is committed before that head goes out (the raw response is
+ * hooked once the session is used).
  *
  * Proxies: a request counts as HTTPS when Fastify says so (`request.protocol`, which follows
  * Fastify's `trustProxy` option) or, with coatcheck's `trustProxy: true`, when
@@ -41,7 +43,7 @@
  * await app.listen({ port: 3000 });
  * ```
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { runWithSession } from '../core/context.js';
 // CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
@@ -51,6 +53,7 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
+import { attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
 import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'fastify' {
@@ -128,23 +131,16 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     return;
   }
   const trustProxy = sessions.options.trustProxy;
-  const scoped = sessions.options.cookie.path !== '/'; // only then does the engine need the path
   const contextual = sessions.options.context;
   // `null` keeps the request shape stable (Fastify's decorator rule); each request gets its own.
   fastify.decorateRequest('session', null as unknown as Session<RegisteredData>);
 
-  fastify.addHook('onRequest', (request, _reply, next) => {
-    // Read only if the session is used.
-    const session = sessions.open(() => {
-      const headers = request.headers;
-      return {
-        cookieHeader: headers.cookie,
-        https: request.protocol === 'https' || isHttps(false, single(headers['x-forwarded-proto']), trustProxy),
-        ip: trustProxy ? clientIp(request.ip, single(headers['x-forwarded-for']), true) : request.ip,
-        userAgent: single(headers['user-agent']) ?? null,
-        path: scoped ? request.url : undefined,
-      };
-    }) as Session<RegisteredData>;
+  fastify.addHook('onRequest', (request, reply, next) => {
+    // Read only if the session is used. The raw response is hooked only then too (as in the Koa
+    // adapter): it commits the session when the route answers on `reply.raw` itself (after
+    // `reply.hijack()`, or without it), where `onSend` never runs; otherwise the commit in
+    // `onSend` has been made by the time Fastify writes, and the hook lets the reply through.
+    const session = attachSession(sessions, request.raw as IncomingMessage, reply.raw as ServerResponse, NO_OPTIONS, new FastifyClient(request, trustProxy)) as unknown as Session<RegisteredData>;
     request.session = session;
     runWithSession(session, next, contextual);
   });
@@ -160,12 +156,42 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
   done();
 };
 
+const NO_OPTIONS: NodeAdapterOptions = {};
+
+/** Protocol and client IP as Fastify decides them (its `trustProxy`), read only when the session needs them. */
+class FastifyClient implements ClientFacts {
+  constructor(
+    private readonly request: FastifyRequest,
+    private readonly trustProxy: boolean,
+  ) {}
+
+  https(): boolean {
+    return this.request.protocol === 'https' || isHttps(false, single(this.request.headers['x-forwarded-proto']), this.trustProxy);
+  }
+
+  ip(): string | null {
+    return this.trustProxy ? clientIp(this.request.ip, single(this.request.headers['x-forwarded-for']), true) : this.request.ip;
+  }
+}
+
 /** Commits the session; callback style: with a synchronous store (or nothing to write) the reply goes on in this tick. */
 function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unknown, next: (error?: Error | null, payload?: unknown) => void): void {
   const session = request.session as Session<RegisteredData> | null;
   if (!session) {
     next(null, payload);
     return;
+  }
+  if (isWebResponse(payload)) {
+    // Fastify applies a Response's status and headers only after every onSend hook: the commit
+    // would judge the wrong status, and its Vary / Cache-Control be overwritten. Applied here
+    // first, as Fastify would; its body goes on as the payload.
+    if (payload.bodyUsed) {
+      next(new ConfigError('the Response returned to Fastify has a body that was already read'));
+      return;
+    }
+    reply.code(payload.status);
+    payload.headers.forEach((value, name) => reply.header(name, value));
+    payload = payload.body;
   }
   let outcome: Awaitable<CommitResult | null>;
   try {
@@ -290,9 +316,15 @@ function writeHeadWithoutCookies(this: HeadHeld, ...args: unknown[]): ServerResp
   return (this[WRITE_HEAD] as (...a: unknown[]) => ServerResponse).apply(this, args);
 }
 
+function isWebResponse(payload: unknown): payload is Response {
+  return payload !== null && typeof payload === 'object' && Object.prototype.toString.call(payload) === '[object Response]';
+}
+
+/** Releases the source of a payload that will not be sent: a Node stream, or a web stream. */
 function destroyStream(payload: unknown): void {
   const stream = payload as { pipe?: unknown; destroy?: () => void } | null;
   if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') stream.destroy();
+  else if (payload instanceof ReadableStream) payload.cancel().catch(() => {});
 }
 
 function single(value: string | string[] | undefined): string | undefined {

@@ -242,10 +242,14 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
       response = await runWithSession(session, () => handler(request, ...rest), contextual);
     } catch (error) {
       const { status } = failureResponse(error);
-      // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a commit
-      // may need (a login's, a new session's), so nothing is saved.
-      if (status === 500) throw error;
-      if (status >= 500) return answer(error, request);
+      if (status >= 500) {
+        // Nothing is saved: a change made later (a timer the handler left) throws, never lost.
+        session.closeUnsaved();
+        // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a
+        // commit may need (a login's, a new session's).
+        if (status === 500) throw error;
+        return answer(error, request);
+      }
       // A coatcheck 4xx (ReauthenticationRequiredError after session.set('returnTo', …)) is
       // answered here: saved as an answer would be, its cookie on that answer.
       let result: CommitResult | null;

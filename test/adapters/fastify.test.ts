@@ -410,4 +410,140 @@ describe('fastify adapter specifics', () => {
       (error: Error) => error instanceof ConfigError && /register the plugin once/.test(error.message),
     );
   });
+  it('commits before the head of a route that answers on reply.raw, with or without reply.hijack()', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.post('/seed', async (request) => {
+      (await request.session.load()).set('cart', ['book']);
+      return 'seeded';
+    });
+    app.get('/me', async (request) => {
+      const session = await request.session.load();
+      return { user: session.userId, step: session.get('step', null) };
+    });
+    let late = 'none';
+    app.post('/login-stream', async (request, reply) => {
+      const session = await request.session.load();
+      await session.login('alice');
+      session.set('step', 'streaming');
+      if (request.query && (request.query as { hijack?: string }).hijack) reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream' });
+      reply.raw.write('data: welcome\n\n');
+      setImmediate(() => {
+        reply.raw.end();
+        try {
+          session.set('after', true);
+        } catch (error) {
+          late = (error as Error).name;
+        }
+      });
+      return reply;
+    });
+    const running = await listen(app);
+    try {
+      for (const path of ['/login-stream', '/login-stream?hijack=1']) {
+        const seeded = await fetch(running.url + '/seed', { method: 'POST' });
+        const old = seeded.headers.getSetCookie()[0]!.split(';')[0]!;
+        const res = await fetch(running.url + path, { method: 'POST', headers: { cookie: old } });
+        assert.equal(await res.text(), 'data: welcome\n\n');
+        const fresh = res.headers.getSetCookie()[0]?.split(';')[0];
+        assert.ok(fresh && fresh !== old, `${path}: the login's cookie goes out on the raw head`);
+        assert.match(res.headers.get('vary') ?? '', /Cookie/);
+        const me = await (await fetch(running.url + '/me', { headers: { cookie: fresh } })).json();
+        assert.deepEqual(me, { user: 'alice', step: 'streaming' }, path);
+        assert.equal(late, 'HeadersSentError', 'a change after the raw response ended throws');
+        late = 'none';
+      }
+    } finally {
+      await running.close();
+      await sessions.close();
+    }
+  });
+
+  it('applies a returned web Response before committing: its status decides the save, its headers merge', async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.get('/cached', async (request) => {
+      (await request.session.load()).set('viewed', true);
+      const headers = new Headers({ 'cache-control': 'public, max-age=600', vary: 'Accept-Language' });
+      headers.append('set-cookie', 'a=1; Path=/');
+      headers.append('set-cookie', 'b=2; Path=/');
+      return new Response('page', { status: 201, headers });
+    });
+    app.get('/error', async (request) => {
+      (await request.session.load()).set('half-done', true);
+      return new Response('upstream failed', { status: 500 });
+    });
+    app.get('/used', async (request) => {
+      (await request.session.load()).set('x', 1);
+      const response = new Response('read already');
+      await response.text();
+      return response;
+    });
+    const running = await listen(app);
+    try {
+      const cached = await fetch(running.url + '/cached');
+      assert.equal(cached.status, 201);
+      assert.equal(await cached.text(), 'page');
+      assert.equal(cached.headers.get('cache-control'), 'private, max-age=600');
+      assert.equal(cached.headers.get('vary'), 'Accept-Language, Cookie');
+      const cookies = cached.headers.getSetCookie().map((c) => c.split('=')[0]);
+      assert.deepEqual(cookies.sort(), ['a', 'b', 'sid']);
+      const failed = await fetch(running.url + '/error');
+      assert.equal(failed.status, 500);
+      assert.deepEqual(failed.headers.getSetCookie(), []);
+      assert.equal((await fetch(running.url + '/used')).status, 500);
+      assert.equal((await store.stats!()).sessions, 1, 'only the 201 saved a session');
+    } finally {
+      await running.close();
+      await sessions.close();
+    }
+  });
+
+  it('cancels a web stream body when the commit fails', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store, storeTimeout: 200 });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    const cancelled: string[] = [];
+    const body = (name: string) =>
+      new ReadableStream({
+        pull(controller) {
+          controller.enqueue(new TextEncoder().encode('x'));
+        },
+        cancel() {
+          cancelled.push(name);
+        },
+      });
+    app.get('/web', async (request) => {
+      const session = await request.session.load();
+      store.fault = 'reject';
+      session.set('a', 1);
+      return body('web');
+    });
+    app.get('/response', async (request) => {
+      const session = await request.session.load();
+      store.fault = 'reject';
+      session.set('a', 1);
+      return new Response(body('response'));
+    });
+    const running = await listen(app);
+    try {
+      for (const path of ['/web', '/response']) {
+        const res = await fetch(running.url + path);
+        assert.equal(res.status, 503, path);
+        await res.text();
+        store.fault = 'none';
+      }
+      assert.deepEqual(cancelled, ['web', 'response']);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+      await sessions.close();
+    }
+  });
 });

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { getSession, withSessions } from '../../src/adapters/fetch.js';
-import { ConfigError, createSessions, ReauthenticationRequiredError } from '../../src/index.js';
+import { ConfigError, createSessions, ReauthenticationRequiredError, StoreError } from '../../src/index.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
@@ -263,5 +263,39 @@ describe('fetch adapter specifics', () => {
       outcome = getSession(new Request('http://localhost/'));
     });
     await assert.rejects(outcome as Promise<unknown>, (error: unknown) => error instanceof ConfigError && /not wrapped in withSessions/.test(error.message));
+  });
+  it('closes the session when the handler throws: a change left to a timer throws instead of being lost', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const outcomes: string[] = [];
+    const laterChange = (session: Awaited<ReturnType<typeof getSession>>) =>
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          try {
+            session.set('late', true);
+            outcomes.push('accepted');
+          } catch (error) {
+            outcomes.push((error as Error).name);
+          }
+          resolve();
+        }),
+      );
+    let pending: Promise<void> = Promise.resolve();
+    const handler = withSessions(sessions, async (request: Request) => {
+      const session = await getSession(request);
+      session.set('a', 1);
+      pending = laterChange(session);
+      throw new Error('boom');
+    });
+    await assert.rejects(handler(new Request('http://localhost/')), /boom/);
+    await pending;
+    const answered = withSessions(sessions, async (request: Request) => {
+      const session = await getSession(request);
+      pending = laterChange(session);
+      throw new StoreError('memory', 'get', new Error('store down'));
+    });
+    assert.equal((await answered(new Request('http://localhost/'))).status, 503);
+    await pending;
+    assert.deepEqual(outcomes, ['HeadersSentError', 'HeadersSentError']);
+    await sessions.close();
   });
 });

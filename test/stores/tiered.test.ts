@@ -630,7 +630,7 @@ describe('tieredStore', () => {
     const record = recordAt(clock, { data: {} });
     await store.create(record);
     assert.ok(await store.get(record.id));
-    await assert.rejects((store.destroyIfEmpty as NonNullable<Store['destroyIfEmpty']>)(record.id, []), /after the DELETE committed/);
+    await assert.rejects(async () => (store.destroyIfEmpty as NonNullable<Store['destroyIfEmpty']>)(record.id, []), /after the DELETE committed/);
     assert.equal(await store.get(record.id), null, 'the applied delete is not hidden by the cached copy');
   });
 
