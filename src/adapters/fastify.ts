@@ -53,7 +53,7 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
+import { attachSession, type ClientFacts, committedElsewhere, type NodeAdapterOptions } from './node.js';
 import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 declare module 'fastify' {
@@ -193,6 +193,8 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
     payload.headers.forEach((value, name) => reply.header(name, value));
     payload = payload.body;
   }
+  // The raw response's hook (installed if the session was used) has nothing left to hold.
+  committedElsewhere(reply.raw as ServerResponse, session);
   let outcome: Awaitable<CommitResult | null>;
   try {
     outcome = session.commitNow(reply.statusCode);

@@ -422,6 +422,19 @@ function holdFinal(res: Intercepted, state: Interception): void {
   res.removeHeader = state.methods.removeHeader;
 }
 
+/**
+ * Adapters that commit on their own path before the framework writes (Fastify's `onSend`): the
+ * hook on `res` for `session` has nothing left to do and lets every call straight through,
+ * unless the app already wrote on `res` itself (then the hook, holding that, commits as usual).
+ */
+export function committedElsewhere(res: ServerResponse, session: object): void {
+  for (let state = (res as Intercepted)[INTERCEPT] ?? null; state !== null; state = state.next) {
+    if (state.session !== session) continue;
+    if (state.phase === 'holding' && state.head === null && state.queue.length === 0) state.phase = 'passing';
+    return;
+  }
+}
+
 /** True when the app has already called `end` and the hook holds the response for a pending commit. */
 function endHeldBack(res: ServerResponse): boolean {
   for (let state = (res as Intercepted)[INTERCEPT] ?? null; state !== null; state = state.next) {

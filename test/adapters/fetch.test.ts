@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { getSession, withSessions } from '../../src/adapters/fetch.js';
-import { ConfigError, createSessions, ReauthenticationRequiredError, StoreError } from '../../src/index.js';
+import { ConfigError, createSessions, ReauthenticationRequiredError, type Session, StoreError } from '../../src/index.js';
+import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
@@ -267,7 +268,7 @@ describe('fetch adapter specifics', () => {
   it('closes the session when the handler throws: a change left to a timer throws instead of being lost', async () => {
     const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
     const outcomes: string[] = [];
-    const laterChange = (session: Awaited<ReturnType<typeof getSession>>) =>
+    const laterChange = (session: Session<Record<string, JsonValue>>) =>
       new Promise<void>((resolve) =>
         setImmediate(() => {
           try {
@@ -281,7 +282,7 @@ describe('fetch adapter specifics', () => {
       );
     let pending: Promise<void> = Promise.resolve();
     const handler = withSessions(sessions, async (request: Request) => {
-      const session = await getSession(request);
+      const session = await getSession<Record<string, JsonValue>>(request);
       session.set('a', 1);
       pending = laterChange(session);
       throw new Error('boom');
@@ -289,7 +290,7 @@ describe('fetch adapter specifics', () => {
     await assert.rejects(handler(new Request('http://localhost/')), /boom/);
     await pending;
     const answered = withSessions(sessions, async (request: Request) => {
-      const session = await getSession(request);
+      const session = await getSession<Record<string, JsonValue>>(request);
       pending = laterChange(session);
       throw new StoreError('memory', 'get', new Error('store down'));
     });
