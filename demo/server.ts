@@ -6,7 +6,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../src/errors.js';
-import { storeFromUrl } from '../src/stores/from-url.js';
+import { parseStoreUrl, storeFromUrl } from '../src/stores/from-url.js';
 import { createDemoApp, type DemoApp } from './app.js';
 import { EnvError, readConfig, reason, storeDisplay } from './config.js';
 import { resolveSecret } from './secret.js';
@@ -17,13 +17,22 @@ const DATA_DIR = './data';
  * Opens the store; a URL or option the library refuses (ConfigError), or a file or connection
  * that can't be set up (an error with a system `code`, e.g. EACCES), is a bad STORE.
  */
-async function openStore(url: string, display: string, secret: string) {
+async function openStore(url: string, display: string, secret: string | null) {
   try {
-    return await storeFromUrl(url, { secrets: [secret] });
+    return await storeFromUrl(url, secret === null ? {} : { secrets: [secret] });
   } catch (error) {
     const named = error instanceof ConfigError || (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string');
     if (named) throw new EnvError(`STORE ${JSON.stringify(display)} could not be opened: ${reason(error as Error)}`);
     throw error;
+  }
+}
+
+/** Whether the store URL names the cookie store, which seals sessions with the secret. */
+function usesSecret(url: string): boolean {
+  try {
+    return parseStoreUrl(url).kind === 'cookie';
+  } catch {
+    return false; // a bad URL: openStore says why
   }
 }
 
@@ -122,11 +131,13 @@ async function main(): Promise<void> {
   const config = readConfig(process.env);
   // The library's masking: the userinfo password and secret-looking query parameters (?password=).
   const storeLabel = storeDisplay(config.storeUrl);
-  const secret = resolveSecret(config.secret, DATA_DIR);
-  if (secret.source === 'generated') {
+  // Only the cookie store seals with it: no secret file (nor warning) for the others. A SECRET
+  // that is set is checked all the same, so a bad one is found before it is needed.
+  const secret = usesSecret(config.storeUrl) || config.secret !== undefined ? resolveSecret(config.secret, DATA_DIR) : null;
+  if (secret?.source === 'generated') {
     console.warn(`warning: SECRET is not set; generated a development secret in ${secret.path}. Set SECRET in production.`);
   }
-  const store = await openStore(config.storeUrl, storeLabel, secret.secret);
+  const store = await openStore(config.storeUrl, storeLabel, secret?.secret ?? null);
   const app = createDemoApp({
     store,
     storeLabel,

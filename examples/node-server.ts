@@ -1,7 +1,7 @@
 /**
  * A small real server on the embedded default store (SQLite, ./data/sessions.db): a visit counter,
  * sign in / sign out with a persistent `language` field, and the session's expiry. Sessions survive
- * a restart. Run: `npm start`, then open http://localhost:3000.
+ * a restart. Run: `node --import tsx examples/node-server.ts`, then open http://localhost:3000.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { createSessions } from '../src/index.js';

@@ -70,7 +70,7 @@ function findNonJson(value: unknown, depth: number, stack: Set<object>): string 
   const proto = Object.getPrototypeOf(object);
   if (proto !== Object.prototype && proto !== null) {
     const name = (object.constructor as { name?: string } | undefined)?.name ?? 'unknown';
-    return `${name} instances are not JSON (convert to a plain value, e.g. date.toISOString())`;
+    return `${name} instances are not JSON (${plainHint(object)})`;
   }
   if (Object.getOwnPropertySymbols(object).length > 0) return 'symbol keys are not JSON';
   // JSON.stringify calls it even when it is not enumerable: the stored value would be another.
@@ -84,6 +84,15 @@ function findNonJson(value: unknown, depth: number, stack: Set<object>): string 
   }
   stack.delete(object);
   return null;
+}
+
+/** How to turn a common non-JSON object into a value that can be stored. */
+function plainHint(object: object): string {
+  if (object instanceof Date) return 'store date.toISOString() or date.getTime()';
+  if (object instanceof Map) return 'store Object.fromEntries(map), or [...map] for non-string keys';
+  if (object instanceof Set) return 'store [...set]';
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) return 'store the bytes as a base64 string';
+  return 'convert it to a plain object first';
 }
 
 /** Parses a JSON object safely; anything else (or a parse failure) gives null. */

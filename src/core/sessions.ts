@@ -96,6 +96,29 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   close(): Promise<void>;
 }
 
+/** Minimum time between two warnings of an unheard store failure: an outage warns once a minute. */
+const STORE_WARNING_INTERVAL_MS = 60_000;
+
+/**
+ * With nobody listening to `storeError`, a store failure would only show as 503 answers (a typo
+ * in a database URL, a server down): said on stderr, at most once a minute per `createSessions()`.
+ */
+function storeErrorWarner(): (store: string, operation: string, error: unknown) => void {
+  let lastAt = -Infinity;
+  return (store, operation, error) => {
+    const now = performance.now();
+    if (now - lastAt < STORE_WARNING_INTERVAL_MS) return;
+    lastAt = now;
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : null;
+    const detail = error instanceof Error ? error.message : String(error);
+    process.emitWarning(
+      `coatcheck: the session store ${store} failed during ${operation} (${detail}); requests that need it are answered 503. ` +
+        "Listen with sessions.events.on('storeError', …) to see every failure; this warning repeats at most once a minute.",
+      { code: 'COATCHECK_STORE_ERROR', detail: cause?.stack },
+    );
+  };
+}
+
 export function createSessions<T extends SessionData = RegisteredData>(options: SessionsOptions): Sessions<T> {
   const resolved = resolveOptions(options);
   const metrics = new SessionMetrics();
@@ -104,9 +127,12 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
   const client: ClientStore | null = isClientStore(anyStore) ? anyStore : null;
   // For a client store, server calls never happen: only `callClient` is used.
   const store = anyStore as Store;
+  const warnUnheardStoreError = storeErrorWarner();
   const caller = new StoreCaller(anyStore, resolved.storeTimeout, (operation, durationMs, error) => {
     metrics.observe(anyStore.name, operation, durationMs, error === undefined);
-    if (error !== undefined) events.emit('storeError', { operation, error });
+    if (error === undefined) return;
+    if (!events.has('storeError')) warnUnheardStoreError(anyStore.name, operation, error);
+    events.emit('storeError', { operation, error });
   });
   /** Set by close(): no more background sweeps. */
   let closing: Promise<void> | null = null;

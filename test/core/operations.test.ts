@@ -142,6 +142,35 @@ describe('events and metrics', () => {
     assert.deepEqual(errors, ['get']);
     assert.equal(sessions.metrics.snapshot().storeCalls.get?.errors, 1);
   });
+
+  it('warns on stderr, at most once a minute, when a store fails and nobody listens to storeError', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => {
+      if ((warning as Error & { code?: string }).code === 'COATCHECK_STORE_ERROR') warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      const { visit, sessions, store } = setup();
+      await visit((s) => s.set('a', 1));
+      store.fault = 'reject';
+      await assert.rejects(visit((s) => s.get('a')));
+      await assert.rejects(visit((s) => s.get('a')));
+      store.fault = 'none';
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      assert.equal(warnings.length, 1, 'one warning for two failures');
+      assert.match(warnings[0]!.message, /session store .* failed during get .*answered 503.*storeError/);
+      assert.equal(sessions.metrics.snapshot().storeCalls.get?.errors, 2);
+      const heard = setup();
+      heard.sessions.events.on('storeError', () => {});
+      await heard.visit((s) => s.set('a', 1));
+      heard.store.fault = 'reject';
+      await assert.rejects(heard.visit((s) => s.get('a')));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(warnings.length, 1, 'a listener hears it instead');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
 });
 
 describe('killing every (guest) session on a store with destroyStep', () => {

@@ -646,18 +646,33 @@ describe('demo configuration', () => {
 });
 
 describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
-  it('starts with no configuration: SQLite and a generated secret under ./data, and stops cleanly', async () => {
+  it('starts with no configuration: SQLite under ./data (no secret: only the cookie store needs one), and stops cleanly', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-start-'));
     const demo = await startDemo({ cwd: dir });
     try {
-      assert.match(demo.output(), /warning: SECRET is not set; generated a development secret in data\/secret/);
+      assert.doesNotMatch(demo.output(), /warning/);
       assert.match(demo.output(), /sessions: sqlite:\.\/data\/sessions\.db/);
       const health = await fetch(`${demo.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
       assert.equal(await health.text(), 'ok');
       const session = await fetch(`${demo.url}/api/session`, { signal: AbortSignal.timeout(5_000) });
       assert.equal(session.status, 200);
       assert.ok(statSync(join(dir, 'data', 'sessions.db')).size > 0);
+      assert.equal(existsSync(join(dir, 'data', 'secret')), false);
+      assert.equal(await demo.stop(), 0, demo.output());
+    } finally {
+      await demo.stop(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('generates a development secret under ./data for the cookie store, with a warning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-cookie-'));
+    const demo = await startDemo({ cwd: dir, env: { STORE: 'cookie:' } });
+    try {
+      assert.match(demo.output(), /warning: SECRET is not set; generated a development secret in data\/secret/);
       assert.ok(readFileSync(join(dir, 'data', 'secret'), 'utf8').trim().length >= 32);
+      const session = await fetch(`${demo.url}/api/session`, { signal: AbortSignal.timeout(5_000) });
+      assert.equal(session.status, 200);
       assert.equal(await demo.stop(), 0, demo.output());
     } finally {
       await demo.stop(0);
