@@ -55,6 +55,8 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * included). Emits one `killed` event (not a `destroyed` per session: the store deletes them in
    * bulk). A user's sessions are deleted in two passes, so a session a parallel rotation creates
    * while a store reads and deletes apart (Redis) is not missed. Another reserved id is refused.
+   * On the cookie store (with `revocations`) it resolves 0, as no record exists to delete: every
+   * cookie of that user is void all the same (the `killed` event says `deleted: null`).
    */
   killSessionsByUser(user?: string): Promise<number>;
   /**
