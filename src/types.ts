@@ -9,8 +9,10 @@ export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue
 export type JsonObject = { [key: string]: JsonValue };
 
 /**
- * App-wide typing by declaration merging:
+ * App-wide typing by declaration merging (the import makes the file a module, so this augments
+ * coatcheck's types instead of replacing them):
  * ```ts
+ * import 'coatcheck';
  * declare module 'coatcheck' {
  *   interface Register { data: { cart: string[]; language: string } }
  * }

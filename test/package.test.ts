@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+  main: string;
+  types: string;
+  typesVersions: Record<string, Record<string, string[]>>;
+  scripts: Record<string, string>;
   exports: Record<string, string | { types: string; default: string }>;
   bin: Record<string, string>;
   engines: { node: string };
@@ -38,6 +42,24 @@ describe('package.json', () => {
       const source = target.default.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts');
       assert.ok(existsSync(source), `${subpath} → ${source} does not exist`);
     }
+  });
+
+  it('gives resolvers that ignore exports (TypeScript node10, old bundlers) the same entry points', () => {
+    // `"module": "commonjs"` resolves with node10, which reads main/types and typesVersions, never exports.
+    const root = pkg.exports['.'] as { types: string; default: string };
+    assert.equal(pkg.main, root.default);
+    assert.equal(pkg.types, root.types);
+    assert.deepEqual(Object.keys(pkg.typesVersions), ['*']);
+    const expected = Object.fromEntries(
+      Object.entries(pkg.exports).flatMap(([subpath, target]) => (typeof target === 'string' || subpath === '.' ? [] : [[subpath.slice(2), [target.types]]])),
+    );
+    assert.deepEqual(pkg.typesVersions['*'], expected);
+  });
+
+  it('builds dist/ from scratch when packed, and not on install', () => {
+    // `npm pack` / `npm publish` run prepack; `npm ci` / `npm install` run prepare and install hooks, which must not build.
+    assert.match(pkg.scripts.prepack ?? '', /rmSync\('dist'.*&& npm run build$/);
+    for (const hook of ['prepare', 'preinstall', 'install', 'postinstall']) assert.equal(pkg.scripts[hook], undefined, `scripts.${hook}`);
   });
 
   it('exposes the documented entry points', async () => {
