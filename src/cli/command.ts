@@ -71,6 +71,8 @@ export async function withStore<R>(
   try {
     // No background sweeps: the CLI does exactly what it was asked.
     const sessions = createSessions({ store, storeTimeout: STORE_TIMEOUT_MS, cleanupProbability: 0 });
+    // Heard here, so no stderr warning: the failure is the command's error, reported once by it.
+    sessions.events.on('storeError', () => {});
     result = await work(store, sessions, target);
   } catch (error) {
     await store.close().catch(() => {}); // the work's error is the one to report

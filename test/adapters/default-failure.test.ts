@@ -105,8 +105,25 @@ describe('default failure answers', () => {
       }),
     );
     assert.equal(answer.status, 503);
-    assert.equal(logged.length, 0);
+    // No listener: one warning naming the store's failure, not a bug's stack.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(logged.length, 1, logged.join('\n'));
+    const line = logged[0]!.map(String).join(' ');
+    assert.match(line, /COATCHECK_STORE_ERROR.*failed during create \(.*connection refused\)/s);
+    assert.doesNotMatch(line, /unexpected error/);
+    const heard = createSessions({ store: { ...inner, create: () => Promise.reject(new Error('connection refused')) } });
+    heard.events.on('storeError', () => {});
+    const again = await serveOnce(
+      withSessions(heard, async (req, res) => {
+        (await import('../../src/adapters/node.js')).sessionHandle(req).set('a', 1);
+        res.end('ok');
+      }),
+    );
+    assert.equal(again.status, 503);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(logged.length, 1, 'with a storeError listener, nothing more is logged');
     await sessions.close();
+    await heard.close();
   });
 
   it('node:http: requireFreshAuth in a handler is answered 401, not logged as a bug', async () => {
