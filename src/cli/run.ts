@@ -3,6 +3,7 @@
  * into an exit status and at most one line on stderr (stack traces only with --debug).
  */
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.js';
 import { parseOptions } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { clearExpired } from './commands/clear-expired.js';
@@ -45,6 +46,8 @@ function hint(error: unknown): string {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     // The CLI's own messages already say what to do; a cause they carry is for --debug.
     if (e instanceof CliError) return '';
+    // So do the library's (a missing schema: "create the schema first"): no second hint.
+    if (e instanceof ConfigError) return '';
     const code = (e as { code?: unknown }).code;
     if (code === '42P01') return ' (the session table does not exist: run coatcheck migrate)';
     if (code === '3F000') return ' (the schema does not exist: create it first)';

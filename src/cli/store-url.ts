@@ -23,6 +23,7 @@ import type { Store } from '../stores/types.js';
 import { CliError, UsageError } from './exit.js';
 import { sqliteSchemaState } from './schema-state.js';
 import { isDirectory } from '../stores/is-directory.js';
+import { importStoreModule } from '../stores/missing-peer.js';
 
 /** Where a `--store` URL points, with the CLI's parameters split off. */
 export interface StoreTarget extends StoreUrl {
@@ -77,7 +78,8 @@ export const DEFAULT_TABLE = 'coatcheck_sessions';
 /**
  * Opens the store a target names. `create: false` (every command but `migrate`) changes no
  * schema: it refuses a missing SQLite file, table or an old schema version (which the store
- * would otherwise create or upgrade), and leaves PostgreSQL's schema alone.
+ * would otherwise create or upgrade), and leaves PostgreSQL's schema alone. A missing `pg` or
+ * `ioredis` is a ConfigError naming the package to install (`npm install ioredis`).
  */
 export async function openStore(target: StoreTarget, options: { create: boolean }): Promise<CliStore> {
   switch (target.kind) {
@@ -103,7 +105,7 @@ export async function openStore(target: StoreTarget, options: { create: boolean 
       return sqliteStore({ path, createTable: options.create, table: state.name });
     }
     case 'postgres': {
-      const { postgresStore } = await import('../stores/postgres.js');
+      const { postgresStore } = await importStoreModule('postgres', () => import('../stores/postgres.js'));
       // createTable: false: only `migrate` (which calls migrate() itself) may run DDL.
       return postgresStore({
         connectionString: target.location,
@@ -113,7 +115,7 @@ export async function openStore(target: StoreTarget, options: { create: boolean 
       });
     }
     case 'redis': {
-      const { redisStore } = await import('../stores/redis.js');
+      const { redisStore } = await importStoreModule('redis', () => import('../stores/redis.js'));
       return redisStore({ url: target.location, ...(target.prefix && { prefix: target.prefix }) });
     }
   }

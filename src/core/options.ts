@@ -184,17 +184,43 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** The methods the Store contract requires (src/stores/types.ts); the first three are checked at setup. */
+const STORE_METHODS = ['get', 'create', 'update', 'touch', 'destroy', 'destroyByUser', 'destroyAll', 'listByUser', 'deleteExpired', 'close'] as const;
+const CLIENT_STORE_METHODS = ['seal', 'unseal', 'close'] as const;
+
+/** "a(), b() and c()" */
+function methodList(names: readonly string[]): string {
+  const calls = names.map((name) => `${name}()`);
+  return calls.length < 2 ? calls.join('') : `${calls.slice(0, -1).join(', ')} and ${calls.at(-1)}`;
+}
+
+/**
+ * Refuses a missing store, or one without the methods every request needs (`get`, `create`,
+ * `update`; a cookie store's `seal` and `unseal`). The message names every required method the
+ * object lacks, so a hand-written store is fixed in one go.
+ */
+function checkStore(store: unknown): void {
+  const examples = 'e.g. memoryStore(), sqliteStore() or cookieStore({ secrets })';
+  if (typeof store === 'function') {
+    const name = store.name || 'the factory';
+    throw new ConfigError(`\`store\` must be a store object, got the function ${name}: call it (store: ${name}(…)), ${examples}`);
+  }
+  if (store === null || typeof store !== 'object') throw new ConfigError(`\`store\` is required: a store implementing the Store contract, ${examples}`);
+  const client = isClientStore(store as AnyStore);
+  const methods: readonly string[] = client ? CLIENT_STORE_METHODS : STORE_METHODS;
+  const missing = methods.filter((method) => typeof (store as Record<string, unknown>)[method] !== 'function');
+  const checked = client ? ['seal', 'unseal'] : ['get', 'create', 'update'];
+  if (!missing.some((method) => checked.includes(method))) return;
+  const contract = client ? 'ClientStore' : 'Store';
+  throw new ConfigError(
+    `\`store\` does not implement the ${contract} contract: it has no ${methodList(missing)} (see the ${contract} interface exported from coatcheck${client ? '' : ', and check a store with testStore() from coatcheck/testing'})`,
+  );
+}
+
 export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') throw new ConfigError('createSessions needs an options object');
+  checkStore(options.store);
   const store = options.store;
-  const valid =
-    store &&
-    (isClientStore(store)
-      ? typeof store.seal === 'function' && typeof store.unseal === 'function'
-      : typeof store.get === 'function' && typeof store.create === 'function' && typeof store.update === 'function');
-  if (!valid) {
-    throw new ConfigError('`store` is required and must implement the Store contract (e.g. memoryStore(), sqliteStore() or cookieStore())');
-  }
   refuseUnknownOptions('', options, SESSIONS_OPTIONS);
   if (options.cookie !== undefined && (options.cookie === null || typeof options.cookie !== 'object')) throw new ConfigError('cookie must be an object of cookie options');
   if (options.cookie) refuseUnknownOptions('cookie', options.cookie, COOKIE_OPTIONS);

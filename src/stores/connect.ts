@@ -36,6 +36,7 @@
  */
 import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import type { JsonValue } from '../types.js';
 import {
@@ -122,6 +123,8 @@ export interface ConnectStoreOptions {
   clock?: Clock;
 }
 
+const CONNECT_OPTIONS = Object.keys({ name: true, nativeTtl: true, queueTimeout: true, clock: true } satisfies Record<keyof ConnectStoreOptions, true>);
+
 export interface ConnectStore extends Store {
   /** The wrapped express-session store. */
   readonly inner: ConnectStoreLike;
@@ -140,6 +143,13 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
   for (const method of ['get', 'set', 'destroy'] as const) {
     if (!inner || typeof inner[method] !== 'function') throw new ConfigError(`connectStore: the store has no ${method}(sid, callback) method; pass an express-session store instance`);
   }
+  // Only connectStore's own options: the wrapped store's go to its own constructor.
+  checkFactoryOptions('connectStore', options, CONNECT_OPTIONS, {
+    usage: 'connectStore(store) or connectStore(store, { nativeTtl: true }), the wrapped store configured by its own constructor',
+    hints: Object.fromEntries(
+      ['prefix', 'client', 'tableName', 'db'].map((name) => [name, `give ${name} to the wrapped store's own constructor: connectStore passes nothing on`]),
+    ),
+  });
   const name = options.name ?? 'connect';
   const clock = options.clock ?? systemClock;
   const queueTimeout = options.queueTimeout ?? 10_000;

@@ -19,6 +19,7 @@ import { createKeyRing, isKeyRing, type KeyRing, type KeyRingEntry } from '../cr
 import { seal, unseal } from '../crypto/seal.js';
 import { ConfigError, StoreConflictError } from '../errors.js';
 import { parseJsonObject } from '../core/json.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 import type { JsonValue } from '../types.js';
 import type { ClientStore, SessionRecord, Store } from './types.js';
 
@@ -80,8 +81,34 @@ function highest(marks: ReadonlyMap<string, number>): number | null {
 const isNullableString = (v: unknown): v is string | null => v === null || typeof v === 'string';
 const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
+const COOKIE_STORE_OPTIONS = Object.keys({ secrets: true, revocations: true, revokeOnLogout: true } satisfies Record<keyof CookieStoreOptions, true>);
+
+const COOKIE_ATTRIBUTES = 'cookie attributes are createSessions options: createSessions({ store, cookie: { … } })';
+
+/** iron-session's, cookie-session's and express-session's names for what is configured elsewhere here. */
+const COOKIE_STORE_HINTS: Readonly<Record<string, string>> = {
+  password: 'use secrets (each at least 32 bytes, newest first)',
+  secret: 'use secrets: [secret] (each at least 32 bytes, newest first)',
+  keys: 'use secrets (each at least 32 bytes, newest first)',
+  maxAge: 'session lifetimes are createSessions options (idleTimeout, absoluteTimeout, in seconds); cookie.persistent gives the cookie a Max-Age',
+  ttl: 'session lifetimes are createSessions options (idleTimeout, absoluteTimeout, in seconds); cookie.persistent gives the cookie a Max-Age',
+  name: COOKIE_ATTRIBUTES,
+  cookieName: COOKIE_ATTRIBUTES,
+  cookie: COOKIE_ATTRIBUTES,
+  cookieOptions: COOKIE_ATTRIBUTES,
+  secure: COOKIE_ATTRIBUTES,
+  sameSite: COOKIE_ATTRIBUTES,
+  httpOnly: COOKIE_ATTRIBUTES,
+  domain: COOKIE_ATTRIBUTES,
+  path: COOKIE_ATTRIBUTES,
+};
+
 export function cookieStore(options: CookieStoreOptions): ClientStore {
-  if (!options || typeof options !== 'object') throw new ConfigError('cookieStore needs { secrets }');
+  checkFactoryOptions('cookieStore', options, COOKIE_STORE_OPTIONS, {
+    required: true,
+    usage: 'cookieStore({ secrets: [secret] }), each secret at least 32 bytes',
+    hints: COOKIE_STORE_HINTS,
+  });
   const ring = isKeyRing(options.secrets) ? options.secrets : createKeyRing(options.secrets as readonly KeyRingEntry[]);
   const revocations = options.revocations;
   if (revocations !== undefined && typeof revocations.get !== 'function') throw new ConfigError('cookieStore: revocations must be a Store');

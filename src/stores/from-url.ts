@@ -16,7 +16,9 @@
  * than quietly opening something other than what was written.
  * @module coatcheck/stores/from-url
  */
+import { checkFactoryOptions } from '../core/known-options.js';
 import { ConfigError } from '../errors.js';
+import { importStoreModule } from './missing-peer.js';
 import type { AnyStore, Store } from './types.js';
 
 export const DEFAULT_STORE_URL = 'sqlite:./data/sessions.db';
@@ -27,6 +29,8 @@ export interface StoreFromUrlOptions {
   /** Store for the cookie store's revocation watermarks. */
   revocations?: Store;
 }
+
+const FROM_URL_OPTIONS = Object.keys({ secrets: true, revocations: true } satisfies Record<keyof StoreFromUrlOptions, true>);
 
 /** What kind of store a URL names, without opening anything. */
 export function storeKind(url: string): 'sqlite' | 'postgres' | 'redis' | 'memory' | 'cookie' {
@@ -247,9 +251,11 @@ export function parseStoreUrl(url: string): StoreUrl {
 /**
  * Opens the store a URL names (see the table above). The store opens its own connection or file,
  * and creates or migrates its table as it does by default.
- * @throws {ConfigError} for a URL {@link parseStoreUrl} refuses, or options the store refuses.
+ * @throws {ConfigError} for a URL {@link parseStoreUrl} refuses, options the store refuses, or a
+ * missing client library (`pg`, `ioredis`: optional peer dependencies), naming the package to install.
  */
 export async function storeFromUrl(url: string = DEFAULT_STORE_URL, options: StoreFromUrlOptions = {}): Promise<AnyStore> {
+  checkFactoryOptions('storeFromUrl', options, FROM_URL_OPTIONS, { usage: "storeFromUrl(url) or storeFromUrl('cookie:', { secrets: [secret] })", hints: { secret: 'use secrets: [secret]' } });
   const target = parseStoreUrl(url);
   switch (target.kind) {
     case 'sqlite': {
@@ -257,7 +263,7 @@ export async function storeFromUrl(url: string = DEFAULT_STORE_URL, options: Sto
       return sqliteStore({ path: target.location, ...(target.table && { table: target.table }) });
     }
     case 'postgres': {
-      const { postgresStore } = await import('./postgres.js');
+      const { postgresStore } = await importStoreModule('postgres', () => import('./postgres.js'));
       return postgresStore({
         connectionString: target.location,
         ...(target.table && { table: target.table }),
@@ -265,7 +271,7 @@ export async function storeFromUrl(url: string = DEFAULT_STORE_URL, options: Sto
       });
     }
     case 'redis': {
-      const { redisStore } = await import('./redis.js');
+      const { redisStore } = await importStoreModule('redis', () => import('./redis.js'));
       return redisStore({ url: target.location, ...(target.prefix && { prefix: target.prefix }) });
     }
     case 'memory': {

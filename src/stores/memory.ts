@@ -24,6 +24,7 @@ import {
   type SweepResult,
 } from './types.js';
 import { MAX_TIMER_MS } from '../core/timer.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 
 export interface MemoryStoreOptions {
   /** How often expired records are swept from memory, in ms (at most 2 147 483 647). Default 60 000; 0 disables the timer. */
@@ -71,7 +72,14 @@ function guardHoldsOn(metaJson: string, guard: NonNullable<SessionPatch['guard']
   return guardHolds(parseJsonObject(metaJson) ?? {}, guard);
 }
 
+const MEMORY_OPTIONS = Object.keys({ sweepInterval: true, maxEntries: true, clock: true } satisfies Record<keyof MemoryStoreOptions, true>);
+
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  checkFactoryOptions('memoryStore', options, MEMORY_OPTIONS, {
+    usage: 'memoryStore() or memoryStore({ maxEntries: 100_000 })',
+    // The `memorystore` package's and lru-cache's names.
+    hints: { checkPeriod: 'use sweepInterval (ms)', max: 'use maxEntries' },
+  });
   const sweepInterval = options.sweepInterval ?? 60_000;
   const maxEntries = options.maxEntries ?? Infinity;
   const clock = options.clock ?? systemClock;

@@ -21,8 +21,9 @@
 import pg from 'pg';
 import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 import { FORWARDER_USER } from '../core/reserved-users.js';
-import { ConfigError, CorruptRecordError, InvalidValueError, StoreConflictError } from '../errors.js';
+import { ConfigError, CorruptRecordError, InvalidValueError, StoreConflictError, StoreError } from '../errors.js';
 import type { JsonValue } from '../types.js';
 import {
   topUsersLimit,
@@ -76,6 +77,9 @@ export interface PostgresStore extends Store {
   /**
    * Creates the table and indexes, or upgrades them to this version's schema. Idempotent and safe
    * to run from several processes at once (serialized by an advisory lock). The CLI calls it.
+   * @throws {ConfigError} when the schema it should create the table in does not exist (pg's
+   * error, code 3F000, is the `cause`): the store creates tables, never schemas. (The migration a
+   * first use runs with `createTable` fails that call with a `StoreError` saying the same.)
    */
   migrate(): Promise<void>;
 }
@@ -247,6 +251,26 @@ function toSummary(row: SummaryRow): SessionSummary {
   };
 }
 
+const POSTGRES_OPTIONS = Object.keys({
+  pool: true, connectionString: true, table: true, schema: true, createTable: true, queryTimeout: true, connectTimeout: true, maxConnections: true, clock: true,
+} satisfies Record<keyof PostgresStoreOptions, true>);
+
+/** connect-pg-simple's and pg's names for what these options do. */
+const POSTGRES_HINTS: Readonly<Record<string, string>> = {
+  conString: 'use connectionString',
+  url: 'use connectionString',
+  conObject: 'use pool (a pg.Pool the app owns) or connectionString',
+  pgPromise: 'use pool (a pg.Pool the app owns)',
+  tableName: 'use table',
+  schemaName: 'use schema',
+  createTableIfMissing: 'use createTable',
+  pruneSessionInterval: 'expired sessions are deleted by createSessions (cleanupProbability) or sessions.clearExpired()',
+  max: 'use maxConnections',
+  connectionTimeoutMillis: 'use connectTimeout (ms)',
+  query_timeout: 'use queryTimeout (ms)',
+  statement_timeout: 'use queryTimeout (ms)',
+};
+
 /**
  * Creates a PostgreSQL-backed session store.
  *
@@ -262,7 +286,11 @@ function toSummary(row: SummaryRow): SessionSummary {
  * @throws {ConfigError} when the options are inconsistent or a table/schema name is not a plain identifier.
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
-  if (options === null || typeof options !== 'object') throw new ConfigError('postgresStore: options are required');
+  checkFactoryOptions('postgresStore', options, POSTGRES_OPTIONS, {
+    required: true,
+    usage: 'postgresStore({ connectionString }) or postgresStore({ pool })',
+    hints: POSTGRES_HINTS,
+  });
   const { pool: appPool, connectionString } = options;
   if ((appPool === undefined) === (connectionString === undefined)) {
     // `connectionString: process.env.DATABASE_URL` with the variable unset arrives as undefined.
@@ -327,9 +355,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   function ensureSchema(): Promise<void> {
     if (!createTable) return Promise.resolve();
     // Shared by concurrent first calls; forgotten on failure so a later call retries.
-    schemaReady ??= migrate().catch((error: unknown) => {
+    schemaReady ??= migrateTable().catch((error: unknown) => {
       schemaReady = undefined;
-      throw error;
+      // During a request a missing schema fails that call like an outage (503, StoreError), with
+      // the same advice as migrate()'s ConfigError and pg's error at the end of the cause chain.
+      const text = missingSchema(error);
+      throw text === null ? error : new StoreError('postgres', 'migrate', new Error(text, { cause: error }));
     });
     return schemaReady;
   }
@@ -393,7 +424,34 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     return row && row.present === 't' ? Number(row.version) : 0;
   }
 
+  /**
+   * `migrate()`. A missing schema (3F000) is the options' mistake, not an outage, and the store
+   * never creates schemas: a {@link ConfigError} saying what to create, pg's error as its `cause`.
+   * Any other failure is passed on as it is.
+   */
   async function migrate(): Promise<void> {
+    try {
+      await migrateTable();
+    } catch (error) {
+      const text = missingSchema(error);
+      if (text === null) throw error;
+      const failure = new ConfigError(`postgresStore: ${text}`);
+      // ConfigError takes no cause; set it as Error's constructor does (own, not enumerable).
+      Object.defineProperty(failure, 'cause', { value: error, writable: true, configurable: true, enumerable: false });
+      throw failure;
+    }
+  }
+
+  /** What to do about a migration that failed for want of a schema (pg's 3F000), or null for any other failure. */
+  function missingSchema(error: unknown): string | null {
+    if (!(error instanceof Error) || (error as { code?: unknown }).code !== '3F000') return null;
+    const schema = options.schema;
+    return schema === undefined
+      ? `cannot create table ${tableName}: no schema on the connection's search_path exists; give the schema option, or create a schema on the search_path; PostgreSQL says: ${error.message}`
+      : `cannot create table ${schema}.${tableName}: create the schema first (CREATE SCHEMA "${schema}"; the store creates tables, never schemas) or correct its name; PostgreSQL says: ${error.message}`;
+  }
+
+  async function migrateTable(): Promise<void> {
     // Fast path without lock or DDL: an app role without CREATE rights can start once migrated.
     // A newer version (written by a newer coatcheck during a rolling deploy) is left alone.
     try {

@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type Cluster } from 'ioredis';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
 import { objectFromEntries } from '../core/json.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
 import { failCommandsAfter } from './redis-deadlines.js';
@@ -50,7 +51,10 @@ export interface RedisStoreOptions {
    * Give this or `url`, not both.
    */
   client?: Redis | Cluster;
-  /** A `redis://` / `rediss://` URL: the store opens its own connection and quits it on `close()`. */
+  /**
+   * A `redis://` / `rediss://` URL (or a Unix socket path): the store opens its own connection and
+   * quits it on `close()`. Another scheme (`http://`) is refused with {@link ConfigError}.
+   */
   url?: string | undefined;
   /** Prefix of every key the store writes. Default `coatcheck:`. Must not contain `{` or `}`. */
   prefix?: string | undefined;
@@ -338,6 +342,41 @@ function urlSetsKeyPrefix(url: string): boolean {
   return mark >= 0 && (new URLSearchParams(url.slice(mark + 1)).get('keyPrefix') ?? '') !== '';
 }
 
+const REDIS_OPTIONS = Object.keys({
+  client: true, url: true, prefix: true, commandTimeout: true, connectTimeout: true,
+} satisfies Record<keyof RedisStoreOptions, true>);
+
+/** connect-redis' and ioredis' names for what these options do. */
+const REDIS_HINTS: Readonly<Record<string, string>> = {
+  keyPrefix: 'use prefix (the store\'s own; ioredis\' keyPrefix is refused, see docs/stores/redis.md)',
+  host: 'use url (redis://host:6379/0), or client for a connection the app configures',
+  port: 'use url (redis://host:6379/0), or client for a connection the app configures',
+  db: 'use url with the database number as its path (redis://host:6379/2)',
+  password: 'use url (redis://:password@host:6379), or client',
+  username: 'use url (redis://user:password@host:6379), or client',
+  tls: 'use a rediss:// url, or client for TLS options of your own',
+  redisOptions: 'use client: a Redis or Cluster the app configured',
+  scanCount: 'not needed: the store scans in batches of its own',
+  disableTTL: 'records always expire with the session (createSessions idleTimeout, absoluteTimeout)',
+};
+
+/**
+ * The URL forms ioredis reads as a Redis address: `redis://` / `rediss://` (TLS), and a Unix
+ * socket path. Anything else, `http://127.0.0.1:6379` say, ioredis takes for a host name (here
+ * `http`) and would try to reach that instead.
+ */
+const REDIS_URL = /^(rediss?:\/\/|\/(?!\/))/i;
+
+function checkUrl(url: unknown): void {
+  if (typeof url !== 'string' || url === '') throw new ConfigError('redisStore: url must be a non-empty string, e.g. redis://127.0.0.1:6379');
+  if (REDIS_URL.test(url)) return;
+  // Only the scheme is shown: the rest may hold a password.
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*:)\/\//.exec(url)?.[1];
+  throw new ConfigError(
+    `redisStore: url must start with redis:// or rediss:// (TLS), or be a Unix socket path, got ${scheme === undefined ? 'no scheme' : `scheme ${scheme}`}; e.g. redis://127.0.0.1:6379/0`,
+  );
+}
+
 /** Why a client-side key prefix is refused (client or URL alike). */
 const KEY_PREFIX_REASON =
   'SCAN returns full key names, which ioredis would prefix a second time, so bulk deletes and stats would miss every session';
@@ -357,6 +396,7 @@ const NAME = 'redis';
  * ```
  */
 export function redisStore(options: RedisStoreOptions): Store {
+  checkFactoryOptions('redisStore', options, REDIS_OPTIONS, { required: true, usage: "redisStore({ url: 'redis://127.0.0.1:6379' }) or redisStore({ client })", hints: REDIS_HINTS });
   const prefix = options.prefix ?? 'coatcheck:';
   const commandTimeout = options.commandTimeout ?? 5_000;
   const connectTimeout = options.connectTimeout ?? commandTimeout;
@@ -365,6 +405,7 @@ export function redisStore(options: RedisStoreOptions): Store {
     const unset = options.client === undefined && 'url' in options ? ' (url is undefined: is the environment variable you passed unset?)' : '';
     throw new ConfigError(`redisStore: pass exactly one of \`client\` (an ioredis Redis or Cluster) or \`url\`${unset}`);
   }
+  if (options.url !== undefined) checkUrl(options.url);
   if (typeof prefix !== 'string' || prefix.length === 0) throw new ConfigError('redisStore: prefix must be a non-empty string');
   // A brace in the prefix would become the hash tag of every key, pinning them all to one slot.
   if (/[{}]/.test(prefix)) throw new ConfigError('redisStore: prefix must not contain `{` or `}` (keys carry their own hash tags)');

@@ -52,6 +52,7 @@ import {
 } from './sqlite-sweeper.js';
 import { isDirectory } from './is-directory.js';
 import { MAX_NAME_LENGTH } from './from-url.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 
 /** Options of {@link sqliteStore}. Give `path` or `database`, not both. */
 export interface SqliteStoreOptions {
@@ -570,7 +571,25 @@ const BACKGROUND_CHECKPOINT_WRITES = 1_000;
  * setInterval(() => void sessions.clearExpired(), 10 * 60_000).unref();
  * ```
  */
+const SQLITE_OPTIONS = Object.keys({
+  path: true, database: true, table: true, createTable: true, busyTimeout: true, sweepInWorker: true, checkpointInWorker: true,
+} satisfies Record<keyof SqliteStoreOptions, true>);
+
 export function sqliteStore(options: SqliteStoreOptions = {}): Store {
+  // A misspelled option would leave the store on its default: `filename` would open ./data/sessions.db.
+  checkFactoryOptions('sqliteStore', options, SQLITE_OPTIONS, {
+    usage: "sqliteStore({ path: './data/sessions.db' })",
+    // better-sqlite3's, connect-sqlite3's and other SQLite session stores' names.
+    hints: {
+      filename: 'use path (the database file)',
+      file: 'use path (the database file)',
+      db: 'use path (the database file), or database for a better-sqlite3 connection the app owns',
+      dir: 'use path, the database file with its directory (e.g. ./var/db/sessions.db)',
+      client: 'use database (a better-sqlite3 Database the app owns)',
+      tableName: 'use table',
+      timeout: 'use busyTimeout (ms)',
+    },
+  });
   const table = options.table ?? 'coatcheck_sessions';
   if (typeof table !== 'string' || !TABLE_NAME.test(table)) {
     throw new ConfigError(`sqliteStore: table must be a plain identifier matching ${TABLE_NAME}, got ${JSON.stringify(table)}`);

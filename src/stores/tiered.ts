@@ -6,6 +6,7 @@
  * @module coatcheck/stores/tiered
  */
 import { setOwn } from '../core/json.js';
+import { checkFactoryOptions } from '../core/known-options.js';
 import { CoatcheckError, ConfigError, StoreTimeoutError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { JsonValue } from '../types.js';
@@ -130,7 +131,16 @@ async function forEachLimit<T>(items: readonly T[], limit: number, run: (item: T
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+const TIERED_OPTIONS = Object.keys({
+  cache: true, durable: true, cacheTtl: true, tombstoneTtl: true, cacheTimeout: true, onCacheError: true, closeTiers: true, clock: true,
+} satisfies Record<keyof TieredStoreOptions, true>);
+
 export function tieredStore(options: TieredStoreOptions): Store {
+  checkFactoryOptions('tieredStore', options, TIERED_OPTIONS, {
+    required: true,
+    usage: 'tieredStore({ cache: memoryStore(), durable: postgresStore({ connectionString }) })',
+    hints: { ttl: 'use cacheTtl (ms) for cache entries; session lifetimes are createSessions options (idleTimeout, absoluteTimeout, in seconds)' },
+  });
   const { cache, durable } = options;
   const cacheTtl = options.cacheTtl ?? 300_000;
   const tombstoneTtl = options.tombstoneTtl ?? 5_000;

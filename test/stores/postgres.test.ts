@@ -324,6 +324,61 @@ if (up) {
       }
     });
 
+    it('migrate() into a schema that does not exist: a ConfigError saying to create it, with pg\'s error (3F000) as its cause', async () => {
+      const schema = freshSchema('not_yet'); // dropped after the file, once created below
+      const missingSchema = (error: unknown) => {
+        assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+        assert.equal(error.code, 'ERR_CONFIG');
+        assert.equal(
+          error.message,
+          `coatcheck: postgresStore: cannot create table ${schema}.coatcheck_sessions: create the schema first (CREATE SCHEMA "${schema}"; ` +
+            `the store creates tables, never schemas) or correct its name; PostgreSQL says: schema "${schema}" does not exist`,
+        );
+        assert.equal((error.cause as { code?: unknown }).code, '3F000');
+        return true;
+      };
+      for (const createTable of [false, true]) {
+        const own = postgresStore({ connectionString: POSTGRES_URL, schema, createTable });
+        try {
+          await assert.rejects(own.migrate(), missingSchema);
+        } finally {
+          await own.close();
+        }
+      }
+      // On first use (createTable), the call fails like an outage (503) with the same advice.
+      const own = postgresStore({ connectionString: POSTGRES_URL, schema });
+      try {
+        await assert.rejects(async () => own.get(makeRecord().id), (error: unknown) => {
+          assert.ok(error instanceof CoatcheckError && error.code === 'ERR_STORE' && error.status === 503, String(error));
+          assert.match(error.message, new RegExp(`^coatcheck: store postgres failed during migrate: cannot create table ${schema}\\.coatcheck_sessions: create the schema first`));
+          assert.equal(((error.cause as Error).cause as { code?: unknown }).code, '3F000');
+          return true;
+        });
+        // Not remembered: once the schema exists, the same store migrates and works.
+        await admin.query(`CREATE SCHEMA "${schema}"`);
+        assert.equal(await own.get(makeRecord().id), null);
+        await own.migrate();
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('migrate() with no schema on the search_path: a ConfigError saying so', async () => {
+      const url = new URL(POSTGRES_URL);
+      url.searchParams.set('options', `-c search_path=${prefix}_nowhere`);
+      const own = postgresStore({ connectionString: url.toString(), createTable: false });
+      try {
+        await assert.rejects(own.migrate(), (error: unknown) => {
+          assert.ok(error instanceof ConfigError, String(error));
+          assert.match(error.message, /^coatcheck: postgresStore: cannot create table coatcheck_sessions: no schema on the connection's search_path exists; give the schema option/);
+          assert.equal((error.cause as { code?: unknown }).code, '3F000');
+          return true;
+        });
+      } finally {
+        await own.close();
+      }
+    });
+
     it('takes fractional millisecond times (a high-resolution clock), stored rounded to whole ms', async () => {
       // bigint columns refuse "1795529754628.3555": every create, save and touch used to fail.
       await checkWholeMillisecondTimes(store);
