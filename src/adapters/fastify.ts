@@ -140,7 +140,9 @@ const plugin: FastifyPluginCallback<FastifySessionsOptions> = (fastify, options,
     // adapter): it commits the session when the route answers on `reply.raw` itself (after
     // `reply.hijack()`, or without it), where `onSend` never runs; otherwise the commit in
     // `onSend` has been made by the time Fastify writes, and the hook lets the reply through.
-    const session = attachSession(sessions, request.raw as IncomingMessage, reply.raw as ServerResponse, NO_OPTIONS, new FastifyClient(request, trustProxy)) as unknown as Session<RegisteredData>;
+    // Not marked on the raw request: a route may hand it to another engine's node or Express
+    // adapter (after `reply.hijack()`), which would refuse a request holding our session.
+    const session = attachSession(sessions, request.raw as IncomingMessage, reply.raw as ServerResponse, NO_OPTIONS, new FastifyClient(request, trustProxy), false) as unknown as Session<RegisteredData>;
     request.session = session;
     runWithSession(session, next, contextual);
   });
@@ -181,6 +183,8 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
     next(null, payload);
     return;
   }
+  /** Header names a returned Response put on the reply: a failure answer drops them again. */
+  let applied: string[] | null = null;
   if (isWebResponse(payload)) {
     // Fastify applies a Response's status and headers only after every onSend hook: the commit
     // would judge the wrong status, and its Vary / Cache-Control be overwritten. Applied here
@@ -190,7 +194,11 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
       return;
     }
     reply.code(payload.status);
-    payload.headers.forEach((value, name) => reply.header(name, value));
+    applied = [];
+    payload.headers.forEach((value, name) => {
+      (applied as string[]).push(name);
+      reply.header(name, value);
+    });
     payload = payload.body;
   }
   // The raw response's hook (installed if the session was used) has nothing left to hold.
@@ -199,7 +207,7 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
   try {
     outcome = session.commitNow(reply.statusCode);
   } catch (error) {
-    next(null, failureReply(reply, payload, error));
+    next(null, failureReply(reply, payload, error, applied));
     return;
   }
   if (!isPromiseLike(outcome)) {
@@ -208,7 +216,7 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
   }
   outcome.then(
     (result) => settle(request, () => next(null, withSessionHeaders(reply, payload, result)), next),
-    (error: unknown) => settle(request, () => next(null, failureReply(reply, payload, error)), next),
+    (error: unknown) => settle(request, () => next(null, failureReply(reply, payload, error, applied)), next),
   );
 }
 
@@ -281,12 +289,17 @@ function takeRawCookies(reply: FastifyReply): string[] {
   return Array.isArray(value) ? value : [String(value)];
 }
 
+const FAILURE_DROPS = ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location', 'transfer-encoding', 'trailer', 'content-range'];
+
 /** Replaces the reply with the short failure answer (503 store down, 409 session gone). */
-function failureReply(reply: FastifyReply, payload: unknown, error: unknown): string {
+function failureReply(reply: FastifyReply, payload: unknown, error: unknown, applied: readonly string[] | null = null): string {
   const { status, body } = defaultFailure(error);
   destroyStream(payload);
-  // The app's response (and the cookies it set for it) assumed a saved session; drop them.
-  for (const name of ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location']) reply.removeHeader(name);
+  // The app's response (and the cookies it set for it) assumed a saved session; drop them, and
+  // the framing of its body (a chunked Transfer-Encoding beside our Content-Length is invalid).
+  for (const name of FAILURE_DROPS) reply.removeHeader(name);
+  // Everything a returned Response brought: it described that response, not this one.
+  if (applied !== null) for (const name of applied) reply.removeHeader(name);
   takeRawCookies(reply);
   dropCookiesAtHead(reply.raw);
   reply.code(status);

@@ -114,6 +114,8 @@ export function attachSession<T extends SessionData>(
   res: ServerResponse,
   options: NodeAdapterOptions = {},
   client?: ClientFacts,
+  /** Put the session on `req` for a second mount to find (Fastify: no, see its adapter). */
+  mark = true,
 ): Session<T> {
   const trustProxy = sessions.options.trustProxy;
   // Only a cookie with a Path of its own needs the request's path. Read now, not when the session
@@ -134,7 +136,7 @@ export function attachSession<T extends SessionData>(
     // First used after the response ended (past an await): no response left to carry a change.
     () => (res.writableEnded ? session.closeUnsaved() : interceptResponse(session, req, res, options)),
   );
-  (req as WithSession)[SESSION] = session;
+  if (mark) (req as WithSession)[SESSION] = session;
   return session;
 }
 

@@ -2,7 +2,7 @@
  * `createSessions(options)`: the one object an app configures. It opens per-request sessions for
  * the adapters and carries the operations that span sessions (kill by user, list devices, sweep).
  */
-import { ConfigError, CorruptRecordError, StoreTimeoutError } from '../errors.js';
+import { ConfigError, CorruptRecordError, StoreError, StoreTimeoutError } from '../errors.js';
 import { type AnyStore, type ClientStore, isClientStore, type SessionSummary, type Store, type SweepResult } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { SessionEvents } from './events.js';
@@ -133,7 +133,8 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
   const caller = new StoreCaller(anyStore, resolved.storeTimeout, (operation, durationMs, error) => {
     metrics.observe(anyStore.name, operation, durationMs, error === undefined);
     if (error === undefined) return;
-    if (!events.has('storeError')) warnUnheardStoreError(anyStore.name, operation, error);
+    // Outages only: a corrupt record or an id collision is handled by the engine, not a 503.
+    if (error instanceof StoreError && !events.has('storeError')) warnUnheardStoreError(anyStore.name, operation, error);
     events.emit('storeError', { operation, error });
   });
   /** Set by close(): no more background sweeps. */

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifySessions, getSession } from '../../src/adapters/fastify.js';
+import { getSession as getNodeSession, withSessions as withNodeSessions } from '../../src/adapters/node.js';
 import { currentSession } from '../../src/core/context.js';
 import { hashToken } from '../../src/core/token.js';
 import { createSessions, type Sessions } from '../../src/index.js';
@@ -544,6 +545,56 @@ describe('fastify adapter specifics', () => {
       store.fault = 'none';
       await running.close();
       await sessions.close();
+    }
+  });
+  it("answers a clean 503 when the commit fails after a returned Response: none of the Response's headers stay", async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store, storeTimeout: 200 });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.get('/proxy', async (request) => {
+      const session = await request.session.load();
+      store.fault = 'reject';
+      session.set('a', 1);
+      const body = new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('upstream')), c.close()) });
+      return new Response(body, { headers: { 'transfer-encoding': 'chunked', 'content-language': 'de', 'x-upstream': 'yes' } });
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url + '/proxy');
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /^Service Unavailable/);
+      for (const name of ['transfer-encoding', 'content-language', 'x-upstream']) assert.equal(res.headers.get(name), null, name);
+    } finally {
+      store.fault = 'none';
+      await running.close();
+      await sessions.close();
+    }
+  });
+
+  it("lets a hijacked route hand its raw request to another engine's node adapter", async () => {
+    const main = createSessions({ store: memoryStore({ sweepInterval: 0 }) });
+    const admin = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'admin_sid' } });
+    const legacy = withNodeSessions(admin, async (req, res) => {
+      (await getNodeSession(req)).set('admin', true);
+      res.end('legacy ok');
+    });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions: main });
+    app.get('/admin', (request, reply) => {
+      reply.hijack();
+      void legacy(request.raw, reply.raw);
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url + '/admin');
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'legacy ok');
+      assert.match(res.headers.getSetCookie()[0] ?? '', /^admin_sid=/);
+    } finally {
+      await running.close();
+      await main.close();
+      await admin.close();
     }
   });
 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { SessionEventName } from '../../src/core/events.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
-import { createSessions } from '../../src/index.js';
+import { CorruptRecordError, createSessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import type { Store } from '../../src/stores/types.js';
 
@@ -167,6 +167,18 @@ describe('events and metrics', () => {
       await assert.rejects(heard.visit((s) => s.get('a')));
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(warnings.length, 1, 'a listener hears it instead');
+      // A corrupt record is no outage: read as "no session", served, and not warned about.
+      const corrupt = setup();
+      const inner = corrupt.store.get.bind(corrupt.store);
+      corrupt.store.get = async (id) => {
+        await inner(id);
+        throw new CorruptRecordError('memory', 'bad bytes');
+      };
+      await corrupt.visit((s) => s.set('a', 1));
+      const read = await corrupt.visit((s) => s.isNew);
+      assert.equal(read.value, true);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(warnings.length, 1, 'no warning for a corrupt record');
     } finally {
       process.off('warning', onWarning);
     }
