@@ -70,6 +70,8 @@ const MAX_INDEX_SLACK = 86_400_000;
 const BATCH = 500;
 /** SCAN page size hint. */
 const SCAN_COUNT = 1_000;
+/** A mass-destroy step scans at most this many times its limit in key slots (see scanStep). */
+const SPARSE_SCAN = 10;
 
 // Lua helpers shared by the scripts: HSET/HDEL in slices, since `unpack` has a stack limit
 // (~8000 values) and a session may hold many keys.
@@ -633,7 +635,10 @@ export function redisStore(options: RedisStoreOptions): Store {
       if (!current) return null;
     }
     const count = Math.min(SCAN_COUNT, limit);
-    const rounds = Math.max(1, Math.ceil(limit / count));
+    // Sessions may be sparse among the keys (a shared Redis, other prefixes): keep scanning until
+    // `limit` of ours were seen, over at most SPARSE_SCAN × limit slots, rather than answering
+    // a step per `limit` slots (a walk of thousands of empty steps through a big keyspace).
+    const rounds = Math.max(1, Math.ceil((limit * SPARSE_SCAN) / count));
     let seen = 0;
     for (let round = 0; round < rounds; round++) {
       const [next, keys] = await current.node.scan(scanCursor, 'MATCH', pattern, 'COUNT', count);

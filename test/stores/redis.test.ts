@@ -388,5 +388,32 @@ if (!up) {
       assert.deepEqual(await redisKeys(`${tag}*`), [], 'and not in database 0');
       assert.equal(await s.destroyAll(), 1);
     });
+    it('walks a mass destroy through a keyspace of mostly other keys in steps of many slots, not one per limit', async () => {
+      const c = client();
+      const foreign = `${prefix}foreign:`;
+      const pipeline = c.pipeline();
+      for (let i = 0; i < 3_000; i++) pipeline.set(`${foreign}${i}`, 'x');
+      await pipeline.exec();
+      const s = store('sparse');
+      const records = Array.from({ length: 5 }, () => makeRecord({ userId: null }));
+      for (const r of records) await s.create(r);
+      const before = await c.dbsize();
+      let cursor: string | null = null;
+      let steps = 0;
+      let deleted = 0;
+      do {
+        const result: { deleted: number; cursor: string | null } = await s.destroyStep!({ guestsOnly: false, limit: 10, cursor });
+        deleted += result.deleted;
+        cursor = result.cursor;
+        steps++;
+      } while (cursor !== null && steps < 10_000);
+      const keys = Math.max(before, await c.dbsize());
+      assert.equal(deleted, 5);
+      for (const r of records) assert.equal(await s.get(r.id), null);
+      // Up to 10 × limit slots a step while nothing of ours is found: about keys / 100 steps
+      // (one per 10 slots, keys / 10, before).
+      assert.ok(steps <= Math.ceil(keys / 100) * 2 + 5, `${steps} steps over ${keys} keys`);
+      assert.equal(await c.exists(`${foreign}0`), 1, 'other keys are left alone');
+    });
   });
 }
