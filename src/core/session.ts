@@ -914,7 +914,9 @@ export class Session<T extends SessionData = RegisteredData> {
     if (client) {
       // Nothing to delete server-side; a logout can still void copies via the user watermark.
       if (reason === 'logout' && userId !== null && client.revokeOnLogout && client.revokeUser) {
-        const at = this.#engine.options.clock.now();
+        // At least this session's own creation time: made on a process whose clock runs ahead,
+        // its copies would otherwise outlive the logout (revocation compares createdAt <= at).
+        const at = Math.max(this.#engine.options.clock.now(), this.#createdAt);
         await this.#engine.callClient('revokeUser', (c) => (c.revokeUser as NonNullable<ClientStore['revokeUser']>)(userId, at));
         this.#engine.noteRevocation(at);
       }
@@ -1760,7 +1762,11 @@ export class Session<T extends SessionData = RegisteredData> {
    * is left alone (a parallel response may just have set it).
    */
   #sentSessionCookie(): boolean {
-    return this.#cookieSent && !this.#fromPlainHttp;
+    // Two values of our name: the configured scope's may be the client's own, beside one a
+    // sibling subdomain planted with a Domain we never clear. Clearing ours would leave only the
+    // planted one, signing the client in to someone else's session on the next request; left
+    // alone, the request stays ambiguous (no session) until the other is cleared or expires.
+    return this.#cookieSent && !this.#fromPlainHttp && !this.#ambiguousCookie;
   }
 
   #refreshCookie(now: number): string {

@@ -117,6 +117,22 @@ describe('changing cookie.domain or cookie.path across a restart', () => {
     });
   }
 
+  it('a cookie planted from a sibling subdomain (Domain=) never becomes the session: the client\'s own is not cleared for it', async () => {
+    const clock = new ManualClock();
+    const store = memoryStore({ clock, sweepInterval: 0 });
+    const visit = app(store, clock, {});
+    const attacker = new ScopedJar();
+    await visit(attacker, (s) => s.login('mallory'));
+    const planted = [...attacker.cookies.values()][0]!.value;
+    const victim = new ScopedJar();
+    await visit(victim, (s) => s.login('victim'));
+    victim.apply([`sid=${planted}; Domain=example.test; Path=/`]);
+    assert.equal(victim.cookies.size, 2);
+    const seen = [await visit(victim), await visit(victim), await visit(victim)];
+    assert.deepEqual(seen, [null, null, null], 'two values: no session, and never the planted one');
+    assert.equal(victim.cookies.size, 2, "the victim's own cookie is kept, not cleared to leave the planted one alone");
+  });
+
   it('from a Domain back to host-only: with previousScopes, one more sign-in, then no login loop', async () => {
     const clock = new ManualClock();
     const store = memoryStore({ clock, sweepInterval: 0 });

@@ -1098,6 +1098,24 @@ describe('cookie store revocations in the same millisecond as a sign-in', () => 
   }
 });
 
+describe('cookie store logout with clocks apart', () => {
+  it('voids copies of a session made on a process whose clock runs ahead', async () => {
+    const { cookieStore } = await import('../../src/stores/cookie.js');
+    const secrets = ['s'.repeat(43)];
+    const revocations = memoryStore({ sweepInterval: 0 });
+    const ahead = setup({ store: cookieStore({ secrets, revocations }) });
+    ahead.clock.advance(3); // this process's clock: 3 s ahead of the other's
+    await ahead.visit((s) => s.login('alice'));
+    const copied = new CookieJar();
+    copied.apply([`sid=${token(ahead.jar)}`]);
+    const behind = setup({ store: cookieStore({ secrets, revocations }) });
+    behind.jar.apply([`sid=${token(ahead.jar)}`]);
+    await behind.visit((s) => s.logout());
+    assert.equal((await behind.visit((s) => s.userId, { browser: copied })).value, null, 'refused where the logout ran');
+    assert.equal((await ahead.visit((s) => s.userId, { browser: copied })).value, null, 'and where the session was made');
+  });
+});
+
 describe("re-authentication, Django's flags, iteration", () => {
   it('records when the user authenticated, keeps it through cycleId, and requires a fresh one at +1 ms past the limit', async () => {
     const { clock, visit } = setup();
