@@ -457,7 +457,7 @@ export function redisStore(options: RedisStoreOptions): Store {
   // print each reconnect failure.
   if (owned) client.on('error', () => {});
   // ioredis' own commandTimeout would arm a timer per command: one timer per connection instead.
-  const stopDeadlines = owned ? failCommandsAfter(client as Redis, commandTimeout) : () => {};
+  const stopDeadlines = owned ? failCommandsAfter(client as Redis, commandTimeout).stop : () => {};
   if (owned) failCommandsLostWithConnection(client as Redis);
   warnIfEvicting(client, prefix);
   const cluster = client.isCluster ? (client as Cluster) : null;

@@ -51,7 +51,7 @@ describe('redis store: command timeout with one timer per connection', { skip: i
   it('answered commands are never failed later, and a slow one among them still is', async () => {
     const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
     // Generous: a loaded CI machine must answer 500 small commands well within it.
-    const stop = failCommandsAfter(client, 1_000);
+    const { stop } = failCommandsAfter(client, 1_000);
     try {
       // 500 answered commands: none may be rejected once its deadline passes.
       const answered = await Promise.all(Array.from({ length: 500 }, (_, i) => client.set(`deadline:k${i % 10}`, String(i))));
@@ -75,9 +75,52 @@ describe('redis store: command timeout with one timer per connection', { skip: i
     }
   });
 
+  it('a command answered with an error does not keep the commands after it watched until its deadline', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
+    const watch = failCommandsAfter(client, 5_000);
+    try {
+      await client.ping();
+      // An error reply (ioredis marks only successes as resolved), then answered commands.
+      await assert.rejects(client.call('NO-SUCH-COMMAND'), /unknown command/i);
+      await Promise.all(Array.from({ length: 200 }, () => client.ping()));
+      assert.equal(watch.pending(), 0);
+    } finally {
+      watch.stop();
+      client.disconnect();
+    }
+  });
+
+  it('drops a connection that stays open but answers nothing, so its queued commands are not kept for hours', async () => {
+    const { startTcpProxy } = await import('../helpers/tcp-proxy.js');
+    const port = Number(new URL(redis.url).port);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port });
+    const client = new Redis(`redis://127.0.0.1:${proxy.port}`, { maxRetriesPerRequest: 1, enableAutoPipelining: false, autoResendUnfulfilledCommands: false });
+    const watch = failCommandsAfter(client, 200);
+    let closed = 0;
+    client.on('close', () => closed++);
+    try {
+      await client.ping();
+      proxy.setMode('stall');
+      const outcomes = await Promise.all(Array.from({ length: 50 }, () => client.ping().then(() => 'answered', (e: Error) => e.message)));
+      assert.ok(outcomes.every((o) => o === 'Command timed out'), outcomes.join(', '));
+      await sleep(50);
+      // Closed (what it held is released: the store fails it at once on 'reconnecting'), not
+      // left 'ready' on a socket that answers nothing until TCP gives up.
+      assert.equal(closed, 1, 'the silent connection was dropped');
+      assert.notEqual(client.status, 'ready');
+      proxy.setMode('pass');
+      await sleep(300);
+      assert.equal(await client.ping(), 'PONG', 'and made again');
+    } finally {
+      watch.stop();
+      client.disconnect();
+      await proxy.close();
+    }
+  });
+
   it('stop() leaves later commands alone', async () => {
     const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
-    const stop = failCommandsAfter(client, 200);
+    const { stop } = failCommandsAfter(client, 200);
     stop();
     try {
       // BLPOP with a 1 s server-side timeout answers null after 1 s: not failed at 200 ms.
