@@ -83,6 +83,8 @@ describe('redis store: command timeout with one timer per connection', { skip: i
       // An error reply (ioredis marks only successes as resolved), then answered commands.
       await assert.rejects(client.call('NO-SUCH-COMMAND'), /unknown command/i);
       await Promise.all(Array.from({ length: 200 }, () => client.ping()));
+      await sleep(100); // no longer merely in flight: a later answer shows it was answered
+      await client.ping();
       assert.equal(watch.pending(), 0);
     } finally {
       watch.stop();
@@ -115,6 +117,31 @@ describe('redis store: command timeout with one timer per connection', { skip: i
       watch.stop();
       client.disconnect();
       await proxy.close();
+    }
+  });
+
+  it('does not take error replies followed by answers, with newer commands in flight, for a silent connection', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
+    let closed = 0;
+    client.on('close', () => closed++);
+    await client.ping();
+    const watch = failCommandsAfter(client, 600);
+    try {
+      const started = Date.now();
+      // t=0: error replies (never marked resolved by ioredis), then answered commands.
+      await Promise.all(Array.from({ length: 20 }, () => client.call('NO-SUCH-COMMAND').catch(() => 'error')));
+      await Promise.all(Array.from({ length: 20 }, () => client.ping()));
+      // t≈400-650: the server pauses; commands sent meanwhile are in flight when the error
+      // replies' deadlines pass (t=600), and answered well before their own (t≈1100).
+      await sleep(Math.max(0, 380 - (Date.now() - started)));
+      await redis.cli('CLIENT', 'PAUSE', '250', 'ALL');
+      const inFlight = Promise.all(Array.from({ length: 10 }, () => client.ping()));
+      assert.deepEqual(new Set(await inFlight), new Set(['PONG']));
+      await sleep(100);
+      assert.equal(closed, 0, 'the connection was kept');
+    } finally {
+      watch.stop();
+      client.disconnect();
     }
   });
 
