@@ -18,6 +18,8 @@ const TIMED_OUT = 'Command timed out';
 interface Deadline {
   readonly command: Command;
   readonly at: number;
+  /** The socket it was sent on: only silence on the current one says anything about it. */
+  readonly on: unknown;
 }
 
 /** How many commands after an unresolved one are checked for a later answer (see dropAnswered). */
@@ -40,8 +42,8 @@ export function failCommandsAfter(client: Redis, timeoutMs: number): { stop(): v
   /**
    * Drops answered commands from the front; answers arrive in send order, so few wait there.
    * ioredis marks only successes (`isResolved`), not error replies: a command at the front that
-   * has waited a while is passed too once one of the next few was answered, since answers come in
-   * order. Without that, one error reply (a `CLIENT SETINFO` an older server refuses at every
+   * has waited a while is passed too once one of the next few sent on the same connection was
+   * answered, since answers come in order. Without that, one error reply (a `CLIENT SETINFO` an older server refuses at every
    * connect) kept every later command watched until its deadline. Nothing is attached to the
    * commands themselves: wrapping each one's `reject` cost a quarter of the store's throughput.
    */
@@ -50,8 +52,10 @@ export function failCommandsAfter(client: Redis, timeoutMs: number): { stop(): v
       while (head < queue.length && (queue[head] as Deadline).command.isResolved) head++;
       if (head === queue.length || (queue[head] as Deadline).at - timeoutMs + STALE_MS > now) break;
       const end = Math.min(queue.length, head + 1 + LOOK_AHEAD);
+      // Only an answer on the same connection: one lost with its connection got none.
+      const on = (queue[head] as Deadline).on;
       let later = head + 1;
-      while (later < end && !(queue[later] as Deadline).command.isResolved) later++;
+      while (later < end && !((queue[later] as Deadline).command.isResolved && (queue[later] as Deadline).on === on)) later++;
       if (later === end) break;
       head = later;
     }
@@ -76,7 +80,9 @@ export function failCommandsAfter(client: Redis, timeoutMs: number): { stop(): v
         if (oldest.at > now) break;
         // Settled already (an error reply, a lost connection): rejecting again changes nothing.
         oldest.command.reject(new Error(TIMED_OUT));
-        silent = true;
+        // One sent on an earlier connection (lost since) or before this one was made says
+        // nothing about this one.
+        silent = oldest.on === streamOf(client);
       } else {
         silent = false; // a later command was answered: that one had its answer (an error)
       }
@@ -112,7 +118,7 @@ export function failCommandsAfter(client: Redis, timeoutMs: number): { stop(): v
     if (!stopped) {
       const now = performance.now();
       dropAnswered(now);
-      queue.push({ command, at: now + timeoutMs });
+      queue.push({ command, at: now + timeoutMs, on: streamOf(client) });
       arm(now);
     }
     return send(command, stream);
@@ -131,13 +137,18 @@ export function failCommandsAfter(client: Redis, timeoutMs: number): { stop(): v
   };
 }
 
+/** The connection's current socket (ioredis replaces it on each reconnect). */
+function streamOf(client: Redis): unknown {
+  return (client as unknown as { stream?: unknown }).stream;
+}
+
 /**
  * Closes the connection at once, as a lost one (ioredis then fails what it held and reconnects).
  * Not `disconnect(true)`: it ends the socket politely and waits up to 2 s for a peer that, here,
  * answers nothing.
  */
 function dropConnection(client: Redis): void {
-  const stream = (client as unknown as { stream?: { destroy(): void } }).stream;
+  const stream = streamOf(client) as { destroy?: () => void } | undefined;
   if (stream && typeof stream.destroy === 'function') stream.destroy();
   else client.disconnect(true);
 }

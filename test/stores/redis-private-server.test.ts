@@ -145,6 +145,32 @@ describe('redis store: command timeout with one timer per connection', { skip: i
     }
   });
 
+  it('a command lost with an earlier connection does not get the new, idle one dropped at its deadline', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false, autoResendUnfulfilledCommands: false });
+    let closed = 0;
+    client.on('close', () => closed++);
+    await client.client('SETNAME', 'deadline-lost');
+    const watch = failCommandsAfter(client, 500);
+    try {
+      const lost = client.blpop('deadline:never', 5).then(
+        () => 'answered',
+        (error: Error) => error.message,
+      );
+      await sleep(50);
+      await redis.cli('CLIENT', 'KILL', 'TYPE', 'normal'); // the connection goes, the BLPOP with it
+      await sleep(200);
+      assert.equal(client.status, 'ready', 'made again');
+      const outcome = await Promise.race([lost, sleep(2_000).then(() => 'still pending after 2 s')]);
+      assert.equal(outcome, 'Command timed out', 'the lost command fails at its deadline');
+      await sleep(200);
+      assert.equal(closed, 1, 'and the new connection, idle, is kept');
+      assert.equal(await client.ping(), 'PONG');
+    } finally {
+      watch.stop();
+      client.disconnect();
+    }
+  });
+
   it('stop() leaves later commands alone', async () => {
     const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableAutoPipelining: false });
     const { stop } = failCommandsAfter(client, 200);
