@@ -32,6 +32,7 @@
  * app.listen(3000);
  * ```
  */
+import { STATUS_CODES } from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import { runWithSession } from '../core/context.js';
 // CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
@@ -139,7 +140,10 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     }
     // The app answers on ctx.res itself: ctx.status is Koa's default, not the response's, and the
     // head may be out already. The hook on ctx.res commits (or has committed) with the real one.
-    if (ctx.respond === false) return;
+    // So does a head already out (ctx.flushHeaders() before a stream): Koa would silently drop
+    // headers and status set now, where the hook closes the connection on a failed save and warns
+    // of a cookie it could not send.
+    if (ctx.respond === false || ctx.headerSent) return;
     let result: CommitResult | null;
     try {
       result = await session.commit(ctx.status);
@@ -219,32 +223,21 @@ function releaseBody(body: unknown): void {
  * A 5xx saves nothing.
  */
 async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<void> {
-  const raw = (error as { status?: unknown; statusCode?: unknown } | null) ?? {};
-  const candidate = typeof raw.status === 'number' ? raw.status : raw.statusCode;
-  const status = typeof candidate === 'number' && candidate >= 400 && candidate < 600 ? candidate : 500;
+  const status = koaErrorStatus(error);
   const result = await session.commit(status); // rejects with a store failure: that error wins
-  if (!result || status >= 500 || typeof error !== 'object' || error === null) return;
+  if (!result || status >= 500) return;
   decorate(ctx, result);
-  const own = (error as { headers?: unknown }).headers;
-  const headers: Record<string, unknown> = typeof own === 'object' && own !== null ? { ...own } : {};
-  if (result.setCookie.length > 0) {
-    const key = keyOf(headers, 'set-cookie') ?? 'Set-Cookie';
-    const existing = headers[key];
-    headers[key] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), ...result.setCookie];
-  }
-  const vary = keyOf(headers, 'vary');
-  if (vary === undefined) headers['Vary'] = ctx.response.get('Vary');
-  else headers[vary] = varyWithCookie(headers[vary] as Parameters<typeof varyWithCookie>[0]);
-  const cacheControl = keyOf(headers, 'cache-control');
-  if (cacheControl === undefined) headers['Cache-Control'] = ctx.response.get('Cache-Control');
-  else if (result.setCookie.length > 0) headers[cacheControl] = cacheControlWithCookie(headers[cacheControl] as Parameters<typeof cacheControlWithCookie>[0]);
+  const vary = ctx.response.get('Vary');
+  const cacheControl = ctx.response.get('Cache-Control');
   const koaOnerror = ctx.onerror;
+  // Whatever error reaches this request's onerror gets them: an upstream middleware may throw a
+  // wrapper of the one thrown here. Not one Koa answers with a 5xx (no cookie on a failure).
   ctx.onerror = function onerrorWithSession(this: Context, err: Error) {
-    if (err !== error) return koaOnerror.call(this, err);
+    if (err !== error && koaErrorStatus(err) >= 500) return koaOnerror.call(this, err);
     const target = err as Error & { headers?: unknown };
     const before = Object.getOwnPropertyDescriptor(target, 'headers');
     try {
-      Object.defineProperty(target, 'headers', { value: headers, writable: true, enumerable: true, configurable: true });
+      Object.defineProperty(target, 'headers', { value: withSessionHeaders(target.headers, result, vary, cacheControl), writable: true, enumerable: true, configurable: true });
     } catch {
       return koaOnerror.call(this, err); // a frozen error: the record is saved, the cookie cannot travel
     }
@@ -255,6 +248,35 @@ async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, 
       else delete target.headers;
     }
   };
+}
+
+/** An error's own `headers` with the session's Set-Cookie, Vary and Cache-Control added. */
+function withSessionHeaders(own: unknown, result: CommitResult, vary: unknown, cacheControl: unknown): Record<string, unknown> {
+  const headers: Record<string, unknown> = typeof own === 'object' && own !== null ? { ...own } : {};
+  if (result.setCookie.length > 0) {
+    const key = keyOf(headers, 'set-cookie') ?? 'Set-Cookie';
+    const existing = headers[key];
+    headers[key] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), ...result.setCookie];
+  }
+  const varyKey = keyOf(headers, 'vary');
+  if (varyKey === undefined) headers['Vary'] = vary;
+  else headers[varyKey] = varyWithCookie(headers[varyKey] as Parameters<typeof varyWithCookie>[0]);
+  const cacheKey = keyOf(headers, 'cache-control');
+  if (cacheKey === undefined) headers['Cache-Control'] = cacheControl;
+  else if (result.setCookie.length > 0) headers[cacheKey] = cacheControlWithCookie(headers[cacheKey] as Parameters<typeof cacheControlWithCookie>[0]);
+  return headers;
+}
+
+/**
+ * The status Koa's own `ctx.onerror` answers a thrown value with: a value that is not an Error is
+ * a 500, `ENOENT` a 404, and `status` / `statusCode` counts only if it is a known 4xx or 5xx
+ * (Koa answers an unknown code such as 499 with a 500, so nothing may be saved for it).
+ */
+function koaErrorStatus(error: unknown): number {
+  if (!(error instanceof Error) && Object.prototype.toString.call(error) !== '[object Error]') return 500;
+  const raw = error as { status?: unknown; statusCode?: unknown; code?: unknown };
+  const candidate = raw.code === 'ENOENT' ? 404 : raw.status || raw.statusCode;
+  return typeof candidate === 'number' && candidate >= 400 && candidate < 600 && STATUS_CODES[candidate] !== undefined ? candidate : 500;
 }
 
 function keyOf(headers: Record<string, unknown>, name: string): string | undefined {

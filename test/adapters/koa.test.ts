@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import Koa from 'koa';
 import { getSession, koaSessions } from '../../src/adapters/koa.js';
@@ -249,6 +249,88 @@ describe('koa adapter specifics', () => {
       const ok = await fetch(running.url + '/', { method: 'POST', headers: { cookie } });
       assert.deepEqual(await ok.json(), { attempts: 2 });
     } finally {
+      await running.close();
+    }
+  });
+
+  it("saves only what Koa's own error handler answers with a 4xx, and delivers the cookie through a wrapping error too", async () => {
+    const store = memoryStore({ sweepInterval: 0 });
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        // An error normaliser: a new object reaches Koa, not the one thrown downstream.
+        if (ctx.path === '/wrapped') throw Object.assign(new Error('denied'), { status: 403, expose: true });
+        throw error;
+      }
+    });
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const session = await ctx.session.load();
+      if (ctx.path === '/whoami') {
+        ctx.body = { user: session.userId };
+        return;
+      }
+      await session.login('alice');
+      if (ctx.path === '/wrapped') ctx.throw(403);
+      // Koa answers each of these with a 500: nothing may be saved for them.
+      if (ctx.path === '/plain-object') throw { status: 403 };
+      if (ctx.path === '/unknown-status') throw Object.assign(new Error('odd'), { status: 499 });
+      ctx.body = 'ok';
+    });
+    const running = await listen(app);
+    try {
+      const wrapped = await fetch(running.url + '/wrapped', { method: 'POST' });
+      assert.equal(wrapped.status, 403);
+      const cookie = cookieOf(wrapped);
+      assert.deepEqual(await (await fetch(running.url + '/whoami', { headers: { cookie } })).json(), { user: 'alice' });
+      assert.equal(store.size, 1);
+      for (const path of ['/plain-object', '/unknown-status']) {
+        const res = await fetch(running.url + path, { method: 'POST' });
+        assert.equal(res.status, 500, path);
+        assert.deepEqual(res.headers.getSetCookie(), [], path);
+        assert.equal(store.size, 1, `${path} saved nothing`);
+      }
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('commits through the response hook when the session is first used after ctx.flushHeaders()', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      const body = new PassThrough();
+      ctx.type = 'text/event-stream';
+      ctx.body = body;
+      ctx.flushHeaders();
+      body.write('data: hello\n\n');
+      (await ctx.session.load()).set('k', 1);
+      body.end('data: bye\n\n');
+    });
+    const running = await listen(app);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => void warnings.push(warning.code ?? '');
+    process.on('warning', onWarning);
+    try {
+      // A failed save: the head is out, so the connection is closed instead of a clean 200.
+      store.fault = 'reject';
+      const failed = await fetch(running.url, { method: 'POST' });
+      assert.equal(failed.status, 200);
+      await assert.rejects(failed.text());
+      store.fault = 'none';
+      // A save that worked: the body arrives whole, and the cookie it could not carry is reported.
+      const saved = await fetch(running.url, { method: 'POST' });
+      assert.equal(await saved.text(), 'data: hello\n\ndata: bye\n\n');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(warnings.includes('COATCHECK_COOKIE_AFTER_HEAD'), warnings.join());
+    } finally {
+      process.off('warning', onWarning);
+      store.fault = 'none';
       await running.close();
     }
   });
