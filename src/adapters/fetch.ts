@@ -62,7 +62,8 @@ const FETCH_NOT_MOUNTED =
 export function openFetchSession<T extends SessionData>(
   sessions: Sessions<T>,
   request: Request,
-  ip?: string | null,
+  /** The app's way to the client address: called only if the session is used (it may throw off its runtime). */
+  ip?: () => string | null | undefined,
   encrypted?: boolean,
   missingAddress?: string,
 ): Session<T> {
@@ -74,7 +75,7 @@ export function openFetchSession<T extends SessionData>(
     return {
       cookieHeader: headers.get('cookie'),
       https: isHttps(encrypted ?? request.url.startsWith('https:'), headers.get('x-forwarded-proto'), trustProxy),
-      ip: addressOrRefuse(clientIp(ip, headers.get('x-forwarded-for'), trustProxy), missingAddress),
+      ip: addressOrRefuse(clientIp(ip?.(), headers.get('x-forwarded-for'), trustProxy), missingAddress),
       userAgent: headers.get('user-agent'),
       path: scoped ? new URL(request.url).pathname : null,
     };
@@ -236,7 +237,8 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
     // the outer mount's session is the request's one, and that mount commits it.
     const reopened = reopenedFetchSession(sessions, request, 'withSessions');
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), contextual);
-    const session = openFetchSession(sessions, request, options.getClientIp?.(request, ...rest), undefined, missingAddress);
+    const getClientIp = options.getClientIp;
+    const session = openFetchSession(sessions, request, getClientIp && (() => getClientIp(request, ...rest)), undefined, missingAddress);
     let response: Response;
     try {
       response = await runWithSession(session, () => handler(request, ...rest), contextual);

@@ -126,7 +126,7 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
       }
       return;
     }
-    const session = openFetchSession(sessions, c.req.raw, getClientIp(c), nodeServerEncrypted(c), missingAddress) as unknown as Session<RegisteredData>;
+    const session = openFetchSession(sessions, c.req.raw, () => getClientIp(c), nodeServerEncrypted(c), missingAddress) as unknown as Session<RegisteredData>;
     c.set('session', session);
     await runWithSession(session, next, contextual);
 

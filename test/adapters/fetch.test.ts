@@ -84,6 +84,11 @@ describe('fetch adapter specifics', () => {
     await assert.rejects(bound(request()), /binding\.ip needs the client address, and getClientIp[^]*gave none/);
     assert.equal((await bound(new Request('http://localhost/health'))).status, 200);
     assert.equal((await bound(new Request('http://localhost/', { headers: { 'x-real-ip': '192.0.2.9' } }))).status, 200);
+    // Not even asked on a request that never uses its session.
+    let calls = 0;
+    const counted = withSessions(sessions, async () => new Response('ok'), { getClientIp: () => String(++calls) });
+    assert.equal((await counted(request())).status, 200);
+    assert.equal(calls, 0);
   });
 
   it("leaves an app's own cookie of the session cookie's name alone (a clearing one, another Path): no second-session refusal", async () => {

@@ -606,6 +606,29 @@ describe('hono: errors and options', () => {
     }
   });
 
+  it('calls getClientIp only for a request that uses its session (the conninfo helper throws under app.request)', async () => {
+    let calls = 0;
+    const app = new Hono();
+    app.use(
+      honoSessions(createSessions({ store: memoryStore({ sweepInterval: 0 }), binding: { ip: true } }), {
+        getClientIp: (c) => {
+          calls++;
+          return getConnInfo(c).remote.address; // no node server behind app.request: throws
+        },
+      }),
+    );
+    app.get('/health', (c) => c.text('ok'));
+    app.onError((error, c) => c.text(String(error), 500));
+    app.post('/', async (c) => {
+      (await getSession(c)).set('a', 1);
+      return c.text('ok');
+    });
+    assert.equal((await app.request('/health')).status, 200);
+    assert.equal(calls, 0);
+    assert.equal((await app.request('/', { method: 'POST' })).status, 500);
+    assert.equal(calls, 1);
+  });
+
   it('rejects getSession where honoSessions did not run, naming the cause', async () => {
     const app = new Hono();
     let outcome: unknown;
