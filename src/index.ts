@@ -25,5 +25,6 @@ export type {
   StoreStats,
   StoreStatsOptions,
   EmptyDestroyResult,
+  UnsupportedOperation,
 } from './stores/types.js';
 export { verifyCsrf, type CsrfRequest, type CsrfOptions, type CsrfResult } from './security/csrf.js';

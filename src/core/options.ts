@@ -230,6 +230,13 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (isClientStore(store) && options.maxSessionsPerUser !== undefined) {
     throw new ConfigError('maxSessionsPerUser needs a server-side store: stateless sessions cannot be counted');
   }
+  const unsupported = (store as { unsupported?: readonly string[] }).unsupported ?? [];
+  if (options.maxSessionsPerUser !== undefined && unsupported.includes('listByUser')) {
+    throw new ConfigError(`maxSessionsPerUser needs a store that lists a user's sessions, and the store ${store.name} cannot as configured (store.unsupported: ${unsupported.join(', ')})`);
+  }
+  if (options.cleanupProbability !== undefined && options.cleanupProbability !== 0 && unsupported.includes('deleteExpired')) {
+    throw new ConfigError(`cleanupProbability needs a store that can find expired sessions, and the store ${store.name} cannot as configured (store.unsupported: ${unsupported.join(', ')})`);
+  }
   if (isClientStore(store) && options.rotation !== undefined) {
     throw new ConfigError('rotation needs a server-side store: a cookie-store session is re-sealed on every change and cannot forward old ids');
   }

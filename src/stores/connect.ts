@@ -49,6 +49,7 @@ import {
   type SessionSummary,
   type Store,
   type SweepResult,
+  type UnsupportedOperation,
 } from './types.js';
 import { MAX_TIMER_MS } from '../core/timer.js';
 
@@ -172,7 +173,12 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
   }
 
   const read = async (id: string): Promise<StoredRecord | null> => {
-    const raw: unknown = await call((cb) => inner.get(id, cb));
+    // express-session reads an ENOENT error as "no such session" (session-file-store reports a
+    // missing file that way), so an unknown id is absent here too, not a store failure.
+    const raw: unknown = await call((cb) => inner.get(id, cb)).catch((error: unknown) => {
+      if ((error as { code?: unknown } | null)?.code === 'ENOENT') return null;
+      throw error;
+    });
     if (raw === null || raw === undefined) return null;
     const stored = decode(raw);
     if (!stored || stored.id !== id) throw new CorruptRecordError(name, `session ${id.slice(0, 8)}… is not a coatcheck record`);
@@ -211,9 +217,19 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
     return deleted;
   }
 
+  // Without all() no user's sessions can be found, nor (without ids()) every session; expired
+  // ones only if the wrapped store expires them itself.
+  const unsupported: UnsupportedOperation[] = [];
+  if (typeof inner.all !== 'function') {
+    unsupported.push('listByUser', 'destroyByUser');
+    if (typeof inner.ids !== 'function') unsupported.push('destroyAll');
+    if (!options.nativeTtl) unsupported.push('deleteExpired');
+  }
+
   return {
     name,
     inner,
+    unsupported,
     async get(id) {
       const stored = await read(id);
       return stored ? toRecord(name, stored) : null;

@@ -364,6 +364,8 @@ export function tieredStore(options: TieredStoreOptions): Store {
 
   return {
     name,
+    // Listing and sweeping go to the durable store: what it cannot do, neither can this one.
+    ...(durable.unsupported && { unsupported: durable.unsupported }),
 
     async get(id) {
       let cached: SessionRecord | null = null;

@@ -168,9 +168,19 @@ export interface Store {
    * store: meant for an occasional admin command, not for every request.
    */
   stats?(now: number, options?: StoreStatsOptions): Promise<StoreStats>;
+  /**
+   * Optional: operations this store cannot do as configured (a wrapped store without the method
+   * they need); calling one rejects with a `ConfigError`. `createSessions` refuses the options
+   * that would call them during requests (`maxSessionsPerUser` lists on every login,
+   * `cleanupProbability` sweeps), so the misconfiguration shows at setup, not per request.
+   */
+  readonly unsupported?: readonly UnsupportedOperation[];
   /** Releases timers and connections the store opened itself (not ones the app passed in). */
   close(): Promise<void>;
 }
+
+/** What {@link Store.unsupported} may list. */
+export type UnsupportedOperation = 'listByUser' | 'destroyByUser' | 'destroyAll' | 'deleteExpired';
 
 /** What {@link Store.destroyIfEmpty} did. */
 export type EmptyDestroyResult = 'deleted' | 'kept' | 'absent';

@@ -14,6 +14,20 @@ import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
 // express-session's own MemoryStore: in-process, `all()` keyed by sid, no `ids()`.
 testStore('connect (express-session MemoryStore)', { create: () => connectStore(new session.MemoryStore()) });
 
+/** A store that reports a missing session as an ENOENT error, as session-file-store does. */
+function enoentStore(): ConnectStoreLike {
+  const memory = new session.MemoryStore();
+  return {
+    get: (sid, cb) =>
+      memory.get(sid, (error, value) => (error || value ? cb(error, value) : cb(Object.assign(new Error(`ENOENT: no such file or directory, open '${sid}.json'`), { code: 'ENOENT' })))),
+    set: (sid, sess, cb) => memory.set(sid, sess as session.SessionData, cb),
+    destroy: (sid, cb) => memory.destroy(sid, cb),
+    all: (cb) => memory.all(cb),
+  };
+}
+
+testStore('connect (a store answering ENOENT for a missing session)', { create: () => connectStore(enoentStore()) });
+
 describe('connectStore', () => {
   it('refuses something that is not an express-session store', () => {
     assert.throws(() => connectStore({} as ConnectStoreLike), /no get\(sid, callback\)/);
@@ -98,6 +112,13 @@ describe('connectStore', () => {
     await assert.rejects(store.deleteExpired({ before: Date.now(), limit: 10 }), /deleteExpired needs .*all\(\)/);
     // With nativeTtl the sweep is the store's own business.
     assert.deepEqual(await connectStore(minimal, { nativeTtl: true }).deleteExpired({ before: Date.now(), limit: 10 }), { deleted: 0, cursor: null });
+    assert.deepEqual(store.unsupported, ['listByUser', 'destroyByUser', 'destroyAll', 'deleteExpired']);
+    assert.deepEqual(connectStore(minimal, { nativeTtl: true }).unsupported, ['listByUser', 'destroyByUser', 'destroyAll']);
+    assert.deepEqual(connectStore(new session.MemoryStore()).unsupported, []);
+    // Options that would call them during requests are refused at setup, not per login.
+    assert.throws(() => createSessions({ store, maxSessionsPerUser: 3 }), (error: unknown) => error instanceof ConfigError && /maxSessionsPerUser needs a store that lists/.test(error.message));
+    assert.throws(() => createSessions({ store, cleanupProbability: 0.01 }), (error: unknown) => error instanceof ConfigError && /cleanupProbability needs/.test(error.message));
+    createSessions({ store: connectStore(minimal, { nativeTtl: true }), cleanupProbability: 0.01 });
   });
 
   it('turns callback errors, thrown errors and rejected promises into rejections', async () => {
