@@ -123,6 +123,8 @@ const MAX_ONE_TIME_TOKENS = 50;
  */
 const MAX_STORED_USER_AGENT = 512;
 const MAX_STORED_IP = 64;
+/** What ends a signed-in session for good: on the cookie store, with `revokeOnLogout`, these set the user's watermark. */
+const ENDS_SIGN_IN: ReadonlySet<DestroyReason> = new Set<DestroyReason>(['logout', 'flush', 'reset']);
 
 function clipped(value: string | null | undefined, max: number): string | null {
   if (value === undefined || value === null) return null;
@@ -912,8 +914,10 @@ export class Session<T extends SessionData = RegisteredData> {
     if (doomed.length > 0 || this.#cookieSent) this.#ended = true;
     const client = this.#engine.client;
     if (client) {
-      // Nothing to delete server-side; a logout can still void copies via the user watermark.
-      if (reason === 'logout' && userId !== null && client.revokeOnLogout && client.revokeUser) {
+      // Nothing to delete server-side; a logout can still void copies via the user watermark. So
+      // can flush/destroy and reset, which end a signed-in session as surely (Django's logout is a
+      // flush): on a server store they delete the record every copy points to.
+      if (ENDS_SIGN_IN.has(reason) && userId !== null && client.revokeOnLogout && client.revokeUser) {
         // At least this session's own creation time: made on a process whose clock runs ahead,
         // its copies would otherwise outlive the logout (revocation compares createdAt <= at).
         const at = Math.max(this.#engine.options.clock.now(), this.#createdAt);

@@ -637,40 +637,75 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     db = new Database(path, { timeout: busyTimeout, fileMustExist: mustExist });
   }
 
-  // On a connection the store owns, its statements wait for locks by polling (./sqlite-busy.ts)
-  // instead of in SQLite's busy handler; an app's own handle keeps the app's busy handling.
-  const retrying = owned ? <R>(run: () => R): R => retryWhileBusy(busyTimeout, run) : <R>(run: () => R): R => run();
-  const database = db;
   try {
-    if (owned) {
-      // WAL lets readers run alongside the single writer (and other processes); NORMAL is
-      // durable against application crashes and only risks the last commits on power loss.
-      // Switching needs an exclusive lock, which processes opening a new file at once contend
-      // for (SQLite does not wait for it in its busy handler): only switch when needed, retrying.
-      db.pragma('busy_timeout = 0');
-      if (db.memory === false) retrying(() => database.pragma('journal_mode', { simple: true }) === 'wal' || database.pragma('journal_mode = WAL'));
-      db.pragma('synchronous = NORMAL');
-    }
-    // Opening waits longer than a request would: another process may be migrating a large table
-    // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
-    // Only when there is something to create or migrate: a current table needs no write lock, so
-    // a store opening while another process writes (or sweeps) starts at once.
-    if (createTable && !retrying(() => isCurrent(database, table))) {
-      (owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying)(() => migrate(database, table));
-    }
-    else retrying(() => checkSchema(database, table, filePath ?? (owned ? ':memory:' : 'the database')));
+    return storeOn(db, {
+      owned,
+      filePath,
+      table,
+      busyTimeout,
+      createTable,
+      sweepInWorker: options.sweepInWorker !== false,
+      checkpointInWorker: options.checkpointInWorker !== false,
+    });
   } catch (error) {
+    // Anything failing once the connection is open (the schema check, a statement that does not
+    // compile against the table found, the sweeper's setup) must not leave the store's own
+    // connection, and its file descriptors, open until garbage collection.
     if (owned) db.close();
     throw error;
   }
+}
+
+/** What {@link storeOn} needs to know about the connection and the options, already checked. */
+interface StoreSetup {
+  /** The store opened the connection (`path`), so it sets its pragmas and polls for locks. */
+  owned: boolean;
+  /** The absolute path of a file the store opened; null for `:memory:` and an app's handle. */
+  filePath: string | null;
+  table: string;
+  busyTimeout: number;
+  createTable: boolean;
+  sweepInWorker: boolean;
+  checkpointInWorker: boolean;
+}
+
+/**
+ * The store on an open connection: pragmas, schema, statements, sweeper. On failure it throws and
+ * leaves closing `db` to the caller.
+ */
+function storeOn(db: Database.Database, setup: StoreSetup): Store {
+  const { owned, filePath, table, busyTimeout, createTable } = setup;
+  // On a connection the store owns, its statements wait for locks by polling (./sqlite-busy.ts)
+  // instead of in SQLite's busy handler; an app's own handle keeps the app's busy handling.
+  const retrying = owned ? <R>(run: () => R): R => retryWhileBusy(busyTimeout, run) : <R>(run: () => R): R => run();
+  if (owned) db.pragma('busy_timeout = 0');
+  // WAL lets readers run alongside the single writer (and other processes). Switching needs an
+  // exclusive lock, which processes opening a new file at once contend for (SQLite does not wait
+  // for it in its busy handler): only switch when needed, retrying. Only with createTable: a
+  // read-only look (the CLI's stats, list...) must not change the app's file for good.
+  const journalMode = (): string => String(db.pragma('journal_mode', { simple: true }));
+  if (owned && createTable && db.memory === false) retrying(() => journalMode() === 'wal' || db.pragma('journal_mode = WAL'));
+  const wal = owned && db.memory === false && retrying(journalMode) === 'wal';
+  // NORMAL is durable against application crashes and only risks the last commits on power loss,
+  // in WAL mode; with a rollback journal it can corrupt the file on power loss, so keep SQLite's FULL.
+  if (wal || (owned && db.memory)) db.pragma('synchronous = NORMAL');
+  // Opening waits longer than a request would: another process may be migrating a large table
+  // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
+  // Only when there is something to create or migrate: a current table needs no write lock, so
+  // a store opening while another process writes (or sweeps) starts at once.
+  if (createTable && !retrying(() => isCurrent(db, table))) {
+    (owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying)(() => migrate(db, table));
+  }
+  else retrying(() => checkSchema(db, table, filePath ?? (owned ? ':memory:' : 'the database')));
 
   // Sweeping and checkpointing off the main thread need a second connection to the same file:
   // only for a file the store opened itself, in WAL mode (so the worker's reads and the app's
-  // never block each other). An app-owned handle or ':memory:' does both inline, as do
+  // never block each other, and there is a WAL to checkpoint). An app-owned handle, ':memory:'
+  // and a file left in another journal mode (createTable: false) do both inline, as do
   // `sweepInWorker: false` and `checkpointInWorker: false` for their part.
-  const workerPossible = owned && filePath !== null && db.pragma('journal_mode', { simple: true }) === 'wal';
-  const sweepInWorker = workerPossible && options.sweepInWorker !== false;
-  const checkpointInWorker = workerPossible && options.checkpointInWorker !== false;
+  const workerPossible = owned && filePath !== null && wal;
+  const sweepInWorker = workerPossible && setup.sweepInWorker;
+  const checkpointInWorker = workerPossible && setup.checkpointInWorker;
   const useWorker = sweepInWorker || checkpointInWorker;
   const shared = useWorker ? new SharedArrayBuffer(SIGNAL_SLOTS * Int32Array.BYTES_PER_ELEMENT) : null;
   const signal = shared === null ? null : new Int32Array(shared);

@@ -101,6 +101,29 @@ describe('cookie store (stateless, sealed with AES-256-GCM)', () => {
     assert.equal((await visit((s) => s.userId, { browser: phone })).value, 'bob', 'a new login after the kill works');
   });
 
+  it('with revocations, flush/destroy and reset of a signed-in session void its copies as logout does; login does not', async () => {
+    for (const end of ['flush', 'destroy', 'reset'] as const) {
+      const revocations = memoryStore({ sweepInterval: 0 });
+      const { visit, jar, clock } = setup({ store: cookieStore({ secrets: [NEW], revocations }) });
+      await visit((s) => s.login('alice'));
+      const stolen = jar.get('sid')!;
+      clock.advance(1);
+      await visit((s) => s[end]());
+      const thief = new CookieJar();
+      thief.apply([`sid=${stolen}`]);
+      assert.equal((await visit((s) => s.userId, { browser: thief })).value, null, `replay after ${end} is anonymous`);
+    }
+    // Signing another user in on this browser leaves the first user's other devices alone.
+    const revocations = memoryStore({ sweepInterval: 0 });
+    const { visit, clock } = setup({ store: cookieStore({ secrets: [NEW], revocations }) });
+    const phone = new CookieJar();
+    await visit((s) => s.login('alice'), { browser: phone });
+    await visit((s) => s.login('alice'));
+    clock.advance(1);
+    await visit((s) => s.login('bob'));
+    assert.equal((await visit((s) => s.userId, { browser: phone })).value, 'alice');
+  });
+
   it('without revocations a copied cookie stays valid until it expires (the documented trade-off)', async () => {
     const { visit, jar } = setup({ store: cookieStore({ secrets: [NEW] }) });
     await visit((s) => s.login('alice'));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -1068,5 +1068,107 @@ describe('sqliteStore opening while another connection holds the write lock', ()
     await store.close();
     await new Promise((resolve) => holder.once('exit', resolve));
     assert.ok(waited < 500, `opened after ${Math.round(waited)} ms while another connection held the write lock`);
+  });
+});
+
+describe('sqliteStore review fixes', () => {
+  it('recreates a table dropped while its schema-version row stayed (createTable: true), and createTable: false refuses it', async () => {
+    const path = tempPath('dropped');
+    await sqliteStore({ path, sweepInWorker: false }).close();
+    const raw = new Database(path);
+    raw.exec('DROP TABLE coatcheck_sessions');
+    raw.close();
+    assert.throws(() => sqliteStore({ path, createTable: false }), (error: unknown) => error instanceof ConfigError && /no table coatcheck_sessions/.test(error.message));
+    const store = sqliteStore({ path, sweepInWorker: false });
+    const record = makeRecord();
+    await store.create(record);
+    assert.deepEqual(await store.get(record.id), record);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    try {
+      assert.deepEqual(check.prepare('SELECT name, version FROM coatcheck_schema').all(), [{ name: 'coatcheck_sessions', version: SQLITE_SCHEMA_VERSION }]);
+      const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'coatcheck_sessions' AND sql IS NOT NULL ORDER BY name").pluck().all();
+      assert.deepEqual(indexes, ['coatcheck_sessions_sweep', 'coatcheck_sessions_user']);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('closes the connection it opened when setup fails after the schema check (20 failed opens leak no file descriptor)', () => {
+    const path = tempPath('bad-columns');
+    // Recorded as current, but without the sweep_at column: the statements fail to prepare.
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE coatcheck_sessions (id TEXT NOT NULL PRIMARY KEY, user_id TEXT, data TEXT NOT NULL, meta TEXT NOT NULL,
+      created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, ip TEXT, user_agent TEXT) STRICT;
+      CREATE TABLE coatcheck_schema (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL);`);
+    raw.prepare('INSERT INTO coatcheck_schema VALUES (?, ?)').run('coatcheck_sessions', SQLITE_SCHEMA_VERSION);
+    raw.close();
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    for (let i = 0; i < 20; i++) {
+      assert.throws(() => sqliteStore({ path, createTable: i % 2 === 0 }), /sweep_at/);
+    }
+    assert.ok(openFds() - before < 3, `${openFds() - before} file descriptors left open by 20 failed opens`);
+  });
+
+  it("bounds a main-thread write by one busyTimeout while the worker waits for another connection's lock", async () => {
+    const path = tempPath('one-deadline');
+    const busyTimeout = 300;
+    const store = sqliteStore({ path, busyTimeout, checkpointInWorker: false });
+    const record = makeRecord();
+    await store.create(record);
+    // A first sweep starts the worker, so the next one reaches BEGIN IMMEDIATE at once.
+    assert.deepEqual(await store.deleteExpired({ before: Date.now(), limit: 10 }), { deleted: 0, cursor: null });
+    assert.deepEqual(sweeperWarnings, []);
+    const holder = await holdWriteLock(path, 2_000);
+    try {
+      // The worker marks itself WRITING and waits in SQLite's busy handler for the holder's lock.
+      const sweep = Promise.resolve(store.deleteExpired({ before: Date.now(), limit: 10 })).then(
+        () => 'swept',
+        (error: unknown) => (error as { code?: string }).code,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = performance.now();
+      assert.throws(() => store.update(record.id, { data: { set: { a: 1 } }, ...later() }), (error: unknown) => (error as { code?: string }).code === 'SQLITE_BUSY');
+      const blocked = performance.now() - started;
+      assert.ok(blocked < busyTimeout + 100, `the event loop was blocked ${Math.round(blocked)} ms (busyTimeout ${busyTimeout} ms)`);
+      assert.equal(await sweep, 'SQLITE_BUSY');
+    } finally {
+      await new Promise((resolve) => holder.once('exit', resolve));
+      await store.close();
+    }
+  });
+
+  it('createTable: false leaves a DELETE-mode file in DELETE mode (no WAL switch), and the store still works', async () => {
+    const path = tempPath('rollback-journal');
+    await sqliteStore({ path, sweepInWorker: false }).close();
+    const raw = new Database(path);
+    raw.pragma('journal_mode = DELETE');
+    raw.close();
+    const mode = () => {
+      const check = new Database(path, { readonly: true });
+      try {
+        return check.pragma('journal_mode', { simple: true });
+      } finally {
+        check.close();
+      }
+    };
+    assert.equal(mode(), 'delete');
+    const store = sqliteStore({ path, createTable: false });
+    try {
+      assert.equal(mode(), 'delete', 'opening switched the file to another journal mode');
+      const now = Date.now();
+      const record = makeRecord({ data: { a: 1 } });
+      await store.create(record);
+      await store.create(makeRecord({ expiresAt: now - 1_000 }));
+      assert.equal(await store.update(record.id, { data: { set: { b: 2 } }, ...later() }), true);
+      assert.deepEqual((await store.get(record.id))?.data, { a: 1, b: 2 });
+      assert.deepEqual(await store.deleteExpired({ before: now, limit: 10 }), { deleted: 1, cursor: null });
+      assert.equal(existsSync(`${path}-wal`), false, 'no WAL file');
+    } finally {
+      await store.close();
+    }
+    assert.equal(mode(), 'delete');
+    assert.deepEqual(sweeperWarnings, []);
   });
 });
