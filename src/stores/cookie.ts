@@ -32,7 +32,7 @@ export interface CookieStoreOptions {
   secrets: readonly KeyRingEntry[] | KeyRing;
   /** A server store for per-user "not valid before" watermarks (memory, Redis, SQL...). */
   revocations?: Store;
-  /** With `revocations`: `logout()` voids all of the user's sessions. Default true. */
+  /** With `revocations`: `logout()` (and `flush()` / `destroy()` / `reset()` of a signed-in session) voids all of the user's sessions. Default true. */
   revokeOnLogout?: boolean;
 }
 
