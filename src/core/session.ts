@@ -1110,6 +1110,8 @@ export class Session<T extends SessionData = RegisteredData> {
       throw new ConfigError('getSecurityKey: lifetime must be a positive, finite number of seconds');
     }
     if (options.data !== undefined) assertJson('data', options.data);
+    // Validation answers a token's data, or false for an invalid one: false data would read as invalid.
+    if (options.data === false) throw new ConfigError('getSecurityKey: data cannot be false (validateSecurityKey answers false for an invalid token); wrap it, e.g. { data: { ok: false } }');
     const token = randomToken(32);
     const outstanding = [...this.#meta].filter(([key]) => key.startsWith(META_ONE_TIME));
     const excess = outstanding.length - MAX_ONE_TIME_TOKENS + 1;
@@ -1139,8 +1141,9 @@ export class Session<T extends SessionData = RegisteredData> {
     const now = this.#engine.options.clock.now();
     const { until, data } = entry as { until?: unknown; data?: JsonValue };
     this.#meta.delete(metaKey);
-    if (this.#issuedKeys?.delete(metaKey)) {
-      // Issued in this very request and not saved yet: nothing to race with.
+    if (this.#phase !== 'committed' && this.#issuedKeys?.delete(metaKey)) {
+      // Issued in this very request and not saved yet: nothing to race with. (After the commit
+      // it is stored, and must be spent there like any other.)
       return typeof until === 'number' && until > now ? (data ?? true) : false;
     }
     this.#metaSnapshot.delete(metaKey);

@@ -223,6 +223,10 @@ function migrate(db: Database.Database, table: string): void {
     // row up as SQLite finds the table, and keep the table's own spelling (a `table` option in
     // another case must not re-run migrations nor add a second row).
     const found = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE").get(table) as { name: string } | undefined;
+    // A version row whose table is gone (dropped, or left out of a restore) records nothing: the
+    // table starts again from version 0, as PostgreSQL's does. Deleting it (in any case) keeps
+    // one row per table once the steps rewrite it below.
+    if (found === undefined) db.prepare(`DELETE FROM ${SCHEMA_TABLE} WHERE name = ? COLLATE NOCASE`).run(table);
     const spelling = found?.name ?? table;
     const version = schemaVersion(db, spelling);
     if (version > SQLITE_SCHEMA_VERSION) {
@@ -726,15 +730,19 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
     signal === null
       ? <R>(write: () => R): R => retrying(write)
       : <R>(write: () => R): R => {
+          // One deadline for the whole write: the wait for the worker and the retries after it
+          // share busyTimeout. A worker waiting for another process's lock (it is WRITING from
+          // before its BEGIN IMMEDIATE) would otherwise block the event loop for twice as long.
+          const deadline = performance.now() + busyTimeout;
           Atomics.add(signal, SIGNAL_WRITERS, 1);
           try {
-            // Bounded: a worker that never notifies (killed mid-transaction) costs one busyTimeout
-            // at most, then SQLite's own busy handling takes over.
+            // Bounded: a worker that never notifies (killed mid-transaction) costs the deadline at
+            // most; the write is still tried once after it.
             const state = Atomics.load(signal, SIGNAL_WORKER);
             if (state !== WORKER_IDLE) {
-              Atomics.wait(signal, SIGNAL_WORKER, state, state === WORKER_CHECKPOINTING ? tuning.checkpointHoldMs : busyTimeout);
+              Atomics.wait(signal, SIGNAL_WORKER, state, state === WORKER_CHECKPOINTING ? Math.min(tuning.checkpointHoldMs, busyTimeout) : busyTimeout);
             }
-            return retrying(write);
+            return retryWhileBusy(Math.max(0, deadline - performance.now()), write);
           } finally {
             Atomics.sub(signal, SIGNAL_WRITERS, 1);
             Atomics.notify(signal, SIGNAL_WRITERS);

@@ -74,6 +74,26 @@ describe('one-time CSRF tokens (getSecurityKey / validateSecurityKey)', () => {
     assert.equal((await visit((s) => s.validateSecurityKey(value.token))).value, false, 'and it stays spent');
   });
 
+  it('issued in a request and spent there after its commit: spent in the store, so never again', async () => {
+    const { sessions, visit, jar } = setup();
+    await visit((s) => s.set('stored', true));
+    const session = sessions.open({ cookieHeader: jar.header(), https: false });
+    await session.load();
+    const token = session.getSecurityKey();
+    await session.commit(200);
+    assert.equal(await session.validateSecurityKey(token), true);
+    assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
+  });
+
+  it('refuses data: false, which validation could not tell from an invalid token', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      assert.throws(() => s.getSecurityKey({ data: false }), { code: 'ERR_CONFIG' });
+    });
+    const token = (await visit((s) => s.getSecurityKey({ data: { ok: false } }))).value;
+    assert.deepEqual((await visit((s) => s.validateSecurityKey(token))).value, { ok: false });
+  });
+
   it('refuses a lifetime that is not a positive finite number of seconds', async () => {
     const { visit } = setup();
     await visit((s) => {
