@@ -104,12 +104,20 @@ const MAX_FLASHES = 100;
 /** A sealed cookie value (`v1.<keyId>.<base64url>`), before decryption. */
 const SEALED_SHAPE = /^[A-Za-z0-9._-]{20,4096}$/;
 
-/** Rotation's own bookkeeping: meta that is no reason to keep a session. */
-const BOOKKEEPING_META: readonly string[] = Object.freeze([META_REQUESTS, META_ROTATED_AT, META_MOVED, META_MOVED_TO]);
+/**
+ * With `cookie.prefix: false` both schemes share the cookie's name, so a record born over plain
+ * HTTP says so itself: over HTTPS it is upgraded as a `sid` found beside `__Host-sid` would be.
+ */
+const META_PLAIN_HTTP = 'plainHttp';
 
-/** Meta worth keeping a session for: anything but rotation's own bookkeeping. */
+/** The engine's own bookkeeping (rotation, birth scheme): meta that is no reason to keep a session. */
+const BOOKKEEPING_META: readonly string[] = Object.freeze([META_REQUESTS, META_ROTATED_AT, META_MOVED, META_MOVED_TO, META_PLAIN_HTTP]);
+
+/** Meta worth keeping a session for: anything but the engine's own bookkeeping. */
 function holdsMeta(keys: Iterable<string>): boolean {
-  for (const key of keys) if (key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED && key !== META_MOVED_TO) return true;
+  for (const key of keys) {
+    if (key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED && key !== META_MOVED_TO && key !== META_PLAIN_HTTP) return true;
+  }
   return false;
 }
 
@@ -409,7 +417,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#adopt(token, record);
     engine.events.emit('loaded', { handle: record.id, userId: record.userId });
     // ViUR: a session created over HTTP is never carried into HTTPS unchanged.
-    if (this.#fromPlainHttp) return this.#upgradeToHttps();
+    if (this.#fromPlainHttp || this.#bornOverPlainHttp(record)) return this.#upgradeToHttps();
   }
 
   /**
@@ -455,7 +463,18 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#adopt(value, record);
     // Opened with an older key: re-issue under the newest even if nothing else changes.
     if (opened.stale) this.#cookieChanged = true;
-    if (this.#fromPlainHttp) await this.#upgradeToHttps();
+    if (this.#fromPlainHttp || this.#bornOverPlainHttp(record)) await this.#upgradeToHttps();
+  }
+
+  /** A record marked as born over plain HTTP (`cookie.prefix: false`), arriving over HTTPS. */
+  #bornOverPlainHttp(record: SessionRecord): boolean {
+    return record.meta[META_PLAIN_HTTP] === true && this.#request().https;
+  }
+
+  /** Marks a new record's meta when its scheme cannot be told from the cookie name (see META_PLAIN_HTTP). */
+  #birthMeta(meta: Record<string, JsonValue>): Record<string, JsonValue> {
+    if (!this.#engine.options.cookie.prefix && !this.#request().https) meta[META_PLAIN_HTTP] = true;
+    return meta;
   }
 
   /**
@@ -1554,7 +1573,7 @@ export class Session<T extends SessionData = RegisteredData> {
         id,
         userId: this.#userId,
         data: objectFromEntries(this.#data),
-        meta: objectFromEntries(this.#meta),
+        meta: created ? this.#birthMeta(objectFromEntries(this.#meta)) : objectFromEntries(this.#meta),
         createdAt: this.#createdAt,
         lastSeenAt: now,
         expiresAt: this.#expiresAt(now),
@@ -1782,7 +1801,7 @@ export class Session<T extends SessionData = RegisteredData> {
 
   async #create(now: number, presetToken?: string, announce = true, withoutOneTime = false): Promise<string> {
     const data = this.#changes(new Map(), new Map(), this.#snapshot, this.#metaSnapshot).data?.set ?? {};
-    const meta = objectFromEntries(this.#meta);
+    const meta = this.#birthMeta(objectFromEntries(this.#meta));
     if (withoutOneTime) for (const key of Object.keys(meta)) if (key.startsWith(META_ONE_TIME)) delete meta[key];
     const engine = this.#engine;
     // A collision of 256-bit ids is not going to happen; one retry keeps the contract honest.

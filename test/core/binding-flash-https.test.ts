@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hashToken } from '../../src/core/token.js';
+import { cookieStore } from '../../src/stores/cookie.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
 
@@ -142,6 +143,32 @@ describe('HTTP to HTTPS (ViUR two cookies)', () => {
     await session.load();
     const result = await session.commit(200);
     assert.deepEqual(result?.setCookie.map((c) => c.split(';')[0]), ['sid=']);
+  });
+
+  it('with cookie.prefix: false (one name for both schemes), an HTTP-born session still never carries its user into HTTPS', async () => {
+    for (const store of ['memory', 'cookie'] as const) {
+      const { visit, jar } = setup({
+        cookie: { prefix: false },
+        keepDataOnHttpsUpgrade: true,
+        ...(store === 'cookie' && { store: cookieStore({ secrets: ['s'.repeat(16) + 'e'.repeat(16)] }) }),
+      });
+      await visit(async (s) => {
+        await s.login('mallory');
+        s.set('cart', ['x']);
+      }, { https: false });
+      const plain = jar.get('sid')!;
+      const upgraded = await visit((s) => ({ user: s.userId, cart: s.get('cart') }), { https: true });
+      assert.deepEqual(upgraded.value, { user: null, cart: ['x'] }, store);
+      assert.notEqual(jar.get('sid'), plain, `${store}: re-keyed`);
+      // The upgraded session is an HTTPS one now: it keeps what is done over HTTPS.
+      await visit((s) => s.login('alice'), { https: true });
+      assert.equal((await visit((s) => s.userId, { https: true })).value, 'alice', store);
+      // Born over HTTPS: never marked, whatever the scheme of a later request.
+      const https = new CookieJar();
+      await visit((s) => s.login('bob'), { https: true, browser: https });
+      await visit((s) => s.set('seen', 1), { https: false, browser: https });
+      assert.equal((await visit((s) => s.userId, { https: true, browser: https })).value, 'bob', store);
+    }
   });
 
   it('never lets the HTTPS cookie fall back to an HTTP one when both are present', async () => {
