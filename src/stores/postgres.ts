@@ -84,6 +84,26 @@ export interface PostgresStore extends Store {
   migrate(): Promise<void>;
 }
 
+/** What a `migrate()` call found (version 0: no table) and left, see {@link postgresMigrationOf}. */
+export interface PostgresMigration {
+  fromVersion: number;
+  version: number;
+}
+
+// Kept beside the store rather than on it: migrate() keeps its Promise<void> type.
+const MIGRATIONS_RUN = new WeakMap<PostgresStore, PostgresMigration>();
+
+/**
+ * What the last `migrate()` call on `store` found and left, read under the migration lock (or by
+ * the lock-free check that found the table current), or undefined before one succeeded. For
+ * `coatcheck migrate`: a state read before the call cannot tell which of several processes
+ * migrating at once created the table.
+ * @internal
+ */
+export function postgresMigrationOf(store: PostgresStore): PostgresMigration | undefined {
+  return MIGRATIONS_RUN.get(store);
+}
+
 /** Current schema version, recorded per table in `coatcheck_schema`. */
 const SCHEMA_VERSION = 1;
 /** Advisory lock taken while migrating: "coat" and 1. One lock per database is plenty. */
@@ -211,6 +231,18 @@ const QUEUE_WAIT_IGNORED_MS = 50;
 export function serverStatementTimeout(ms: number): number {
   return Math.max(1, ms - Math.min(250, Math.ceil(ms / 10)));
 }
+
+/** How often a backend checks, while it runs a statement, that its client is still connected (ms). */
+const CONNECTION_CHECK_MS = 500;
+
+/**
+ * Turns `client_connection_check_interval` on for a connection of the store's own pool. Without
+ * it, a statement whose connection was lost (its save already reported as failed) keeps waiting
+ * for a row lock until statement_timeout and applies if the lock is freed first. PostgreSQL 14+
+ * only, so not a startup parameter (`options: '-c ...'`), which an older server refuses with a
+ * FATAL error, failing every connection: set only where pg_settings knows it, else nothing.
+ */
+const CONNECTION_CHECK_SQL = `SELECT set_config(name, '${CONNECTION_CHECK_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`;
 
 /** A timeout pg hands to setTimeout (and PostgreSQL to its int `statement_timeout`). */
 function checkTimeout(option: string, value: number): void {
@@ -345,6 +377,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     // crash the process. The pool already discards the client; the next query reconnects.
     pool.on('error', () => {});
   }
+  // Connections of the store's own pool that had CONNECTION_CHECK_SQL sent (see run).
+  const checkedClients = new WeakSet<pg.PoolClient>();
 
   function config(text: string, values: unknown[] = []): pg.QueryConfig {
     // query_timeout per query bounds calls on an app-owned pool too (pg honours it per query).
@@ -355,7 +389,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   function ensureSchema(): Promise<void> {
     if (!createTable) return Promise.resolve();
     // Shared by concurrent first calls; forgotten on failure so a later call retries.
-    schemaReady ??= migrateTable().catch((error: unknown) => {
+    schemaReady ??= migrateTable().then(() => undefined, (error: unknown) => {
       schemaReady = undefined;
       // During a request a missing schema fails that call like an outage (503, StoreError), with
       // the same advice as migrate()'s ConfigError and pg's error at the end of the cause chain.
@@ -394,6 +428,16 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     // As pool.query does: a client whose query failed is not reused (its state is unknown).
     let failed: Error | boolean = false;
     try {
+      // Once per connection, before its first statement. Awaited, not queued from the pool's
+      // 'connect' event: pg 8.23 deprecates a query sent while another runs. A server refusing
+      // the value (a platform that cannot check) leaves the check off; a lost or silent
+      // connection fails the call as the statement itself would.
+      if (ownsPool && !checkedClients.has(client)) {
+        checkedClients.add(client);
+        await client.query(config(CONNECTION_CHECK_SQL)).catch((error: unknown) => {
+          if ((error as { severity?: unknown } | null)?.severity === undefined) throw error;
+        });
+      }
       if (waited < QUEUE_WAIT_IGNORED_MS) return await client.query<R>(config(text, values));
       if (shorten) {
         await client.query(config(`SELECT set_config('statement_timeout', $1, false)`, [String(serverStatementTimeout(left))]));
@@ -431,7 +475,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
    */
   async function migrate(): Promise<void> {
     try {
-      await migrateTable();
+      MIGRATIONS_RUN.set(store, await migrateTable());
     } catch (error) {
       const text = missingSchema(error);
       if (text === null) throw error;
@@ -451,11 +495,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       : `cannot create table ${schema}.${tableName}: create the schema first (CREATE SCHEMA "${schema}"; the store creates tables, never schemas) or correct its name; PostgreSQL says: ${error.message}`;
   }
 
-  async function migrateTable(): Promise<void> {
+  async function migrateTable(): Promise<PostgresMigration> {
     // Fast path without lock or DDL: an app role without CREATE rights can start once migrated.
     // A newer version (written by a newer coatcheck during a rolling deploy) is left alone.
     try {
-      if ((await installedVersion((c) => pool.query(c))) >= SCHEMA_VERSION) return;
+      const installed = await installedVersion((c) => pool.query(c));
+      if (installed >= SCHEMA_VERSION) return { fromVersion: installed, version: installed };
     } catch (error) {
       if ((error as { code?: unknown }).code !== '42P01') throw error; // undefined_table: never migrated
     }
@@ -492,6 +537,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         );
       }
       await client.query(config('COMMIT'));
+      return { fromVersion: from, version: Math.max(from, SCHEMA_VERSION) };
     } catch (error) {
       failure ??= error;
       throw error;
@@ -545,7 +591,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     return expression === column ? null : `${column} = ${expression}`;
   }
 
-  return {
+  const store: PostgresStore = {
     name: 'postgres',
     migrate,
 
@@ -713,4 +759,5 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (ownsPool && !pool.ended && !pool.ending) await pool.end();
     },
   };
+  return store;
 }

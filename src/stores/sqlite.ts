@@ -213,9 +213,13 @@ function isCurrent(db: Database.Database, table: string): boolean {
   return exists(table) && exists(SCHEMA_TABLE) && schemaVersion(db, table) === SQLITE_SCHEMA_VERSION;
 }
 
-/** Creates or migrates the table. Runs in one IMMEDIATE transaction so two processes starting together take turns. */
-function migrate(db: Database.Database, table: string): void {
-  db.transaction(() => {
+/**
+ * Creates or migrates the table. Runs in one IMMEDIATE transaction so two processes starting
+ * together take turns. Returns the version it found under that lock (0: no table), so a caller
+ * racing another migrator learns which one created the table.
+ */
+function migrate(db: Database.Database, table: string): number {
+  return db.transaction((): number => {
     db.exec(`CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)`);
     // A table of its own rather than PRAGMA user_version: that is one number per file, which
     // several coatcheck tables, or the app's own migration tool, would overwrite.
@@ -241,6 +245,7 @@ function migrate(db: Database.Database, table: string): void {
         SQLITE_SCHEMA_VERSION,
       );
     }
+    return version;
   }).immediate();
 }
 
@@ -690,17 +695,20 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
   const journalMode = (): string => String(db.pragma('journal_mode', { simple: true }));
   if (owned && createTable && db.memory === false) retrying(() => journalMode() === 'wal' || db.pragma('journal_mode = WAL'));
   const wal = owned && db.memory === false && retrying(journalMode) === 'wal';
-  // NORMAL is durable against application crashes and only risks the last commits on power loss,
-  // in WAL mode; with a rollback journal it can corrupt the file on power loss, so keep SQLite's FULL.
+  // In WAL mode NORMAL is durable against application crashes and only risks the last commits on
+  // power loss; with a rollback journal a power loss can (rarely) corrupt the file: keep FULL there.
   if (wal || (owned && db.memory)) db.pragma('synchronous = NORMAL');
-  // Opening waits longer than a request would: another process may be migrating a large table
-  // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
-  // Only when there is something to create or migrate: a current table needs no write lock, so
-  // a store opening while another process writes (or sweeps) starts at once.
-  if (createTable && !retrying(() => isCurrent(db, table))) {
-    (owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying)(() => migrate(db, table));
+  let migration: SqliteMigration | null = null;
+  if (!createTable) retrying(() => checkSchema(db, table, filePath ?? (owned ? ':memory:' : 'the database')));
+  // A current table needs no write lock, so a store opening while another process writes (or
+  // sweeps) starts at once.
+  else if (retrying(() => isCurrent(db, table))) migration = { fromVersion: SQLITE_SCHEMA_VERSION, version: SQLITE_SCHEMA_VERSION };
+  else {
+    // Opening waits longer than a request would: another process may be migrating a large table
+    // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
+    const waiting = owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying;
+    migration = { fromVersion: waiting(() => migrate(db, table)), version: SQLITE_SCHEMA_VERSION };
   }
-  else retrying(() => checkSchema(db, table, filePath ?? (owned ? ':memory:' : 'the database')));
 
   // Sweeping and checkpointing off the main thread need a second connection to the same file:
   // only for a file the store opened itself, in WAL mode (so the worker's reads and the app's
@@ -841,7 +849,7 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
 
   let closed = false;
 
-  return {
+  const store: Store = {
     name: 'sqlite',
     // get, update and touch answer synchronously, as the driver does: the engine then loads and
     // saves in the same tick. Their failures are thrown rather than returned as rejections.
@@ -938,4 +946,26 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
       if (owned) db.close();
     },
   };
+  if (migration !== null) MIGRATIONS_RUN.set(store, migration);
+  return store;
+}
+
+/** What opening a store did to its table: the version found (0: no table) and the version left. */
+export interface SqliteMigration {
+  fromVersion: number;
+  version: number;
+}
+
+// Kept beside the store rather than on it: the Store object stays the contract, nothing more.
+const MIGRATIONS_RUN = new WeakMap<Store, SqliteMigration>();
+
+/**
+ * What opening `store` (with `createTable`) did to its table, read under the migration's write
+ * lock, or undefined for a store opened without `createTable` or by another factory. For
+ * `coatcheck migrate`: a state read before opening cannot tell which of several processes
+ * migrating at once created the table.
+ * @internal
+ */
+export function sqliteMigrationOf(store: Store): SqliteMigration | undefined {
+  return MIGRATIONS_RUN.get(store);
 }

@@ -50,6 +50,35 @@ describe('coatcheck on PostgreSQL', { skip: !up && 'PostgreSQL not reachable' },
     assert.equal(again.stdout, `postgres: table ${schema}.coatcheck_sessions is already at schema version 1, nothing to do\n`);
   });
 
+  it('of several migrate runs at once, only the one that created the table says so', async () => {
+    const table = `race_${randomBytes(3).toString('hex')}`;
+    const raceUrl = storeUrl({ schema, table });
+    // The store's migration lock, held while the runs start: each reaches it finding no table.
+    const holder = await admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [0x636f6174, 1]);
+      const runs = Promise.all(Array.from({ length: 3 }, () => cli(['migrate', '--json', '--store', raceUrl])));
+      // Released once all three wait for it (within the store's 5 s statement timeout).
+      const waiting = async () =>
+        (await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 1")).rows[0]?.n ?? 0;
+      let firstSeen = 0;
+      for (let i = 0; i < 300; i++) {
+        const n = await waiting();
+        if (n > 0 && firstSeen === 0) firstSeen = Date.now();
+        if (n >= 3 || (firstSeen > 0 && Date.now() - firstSeen > 3_000)) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await holder.query('COMMIT');
+      const results = await runs;
+      for (const result of results) assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(results.map((result) => json<{ action: string }>(result).action).sort(), ['created', 'unchanged', 'unchanged']);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
+  });
+
   it('migrate into a schema that does not exist fails with a hint', async () => {
     const result = await cli(['migrate', '--store', storeUrl({ schema: `${schema}_missing` })]);
     assert.equal(result.status, 1);

@@ -1,9 +1,12 @@
 /** Every command against a temporary SQLite file, run as a child process. */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import type { SessionRecord, Store } from '../../src/stores/types.js';
 import { makeRecord } from '../../src/testing/store-contract.js';
@@ -68,6 +71,48 @@ describe('coatcheck on SQLite', () => {
       const other = await cli(['list', '--user', 'tabled', '--json', '--store', url(path)]);
       assert.equal(other.status, 1);
       assert.match(other.stderr, /no table coatcheck_sessions in /);
+    });
+  });
+
+  describe('migrate, review fixes', () => {
+    it('recreates a table dropped while its version row stayed, and says it created it', async () => {
+      const path = freshPath();
+      assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);
+      const raw = new Database(path);
+      raw.exec('DROP TABLE coatcheck_sessions');
+      raw.close();
+      const again = await cli(['migrate', '--json', '--store', url(path)]);
+      assert.equal(again.status, 0, again.stderr);
+      assert.deepEqual(json(again), { store: 'sqlite', action: 'created', table: 'coatcheck_sessions', fromVersion: null, version: SQLITE_SCHEMA_VERSION });
+      const stats = await cli(['stats', '--json', '--store', url(path)]);
+      assert.equal(stats.status, 0, stats.stderr);
+    });
+
+    it('of several runs migrating one file at once, only the one that created the table says so', async () => {
+      const path = freshPath();
+      const empty = new Database(path); // the file exists, the table does not
+      empty.pragma('journal_mode = WAL');
+      empty.close();
+      // Another connection holds the write lock while the runs start: every one reads "no table"
+      // before it opens the store, then waits for the lock to migrate.
+      const holder = new Worker(
+        `const { parentPort, workerData } = require('node:worker_threads');
+         const Database = require(workerData.driver);
+         const db = new Database(workerData.path);
+         db.exec('BEGIN IMMEDIATE');
+         parentPort.postMessage('locked');
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.ms);
+         db.exec('COMMIT');
+         db.close();`,
+        { eval: true, workerData: { path, ms: 5_000, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
+      );
+      const released = new Promise((resolve) => holder.once('exit', resolve));
+      await new Promise((resolve) => holder.once('message', resolve));
+      const runs = await Promise.all(Array.from({ length: 3 }, () => cli(['migrate', '--json', '--store', url(path)])));
+      await released;
+      for (const run of runs) assert.equal(run.status, 0, run.stderr);
+      const actions = runs.map((run) => json<{ action: string }>(run).action).sort();
+      assert.deepEqual(actions, ['created', 'unchanged', 'unchanged']);
     });
   });
 

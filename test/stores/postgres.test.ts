@@ -8,6 +8,7 @@ import { postgresStore, type PostgresStore } from '../../src/stores/postgres.js'
 import type { SessionRecord } from '../../src/stores/types.js';
 import { makeRecord, testStore } from '../../src/testing/store-contract.js';
 import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { checkWholeMillisecondTimes } from '../helpers/whole-ms-times.js';
 
 const up = await serviceAvailable('postgres');
@@ -101,6 +102,7 @@ if (up) {
         assert.equal(await onApp.get('none'), null);
         await busy;
         assert.equal((await appPool.query('SHOW statement_timeout')).rows[0].statement_timeout, '1500ms', 'the app\'s own setting');
+        assert.equal((await appPool.query('SHOW client_connection_check_interval')).rows[0].client_connection_check_interval, '0', 'left at the server default');
         // Held past the store's whole budget: the queued call is not sent, and the connection is kept.
         const before = appPool.totalCount;
         const held = appPool.query('SELECT pg_sleep(0.4)');
@@ -458,6 +460,42 @@ if (up) {
         assert.deepEqual((await admin.query('SELECT version FROM coatcheck_schema WHERE table_name = $1', [fresh])).rows, [{ version: 1 }]);
       } finally {
         await Promise.all([own.close(), manual.close()]);
+      }
+    });
+
+    it('a save whose connection was lost while it waited for a row lock never applies once the lock is freed', async () => {
+      const name = freshTable('lost');
+      const target = new URL(POSTGRES_URL);
+      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      const viaProxy = new URL(POSTGRES_URL);
+      viaProxy.port = String(proxy.port);
+      // A long queryTimeout: the server-side statement_timeout alone would let the save wait (and
+      // apply) for seconds after the client was told it failed.
+      const lossy = postgresStore({ connectionString: viaProxy.toString(), table: name, queryTimeout: 10_000 });
+      const holder = await admin.connect();
+      try {
+        const record = makeRecord();
+        await lossy.create(record);
+        await holder.query('BEGIN');
+        await holder.query(`SELECT 1 FROM "${name}" WHERE id = $1 FOR UPDATE`, [record.id]);
+        const save = Promise.resolve(lossy.update(record.id, { data: { set: { lost: 1 } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }));
+        const waiting = () =>
+          admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`UPDATE "${name}"%`]);
+        for (let i = 0; i < 100 && (await waiting()).rows[0].n === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.equal((await waiting()).rows[0].n, 1, 'the save waits for the row lock');
+        proxy.drop(); // the connection is lost: the save fails
+        await assert.rejects(save);
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        await holder.query('COMMIT');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const { rows } = await admin.query(`SELECT data FROM "${name}" WHERE id = $1`, [record.id]);
+        assert.deepEqual(rows[0]?.data, record.data, 'the save reported as failed was applied after all');
+        assert.equal((await waiting()).rows[0].n, 0);
+      } finally {
+        await holder.query('ROLLBACK').catch(() => {});
+        holder.release();
+        await lossy.close();
+        await proxy.close();
       }
     });
 

@@ -1,16 +1,23 @@
 /** `coatcheck migrate`: creates or upgrades the store's tables. */
 import { callStore } from '../../core/store-call.js';
 import { randomToken } from '../../crypto/compare.js';
+import type { PostgresStore } from '../../stores/postgres.js';
 import { COMMON_OPTIONS, STORE_OPTIONS, STORE_TIMEOUT_MS, withStore, type Command } from '../command.js';
 import { printJson } from '../format.js';
-import { postgresCaseVariants, postgresSchemaState, type SchemaState, sqliteSchemaState } from '../schema-state.js';
+import { postgresCaseVariants, sqliteSchemaState } from '../schema-state.js';
 import { DEFAULT_TABLE } from '../store-url.js';
 
 type Action = 'created' | 'migrated' | 'unchanged' | 'none';
 
-function actionOf(before: SchemaState, after: SchemaState): Action {
-  if (!before.exists) return 'created';
-  return before.version === after.version ? 'unchanged' : 'migrated';
+/** What the store's migration found (version 0: no table) and left, as the store read it under its lock. */
+interface Migration {
+  fromVersion: number;
+  version: number;
+}
+
+function actionOf(done: Migration): Action {
+  if (done.fromVersion === 0) return 'created';
+  return done.fromVersion === done.version ? 'unchanged' : 'migrated';
 }
 
 export const migrate: Command = {
@@ -30,27 +37,29 @@ export const migrate: Command = {
     const { io, json } = context;
     const target = context.target();
     let table = target.table ?? DEFAULT_TABLE;
-    let before: SchemaState = { exists: false, version: null };
     if (target.kind === 'sqlite') {
-      const state = await sqliteSchemaState(target.location, table);
       // The table's own spelling (SQLite names ignore case; see SqliteSchemaState.name): the
       // store is opened with it too, so `?table=` in another case finds the table's version.
-      table = state.name;
-      before = state;
+      table = (await sqliteSchemaState(target.location, table)).name;
     }
     const qualified = target.schema ? `${target.schema}.${table}` : table;
 
-    const after = await withStore(context, { create: true }, async (store) => {
+    // What happened is the store's own account, read under its migration lock: a state read here
+    // beforehand made every one of several concurrent runs report "created".
+    const done = await withStore(context, { create: true }, async (store) => {
       // Through callStore: failures read like every other command's ("store postgres failed during migrate: …").
-      return callStore(store, 'migrate', STORE_TIMEOUT_MS, async (): Promise<SchemaState | null> => {
+      return callStore(store, 'migrate', STORE_TIMEOUT_MS, async (): Promise<Migration | null> => {
         switch (target.kind) {
-          case 'sqlite':
+          case 'sqlite': {
             // Opening the store created or upgraded the table.
-            return sqliteSchemaState(target.location, table);
-          case 'postgres':
-            before = await postgresSchemaState(target.location, target.schema, table);
+            const { sqliteMigrationOf } = await import('../../stores/sqlite.js');
+            return reported(sqliteMigrationOf(store));
+          }
+          case 'postgres': {
             await store.migrate?.();
-            return postgresSchemaState(target.location, target.schema, table);
+            const { postgresMigrationOf } = await import('../../stores/postgres.js');
+            return reported(postgresMigrationOf(store as PostgresStore));
+          }
           case 'redis':
             // Any read proves the connection; a random user id has no sessions to read.
             await store.listByUser(`coatcheck-migrate-probe-${randomToken(16)}`);
@@ -58,8 +67,7 @@ export const migrate: Command = {
         }
       });
     });
-
-    const action: Action = after === null ? 'none' : actionOf(before, after);
+    const action: Action = done === null ? 'none' : actionOf(done);
     if (action === 'created' && target.kind === 'postgres') {
       // Quoted names are case-sensitive: a `?table=` in the wrong case makes a second, empty table.
       const variants = await postgresCaseVariants(target.location, target.schema, table).catch(() => []);
@@ -73,22 +81,28 @@ export const migrate: Command = {
       printJson(io.stdout, {
         store: target.kind,
         action,
-        table: after === null ? null : qualified,
-        fromVersion: after === null ? null : before.version,
-        version: after?.version ?? null,
+        table: done === null ? null : qualified,
+        fromVersion: done === null || action === 'created' ? null : done.fromVersion,
+        version: done?.version ?? null,
       });
       return;
     }
     const kind = target.kind;
     const where = kind === 'sqlite' ? ` in ${target.location}` : '';
-    if (after === null) {
+    if (done === null) {
       io.stdout.write(`${kind}: nothing to migrate, Redis needs no schema (connection checked: ${target.display})\n`);
     } else if (action === 'created') {
-      io.stdout.write(`${kind}: created table ${qualified}${where} (schema version ${after.version ?? '?'})\n`);
+      io.stdout.write(`${kind}: created table ${qualified}${where} (schema version ${done.version})\n`);
     } else if (action === 'migrated') {
-      io.stdout.write(`${kind}: migrated table ${qualified}${where} from schema version ${before.version ?? '?'} to ${after.version ?? '?'}\n`);
+      io.stdout.write(`${kind}: migrated table ${qualified}${where} from schema version ${done.fromVersion} to ${done.version}\n`);
     } else {
-      io.stdout.write(`${kind}: table ${qualified}${where} is already at schema version ${after.version ?? '?'}, nothing to do\n`);
+      io.stdout.write(`${kind}: table ${qualified}${where} is already at schema version ${done.version}, nothing to do\n`);
     }
   },
 };
+
+/** The store's report; a store opened to migrate always has one. */
+function reported(done: Migration | undefined): Migration {
+  if (done === undefined) throw new Error('the store did not report what its migration did');
+  return done;
+}
