@@ -113,6 +113,14 @@ const META_PLAIN_HTTP = 'plainHttp';
 /** The engine's own bookkeeping (rotation, birth scheme): meta that is no reason to keep a session. */
 const BOOKKEEPING_META: readonly string[] = Object.freeze([META_REQUESTS, META_ROTATED_AT, META_MOVED, META_MOVED_TO, META_PLAIN_HTTP]);
 
+/**
+ * A save that leaves the expiry choice alone keeps a later stored deadline: this request may have
+ * loaded before a parallel `setExpiry()` lengthened it (SessionPatch.keepLater).
+ */
+function keepsExpiryChoice(meta: KeyChanges | null): boolean {
+  return meta === null || !((meta.set !== undefined && Object.prototype.hasOwnProperty.call(meta.set, META_EXPIRY)) || meta.unset?.includes(META_EXPIRY));
+}
+
 /** Meta worth keeping a session for: anything but the engine's own bookkeeping. */
 function holdsMeta(keys: Iterable<string>): boolean {
   for (const key of keys) {
@@ -1172,8 +1180,10 @@ export class Session<T extends SessionData = RegisteredData> {
     const patch: SessionPatch = {
       meta: { unset: [metaKey] },
       guard: { present: [metaKey], absent: [META_MOVED] },
+      // The times this request loaded: a parallel request may have moved them on since.
       lastSeenAt: this.#lastSeenAt,
       expiresAt: this.#expiresAt(this.#lastSeenAt),
+      keepLater: true,
     };
     if (!this.#stored) {
       const retired = this.#retired.at(-1);
@@ -1296,7 +1306,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const userChanged = this.#userId !== this.#userIdBaseline;
     // Every save is guarded: a record another request already rotated away is never written to.
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(meta) };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
     if (userChanged) patch.userId = this.#userId;
@@ -1402,7 +1412,7 @@ export class Session<T extends SessionData = RegisteredData> {
   /** This request's changes against a baseline, as a guarded save at `now`. */
   #savedChanges(dataBaseline: Map<string, string>, metaBaseline: Map<string, string>, now: number): SessionPatch {
     const { data, meta } = this.#changes(dataBaseline, metaBaseline);
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(meta) };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
     return patch;

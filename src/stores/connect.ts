@@ -265,8 +265,8 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
           stored.meta = JSON.stringify(meta);
         }
         if (patch.userId !== undefined) stored.userId = patch.userId;
-        stored.lastSeenAt = patch.lastSeenAt;
-        stored.expiresAt = patch.expiresAt;
+        stored.lastSeenAt = patch.keepLater ? Math.max(stored.lastSeenAt, patch.lastSeenAt) : patch.lastSeenAt;
+        stored.expiresAt = patch.keepLater ? Math.max(stored.expiresAt, patch.expiresAt) : patch.expiresAt;
         await write(stored);
         return true;
       });

@@ -281,8 +281,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         entry.userId = patch.userId;
         index(id, entry.userId);
       }
-      entry.lastSeenAt = patch.lastSeenAt;
-      entry.expiresAt = patch.expiresAt;
+      if (patch.keepLater) {
+        entry.lastSeenAt = Math.max(entry.lastSeenAt, patch.lastSeenAt);
+        entry.expiresAt = Math.max(entry.expiresAt, patch.expiresAt);
+      } else {
+        entry.lastSeenAt = patch.lastSeenAt;
+        entry.expiresAt = patch.expiresAt;
+      }
       // A record given up by a rotation or cycleId is no session in use: claiming it does not
       // make it recent (see evictOldest).
       if (patch.userId !== FORWARDER_USER) refresh(id, entry);

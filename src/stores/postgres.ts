@@ -642,7 +642,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         assertStorableText('userId', patch.userId);
         assignments.push(`user_id = ${param(patch.userId)}`);
       }
-      assignments.push(`last_seen_at = ${param(pastTime(patch.lastSeenAt))}`, `expires_at = ${param(expiryTime(patch.expiresAt))}`);
+      if (patch.keepLater) {
+        // Computed against the row as locked, so a later time a parallel save wrote stays.
+        assignments.push(`last_seen_at = GREATEST(last_seen_at, ${param(pastTime(patch.lastSeenAt))})`, `expires_at = GREATEST(expires_at, ${param(expiryTime(patch.expiresAt))})`);
+      } else {
+        assignments.push(`last_seen_at = ${param(pastTime(patch.lastSeenAt))}`, `expires_at = ${param(expiryTime(patch.expiresAt))}`);
+      }
       // A guard is part of the WHERE clause: after waiting for a row lock, PostgreSQL re-checks it
       // against the newest row version, so of N concurrent guarded updates only the valid ones apply.
       // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it.

@@ -106,8 +106,9 @@ return 1
  *       4 user mode ('k' keep, 'n' guest, 's' set to ARGV[5]), 5 user id,
  *       6 '1' when the client has just extended index ARGV[7] to cover ARGV[8] (else '0'),
  *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
- *       the fields to unset; then those P + A + U field names, then field/value pairs to set,
- *       ending with the times ('l' and 'e'), so one HSET writes them all.
+ *       the fields to unset; 12 '1' to keep a later stored 'l' / 'e' (SessionPatch.keepLater);
+ *       then those P + A + U field names, then field/value pairs to set, ending with the times
+ *       ('l' and 'e'), so one HSET writes them all (and a later stored time is put back after it).
  * Returns {0} when there is no session, it has expired by ARGV[3] or a guard fails (nothing
  * written), {1} when applied, or {2, user} when the user's index must first be extended to cover
  * the new expiry (nothing written). The common save is HMGET (which also proves the session
@@ -118,7 +119,7 @@ const UPDATE_LUA = `${LUA_SLICES}
 local key = KEYS[1]
 -- A key of another type answers WRONGTYPE: like a missing key, that is no session here. Any other
 -- error (a command the server's ACL refuses, say) is an outage, never "no session".
-local current = redis.pcall('HMGET', key, 'u', 'x', 'c', 'e')
+local current = redis.pcall('HMGET', key, 'u', 'x', 'c', 'e', 'l')
 if current.err then
   if string.sub(current.err, 1, 9) == 'WRONGTYPE' then return {0} end
   return redis.error_reply(current.err)
@@ -128,10 +129,10 @@ if not current[3] then return {0} end
 local stored = tonumber(current[4])
 if not stored or stored <= tonumber(ARGV[3]) then return {0} end
 local present, absent, unsets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-for i = 12, 11 + present do
+for i = 13, 12 + present do
   if redis.call('HEXISTS', key, ARGV[i]) == 0 then return {0} end
 end
-for i = 12 + present, 11 + present + absent do
+for i = 13 + present, 12 + present + absent do
   if redis.call('HEXISTS', key, ARGV[i]) == 1 then return {0} end
 end
 local expires = tonumber(ARGV[1])
@@ -150,7 +151,7 @@ if target then
     return {2, target}
   end
 end
-local first = 12 + present + absent
+local first = 13 + present + absent
 if unsets > 0 then sliced('HDEL', key, first, first + unsets - 1) end
 sliced('HSET', key, first + unsets, #ARGV)
 if target then
@@ -158,7 +159,16 @@ if target then
 elseif current[1] or current[2] then
   redis.call('HDEL', key, 'u', 'x')
 end
-redis.call('PEXPIRE', key, ARGV[2])
+local ttl = ARGV[2]
+if ARGV[12] == '1' then
+  local seen = tonumber(current[5])
+  if seen and seen > tonumber(ARGV[3]) then redis.call('HSET', key, 'l', current[5]) end
+  if stored > expires then
+    redis.call('HSET', key, 'e', current[4])
+    ttl = math.max(1, math.ceil(stored) - math.floor(tonumber(ARGV[3])))
+  end
+end
+redis.call('PEXPIRE', key, ttl)
 return {1}
 `;
 
@@ -730,6 +740,7 @@ export function redisStore(options: RedisStoreOptions): Store {
         present.length,
         absent.length,
         unset.length,
+        patch.keepLater ? '1' : '0',
         ...present,
         ...absent,
         ...unset,

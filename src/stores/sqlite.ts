@@ -771,7 +771,7 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
     ),
     // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it. The
     // save's lastSeenAt is the engine's "now" (the store has no clock of its own).
-    readForUpdate: db.prepare(`SELECT user_id, data, meta, sweep_at FROM ${t} WHERE id = ? AND expires_at > ?`),
+    readForUpdate: db.prepare(`SELECT user_id, data, meta, sweep_at, last_seen_at, expires_at FROM ${t} WHERE id = ? AND expires_at > ?`),
     // Several forms because SQLite rewrites an index entry whenever its column is assigned, even
     // to the value it had. Most saves keep the user and the sweep hint, and so touch no index.
     write: db.prepare(`UPDATE ${t} SET data = ?, meta = ?, last_seen_at = ?, expires_at = ? WHERE id = ?`),
@@ -818,9 +818,9 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
   // process can interleave; `.immediate()` takes the write lock before the read so another
   // process cannot read the same old row and overwrite this write.
   const applyPatch = db.transaction((id: string, patch: SessionPatch): boolean => {
-    const lastSeenAt = pastTime(patch.lastSeenAt);
-    const expiresAt = expiryTime(patch.expiresAt);
-    const row = q.readForUpdate.get(id, lastSeenAt) as (Pick<Row, 'user_id' | 'data' | 'meta'> & { sweep_at: number }) | undefined;
+    let lastSeenAt = pastTime(patch.lastSeenAt);
+    let expiresAt = expiryTime(patch.expiresAt);
+    const row = q.readForUpdate.get(id, lastSeenAt) as (Pick<Row, 'user_id' | 'data' | 'meta' | 'last_seen_at' | 'expires_at'> & { sweep_at: number }) | undefined;
     if (!row) return false;
     // The guard is checked on the row just read, under the same write lock: of N concurrent
     // guarded updates (consume a one-time token, claim a rotation), exactly the valid ones apply.
@@ -836,6 +836,10 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
       const object = decode(meta, 'meta');
       applyKeyChanges(object, patch.meta);
       meta = JSON.stringify(object);
+    }
+    if (patch.keepLater) {
+      lastSeenAt = Math.max(lastSeenAt, row.last_seen_at);
+      expiresAt = Math.max(expiresAt, row.expires_at);
     }
     if (patch.userId !== undefined && patch.userId !== row.user_id) {
       q.writeWithUser.run(patch.userId, data, meta, lastSeenAt, expiresAt, sweepHint(lastSeenAt, expiresAt), id);

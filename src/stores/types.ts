@@ -53,6 +53,15 @@ export interface SessionPatch {
    * (One-time CSRF tokens are consumed with `present`; id rotation claims a record with `absent`.)
    */
   guard?: { present?: string[]; absent?: string[] };
+  /**
+   * Neither time moves back: the record's `lastSeenAt` and `expiresAt` each become the later of
+   * the stored value and the patch's. The engine sets it on saves that leave the session's expiry
+   * choice alone, so a request that loaded before a parallel `setExpiry()` (a "remember me") cannot
+   * cut the deadline that request stored. Absent: both are written as given (a shorter expiry
+   * choice, a rotated-away record's grace window). A store that ignores it keeps working, with
+   * that race open.
+   */
+  keepLater?: boolean;
 }
 
 /** A record with data and meta kept as JSON text (in-process stores hand out copies by parsing). */

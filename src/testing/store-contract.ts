@@ -140,6 +140,31 @@ export function testStore(name: string, options: StoreContractOptions): void {
       assert.equal(loaded?.createdAt, record.createdAt);
     });
 
+    it('keepLater: a save never moves lastSeenAt or expiresAt back; without it both are written as given', async () => {
+      const record = makeRecord({ data: { a: 1 } });
+      await store.create(record);
+      const seen = record.lastSeenAt + 10_000;
+      const far = seen + 30 * 86_400_000;
+      // "Remember me" chosen by one request...
+      assert.equal(await store.update(record.id, { meta: { set: { expiry: 2_592_000 } }, lastSeenAt: seen, expiresAt: far }), true);
+      // ...and a save of a request that loaded before it: earlier "now", the default deadline.
+      assert.equal(await store.update(record.id, { data: { set: { b: 2 } }, lastSeenAt: seen - 5_000, expiresAt: seen - 5_000 + 3_600_000, keepLater: true }), true);
+      let loaded = await store.get(record.id);
+      assert.deepEqual(loaded?.data, { a: 1, b: 2 });
+      assert.equal(loaded?.lastSeenAt, seen);
+      assert.equal(loaded?.expiresAt, far);
+      // Later times are taken.
+      assert.equal(await store.update(record.id, { lastSeenAt: seen + 1_000, expiresAt: far + 1_000, keepLater: true }), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.lastSeenAt, seen + 1_000);
+      assert.equal(loaded?.expiresAt, far + 1_000);
+      // Without it, as given: a shorter expiry choice shortens the deadline.
+      assert.equal(await store.update(record.id, { meta: { set: { expiry: 60 } }, lastSeenAt: seen + 2_000, expiresAt: seen + 62_000 }), true);
+      loaded = await store.get(record.id);
+      assert.equal(loaded?.lastSeenAt, seen + 2_000);
+      assert.equal(loaded?.expiresAt, seen + 62_000);
+    });
+
     it('leaves the user alone when a patch does not name one', async () => {
       const record = makeRecord({ userId: 'keep-me' });
       await store.create(record);

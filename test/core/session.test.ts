@@ -679,6 +679,29 @@ describe('expiry', () => {
     assert.match(setCookie[0]!, /Max-Age=0/, 'the dead cookie is cleared');
   });
 
+  it("keeps a parallel request's longer expiry choice: a save or touch of a request that loaded before it never cuts the deadline", async () => {
+    for (const variant of ['write', 'touch', 'spend a token'] as const) {
+      const { visit, clock, jar, sessions, store } = setup({ idleTimeout: 3600 });
+      const token = (await visit((s) => s.getSecurityKey())).value;
+      const open = () => sessions.open({ cookieHeader: jar.header(), https: false, ip: '192.0.2.1', userAgent: 'test-agent' });
+      if (variant === 'touch') clock.advance(301); // a touch is due for a read-only request
+      const stale = open();
+      await stale.load();
+      const rememberMe = open();
+      await rememberMe.load();
+      rememberMe.setExpiry(30 * 86_400);
+      await rememberMe.commit(200);
+      if (variant === 'write') stale.set('cart', ['item']);
+      if (variant === 'spend a token') assert.equal(await stale.validateSecurityKey(token), true);
+      await stale.commit(200);
+      const record = await store.get(hashToken(jar.get('sid')!));
+      assert.equal(record?.meta['expiry'], 2_592_000, variant);
+      assert.ok(record!.expiresAt - clock.now() > 86_400_000, `${variant}: the deadline is the long one`);
+      clock.advance(2 * 3600);
+      assert.equal((await visit((s) => s.isNew)).value, false, `${variant}: alive after 2 idle hours`);
+    }
+  });
+
   it('enforces the absolute timeout however active the session is', async () => {
     const { visit, clock } = setup({ idleTimeout: 600, absoluteTimeout: 1800, touchInterval: 60 });
     await visit((s) => s.set('a', 1));

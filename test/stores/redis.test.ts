@@ -126,6 +126,10 @@ if (!up) {
       await s.touch(record.id, { lastSeenAt: Date.now(), expiresAt: Date.now() + 300_000 });
       pttl = await redis.pttl(key);
       assert.ok(Math.abs(pttl - 300_000) < 2_000, `PTTL after touch ${pttl}`);
+      // keepLater: a save with an earlier deadline leaves the later one, TTL included.
+      await s.update(record.id, { data: { set: { b: 2 } }, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000, keepLater: true });
+      pttl = await redis.pttl(key);
+      assert.ok(Math.abs(pttl - 300_000) < 2_000, `PTTL after a keepLater update ${pttl}`);
     });
 
     it('keeps the user index alive at least as long as its sessions', async () => {
