@@ -103,12 +103,13 @@ return 1
  * update / touch: KEYS[1] session.
  * ARGV: 1 expiresAt (stored), 2 time to live (ms, for PEXPIRE: expiresAt − lastSeenAt by the
  *       engine's clock), 3 lastSeenAt,
- *       4 user mode ('k' keep, 'n' guest, 's' set to ARGV[5]), 5 user id,
+ *       4 user mode ('k' keep, 'n' guest, 's' set to ARGV[5]; upper case to keep a later stored
+ *       'l' / 'e', SessionPatch.keepLater), 5 user id,
  *       6 '1' when the client has just extended index ARGV[7] to cover ARGV[8] (else '0'),
  *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
- *       the fields to unset; 12 '1' to keep a later stored 'l' / 'e' (SessionPatch.keepLater);
- *       then those P + A + U field names, then field/value pairs to set, ending with the times
- *       ('l' and 'e'), so one HSET writes them all (and a later stored time is put back after it).
+ *       the fields to unset; then those P + A + U field names, then field/value pairs to set,
+ *       ending with the times ('l' and 'e'), so one HSET writes them all (and with keepLater a
+ *       later stored time is put back after it).
  * Returns {0} when there is no session, it has expired by ARGV[3] or a guard fails (nothing
  * written), {1} when applied, or {2, user} when the user's index must first be extended to cover
  * the new expiry (nothing written). The common save is HMGET (which also proves the session
@@ -129,14 +130,15 @@ if not current[3] then return {0} end
 local stored = tonumber(current[4])
 if not stored or stored <= tonumber(ARGV[3]) then return {0} end
 local present, absent, unsets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-for i = 13, 12 + present do
+for i = 12, 11 + present do
   if redis.call('HEXISTS', key, ARGV[i]) == 0 then return {0} end
 end
-for i = 13 + present, 12 + present + absent do
+for i = 12 + present, 11 + present + absent do
   if redis.call('HEXISTS', key, ARGV[i]) == 1 then return {0} end
 end
 local expires = tonumber(ARGV[1])
-local mode = ARGV[4]
+local mode = string.lower(ARGV[4])
+local keepLater = mode ~= ARGV[4]
 local target = current[1]
 if mode == 's' then target = ARGV[5] elseif mode == 'n' then target = false end
 local ensured = false
@@ -151,7 +153,7 @@ if target then
     return {2, target}
   end
 end
-local first = 13 + present + absent
+local first = 12 + present + absent
 if unsets > 0 then sliced('HDEL', key, first, first + unsets - 1) end
 sliced('HSET', key, first + unsets, #ARGV)
 if target then
@@ -160,7 +162,7 @@ elseif current[1] or current[2] then
   redis.call('HDEL', key, 'u', 'x')
 end
 local ttl = ARGV[2]
-if ARGV[12] == '1' then
+if keepLater then
   local seen = tonumber(current[5])
   if seen and seen > tonumber(ARGV[3]) then redis.call('HSET', key, 'l', current[5]) end
   if stored > expires then
@@ -297,6 +299,9 @@ const SCRIPTS = {
   deleteReporting: script(DELETE_REPORTING_LUA),
   unindexMany: script(UNINDEX_MANY_LUA),
 };
+
+/** The update script's user mode in upper case: keep a later stored lastSeenAt / expiresAt. */
+const KEEP_LATER_MODE = { k: 'K', n: 'N', s: 'S' } as const;
 
 /** Escapes SCAN glob characters so a prefix matches only itself. */
 function globEscape(text: string): string {
@@ -725,7 +730,8 @@ export function redisStore(options: RedisStoreOptions): Store {
     // Guards name meta keys; they are checked inside the script, atomically with the write.
     const present = (patch.guard?.present ?? []).map((key) => `m:${key}`);
     const absent = (patch.guard?.absent ?? []).map((key) => `m:${key}`);
-    const mode = patch.userId === undefined ? 'k' : patch.userId === null ? 'n' : 's';
+    const user = patch.userId === undefined ? 'k' : patch.userId === null ? 'n' : 's';
+    const mode = patch.keepLater ? KEEP_LATER_MODE[user] : user;
     let ensured: { userId: string; until: number } | null = null;
     for (let attempt = 0; attempt < 5; attempt++) {
       const reply = (await run(SCRIPTS.update, sessionKey(id), [
@@ -733,14 +739,13 @@ export function redisStore(options: RedisStoreOptions): Store {
         timeToLive(patch.expiresAt, patch.lastSeenAt),
         String(patch.lastSeenAt),
         mode,
-        mode === 's' ? (patch.userId as string) : '',
+        user === 's' ? (patch.userId as string) : '',
         ensured ? '1' : '0',
         ensured?.userId ?? '',
         ensured?.until ?? 0,
         present.length,
         absent.length,
         unset.length,
-        patch.keepLater ? '1' : '0',
         ...present,
         ...absent,
         ...unset,
