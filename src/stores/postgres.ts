@@ -33,6 +33,7 @@ import {
   type SessionPatch,
   type SessionRecord,
   type SessionSummary,
+  type SchemaMigration,
   type Store,
   type StoreStats,
   type SweepResult,
@@ -85,10 +86,7 @@ export interface PostgresStore extends Store {
 }
 
 /** What a `migrate()` call found (version 0: no table) and left, see {@link postgresMigrationOf}. */
-export interface PostgresMigration {
-  fromVersion: number;
-  version: number;
-}
+export type PostgresMigration = SchemaMigration;
 
 // Kept beside the store rather than on it: migrate() keeps its Promise<void> type.
 const MIGRATIONS_RUN = new WeakMap<PostgresStore, PostgresMigration>();

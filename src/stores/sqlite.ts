@@ -28,6 +28,7 @@ import {
   type SessionPatch,
   type SessionRecord,
   type SessionSummary,
+  type SchemaMigration,
   type Store,
   type StoreStats,
   type SweepResult,
@@ -955,10 +956,7 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
 }
 
 /** What opening a store did to its table: the version found (0: no table) and the version left. */
-export interface SqliteMigration {
-  fromVersion: number;
-  version: number;
-}
+export type SqliteMigration = SchemaMigration;
 
 // Kept beside the store rather than on it: the Store object stays the contract, nothing more.
 const MIGRATIONS_RUN = new WeakMap<Store, SqliteMigration>();

@@ -188,6 +188,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** What a SQL store's migration found (version 0: no table) and left, for `coatcheck migrate`. @internal */
+export interface SchemaMigration {
+  fromVersion: number;
+  version: number;
+}
+
 /** What {@link Store.unsupported} may list. */
 export type UnsupportedOperation = 'listByUser' | 'destroyByUser' | 'destroyAll' | 'deleteExpired';
 

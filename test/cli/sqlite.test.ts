@@ -1,16 +1,15 @@
 /** Every command against a temporary SQLite file, run as a child process. */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import type { SessionRecord, Store } from '../../src/stores/types.js';
 import { makeRecord } from '../../src/testing/store-contract.js';
 import { writeSchemaV1 } from '../helpers/sqlite-schema-v1.js';
+import { holdWriteLock } from '../helpers/sqlite-write-lock.js';
 import { cli, inTerminal, json, terminalAvailable } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-cli-sqlite-'));
@@ -95,19 +94,8 @@ describe('coatcheck on SQLite', () => {
       empty.close();
       // Another connection holds the write lock while the runs start: every one reads "no table"
       // before it opens the store, then waits for the lock to migrate.
-      const holder = new Worker(
-        `const { parentPort, workerData } = require('node:worker_threads');
-         const Database = require(workerData.driver);
-         const db = new Database(workerData.path);
-         db.exec('BEGIN IMMEDIATE');
-         parentPort.postMessage('locked');
-         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.ms);
-         db.exec('COMMIT');
-         db.close();`,
-        { eval: true, workerData: { path, ms: 5_000, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
-      );
+      const holder = await holdWriteLock(path, 5_000);
       const released = new Promise((resolve) => holder.once('exit', resolve));
-      await new Promise((resolve) => holder.once('message', resolve));
       const runs = await Promise.all(Array.from({ length: 3 }, () => cli(['migrate', '--json', '--store', url(path)])));
       await released;
       for (const run of runs) assert.equal(run.status, 0, run.stderr);

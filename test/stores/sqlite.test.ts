@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { SQLITE_SCHEMA_VERSION, sqliteStore } from '../../src/stores/sqlite.js';
 import { SWEEP_SLACK_MAX_MS, liveRowsCte, sweepBatchSql, sweepHint, sweepSlack } from '../../src/stores/sqlite-sweep-hint.js';
 import type { Awaitable } from '../../src/stores/types.js';
 import { writeSchemaV1 } from '../helpers/sqlite-schema-v1.js';
+import { holdWriteLock } from '../helpers/sqlite-write-lock.js';
 import { checkWholeMillisecondTimes } from '../helpers/whole-ms-times.js';
 import { makeRecord, randomId, testStore } from '../../src/testing/store-contract.js';
 
@@ -1024,24 +1024,6 @@ describe('sqliteStore table names in another letter case', () => {
     }
   });
 });
-
-/** A second connection, in a worker thread, holds the file's write lock for `ms`; resolves once it does. */
-async function holdWriteLock(path: string, ms: number): Promise<import('node:worker_threads').Worker> {
-  const { Worker } = await import('node:worker_threads');
-  const holder = new Worker(
-    `const { parentPort, workerData } = require('node:worker_threads');
-     const Database = require(workerData.driver);
-     const db = new Database(workerData.path);
-     db.exec('BEGIN IMMEDIATE');
-     parentPort.postMessage('locked');
-     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.ms);
-     db.exec('COMMIT');
-     db.close();`,
-    { eval: true, workerData: { path, ms, driver: createRequire(import.meta.url).resolve('better-sqlite3') } },
-  );
-  await new Promise((resolve) => holder.once('message', resolve));
-  return holder;
-}
 
 describe('sqliteStore opening while another connection holds the write lock', () => {
   it('waits past busyTimeout for the lock when its table must be created (another process migrating), instead of failing to start', async () => {
