@@ -237,7 +237,8 @@ async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, 
     const target = err as Error & { headers?: unknown };
     const before = Object.getOwnPropertyDescriptor(target, 'headers');
     try {
-      Object.defineProperty(target, 'headers', { value: withSessionHeaders(target.headers, result, vary, cacheControl), writable: true, enumerable: true, configurable: true });
+      // Not enumerable: an 'error' listener that logs the error's own properties must not log the session token.
+      Object.defineProperty(target, 'headers', { value: withSessionHeaders(target.headers, result, vary, cacheControl), writable: true, enumerable: false, configurable: true });
     } catch {
       return koaOnerror.call(this, err); // a frozen error: the record is saved, the cookie cannot travel
     }
@@ -269,13 +270,14 @@ function withSessionHeaders(own: unknown, result: CommitResult, vary: unknown, c
 
 /**
  * The status Koa's own `ctx.onerror` answers a thrown value with: a value that is not an Error is
- * a 500, `ENOENT` a 404, and `status` / `statusCode` counts only if it is a known 4xx or 5xx
+ * a 500, and `status` / `statusCode` counts only if it is a known 4xx or 5xx
  * (Koa answers an unknown code such as 499 with a 500, so nothing may be saved for it).
  */
 function koaErrorStatus(error: unknown): number {
   if (!(error instanceof Error) && Object.prototype.toString.call(error) !== '[object Error]') return 500;
-  const raw = error as { status?: unknown; statusCode?: unknown; code?: unknown };
-  const candidate = raw.code === 'ENOENT' ? 404 : raw.status || raw.statusCode;
+  const raw = error as { status?: unknown; statusCode?: unknown };
+  // (Koa 2 also answered an ENOENT with a 404; Koa 3 answers it with a 500, as here: nothing saved.)
+  const candidate = raw.status || raw.statusCode;
   return typeof candidate === 'number' && candidate >= 400 && candidate < 600 && STATUS_CODES[candidate] !== undefined ? candidate : 500;
 }
 

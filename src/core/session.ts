@@ -1741,7 +1741,9 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#snapshot = written.data;
     this.#metaSnapshot = written.meta;
     if (changes.data === null && changes.meta === null) return;
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD };
+    // keepLater too: a request that followed the rotation may have saved its expiry choice to the
+    // new record already, which the old record this merge read does not hold.
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(changes.meta) };
     if (changes.data) patch.data = changes.data;
     if (changes.meta) patch.meta = changes.meta;
     if (!(await this.#save(patch))) throw new SessionGoneError();

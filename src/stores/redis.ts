@@ -111,8 +111,8 @@ return 1
  *       ending with the times ('l' and 'e'), so one HSET writes them all (and with keepLater a
  *       later stored time is put back after it).
  * Returns {0} when there is no session, it has expired by ARGV[3] or a guard fails (nothing
- * written), {1} when applied, or {2, user} when the user's index must first be extended to cover
- * the new expiry (nothing written). The common save is HMGET (which also proves the session
+ * written), {1} when applied, or {2, user, expiry} when the user's index must first be extended
+ * to cover that expiry (nothing written). The common save is HMGET (which also proves the session
  * exists: every session hash has 'c'), HEXISTS for the save guard, HSET, PEXPIRE. The user fields are written
  * only when they change.
  */
@@ -142,15 +142,18 @@ local keepLater = mode ~= ARGV[4]
 local target = current[1]
 if mode == 's' then target = ARGV[5] elseif mode == 'n' then target = false end
 local ensured = false
+-- The expiry the session will have: a later stored one stays under keepLater.
+local cover, coverText = expires, ARGV[1]
+if keepLater and stored > expires then cover, coverText = stored, current[4] end
 if target then
   -- 'x' not a number (foreign or corrupt data): the index is extended as if it had none.
   local indexed = tonumber(current[2])
-  if current[1] == target and indexed and indexed >= expires then
+  if current[1] == target and indexed and indexed >= cover then
     ensured = current[2]
-  elseif ARGV[6] == '1' and ARGV[7] == target and tonumber(ARGV[8]) >= expires then
+  elseif ARGV[6] == '1' and ARGV[7] == target and tonumber(ARGV[8]) >= cover then
     ensured = ARGV[8]
   else
-    return {2, target}
+    return {2, target, coverText}
   end
 end
 local first = 12 + present + absent
@@ -754,11 +757,12 @@ export function redisStore(options: RedisStoreOptions): Store {
         String(patch.lastSeenAt),
         'e',
         String(patch.expiresAt),
-      ])) as [number, string?];
+      ])) as [number, string?, string?];
       if (reply[0] === 0) return false;
       if (reply[0] === 1) return true;
       const userId = reply[1] as string;
-      const until = indexUntil(patch.expiresAt, patch.lastSeenAt);
+      // Up to the expiry the session will have (a later stored one, under keepLater).
+      const until = indexUntil(Math.max(patch.expiresAt, Number(reply[2]) || 0), patch.lastSeenAt);
       await index(userId, id, until, patch.lastSeenAt);
       ensured = { userId, until };
     }

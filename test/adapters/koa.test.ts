@@ -278,16 +278,21 @@ describe('koa adapter specifics', () => {
       // Koa answers each of these with a 500: nothing may be saved for them.
       if (ctx.path === '/plain-object') throw { status: 403 };
       if (ctx.path === '/unknown-status') throw Object.assign(new Error('odd'), { status: 499 });
+      if (ctx.path === '/enoent') throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
       ctx.body = 'ok';
     });
+    // An error listener (a logger) never sees the session token among the error's own properties.
+    const logged: string[] = [];
+    app.on('error', (error: Error) => logged.push(JSON.stringify(error)));
     const running = await listen(app);
     try {
       const wrapped = await fetch(running.url + '/wrapped', { method: 'POST' });
       assert.equal(wrapped.status, 403);
+      assert.ok(logged.length > 0 && logged.every((line) => !line.includes('sid=')), logged.join());
       const cookie = cookieOf(wrapped);
       assert.deepEqual(await (await fetch(running.url + '/whoami', { headers: { cookie } })).json(), { user: 'alice' });
       assert.equal(store.size, 1);
-      for (const path of ['/plain-object', '/unknown-status']) {
+      for (const path of ['/plain-object', '/unknown-status', '/enoent']) {
         const res = await fetch(running.url + path, { method: 'POST' });
         assert.equal(res.status, 500, path);
         assert.deepEqual(res.headers.getSetCookie(), [], path);

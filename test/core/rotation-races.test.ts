@@ -8,6 +8,10 @@ import { describe, it } from 'node:test';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
 import { hashToken } from '../../src/core/token.js';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { SessionRecord, Store } from '../../src/stores/types.js';
+import { ManualClock } from '../helpers/clock.js';
 
 /** A browser still holding `value` as its session cookie (a stale tab, or a thief). */
 function holding(value: string): CookieJar {
@@ -153,6 +157,51 @@ describe('id rotation against parallel requests', () => {
     clock.advance(600);
     assert.equal((await visit((s) => s.userId, { browser: holding(old) })).value, null);
     assert.equal((await visit((s) => s.userId)).value, 'alice');
+  });
+
+  it("a rotation's carry-over keeps a longer expiry choice a parallel request saved to the new record", async () => {
+    const clock = new ManualClock();
+    const inner = memoryStore({ clock, sweepInterval: 0 });
+    // Runs once, when the rotating request reads the old record back for its carry-over.
+    let beforeCarryOver: (() => Promise<void>) | null = null;
+    const store: Store = {
+      ...inner,
+      get(id: string) {
+        const record = inner.get(id) as SessionRecord | null;
+        const hook = beforeCarryOver;
+        if (hook === null || record?.meta['moved'] === undefined) return record;
+        beforeCarryOver = null;
+        return hook().then(() => inner.get(id));
+      },
+    };
+    const sessions = createSessions({ store, clock, idleTimeout: 3600 });
+    const jar = new CookieJar();
+    const open = () => sessions.open({ cookieHeader: jar.header(), https: false });
+    const first = open();
+    await first.load();
+    first.set('a', 1);
+    first.getSecurityKey(); // an outstanding token: the new record differs, so the carry-over writes
+    jar.apply((await first.commit(200))!.setCookie);
+    const rotating = open();
+    await rotating.load();
+    const rememberMe = open();
+    await rememberMe.load();
+    await rotating.rotate();
+    rememberMe.setExpiry(30 * 86_400);
+    let rememberMeCookies: string[] = [];
+    beforeCarryOver = async () => {
+      rememberMeCookies = (await rememberMe.commit(200))!.setCookie;
+    };
+    jar.apply((await rotating.commit(200))!.setCookie);
+    jar.apply(rememberMeCookies);
+    assert.equal(beforeCarryOver, null, 'the parallel request committed between the claim and the carry-over');
+    const record = inner.get(hashToken(jar.get('sid')!)) as SessionRecord;
+    assert.equal(record.meta['expiry'], 2_592_000);
+    assert.ok(record.expiresAt - clock.now() > 86_400_000, `deadline ${(record.expiresAt - clock.now()) / 1000} s`);
+    clock.advance(2 * 3600);
+    const later = open();
+    await later.load();
+    assert.equal(later.get('a'), 1, 'alive after 2 idle hours');
   });
 
   it('a one-time token cannot be spent twice across a rotation', async () => {

@@ -132,6 +132,18 @@ if (!up) {
       assert.ok(Math.abs(pttl - 300_000) < 2_000, `PTTL after a keepLater update ${pttl}`);
     });
 
+    it('keepLater with a new user: the index covers the later expiry the session keeps', async () => {
+      const s = store('idx-keep');
+      const record = makeRecord({ expiresAt: Date.now() + 60_000 });
+      await s.create(record);
+      const now = Date.now();
+      assert.equal(await s.update(record.id, { userId: 'keep-bob', lastSeenAt: now, expiresAt: now + 1_000, keepLater: true }), true);
+      // Past the index time the patch's own expiry would give (expiry + as much slack).
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      assert.deepEqual((await s.listByUser('keep-bob')).map((summary) => summary.id), [record.id]);
+      assert.equal(await s.destroyByUser('keep-bob'), 1);
+    });
+
     it('keeps the user index alive at least as long as its sessions', async () => {
       const s = store('idx-ttl');
       const redis = client();
