@@ -84,7 +84,11 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     if (req.destroyed && (error as NodeJS.ErrnoException | null)?.code === 'ECONNRESET') return;
     const status = error instanceof CoatcheckError && error.status in failures ? error.status : 500;
     if (status === 500) log.error('request failed:', error);
-    const message = failures[status] ?? 'Internal error.';
+    // The cookie store's 413 is the browser's 4 KB cookie limit, not maxDataSize.
+    const message =
+      error instanceof CoatcheckError && error.code === 'ERR_COOKIE_TOO_LARGE'
+        ? 'That would make the session cookie larger than the 4 KB a browser keeps; nothing was saved.'
+        : (failures[status] ?? 'Internal error.');
     for (const name of res.getHeaderNames()) res.removeHeader(name);
     if ((req.url ?? '').startsWith('/api')) sendJson(res, status, { error: message });
     else sendHtml(res, status, bareErrorPage(status, message));

@@ -673,6 +673,12 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
       assert.ok(readFileSync(join(dir, 'data', 'secret'), 'utf8').trim().length >= 32);
       const session = await fetch(`${demo.url}/api/session`, { signal: AbortSignal.timeout(5_000) });
       assert.equal(session.status, 200);
+      // A value the 64 KiB limit allows but a browser cookie cannot carry: said as such.
+      const visitor = new Client(demo.url);
+      await visitor.session();
+      const big = await visitor.call('PUT', '/api/session/data/big', { json: 'x'.repeat(5_000) });
+      assert.equal(big.status, 413, big.text);
+      assert.match(big.body.error ?? '', /cookie larger than the 4 KB/);
       assert.equal(await demo.stop(), 0, demo.output());
     } finally {
       await demo.stop(0);
