@@ -283,6 +283,8 @@ interface Interception {
   final: { status: number; message: string } | null;
   /** A held write answered false (the commit is pending): 'drain' is owed once it settles. */
   owesDrain: boolean;
+  /** Bytes of the writes held for a pending commit (as Node's buffer counts toward its high-water mark). */
+  heldBytes: number;
   /** The handler failed while its unfinished response was held: close it instead of sending it. */
   aborted: Error | null;
   /** A later hook on the same response (a second engine), chained onto this one. */
@@ -359,10 +361,14 @@ function hookMethods(stateOf: (res: Intercepted) => Interception): HookMethods {
       if (state.phase === 'replaced') return true;
       // Sent in this call (a synchronous store, or a head that was out already): the real backpressure.
       if (state.phase === 'passing' || state.late) return !needsDrain(this);
-      // Held for a pending commit: ask the writer to wait for 'drain' (sent once the commit has
-      // settled), so a piped body is not buffered whole in memory meanwhile.
-      state.owesDrain = true;
       reportHeadersSent(this, state);
+      // Held for a pending commit: as Node's own buffer does, a writer may go on until the held
+      // bytes reach the high-water mark, then waits for 'drain' (so a piped body is not buffered
+      // whole meanwhile). Replaying that much makes the layer below send a 'drain' of its own: a
+      // wrapper such as compression, which takes 'drain' listeners off `res`, hears that one.
+      state.heldBytes += chunkBytes(args[0], args[1]);
+      if (state.heldBytes < this.writableHighWaterMark) return true;
+      state.owesDrain = true;
       return false;
     } as ServerResponse['write'],
     end: function deferredEnd(this: Intercepted, ...args: unknown[]) {
@@ -505,6 +511,7 @@ function interceptResponse(session: Committable, req: IncomingMessage, res: Serv
     ended: false,
     replaying: false,
     owesDrain: false,
+    heldBytes: 0,
     final: null,
     aborted: null,
     next: null,
@@ -947,6 +954,12 @@ function discardHeld(state: Interception): void {
 }
 
 /** Sends the 'drain' a held write promised, once. */
+/** The bytes a write's chunk adds to the response's buffer. */
+function chunkBytes(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  return chunk instanceof Uint8Array ? chunk.byteLength : 0;
+}
+
 function payDrain(res: ServerResponse, state: Interception): void {
   if (!state.owesDrain) return;
   state.owesDrain = false;
