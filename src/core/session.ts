@@ -121,11 +121,11 @@ function keepsExpiryChoice(meta: KeyChanges | null): boolean {
   return meta === null || !((meta.set !== undefined && Object.prototype.hasOwnProperty.call(meta.set, META_EXPIRY)) || meta.unset?.includes(META_EXPIRY));
 }
 
+const BOOKKEEPING = new Set(BOOKKEEPING_META);
+
 /** Meta worth keeping a session for: anything but the engine's own bookkeeping. */
 function holdsMeta(keys: Iterable<string>): boolean {
-  for (const key of keys) {
-    if (key !== META_REQUESTS && key !== META_ROTATED_AT && key !== META_MOVED && key !== META_MOVED_TO && key !== META_PLAIN_HTTP) return true;
-  }
+  for (const key of keys) if (!BOOKKEEPING.has(key)) return true;
   return false;
 }
 
