@@ -176,12 +176,41 @@ const BINDING_OPTIONS = Object.keys({ ip: true, userAgent: true } satisfies Reco
 const ROTATION_OPTIONS = Object.keys({ afterSeconds: true, afterRequests: true, grace: true } satisfies Record<keyof NonNullable<SessionsOptions['rotation']>, true>);
 const SESSION_LIMIT_OPTIONS = Object.keys({ limit: true, strategy: true } satisfies Record<keyof Exclude<NonNullable<SessionsOptions['maxSessionsPerUser']>, number>, true>);
 
+/**
+ * Longest duration any option takes: 100 years. Past about 2.7e5 years a deadline leaves the
+ * range of a JavaScript Date (getExpiryDate() answered Invalid Date, SQL stores refused the
+ * value as a store error on every request); the cap keeps every deadline a plain number.
+ */
+export const MAX_DURATION_SECONDS = 100 * 365 * 86_400;
+
 function positive(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     // JSON: a string from an environment variable ("1800") shows as one.
     throw new ConfigError(`${name} must be a positive number of seconds, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
   }
+  if (value > MAX_DURATION_SECONDS) {
+    throw new ConfigError(`${name} must be at most ${MAX_DURATION_SECONDS} seconds (100 years), got ${value}`);
+  }
   return value;
+}
+
+/** Options whose own check already says what to give instead of null. */
+const OWN_NULL_MESSAGE = new Set(['store', 'cookie', 'binding', 'rotation', 'maxSessionsPerUser', 'clock']);
+
+/**
+ * `null` is not "the default": only a left-out (undefined) option is. Several options read null
+ * as their default and others refused it; now all refuse it. ViUR's `same_site=None` (no
+ * attribute at all) gets its own message, since coatcheck always sends SameSite.
+ */
+function refuseNulls(prefix: string, options: object): void {
+  for (const [key, value] of Object.entries(options)) {
+    const name = `${prefix}${key}`;
+    if (value !== null || OWN_NULL_MESSAGE.has(name)) continue;
+    if (name === 'cookie.sameSite') {
+      throw new ConfigError("cookie.sameSite is null: coatcheck always sends the SameSite attribute; use 'lax' (the default, leave it out), 'strict' or 'none'");
+    }
+    throw new ConfigError(`${name} is null: leave it out (undefined) for its default`);
+  }
 }
 
 /** The methods the Store contract requires (src/stores/types.ts); the first three are checked at setup. */
@@ -224,6 +253,9 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   refuseUnknownOptions('', options, SESSIONS_OPTIONS);
   if (options.cookie !== undefined && (options.cookie === null || typeof options.cookie !== 'object')) throw new ConfigError('cookie must be an object of cookie options');
   if (options.cookie) refuseUnknownOptions('cookie', options.cookie, COOKIE_OPTIONS);
+  refuseNulls('', options);
+  if (options.cookie) refuseNulls('cookie.', options.cookie);
+  if (options.rotation && typeof options.rotation === 'object') refuseNulls('rotation.', options.rotation);
   if (options.binding && typeof options.binding === 'object') refuseUnknownOptions('binding', options.binding, BINDING_OPTIONS);
   if (options.rotation && typeof options.rotation === 'object') refuseUnknownOptions('rotation', options.rotation, ROTATION_OPTIONS);
   if (options.maxSessionsPerUser && typeof options.maxSessionsPerUser === 'object') refuseUnknownOptions('maxSessionsPerUser', options.maxSessionsPerUser, SESSION_LIMIT_OPTIONS);

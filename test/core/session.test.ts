@@ -501,6 +501,17 @@ describe('cookies and ids', () => {
       // Date.now itself is a function, not a clock: every request would throw.
       [{ clock: Date.now as unknown as { now(): number } }, /clock must be an object with a now\(\) method/],
       [{ clock: null as unknown as { now(): number } }, /clock/],
+      // null is not "the default" (some options read it so, others refused it).
+      [{ idleTimeout: null as unknown as number }, /idleTimeout is null: leave it out/],
+      [{ storeTimeout: null as unknown as number }, /storeTimeout is null/],
+      [{ maxDataSize: null as unknown as number }, /maxDataSize is null/],
+      [{ cookie: { persistent: null as unknown as boolean } }, /cookie.persistent is null/],
+      [{ cookie: { sameSite: null as unknown as 'lax' } }, /cookie.sameSite is null: coatcheck always sends the SameSite attribute/],
+      [{ rotation: { afterSeconds: 60, grace: null as unknown as number } }, /rotation.grace is null/],
+      // Past a JavaScript Date's range every deadline broke at request time (Invalid Date, SQL errors).
+      [{ absoluteTimeout: Number.MAX_SAFE_INTEGER }, /absoluteTimeout must be at most 3153600000 seconds \(100 years\)/],
+      [{ idleTimeout: 1e13 }, /idleTimeout must be at most/],
+      [{ rotation: { afterSeconds: 1e17 } }, /rotation.afterSeconds must be at most/],
     ];
     for (const [options, pattern] of bad) {
       assert.throws(() => createSessions({ store, ...options }), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && pattern.test(e.message), String(pattern));
@@ -612,6 +623,21 @@ describe('lifecycle', () => {
     await visit((s) => s.update({ a: 1, b: 2, c: 3 }));
     await visit((s) => s.reset({ keep: ['b'] }));
     assert.deepEqual((await visit((s) => s.toJSON())).value, { b: 2 });
+  });
+
+  it('reset() refuses a keep list that is not an array of names before ending anything', async () => {
+    const { visit, jar } = setup();
+    await visit((s) => s.update({ language: 'de' }));
+    const before = token(jar);
+    for (const keep of ['language', null, [1]]) {
+      await visit(async (s) => {
+        await assert.rejects(s.reset({ keep: keep as unknown as string[] }), { code: 'ERR_CONFIG' }, JSON.stringify(keep));
+      });
+    }
+    assert.equal(token(jar), before, 'the session was not reset');
+    assert.deepEqual((await visit((s) => s.toJSON())).value, { language: 'de' }, 'and kept its data');
+    await visit((s) => s.reset(null as unknown as undefined)); // no options: keeps nothing, as reset()
+    assert.deepEqual((await visit((s) => s.toJSON())).value, {});
   });
 
   it('cycleId keeps data and creation time under a new id; the old id leads nowhere', async () => {
@@ -1104,7 +1130,7 @@ describe('cookie store revocations in the same millisecond as a sign-in', () => 
   for (const how of ['killSessionsByUser', 'logout'] as const) {
     it(`a session signed in right after ${how}() in the same request stays valid`, async () => {
       const { cookieStore } = await import('../../src/stores/cookie.js');
-      const store = cookieStore({ secrets: ['s'.repeat(43)], revocations: memoryStore({ sweepInterval: 0 }), revokeOnLogout: true });
+      const store = cookieStore({ secrets: ['s-secret-of-43-bytes-for-the-cookie-store-1'], revocations: memoryStore({ sweepInterval: 0 }), revokeOnLogout: true });
       const { visit, sessions, clock, jar } = setup({ store });
       await visit((s) => s.login('alice'));
       const copied = new CookieJar();
@@ -1124,7 +1150,7 @@ describe('cookie store revocations in the same millisecond as a sign-in', () => 
 describe('cookie store logout with clocks apart', () => {
   it('voids copies of a session made on a process whose clock runs ahead', async () => {
     const { cookieStore } = await import('../../src/stores/cookie.js');
-    const secrets = ['s'.repeat(43)];
+    const secrets = ['s-secret-of-43-bytes-for-the-cookie-store-1'];
     const revocations = memoryStore({ sweepInterval: 0 });
     const ahead = setup({ store: cookieStore({ secrets, revocations }) });
     ahead.clock.advance(3); // this process's clock: 3 s ahead of the other's
