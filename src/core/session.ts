@@ -189,6 +189,8 @@ export class Session<T extends SessionData = RegisteredData> {
   #cookieChanged = false;
   /** Meta keys of one-time tokens issued by this request (spent locally: nothing stored yet). */
   #issuedKeys: Set<string> | null = null;
+  /** Meta keys of flash messages queued by this request: carried into a new session by a reset. */
+  #queuedFlashes: Set<string> | null = null;
 
   #data = new Map<string, JsonValue>();
   #snapshot = new Map<string, string>();
@@ -791,9 +793,15 @@ export class Session<T extends SessionData = RegisteredData> {
    * record is deleted at once, so the old cookie is dead even if this response never arrives.
    */
   async reset(options: { keep?: readonly string[] | undefined } = {}): Promise<void> {
+    // Checked before anything ends: a string `keep` was read letter by letter, and the data it
+    // meant to keep was gone with the old record.
+    const keep = (options ?? {}).keep === undefined ? [] : (options as { keep: unknown }).keep;
+    if (!Array.isArray(keep) || keep.some((key) => typeof key !== 'string')) {
+      throw new ConfigError(`reset({ keep }): keep must be an array of key names, got ${JSON.stringify(keep)}`);
+    }
     await this.load();
     this.#stillOpen();
-    await this.#restart(options.keep ?? [], 'reset');
+    await this.#restart(keep as readonly string[], 'reset');
   }
 
   /**
@@ -932,6 +940,13 @@ export class Session<T extends SessionData = RegisteredData> {
   async #restart(keep: readonly string[], reason: DestroyReason): Promise<void> {
     const kept: [string, JsonValue][] = [];
     for (const key of keep) if (this.#data.has(key)) kept.push([key, this.#data.get(key) as JsonValue]);
+    // Flash messages this request queued ("Signed out", then logout()) are for the page it leads
+    // to, whichever session that is; ones from earlier requests end with their session. A flush
+    // (destroy) keeps nothing: it must not leave a new session behind.
+    const flashes: [string, JsonValue][] = [];
+    if (reason !== 'flush' && this.#queuedFlashes !== null) {
+      for (const key of this.#queuedFlashes) if (this.#meta.has(key)) flashes.push([key, this.#meta.get(key) as JsonValue]);
+    }
     const doomed = [...this.#retired];
     if (this.#stored && this.#id !== null) doomed.push({ id: this.#id, token: this.#token });
     // A logout through an old cookie in its grace window ends that forwarder too.
@@ -944,6 +959,8 @@ export class Session<T extends SessionData = RegisteredData> {
       // Nothing to delete server-side; a logout can still void copies via the user watermark. So
       // can flush/destroy and reset, which end a signed-in session as surely (Django's logout is a
       // flush): on a server store they delete the record every copy points to.
+      // Not on login(), even over another user's session: the watermark would sign that user out
+      // on every device because someone else signed in here (docs/stores/cookie.md).
       if (ENDS_SIGN_IN.has(reason) && userId !== null && client.revokeOnLogout && client.revokeUser) {
         // At least this session's own creation time: made on a process whose clock runs ahead,
         // its copies would otherwise outlive the logout (revocation compares createdAt <= at).
@@ -958,6 +975,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#retired = [];
     this.#startFresh();
     for (const [key, value] of kept) this.#data.set(key, value);
+    for (const [key, value] of flashes) this.#meta.set(key, value);
   }
 
   // ---------------------------------------------------------------- expiry
@@ -1127,6 +1145,7 @@ export class Session<T extends SessionData = RegisteredData> {
    */
   getSecurityKey(options: { lifetime?: number | undefined; data?: JsonValue | undefined } = {}): string {
     this.#writable();
+    options ??= {};
     if (this.#engine.client !== null) {
       throw new ConfigError('one-time security keys need a server-side store to be spent exactly once; use csrfToken() with the cookie store');
     }
@@ -1137,8 +1156,15 @@ export class Session<T extends SessionData = RegisteredData> {
       throw new ConfigError('getSecurityKey: lifetime must be a positive, finite number of seconds');
     }
     if (options.data !== undefined) assertJson('data', options.data);
-    // Validation answers a token's data, or false for an invalid one: false data would read as invalid.
-    if (options.data === false) throw new ConfigError('getSecurityKey: data cannot be false (validateSecurityKey answers false for an invalid token); wrap it, e.g. { data: { ok: false } }');
+    // Validation answers a token's data (true without), or false for an invalid one: falsy data
+    // would read as invalid in `if (await validateSecurityKey(t))`, and null came back as true.
+    if (options.data !== undefined && !options.data) {
+      throw new ConfigError(
+        `getSecurityKey: data cannot be ${JSON.stringify(options.data)} (validateSecurityKey answers false for an invalid token, so data must be truthy); wrap it, e.g. { data: { value: ${JSON.stringify(options.data)} } }`,
+      );
+    }
+    // Over the size limit, fail here, where the app can still handle it (not at the commit).
+    if (options.data !== undefined) this.#checkValueSize(META_ONE_TIME, options.data);
     const token = randomToken(32);
     const outstanding = [...this.#meta].filter(([key]) => key.startsWith(META_ONE_TIME));
     const excess = outstanding.length - MAX_ONE_TIME_TOKENS + 1;
@@ -1214,6 +1240,8 @@ export class Session<T extends SessionData = RegisteredData> {
     // Often echoes user input: NUL or a lone surrogate would fail the save on some stores only.
     assertJson(META_FLASH, message);
     assertJson(META_FLASH, category);
+    // Flashes often echo user input: a huge one fails here, not the whole request at the commit.
+    this.#checkValueSize(META_FLASH, { message, category });
     const keys = this.#flashKeys();
     // A runaway loop of flashes must not grow the session without bound: keep the newest.
     for (const key of keys.slice(0, Math.max(0, keys.length - MAX_FLASHES + 1))) this.#meta.delete(key);
@@ -1226,6 +1254,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const seq = at === newestAt ? Number((newest as RegExpExecArray)[2]) + 1 : 0;
     const key = `${META_FLASH_ITEM}${String(at).padStart(13, '0')}.${String(seq).padStart(6, '0')}.${randomBytes(6).toString('base64url')}`;
     this.#meta.set(key, { message, category });
+    (this.#queuedFlashes ??= new Set()).add(key);
   }
 
   /** Returns the queued flash messages and removes them. */
@@ -1502,9 +1531,8 @@ export class Session<T extends SessionData = RegisteredData> {
       if (!(error instanceof SessionGoneError)) {
         // The store failed after the claim: keep no half-made session (a device no browser
         // holds), and give the old cookie its session back if the store lets us.
-        await this.#discard(newId);
+        await this.#releaseClaim(target.id, newId, now);
         this.#stored = false;
-        await this.#releaseClaim(target.id, now);
       }
       throw error;
     }
@@ -1513,8 +1541,15 @@ export class Session<T extends SessionData = RegisteredData> {
     return { token, ended: target.id };
   }
 
-  /** Best effort: undoes a cycleId's claim, so the old cookie works again after a failed commit. */
-  async #releaseClaim(id: string, now: number): Promise<void> {
+  /**
+   * Best effort: undoes a cycleId's claim of `id`, so the old cookie works again after a failed
+   * commit, and deletes the new record `newId`. While claimed, the session's only record under its
+   * user is the new one, so a kill or revoke racing the commit deleted that: the claim is undone
+   * only if the new record is seen alive *after* the release (from then on a kill finds the old
+   * record under the user again); otherwise, or when the check fails, the old record is deleted
+   * too. A failure never brings back a killed session; at worst it signs the user out.
+   */
+  async #releaseClaim(id: string, newId: string, now: number): Promise<void> {
     const patch: SessionPatch = {
       meta: { unset: [META_MOVED, META_MOVED_TO] },
       userId: this.#userIdBaseline,
@@ -1522,7 +1557,13 @@ export class Session<T extends SessionData = RegisteredData> {
       lastSeenAt: now,
       expiresAt: this.#expiresAt(now),
     };
-    await this.#engine.call('update', (store) => store.update(id, patch)).catch(() => false);
+    const released = await this.#engine.call('update', (store) => store.update(id, patch)).catch(() => false);
+    // A write, not a read: it answers false for a deleted record, as a read would, and works
+    // where only the carry-over's read failed.
+    const times = { lastSeenAt: now, expiresAt: this.#expiresAt(now) };
+    const alive = released && (await this.#engine.call('touch', (store) => store.touch(newId, times)).catch(() => false));
+    await this.#discard(alive ? newId : id);
+    if (released && !alive) await this.#discard(newId);
   }
 
   /** Rotation due: move to a new id; if another request claimed the rotation, save as usual. */

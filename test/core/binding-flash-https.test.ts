@@ -78,6 +78,35 @@ describe('flash messages (integrate_flash)', () => {
     });
     assert.deepEqual((await visit((s) => s.keys())).value, ['a']);
   });
+
+  it('refuses a flash over maxDataSize when queued, so the rest of the request still saves', async () => {
+    const { visit } = setup({ maxDataSize: 1000 });
+    await visit((s) => {
+      s.set('cart', ['x']);
+      assert.throws(() => s.flash('y'.repeat(2000)), { code: 'ERR_TOO_LARGE' });
+    });
+    assert.deepEqual((await visit((s) => s.get('cart'))).value, ['x']);
+  });
+
+  it("carries this request's flashes through login, logout and reset (not flush), never earlier ones", async () => {
+    for (const end of ['login', 'logout', 'reset'] as const) {
+      const { visit } = setup();
+      await visit((s) => s.flash('from an earlier page'));
+      await visit(async (s) => {
+        s.flash(`before ${end}`);
+        await (end === 'login' ? s.login('alice') : s[end]());
+      });
+      assert.deepEqual((await visit((s) => s.consumeFlashes())).value, [{ message: `before ${end}`, category: 'info' }], end);
+    }
+    const { visit, jar } = setup();
+    await visit((s) => s.set('a', 1));
+    const { setCookie } = await visit(async (s) => {
+      s.flash('gone');
+      await s.flush();
+    });
+    assert.match(setCookie[0] ?? '', /Max-Age=0/, 'a flush leaves no new session behind');
+    assert.equal(jar.header(), undefined);
+  });
 });
 
 describe('HTTP to HTTPS (ViUR two cookies)', () => {
@@ -150,7 +179,7 @@ describe('HTTP to HTTPS (ViUR two cookies)', () => {
       const { visit, jar } = setup({
         cookie: { prefix: false },
         keepDataOnHttpsUpgrade: true,
-        ...(store === 'cookie' && { store: cookieStore({ secrets: ['s'.repeat(16) + 'e'.repeat(16)] }) }),
+        ...(store === 'cookie' && { store: cookieStore({ secrets: ['s-and-e-secret-of-32-bytes-total'] }) }),
       });
       await visit(async (s) => {
         await s.login('mallory');

@@ -85,13 +85,24 @@ describe('one-time CSRF tokens (getSecurityKey / validateSecurityKey)', () => {
     assert.equal((await visit((s) => s.validateSecurityKey(token))).value, false);
   });
 
-  it('refuses data: false, which validation could not tell from an invalid token', async () => {
+  it('refuses falsy data, which validation could not tell from an invalid token (null came back as true)', async () => {
     const { visit } = setup();
     await visit((s) => {
-      assert.throws(() => s.getSecurityKey({ data: false }), { code: 'ERR_CONFIG' });
+      for (const data of [false, null, 0, '']) assert.throws(() => s.getSecurityKey({ data }), { code: 'ERR_CONFIG' }, JSON.stringify(data));
+      // Misuse reads as misuse, not as a TypeError from inside.
+      assert.ok(s.getSecurityKey(null as unknown as undefined).length > 0);
     });
     const token = (await visit((s) => s.getSecurityKey({ data: { ok: false } }))).value;
     assert.deepEqual((await visit((s) => s.validateSecurityKey(token))).value, { ok: false });
+  });
+
+  it('refuses data over maxDataSize when issued, so the rest of the request still saves', async () => {
+    const { visit } = setup({ maxDataSize: 1000 });
+    await visit((s) => {
+      s.set('cart', ['x']);
+      assert.throws(() => s.getSecurityKey({ data: 'y'.repeat(2000) }), { code: 'ERR_TOO_LARGE' });
+    });
+    assert.deepEqual((await visit((s) => s.get('cart'))).value, ['x']);
   });
 
   it('refuses a lifetime that is not a positive finite number of seconds', async () => {

@@ -366,6 +366,49 @@ describe('id rotation against parallel requests', () => {
     }
   });
 
+  it('cycleId(): a kill racing a commit that then fails is not undone (the old record is not given back)', async () => {
+    for (const scope of ['user', 'revoke'] as const) {
+      const base = memoryStore({ sweepInterval: 0 });
+      let armed = false;
+      const admin: { sessions?: ReturnType<typeof createSessions> } = {};
+      // The claim of the old record arms the fault: the admin kills the user (finding only the new
+      // record, the old one being under the reserved __moved__), then the carry-over's read fails.
+      const store: Store = Object.assign(Object.create(base) as Store, {
+        async update(id: string, patch: Parameters<Store['update']>[1]) {
+          const done = await base.update(id, patch);
+          if (done && patch.userId === '__moved__') armed = true;
+          return done;
+        },
+        async get(id: string) {
+          if (armed) {
+            armed = false;
+            if (scope === 'user') await admin.sessions!.killSessionsByUser('fay');
+            else await admin.sessions!.revokeUser('fay');
+            throw new Error('transient store failure');
+          }
+          return base.get(id);
+        },
+      });
+      const sessions = createSessions({ store });
+      admin.sessions = sessions;
+      const browser = new CookieJar();
+      const first = sessions.open({ cookieHeader: undefined, https: false });
+      await first.load();
+      await first.login('fay');
+      first.set('secret', 42);
+      browser.apply((await first.commit(200))?.setCookie ?? []);
+      const cycling = sessions.open({ cookieHeader: browser.header(), https: false });
+      await cycling.load();
+      await cycling.cycleId();
+      await assert.rejects(cycling.commit(200), { code: 'ERR_STORE' });
+      const after = sessions.open({ cookieHeader: browser.header(), https: false });
+      await after.load();
+      assert.deepEqual([after.userId, after.get('secret')], [null, undefined], `${scope}: the killed session stays dead`);
+      assert.deepEqual(await sessions.listByUser('fay'), [], `${scope}: no device listed`);
+      await sessions.close();
+    }
+  });
+
   it('cycleId() reports the ended record under its user, never the reserved __moved__', async () => {
     const { sessions, visit } = setup();
     const destroyed: { userId: string | null; reason: string }[] = [];
