@@ -25,6 +25,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type Cluster } from 'ioredis';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { objectFromEntries } from '../core/json.js';
 import { checkFactoryOptions } from '../core/known-options.js';
 import { FORWARDER_USER } from '../core/reserved-users.js';
@@ -62,6 +63,8 @@ export interface RedisStoreOptions {
   commandTimeout?: number;
   /** For a connection the store opens: give up connecting after this many ms. Default `commandTimeout`. */
   connectTimeout?: number;
+  /** Time source for "not expired yet" in `listByUser`; pass the same clock as `createSessions`. */
+  clock?: Clock;
 }
 
 /** Index lifetime kept beyond a session's expiry is capped at a day (see `indexUntil`). */
@@ -363,7 +366,7 @@ function urlSetsKeyPrefix(url: string): boolean {
 }
 
 const REDIS_OPTIONS = Object.keys({
-  client: true, url: true, prefix: true, commandTimeout: true, connectTimeout: true,
+  client: true, url: true, prefix: true, commandTimeout: true, connectTimeout: true, clock: true,
 } satisfies Record<keyof RedisStoreOptions, true>);
 
 /** connect-redis' and ioredis' names for what these options do. */
@@ -420,6 +423,7 @@ export function redisStore(options: RedisStoreOptions): Store {
   const prefix = options.prefix ?? 'coatcheck:';
   const commandTimeout = options.commandTimeout ?? 5_000;
   const connectTimeout = options.connectTimeout ?? commandTimeout;
+  const clock = options.clock ?? systemClock;
   if ((options.client === undefined) === (options.url === undefined)) {
     // `url: process.env.REDIS_URL` with the variable unset arrives as undefined.
     const unset = options.client === undefined && 'url' in options ? ' (url is undefined: is the environment variable you passed unset?)' : '';
@@ -882,7 +886,8 @@ export function redisStore(options: RedisStoreOptions): Store {
           },
         ),
       );
-      const now = Date.now();
+      // The engine's clock, as the records' times are (a test clock behind real time listed nothing).
+      const now = clock.now();
       const out: SessionSummary[] = [];
       const gone: string[] = [];
       ids.forEach((id, i) => {

@@ -16,6 +16,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
 import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
@@ -97,6 +98,8 @@ export interface SqliteStoreOptions {
    * conditions as `sweepInWorker`; `false` leaves checkpoints to SQLite.
    */
   checkpointInWorker?: boolean;
+  /** Time source for "not expired yet" in `listByUser`; pass the same clock as `createSessions`. */
+  clock?: Clock;
 }
 
 /** Default location of the database file, relative to the working directory. */
@@ -582,7 +585,7 @@ const BACKGROUND_CHECKPOINT_WRITES = 1_000;
  * ```
  */
 const SQLITE_OPTIONS = Object.keys({
-  path: true, database: true, table: true, createTable: true, busyTimeout: true, sweepInWorker: true, checkpointInWorker: true,
+  path: true, database: true, table: true, createTable: true, busyTimeout: true, sweepInWorker: true, checkpointInWorker: true, clock: true,
 } satisfies Record<keyof SqliteStoreOptions, true>);
 
 export function sqliteStore(options: SqliteStoreOptions = {}): Store {
@@ -608,6 +611,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     throw new ConfigError('sqliteStore: give either path or database, not both');
   }
   const busyTimeout = options.busyTimeout ?? 5_000;
+  const clock = options.clock ?? systemClock;
   if (!Number.isInteger(busyTimeout) || busyTimeout < 0) {
     throw new ConfigError('sqliteStore: busyTimeout must be an integer >= 0 (ms)');
   }
@@ -654,6 +658,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
       table,
       busyTimeout,
       createTable,
+      clock,
       sweepInWorker: options.sweepInWorker !== false,
       checkpointInWorker: options.checkpointInWorker !== false,
     });
@@ -677,6 +682,7 @@ interface StoreSetup {
   createTable: boolean;
   sweepInWorker: boolean;
   checkpointInWorker: boolean;
+  clock: Clock;
 }
 
 /**
@@ -684,7 +690,7 @@ interface StoreSetup {
  * leaves closing `db` to the caller.
  */
 function storeOn(db: Database.Database, setup: StoreSetup): Store {
-  const { owned, filePath, table, busyTimeout, createTable } = setup;
+  const { owned, filePath, table, busyTimeout, createTable, clock } = setup;
   // On a connection the store owns, its statements wait for locks by polling (./sqlite-busy.ts)
   // instead of in SQLite's busy handler; an app's own handle keeps the app's busy handling.
   const retrying = owned ? <R>(run: () => R): R => retryWhileBusy(busyTimeout, run) : <R>(run: () => R): R => run();
@@ -915,7 +921,8 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
       return writing(() => q.destroyAll.run()).changes;
     },
     async listByUser(userId) {
-      const rows = retrying(() => q.listByUser.all(userId, Date.now())) as SummaryRow[];
+      // The engine's clock, as the rows' times are (a test clock behind real time listed nothing).
+      const rows = retrying(() => q.listByUser.all(userId, pastTime(clock.now()))) as SummaryRow[];
       return rows.map(toSummary);
     },
     async deleteExpired(sweep: ExpiredSweep): Promise<SweepResult> {

@@ -21,13 +21,14 @@ const suffix = randomBytes(4).toString('hex');
 const redisUp = await serviceAvailable('redis');
 const postgresUp = await serviceAvailable('postgres');
 
-const stores: { name: string; up: boolean; make: () => Store; cleanup: () => Promise<void> }[] = [
-  { name: 'memory', up: true, make: () => memoryStore({ sweepInterval: 0 }), cleanup: async () => undefined },
-  { name: 'sqlite', up: true, make: () => sqliteStore({ path: ':memory:' }), cleanup: async () => undefined },
+/** `clock`: the engine's, which every store's listByUser must judge expiry by. */
+const stores: { name: string; up: boolean; make: (clock?: { now(): number }) => Store; cleanup: () => Promise<void> }[] = [
+  { name: 'memory', up: true, make: (clock) => memoryStore({ sweepInterval: 0, clock }), cleanup: async () => undefined },
+  { name: 'sqlite', up: true, make: (clock) => sqliteStore({ path: ':memory:', clock }), cleanup: async () => undefined },
   {
     name: 'postgres',
     up: postgresUp,
-    make: () => postgresStore({ connectionString: POSTGRES_URL, table: `cc_ops_${suffix}` }),
+    make: (clock) => postgresStore({ connectionString: POSTGRES_URL, table: `cc_ops_${suffix}`, clock }),
     cleanup: async () => {
       const client = new pg.Client({ connectionString: POSTGRES_URL });
       await client.connect();
@@ -38,7 +39,7 @@ const stores: { name: string; up: boolean; make: () => Store; cleanup: () => Pro
   {
     name: 'redis',
     up: redisUp,
-    make: () => redisStore({ url: REDIS_URL, prefix: `cc-ops-${suffix}:` }),
+    make: (clock) => redisStore({ url: REDIS_URL, prefix: `cc-ops-${suffix}:`, clock }),
     cleanup: async () => {
       const redis = new Redis(REDIS_URL);
       const keys = await redis.keys(`cc-ops-${suffix}:*`);
@@ -57,9 +58,9 @@ for (const { name, up, make, cleanup } of stores) {
     });
 
     /** A fresh engine on the store (wall-clock based, so native TTLs agree). */
-    function app(options: Partial<SessionsOptions> = {}) {
-      const clock = new ManualClock(Date.now());
-      const sessions = createSessions<Record<string, JsonValue>>({ store: make(), clock, ...options });
+    function app(options: Partial<SessionsOptions> = {}, behind?: number) {
+      const clock = new ManualClock(Date.now() - (behind ?? 0));
+      const sessions = createSessions<Record<string, JsonValue>>({ store: make(clock), clock, ...options });
       opened.push(sessions);
       const visit = async <R>(browser: CookieJar, fn: (s: Session<Record<string, JsonValue>>) => R | Promise<R>) => {
         const session = sessions.open({ cookieHeader: browser.header(), https: false, ip: '198.51.100.4', userAgent: `agent-${name}` });
@@ -88,6 +89,14 @@ for (const { name, up, make, cleanup } of stores) {
       assert.equal(await sessions.revokeUser(user, { except: [current!] }), 1);
       assert.equal(await visit(tablet, (s) => s.userId), null);
       assert.equal(await visit(phone, (s) => s.userId), user);
+    });
+
+    it("lists and limits a user's sessions by the engine's clock, not the store's (a test clock a day behind)", async () => {
+      const { sessions, visit } = app({ maxSessionsPerUser: { limit: 1, strategy: 'refuse-new' } }, 86_400_000);
+      const user = `c-${randomBytes(3).toString('hex')}`;
+      await visit(new CookieJar(), (s) => s.login(user));
+      assert.equal((await sessions.listByUser(user)).length, 1);
+      await assert.rejects(visit(new CookieJar(), (s) => s.login(user)), { code: 'ERR_TOO_MANY_SESSIONS' });
     });
 
     it('signs out the other devices from the request that logs in, whose handle is still null', async () => {
