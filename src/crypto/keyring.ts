@@ -158,7 +158,30 @@ function secretBytes(raw: unknown, where: string): Buffer {
         '(use 32 random bytes, e.g. crypto.randomBytes(32).toString("base64url"))',
     );
   }
+  const pattern = placeholderPattern(bytes);
+  if (pattern !== null) {
+    throw new ConfigError(
+      `${where} is ${pattern}: a placeholder, not a secret (every cookie carries a key id derived from the secret, so a guessable one can be tested offline); ` +
+        'use 32 random bytes: npx coatcheck keygen, or crypto.randomBytes(32).toString("base64url")',
+    );
+  }
   return bytes;
+}
+
+/**
+ * Why `bytes` cannot be a random secret, or null. Deliberately narrow (a passphrase of words
+ * passes): fewer than 8 different bytes, or one short run repeated ('x' * 32, 'password' * 4).
+ * 32 random bytes, hex or base64 never trip it (at least 8 different values is all but certain).
+ */
+function placeholderPattern(bytes: Buffer): string | null {
+  const distinct = new Set(bytes).size;
+  if (distinct < 8) return `made of only ${distinct} different character${distinct === 1 ? '' : 's'}`;
+  for (let period = 1; period * 3 <= bytes.length; period++) {
+    let repeats = true;
+    for (let i = period; i < bytes.length && repeats; i++) repeats = bytes[i] === bytes[i - period];
+    if (repeats) return `a run of ${period} characters repeated`;
+  }
+  return null;
 }
 
 /** 48-bit id from the secret: enough to tell a handful of keys apart, useless for guessing it. */

@@ -140,7 +140,7 @@ describe('default failure answers', () => {
   });
 
   it('Express + cookie store: a session over 4 KB is a 413 naming the size limit, with no cookie', async () => {
-    const sessions = createSessions({ store: cookieStore({ secrets: ['k'.repeat(32)] }) });
+    const sessions = createSessions({ store: cookieStore({ secrets: ['k-cookie-store-secret-0123456789'] }) });
     const app = express();
     app.use(expressSessions(sessions));
     app.get('/', async (req, res) => {

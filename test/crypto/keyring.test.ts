@@ -8,7 +8,8 @@ import { ConfigError } from '../../src/errors.js';
 import { createKeyRing, deriveKey, derivedKey, isKeyRing, MIN_SECRET_BYTES, type KeyRingEntry } from '../../src/crypto/keyring.js';
 
 const A = 'a-secret-that-is-exactly-32-byte'; // 32 ASCII bytes
-const B = 'b'.repeat(31) + 'B';
+const B = 'b-secret-that-is-also-32-bytes!!';
+const C = 'z-another-secret-with-32-bytes!!';
 const PURPOSE = 'coatcheck/test/v1';
 
 const isConfigError = (pattern?: RegExp) => (e: unknown) =>
@@ -36,21 +37,41 @@ describe('createKeyRing: setup validation', () => {
 
   it('accepts exactly MIN_SECRET_BYTES bytes and rejects one byte fewer', () => {
     assert.equal(MIN_SECRET_BYTES, 32);
-    assert.doesNotThrow(() => createKeyRing(['x'.repeat(32)]));
-    assert.throws(() => createKeyRing(['x'.repeat(31)]), isConfigError(/31 bytes.*at least 32/));
-    assert.doesNotThrow(() => createKeyRing([{ id: 'k', secret: new Uint8Array(32) }]));
-    assert.throws(() => createKeyRing([{ id: 'k', secret: new Uint8Array(31) }]), isConfigError(/31 bytes/));
+    assert.doesNotThrow(() => createKeyRing([A]));
+    assert.throws(() => createKeyRing([A.slice(0, 31)]), isConfigError(/31 bytes.*at least 32/));
+    assert.doesNotThrow(() => createKeyRing([{ id: 'k', secret: Uint8Array.from({ length: 32 }, (_, i) => i) }]));
+    assert.throws(() => createKeyRing([{ id: 'k', secret: Uint8Array.from({ length: 31 }, (_, i) => i) }]), isConfigError(/31 bytes/));
+  });
+
+  it('refuses placeholders (few different characters, a short run repeated) and accepts random or passphrase secrets', () => {
+    for (const [secret, why] of [
+      ['x'.repeat(32), /only 1 different character/],
+      ['0'.repeat(64), /only 1 different character/],
+      ['password'.repeat(4), /only 7 different characters/],
+      ['abcdefgh'.repeat(4), /a run of 8 characters repeated/],
+      ['changeme-'.repeat(4), /a run of 9 characters repeated/],
+    ] as const) {
+      assert.throws(() => createKeyRing([secret]), isConfigError(why), secret);
+      assert.throws(() => createKeyRing([A, { id: 'old', secret }]), isConfigError(/secrets\[1\]\.secret is .*coatcheck keygen/), secret);
+    }
+    assert.throws(() => createKeyRing([{ id: 'k', secret: new Uint8Array(32) }]), isConfigError(/only 1 different/));
+    // Random secrets in every usual encoding, many times over: never refused.
+    for (let i = 0; i < 2000; i++) {
+      const bytes = crypto.randomBytes(32);
+      assert.doesNotThrow(() => createKeyRing([{ id: 'bytes', secret: bytes }, bytes.toString('hex'), bytes.toString('base64url')]));
+    }
+    assert.doesNotThrow(() => createKeyRing(['correct horse battery staple, twice']));
   });
 
   it('measures string secrets in UTF-8 bytes, not characters', () => {
     assert.throws(() => createKeyRing(['€'.repeat(10)]), isConfigError(/30 bytes/)); // 10 chars, 30 bytes
-    assert.doesNotThrow(() => createKeyRing(['€'.repeat(11)])); // 33 bytes
+    assert.doesNotThrow(() => createKeyRing(['αβγδεζηθικλμνξοπx'])); // 17 chars, 33 bytes
   });
 
   it('property: any secret shorter than 32 bytes is refused, wherever it sits in the ring', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 31 }), fc.nat(3), (short, position) => {
-        const entries: KeyRingEntry[] = [A, B, 'c'.repeat(40)];
+        const entries: KeyRingEntry[] = [A, B, 'c-secret-of-forty-bytes-0123456789abcdef'];
         entries.splice(Math.min(position, entries.length), 0, { id: 'short', secret: short });
         assert.throws(() => createKeyRing(entries), isConfigError(/bytes; secrets must be at least 32/));
       }),
@@ -63,7 +84,7 @@ describe('createKeyRing: setup validation', () => {
     assert.throws(() => createKeyRing([42 as unknown as string]), isConfigError(/string secret or \{ id, secret \}/));
     assert.throws(() => createKeyRing([null as unknown as string]), isConfigError());
     assert.throws(() => createKeyRing(['x'.repeat(32) + '\ud800']), isConfigError(/lone surrogate/));
-    assert.doesNotThrow(() => createKeyRing(['x'.repeat(32) + '\ud83d\ude00'])); // a proper pair is fine
+    assert.doesNotThrow(() => createKeyRing([A + '\ud83d\ude00'])); // a proper pair is fine
   });
 
   it('validates explicit ids', () => {
@@ -76,7 +97,7 @@ describe('createKeyRing: setup validation', () => {
   it('rejects duplicate ids, including a derived id colliding with an explicit one', () => {
     assert.throws(() => createKeyRing([{ id: 'k', secret: A }, { id: 'k', secret: B }]), isConfigError(/duplicate key id "k"/));
     const derived = createKeyRing([A]).currentId;
-    assert.throws(() => createKeyRing([B, { id: derived, secret: 'z'.repeat(32) }, A]), isConfigError(/duplicate key id/));
+    assert.throws(() => createKeyRing([B, { id: derived, secret: C }, A]), isConfigError(/duplicate key id/));
   });
 
   it('rejects the same secret twice, as string or bytes, under any ids', () => {
@@ -99,7 +120,7 @@ describe('createKeyRing: ids and order', () => {
     assert.match(first.ids[0] as string, /^[A-Za-z0-9_-]{8}$/);
     assert.deepEqual([...first.ids].reverse(), second.ids);
     assert.notEqual(first.ids[0], first.ids[1]);
-    assert.equal(createKeyRing([A]).currentId, createKeyRing(['z'.repeat(32), A]).ids[1]);
+    assert.equal(createKeyRing([A]).currentId, createKeyRing([C, A]).ids[1]);
     assert.notEqual(createKeyRing([A]).currentId, createKeyRing([A + '!']).currentId);
   });
 
@@ -113,7 +134,7 @@ describe('createKeyRing: ids and order', () => {
   });
 
   it('copies byte secrets: mutating the caller\'s array later does not change the key', () => {
-    const bytes = new Uint8Array(32).fill(1);
+    const bytes = Uint8Array.from({ length: 32 }, (_, i) => i);
     const ring = createKeyRing([{ id: 'k', secret: bytes }]);
     const before = deriveKey(ring, PURPOSE);
     bytes.fill(2);

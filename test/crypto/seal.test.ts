@@ -297,7 +297,7 @@ describe('key rotation', () => {
   });
 
   it('a different secret under the same id gives null', () => {
-    const impostor = createKeyRing([{ id: 'new', secret: 'i'.repeat(32) }]);
+    const impostor = createKeyRing([{ id: 'new', secret: 'impostor-secret-of-32-bytes-long' }]);
     assert.equal(unseal(impostor, P, seal(ring, P, 'data')), null);
   });
 });

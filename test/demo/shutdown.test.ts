@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { type DemoProcess, startDemo } from '../e2e/demo-process.js';
 
-const SECRET = 's'.repeat(32);
+const SECRET = 'test-secret-0123456789-abcdefghi';
 
 /** Rejects after `ms` with `what` in the message; clears its timer either way. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

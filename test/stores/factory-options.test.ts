@@ -27,7 +27,7 @@ import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-factory-options-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const SECRETS = ['s'.repeat(32)];
+const SECRETS = ['test-secret-0123456789-abcdefghi'];
 // Nothing listens here: the stores below must fail before connecting, or never query.
 const PG_URL = 'postgres://postgres@127.0.0.1:1/test';
 const REDIS_NOWHERE = 'redis://127.0.0.1:1';

@@ -16,7 +16,7 @@ import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
 const dir = mkdtempSync(join(tmpdir(), 'coatcheck-from-url-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const SECRETS = { secrets: ['s'.repeat(32)] };
+const SECRETS = { secrets: ['test-secret-0123456789-abcdefghi'] };
 const postgresUp = await serviceAvailable('postgres');
 
 describe('storeFromUrl', () => {
