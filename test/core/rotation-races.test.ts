@@ -370,7 +370,7 @@ describe('id rotation against parallel requests', () => {
     for (const scope of ['user', 'revoke'] as const) {
       const base = memoryStore({ sweepInterval: 0 });
       let armed = false;
-      const admin: { sessions?: ReturnType<typeof createSessions> } = {};
+      const admin: { sessions?: { killSessionsByUser(user: string): Promise<number>; revokeUser(user: string): Promise<number> } } = {};
       // The claim of the old record arms the fault: the admin kills the user (finding only the new
       // record, the old one being under the reserved __moved__), then the carry-over's read fails.
       const store: Store = Object.assign(Object.create(base) as Store, {
