@@ -54,7 +54,7 @@ import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachSession, type ClientFacts, committedElsewhere, type NodeAdapterOptions } from './node.js';
-import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -211,13 +211,29 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
     return;
   }
   if (!isPromiseLike(outcome)) {
+    // A stream body that fails from here on is Fastify's to answer (it pipes it with its own
+    // 'error' listener). A missing file fails only after this synchronous commit has saved the
+    // session: Fastify's 500 then carries the cookie set here, which matches the saved record.
     next(null, withSessionHeaders(reply, payload, outcome));
     return;
   }
+  // Fastify listens for a Node stream body's 'error' only once it pipes it, after this hook.
+  const watch = watchStream(payload);
   outcome.then(
-    (result) => settle(request, () => next(null, withSessionHeaders(reply, payload, result)), next),
-    (error: unknown) => settle(request, () => next(null, failureReply(reply, payload, error, applied)), next),
+    (result) => settle(request, () => goOn(watch, next, () => withSessionHeaders(reply, payload, result)), next),
+    (error: unknown) => settle(request, () => goOn(watch, next, () => failureReply(reply, payload, error, applied)), next),
   );
+}
+
+/**
+ * The asynchronous commit has settled: the reply goes on as `reply()` makes it, unless a stream
+ * body failed meanwhile. That goes down Fastify's own error path (its 500, as for a stream that
+ * fails while Fastify pipes it), without the session's headers; the write already made stands.
+ */
+function goOn(watch: StreamWatch | null, next: (error?: Error | null, payload?: unknown) => void, reply: () => unknown): void {
+  const failure = watch === null ? null : watch.end();
+  if (failure !== null) next(failure);
+  else next(null, reply());
 }
 
 /**

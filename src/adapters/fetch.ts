@@ -52,7 +52,8 @@ export function sessionHandle<T extends SessionData = RegisteredData>(request: R
 }
 
 const FETCH_NOT_MOUNTED =
-  'withSessions: this request has no session: the handler is not wrapped in withSessions(sessions, handler) (or, on Hono, app.use(honoSessions(sessions)) does not run before it), or it was given another Request than the one the wrapper received';
+  'withSessions: this request has no session: the handler is not wrapped in withSessions(sessions, handler) (or, on Hono, app.use(honoSessions(sessions)) does not run before it), or it was given another Request than the one the wrapper received, ' +
+  'or the wrapper has answered it already (keep the session object, or use currentSession(), for work after the response)';
 
 /**
  * Opens a session for a Fetch request (framework adapters built on Fetch use this). `encrypted`:
@@ -82,6 +83,25 @@ export function openFetchSession<T extends SessionData>(
   });
   (request as WithSession)[SESSION] = session;
   return session;
+}
+
+/**
+ * The mount that opened the request's session has answered: the session leaves the request, so
+ * that the same Request object handled again (a gateway trying one app, then another on a 404)
+ * gets a session of its own instead of this committed one. Assigning undefined keeps the
+ * object's shape (no `delete`).
+ */
+export function closeFetchSession(request: Request, session: object): void {
+  if ((request as WithSession)[SESSION] === session) (request as WithSession)[SESSION] = undefined;
+}
+
+/**
+ * Whether a response is one no server can send and no copy can be made of: `Response.error()`
+ * (type 'error') and opaque responses have status 0, and `new Response(body, it)` throws a
+ * RangeError. The adapters save nothing for it, as for a 5xx, and pass it on untouched.
+ */
+export function unsendable(response: Response): boolean {
+  return response.status === 0;
 }
 
 /**
@@ -239,40 +259,51 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), contextual);
     const getClientIp = options.getClientIp;
     const session = openFetchSession(sessions, request, getClientIp && (() => getClientIp(request, ...rest)), undefined, missingAddress);
-    let response: Response;
+    // Once answered, the Request no longer leads to this session (closeFetchSession). Inline
+    // try/finally rather than a helper function: no extra promise per request.
     try {
-      response = await runWithSession(session, () => handler(request, ...rest), contextual);
-    } catch (error) {
-      const { status } = failureResponse(error);
-      if (status >= 500) {
-        // Nothing is saved: a change made later (a timer the handler left) throws, never lost.
-        session.closeUnsaved();
-        // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a
-        // commit may need (a login's, a new session's).
-        if (status === 500) throw error;
-        return answer(error, request);
+      let response: Response;
+      try {
+        response = await runWithSession(session, () => handler(request, ...rest), contextual);
+      } catch (error) {
+        const { status } = failureResponse(error);
+        if (status >= 500) {
+          // Nothing is saved: a change made later (a timer the handler left) throws, never lost.
+          session.closeUnsaved();
+          // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a
+          // commit may need (a login's, a new session's).
+          if (status === 500) throw error;
+          return answer(error, request);
+        }
+        // A coatcheck 4xx (ReauthenticationRequiredError after session.set('returnTo', …)) is
+        // answered here: saved as an answer would be, its cookie on that answer.
+        let result: CommitResult | null;
+        try {
+          result = await session.commit(status);
+        } catch (commitError) {
+          return answer(commitError, request);
+        }
+        return applyCommit(await answer(error, request), result);
       }
-      // A coatcheck 4xx (ReauthenticationRequiredError after session.set('returnTo', …)) is
-      // answered here: saved as an answer would be, its cookie on that answer.
+      if (unsendable(response)) {
+        // Response.error(): a failure, as a 5xx is. Nothing is saved, and no copy of it can be made.
+        session.closeUnsaved();
+        return response;
+      }
       let result: CommitResult | null;
       try {
-        result = await session.commit(status);
-      } catch (commitError) {
-        return answer(commitError, request);
+        result = await session.commit(response.status);
+      } catch (error) {
+        discardBody(response);
+        return answer(error, request);
       }
-      return applyCommit(await answer(error, request), result);
+      if (result !== null && secondSessionCookie(response, result)) {
+        discardBody(response);
+        return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
+      }
+      return applyCommit(response, result);
+    } finally {
+      closeFetchSession(request, session);
     }
-    let result: CommitResult | null;
-    try {
-      result = await session.commit(response.status);
-    } catch (error) {
-      discardBody(response);
-      return answer(error, request);
-    }
-    if (result !== null && secondSessionCookie(response, result)) {
-      discardBody(response);
-      return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
-    }
-    return applyCommit(response, result);
   };
 }

@@ -40,10 +40,11 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
+import { isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { discardBody } from './fetch.js';
 import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
-import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream } from './shared.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -145,14 +146,32 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     // of a cookie it could not send.
     if (ctx.respond === false || ctx.headerSent) return;
     let result: CommitResult | null;
+    let watch: StreamWatch | null = null;
     try {
-      result = await session.commit(ctx.status);
+      const outcome = session.commitNow(ctx.status);
+      if (isPromiseLike(outcome)) {
+        // Koa listens for a Node stream body's 'error' only once it pipes it, after the chain.
+        watch = watchStream(ctx.body);
+        result = await outcome;
+      } else result = outcome;
     } catch (error) {
-      fail(ctx, error);
+      if (!streamFailed(ctx, watch)) fail(ctx, error);
       return;
     }
-    if (result) decorate(ctx, result);
+    if (!streamFailed(ctx, watch) && result) decorate(ctx, result);
   };
+}
+
+/**
+ * Whether the stream body failed while the commit was pending. Then it is answered as Koa answers
+ * a body stream's failure (`ctx.onerror`: a 500, every header cleared, so no session cookie); the
+ * commit's write, already made, stands.
+ */
+function streamFailed(ctx: Context, watch: StreamWatch | null): boolean {
+  const failure = watch === null ? null : watch.end();
+  if (failure === null) return false;
+  ctx.onerror(failure);
+  return true;
 }
 
 const NO_OPTIONS: NodeAdapterOptions = {};
@@ -224,7 +243,14 @@ function releaseBody(body: unknown): void {
  */
 async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, error: unknown): Promise<void> {
   const status = koaErrorStatus(error);
-  const result = await session.commit(status); // rejects with a store failure: that error wins
+  let result: CommitResult | null;
+  try {
+    result = await session.commit(status);
+  } catch (failure) {
+    // A store failure: that error wins, and Koa's own handler answers it as `fail` would.
+    answerAsFailure(ctx, failure);
+    throw failure;
+  }
   if (!result || status >= 500) return;
   decorate(ctx, result);
   const vary = ctx.response.get('Vary');
@@ -234,21 +260,59 @@ async function commitAfterThrow(ctx: Context, session: Session<RegisteredData>, 
   // wrapper of the one thrown here. Not one Koa answers with a 5xx (no cookie on a failure).
   ctx.onerror = function onerrorWithSession(this: Context, err: Error) {
     if (err !== error && koaErrorStatus(err) >= 500) return koaOnerror.call(this, err);
-    const target = err as Error & { headers?: unknown };
-    const before = Object.getOwnPropertyDescriptor(target, 'headers');
-    try {
-      // Not enumerable: an 'error' listener that logs the error's own properties must not log the session token.
-      Object.defineProperty(target, 'headers', { value: withSessionHeaders(target.headers, result, vary, cacheControl), writable: true, enumerable: false, configurable: true });
-    } catch {
-      return koaOnerror.call(this, err); // a frozen error: the record is saved, the cookie cannot travel
-    }
-    try {
-      return koaOnerror.call(this, err);
-    } finally {
-      if (before) Object.defineProperty(target, 'headers', before);
-      else delete target.headers;
-    }
+    // Not enumerable: an 'error' listener that logs the error's own properties must not log the
+    // session token. A frozen error: the record is saved, the cookie cannot travel.
+    return lending(err, { headers: withSessionHeaders((err as { headers?: unknown }).headers, result, vary, cacheControl) }, () => koaOnerror.call(this, err));
   };
+}
+
+/**
+ * The commit after a thrown error failed, and its failure is thrown on. Should it reach Koa's own
+ * `ctx.onerror`, that answers it as a failed commit is answered elsewhere (`fail`): the short
+ * text body, `Cache-Control: no-store` (Koa clears every other header, cookies included), where
+ * Koa would send "Service Unavailable" with the session hook's `Cache-Control: private`. The
+ * error carries them for that one call only (its `stack` and `cause` still name the store's
+ * failure). An unexpected error (500) is left to Koa.
+ */
+function answerAsFailure(ctx: Context, failure: unknown): void {
+  const { status, body } = failureResponse(failure);
+  if (status === 500) return;
+  const koaOnerror = ctx.onerror;
+  ctx.onerror = function onerrorWithFailure(this: Context, err: Error) {
+    if (err !== failure) return koaOnerror.call(this, err);
+    return lending(err, { headers: { 'Cache-Control': 'no-store' }, status, expose: true, message: body }, () => koaOnerror.call(this, err));
+  };
+}
+
+/**
+ * Calls `call` with `values` lent to `target` as own, non-enumerable properties, and puts the
+ * previous ones back after it. A target that refuses them (frozen) is called as it is.
+ */
+function lending<R>(target: object, values: Record<string, unknown>, call: () => R): R {
+  const names = Object.keys(values);
+  const before = names.map((name) => Object.getOwnPropertyDescriptor(target, name));
+  let lent = 0;
+  try {
+    for (; lent < names.length; lent++) {
+      Object.defineProperty(target, names[lent] as string, { value: values[names[lent] as string], writable: true, enumerable: false, configurable: true });
+    }
+  } catch {
+    restore(target, names, before, lent);
+    return call();
+  }
+  try {
+    return call();
+  } finally {
+    restore(target, names, before, lent);
+  }
+}
+
+function restore(target: object, names: readonly string[], before: readonly (PropertyDescriptor | undefined)[], count: number): void {
+  for (let i = 0; i < count; i++) {
+    const descriptor = before[i];
+    if (descriptor) Object.defineProperty(target, names[i] as string, descriptor);
+    else delete (target as Record<string, unknown>)[names[i] as string];
+  }
 }
 
 /** An error's own `headers` with the session's Set-Cookie, Vary and Cache-Control added. */

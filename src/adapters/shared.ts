@@ -140,7 +140,51 @@ export function mountedAgain(existing: object | undefined, sessions: { readonly 
   return true;
 }
 
-/** Status and plain-text body for an error that ended a request in the adapter. */
+interface NodeStream {
+  pipe: unknown;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+  removeListener(event: 'error', listener: (error: unknown) => void): unknown;
+  destroy(): unknown;
+  readonly errored?: unknown;
+}
+
+/**
+ * Holds a Node stream body's 'error' while an asynchronous commit holds the framework's send
+ * (Fastify's `onSend`, Koa's middleware): the framework listens only once it pipes the stream,
+ * so a failure meanwhile (a file that does not exist) would be an unhandled 'error' event, which
+ * ends the process. Made only for a stream body that meets a pending commit.
+ */
+export class StreamWatch {
+  #failure: unknown = undefined;
+  readonly #onError = (error: unknown): void => {
+    if (this.#failure === undefined) this.#failure = error ?? new Error('the response body stream failed');
+  };
+
+  constructor(private readonly stream: NodeStream) {
+    stream.on('error', this.#onError);
+  }
+
+  /**
+   * Stops listening (before the framework takes the stream over). Returns the stream's failure, if
+   * it failed meanwhile, and then destroys it: it will not be sent; else null.
+   */
+  end(): Error | null {
+    this.stream.removeListener('error', this.#onError);
+    const failure = this.#failure ?? this.stream.errored;
+    if (failure === undefined || failure === null) return null;
+    this.stream.destroy();
+    return failure instanceof Error ? failure : new Error(String(failure));
+  }
+}
+
+/** A watch on `body` if it is a Node stream (what Fastify and Koa pipe), else null. */
+export function watchStream(body: unknown): StreamWatch | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const stream = body as Partial<NodeStream>;
+  if (typeof stream.pipe !== 'function' || typeof stream.on !== 'function' || typeof stream.removeListener !== 'function' || typeof stream.destroy !== 'function') return null;
+  return new StreamWatch(stream as NodeStream);
+}
+
 /**
  * The answer an adapter sends by default for a failed session. A 500 is an unexpected error (a
  * bug, not an outage), which nothing else would show: it is written to stderr, as a framework's

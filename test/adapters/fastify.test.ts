@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -14,6 +15,7 @@ import { instrument } from '../helpers/instrumented-store.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
+import { missingFileStream, uncaughtDuring } from './failing-stream.js';
 
 async function listen(app: FastifyInstance): Promise<RunningApp> {
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -595,6 +597,73 @@ describe('fastify adapter specifics', () => {
       await running.close();
       await main.close();
       await admin.close();
+    }
+  });
+
+  it("answers Fastify's 500 without the session cookie when a stream body fails while the commit waits", async () => {
+    // The commit waits for the store (a new session's create); Fastify pipes the body, and only
+    // then listens for its 'error', after onSend. A missing file fails meanwhile: that was an
+    // unhandled 'error' event, which ends the process.
+    const store = instrument(slowCreateStore(20));
+    const sessions = createSessions({ store });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.get('/missing', async (request, reply) => {
+      (await request.session.load()).set('a', 1);
+      return reply.type('text/plain').send(missingFileStream());
+    });
+    app.get('/file', async (request, reply) => {
+      (await request.session.load()).set('a', 1);
+      return reply.type('text/plain').send(Readable.from(['streamed']));
+    });
+    const running = await listen(app);
+    try {
+      const uncaught = await uncaughtDuring(async () => {
+        const failed = await fetch(running.url + '/missing');
+        assert.equal(failed.status, 500);
+        assert.match(await failed.text(), /ENOENT/); // Fastify's own error reply
+        assert.deepEqual(failed.headers.getSetCookie(), []);
+        // (The create was under way when the file failed: that record stays, unreachable, until it expires.)
+        assert.equal(store.calls.create, 1);
+        const sent = await fetch(running.url + '/file');
+        assert.equal(sent.status, 200);
+        assert.equal(await sent.text(), 'streamed');
+        assert.match(sent.headers.getSetCookie()[0] ?? '', /^sid=/);
+      });
+      assert.deepEqual(uncaught, []);
+    } finally {
+      await running.close();
+      await sessions.close();
+    }
+  });
+
+  it('with a synchronous store, leaves a stream failing after the commit to Fastify (documented limitation)', async () => {
+    // The memory store answers at once, so the commit is over, and the reply goes on to Fastify's
+    // pipe (with its own 'error' listener), before the file fails to open: an open fails
+    // asynchronously, so nothing at the commit can know. The session was saved, and Fastify's
+    // 500 keeps the headers set on the reply, its cookie among them (which at least matches the
+    // saved record). "A 5xx saves nothing" cannot hold here; no crash either way.
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = Fastify();
+    await app.register(fastifySessions, { sessions });
+    app.get('/missing', async (request, reply) => {
+      (await request.session.load()).set('a', 1);
+      return reply.type('text/plain').send(missingFileStream());
+    });
+    const running = await listen(app);
+    try {
+      const uncaught = await uncaughtDuring(async () => {
+        const failed = await fetch(running.url + '/missing');
+        assert.equal(failed.status, 500);
+        await failed.text();
+        assert.equal(store.calls.create, 1);
+        assert.match(failed.headers.getSetCookie()[0] ?? '', /^sid=/);
+      });
+      assert.deepEqual(uncaught, []);
+    } finally {
+      await running.close();
+      await sessions.close();
     }
   });
 });

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { getSession, withSessions } from '../../src/adapters/fetch.js';
-import { ConfigError, createSessions, ReauthenticationRequiredError, type Session, StoreError } from '../../src/index.js';
+import { ConfigError, createSessions, HeadersSentError, ReauthenticationRequiredError, type Session, StoreError } from '../../src/index.js';
 import type { JsonValue } from '../../src/types.js';
 import { instrument } from '../helpers/instrumented-store.js';
 import { memoryStore } from '../../src/stores/memory.js';
@@ -302,6 +302,67 @@ describe('fetch adapter specifics', () => {
     assert.equal((await answered(new Request('http://localhost/'))).status, 503);
     await pending;
     assert.deepEqual(outcomes, ['HeadersSentError', 'HeadersSentError']);
+    await sessions.close();
+  });
+
+  it('gives a Request object handled again after its answer a session of its own (a gateway trying another handler on a 404)', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const other = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'web_sid' } });
+    const api = withSessions(sessions, async (request) => {
+      if (new URL(request.url).pathname !== '/api/me') return new Response('not here', { status: 404 });
+      return Response.json((await getSession(request)).userId);
+    });
+    const web = withSessions(sessions, async (request) => {
+      await (await getSession(request)).login('ada');
+      return new Response('welcome');
+    });
+    const gateway = async (request: Request) => {
+      const res = await api(request);
+      return res.status === 404 ? web(request) : res;
+    };
+    const request = new Request('http://localhost/login', { method: 'POST' });
+    const login = await gateway(request);
+    assert.equal(login.status, 200);
+    assert.equal(await login.text(), 'welcome');
+    assert.match(login.headers.getSetCookie()[0] ?? '', /^sid=[\w-]{43};/);
+    assert.equal(store.calls.create, 1);
+    // The same object through the same handler again: a session of its own, saved again.
+    const counter = withSessions(sessions, async (request) => {
+      const session = await getSession(request);
+      session.set('n', (session.get('n', 0) as number) + 1);
+      return Response.json(session.get('n'));
+    });
+    const count = new Request('http://localhost/count');
+    for (let i = 0; i < 2; i++) {
+      const res = await counter(count);
+      assert.equal(await res.json(), 1);
+      assert.equal(res.headers.getSetCookie().length, 1);
+    }
+    // Another engine's handler after the first one answered: no "second engine" refusal.
+    const home = withSessions(other, async () => new Response('home'));
+    assert.equal((await home(count)).status, 200);
+    // After the answer, the Request no longer leads to the session.
+    await assert.rejects(getSession(count), (error: unknown) => error instanceof ConfigError && /answered it already/.test(error.message));
+    await sessions.close();
+    await other.close();
+  });
+
+  it('passes Response.error() on untouched and saves nothing for it, as for a 5xx', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const failed = Response.error();
+    let session!: Session<Record<string, JsonValue>>;
+    const handler = withSessions(sessions, async (request: Request) => {
+      session = await getSession<Record<string, JsonValue>>(request);
+      session.set('a', 1);
+      return failed;
+    });
+    const res = await handler(new Request('http://localhost/'));
+    assert.equal(res, failed);
+    assert.equal(res.type, 'error');
+    assert.equal(store.totalCalls(), 0, 'no record created for a cookie that could never be sent');
+    assert.throws(() => session.set('b', 2), HeadersSentError);
     await sessions.close();
   });
 });

@@ -641,3 +641,57 @@ describe('hono: errors and options', () => {
     await assert.rejects(outcome, (error: unknown) => error instanceof ConfigError && /app\.use\(honoSessions\(sessions\)\) before the routes/.test(error.message));
   });
 });
+
+describe('hono: a Request object handled again, and responses no server can send', () => {
+  it('gives a Request object handled again after its answer a session of its own (a gateway trying another app on a 404)', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const api = new Hono();
+    api.use(honoSessions(sessions));
+    api.get('/api/me', async (c) => c.json((await getSession(c)).userId));
+    const web = new Hono();
+    web.use(honoSessions(sessions));
+    web.post('/login', async (c) => {
+      await (await getSession(c)).login('ada');
+      return c.text('welcome');
+    });
+    const gateway = async (request: Request) => {
+      const res = await api.fetch(request);
+      return res.status === 404 ? web.fetch(request) : res;
+    };
+    const login = await gateway(new Request('http://localhost/login', { method: 'POST' }));
+    assert.equal(login.status, 200);
+    assert.equal(await login.text(), 'welcome');
+    assert.match(sessionCookie(login) ?? '', /^sid=[\w-]{43};/);
+    assert.equal(store.calls.create, 1);
+
+    // Two engines, one per app: the second app's routes are not refused as a "second engine".
+    const other = createSessions({ store: memoryStore({ sweepInterval: 0 }), cookie: { name: 'web_sid' } });
+    const site = new Hono();
+    site.use(honoSessions(other));
+    site.get('/', (c) => c.text('home'));
+    const request = new Request('http://localhost/');
+    assert.equal((await api.fetch(request)).status, 404);
+    const home = await site.fetch(request);
+    assert.equal(home.status, 200);
+    assert.equal(await home.text(), 'home');
+    await sessions.close();
+    await other.close();
+  });
+
+  it('passes Response.error() on untouched and saves nothing for it, as for a 5xx', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    app.get('/error', async (c) => {
+      (await getSession(c)).set('a', 1);
+      return Response.error();
+    });
+    const res = await app.request('/error');
+    assert.equal(res.status, 0);
+    assert.equal(res.type, 'error');
+    assert.equal(store.totalCalls(), 0, 'no record created for a cookie that could never be sent');
+    await sessions.close();
+  });
+});

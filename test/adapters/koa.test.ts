@@ -15,7 +15,8 @@ import { slowCreateStore } from '../helpers/slow-create.js';
 import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { withSessions } from '../../src/adapters/node.js';
-import { HeadersSentError } from '../../src/errors.js';
+import { HeadersSentError, StoreError } from '../../src/errors.js';
+import { missingFileStream, uncaughtDuring } from './failing-stream.js';
 
 async function listen(app: Koa): Promise<RunningApp> {
   app.silent = true; // expected errors (store down) would otherwise be logged by Koa
@@ -580,6 +581,95 @@ describe('koa adapter specifics', () => {
       assert.deepEqual(await again.json(), { n: 2, context: true });
     } finally {
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it("answers Koa's 500 without the session cookie when a stream body fails while the commit waits", async () => {
+    // The commit waits for the store (a new session's create); Koa pipes ctx.body, and only then
+    // listens for its 'error', after the middleware chain. A missing file fails meanwhile: that
+    // was an unhandled 'error' event, which ends the process. (With a synchronous store the
+    // commit is over first, and Koa answers the failure as it does without coatcheck: it closes
+    // the connection.)
+    const store = instrument(slowCreateStore(20));
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    const emitted: unknown[] = [];
+    app.on('error', (error: unknown) => void emitted.push(error));
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      (await ctx.session.load()).set('a', 1);
+      ctx.type = 'text';
+      ctx.body = ctx.path === '/missing' ? missingFileStream() : Readable.from(['streamed']);
+    });
+    const running = await listen(app);
+    try {
+      const uncaught = await uncaughtDuring(async () => {
+        const failed = await fetch(running.url + '/missing');
+        assert.equal(failed.status, 500);
+        assert.equal(await failed.text(), 'Internal Server Error');
+        assert.deepEqual(failed.headers.getSetCookie(), []);
+        assert.equal((emitted[0] as { code?: string } | undefined)?.code, 'ENOENT', "told to the app's 'error' listeners, as Koa tells a stream's failure");
+        // (The create was under way when the file failed: that record stays, unreachable, until it expires.)
+        assert.equal(store.calls.create, 1);
+        const sent = await fetch(running.url + '/file');
+        assert.equal(sent.status, 200);
+        assert.equal(await sent.text(), 'streamed');
+        assert.match(sent.headers.getSetCookie()[0] ?? '', /^sid=/);
+      });
+      assert.deepEqual(uncaught, []);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('answers a thrown 4xx whose commit fails as it answers a 4xx status: the short 503, no-store, no cookies', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    let thrown: unknown;
+    app.use(async (_ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        thrown = error;
+        throw error;
+      }
+    });
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      (await getSession(ctx)).set('x', 1);
+      ctx.cookies.set('theme', 'dark');
+      if (ctx.path === '/throw') ctx.throw(403, 'forbidden');
+      ctx.status = 403;
+      ctx.body = 'forbidden';
+    });
+    const running = await listen(app);
+    store.fault = 'reject';
+    store.faultOnly = ['create'];
+    try {
+      const answers: unknown[] = [];
+      for (const path of ['/status', '/throw']) {
+        const res = await fetch(running.url + path);
+        answers.push({
+          status: res.status,
+          body: await res.text(),
+          type: res.headers.get('content-type'),
+          cacheControl: res.headers.get('cache-control'),
+          vary: res.headers.get('vary'),
+          cookies: res.headers.getSetCookie(),
+        });
+      }
+      assert.deepEqual(answers[0], { status: 503, body: 'Service Unavailable: the session store is not answering', type: 'text/plain; charset=utf-8', cacheControl: 'no-store', vary: 'Cookie', cookies: [] });
+      assert.deepEqual(answers[1], answers[0]);
+      // The store's failure went upstream as thrown, and nothing lent to it for Koa's answer stayed.
+      assert.ok(thrown instanceof StoreError);
+      assert.match(thrown.message, /injected create failure/);
+      assert.equal(thrown.status, 503);
+      assert.equal(Object.hasOwn(thrown, 'expose'), false);
+      assert.equal(Object.hasOwn(thrown, 'headers'), false);
+    } finally {
+      store.fault = 'none';
+      await running.close();
     }
   });
 });
