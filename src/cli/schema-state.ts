@@ -3,6 +3,7 @@
  * database, so the command can say what it did (created, upgraded, nothing) rather than guess.
  */
 import { existsSync } from 'node:fs';
+import { unbuiltSqliteError } from '../stores/missing-peer.js';
 
 export interface SchemaState {
   /** The session table exists. */
@@ -28,7 +29,12 @@ export interface SqliteSchemaState extends SchemaState {
 export async function sqliteSchemaState(path: string, table: string): Promise<SqliteSchemaState> {
   if (path === ':memory:' || !existsSync(path)) return { exists: false, version: null, name: table };
   const { default: Database } = await import('better-sqlite3');
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+  let db: InstanceType<typeof Database>;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw unbuiltSqliteError(error) ?? error;
+  }
   try {
     // SQLite table names are case-insensitive: both lookups ignore case (see SqliteSchemaState.name).
     const stored = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE").pluck().get(table) as string | undefined;

@@ -30,6 +30,22 @@ export function missingPeerError(kind: keyof typeof STORE_PEERS, error: unknown)
 }
 
 /**
+ * The {@link ConfigError} for better-sqlite3 installed without its native module (`npm install
+ * --ignore-scripts`, an install-scripts policy, a build for another Node version), else null.
+ * Its own error is a line of a dozen searched paths that names no fix.
+ */
+export function unbuiltSqliteError(error: unknown): ConfigError | null {
+  if (!(error instanceof Error)) return null;
+  const unbuilt = error.message.includes('Could not locate the bindings file');
+  const otherNode = (error as { code?: unknown }).code === 'ERR_DLOPEN_FAILED' && error.message.includes('NODE_MODULE_VERSION');
+  if (!unbuilt && !otherNode) return null;
+  const why = unbuilt ? 'is not built (installed with --ignore-scripts, or install scripts not allowed?)' : 'was built for another Node.js version';
+  const failure = new ConfigError(`the SQLite store needs better-sqlite3's native module, which ${why}: run npm rebuild better-sqlite3`);
+  Object.defineProperty(failure, 'cause', { value: error, writable: true, configurable: true, enumerable: false });
+  return failure;
+}
+
+/**
  * Runs `load`, the dynamic import of a `kind` store's module (which imports its client library),
  * turning a missing client library into the {@link ConfigError} of {@link missingPeerError}.
  * `storeFromUrl` and the CLI open their stores through it.

@@ -53,6 +53,7 @@ import {
   type SweepReport,
 } from './sqlite-sweeper.js';
 import { isDirectory } from './is-directory.js';
+import { unbuiltSqliteError } from './missing-peer.js';
 import { MAX_NAME_LENGTH } from './from-url.js';
 import { checkFactoryOptions } from '../core/known-options.js';
 
@@ -648,7 +649,11 @@ export function sqliteStore(options: SqliteStoreOptions = {}): Store {
     // Without createTable, a missing file is an error, not a new empty database.
     const mustExist = !createTable && !inMemory;
     if (mustExist && !existsSync(path)) throw new ConfigError(`sqliteStore: no database file at ${path} (createTable is false: migrate it first)`);
-    db = new Database(path, { timeout: busyTimeout, fileMustExist: mustExist });
+    try {
+      db = new Database(path, { timeout: busyTimeout, fileMustExist: mustExist });
+    } catch (error) {
+      throw unbuiltSqliteError(error) ?? error;
+    }
   }
 
   try {

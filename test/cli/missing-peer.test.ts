@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '../../src/errors.js';
-import { importStoreModule, missingPeerError } from '../../src/stores/missing-peer.js';
+import { importStoreModule, missingPeerError, unbuiltSqliteError } from '../../src/stores/missing-peer.js';
 import { cli } from './run-cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -143,5 +143,47 @@ describe('missing client library: where the store is imported', () => {
     const result = await runModule(code, hiding('ioredis', 'pg'));
     assert.equal(result.stdout, `true ${INSTALL.redis}\ntrue ${INSTALL.postgres}\n`, result.stderr);
     assert.equal(result.status, 0);
+  });
+});
+
+describe('better-sqlite3 without its native module (npm install --ignore-scripts)', () => {
+  it('the mapping: the bindings lookup failure and a build for another Node.js version become a ConfigError, others pass', () => {
+    const unbuilt = new Error('Could not locate the bindings file. Tried:\n → /app/node_modules/better-sqlite3/build/better_sqlite3.node');
+    const otherNode = Object.assign(new Error("The module '/app/better_sqlite3.node'\nwas compiled against a different Node.js version using\nNODE_MODULE_VERSION 108."), { code: 'ERR_DLOPEN_FAILED' });
+    assert.match(unbuiltSqliteError(unbuilt)?.message ?? '', /native module, which is not built .*: run npm rebuild better-sqlite3$/);
+    assert.match(unbuiltSqliteError(otherNode)?.message ?? '', /was built for another Node\.js version: run npm rebuild better-sqlite3$/);
+    assert.equal(unbuiltSqliteError(unbuilt)?.cause, unbuilt);
+    assert.equal(unbuiltSqliteError(new Error('SQLITE_CANTOPEN')), null);
+    assert.equal(unbuiltSqliteError('Could not locate the bindings file'), null);
+  });
+
+  it('sqliteStore() and coatcheck stats say to rebuild it, as a ConfigError, when the module is really missing', async () => {
+    // A copy of better-sqlite3 without its build/ directory, which the store's import is sent to.
+    const modules = join(dir, 'unbuilt', 'node_modules');
+    for (const name of ['bindings', 'file-uri-to-path']) cpSync(join(ROOT, 'node_modules', name), join(modules, name), { recursive: true });
+    for (const part of ['package.json', 'lib']) cpSync(join(ROOT, 'node_modules/better-sqlite3', part), join(modules, 'better-sqlite3', part), { recursive: true });
+    const redirect = join(dir, 'unbuilt-hooks.mjs');
+    writeFileSync(
+      redirect,
+      `export async function resolve(specifier, context, next) {
+  if (specifier === 'better-sqlite3') return next(${JSON.stringify(pathToFileURL(join(modules, 'better-sqlite3/lib/index.js')).href)}, context);
+  return next(specifier, context);
+}
+`,
+    );
+    const registerRedirect = join(dir, 'unbuilt.mjs');
+    writeFileSync(registerRedirect, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(redirect).href)});\n`);
+    const env = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(registerRedirect).href}`.trim() };
+    const code = `
+      const { sqliteStore } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/stores/sqlite.ts')).href)});
+      const { ConfigError } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/errors.ts')).href)});
+      try { sqliteStore({ path: ':memory:' }); console.log('opened'); } catch (e) { console.log(e instanceof ConfigError, e.message); }`;
+    const result = await runModule(code, env);
+    assert.match(result.stdout, /^true coatcheck: the SQLite store needs better-sqlite3's native module, which is not built .*: run npm rebuild better-sqlite3\n$/, result.stderr);
+    const db = join(dir, 'unbuilt', 'sessions.db');
+    writeFileSync(db, '');
+    const stats = await cli(['stats', '--store', `sqlite:${db}`], { env });
+    assert.match(stats.stderr, /^coatcheck stats: the SQLite store needs better-sqlite3's native module, which is not built .*: run npm rebuild better-sqlite3\n$/);
+    assert.equal(stats.status, 1);
   });
 });
