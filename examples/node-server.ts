@@ -2,6 +2,11 @@
  * A small real server on the embedded default store (SQLite, ./data/sessions.db): a visit counter,
  * sign in / sign out with a persistent `language` field, and the session's expiry. Sessions survive
  * a restart. Run: `node --import tsx examples/node-server.ts`, then open http://localhost:3000.
+ *
+ * It runs from the repository, so it imports the sources. In an app, import the package instead:
+ *   import { createSessions } from 'coatcheck';
+ *   import { getSession, withSessions } from 'coatcheck/node';
+ *   import { sqliteStore } from 'coatcheck/stores/sqlite';
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { createSessions } from '../src/index.js';

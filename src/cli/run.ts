@@ -88,7 +88,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     }
     if (first === 'help') {
       command = COMMANDS.find((c) => c.name === rest[0]);
-      if (!command || rest.length > 1) throw new UsageError(`no help for ${JSON.stringify(rest.join(' '))}: see coatcheck --help`);
+      if (!command || rest.length > 1) throw new UsageError(`no help for ${JSON.stringify(rest.join(' '))}`); // the usage hint follows
       io.stdout.write(commandHelp(command));
       return ExitCode.ok;
     }

@@ -57,7 +57,8 @@ export function parseStoreUrl(url: string): StoreTarget {
     // The library's parser: the CLI reads a URL exactly as storeFromUrl does.
     target = parseUrl(url);
   } catch (error) {
-    if (error instanceof ConfigError) throw new UsageError(error.message.replace(/^coatcheck: /, ''));
+    // The library lists memory: and cookie: too, which the CLI refuses (below): not offered here.
+    if (error instanceof ConfigError) throw new UsageError(error.message.replace(/^coatcheck: /, '').replace(', redis://…, memory: or cookie:', ' or redis://…'));
     throw error;
   }
   if (target.kind === 'memory' || target.kind === 'cookie') {

@@ -124,7 +124,7 @@ export function createKeyRing(secrets: readonly KeyRingEntry[]): KeyRing {
       id = record.id;
       raw = record.secret;
     } else {
-      throw new ConfigError(`${where} must be a string secret or { id, secret }`);
+      throw new ConfigError(`${where} must be a string secret or { id, secret }${unsetHint(entry)}`);
     }
     const secret = secretBytes(raw, id === undefined ? where : `${where}.secret`);
     id ??= deriveKeyId(secret);
@@ -141,6 +141,11 @@ export function createKeyRing(secrets: readonly KeyRingEntry[]): KeyRing {
   return ring;
 }
 
+/** `secrets: [process.env.SESSION_SECRET]` with the variable unset arrives as undefined. */
+function unsetHint(value: unknown): string {
+  return value === undefined ? ' (it is undefined: is the environment variable you passed unset?)' : '';
+}
+
 /** Validates a secret and returns a private copy of its bytes. */
 function secretBytes(raw: unknown, where: string): Buffer {
   let bytes: Buffer;
@@ -150,7 +155,7 @@ function secretBytes(raw: unknown, where: string): Buffer {
   } else if (raw instanceof Uint8Array) {
     bytes = Buffer.from(raw); // copy: later changes to the caller's array must not change the key
   } else {
-    throw new ConfigError(`${where} must be a string or a Uint8Array`);
+    throw new ConfigError(`${where} must be a string or a Uint8Array${unsetHint(raw)}`);
   }
   if (bytes.length < MIN_SECRET_BYTES) {
     throw new ConfigError(

@@ -75,7 +75,9 @@ describe('coatcheck usage errors exit 2 with one line on stderr', () => {
     ['a bad --top', ['stats', '--top', 'many'], /--top must be an integer from 0 to 1000/],
     ['keygen --bytes below 32', ['keygen', '--bytes', '16'], /--bytes must be an integer from 32 to 1024/],
     ['keygen --store (keygen uses no store)', ['keygen', '--store', 'sqlite:x'], /unknown option --store/],
-    ['an unknown store scheme', ['stats', '--store', 'mysql://db'], /unknown store URL/],
+    // Only the schemes the CLI takes are offered (memory: and cookie: are refused below).
+    ['an unknown store scheme', ['stats', '--store', 'mysql://db'], /unknown store URL "mysql:\/\/db": use sqlite:PATH, postgres:\/\/… or redis:\/\/… \(see coatcheck stats --help\)\n$/],
+    ['help for an unknown command', ['help', 'nope'], /^coatcheck: no help for "nope" \(see coatcheck --help\)\n$/],
     ['a memory: store', ['stats', '--store', 'memory:'], /holds no sessions another process can reach/],
     ['a cookie: store', ['kill', '--guests', '--store', 'cookie:'], /holds no sessions another process can reach/],
     ['a sqlite: URL without a path', ['stats', '--store', 'sqlite:'], /needs a path/],

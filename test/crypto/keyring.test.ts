@@ -78,6 +78,12 @@ describe('createKeyRing: setup validation', () => {
     );
   });
 
+  it('says a secret that is undefined may be an unset environment variable', () => {
+    assert.throws(() => createKeyRing([undefined as unknown as string]), isConfigError(/secrets\[0\] must be a string secret or \{ id, secret \} \(it is undefined: is the environment variable you passed unset\?\)/));
+    assert.throws(() => createKeyRing([A, { id: 'old', secret: undefined as unknown as string }]), isConfigError(/secrets\[1\]\.secret must be a string or a Uint8Array \(it is undefined/));
+    assert.throws(() => createKeyRing([42 as unknown as string]), (e: Error) => !/unset/.test(e.message));
+  });
+
   it('rejects secrets of the wrong type and strings with lone surrogates', () => {
     assert.throws(() => createKeyRing([{ id: 'k', secret: 42 as unknown as string }]), isConfigError(/string or a Uint8Array/));
     assert.throws(() => createKeyRing([{ id: 'k' } as unknown as KeyRingEntry]), isConfigError(/string or a Uint8Array/));
