@@ -29,6 +29,7 @@ import {
   topUsersLimit,
   type EmptyDestroyResult,
   type ExpiredSweep,
+  foreignTableMessage,
   type KeyChanges,
   type SessionPatch,
   type SessionRecord,
@@ -522,6 +523,17 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         )`),
       );
       const from = await installedVersion((c) => client.query(c));
+      let adopted = false;
+      if (from === 0) {
+        // No version row: the documented DDL run by hand is adopted; another library's table
+        // (connect-pg-simple's, say) is refused, never altered.
+        const found = await client.query<{ name: string }>(
+          config('SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1::text) AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [t]),
+        );
+        adopted = found.rows.length > 0;
+        const foreign = adopted ? foreignTableMessage('postgresStore', tableName, found.rows.map((row) => row.name)) : null;
+        if (foreign !== null) throw new ConfigError(foreign);
+      }
       for (let version = from; version < MIGRATIONS.length; version++) {
         for (const statement of MIGRATIONS[version]?.(names) ?? []) await client.query(config(statement));
       }
@@ -535,7 +547,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         );
       }
       await client.query(config('COMMIT'));
-      return { fromVersion: from, version: Math.max(from, SCHEMA_VERSION) };
+      return { fromVersion: from, version: Math.max(from, SCHEMA_VERSION), ...(adopted && { adopted }) };
     } catch (error) {
       failure ??= error;
       throw error;

@@ -22,6 +22,7 @@ import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
 import {
   applyKeyChanges,
+  foreignTableMessage,
   guardHolds,
   topUsersLimit,
   type EmptyDestroyResult,
@@ -223,8 +224,8 @@ function isCurrent(db: Database.Database, table: string): boolean {
  * together take turns. Returns the version it found under that lock (0: no table), so a caller
  * racing another migrator learns which one created the table.
  */
-function migrate(db: Database.Database, table: string): number {
-  return db.transaction((): number => {
+function migrate(db: Database.Database, table: string): SqliteMigration {
+  return db.transaction((): SqliteMigration => {
     db.exec(`CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)`);
     // A table of its own rather than PRAGMA user_version: that is one number per file, which
     // several coatcheck tables, or the app's own migration tool, would overwrite.
@@ -238,6 +239,13 @@ function migrate(db: Database.Database, table: string): number {
     if (found === undefined) db.prepare(`DELETE FROM ${SCHEMA_TABLE} WHERE name = ? COLLATE NOCASE`).run(table);
     const spelling = found?.name ?? table;
     const version = schemaVersion(db, spelling);
+    const adopted = found !== undefined && version === 0;
+    if (adopted) {
+      // No version row: the documented DDL run by hand is adopted; another library's table is refused, never altered.
+      const columns = db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(spelling) as string[];
+      const foreign = foreignTableMessage('sqliteStore', spelling, columns);
+      if (foreign !== null) throw new ConfigError(foreign);
+    }
     if (version > SQLITE_SCHEMA_VERSION) {
       throw new ConfigError(
         `sqliteStore: table ${table} is at schema version ${version}, newer than this coatcheck (${SQLITE_SCHEMA_VERSION}); upgrade coatcheck`,
@@ -250,7 +258,7 @@ function migrate(db: Database.Database, table: string): number {
         SQLITE_SCHEMA_VERSION,
       );
     }
-    return version;
+    return { fromVersion: version, version: SQLITE_SCHEMA_VERSION, ...(adopted && { adopted }) };
   }).immediate();
 }
 
@@ -719,7 +727,7 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
     // Opening waits longer than a request would: another process may be migrating a large table
     // (9 s for 2.5M rows in a review), and failing to start is worse than starting late.
     const waiting = owned ? <R>(run: () => R): R => retryWhileBusy(Math.max(busyTimeout, STARTUP_LOCK_WAIT_MS), run) : retrying;
-    migration = { fromVersion: waiting(() => migrate(db, table)), version: SQLITE_SCHEMA_VERSION };
+    migration = waiting(() => migrate(db, table));
   }
 
   // Sweeping and checkpointing off the main thread need a second connection to the same file:

@@ -192,6 +192,21 @@ export interface Store {
 export interface SchemaMigration {
   fromVersion: number;
   version: number;
+  /** At version 0: the table was there already, without a version row (made from the documented DDL, say), and was adopted. */
+  adopted?: boolean;
+}
+
+/** The columns every coatcheck session table has from schema version 1 on (SQLite and PostgreSQL alike). */
+export const SESSION_TABLE_COLUMNS = ['id', 'user_id', 'data', 'meta', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent'] as const;
+
+/**
+ * A table found under the store's name without a version row, which lacks the session columns:
+ * another library's table (connect-pg-simple's `session`, say). Refused instead of altered.
+ */
+export function foreignTableMessage(store: string, table: string, columns: readonly string[]): string | null {
+  const missing = SESSION_TABLE_COLUMNS.filter((column) => !columns.includes(column));
+  if (missing.length === 0) return null;
+  return `${store}: table ${table} exists but is not a coatcheck session table (it has no column ${missing.join(', ')}; its columns: ${columns.join(', ')}); give the store another table name, or move that table away`;
 }
 
 /** What {@link Store.unsupported} may list. */

@@ -42,6 +42,24 @@ describe('coatcheck on PostgreSQL', { skip: !up && 'PostgreSQL not reachable' },
     assert.match(result.stderr, /^coatcheck stats: store postgres failed during stats: relation ".*coatcheck_sessions" does not exist \(the session table does not exist: run coatcheck migrate\)\n$/);
   });
 
+  it('migrate adopts a table made by hand from the documented DDL, and refuses another library\'s table of that name, leaving it alone', async () => {
+    await admin.query(`CREATE TABLE "${schema}".hand_made (id text PRIMARY KEY, user_id text, data jsonb NOT NULL DEFAULT '{}'::jsonb,
+      meta jsonb NOT NULL DEFAULT '{}'::jsonb, created_at bigint NOT NULL, last_seen_at bigint NOT NULL, expires_at bigint NOT NULL, ip text, user_agent text)`);
+    await admin.query(`CREATE TABLE "${schema}".session (sid varchar PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL)`);
+    const adopted = await cli(['migrate', '--json', '--store', storeUrl({ schema, table: 'hand_made' })]);
+    assert.equal(adopted.status, 0, adopted.stderr);
+    assert.deepEqual(json(adopted), { store: 'postgres', action: 'adopted', table: `${schema}.hand_made`, fromVersion: null, version: 1 });
+    const foreign = await cli(['migrate', '--store', storeUrl({ schema, table: 'session' })]);
+    assert.equal(foreign.status, 1);
+    assert.match(foreign.stderr, /^coatcheck migrate: postgresStore: table session exists but is not a coatcheck session table \(it has no column id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent; its columns: sid, sess, expire\)/);
+    const columns = await admin.query(`SELECT attname FROM pg_attribute WHERE attrelid = '"${schema}".session'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`);
+    assert.deepEqual(columns.rows.map((row: { attname: string }) => row.attname), ['sid', 'sess', 'expire'], 'left as it was');
+    const indexes = await admin.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'session'`, [schema]);
+    assert.deepEqual(indexes.rows.map((row: { indexname: string }) => row.indexname), ['session_pkey'], 'no index added');
+    await admin.query(`DROP TABLE "${schema}".hand_made, "${schema}".session`);
+    await admin.query(`DELETE FROM "${schema}".coatcheck_schema WHERE table_name = 'hand_made'`);
+  });
+
   it('migrate creates the table, then has nothing to do', async () => {
     const first = await cli(['migrate', '--json', '--store', url]);
     assert.equal(first.status, 0, first.stderr);

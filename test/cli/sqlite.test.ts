@@ -74,6 +74,27 @@ describe('coatcheck on SQLite', () => {
   });
 
   describe('migrate, review fixes', () => {
+    it('adopts a table made by hand from the documented DDL (says so), and refuses another library\'s table of that name, leaving it alone', async () => {
+      const path = freshPath();
+      const raw = new Database(path);
+      raw.exec(`CREATE TABLE coatcheck_sessions (id TEXT NOT NULL PRIMARY KEY, user_id TEXT, data TEXT NOT NULL, meta TEXT NOT NULL,
+        created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, ip TEXT, user_agent TEXT) STRICT`);
+      raw.exec('CREATE TABLE sessions (sid TEXT PRIMARY KEY, sess TEXT, expire INTEGER)');
+      raw.close();
+      const adopted = await cli(['migrate', '--json', '--store', url(path)]);
+      assert.equal(adopted.status, 0, adopted.stderr);
+      assert.deepEqual(json(adopted), { store: 'sqlite', action: 'adopted', table: 'coatcheck_sessions', fromVersion: null, version: SQLITE_SCHEMA_VERSION });
+      const foreign = await cli(['migrate', '--store', url(path, 'sessions')]);
+      assert.equal(foreign.status, 1);
+      assert.equal(
+        foreign.stderr,
+        'coatcheck migrate: sqliteStore: table sessions exists but is not a coatcheck session table (it has no column id, user_id, data, meta, created_at, last_seen_at, expires_at, ip, user_agent; its columns: sid, sess, expire); give the store another table name, or move that table away\n',
+      );
+      const check = new Database(path, { readonly: true });
+      assert.deepEqual(check.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('sessions'), ['sid', 'sess', 'expire'], 'left as it was');
+      check.close();
+    });
+
     it('recreates a table dropped while its version row stayed, and says it created it', async () => {
       const path = freshPath();
       assert.equal((await cli(['migrate', '--store', url(path)])).status, 0);

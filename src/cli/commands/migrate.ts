@@ -7,16 +7,18 @@ import { printJson } from '../format.js';
 import { postgresCaseVariants, sqliteSchemaState } from '../schema-state.js';
 import { DEFAULT_TABLE } from '../store-url.js';
 
-type Action = 'created' | 'migrated' | 'unchanged' | 'none';
+type Action = 'created' | 'adopted' | 'migrated' | 'unchanged' | 'none';
 
 /** What the store's migration found (version 0: no table) and left, as the store read it under its lock. */
 interface Migration {
   fromVersion: number;
   version: number;
+  /** The table was there without a version row (made by hand from the documented DDL). */
+  adopted?: boolean;
 }
 
 function actionOf(done: Migration): Action {
-  if (done.fromVersion === 0) return 'created';
+  if (done.fromVersion === 0) return done.adopted === true ? 'adopted' : 'created';
   return done.fromVersion === done.version ? 'unchanged' : 'migrated';
 }
 
@@ -82,7 +84,7 @@ export const migrate: Command = {
         store: target.kind,
         action,
         table: done === null ? null : qualified,
-        fromVersion: done === null || action === 'created' ? null : done.fromVersion,
+        fromVersion: done === null || action === 'created' || action === 'adopted' ? null : done.fromVersion,
         version: done?.version ?? null,
       });
       return;
@@ -93,6 +95,8 @@ export const migrate: Command = {
       io.stdout.write(`${kind}: nothing to migrate, Redis needs no schema (connection checked: ${target.display})\n`);
     } else if (action === 'created') {
       io.stdout.write(`${kind}: created table ${qualified}${where} (schema version ${done.version})\n`);
+    } else if (action === 'adopted') {
+      io.stdout.write(`${kind}: adopted table ${qualified}${where}, which had no schema version, at schema version ${done.version}\n`);
     } else if (action === 'migrated') {
       io.stdout.write(`${kind}: migrated table ${qualified}${where} from schema version ${done.fromVersion} to ${done.version}\n`);
     } else {
