@@ -73,8 +73,72 @@ const MAX_INDEX_SLACK = 86_400_000;
 const BATCH = 500;
 /** SCAN page size hint. */
 const SCAN_COUNT = 1_000;
-/** A mass-destroy step scans at most this many times its limit in key slots (see scanStep). */
+/** A mass-destroy step scans at most this many times its limit in key slots (see scanRounds). */
 const SPARSE_SCAN = 10;
+/** Keys examined per step by the walks that run to the end in one call (destroyAll, stats...). */
+const WALK_LIMIT = 10_000;
+/** Walks of such a call that may each see the cluster map change before the call gives up. */
+const MAX_WALKS = 10;
+
+/** One line of `CLUSTER NODES`: a node as the answering node sees it. */
+interface ClusterNodeLine {
+  id: string;
+  /** `host:port` as the cluster reports it (before any `natMap`). */
+  address: string;
+  flags: string[];
+  epoch: string;
+  /** Slots and slot ranges it owns (`0-5460`, `5461`). */
+  slots: string[];
+  /** Slots it is migrating, and to which node (only on the answering node's own line). */
+  migrating: Array<{ slot: number; target: string }>;
+  /** Slots it is importing (only on the answering node's own line). */
+  importing: number[];
+}
+
+function parseClusterNodes(text: string): ClusterNodeLine[] {
+  const out: ClusterNodeLine[] = [];
+  for (const raw of text.split('\n')) {
+    const fields = raw.trim().split(' ');
+    if (fields.length < 8) continue;
+    const [id, address, flags, , , , epoch] = fields as [string, string, string, string, string, string, string];
+    const line: ClusterNodeLine = { id, address: address.split('@')[0] ?? '', flags: flags.split(','), epoch, slots: [], migrating: [], importing: [] };
+    for (const token of fields.slice(8)) {
+      const migrating = /^\[(\d+)->-([0-9a-zA-Z]+)\]$/.exec(token);
+      const importing = /^\[(\d+)-<-([0-9a-zA-Z]+)\]$/.exec(token);
+      if (migrating) line.migrating.push({ slot: Number(migrating[1]), target: migrating[2] as string });
+      else if (importing) line.importing.push(Number(importing[1]));
+      else if (/^\d+(-\d+)?$/.test(token)) line.slots.push(token);
+    }
+    out.push(line);
+  }
+  return out;
+}
+
+/** The masters a keyspace walk must visit, and the fingerprint of the map they come from (see clusterMap). */
+interface ClusterMap {
+  fingerprint: string;
+  /** Every master owning a slot (in any master's view) or importing one, in walk order (by address). */
+  masters: Array<{ id: string; address: string; node: Redis }>;
+  /** Slots being migrated, each with the master importing it. */
+  moving: Array<{ slot: number; target: string }>;
+  /** Closes the connections the store opened for this map. */
+  close(): void;
+}
+
+/**
+ * Where a keyspace walk is (destroyStep's cursor, as JSON): the masters already walked and the one
+ * being walked (cluster node ids; unused on a single server), its SCAN cursor, the fingerprint of
+ * the cluster map the walk runs under, and, once every master is walked, how many of the
+ * migrating slots have been read again on their importing master.
+ */
+interface Walk {
+  walked: string[];
+  at: string | null;
+  scan: string;
+  map: string | null;
+  rescan: number | null;
+}
+const WALK_START: Walk = Object.freeze({ walked: [], at: null, scan: '0', map: null, rescan: null }) as Walk;
 
 // Lua helpers shared by the scripts: HSET/HDEL in slices, since `unpack` has a stack limit
 // (~8000 values) and a session may hold many keys.
@@ -490,6 +554,8 @@ export function redisStore(options: RedisStoreOptions): Store {
   const userKey = (userId: string): string => `${prefix}u:{${userId}}`;
   const sessionStart = `${prefix}s:{`;
   const idOf = (key: string): string => key.slice(sessionStart.length, key.endsWith('}') ? -1 : undefined);
+  /** SCAN's pattern for every session key under the prefix (and nothing else). */
+  const sessionPattern = `${globEscape(sessionStart)}*`;
 
   /** EVALSHA, falling back to EVAL (which caches the script) on a node that lacks it. */
   async function run(s: Script, keys: string | string[], args: (string | number)[]): Promise<unknown> {
@@ -577,85 +643,134 @@ export function redisStore(options: RedisStoreOptions): Store {
     });
   }
 
-  /** Calls `onKeys` with every page of keys matching `pattern`, on every master of a Cluster. */
-  async function scan(pattern: string, onKeys: (keys: string[]) => Promise<void>): Promise<void> {
-    let nodes: Redis[];
-    if (cluster) {
-      await clusterReady(cluster);
-      nodes = cluster.nodes('master');
-    } else {
-      nodes = [client as Redis];
-    }
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-        cursor = next;
-        if (keys.length > 0) await onKeys(keys);
-      } while (cursor !== '0');
-    }
-  }
-
-  /** The nodes a keyspace walk visits, in a stable order (cluster masters sorted by address). */
-  async function scanNodes(): Promise<Array<{ node: Redis; address: string }>> {
-    if (!cluster) return [{ node: client as Redis, address: '' }];
-    await clusterReady(cluster);
-    return cluster
-      .nodes('master')
-      .map((node) => ({ node, address: `${node.options.host ?? ''}:${node.options.port ?? ''}` }))
-      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  /**
+   * Asks ioredis to re-read the slot map (CLUSTER SLOTS), which also reconnects to every slot
+   * owner. Waits a second at most: a master still missing then gets a connection of the store's own.
+   */
+  function refreshSlots(c: Cluster): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.min(commandTimeout, 1_000));
+      timer.unref();
+      c.refreshSlotsCache(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**
-   * A Cluster's slot assignment as the servers report it now (not ioredis' cached view), hashed:
-   * equal before and after a step means no slot moved between masters meanwhile. '' for a single
-   * server. A node that cannot answer fails the step (the caller sees the error; the walk can be
-   * resumed with the same cursor), rather than restarting the walk forever.
+   * A connection of the store's own to a master ioredis has no connection to (an importing master
+   * that owns no slot yet is not in its pool), with the Cluster's `redisOptions` (and `natMap`).
+   * Closed by the caller once the step is over.
    */
-  async function topology(nodes: Array<{ node: Redis }>): Promise<string> {
-    if (!cluster) return '';
-    const slots = (await (nodes[0] as { node: Redis }).node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string?]][];
-    const ranges = slots.map(([from, to, owner]) => `${from}-${to}@${owner[2] ?? `${owner[0]}:${owner[1]}`}`).sort();
-    return createHash('sha1').update(ranges.join(',')).digest('base64url');
+  function connectTo(c: Cluster, address: string): Redis {
+    const mapper = (c as unknown as { natMapper?: (key: string) => { host?: string; port?: number } }).natMapper;
+    const colon = address.lastIndexOf(':');
+    const mapped = typeof mapper === 'function' ? mapper.call(c, address) : { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
+    const redis = new Redis({
+      ...(c.options.redisOptions ?? {}),
+      host: mapped.host,
+      port: mapped.port,
+      lazyConnect: true,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+      connectTimeout,
+    });
+    redis.on('error', () => {});
+    return redis;
   }
 
   /**
-   * One bounded step of a keyspace walk: at most about `limit` keys examined (SCAN rounds of
-   * `COUNT`), on one node. The cursor (JSON) lists the nodes already walked, the node being walked,
-   * its SCAN cursor and, on a Cluster, the slot assignment the walk started under: after a
-   * failover the walk goes on with every master not walked yet; after slots moved between masters
-   * (resharding: keys may have moved onto a master already walked) it starts over, as deleting is
-   * idempotent, and it ends only after a whole walk under one assignment.
+   * The Cluster's masters as they report themselves now, asked of every master (`CLUSTER NODES`),
+   * not read from ioredis' connection pool: ioredis drops a master from the pool when its
+   * connection ends (CLIENT KILL, an idle timeout, a network blip) and adds it back only when a
+   * command is routed there, so the pool may lack a master that owns slots. Every master that owns
+   * a slot in any master's view, and every master importing a slot, must answer: one missing from
+   * the pool is reconnected (ioredis re-reads the slot map), or reached by a connection of the
+   * store's own; one that cannot answer fails the step.
+   *
+   * The fingerprint covers each of those masters' own line (its slots, the slots it is migrating
+   * or importing, its config epoch, which a finished import or a failover bumps): equal before and
+   * after a walk means no slot moved and no migration started or ended meanwhile.
    */
-  async function scanStep(pattern: string, limit: number, cursor: string | null, onKeys: (keys: string[]) => Promise<void>): Promise<string | null> {
-    const nodes = await scanNodes();
-    let walked: string[] = [];
-    let at: string | null = null;
-    let scanCursor = '0';
-    let topo: string | null = null;
-    if (cursor !== null) {
-      try {
-        const parsed = JSON.parse(cursor) as { walked?: unknown; at?: unknown; scan?: unknown; topo?: unknown };
-        if (Array.isArray(parsed.walked)) walked = parsed.walked.filter((a): a is string => typeof a === 'string');
-        if (typeof parsed.at === 'string') at = parsed.at;
-        if (typeof parsed.scan === 'string') scanCursor = parsed.scan;
-        if (typeof parsed.topo === 'string') topo = parsed.topo;
-      } catch {
-        // Not one of ours: walk from the start (deleting is idempotent).
+  async function clusterMap(c: Cluster): Promise<ClusterMap> {
+    await clusterReady(c);
+    const answered = new Map<string, { node: Redis; address: string; self: ClusterNodeLine; lines: ClusterNodeLine[] }>();
+    const asked = new Set<Redis>();
+    const own: Redis[] = [];
+    const close = (): void => {
+      for (const redis of own) redis.disconnect();
+    };
+    const ask = async (node: Redis, expected?: string): Promise<void> => {
+      asked.add(node);
+      const lines = parseClusterNodes(String(await node.call('CLUSTER', 'NODES')));
+      const self = lines.find((line) => line.flags.includes('myself'));
+      const address = `${node.options.host ?? ''}:${node.options.port ?? ''}`;
+      if (!self) throw new Error(`redis store: CLUSTER NODES of ${address} names no node as "myself"`);
+      if (expected !== undefined && self.id !== expected) {
+        throw new Error(`redis store: ${address} answers as cluster node ${self.id}, expected ${expected}`);
       }
+      answered.set(self.id, { node, address, self, lines });
+    };
+    const askPool = () => Promise.all(c.nodes('master').filter((node) => !asked.has(node)).map((node) => ask(node)));
+    /** Every master that owns a slot in any view, or imports one: id → address as the cluster reports it. */
+    const needed = (): Map<string, string> => {
+      const ids = new Map<string, string>();
+      for (const { self, lines } of answered.values()) {
+        const addressOf = (id: string) => lines.find((line) => line.id === id)?.address ?? '';
+        for (const line of lines) if (line.slots.length > 0) ids.set(line.id, line.address);
+        for (const move of self.migrating) if (!ids.has(move.target)) ids.set(move.target, addressOf(move.target));
+        if (self.importing.length > 0) ids.set(self.id, self.address);
+      }
+      return ids;
+    };
+    try {
+      await askPool();
+      for (let round = 0; ; round++) {
+        const missing = [...needed()].filter(([id]) => !answered.has(id));
+        if (missing.length === 0) break;
+        if (round === 0) {
+          await refreshSlots(c);
+          await askPool();
+        } else if (round === 1) {
+          await Promise.all(
+            missing.map(([id, address]) => {
+              const redis = connectTo(c, address);
+              own.push(redis);
+              return ask(redis, id);
+            }),
+          );
+        } else {
+          throw new Error(`redis store: cluster master ${missing.map(([id, address]) => `${id} (${address})`).join(', ')} cannot be reached, so a walk of the keyspace cannot cover it`);
+        }
+      }
+      const ids = [...needed().keys()].sort();
+      const masters = ids.map((id) => answered.get(id) as { node: Redis; address: string; self: ClusterNodeLine });
+      const moving = new Map<string, { slot: number; target: string }>();
+      for (const { self } of masters) {
+        for (const move of self.migrating) moving.set(`${move.slot}>${move.target}`, move);
+        for (const slot of self.importing) moving.set(`${slot}>${self.id}`, { slot, target: self.id });
+      }
+      const fingerprint = masters
+        .map(({ self }) => `${self.id} ${self.epoch} ${self.slots.join(' ')} ${self.migrating.map((m) => `${m.slot}>${m.target}`).join(' ')} ${self.importing.map((s) => `<${s}`).join(' ')}`)
+        .join('\n');
+      return {
+        fingerprint: createHash('sha1').update(fingerprint).digest('base64url'),
+        masters: masters
+          .map(({ node, address, self }) => ({ id: self.id, address, node }))
+          .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.id < b.id ? -1 : 1)),
+        moving: [...moving.values()].sort((a, b) => a.slot - b.slot || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0)),
+        close,
+      };
+    } catch (error) {
+      close();
+      throw error;
     }
-    const now = await topology(nodes);
-    if (topo !== null && topo !== now) {
-      walked = [];
-      at = null;
-    }
-    topo = now;
-    let current = at === null ? undefined : nodes.find((n) => n.address === at);
-    if (!current) {
-      scanCursor = '0';
-      current = nodes.find((n) => !walked.includes(n.address));
-      if (!current) return null;
-    }
+  }
+
+  /** SCAN rounds on one node from `cursor`, until about `limit` keys were seen; the next cursor ('0': done). */
+  async function scanRounds(node: Redis, cursor: string, limit: number, onKeys: (keys: string[]) => Promise<void>): Promise<string> {
     const count = Math.min(SCAN_COUNT, limit);
     // Sessions may be sparse among the keys (a shared Redis, other prefixes): keep scanning until
     // `limit` of ours were seen, over at most SPARSE_SCAN × limit slots, rather than answering
@@ -663,18 +778,114 @@ export function redisStore(options: RedisStoreOptions): Store {
     const rounds = Math.max(1, Math.ceil((limit * SPARSE_SCAN) / count));
     let seen = 0;
     for (let round = 0; round < rounds; round++) {
-      const [next, keys] = await current.node.scan(scanCursor, 'MATCH', pattern, 'COUNT', count);
-      scanCursor = next;
+      const [next, keys] = await node.scan(cursor, 'MATCH', sessionPattern, 'COUNT', count);
+      cursor = next;
       seen += keys.length;
       if (keys.length > 0) await onKeys(keys);
-      if (scanCursor === '0' || seen >= limit) break;
+      if (cursor === '0' || seen >= limit) break;
     }
-    if (scanCursor !== '0') return JSON.stringify({ walked, at: current.address, scan: scanCursor, topo });
-    walked = [...walked, current.address];
-    const following = nodes.find((n) => !walked.includes(n.address));
-    if (following) return JSON.stringify({ walked, at: following.address, scan: '0', topo });
-    // The last master is done: the walk is complete only if no slot moved while it ran.
-    return (await topology(nodes)) === topo ? null : JSON.stringify({ walked: [], scan: '0', topo: null });
+    return cursor;
+  }
+
+  /**
+   * One bounded step of a walk over every session key: at most about `limit` keys examined, on
+   * one node. On a Cluster the walk visits every master of the cluster map (see clusterMap), in
+   * address order; it starts over (`onRestart`, then from the first master: deleting is
+   * idempotent) whenever the map differs from the one it started under (slots moved, a failover,
+   * a migration began or ended), since keys may have moved onto a master already walked. Once
+   * every master is walked and the map is still the same, the slots being migrated (then and all
+   * along) are read again on their importing master (`CLUSTER GETKEYSINSLOT`): a key MIGRATEd from
+   * a master not walked yet onto one already walked is there. So a walk ends only after a whole
+   * walk under one unchanged map. Resolves to the walk's next state, null when it is complete.
+   */
+  async function walkStep(limit: number, walk: Walk, onKeys: (keys: string[]) => Promise<void>, onRestart: () => void): Promise<Walk | null> {
+    if (!cluster) {
+      const next = await scanRounds(client as Redis, walk.scan, limit, onKeys);
+      return next === '0' ? null : { ...walk, scan: next };
+    }
+    const map = await clusterMap(cluster);
+    try {
+      if (walk.map !== null && walk.map !== map.fingerprint) {
+        onRestart();
+        walk = WALK_START;
+      }
+      if (walk.rescan === null) {
+        const { walked } = walk;
+        let current = walk.at === null ? undefined : map.masters.find((m) => m.id === walk.at && !walked.includes(m.id));
+        let scanCursor = walk.scan;
+        if (!current) {
+          scanCursor = '0';
+          current = map.masters.find((m) => !walked.includes(m.id));
+        }
+        if (current) {
+          scanCursor = await scanRounds(current.node, scanCursor, limit, onKeys);
+          if (scanCursor !== '0') return { walked, at: current.id, scan: scanCursor, map: map.fingerprint, rescan: null };
+          const done = [...walked, current.id];
+          const following = map.masters.find((m) => !done.includes(m.id));
+          if (following) return { walked: done, at: following.id, scan: '0', map: map.fingerprint, rescan: null };
+        }
+        // Every master is walked: the walk counts only if the map did not change while it ran.
+        const end = await clusterMap(cluster);
+        end.close();
+        if (end.fingerprint !== map.fingerprint) {
+          onRestart();
+          return WALK_START;
+        }
+        if (end.moving.length === 0) return null;
+        return { walked: map.masters.map((m) => m.id), at: null, scan: '0', map: map.fingerprint, rescan: 0 };
+      }
+      let index = walk.rescan;
+      let seen = 0;
+      for (; index < map.moving.length && seen < limit; index++) {
+        const { slot, target } = map.moving[index] as { slot: number; target: string };
+        const node = (map.masters.find((m) => m.id === target) as { node: Redis }).node;
+        const count = Number(await node.call('CLUSTER', 'COUNTKEYSINSLOT', slot));
+        if (!(count > 0)) continue;
+        const keys = ((await node.call('CLUSTER', 'GETKEYSINSLOT', slot, count)) as string[]).filter((key) => key.startsWith(sessionStart));
+        seen += count;
+        if (keys.length > 0) await onKeys(keys);
+      }
+      return index < map.moving.length ? { ...walk, map: map.fingerprint, rescan: index } : null;
+    } finally {
+      map.close();
+    }
+  }
+
+  /**
+   * Calls `onKeys` with every page of session keys (on every master of a Cluster), a walk of
+   * steps as destroyStep's, run to the end. On a Cluster a walk that starts over calls
+   * `onRestart` (keys already passed to `onKeys` come again); after MAX_WALKS walks that each saw
+   * the cluster map change, it gives up with an error rather than walk on for ever.
+   */
+  async function scan(onKeys: (keys: string[]) => Promise<void>, onRestart: () => void = () => {}): Promise<void> {
+    let walks = 1;
+    const restart = (): void => {
+      if (++walks > MAX_WALKS) {
+        throw new Error(
+          `redis store: the cluster's slot map changed during each of ${MAX_WALKS} walks of the keyspace (a resharding or a failover under way?); not every session was reached, try again once it is over`,
+        );
+      }
+      onRestart();
+    };
+    for (let walk: Walk | null = WALK_START; walk !== null; ) walk = await walkStep(WALK_LIMIT, walk, onKeys, restart);
+  }
+
+  /** destroyStep's cursor: a walk's state as JSON; anything else (not one of ours) walks from the start. */
+  function decodeWalk(cursor: string | null): Walk {
+    if (cursor === null) return WALK_START;
+    try {
+      const parsed = JSON.parse(cursor) as Partial<Record<keyof Walk | 'v', unknown>>;
+      if (parsed.v !== 2) return WALK_START;
+      return {
+        walked: Array.isArray(parsed.walked) ? parsed.walked.filter((id): id is string => typeof id === 'string') : [],
+        at: typeof parsed.at === 'string' ? parsed.at : null,
+        scan: typeof parsed.scan === 'string' ? parsed.scan : '0',
+        map: typeof parsed.map === 'string' ? parsed.map : null,
+        rescan: typeof parsed.rescan === 'number' && Number.isInteger(parsed.rescan) && parsed.rescan >= 0 ? parsed.rescan : null,
+      };
+    } catch {
+      return WALK_START;
+    }
   }
 
   function fieldPairs(namespace: 'd:' | 'm:', values: Record<string, JsonValue> | undefined, out: string[]): void {
@@ -838,7 +1049,7 @@ export function redisStore(options: RedisStoreOptions): Store {
       let deleted = 0;
       if (userId === null) {
         // Guests have no index (there can be millions): walk the prefix, delete hashes without a user.
-        await scan(`${globEscape(sessionStart)}*`, async (keys) => {
+        await scan(async (keys) => {
           const results = await deleteIfOwner(keys.filter((key) => !keep.has(idOf(key))), null);
           for (const result of results) if (result === 1) deleted++;
         });
@@ -856,7 +1067,7 @@ export function redisStore(options: RedisStoreOptions): Store {
 
     async destroyAll() {
       let deleted = 0;
-      await scan(`${globEscape(sessionStart)}*`, async (keys) => {
+      await scan(async (keys) => {
         deleted += await deleteSessions(keys);
       });
       return deleted;
@@ -864,14 +1075,19 @@ export function redisStore(options: RedisStoreOptions): Store {
 
     async destroyStep({ guestsOnly, limit, cursor }) {
       let deleted = 0;
-      const next = await scanStep(`${globEscape(sessionStart)}*`, Math.max(1, limit), cursor, async (keys) => {
-        if (guestsOnly) {
-          for (const result of await deleteIfOwner(keys, null)) if (result === 1) deleted++;
-          return;
-        }
-        deleted += await deleteSessions(keys);
-      });
-      return { deleted, cursor: next };
+      const next = await walkStep(
+        Math.max(1, limit),
+        decodeWalk(cursor),
+        async (keys) => {
+          if (guestsOnly) {
+            for (const result of await deleteIfOwner(keys, null)) if (result === 1) deleted++;
+            return;
+          }
+          deleted += await deleteSessions(keys);
+        },
+        () => {},
+      );
+      return { deleted, cursor: next === null ? null : JSON.stringify({ v: 2, ...next }) };
     },
 
     async listByUser(userId) {
@@ -930,7 +1146,12 @@ export function redisStore(options: RedisStoreOptions): Store {
       const limit = topUsersLimit(options);
       const counts = new Map<string, number>();
       const totals = { sessions: 0, expired: 0, guests: 0 };
-      await scan(`${globEscape(sessionStart)}*`, async (keys) => {
+      // A walk that starts over (the cluster map changed) counts from zero again.
+      const restart = (): void => {
+        counts.clear();
+        totals.sessions = totals.expired = totals.guests = 0;
+      };
+      await scan(async (keys) => {
         const rows = await inBatches(keys, (key) =>
           client.hmget(key, 'u', 'e').then(
             (row) => row,
@@ -956,7 +1177,7 @@ export function redisStore(options: RedisStoreOptions): Store {
           if (user === null || user === undefined) totals.guests++;
           else counts.set(user, (counts.get(user) ?? 0) + 1);
         }
-      });
+      }, restart);
       return statsFromCounts(counts, totals, limit);
     },
 

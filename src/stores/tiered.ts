@@ -308,6 +308,69 @@ export function tieredStore(options: TieredStoreOptions): Store {
     }
   }
 
+  /**
+   * The cache phase of a bulk call: tombstones `ids` (FAN_OUT at a time; a tombstone the cache
+   * refuses is replaced by a delete, as in `invalidate`) and runs `also` (a bulk cache call), all
+   * under one deadline (`cacheTimeout`) for the whole phase, not one per id: with the cache down or
+   * stalled, a user with hundreds of sessions would otherwise wait ids / FAN_OUT × cacheTimeout
+   * (past the engine's storeTimeout, although the durable delete worked). Once the deadline passes,
+   * or an id can be neither tombstoned nor deleted (the cache is failing), the ids not started yet
+   * are skipped; the cache is then distrusted once (this process reads the durable store for
+   * `cacheTtl`) and `onCacheError` told once. Never rejects.
+   */
+  async function bulkInvalidate(operation: TieredCacheOperation, ids: readonly string[], also?: () => Awaitable<unknown>): Promise<void> {
+    let failure: { error: unknown } | null = null;
+    /** An id left without a tombstone or a delete (failed, skipped or late): distrust. */
+    let lost = false;
+    let stop = false;
+    const fail = (error: unknown): void => {
+      failure ??= { error };
+    };
+    const tombstones = forEachLimit(ids, FAN_OUT, async (id) => {
+      if (stop) {
+        lost = true;
+        return;
+      }
+      try {
+        await placeTombstone(id);
+      } catch (error) {
+        fail(error);
+        if (stop) {
+          lost = true;
+          return;
+        }
+        // A cache that answers but refuses writes (Redis at maxmemory with noeviction) still deletes.
+        try {
+          await cache.destroy(id);
+        } catch (second) {
+          fail(second);
+          lost = true;
+          stop = true;
+        }
+      }
+    });
+    const bulk =
+      also &&
+      (async () => {
+        try {
+          await also();
+        } catch (error) {
+          fail(error);
+          lost = true;
+        }
+      })();
+    try {
+      await bounded(operation, () => Promise.all([tombstones, bulk]));
+    } catch (error) {
+      // Only the deadline rejects here: whatever is still running is abandoned.
+      fail(error);
+      lost = true;
+      stop = true;
+    }
+    if (failure !== null) report((failure as { error: unknown }).error, operation);
+    if (lost) distrust();
+  }
+
   async function cacheStep(operation: TieredCacheOperation, run: () => Promise<unknown>): Promise<void> {
     try {
       await bounded(operation, run);
@@ -457,10 +520,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
         return await durable.destroyByUser(userId, except);
       } finally {
         epoch++;
-        await Promise.all([
-          forEachLimit(ids, FAN_OUT, (id) => invalidate(id, 'destroyByUser')),
-          cacheStep('destroyByUser', () => cache.destroyByUser(userId, except)),
-        ]);
+        await bulkInvalidate('destroyByUser', ids, () => cache.destroyByUser(userId, except));
       }
     },
 

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,4 +164,48 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     await stop();
     throw error;
   }
+}
+
+/** CRC16 (XMODEM), the checksum Redis Cluster hashes keys with. */
+const CRC16_TABLE = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    table[i] = crc;
+  }
+  return table;
+})();
+
+function crc16(crc: number, bytes: Uint8Array): number {
+  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] as number);
+  return crc;
+}
+
+/** The Cluster slot of `key` (its `{hash tag}` if it has a non-empty one), as `CLUSTER KEYSLOT` answers. */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  return crc16(0, Buffer.from(key)) & 16383;
+}
+
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * `count` random session ids (43 base64url characters, like the engine's) whose keys all hash to
+ * `slot` (a session key's hash tag is its id): a random stem and a searched 4-character tail.
+ */
+export function idsInSlot(slot: number, count: number): string[] {
+  const stem = randomBytes(30).toString('base64url').slice(0, 39);
+  const stemCrc = crc16(0, Buffer.from(stem));
+  const tail = new Uint8Array(4);
+  const out: string[] = [];
+  for (let n = 0; out.length < count && n < 64 ** 4; n++) {
+    for (let i = 0; i < 4; i++) tail[i] = BASE64URL.charCodeAt(Math.floor(n / 64 ** i) % 64);
+    if ((crc16(stemCrc, tail) & 16383) === slot) out.push(stem + String.fromCharCode(...tail));
+  }
+  return out;
 }

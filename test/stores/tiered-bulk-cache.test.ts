@@ -1,0 +1,122 @@
+/**
+ * "Log out everywhere" through a tiered store whose cache is stalled or down. The cache phase of
+ * destroyByUser (one tombstone per listed session) used to wait up to cacheTimeout per group of 16
+ * sessions, so a user with ~100 sessions took longer than the engine's storeTimeout (a 503,
+ * although the durable delete had worked). One deadline now covers the whole cache phase.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createSessions } from '../../src/index.js';
+import { memoryStore } from '../../src/stores/memory.js';
+import { type TieredCacheOperation, tieredStore } from '../../src/stores/tiered.js';
+import type { Store } from '../../src/stores/types.js';
+import { makeRecord } from '../../src/testing/store-contract.js';
+
+type Mode = 'pass' | 'stall' | 'down';
+
+/** A cache in front of a memory store: passes calls through, or never answers ('stall'), or fails each after 20 ms ('down'). */
+function switchableCache(inner: Store) {
+  let mode: Mode = 'pass';
+  let calls = 0;
+  const wrap =
+    <A extends unknown[], R>(call: (...args: A) => R) =>
+    async (...args: A): Promise<Awaited<R>> => {
+      if (mode === 'pass') return await call(...args);
+      calls++;
+      if (mode === 'stall') return new Promise<never>(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+    };
+  const store: Store = {
+    name: 'switchable',
+    get: wrap((id) => inner.get(id)),
+    create: wrap((record) => inner.create(record)),
+    update: wrap((id, patch) => inner.update(id, patch)),
+    touch: wrap((id, times) => inner.touch(id, times)),
+    destroy: wrap((id) => inner.destroy(id)),
+    destroyByUser: wrap((userId, except) => inner.destroyByUser(userId, except)),
+    destroyAll: wrap(() => inner.destroyAll()),
+    listByUser: wrap((userId) => inner.listByUser(userId)),
+    deleteExpired: wrap((sweep) => inner.deleteExpired(sweep)),
+    close: () => inner.close(),
+  };
+  return {
+    store,
+    set mode(next: Mode) {
+      mode = next;
+      calls = 0;
+    },
+    /** Cache calls since the mode was last set (not counting passed-through ones). */
+    get calls() {
+      return calls;
+    },
+  };
+}
+
+async function setupUser(sessionsOfUser: number) {
+  const cache = switchableCache(memoryStore({ sweepInterval: 0 }));
+  const durable = memoryStore({ sweepInterval: 0 });
+  const errors: Array<[unknown, TieredCacheOperation]> = [];
+  const store = tieredStore({ cache: cache.store, durable, cacheTimeout: 150, onCacheError: (error, operation) => errors.push([error, operation]) });
+  const sessions = createSessions({ store, storeTimeout: 1_000 });
+  const records = Array.from({ length: sessionsOfUser }, () => makeRecord({ userId: 'frank' }));
+  for (const r of records) await store.create(r); // each one cached (a fill)
+  const other = makeRecord({ userId: 'grace' });
+  await store.create(other);
+  return { cache, durable, errors, store, sessions, records, other };
+}
+
+describe('tiered: destroyByUser with the cache stalled or down', () => {
+  it('resolves within storeTimeout with the durable count when the cache never answers', async () => {
+    const { cache, durable, errors, store, sessions, records, other } = await setupUser(110);
+    cache.mode = 'stall';
+    const started = performance.now();
+    const killed = await sessions.killSessionsByUser('frank');
+    const took = performance.now() - started;
+    assert.equal(killed, 110, 'the durable store deleted every session');
+    // Two destroyByUser calls (the engine's second pass), each with one cacheTimeout for its cache phase.
+    assert.ok(took < 700, `took ${Math.round(took)} ms (cacheTimeout 150, storeTimeout 1000)`);
+    assert.deepEqual((await durable.listByUser('frank')).length, 0);
+    // Told once per call, not once per session.
+    assert.ok(errors.length >= 1 && errors.length <= 2, `reported ${errors.length} times`);
+    assert.ok(errors.every(([e, op]) => op === 'destroyByUser' && (e as { code?: string }).code === 'ERR_STORE_TIMEOUT'));
+    // The cache is distrusted: this process serves from the durable store without asking it.
+    const asked = cache.calls;
+    assert.equal(await store.get(records[0]!.id), null);
+    assert.equal((await store.get(other.id))?.userId, 'grace');
+    assert.equal(cache.calls, asked, 'no cache call while distrusted');
+    await sessions.close();
+  });
+
+  it('stops asking a cache that is down after the first session it can neither tombstone nor delete', async () => {
+    const { cache, durable, errors, sessions } = await setupUser(110);
+    cache.mode = 'down';
+    const started = performance.now();
+    assert.equal(await sessions.killSessionsByUser('frank'), 110);
+    const took = performance.now() - started;
+    assert.equal((await durable.listByUser('frank')).length, 0);
+    // Before: every id tried (tombstone, then delete), 2 × 110 calls and 7 rounds of failures per call.
+    assert.ok(cache.calls <= 2 * 16 + 4, `${cache.calls} cache calls`);
+    assert.ok(took < 700, `took ${Math.round(took)} ms`);
+    assert.ok(errors.length >= 1 && errors.length <= 2, `reported ${errors.length} times`);
+    assert.match(String((errors[0]?.[0] as Error).message), /ECONNREFUSED/);
+    await sessions.close();
+  });
+
+  it('still tombstones every session when the cache refuses tombstones but deletes (reported once)', async () => {
+    const { cache, errors, store, records } = await setupUser(40);
+    const raw = cache.store;
+    // Refuses writes (Redis at maxmemory, noeviction) but deletes.
+    const refused = () => Promise.reject(new Error('OOM command not allowed when used memory > maxmemory'));
+    const original = { update: raw.update, create: raw.create };
+    raw.update = refused;
+    raw.create = refused;
+    try {
+      assert.equal(await store.destroyByUser('frank'), 40);
+    } finally {
+      Object.assign(raw, original);
+    }
+    assert.equal(errors.length, 1, 'one report for the call');
+    for (const r of records) assert.equal(await raw.get(r.id), null, 'every cached copy deleted');
+  });
+});
