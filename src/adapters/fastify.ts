@@ -353,10 +353,16 @@ function isWebResponse(payload: unknown): payload is Response {
 
 /** Releases the source of a payload that will not be sent: a Node stream, or a web stream. */
 function destroyStream(payload: unknown): void {
-  const stream = payload as { pipe?: unknown; destroy?: () => void } | null;
-  if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') stream.destroy();
+  const stream = payload as { pipe?: unknown; destroy?: () => void; on?: (event: 'error', listener: () => void) => unknown } | null;
+  if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') {
+    // A file still opening fails after this (ENOENT): with no listener, that ends the process.
+    if (typeof stream.on === 'function') stream.on('error', ignoreError);
+    stream.destroy();
+  }
   else if (payload instanceof ReadableStream) payload.cancel().catch(() => {});
 }
+
+function ignoreError(): void {}
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;

@@ -17,7 +17,7 @@
  * ```
  */
 import { runWithSession } from '../core/context.js';
-import type { CommitResult, Session } from '../core/session.js';
+import { type CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
@@ -52,8 +52,7 @@ export function sessionHandle<T extends SessionData = RegisteredData>(request: R
 }
 
 const FETCH_NOT_MOUNTED =
-  'withSessions: this request has no session: the handler is not wrapped in withSessions(sessions, handler) (or, on Hono, app.use(honoSessions(sessions)) does not run before it), or it was given another Request than the one the wrapper received, ' +
-  'or the wrapper has answered it already (keep the session object, or use currentSession(), for work after the response)';
+  'withSessions: this request has no session: the handler is not wrapped in withSessions(sessions, handler) (or, on Hono, app.use(honoSessions(sessions)) does not run before it), or it was given another Request than the one the wrapper received';
 
 /**
  * Opens a session for a Fetch request (framework adapters built on Fetch use this). `encrypted`:
@@ -86,16 +85,6 @@ export function openFetchSession<T extends SessionData>(
 }
 
 /**
- * The mount that opened the request's session has answered: the session leaves the request, so
- * that the same Request object handled again (a gateway trying one app, then another on a 404)
- * gets a session of its own instead of this committed one. Assigning undefined keeps the
- * object's shape (no `delete`).
- */
-export function closeFetchSession(request: Request, session: object): void {
-  if ((request as WithSession)[SESSION] === session) (request as WithSession)[SESSION] = undefined;
-}
-
-/**
  * Whether a response is one no server can send and no copy can be made of: `Response.error()`
  * (type 'error') and opaque responses have status 0, and `new Response(body, it)` throws a
  * RangeError. The adapters save nothing for it, as for a 5xx, and pass it on untouched.
@@ -120,6 +109,10 @@ function addressOrRefuse(address: string | null, missing: string | undefined): s
  */
 export function reopenedFetchSession(sessions: { readonly options: object }, request: Request, adapter: string): Session<RegisteredData> | undefined {
   const existing = (request as WithSession)[SESSION];
+  // Answered already: the same Request handled again (a gateway trying another app on a 404)
+  // gets a session of its own. Until then getSession(request) still finds the first one (a
+  // streamed body, an onError reading it).
+  if (existing !== undefined && Session.finished(existing)) return undefined;
   if (!mountedAgain(existing, sessions, adapter)) return undefined;
   return existing as unknown as Session<RegisteredData>;
 }
@@ -259,51 +252,45 @@ export function withSessions<T extends SessionData, Rest extends unknown[], R ex
     if (reopened) return runWithSession(reopened, () => handler(request, ...rest), contextual);
     const getClientIp = options.getClientIp;
     const session = openFetchSession(sessions, request, getClientIp && (() => getClientIp(request, ...rest)), undefined, missingAddress);
-    // Once answered, the Request no longer leads to this session (closeFetchSession). Inline
-    // try/finally rather than a helper function: no extra promise per request.
+    let response: Response;
     try {
-      let response: Response;
-      try {
-        response = await runWithSession(session, () => handler(request, ...rest), contextual);
-      } catch (error) {
-        const { status } = failureResponse(error);
-        if (status >= 500) {
-          // Nothing is saved: a change made later (a timer the handler left) throws, never lost.
-          session.closeUnsaved();
-          // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a
-          // commit may need (a login's, a new session's).
-          if (status === 500) throw error;
-          return answer(error, request);
-        }
-        // A coatcheck 4xx (ReauthenticationRequiredError after session.set('returnTo', …)) is
-        // answered here: saved as an answer would be, its cookie on that answer.
-        let result: CommitResult | null;
-        try {
-          result = await session.commit(status);
-        } catch (commitError) {
-          return answer(commitError, request);
-        }
-        return applyCommit(await answer(error, request), result);
-      }
-      if (unsendable(response)) {
-        // Response.error(): a failure, as a 5xx is. Nothing is saved, and no copy of it can be made.
+      response = await runWithSession(session, () => handler(request, ...rest), contextual);
+    } catch (error) {
+      const { status } = failureResponse(error);
+      if (status >= 500) {
+        // Nothing is saved: a change made later (a timer the handler left) throws, never lost.
         session.closeUnsaved();
-        return response;
-      }
-      let result: CommitResult | null;
-      try {
-        result = await session.commit(response.status);
-      } catch (error) {
-        discardBody(response);
+        // Not coatcheck's (an http-errors 403 too): answered elsewhere, without the cookie a
+        // commit may need (a login's, a new session's).
+        if (status === 500) throw error;
         return answer(error, request);
       }
-      if (result !== null && secondSessionCookie(response, result)) {
-        discardBody(response);
-        return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
+      // A coatcheck 4xx (ReauthenticationRequiredError after session.set('returnTo', …)) is
+      // answered here: saved as an answer would be, its cookie on that answer.
+      let result: CommitResult | null;
+      try {
+        result = await session.commit(status);
+      } catch (commitError) {
+        return answer(commitError, request);
       }
-      return applyCommit(response, result);
-    } finally {
-      closeFetchSession(request, session);
+      return applyCommit(await answer(error, request), result);
     }
+    if (unsendable(response)) {
+      // Response.error(): a failure, as a 5xx is. Nothing is saved, and no copy of it can be made.
+      session.closeUnsaved();
+      return response;
+    }
+    let result: CommitResult | null;
+    try {
+      result = await session.commit(response.status);
+    } catch (error) {
+      discardBody(response);
+      return answer(error, request);
+    }
+    if (result !== null && secondSessionCookie(response, result)) {
+      discardBody(response);
+      return answer(new ConfigError(`withSessions: ${SECOND_SESSION}`), request);
+    }
+    return applyCommit(response, result);
   };
 }

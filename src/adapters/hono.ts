@@ -37,7 +37,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, closeFetchSession, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie, unsendable } from './fetch.js';
+import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie, unsendable } from './fetch.js';
 import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
@@ -129,54 +129,48 @@ export function honoSessions<T extends SessionData = RegisteredData>(sessions: S
     const request = c.req.raw;
     const session = openFetchSession(sessions, request, () => getClientIp(c), nodeServerEncrypted(c), missingAddress) as unknown as Session<RegisteredData>;
     c.set('session', session);
-    // Once answered, the Request no longer leads to this session (closeFetchSession). Inline
-    // try/finally rather than a helper function: no extra promise per request.
-    try {
-      await runWithSession(session, next, contextual);
+    await runWithSession(session, next, contextual);
 
-      // Hono's default error handler answers every thrown error with a 500; ours carry their own
-      // status (503 store down, 409 ended elsewhere, 413 too large, 401 sign in again).
-      if (c.res.status === 500 && isSessionFailure(c.error)) {
-        const status = c.error.status;
-        let result: CommitResult | null = null;
-        try {
-          // A 4xx is an answer: saved, as an app's own 4xx would be. A 5xx saves nothing.
-          result = await session.commit(status < 500 ? status : 500);
-        } catch (error) {
-          discardBody(c.res);
-          replace(c, await failure(error, c, options));
-          return;
-        }
-        discardBody(c.res);
-        const answer = await failure(c.error, c, options);
-        replace(c, status < 500 ? applyCommit(answer, result) : answer);
-        return;
-      }
-      if (unsendable(c.res)) {
-        // Response.error(): a failure, as a 5xx is. Nothing is saved, and no copy of it can be made.
-        session.closeUnsaved();
-        return;
-      }
-      let result: CommitResult | null;
+    // Hono's default error handler answers every thrown error with a 500; ours carry their own
+    // status (503 store down, 409 ended elsewhere, 413 too large, 401 sign in again).
+    if (c.res.status === 500 && isSessionFailure(c.error)) {
+      const status = c.error.status;
+      let result: CommitResult | null = null;
       try {
-        result = await session.commit(c.res.status);
+        // A 4xx is an answer: saved, as an app's own 4xx would be. A 5xx saves nothing.
+        result = await session.commit(status < 500 ? status : 500);
       } catch (error) {
-        // The app's body (a stream() callback, a file) is never sent: release its source.
         discardBody(c.res);
         replace(c, await failure(error, c, options));
         return;
       }
-      if (result === null) return;
-      if (secondSessionCookie(c.res, result)) {
-        discardBody(c.res);
-        replace(c, await failure(new ConfigError(`honoSessions: ${SECOND_SESSION}`), c, options));
-        return;
-      }
-      const response = applyCommit(c.res, result);
-      if (response !== c.res) replace(c, response);
-    } finally {
-      closeFetchSession(request, session);
+      discardBody(c.res);
+      const answer = await failure(c.error, c, options);
+      replace(c, status < 500 ? applyCommit(answer, result) : answer);
+      return;
     }
+    if (unsendable(c.res)) {
+      // Response.error(): a failure, as a 5xx is. Nothing is saved, and no copy of it can be made.
+      session.closeUnsaved();
+      return;
+    }
+    let result: CommitResult | null;
+    try {
+      result = await session.commit(c.res.status);
+    } catch (error) {
+      // The app's body (a stream() callback, a file) is never sent: release its source.
+      discardBody(c.res);
+      replace(c, await failure(error, c, options));
+      return;
+    }
+    if (result === null) return;
+    if (secondSessionCookie(c.res, result)) {
+      discardBody(c.res);
+      replace(c, await failure(new ConfigError(`honoSessions: ${SECOND_SESSION}`), c, options));
+      return;
+    }
+    const response = applyCommit(c.res, result);
+    if (response !== c.res) replace(c, response);
   };
 }
 

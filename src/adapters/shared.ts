@@ -172,10 +172,14 @@ export class StreamWatch {
     this.stream.removeListener('error', this.#onError);
     const failure = this.#failure ?? this.stream.errored;
     if (failure === undefined || failure === null) return null;
+    // Listened to for good: a second 'error' after destroy() must not end the process either.
+    this.stream.on('error', ignoreStreamError);
     this.stream.destroy();
     return failure instanceof Error ? failure : new Error(String(failure));
   }
 }
+
+function ignoreStreamError(): void {}
 
 /** A watch on `body` if it is a Node stream (what Fastify and Koa pipe), else null. */
 export function watchStream(body: unknown): StreamWatch | null {

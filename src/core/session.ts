@@ -214,10 +214,19 @@ export class Session<T extends SessionData = RegisteredData> {
     return value instanceof Session && value.#engine.options === options;
   }
 
+  /** Adapters: whether `value` is a session whose request has been answered (committed or closed). @internal */
+  static finished(value: unknown): boolean {
+    return value instanceof Session && (value.#closed || value.#phase === 'committed');
+  }
+
   constructor(engine: SessionEngine, request: RequestInfo | (() => RequestInfo), onActivate?: () => void) {
     this.#engine = engine;
     this.#requestSource = request;
     this.#onActivate = onActivate;
+    // express-session habits (`req.session.views = 1`, middleware that keeps its state on
+    // req.session) would add a property that is never saved: refused instead (a TypeError in
+    // strict code), so the data is not lost silently. Every instance takes the same shape.
+    Object.preventExtensions(this);
   }
 
   // ---------------------------------------------------------------- loading
@@ -1562,8 +1571,10 @@ export class Session<T extends SessionData = RegisteredData> {
     // where only the carry-over's read failed.
     const times = { lastSeenAt: now, expiresAt: this.#expiresAt(now) };
     const alive = released && (await this.#engine.call('touch', (store) => store.touch(newId, times)).catch(() => false));
-    await this.#discard(alive ? newId : id);
-    if (released && !alive) await this.#discard(newId);
+    // Alive: the old record is back and the new one goes. Otherwise both go (the new record,
+    // still under the user, would be a device no browser holds).
+    await this.#discard(newId);
+    if (!alive) await this.#discard(id);
   }
 
   /** Rotation due: move to a new id; if another request claimed the rotation, save as usual. */

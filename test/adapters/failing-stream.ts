@@ -6,9 +6,26 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { memoryStore } from '../../src/stores/memory.js';
+import type { Store } from '../../src/stores/types.js';
 
 export function missingFileStream(): ReadStream {
   return createReadStream(join(tmpdir(), `coatcheck-no-such-dir-${process.pid}`, 'missing.txt'));
+}
+
+/**
+ * A memory store whose `create` waits for `gate.wait` (a stream's failure, say) before it answers:
+ * a commit held until the body has failed, on a loaded machine too (no race against a timer).
+ */
+export function gatedCreateStore(): { store: Store; gate: { wait: Promise<unknown> } } {
+  const inner = memoryStore({ sweepInterval: 0 });
+  const gate = { wait: Promise.resolve() as Promise<unknown> };
+  return { store: { ...inner, create: async (record) => (await gate.wait, inner.create(record)) }, gate };
+}
+
+/** Resolves when `stream` has closed (after its 'error'), without listening for the error itself. */
+export function closed(stream: ReadStream): Promise<void> {
+  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
 /** Runs `run`, and returns what reached `uncaughtException` meanwhile. */

@@ -15,7 +15,7 @@ import { instrument } from '../helpers/instrumented-store.js';
 import { scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { slowCreateStore } from '../helpers/slow-create.js';
-import { missingFileStream, uncaughtDuring } from './failing-stream.js';
+import { closed, gatedCreateStore, missingFileStream, uncaughtDuring } from './failing-stream.js';
 
 async function listen(app: FastifyInstance): Promise<RunningApp> {
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -604,16 +604,20 @@ describe('fastify adapter specifics', () => {
     // The commit waits for the store (a new session's create); Fastify pipes the body, and only
     // then listens for its 'error', after onSend. A missing file fails meanwhile: that was an
     // unhandled 'error' event, which ends the process.
-    const store = instrument(slowCreateStore(20));
+    const { store: gated, gate } = gatedCreateStore();
+    const store = instrument(gated);
     const sessions = createSessions({ store });
     const app = Fastify();
     await app.register(fastifySessions, { sessions });
     app.get('/missing', async (request, reply) => {
       (await request.session.load()).set('a', 1);
-      return reply.type('text/plain').send(missingFileStream());
+      const stream = missingFileStream();
+      gate.wait = closed(stream); // the create answers once the file has failed
+      return reply.type('text/plain').send(stream);
     });
     app.get('/file', async (request, reply) => {
       (await request.session.load()).set('a', 1);
+      gate.wait = Promise.resolve();
       return reply.type('text/plain').send(Readable.from(['streamed']));
     });
     const running = await listen(app);
@@ -634,6 +638,41 @@ describe('fastify adapter specifics', () => {
     } finally {
       await running.close();
       await sessions.close();
+    }
+  });
+
+  it('a commit that fails while a file body is still opening: the 503, and the file\'s later failure ends nothing', async () => {
+    for (const timing of ['before', 'after'] as const) {
+      const inner = memoryStore({ sweepInterval: 0 });
+      let opening: Promise<void> = Promise.resolve();
+      // The store fails before the file has failed to open (destroyed while opening), or after.
+      const store = { ...inner, create: async () => {
+        if (timing === 'after') await opening;
+        throw new Error('store down');
+      } };
+      const sessions = createSessions({ store });
+      const app = Fastify();
+      await app.register(fastifySessions, { sessions });
+      app.get('/missing', async (request, reply) => {
+        (await request.session.load()).set('a', 1);
+        const stream = missingFileStream();
+        opening = closed(stream);
+        return reply.type('text/plain').send(stream);
+      });
+      const running = await listen(app);
+      try {
+        const uncaught = await uncaughtDuring(async () => {
+          const failed = await fetch(running.url + '/missing');
+          // Failed first, the file's error is the answer (Fastify's 500), as when the save works.
+          assert.equal(failed.status, timing === 'before' ? 503 : 500, timing);
+          assert.deepEqual(failed.headers.getSetCookie(), []);
+          await opening;
+        });
+        assert.deepEqual(uncaught, [], timing);
+      } finally {
+        await running.close();
+        await sessions.close();
+      }
     }
   });
 

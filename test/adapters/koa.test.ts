@@ -16,7 +16,7 @@ import { betweenMounts, scenarioRoute } from './scenario-app.js';
 import { runAdapterScenarios, type RunningApp } from './scenarios.js';
 import { withSessions } from '../../src/adapters/node.js';
 import { HeadersSentError, StoreError } from '../../src/errors.js';
-import { missingFileStream, uncaughtDuring } from './failing-stream.js';
+import { closed, gatedCreateStore, missingFileStream, uncaughtDuring } from './failing-stream.js';
 
 async function listen(app: Koa): Promise<RunningApp> {
   app.silent = true; // expected errors (store down) would otherwise be logged by Koa
@@ -590,7 +590,8 @@ describe('koa adapter specifics', () => {
     // was an unhandled 'error' event, which ends the process. (With a synchronous store the
     // commit is over first, and Koa answers the failure as it does without coatcheck: it closes
     // the connection.)
-    const store = instrument(slowCreateStore(20));
+    const { store: gated, gate } = gatedCreateStore();
+    const store = instrument(gated);
     const sessions = createSessions({ store });
     const app = new Koa();
     const emitted: unknown[] = [];
@@ -599,7 +600,14 @@ describe('koa adapter specifics', () => {
     app.use(async (ctx) => {
       (await ctx.session.load()).set('a', 1);
       ctx.type = 'text';
-      ctx.body = ctx.path === '/missing' ? missingFileStream() : Readable.from(['streamed']);
+      if (ctx.path === '/missing') {
+        const stream = missingFileStream();
+        gate.wait = closed(stream); // the create answers once the file has failed
+        ctx.body = stream;
+      } else {
+        gate.wait = Promise.resolve();
+        ctx.body = Readable.from(['streamed']);
+      }
     });
     const running = await listen(app);
     try {

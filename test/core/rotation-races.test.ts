@@ -409,6 +409,44 @@ describe('id rotation against parallel requests', () => {
     }
   });
 
+  it('cycleId(): when the release of the claim fails too, no phantom device is left under the user', async () => {
+    const base = memoryStore({ sweepInterval: 0 });
+    let phase = 0; // 1: claimed, the next read fails; 2: the next update (the release) fails
+    const store: Store = Object.assign(Object.create(base) as Store, {
+      async update(id: string, patch: Parameters<Store['update']>[1]) {
+        if (phase === 2) {
+          phase = 3;
+          throw new Error('transient update failure');
+        }
+        const done = await base.update(id, patch);
+        if (done && patch.userId === '__moved__') phase = 1;
+        return done;
+      },
+      async get(id: string) {
+        if (phase === 1) {
+          phase = 2;
+          throw new Error('transient read failure');
+        }
+        return base.get(id);
+      },
+    });
+    const sessions = createSessions({ store, maxSessionsPerUser: { limit: 1, strategy: 'refuse-new' } });
+    const browser = new CookieJar();
+    const first = sessions.open({ cookieHeader: undefined, https: false });
+    await first.load();
+    await first.login('gus');
+    browser.apply((await first.commit(200))?.setCookie ?? []);
+    const cycling = sessions.open({ cookieHeader: browser.header(), https: false });
+    await cycling.load();
+    await cycling.cycleId();
+    await assert.rejects(cycling.commit(200), { code: 'ERR_STORE' });
+    assert.deepEqual(await sessions.listByUser('gus'), [], 'no device without a browser');
+    const again = sessions.open({ cookieHeader: undefined, https: false });
+    await again.load();
+    await again.login('gus'); // not refused by a phantom session
+    await sessions.close();
+  });
+
   it('cycleId() reports the ended record under its user, never the reserved __moved__', async () => {
     const { sessions, visit } = setup();
     const destroyed: { userId: string | null; reason: string }[] = [];

@@ -625,6 +625,18 @@ describe('lifecycle', () => {
     assert.deepEqual((await visit((s) => s.toJSON())).value, { b: 2 });
   });
 
+  it('refuses a property written onto the session (express-session habit) instead of dropping it unsaved', async () => {
+    const { visit } = setup();
+    await visit((s) => {
+      assert.throws(() => {
+        (s as unknown as Record<string, unknown>).views = 1;
+      }, TypeError);
+      assert.equal((s as unknown as Record<string, unknown>).views, undefined);
+      s.set('views', 1); // the way that is saved
+    });
+    assert.equal((await visit((s) => s.get('views'))).value, 1);
+  });
+
   it('reset() refuses a keep list that is not an array of names before ending anything', async () => {
     const { visit, jar } = setup();
     await visit((s) => s.update({ language: 'de' }));
