@@ -2,6 +2,7 @@
  * The demo's configuration, read from environment variables. Pure (no I/O) so it can be tested;
  * a bad value throws with a message naming the variable, and the server exits with it.
  */
+import { MAX_DURATION_SECONDS } from '../src/core/options.js';
 import { ConfigError } from '../src/errors.js';
 import { DEFAULT_STORE_URL, parseStoreUrl } from '../src/stores/from-url.js';
 
@@ -41,6 +42,7 @@ function seconds(env: Env, name: string): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) throw new EnvError(`${name} must be a positive number of seconds, got ${JSON.stringify(raw)}`);
+  if (n > MAX_DURATION_SECONDS) throw new EnvError(`${name} must be at most ${MAX_DURATION_SECONDS} seconds (100 years), got ${JSON.stringify(raw)}`);
   return n;
 }
 

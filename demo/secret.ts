@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MIN_SECRET_BYTES } from '../src/crypto/keyring.js';
+import { ConfigError } from '../src/errors.js';
+import { createKeyRing, MIN_SECRET_BYTES } from '../src/crypto/keyring.js';
 import { EnvError } from './config.js';
 
 export const SECRET_FILE = 'secret';
@@ -23,6 +24,12 @@ export interface ResolvedSecret {
 function checkLength(secret: string, where: string, hint = ''): string {
   const bytes = Buffer.byteLength(secret);
   if (bytes < MIN_SECRET_BYTES) throw new EnvError(`${where} must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes}${hint}`);
+  try {
+    createKeyRing([secret]); // the library's own checks (a placeholder such as 'x' * 32 is refused)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new EnvError(`${where}: ${error.message.replace(/^coatcheck: secrets\[0\] /, '')}${hint}`);
+  }
   return secret;
 }
 

@@ -403,9 +403,12 @@ function resolveRotation(rotation: SessionsOptions['rotation']): ResolvedRotatio
   if (rotation === undefined) return null;
   if (rotation === null || typeof rotation !== 'object') throw new ConfigError('rotation must be an object like { afterSeconds: 900 }, or left out');
   const afterSeconds = rotation.afterSeconds === undefined ? null : positive('rotation.afterSeconds', rotation.afterSeconds);
-  const afterRequests = rotation.afterRequests === undefined ? null : positive('rotation.afterRequests', rotation.afterRequests);
+  // A count, not a duration: no 100-year cap (Number.MAX_SAFE_INTEGER reads as "practically never").
+  const afterRequests = rotation.afterRequests === undefined ? null : rotation.afterRequests;
+  if (afterRequests !== null && (typeof afterRequests !== 'number' || !Number.isSafeInteger(afterRequests) || afterRequests < 1)) {
+    throw new ConfigError(`rotation.afterRequests must be a whole number of requests (1 or more), got ${JSON.stringify(afterRequests)}`);
+  }
   if (afterSeconds === null && afterRequests === null) throw new ConfigError('rotation needs afterSeconds and/or afterRequests');
-  if (afterRequests !== null && !Number.isInteger(afterRequests)) throw new ConfigError('rotation.afterRequests must be a whole number');
   const grace = positive('rotation.grace', rotation.grace ?? 30);
   return { afterSeconds, afterRequests, grace };
 }

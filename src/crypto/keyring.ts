@@ -175,12 +175,12 @@ function secretBytes(raw: unknown, where: string): Buffer {
 
 /**
  * Why `bytes` cannot be a random secret, or null. Deliberately narrow (a passphrase of words
- * passes): fewer than 8 different bytes, or one short run repeated ('x' * 32, 'password' * 4).
- * 32 random bytes, hex or base64 never trip it (at least 8 different values is all but certain).
+ * passes): fewer than 5 different bytes, or one short run repeated ('x' * 32, 'password' * 4).
+ * Random secrets never trip it in practice, 32 random decimal digits included (under 1e-10).
  */
 function placeholderPattern(bytes: Buffer): string | null {
   const distinct = new Set(bytes).size;
-  if (distinct < 8) return `made of only ${distinct} different character${distinct === 1 ? '' : 's'}`;
+  if (distinct < 5) return `made of only ${distinct} different character${distinct === 1 ? '' : 's'}`;
   for (let period = 1; period * 3 <= bytes.length; period++) {
     let repeats = true;
     for (let i = period; i < bytes.length && repeats; i++) repeats = bytes[i] === bytes[i - period];

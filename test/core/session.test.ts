@@ -512,11 +512,15 @@ describe('cookies and ids', () => {
       [{ absoluteTimeout: Number.MAX_SAFE_INTEGER }, /absoluteTimeout must be at most 3153600000 seconds \(100 years\)/],
       [{ idleTimeout: 1e13 }, /idleTimeout must be at most/],
       [{ rotation: { afterSeconds: 1e17 } }, /rotation.afterSeconds must be at most/],
+      [{ rotation: { afterRequests: 1.5 } }, /rotation.afterRequests must be a whole number of requests/],
+      [{ rotation: { afterRequests: 0 } }, /rotation.afterRequests must be a whole number of requests/],
     ];
     for (const [options, pattern] of bad) {
       assert.throws(() => createSessions({ store, ...options }), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG' && pattern.test(e.message), String(pattern));
     }
     assert.throws(() => createSessions({} as SessionsOptions), { code: 'ERR_CONFIG' });
+    // A request count is not a duration: "practically never" is accepted.
+    assert.doesNotThrow(() => createSessions({ store, rotation: { afterRequests: Number.MAX_SAFE_INTEGER } }));
   });
 
   it('refuses option names it does not have: typos, and express-session options with their replacement', () => {

@@ -47,7 +47,8 @@ describe('createKeyRing: setup validation', () => {
     for (const [secret, why] of [
       ['x'.repeat(32), /only 1 different character/],
       ['0'.repeat(64), /only 1 different character/],
-      ['password'.repeat(4), /only 7 different characters/],
+      ['password'.repeat(4), /a run of 8 characters repeated/],
+      ['aaaaaaaabbbbbbbbccccccccdddddddd', /only 4 different characters/],
       ['abcdefgh'.repeat(4), /a run of 8 characters repeated/],
       ['changeme-'.repeat(4), /a run of 9 characters repeated/],
     ] as const) {
@@ -61,6 +62,8 @@ describe('createKeyRing: setup validation', () => {
       assert.doesNotThrow(() => createKeyRing([{ id: 'bytes', secret: bytes }, bytes.toString('hex'), bytes.toString('base64url')]));
     }
     assert.doesNotThrow(() => createKeyRing(['correct horse battery staple, twice']));
+    // Decimal digits: 10 values only, so "few different bytes" must stay well below that.
+    for (let i = 0; i < 2000; i++) assert.doesNotThrow(() => createKeyRing([Array.from(crypto.randomBytes(32), (b) => String(b % 10)).join('')]));
   });
 
   it('measures string secrets in UTF-8 bytes, not characters', () => {

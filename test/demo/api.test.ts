@@ -627,7 +627,9 @@ describe('demo configuration', () => {
       assert.equal(statSync(first.path!).mode & 0o777, 0o600);
       const second = resolveSecret(undefined, join(dir, 'data'));
       assert.deepEqual(second, { ...first, source: 'file' });
-      assert.deepEqual(resolveSecret('z'.repeat(32), join(dir, 'data')), { secret: 'z'.repeat(32), source: 'env', path: null });
+      const good = 'z-a-test-secret-0123456789-abcdef';
+      assert.deepEqual(resolveSecret(good, join(dir, 'data')), { secret: good, source: 'env', path: null });
+      assert.throws(() => resolveSecret('z'.repeat(32), dir), { name: 'EnvError', message: /^SECRET: is made of only 1 different character: a placeholder/ });
       assert.throws(() => resolveSecret('short', dir), { name: 'EnvError', message: /^SECRET must be at least 32 bytes/ });
       writeFileSync(join(dir, 'data', 'secret'), 'tiny\n');
       assert.throws(() => resolveSecret(undefined, join(dir, 'data')), /at least 32 bytes/);
@@ -689,7 +691,7 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
   it('switches the store with STORE and exits with a message on a bad variable', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coatcheck-demo-env-'));
     try {
-      const demo = await startDemo({ cwd: dir, env: { STORE: 'memory:', SECRET: 'k'.repeat(32) } });
+      const demo = await startDemo({ cwd: dir, env: { STORE: 'memory:', SECRET: 'k-demo-test-secret-0123456789-abc' } });
       try {
         assert.match(demo.output(), /sessions: memory:/);
         assert.doesNotMatch(demo.output(), /warning/);
@@ -712,6 +714,9 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
         [{ STORE: 'mysql://root:hunter2@db/x' }, /^configuration error: STORE .*unknown store URL "mysql:\/\/root:\*\*\*@db\/x"/m],
         [{ SECRET: 'short' }, /^configuration error: SECRET must be at least 32 bytes/m],
         [{ STORE: 'cookie:', SECRET: 'short' }, /^configuration error: SECRET must be at least 32 bytes/m],
+        // The library's placeholder check, blamed on SECRET (not on STORE, which opens with it).
+        [{ STORE: 'cookie:', SECRET: 'x'.repeat(32) }, /^configuration error: SECRET: is made of only 1 different character/m],
+        [{ IDLE_TIMEOUT: '1e10' }, /^configuration error: IDLE_TIMEOUT must be at most 3153600000 seconds \(100 years\)/m],
       ];
       for (const [env, message] of bad) {
         const result = await runDemoToExit({ cwd: dir, env });
@@ -724,7 +729,7 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
 
       // A STORE the library accepts but that can't be opened (its directory is a file) names STORE too.
       writeFileSync(join(dir, 'file'), '');
-      const unopenable = await runDemoToExit({ cwd: dir, env: { STORE: 'sqlite:./file/sessions.db', SECRET: 'k'.repeat(32) } });
+      const unopenable = await runDemoToExit({ cwd: dir, env: { STORE: 'sqlite:./file/sessions.db', SECRET: 'k-demo-test-secret-0123456789-abc' } });
       assert.equal(unopenable.code, 1, unopenable.output);
       assert.match(unopenable.output, /^configuration error: STORE "sqlite:.\/file\/sessions.db" could not be opened: EEXIST/m);
       assert.doesNotMatch(unopenable.output, /^\s+at /m);
@@ -742,7 +747,7 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
         ['postgres://postgres:hunter2@secretpart@127.0.0.1:9/db', 'postgres://postgres:***@127.0.0.1:9/db'],
       ];
       for (const [url, display] of urls) {
-        const demo = await startDemo({ cwd: dir, env: { STORE: url, SECRET: 'k'.repeat(32) } });
+        const demo = await startDemo({ cwd: dir, env: { STORE: url, SECRET: 'k-demo-test-secret-0123456789-abc' } });
         try {
           assert.ok(demo.output().includes(`(sessions: ${display})`), demo.output());
           assert.ok(!demo.output().includes('hunter2') && !demo.output().includes('secretpart'), demo.output());
@@ -767,7 +772,7 @@ describe('demo entry point (demo/server.ts)', { timeout: 60_000 }, () => {
         try {
           // Set after start: the helper's readiness PING has no password.
           assert.equal((await redis.cli('CONFIG', 'SET', 'requirepass', password)).trim(), 'OK');
-          const demo = await startDemo({ cwd: dir, env: { STORE: url(redis.port), SECRET: 'k'.repeat(32) } });
+          const demo = await startDemo({ cwd: dir, env: { STORE: url(redis.port), SECRET: 'k-demo-test-secret-0123456789-abc' } });
           try {
             const page = await fetch(`${demo.url}/login`, { signal: AbortSignal.timeout(5_000) });
             const text = await page.text();
