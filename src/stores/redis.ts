@@ -666,11 +666,11 @@ export function redisStore(options: RedisStoreOptions): Store {
   function connectTo(c: Cluster, address: string): Redis {
     const mapper = (c as unknown as { natMapper?: (key: string) => { host?: string; port?: number } }).natMapper;
     const colon = address.lastIndexOf(':');
-    const mapped = typeof mapper === 'function' ? mapper.call(c, address) : { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
+    const mapped = typeof mapper === 'function' ? mapper.call(c, address) : {};
     const redis = new Redis({
       ...(c.options.redisOptions ?? {}),
-      host: mapped.host,
-      port: mapped.port,
+      host: mapped.host ?? address.slice(0, colon),
+      port: mapped.port ?? Number(address.slice(colon + 1)),
       lazyConnect: true,
       enableOfflineQueue: true,
       maxRetriesPerRequest: 1,
