@@ -83,8 +83,10 @@ const MAX_WALKS = 10;
 /** One line of `CLUSTER NODES`: a node as the answering node sees it. */
 interface ClusterNodeLine {
   id: string;
-  /** `host:port` as the cluster reports it (before any `natMap`). */
+  /** `ip:port` as the cluster reports it (before any `natMap`). */
   address: string;
+  /** The hostname it announces (`cluster-announce-hostname`: `ip:port@cport,hostname`), or null. */
+  hostname: string | null;
   flags: string[];
   epoch: string;
   /** Slots and slot ranges it owns (`0-5460`, `5461`). */
@@ -101,7 +103,18 @@ function parseClusterNodes(text: string): ClusterNodeLine[] {
     const fields = raw.trim().split(' ');
     if (fields.length < 8) continue;
     const [id, address, flags, , , , epoch] = fields as [string, string, string, string, string, string, string];
-    const line: ClusterNodeLine = { id, address: address.split('@')[0] ?? '', flags: flags.split(','), epoch, slots: [], migrating: [], importing: [] };
+    // `ip:port@cport`, then (Redis 7) `,hostname` (possibly empty), then (7.2) `,name=value` fields.
+    const [endpoint = '', hostname = ''] = address.split(',');
+    const line: ClusterNodeLine = {
+      id,
+      address: endpoint.split('@')[0] ?? '',
+      hostname: hostname !== '' && !hostname.includes('=') ? hostname : null,
+      flags: flags.split(','),
+      epoch,
+      slots: [],
+      migrating: [],
+      importing: [],
+    };
     for (const token of fields.slice(8)) {
       const migrating = /^\[(\d+)->-([0-9a-zA-Z]+)\]$/.exec(token);
       const importing = /^\[(\d+)-<-([0-9a-zA-Z]+)\]$/.exec(token);
@@ -114,15 +127,61 @@ function parseClusterNodes(text: string): ClusterNodeLine[] {
   return out;
 }
 
+/** CRC16 (XMODEM) table, the checksum Redis Cluster hashes keys with. */
+const CRC16_TABLE = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    table[i] = crc;
+  }
+  return table;
+})();
+
+/** The Cluster slot of `key` (its `{hash tag}` if it has a non-empty one), as `CLUSTER KEYSLOT` answers. */
+function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(key)) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] as number);
+  return crc & 16383;
+}
+
+/** A master a walk must cover but could not reach (see clusterMap). */
+interface UnreachableMaster {
+  id: string;
+  address: string;
+  error: unknown;
+}
+
 /** The masters a keyspace walk must visit, and the fingerprint of the map they come from (see clusterMap). */
 interface ClusterMap {
   fingerprint: string;
-  /** Every master owning a slot (in any master's view) or importing one, in walk order (by address). */
+  /** Every reachable master owning a slot (in any master's view) or importing one, in walk order (by address). */
   masters: Array<{ id: string; address: string; node: Redis }>;
-  /** Slots being migrated, each with the master importing it. */
+  /** Masters that own a slot (or import one) but could not be reached: the walk fails once the others are walked. */
+  unreachable: UnreachableMaster[];
+  /** Slots being migrated, each with the master importing it (not to a slot-less target the cluster marks failing). */
   moving: Array<{ slot: number; target: string }>;
   /** Closes the connections the store opened for this map. */
   close(): void;
+}
+
+/** An error that came from the connection (closed, refused, timed out), not a reply of the server. */
+function isConnectionError(error: unknown): boolean {
+  return !(error instanceof Error && (error.name === 'ReplyError' || error.name === 'ParserError'));
+}
+
+/** The error a walk fails with when masters it must cover cannot be reached. */
+function unreachableError(masters: readonly UnreachableMaster[]): Error {
+  const list = masters.map(({ id, address, error }) => `${id} (${address}${error === undefined ? '' : `: ${errorMessage(error)}`})`).join(', ');
+  return new Error(
+    `redis store: cluster master ${list} cannot be reached, so a walk of the keyspace cannot cover it; every other master was walked, try again once it is back`,
+    { cause: (masters[0] as UnreachableMaster).error },
+  );
 }
 
 /**
@@ -660,25 +719,53 @@ export function redisStore(options: RedisStoreOptions): Store {
 
   /**
    * A connection of the store's own to a master ioredis has no connection to (an importing master
-   * that owns no slot yet is not in its pool), with the Cluster's `redisOptions` (and `natMap`).
-   * Closed by the caller once the step is over.
+   * that owns no slot yet is not in its pool), with the Cluster's `redisOptions` (and `natMap`,
+   * looked up by `endpoint`, the `host:port` ioredis itself would see). Its commands time out
+   * after the `redisOptions`' `commandTimeout`, else the store's: a master that accepts the
+   * connection but never answers (stopped, overloaded) must not hang the walk. Closed by the
+   * caller once the step is over.
    */
-  function connectTo(c: Cluster, address: string): Redis {
+  function connectTo(c: Cluster, endpoint: string): Redis {
     const mapper = (c as unknown as { natMapper?: (key: string) => { host?: string; port?: number } }).natMapper;
-    const colon = address.lastIndexOf(':');
-    const mapped = typeof mapper === 'function' ? mapper.call(c, address) : {};
+    const colon = endpoint.lastIndexOf(':');
+    const mapped = typeof mapper === 'function' ? mapper.call(c, endpoint) : {};
+    const redisOptions = c.options.redisOptions ?? {};
     const redis = new Redis({
-      ...(c.options.redisOptions ?? {}),
-      host: mapped.host ?? address.slice(0, colon),
-      port: mapped.port ?? Number(address.slice(colon + 1)),
+      ...redisOptions,
+      host: mapped.host ?? endpoint.slice(0, colon),
+      port: mapped.port ?? Number(endpoint.slice(colon + 1)),
       lazyConnect: true,
       enableOfflineQueue: true,
       maxRetriesPerRequest: 1,
       retryStrategy: () => null,
-      connectTimeout,
+      connectTimeout: redisOptions.connectTimeout ?? connectTimeout,
+      commandTimeout: redisOptions.commandTimeout ?? commandTimeout,
     });
     redis.on('error', () => {});
     return redis;
+  }
+
+  /**
+   * Whether the cluster gives clients hostnames rather than IPs (`cluster-preferred-endpoint-type
+   * hostname`), which is then what ioredis sees and what an app's `natMap` is keyed by: `CLUSTER
+   * SLOTS` lists a slot owner by its IP only under `ip`. Asked only when a connection of the
+   * store's own must reach a node that announces a hostname.
+   */
+  async function hostnameEndpoints(node: Redis, lines: readonly ClusterNodeLine[]): Promise<boolean> {
+    let slots: Array<[number, number, ...Array<[unknown, number, unknown, ...unknown[]]>]>;
+    try {
+      slots = (await node.call('CLUSTER', 'SLOTS')) as Array<[number, number, ...Array<[unknown, number, unknown, ...unknown[]]>]>;
+    } catch {
+      // Cannot tell: the node's announcement is what there is to go by.
+      return true;
+    }
+    for (const [, , owner] of slots) {
+      const line = owner && lines.find((l) => l.id === String(owner[2]));
+      if (!line) continue;
+      // `?` (no hostname announced) or the hostname under `hostname`; the IP under `ip`.
+      return String(owner[0]) !== line.address.slice(0, line.address.lastIndexOf(':'));
+    }
+    return true;
   }
 
   /**
@@ -686,11 +773,16 @@ export function redisStore(options: RedisStoreOptions): Store {
    * not read from ioredis' connection pool: ioredis drops a master from the pool when its
    * connection ends (CLIENT KILL, an idle timeout, a network blip) and adds it back only when a
    * command is routed there, so the pool may lack a master that owns slots. Every master that owns
-   * a slot in any master's view, and every master importing a slot, must answer: one missing from
-   * the pool is reconnected (ioredis re-reads the slot map), or reached by a connection of the
-   * store's own; one that cannot answer fails the step.
+   * a slot in any master's view, and every master importing a slot, must be walked: one missing
+   * from the pool is reconnected (ioredis re-reads the slot map), or reached by a connection of the
+   * store's own. One that still cannot be reached (a connection error) is listed as unreachable:
+   * the walk covers every other master, then fails (see walkStep). A migration target that owns no
+   * slot and that the cluster marks failing (`fail` or `fail?`: an interrupted resharding onto a
+   * new master, which then died) is left out, with the re-read of the slots migrating to it: the
+   * keys already moved there are out of every client's reach until it is back. A master that
+   * answers with an error (a refused command) fails the step at once.
    *
-   * The fingerprint covers each of those masters' own line (its slots, the slots it is migrating
+   * The fingerprint covers each reachable master's own line (its slots, the slots it is migrating
    * or importing, its config epoch, which a finished import or a failover bumps): equal before and
    * after a walk means no slot moved and no migration started or ended meanwhile.
    */
@@ -699,57 +791,89 @@ export function redisStore(options: RedisStoreOptions): Store {
     const answered = new Map<string, { node: Redis; address: string; self: ClusterNodeLine; lines: ClusterNodeLine[] }>();
     const asked = new Set<Redis>();
     const own: Redis[] = [];
+    /** Why a master could not be asked, by cluster node id (own connections) or by pool address. */
+    const failures = new Map<string, unknown>();
     const close = (): void => {
       for (const redis of own) redis.disconnect();
     };
     const ask = async (node: Redis, expected?: string): Promise<void> => {
       asked.add(node);
-      const lines = parseClusterNodes(String(await node.call('CLUSTER', 'NODES')));
-      const self = lines.find((line) => line.flags.includes('myself'));
       const address = `${node.options.host ?? ''}:${node.options.port ?? ''}`;
+      let reply: unknown;
+      try {
+        reply = await node.call('CLUSTER', 'NODES');
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        failures.set(expected ?? address, error);
+        return;
+      }
+      const lines = parseClusterNodes(String(reply));
+      const self = lines.find((line) => line.flags.includes('myself'));
       if (!self) throw new Error(`redis store: CLUSTER NODES of ${address} names no node as "myself"`);
       if (expected !== undefined && self.id !== expected) {
-        throw new Error(`redis store: ${address} answers as cluster node ${self.id}, expected ${expected}`);
+        failures.set(expected, new Error(`${address} answers as cluster node ${self.id}`));
+        return;
       }
       answered.set(self.id, { node, address, self, lines });
     };
     const askPool = () => Promise.all(c.nodes('master').filter((node) => !asked.has(node)).map((node) => ask(node)));
-    /** Every master that owns a slot in any view, or imports one: id → address as the cluster reports it. */
-    const needed = (): Map<string, string> => {
-      const ids = new Map<string, string>();
+    /** Every master that owns a slot in any view, or imports one, or is a migration target: id → its line. */
+    const needed = (): Map<string, ClusterNodeLine> => {
+      const ids = new Map<string, ClusterNodeLine>();
+      const targets = new Set<string>();
       for (const { self, lines } of answered.values()) {
-        const addressOf = (id: string) => lines.find((line) => line.id === id)?.address ?? '';
-        for (const line of lines) if (line.slots.length > 0) ids.set(line.id, line.address);
-        for (const move of self.migrating) if (!ids.has(move.target)) ids.set(move.target, addressOf(move.target));
-        if (self.importing.length > 0) ids.set(self.id, self.address);
+        for (const line of lines) if (line.slots.length > 0) ids.set(line.id, line);
+        for (const move of self.migrating) {
+          targets.add(move.target);
+          if (!ids.has(move.target)) {
+            // A target this node's view does not list (forgotten?) cannot be reached: say so.
+            const unknown: ClusterNodeLine = { id: move.target, address: '?', hostname: null, flags: [], epoch: '0', slots: [], migrating: [], importing: [] };
+            ids.set(move.target, lines.find((line) => line.id === move.target) ?? unknown);
+          }
+        }
+        if (self.importing.length > 0) ids.set(self.id, self);
+      }
+      for (const id of targets) {
+        if (answered.has(id)) continue;
+        const views = [...answered.values()].map(({ lines }) => lines.find((line) => line.id === id));
+        const ownsSlots = views.some((line) => line !== undefined && line.slots.length > 0);
+        const failing = views.some((line) => line !== undefined && (line.flags.includes('fail') || line.flags.includes('fail?')));
+        if (!ownsSlots && failing) ids.delete(id);
       }
       return ids;
     };
     try {
       await askPool();
-      for (let round = 0; ; round++) {
-        const missing = [...needed()].filter(([id]) => !answered.has(id));
-        if (missing.length === 0) break;
-        if (round === 0) {
-          await refreshSlots(c);
-          await askPool();
-        } else if (round === 1) {
-          await Promise.all(
-            missing.map(([id, address]) => {
-              const redis = connectTo(c, address);
-              own.push(redis);
-              return ask(redis, id);
-            }),
-          );
-        } else {
-          throw new Error(`redis store: cluster master ${missing.map(([id, address]) => `${id} (${address})`).join(', ')} cannot be reached, so a walk of the keyspace cannot cover it`);
-        }
+      if (answered.size === 0) {
+        const [address, error] = [...failures][0] ?? ['-', new Error('ioredis has no master in its pool')];
+        throw new Error(`redis store: no master of the cluster can be reached (${address}: ${errorMessage(error)}), so a walk of the keyspace cannot start`, { cause: error });
       }
-      const ids = [...needed().keys()].sort();
+      let missing = [...needed()].filter(([id]) => !answered.has(id));
+      if (missing.length > 0) {
+        await refreshSlots(c);
+        await askPool();
+        missing = [...needed()].filter(([id]) => !answered.has(id));
+      }
+      if (missing.length > 0) {
+        const some = answered.values().next().value as { node: Redis; lines: ClusterNodeLine[] };
+        const byHostname = missing.some(([, line]) => line.hostname !== null) ? await hostnameEndpoints(some.node, some.lines) : false;
+        await Promise.all(
+          missing.map(([id, line]) => {
+            const redis = connectTo(c, byHostname && line.hostname !== null ? `${line.hostname}:${line.address.slice(line.address.lastIndexOf(':') + 1)}` : line.address);
+            own.push(redis);
+            return ask(redis, id);
+          }),
+        );
+      }
+      const wanted = needed();
+      const unreachable: UnreachableMaster[] = [...wanted]
+        .filter(([id]) => !answered.has(id))
+        .map(([id, line]) => ({ id, address: line.hostname ? `${line.address}, ${line.hostname}` : line.address, error: failures.get(id) }));
+      const ids = [...wanted.keys()].filter((id) => answered.has(id)).sort();
       const masters = ids.map((id) => answered.get(id) as { node: Redis; address: string; self: ClusterNodeLine });
       const moving = new Map<string, { slot: number; target: string }>();
       for (const { self } of masters) {
-        for (const move of self.migrating) moving.set(`${move.slot}>${move.target}`, move);
+        for (const move of self.migrating) if (wanted.has(move.target)) moving.set(`${move.slot}>${move.target}`, move);
         for (const slot of self.importing) moving.set(`${slot}>${self.id}`, { slot, target: self.id });
       }
       const fingerprint = masters
@@ -760,6 +884,7 @@ export function redisStore(options: RedisStoreOptions): Store {
         masters: masters
           .map(({ node, address, self }) => ({ id: self.id, address, node }))
           .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.id < b.id ? -1 : 1)),
+        unreachable,
         moving: [...moving.values()].sort((a, b) => a.slot - b.slot || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0)),
         close,
       };
@@ -769,8 +894,24 @@ export function redisStore(options: RedisStoreOptions): Store {
     }
   }
 
-  /** SCAN rounds on one node from `cursor`, until about `limit` keys were seen; the next cursor ('0': done). */
-  async function scanRounds(node: Redis, cursor: string, limit: number, onKeys: (keys: string[]) => Promise<void>): Promise<string> {
+  /**
+   * Runs a command of the walk on one master; a connection error (it went away since the map was
+   * read) becomes the walk's "cannot be reached" error, a reply error stays as it is.
+   */
+  async function onMaster<T>(master: { id: string; address: string }, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!isConnectionError(error)) throw error;
+      throw unreachableError([{ id: master.id, address: master.address, error }]);
+    }
+  }
+
+  /**
+   * SCAN rounds on one node from `cursor`, until about `limit` keys were seen; the next cursor ('0':
+   * done). `master` (on a Cluster) names the node in a connection error.
+   */
+  async function scanRounds(node: Redis, cursor: string, limit: number, onKeys: (keys: string[]) => Promise<void>, master?: { id: string; address: string }): Promise<string> {
     const count = Math.min(SCAN_COUNT, limit);
     // Sessions may be sparse among the keys (a shared Redis, other prefixes): keep scanning until
     // `limit` of ours were seen, over at most SPARSE_SCAN × limit slots, rather than answering
@@ -778,7 +919,8 @@ export function redisStore(options: RedisStoreOptions): Store {
     const rounds = Math.max(1, Math.ceil((limit * SPARSE_SCAN) / count));
     let seen = 0;
     for (let round = 0; round < rounds; round++) {
-      const [next, keys] = await node.scan(cursor, 'MATCH', sessionPattern, 'COUNT', count);
+      const page = () => node.scan(cursor, 'MATCH', sessionPattern, 'COUNT', count);
+      const [next, keys] = master ? await onMaster(master, page) : await page();
       cursor = next;
       seen += keys.length;
       if (keys.length > 0) await onKeys(keys);
@@ -789,26 +931,59 @@ export function redisStore(options: RedisStoreOptions): Store {
 
   /**
    * One bounded step of a walk over every session key: at most about `limit` keys examined, on
-   * one node. On a Cluster the walk visits every master of the cluster map (see clusterMap), in
-   * address order; it starts over (`onRestart`, then from the first master: deleting is
-   * idempotent) whenever the map differs from the one it started under (slots moved, a failover,
-   * a migration began or ended), since keys may have moved onto a master already walked. Once
-   * every master is walked and the map is still the same, the slots being migrated (then and all
-   * along) are read again on their importing master (`CLUSTER GETKEYSINSLOT`): a key MIGRATEd from
-   * a master not walked yet onto one already walked is there. So a walk ends only after a whole
-   * walk under one unchanged map. Resolves to the walk's next state, null when it is complete.
+   * one node. On a Cluster the walk visits every reachable master of the cluster map (see
+   * clusterMap), in address order; it starts over (`onRestart`, then from the first master:
+   * deleting is idempotent) whenever the map differs from the one it started under (slots moved,
+   * a failover, a migration began or ended), since keys may have moved onto a master already
+   * walked. Once every master is walked and the map is still the same, the slots being migrated
+   * (then and all along) are read again on their importing master (`CLUSTER GETKEYSINSLOT`): a key
+   * MIGRATEd from a master not walked yet onto one already walked is there. So a walk ends only
+   * after a whole walk under one unchanged map. Resolves to the walk's next state, null when it is
+   * complete; rejects instead of completing when a master it must cover cannot be reached (after
+   * walking all the others).
+   *
+   * `seen` (stats, which must not count a key twice): the keys of migrating slots already passed
+   * to `onKeys` in this walk, by slot; such a key found again (on the importing master's SCAN,
+   * then by the re-read, or on both masters) is not passed again. It holds at most the keys of
+   * the migrating slots; the caller clears it when the walk starts over.
    */
-  async function walkStep(limit: number, walk: Walk, onKeys: (keys: string[]) => Promise<void>, onRestart: () => void): Promise<Walk | null> {
+  async function walkStep(
+    limit: number,
+    walk: Walk,
+    onKeys: (keys: string[]) => Promise<void>,
+    onRestart: () => void,
+    seen?: Map<number, Set<string>>,
+  ): Promise<Walk | null> {
     if (!cluster) {
       const next = await scanRounds(client as Redis, walk.scan, limit, onKeys);
       return next === '0' ? null : { ...walk, scan: next };
     }
     const map = await clusterMap(cluster);
+    const complete = (): null => {
+      if (map.unreachable.length > 0) throw unreachableError(map.unreachable);
+      return null;
+    };
     try {
       if (walk.map !== null && walk.map !== map.fingerprint) {
         onRestart();
         walk = WALK_START;
       }
+      const moving = new Set(map.moving.map((m) => m.slot));
+      const deliver =
+        seen === undefined || moving.size === 0
+          ? onKeys
+          : async (keys: string[]): Promise<void> => {
+              const fresh = keys.filter((key) => {
+                const slot = keySlot(key);
+                if (!moving.has(slot)) return true;
+                let known = seen.get(slot);
+                if (!known) seen.set(slot, (known = new Set()));
+                if (known.has(key)) return false;
+                known.add(key);
+                return true;
+              });
+              if (fresh.length > 0) await onKeys(fresh);
+            };
       if (walk.rescan === null) {
         const { walked } = walk;
         let current = walk.at === null ? undefined : map.masters.find((m) => m.id === walk.at && !walked.includes(m.id));
@@ -818,7 +993,7 @@ export function redisStore(options: RedisStoreOptions): Store {
           current = map.masters.find((m) => !walked.includes(m.id));
         }
         if (current) {
-          scanCursor = await scanRounds(current.node, scanCursor, limit, onKeys);
+          scanCursor = await scanRounds(current.node, scanCursor, limit, deliver, current);
           if (scanCursor !== '0') return { walked, at: current.id, scan: scanCursor, map: map.fingerprint, rescan: null };
           const done = [...walked, current.id];
           const following = map.masters.find((m) => !done.includes(m.id));
@@ -831,21 +1006,25 @@ export function redisStore(options: RedisStoreOptions): Store {
           onRestart();
           return WALK_START;
         }
-        if (end.moving.length === 0) return null;
+        if (end.moving.length === 0) return complete();
         return { walked: map.masters.map((m) => m.id), at: null, scan: '0', map: map.fingerprint, rescan: 0 };
       }
       let index = walk.rescan;
-      let seen = 0;
-      for (; index < map.moving.length && seen < limit; index++) {
+      let examined = 0;
+      for (; index < map.moving.length && examined < limit; index++) {
         const { slot, target } = map.moving[index] as { slot: number; target: string };
-        const node = (map.masters.find((m) => m.id === target) as { node: Redis }).node;
-        const count = Number(await node.call('CLUSTER', 'COUNTKEYSINSLOT', slot));
+        const master = map.masters.find((m) => m.id === target);
+        // Unreachable: the walk fails at its end (complete()).
+        if (!master) continue;
+        const count = Number(await onMaster(master, () => master.node.call('CLUSTER', 'COUNTKEYSINSLOT', slot)));
         if (!(count > 0)) continue;
-        const keys = ((await node.call('CLUSTER', 'GETKEYSINSLOT', slot, count)) as string[]).filter((key) => key.startsWith(sessionStart));
-        seen += count;
-        if (keys.length > 0) await onKeys(keys);
+        const keys = ((await onMaster(master, () => master.node.call('CLUSTER', 'GETKEYSINSLOT', slot, count))) as string[]).filter((key) =>
+          key.startsWith(sessionStart),
+        );
+        examined += count;
+        if (keys.length > 0) await deliver(keys);
       }
-      return index < map.moving.length ? { ...walk, map: map.fingerprint, rescan: index } : null;
+      return index < map.moving.length ? { ...walk, map: map.fingerprint, rescan: index } : complete();
     } finally {
       map.close();
     }
@@ -855,9 +1034,11 @@ export function redisStore(options: RedisStoreOptions): Store {
    * Calls `onKeys` with every page of session keys (on every master of a Cluster), a walk of
    * steps as destroyStep's, run to the end. On a Cluster a walk that starts over calls
    * `onRestart` (keys already passed to `onKeys` come again); after MAX_WALKS walks that each saw
-   * the cluster map change, it gives up with an error rather than walk on for ever.
+   * the cluster map change, it gives up with an error rather than walk on for ever. `once`
+   * (stats): a key of a migrating slot is passed once per walk, though found on two masters.
    */
-  async function scan(onKeys: (keys: string[]) => Promise<void>, onRestart: () => void = () => {}): Promise<void> {
+  async function scan(onKeys: (keys: string[]) => Promise<void>, onRestart: () => void = () => {}, once = false): Promise<void> {
+    const seen = once ? new Map<number, Set<string>>() : undefined;
     let walks = 1;
     const restart = (): void => {
       if (++walks > MAX_WALKS) {
@@ -865,9 +1046,10 @@ export function redisStore(options: RedisStoreOptions): Store {
           `redis store: the cluster's slot map changed during each of ${MAX_WALKS} walks of the keyspace (a resharding or a failover under way?); not every session was reached, try again once it is over`,
         );
       }
+      seen?.clear();
       onRestart();
     };
-    for (let walk: Walk | null = WALK_START; walk !== null; ) walk = await walkStep(WALK_LIMIT, walk, onKeys, restart);
+    for (let walk: Walk | null = WALK_START; walk !== null; ) walk = await walkStep(WALK_LIMIT, walk, onKeys, restart, seen);
   }
 
   /** destroyStep's cursor: a walk's state as JSON; anything else (not one of ours) walks from the start. */
@@ -1177,7 +1359,7 @@ export function redisStore(options: RedisStoreOptions): Store {
           if (user === null || user === undefined) totals.guests++;
           else counts.set(user, (counts.get(user) ?? 0) + 1);
         }
-      }, restart);
+      }, restart, true);
       return statsFromCounts(counts, totals, limit);
     },
 

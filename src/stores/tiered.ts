@@ -282,11 +282,20 @@ export function tieredStore(options: TieredStoreOptions): Store {
 
   /**
    * Until this time (by `clock`), reads skip the cache: an invalidation failed, so an entry it
-   * should have ended may still be there, and it lives at most `cacheTtl` from now.
+   * should have ended may still be there, and it lives at most `cacheTtl` from now. Infinity
+   * while a bulk call's tombstones are still being written after it resolved (see bulkInvalidate).
    */
   let distrustUntil = -Infinity;
+  /** The distrust left by failed invalidations alone. */
+  let failedUntil = -Infinity;
+  /** Bulk cache phases still writing tombstones after their call resolved; close() waits for them. */
+  const background = new Set<Promise<void>>();
+  function refreshDistrust(): void {
+    distrustUntil = background.size > 0 ? Infinity : failedUntil;
+  }
   function distrust(): void {
-    distrustUntil = Math.max(distrustUntil, clock.now() + cacheTtl);
+    failedUntil = Math.max(failedUntil, clock.now() + cacheTtl);
+    refreshDistrust();
   }
 
   async function invalidate(id: string, operation: TieredCacheOperation): Promise<void> {
@@ -309,66 +318,75 @@ export function tieredStore(options: TieredStoreOptions): Store {
   }
 
   /**
-   * The cache phase of a bulk call: tombstones `ids` (FAN_OUT at a time; a tombstone the cache
-   * refuses is replaced by a delete, as in `invalidate`) and runs `also` (a bulk cache call), all
-   * under one deadline (`cacheTimeout`) for the whole phase, not one per id: with the cache down or
-   * stalled, a user with hundreds of sessions would otherwise wait ids / FAN_OUT × cacheTimeout
-   * (past the engine's storeTimeout, although the durable delete worked). Once the deadline passes,
-   * or an id can be neither tombstoned nor deleted (the cache is failing), the ids not started yet
-   * are skipped; the cache is then distrusted once (this process reads the durable store for
-   * `cacheTtl`) and `onCacheError` told once. Never rejects.
+   * The cache phase of a bulk call: tombstones `ids` (FAN_OUT at a time, each within
+   * `cacheTimeout`; a tombstone the cache refuses is replaced by a delete, as in `invalidate`) and
+   * runs `also` (a bulk cache call, within `cacheTimeout`). The call waits for it one
+   * `cacheTimeout` at most, not one per group of ids: with the cache stalled, a user with hundreds
+   * of sessions would otherwise wait ids / FAN_OUT × cacheTimeout (past the engine's
+   * storeTimeout, although the durable delete worked). A cache that is merely slow is not given
+   * up on: the tombstones not written by then are written in the background, and until they are,
+   * this process does not read the cache (other processes may still serve those sessions until
+   * their tombstone lands). Only a cache that fails (an id it can neither tombstone nor delete, a
+   * failed `also`, or a call past `cacheTimeout`) stops it: the ids not started yet are skipped,
+   * the cache is distrusted once (this process reads the durable store for `cacheTtl`).
+   * `onCacheError` is told once per call, of its first cache error. Never rejects.
    */
   async function bulkInvalidate(operation: TieredCacheOperation, ids: readonly string[], also?: () => Awaitable<unknown>): Promise<void> {
-    let failure: { error: unknown } | null = null;
-    /** An id left without a tombstone or a delete (failed, skipped or late): distrust. */
-    let lost = false;
-    let stop = false;
-    const fail = (error: unknown): void => {
-      failure ??= { error };
-    };
-    const tombstones = forEachLimit(ids, FAN_OUT, async (id) => {
-      if (stop) {
-        lost = true;
-        return;
+    let reported = false;
+    /** The cache failed: no further cache call. */
+    let failing = false;
+    const fail = (error: unknown, lost: boolean): void => {
+      if (!reported) {
+        reported = true;
+        report(error, operation);
       }
-      try {
-        await placeTombstone(id);
-      } catch (error) {
-        fail(error);
-        if (stop) {
-          lost = true;
+      if (lost && !failing) {
+        failing = true;
+        distrust();
+      }
+    };
+    const work = Promise.all([
+      forEachLimit(ids, FAN_OUT, async (id) => {
+        if (failing) return;
+        try {
+          await bounded(operation, () => placeTombstone(id));
           return;
+        } catch (error) {
+          // A call past cacheTimeout: the cache is stalled, a delete would only wait as long.
+          fail(error, error instanceof StoreTimeoutError);
         }
+        if (failing) return;
         // A cache that answers but refuses writes (Redis at maxmemory with noeviction) still deletes.
         try {
-          await cache.destroy(id);
+          await bounded(operation, () => cache.destroy(id));
         } catch (second) {
-          fail(second);
-          lost = true;
-          stop = true;
+          fail(second, true);
         }
-      }
-    });
-    const bulk =
+      }),
       also &&
-      (async () => {
-        try {
-          await also();
-        } catch (error) {
-          fail(error);
-          lost = true;
-        }
-      })();
-    try {
-      await bounded(operation, () => Promise.all([tombstones, bulk]));
-    } catch (error) {
-      // Only the deadline rejects here: whatever is still running is abandoned.
-      fail(error);
-      lost = true;
-      stop = true;
-    }
-    if (failure !== null) report((failure as { error: unknown }).error, operation);
-    if (lost) distrust();
+        (async () => {
+          try {
+            await bounded(operation, also);
+          } catch (error) {
+            fail(error, true);
+          }
+        })(),
+    ]).then(() => {});
+    if (cacheTimeout === Infinity) return work;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), cacheTimeout);
+    });
+    const waited = await Promise.race([work.then(() => false), late]);
+    clearTimeout(timer);
+    if (!waited) return;
+    // Slow, not failed (so far): the rest goes on without the caller.
+    const rest: Promise<void> = work.finally(() => {
+      background.delete(rest);
+      refreshDistrust();
+    });
+    background.add(rest);
+    refreshDistrust();
   }
 
   async function cacheStep(operation: TieredCacheOperation, run: () => Promise<unknown>): Promise<void> {
@@ -604,6 +622,8 @@ export function tieredStore(options: TieredStoreOptions): Store {
     async close() {
       closed = true;
       cancelAbandonedWalk();
+      // Tombstones a bulk call left to finish in the background (each cache call bounded).
+      await Promise.all(background);
       if (!closeTiers) return;
       const results = await Promise.allSettled([cache.close(), durable.close()]);
       const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));

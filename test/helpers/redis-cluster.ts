@@ -1,7 +1,8 @@
 /**
  * Starts a throwaway 3-master Redis Cluster on loopback for tests: three `redis-server` processes
  * on random ports in 17000–17999 (cluster bus on port + 10000), no persistence, config in a temp
- * dir. Every wait is bounded; `stop()` kills the processes and removes the dir.
+ * dir, and optionally spare masters that own no slot (the target of a resharding onto a new
+ * master). Every wait is bounded; `stop()` kills the processes and removes the dir.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +20,12 @@ export interface ClusterNodeAddress {
 }
 
 export interface TestCluster {
+  /** The masters that own the slots. */
   nodes: ClusterNodeAddress[];
+  /** Masters that joined the cluster owning no slot (`spares`). */
+  spares: ClusterNodeAddress[];
+  /** Sends a signal to the redis-server on `port` (SIGSTOP / SIGCONT / SIGKILL it). */
+  signal(port: number, signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -38,7 +44,7 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** Three consecutive ports (and their bus ports) that nothing listens on right now. */
+/** `count` consecutive ports (and their bus ports) that nothing listens on right now. */
 async function pickPorts(count: number): Promise<number[]> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const base = 17_000 + Math.floor(Math.random() * (1_000 - count));
@@ -79,8 +85,9 @@ function killAll(processes: ChildProcess[], signal: NodeJS.Signals): void {
 }
 
 /** Starts the cluster; rejects with a clear message (and cleans up) if it cannot be formed. */
-export async function startRedisCluster(options: { masters?: number } = {}): Promise<TestCluster> {
+export async function startRedisCluster(options: { masters?: number; spares?: number } = {}): Promise<TestCluster> {
   const masters = options.masters ?? 3;
+  const spares = options.spares ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'coatcheck-redis-cluster-'));
   const processes: ChildProcess[] = [];
   const output = new Map<number, string>();
@@ -107,6 +114,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
           child.once('exit', () => resolve());
         }),
     );
+    killAll(processes, 'SIGCONT'); // one a test stopped would not act on SIGTERM
     killAll(processes, 'SIGTERM');
     const timer = setTimeout(() => killAll(processes, 'SIGKILL'), 5_000);
     await Promise.all(exits);
@@ -115,8 +123,10 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
   }
 
   try {
-    const ports = await pickPorts(masters);
-    for (const port of ports) {
+    const all = await pickPorts(masters + spares);
+    const ports = all.slice(0, masters);
+    const sparePorts = all.slice(masters);
+    for (const port of all) {
       const child = spawn(
         'redis-server',
         [
@@ -139,9 +149,9 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       child.stderr?.on('data', keep);
       processes.push(child);
     }
-    for (const port of ports) {
+    for (const port of all) {
       await waitFor(10_000, `redis-server on port ${port} did not answer PING`, async () => {
-        const child = processes[ports.indexOf(port)];
+        const child = processes[all.indexOf(port)];
         if (child && child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output.get(port)}`);
         return (await cli(port, 'ping')).trim() === 'PONG';
       });
@@ -154,12 +164,33 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       const detail = error as { stdout?: string; stderr?: string; message: string };
       throw new Error(`redis cluster helper: redis-cli --cluster create failed: ${detail.message}\n${detail.stdout ?? ''}${detail.stderr ?? ''}`);
     }
-    for (const port of ports) {
+    // Spares meet the cluster at once: one that joins a cluster already up waits out
+    // cluster-node-timeout (its "rejoin delay") before it says cluster_state:ok.
+    const spareIds = await Promise.all(sparePorts.map(async (port) => (await cli(port, 'cluster', 'myid')).trim()));
+    for (const port of sparePorts) await cli(ports[0] as number, 'cluster', 'meet', '127.0.0.1', String(port));
+    for (const port of all) {
       await waitFor(20_000, `node ${port} did not reach cluster_state:ok`, async () =>
         (await cli(port, 'cluster', 'info')).includes('cluster_state:ok'),
       );
     }
-    return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
+    // Joined once every node lists every spare as a connected master.
+    for (const port of all) {
+      await waitFor(20_000, `node ${port} did not see the spare masters join`, async () => {
+        const lines = (await cli(port, 'cluster', 'nodes')).split('\n');
+        return spareIds.every((id) =>
+          lines.some((line) => {
+            const flags = line.split(' ')[2]?.split(',') ?? [];
+            return line.startsWith(`${id} `) && flags.includes('master') && !flags.includes('handshake') && line.includes(' connected');
+          }),
+        );
+      });
+    }
+    const signal = (port: number, name: NodeJS.Signals): void => {
+      const child = processes[all.indexOf(port)];
+      if (!child) throw new Error(`redis cluster helper: no redis-server of this cluster on port ${port}`);
+      child.kill(name);
+    };
+    return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), spares: sparePorts.map((port) => ({ host: '127.0.0.1', port })), signal, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -8,13 +8,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createSessions } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
-import { type TieredCacheOperation, tieredStore } from '../../src/stores/tiered.js';
+import { isTombstone, type TieredCacheOperation, tieredStore } from '../../src/stores/tiered.js';
 import type { Store } from '../../src/stores/types.js';
 import { makeRecord } from '../../src/testing/store-contract.js';
 
-type Mode = 'pass' | 'stall' | 'down';
+type Mode = 'pass' | 'stall' | 'down' | 'slow';
 
-/** A cache in front of a memory store: passes calls through, or never answers ('stall'), or fails each after 20 ms ('down'). */
+/**
+ * A cache in front of a memory store: passes calls through, or never answers ('stall'), or fails
+ * each after 20 ms ('down'), or answers each after 40 ms ('slow', well within cacheTimeout).
+ */
 function switchableCache(inner: Store) {
   let mode: Mode = 'pass';
   let calls = 0;
@@ -24,6 +27,10 @@ function switchableCache(inner: Store) {
       if (mode === 'pass') return await call(...args);
       calls++;
       if (mode === 'stall') return new Promise<never>(() => {});
+      if (mode === 'slow') {
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        return await call(...args);
+      }
       await new Promise((resolve) => setTimeout(resolve, 20));
       throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
     };
@@ -42,6 +49,8 @@ function switchableCache(inner: Store) {
   };
   return {
     store,
+    /** The memory store behind it, read directly. */
+    inner,
     set mode(next: Mode) {
       mode = next;
       calls = 0;
@@ -65,6 +74,8 @@ async function setupUser(sessionsOfUser: number) {
   await store.create(other);
   return { cache, durable, errors, store, sessions, records, other };
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('tiered: destroyByUser with the cache stalled or down', () => {
   it('resolves within storeTimeout with the durable count when the cache never answers', async () => {
@@ -118,5 +129,34 @@ describe('tiered: destroyByUser with the cache stalled or down', () => {
     }
     assert.equal(errors.length, 1, 'one report for the call');
     for (const r of records) assert.equal(await raw.get(r.id), null, 'every cached copy deleted');
+  });
+  it('tombstones every listed session of a slow but working cache: the call stops waiting, the writing goes on', async () => {
+    const { cache, durable, errors, store, sessions, records, other } = await setupUser(100);
+    // Another app process over the same two tiers: it serves whatever snapshot the cache holds.
+    const elsewhere = tieredStore({ cache: cache.store, durable, cacheTimeout: 150, closeTiers: false, onCacheError: () => {} });
+    const raw = cache.inner;
+    cache.mode = 'slow'; // 100 tombstones, 16 at a time, 40 ms each: about 280 ms, past cacheTimeout (150)
+    const started = performance.now();
+    assert.equal(await sessions.killSessionsByUser('frank'), 100);
+    const took = performance.now() - started;
+    assert.ok(took < 600, `took ${Math.round(took)} ms`);
+    // This process does not serve them from the cache while the rest is written.
+    assert.equal(await store.get(records[0]!.id), null);
+    for (let deadline = performance.now() + 3_000; ; ) {
+      const entries = await Promise.all(records.map((r) => raw.get(r.id)));
+      if (entries.every((entry) => entry !== null && isTombstone(entry))) break;
+      assert.ok(performance.now() < deadline, `${entries.filter((e) => e !== null && isTombstone(e)).length} of 100 tombstoned after 3 s`);
+      await sleep(50);
+    }
+    cache.mode = 'pass';
+    let served = 0;
+    for (const r of records) if ((await elsewhere.get(r.id)) !== null) served++;
+    assert.equal(served, 0, 'no killed session served by another process');
+    assert.deepEqual(errors, [], 'a slow cache is not a failing one: nothing reported');
+    // Nor distrusted for cacheTtl once the tombstones are written: reads use the cache again.
+    cache.mode = 'slow';
+    assert.equal((await store.get(other.id))?.userId, 'grace');
+    assert.ok(cache.calls > 0, 'the cache was read');
+    await sessions.close();
   });
 });
