@@ -105,6 +105,11 @@ export function postgresMigrationOf(store: PostgresStore): PostgresMigration | u
 
 /** Current schema version, recorded per table in `coatcheck_schema`. */
 const SCHEMA_VERSION = 1;
+
+/** The columns and types (as `format_type` spells them) a hand-made table must have to be adopted. */
+const POSTGRES_COLUMN_TYPES = {
+  id: 'text', user_id: 'text', data: 'jsonb', meta: 'jsonb', created_at: 'bigint', last_seen_at: 'bigint', expires_at: 'bigint', ip: 'text', user_agent: 'text',
+};
 /** Advisory lock taken while migrating: "coat" and 1. One lock per database is plenty. */
 const MIGRATION_LOCK: [number, number] = [0x636f6174, 1];
 /** Rows per statement when destroying many sessions, so no statement runs long or holds many locks. */
@@ -527,12 +532,33 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (from === 0) {
         // No version row: the documented DDL run by hand is adopted; another library's table
         // (connect-pg-simple's, say) is refused, never altered.
-        const found = await client.query<{ name: string }>(
-          config('SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1::text) AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [t]),
+        // In the schema CREATE TABLE would use (the option's, or the first on the search_path),
+        // not anywhere on the search_path, as to_regclass would look.
+        const relation = await client.query<{ oid: string; kind: string }>(
+          config(
+            `SELECT c.oid, c.relkind AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relname = $1 AND n.nspname = COALESCE($2::text, current_schema())`,
+            [tableName, options.schema ?? null],
+          ),
         );
-        adopted = found.rows.length > 0;
-        const foreign = adopted ? foreignTableMessage('postgresStore', tableName, found.rows.map((row) => row.name)) : null;
-        if (foreign !== null) throw new ConfigError(foreign);
+        const found = relation.rows[0];
+        if (found !== undefined) {
+          adopted = true;
+          const described = await client.query<{ name: string; type: string; not_null: string; has_default: string; id_key: string }>(
+            config(
+              `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null, a.atthasdef AS has_default,
+                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisunique AND i.indpred IS NULL
+                   AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum) AS id_key
+               FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+              [found.oid],
+            ),
+          );
+          const columns = described.rows.map((row) => ({ name: row.name, type: row.type, notNull: row.not_null === 't', hasDefault: row.has_default === 't' }));
+          const idIsKey = described.rows.some((row) => row.name === 'id' && row.id_key === 't');
+          const notTable = found.kind === 'r' || found.kind === 'p' ? null : 'it is not a plain table (a view, say)';
+          const foreign = foreignTableMessage('postgresStore', tableName, columns, POSTGRES_COLUMN_TYPES, idIsKey, notTable);
+          if (foreign !== null) throw new ConfigError(foreign);
+        }
       }
       for (let version = from; version < MIGRATIONS.length; version++) {
         for (const statement of MIGRATIONS[version]?.(names) ?? []) await client.query(config(statement));

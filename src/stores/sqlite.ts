@@ -167,6 +167,11 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database, table: string) => void> 
 /** The schema version this code reads and writes. */
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
 
+/** The version-1 columns and their declared types, which a hand-made table must have to be adopted. */
+const SQLITE_COLUMN_TYPES = {
+  id: 'text', user_id: 'text', data: 'text', meta: 'text', created_at: 'integer', last_seen_at: 'integer', expires_at: 'integer', ip: 'text', user_agent: 'text',
+};
+
 interface Row {
   id: string;
   user_id: string | null;
@@ -242,8 +247,18 @@ function migrate(db: Database.Database, table: string): SqliteMigration {
     const adopted = found !== undefined && version === 0;
     if (adopted) {
       // No version row: the documented DDL run by hand is adopted; another library's table is refused, never altered.
-      const columns = db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(spelling) as string[];
-      const foreign = foreignTableMessage('sqliteStore', spelling, columns);
+      const info = db.prepare(`SELECT name, type, "notnull" AS not_null, dflt_value AS dflt, pk FROM pragma_table_info(?)`).all(spelling) as {
+        name: string;
+        type: string;
+        not_null: number;
+        dflt: unknown;
+        pk: number;
+      }[];
+      const columns = info.map((c) => ({ name: c.name, type: c.type.toLowerCase(), notNull: c.not_null === 1, hasDefault: c.dflt !== null }));
+      const idIsKey = info.some((c) => c.name === 'id' && c.pk === 1) && info.filter((c) => c.pk > 0).length === 1;
+      const ddl = String(db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(spelling) ?? '');
+      const withoutRowid = /\bWITHOUT\s+ROWID\b/i.test(ddl) ? 'it is a WITHOUT ROWID table' : null;
+      const foreign = foreignTableMessage('sqliteStore', spelling, columns, SQLITE_COLUMN_TYPES, idIsKey, withoutRowid);
       if (foreign !== null) throw new ConfigError(foreign);
     }
     if (version > SQLITE_SCHEMA_VERSION) {

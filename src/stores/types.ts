@@ -196,17 +196,45 @@ export interface SchemaMigration {
   adopted?: boolean;
 }
 
-/** The columns every coatcheck session table has from schema version 1 on (SQLite and PostgreSQL alike). */
-export const SESSION_TABLE_COLUMNS = ['id', 'user_id', 'data', 'meta', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent'] as const;
+/** A column of a table found under the store's name, as the database describes it. @internal */
+export interface FoundColumn {
+  name: string;
+  /** The declared type, lower case (`text`, `integer`, `jsonb`, `bigint`). */
+  type: string;
+  notNull: boolean;
+  hasDefault: boolean;
+}
 
 /**
- * A table found under the store's name without a version row, which lacks the session columns:
- * another library's table (connect-pg-simple's `session`, say). Refused instead of altered.
+ * Why a table found under the store's name without a version row cannot be adopted as a session
+ * table, or null if it can: a missing column, a column of another type (PostgreSQL's `text`
+ * data would turn every per-key update into text concatenation), `id` not its unique key (every
+ * create's `ON CONFLICT (id)` fails), or a column of its own the store cannot fill (NOT NULL
+ * without a default). Another library's table (connect-pg-simple's `session`) is refused, never
+ * altered; the documented DDL run by hand is adopted. @internal
  */
-export function foreignTableMessage(store: string, table: string, columns: readonly string[]): string | null {
-  const missing = SESSION_TABLE_COLUMNS.filter((column) => !columns.includes(column));
-  if (missing.length === 0) return null;
-  return `${store}: table ${table} exists but is not a coatcheck session table (it has no column ${missing.join(', ')}; its columns: ${columns.join(', ')}); give the store another table name, or move that table away`;
+export function foreignTableMessage(
+  store: string,
+  table: string,
+  columns: readonly FoundColumn[],
+  expected: Readonly<Record<string, string>>,
+  idIsKey: boolean,
+  other: string | null = null,
+): string | null {
+  const byName = new Map(columns.map((column) => [column.name, column]));
+  const problems: string[] = [];
+  const missing = Object.keys(expected).filter((name) => !byName.has(name));
+  if (missing.length > 0) problems.push(`it has no column ${missing.join(', ')}`);
+  for (const [name, type] of Object.entries(expected)) {
+    const found = byName.get(name);
+    if (found !== undefined && found.type !== type) problems.push(`its column ${name} is ${found.type}, not ${type}`);
+  }
+  if (byName.has('id') && !idIsKey) problems.push('id is not its primary key');
+  const unfillable = columns.filter((column) => !(column.name in expected) && column.name !== 'sweep_at' && column.notNull && !column.hasDefault);
+  if (unfillable.length > 0) problems.push(`its column ${unfillable.map((column) => column.name).join(', ')} is NOT NULL without a default`);
+  if (other !== null) problems.push(other);
+  if (problems.length === 0) return null;
+  return `${store}: table ${table} exists but is not a coatcheck session table (${problems.join('; ')}; its columns: ${columns.map((column) => column.name).join(', ')}); give the store another table name, or move that table away`;
 }
 
 /** What {@link Store.unsupported} may list. */

@@ -94,6 +94,11 @@ if (up) {
       const name = freshTable('app_pool');
       const appPool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
       appPool.on('connect', (client) => void client.query('SET statement_timeout = 1500'));
+      // Migrated first with the default budget: the migration lock is shared by every test file
+      // migrating at once, and a 300 ms wait for it could fail for reasons of its own.
+      const migrator = postgresStore({ connectionString: POSTGRES_URL, table: name });
+      await migrator.migrate();
+      await migrator.close();
       const onApp = postgresStore({ pool: appPool, table: name, queryTimeout: 300 });
       try {
         await onApp.migrate();
@@ -504,6 +509,55 @@ if (up) {
       await own.get(makeRecord().id);
       await own.close();
       await own.close();
+    });
+  });
+
+  describe('postgresStore adopting a table made by hand (no version row)', () => {
+    const DDL = `(id text PRIMARY KEY, user_id text, data jsonb NOT NULL DEFAULT '{}'::jsonb, meta jsonb NOT NULL DEFAULT '{}'::jsonb,
+      created_at bigint NOT NULL, last_seen_at bigint NOT NULL, expires_at bigint NOT NULL, ip text, user_agent text)`;
+    it('refuses one it could not use, before changing anything: text data, no key on id, a column it cannot fill, a view', async () => {
+      const schema = freshSchema('adopt');
+      await admin.query(`CREATE SCHEMA "${schema}"`);
+      const cases: [string, string, RegExp][] = [
+        ['text_data', DDL.replace("data jsonb NOT NULL DEFAULT '{}'::jsonb", "data text NOT NULL DEFAULT '{}'"), /its column data is text, not jsonb/],
+        ['no_key', DDL.replace('id text PRIMARY KEY', 'id text'), /id is not its primary key/],
+        ['extra', DDL.replace('user_agent text', 'user_agent text, tenant text NOT NULL'), /its column tenant is NOT NULL without a default/],
+      ];
+      for (const [table, ddl, why] of cases) {
+        await admin.query(`CREATE TABLE "${schema}"."${table}" ${ddl}`);
+        const store = postgresStore({ connectionString: POSTGRES_URL, schema, table });
+        await assert.rejects(store.migrate(), (error: unknown) => error instanceof ConfigError && why.test(error.message), table);
+        await store.close();
+        const indexes = await admin.query('SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [schema, table]);
+        assert.ok(indexes.rows.every((row: { indexname: string }) => row.indexname.endsWith('_pkey')), `${table}: no index added`);
+      }
+      await admin.query(`CREATE VIEW "${schema}".a_view AS SELECT * FROM "${schema}".extra`);
+      const view = postgresStore({ connectionString: POSTGRES_URL, schema, table: 'a_view' });
+      await assert.rejects(view.migrate(), /it is not a plain table/);
+      await view.close();
+      // The documented DDL itself is adopted, and works.
+      await admin.query(`CREATE TABLE "${schema}".hand_made ${DDL}`);
+      const adopted = postgresStore({ connectionString: POSTGRES_URL, schema, table: 'hand_made' });
+      await adopted.migrate();
+      const record = makeRecord({ data: { a: 1 } });
+      await adopted.create(record);
+      assert.equal(await adopted.update(record.id, { data: { set: { b: 2 } }, lastSeenAt: record.lastSeenAt, expiresAt: record.expiresAt }), true);
+      assert.deepEqual((await adopted.get(record.id))?.data, { a: 1, b: 2 });
+      await adopted.close();
+    });
+
+    it('without a schema, looks only where it would create the table, not further along the search_path', async () => {
+      const [app, lib] = [freshSchema('sp_app'), freshSchema('sp_lib')];
+      for (const schema of [app, lib]) await admin.query(`CREATE SCHEMA "${schema}"`);
+      // Another library's session table further along the search_path.
+      await admin.query(`CREATE TABLE "${lib}".session (sid varchar PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL)`);
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1, options: `-c search_path=${app},${lib}` });
+      const store = postgresStore({ pool, table: 'session' });
+      await store.migrate();
+      const created = await admin.query('SELECT table_schema FROM information_schema.columns WHERE table_name = $1 AND column_name = $2', ['session', 'meta']);
+      assert.deepEqual(created.rows.map((row: { table_schema: string }) => row.table_schema), [app], 'its own table, in the first schema');
+      await store.close();
+      await pool.end();
     });
   });
 } else {

@@ -103,6 +103,34 @@ function runChild(code: string, timeoutMs = 30_000, nodeFlags: string[] = []): P
 testStore('sqlite (:memory:)', { create: () => sqliteStore({ path: ':memory:' }) });
 
 describe('sqliteStore setup', () => {
+  it('adopts a table made by hand from the documented DDL, and refuses one it could not use before changing it', () => {
+    const DDL = `(id TEXT NOT NULL PRIMARY KEY, user_id TEXT, data TEXT NOT NULL, meta TEXT NOT NULL, created_at INTEGER NOT NULL,
+      last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, ip TEXT, user_agent TEXT)`;
+    const cases: [string, string, RegExp][] = [
+      ['no_key', DDL.replace('id TEXT NOT NULL PRIMARY KEY', 'id TEXT NOT NULL'), /id is not its primary key/],
+      ['without_rowid', `${DDL} WITHOUT ROWID`, /it is a WITHOUT ROWID table/],
+      ['text_times', DDL.replace('expires_at INTEGER NOT NULL', 'expires_at TEXT NOT NULL'), /its column expires_at is text, not integer/],
+      ['extra', DDL.replace('user_agent TEXT', 'user_agent TEXT, tenant TEXT NOT NULL'), /its column tenant is NOT NULL without a default/],
+    ];
+    for (const [table, ddl, why] of cases) {
+      const path = join(dir, `adopt-${table}.db`);
+      const raw = new Database(path);
+      raw.exec(`CREATE TABLE ${table} ${ddl}`);
+      const before = raw.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? ORDER BY name").pluck().all(table);
+      raw.close();
+      assert.throws(() => sqliteStore({ path, table }), (error: unknown) => error instanceof ConfigError && why.test(error.message), table);
+      const check = new Database(path);
+      assert.deepEqual(check.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? ORDER BY name").pluck().all(table), before, `${table}: left as it was`);
+      check.close();
+    }
+    const path = join(dir, 'adopt-ok.db');
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE hand_made ${DDL} STRICT`);
+    raw.close();
+    const store = sqliteStore({ path, table: 'hand_made', sweepInWorker: false, checkpointInWorker: false });
+    return store.close();
+  });
+
   it('refuses a path that is a directory at setup, naming the fix', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cc-sqlite-dir-'));
     try {
