@@ -90,6 +90,8 @@ const MAX_TOMBSTONE_ATTEMPTS = 5;
 const ABANDONED_WALK_MS = 1_000;
 /** Cache writes issued at once by `destroyByUser`. */
 const FAN_OUT = 16;
+/** Thrown inside a bulk cache phase that `close()` gave up on: no further cache call. */
+class PhaseAbandoned extends Error {}
 
 function defineOwn(target: Record<string, JsonValue>, key: string, value: JsonValue): void {
   setOwn(target, key, value);
@@ -245,8 +247,13 @@ export function tieredStore(options: TieredStoreOptions): Store {
    * clock, which `update` refuses, that a cache with a lagging clock still holds), that is
    * deleted and the next round places the tombstone.
    */
-  async function placeTombstone(id: string): Promise<void> {
+  async function placeTombstone(id: string, abandoned?: () => boolean): Promise<void> {
+    /** Before each cache call of a bulk phase: `close()` may have given up on it meanwhile. */
+    const go = (): void => {
+      if (abandoned?.()) throw new PhaseAbandoned();
+    };
     for (let attempt = 0; attempt < MAX_TOMBSTONE_ATTEMPTS; attempt++) {
+      go();
       const now = clock.now();
       const expiresAt = now + tombstoneTtl;
       const replaced = await cache.update(id, {
@@ -257,6 +264,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
         expiresAt,
       });
       if (replaced) return;
+      go();
       try {
         await cache.create({
           id,
@@ -272,9 +280,11 @@ export function tieredStore(options: TieredStoreOptions): Store {
         return;
       } catch (error) {
         if (!isConflict(error)) throw error;
+        go();
         await cache.destroy(id);
       }
     }
+    go();
     // Lost every round to concurrent fills: at least drop whatever is there now.
     await cache.destroy(id);
     throw new Error(`could not place a tombstone after ${MAX_TOMBSTONE_ATTEMPTS} attempts; the entry was deleted instead`);
@@ -288,8 +298,15 @@ export function tieredStore(options: TieredStoreOptions): Store {
   let distrustUntil = -Infinity;
   /** The distrust left by failed invalidations alone. */
   let failedUntil = -Infinity;
-  /** Bulk cache phases still writing tombstones after their call resolved; close() waits for them. */
+  /** Bulk cache phases still writing tombstones after their call resolved (this process distrusts the cache meanwhile). */
   const background = new Set<Promise<void>>();
+  /**
+   * Every bulk cache phase not finished yet, from the moment it starts (also while its call still
+   * waits for it), with how many of its ids are not done: close() waits for them, within a bound.
+   */
+  const phases = new Map<Promise<void>, { ids: number; done: number }>();
+  /** Set by close() once it stopped waiting for the phases: they make no further cache call. */
+  let abandoning = false;
   function refreshDistrust(): void {
     distrustUntil = background.size > 0 ? Infinity : failedUntil;
   }
@@ -332,10 +349,19 @@ export function tieredStore(options: TieredStoreOptions): Store {
    * `onCacheError` is told once per call, of its first cache error. Never rejects.
    */
   async function bulkInvalidate(operation: TieredCacheOperation, ids: readonly string[], also?: () => Awaitable<unknown>): Promise<void> {
+    if (abandoning) {
+      // Started after close() gave up on the cache (a call still running at close): nothing to write to.
+      if (ids.length > 0 || also) report(abandonedError(ids.length), operation);
+      return;
+    }
+    const progress = { ids: ids.length, done: 0 };
+    const abandoned = (): boolean => abandoning;
     let reported = false;
     /** The cache failed: no further cache call. */
     let failing = false;
     const fail = (error: unknown, lost: boolean): void => {
+      // After close() gave up: it reported the phase once; the closed cache's answers are noise.
+      if (abandoning) return;
       if (!reported) {
         reported = true;
         report(error, operation);
@@ -347,24 +373,29 @@ export function tieredStore(options: TieredStoreOptions): Store {
     };
     const work = Promise.all([
       forEachLimit(ids, FAN_OUT, async (id) => {
-        if (failing) return;
         try {
-          await bounded(operation, () => placeTombstone(id));
-          return;
-        } catch (error) {
-          // A call past cacheTimeout: the cache is stalled, a delete would only wait as long.
-          fail(error, error instanceof StoreTimeoutError);
-        }
-        if (failing) return;
-        // A cache that answers but refuses writes (Redis at maxmemory with noeviction) still deletes.
-        try {
-          await bounded(operation, () => cache.destroy(id));
-        } catch (second) {
-          fail(second, true);
+          if (failing || abandoning) return;
+          try {
+            await bounded(operation, () => placeTombstone(id, abandoned));
+            return;
+          } catch (error) {
+            // A call past cacheTimeout: the cache is stalled, a delete would only wait as long.
+            fail(error, error instanceof StoreTimeoutError);
+          }
+          if (failing || abandoning) return;
+          // A cache that answers but refuses writes (Redis at maxmemory with noeviction) still deletes.
+          try {
+            await bounded(operation, () => cache.destroy(id));
+          } catch (second) {
+            fail(second, true);
+          }
+        } finally {
+          progress.done++;
         }
       }),
       also &&
         (async () => {
+          if (abandoning) return;
           try {
             await bounded(operation, also);
           } catch (error) {
@@ -372,6 +403,11 @@ export function tieredStore(options: TieredStoreOptions): Store {
           }
         })(),
     ]).then(() => {});
+    // Outstanding from now on, so a close() meanwhile waits for it (and bounds the wait).
+    const tracked: Promise<void> = work.finally(() => {
+      phases.delete(tracked);
+    });
+    phases.set(tracked, progress);
     if (cacheTimeout === Infinity) return work;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<boolean>((resolve) => {
@@ -387,6 +423,42 @@ export function tieredStore(options: TieredStoreOptions): Store {
     });
     background.add(rest);
     refreshDistrust();
+  }
+
+  function abandonedError(ids: number): Error {
+    return new Error(
+      `${name}: close() stopped waiting for destroyByUser tombstones after ${cacheTimeout} ms; ${ids} abandoned ` +
+        '(another process may serve those killed sessions from its cache until cacheTtl)',
+    );
+  }
+
+  /**
+   * For close(): waits for every bulk cache phase (including ones that start meanwhile) at most
+   * one `cacheTimeout` in all, then stops the ones left (no further cache call from them; calls
+   * in flight are left to settle, their outcome ignored) and reports them once.
+   */
+  async function settlePhases(): Promise<void> {
+    if (phases.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late =
+      cacheTimeout === Infinity
+        ? new Promise<never>(() => {})
+        : new Promise<'late'>((resolve) => {
+            timer = setTimeout(() => resolve('late'), cacheTimeout);
+          });
+    try {
+      while (phases.size > 0) {
+        const all = Promise.all(phases.keys()).then(() => 'done' as const);
+        if ((await Promise.race([all, late])) === 'late') break;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    if (phases.size === 0) return;
+    abandoning = true;
+    let left = 0;
+    for (const { ids, done } of phases.values()) left += ids - done;
+    report(abandonedError(left), 'destroyByUser');
   }
 
   async function cacheStep(operation: TieredCacheOperation, run: () => Promise<unknown>): Promise<void> {
@@ -622,8 +694,9 @@ export function tieredStore(options: TieredStoreOptions): Store {
     async close() {
       closed = true;
       cancelAbandonedWalk();
-      // Tombstones a bulk call left to finish in the background (each cache call bounded).
-      await Promise.all(background);
+      // Tombstones of bulk calls still being written (in the background, or by a call that is
+      // still waiting for them): at most one cacheTimeout more, then they are abandoned.
+      await settlePhases();
       if (!closeTiers) return;
       const results = await Promise.allSettled([cache.close(), durable.close()]);
       const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));

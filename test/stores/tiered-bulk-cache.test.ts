@@ -160,3 +160,86 @@ describe('tiered: destroyByUser with the cache stalled or down', () => {
     await sessions.close();
   });
 });
+
+describe('tiered: close() with destroyByUser tombstones still being written', () => {
+  /** A tiered store over a cache answering each call after 40 ms; counts cache calls issued after the cache tier closed. */
+  async function setupSlow(sessionsOfUser: number, cacheTimeout: number) {
+    const cache = switchableCache(memoryStore({ sweepInterval: 0 }));
+    const durable = memoryStore({ sweepInterval: 0 });
+    const errors: Array<[unknown, TieredCacheOperation]> = [];
+    const store = tieredStore({ cache: cache.store, durable, cacheTimeout, onCacheError: (error, operation) => errors.push([error, operation]) });
+    const records = Array.from({ length: sessionsOfUser }, () => makeRecord({ userId: 'frank' }));
+    for (const r of records) await store.create(r);
+    let callsAtTierClose: number | null = null;
+    const closeTier = cache.store.close.bind(cache.store);
+    cache.store.close = async () => {
+      callsAtTierClose = cache.calls;
+      await closeTier();
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    cache.mode = 'slow';
+    const tombstoned = async () => {
+      let n = 0;
+      for (const r of records) {
+        const entry = await cache.inner.get(r.id);
+        if (entry !== null && isTombstone(entry)) n++;
+      }
+      return n;
+    };
+    /** After close: no cache call issued once the cache tier closed, and no unhandled rejection. */
+    const settledAfterClose = async () => {
+      await sleep(300); // longer than any call in flight at close (40 ms) and than cacheTimeout
+      process.off('unhandledRejection', onUnhandled);
+      assert.notEqual(callsAtTierClose, null, 'the cache tier was closed');
+      assert.equal(cache.calls, callsAtTierClose, 'no cache call after the cache tier closed');
+      assert.deepEqual(unhandled, []);
+    };
+    return { errors, store, sessions: createSessions({ store, storeTimeout: 600 }), tombstoned, settledAfterClose, calls: () => cache.calls };
+  }
+
+  it('stops waiting for background tombstones after one cacheTimeout, reports them once, and closes the tiers', async () => {
+    // 400 tombstones, 16 at a time, 40 ms each: about 1 s, well past cacheTimeout (150) and storeTimeout (600).
+    const { errors, sessions, tombstoned, settledAfterClose } = await setupSlow(400, 150);
+    assert.equal(await sessions.killSessionsByUser('frank'), 400);
+    assert.equal(errors.length, 0, 'a slow cache: nothing reported by the call');
+    const started = performance.now();
+    await sessions.close(); // before: StoreTimeoutError (close waited for every tombstone)
+    const took = performance.now() - started;
+    assert.ok(took < 450, `close() took ${Math.round(took)} ms (cacheTimeout 150)`);
+    assert.ok((await tombstoned()) < 400, 'some tombstones were abandoned');
+    await settledAfterClose();
+    assert.equal(errors.length, 1, `reported once: ${errors.map(([e]) => String(e)).join('; ')}`);
+    assert.equal(errors[0]![1], 'destroyByUser');
+    assert.match(String((errors[0]![0] as Error).message), /abandoned/);
+  });
+
+  it('waits for a cache phase still inside its first cacheTimeout', async () => {
+    // 64 tombstones, 16 at a time: about 160 ms, within cacheTimeout (500).
+    const { errors, store, tombstoned, settledAfterClose, calls } = await setupSlow(64, 500);
+    const kill = store.destroyByUser('frank');
+    while (calls() === 0) await sleep(5); // the durable delete is done, the cache phase has started
+    await sleep(20);
+    await store.close(); // before: resolved at once, and the phase went on against the closed cache
+    assert.equal(await tombstoned(), 64, 'every tombstone written before the tiers closed');
+    assert.equal(await kill, 64);
+    await settledAfterClose();
+    assert.deepEqual(errors, []);
+  });
+
+  it('bounds a long cache phase still inside its first cacheTimeout by the same cacheTimeout', async () => {
+    const { errors, store, tombstoned, settledAfterClose, calls } = await setupSlow(400, 300);
+    const kill = store.destroyByUser('frank');
+    while (calls() === 0) await sleep(5);
+    const started = performance.now();
+    await store.close();
+    const took = performance.now() - started;
+    assert.ok(took < 550, `close() took ${Math.round(took)} ms (cacheTimeout 300)`);
+    assert.ok((await tombstoned()) < 400);
+    assert.equal(await kill, 400, 'the call itself still resolves with the durable count');
+    await settledAfterClose();
+    assert.equal(errors.length, 1, `reported once: ${errors.map(([e]) => String(e)).join('; ')}`);
+    assert.match(String((errors[0]![0] as Error).message), /abandoned/);
+  });
+});
