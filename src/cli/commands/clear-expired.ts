@@ -27,7 +27,13 @@ export const clearExpired: Command = {
     const { io, values, json } = context;
     const batchSize = integerOption(values, 'batch-size', { min: 1, max: 1_000_000 }, 1000);
     const maxBatches = integerOption(values, 'max-batches', { min: 1, max: Number.MAX_SAFE_INTEGER });
-    await withStore(context, {}, async (store, sessions, target) => {
+    if (context.target().kind === 'redis') {
+      // Nothing to sweep, so nothing to ask Redis: a cron job must not fail while Redis restarts.
+      if (json) printJson(io.stdout, { store: 'redis', deleted: 0, batches: 0, complete: true });
+      else io.stdout.write('nothing to clear: Redis deletes expired sessions by itself (native TTL)\n');
+      return;
+    }
+    await withStore(context, {}, async (store, sessions) => {
       const progress = progressLine(io.stderr);
       progress.update('clearing expired sessions…', true);
       const started = Date.now();
@@ -36,7 +42,7 @@ export const clearExpired: Command = {
         // A bar needs a total: counted only when someone watches (a terminal), never under cron,
         // and only as decoration: if counting fails, the sweep runs with a plain counter.
         const total =
-          progress.enabled && store.stats && target.kind !== 'redis'
+          progress.enabled && store.stats
             ? await store.stats(Date.now(), { topUsers: 0 }).then((s) => s.expired, () => null)
             : null;
         result = await sessions.clearExpired({
@@ -59,10 +65,6 @@ export const clearExpired: Command = {
       const complete = result.cursor === null;
       if (json) {
         printJson(io.stdout, { store: store.name, deleted: result.deleted, batches: result.batches, complete });
-        return;
-      }
-      if (target.kind === 'redis') {
-        io.stdout.write('nothing to clear: Redis deletes expired sessions by itself (native TTL)\n');
         return;
       }
       io.stdout.write(`deleted ${plural(result.deleted, 'expired session')} in ${plural(result.batches, 'batch', 'batches')}\n`);
