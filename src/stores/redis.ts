@@ -31,6 +31,7 @@ import { checkFactoryOptions } from '../core/known-options.js';
 import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
 import { failCommandsAfter } from './redis-deadlines.js';
+import { keySlot } from './redis-slot.js';
 import { warnIfEvicting } from './redis-eviction.js';
 import { tickBatcher } from './redis-tick-batch.js';
 import {
@@ -125,29 +126,6 @@ function parseClusterNodes(text: string): ClusterNodeLine[] {
     out.push(line);
   }
   return out;
-}
-
-/** CRC16 (XMODEM) table, the checksum Redis Cluster hashes keys with. */
-const CRC16_TABLE = (() => {
-  const table = new Uint16Array(256);
-  for (let i = 0; i < 256; i++) {
-    let crc = i << 8;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    table[i] = crc;
-  }
-  return table;
-})();
-
-/** The Cluster slot of `key` (its `{hash tag}` if it has a non-empty one), as `CLUSTER KEYSLOT` answers. */
-function keySlot(key: string): number {
-  const open = key.indexOf('{');
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) key = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(key)) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] as number);
-  return crc & 16383;
 }
 
 /** A master a walk must cover but could not reach (see clusterMap). */

@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc16 } from '../../src/stores/redis-slot.js';
 
 const run = promisify(execFile);
 
@@ -195,32 +196,6 @@ export async function startRedisCluster(options: { masters?: number; spares?: nu
     await stop();
     throw error;
   }
-}
-
-/** CRC16 (XMODEM), the checksum Redis Cluster hashes keys with. */
-const CRC16_TABLE = (() => {
-  const table = new Uint16Array(256);
-  for (let i = 0; i < 256; i++) {
-    let crc = i << 8;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    table[i] = crc;
-  }
-  return table;
-})();
-
-function crc16(crc: number, bytes: Uint8Array): number {
-  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] as number);
-  return crc;
-}
-
-/** The Cluster slot of `key` (its `{hash tag}` if it has a non-empty one), as `CLUSTER KEYSLOT` answers. */
-export function keySlot(key: string): number {
-  const open = key.indexOf('{');
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) key = key.slice(open + 1, close);
-  }
-  return crc16(0, Buffer.from(key)) & 16383;
 }
 
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
