@@ -54,7 +54,7 @@ import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import { attachSession, type ClientFacts, committedElsewhere, type NodeAdapterOptions } from './node.js';
-import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, ignoreStreamError, varyWithCookie, watchStream } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -356,13 +356,11 @@ function destroyStream(payload: unknown): void {
   const stream = payload as { pipe?: unknown; destroy?: () => void; on?: (event: 'error', listener: () => void) => unknown } | null;
   if (stream && typeof stream.pipe === 'function' && typeof stream.destroy === 'function') {
     // A file still opening fails after this (ENOENT): with no listener, that ends the process.
-    if (typeof stream.on === 'function') stream.on('error', ignoreError);
+    if (typeof stream.on === 'function') stream.on('error', ignoreStreamError);
     stream.destroy();
   }
   else if (payload instanceof ReadableStream) payload.cancel().catch(() => {});
 }
-
-function ignoreError(): void {}
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;

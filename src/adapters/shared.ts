@@ -179,7 +179,8 @@ export class StreamWatch {
   }
 }
 
-function ignoreStreamError(): void {}
+/** An 'error' listener that only keeps a destroyed stream's late failure from ending the process. */
+export function ignoreStreamError(): void {}
 
 /** A watch on `body` if it is a Node stream (what Fastify and Koa pipe), else null. */
 export function watchStream(body: unknown): StreamWatch | null {
