@@ -37,7 +37,8 @@ export type NodeResponse = ServerResponse | Http2ServerResponse;
 export interface NodeAdapterOptions<Req extends NodeRequest = IncomingMessage, Res extends NodeResponse = ServerResponse> {
   /**
    * Answers a request whose session failed (store down → 503, ended elsewhere → 409, a bug → 500).
-   * Default: a short plain-text answer. Also told when a commit fails once nothing can replace the
+   * Default: a short plain-text answer. It gets the response cleared (status 500, none of the
+   * failed answer's headers). Also told when a commit fails once nothing can replace the
    * response (its head had gone out, or Node's own `end` was sending its body): the connection is
    * closed by then (`res.destroyed`), whatever it writes is dropped; use that call to log. Told
    * too, after the fact, of an error the handler throws once it has ended its response: that
@@ -235,16 +236,20 @@ function header(req: NodeRequest, name: string): string | undefined {
 }
 
 function respondWithError(error: unknown, req: IncomingMessage, res: ServerResponse, options: NodeAdapterOptions): void {
+  // The failed answer's headers (its Content-Length, ETag, a cookie) must not frame the error
+  // answer, whoever writes it: a held Content-Length would cut a longer error body short or
+  // leave the client waiting for the rest of a shorter one.
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.statusCode = 500;
+  // The reason phrase is Node's for the status: one the app gave (maybe the invalid one that
+  // failed the replay) would go out with the error answer, or throw again.
+  if (!isHttp2(res)) res.statusMessage = '';
   if (options.onError) {
     options.onError(error, req, res);
     return;
   }
   const { status, body } = defaultFailure(error);
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.statusCode = status;
-  // The reason phrase is Node's for this status: one the app gave (maybe the invalid one that
-  // failed the replay) would go out with the error answer, or throw again.
-  if (!isHttp2(res)) res.statusMessage = '';
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
   res.setHeader('Cache-Control', 'no-store');
   res.end(body);

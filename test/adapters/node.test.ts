@@ -512,6 +512,48 @@ describe('node:http adapter specifics', () => {
     }
   });
 
+  it("gives onError a response without the failed answer's headers (its Content-Length would frame the error body)", async () => {
+    const inner = memoryStore({ sweepInterval: 0 });
+    const store: Store = { ...inner, create: () => Promise.reject(new Error('store down')) };
+    const sessions = createSessions({ store });
+    const seen: { status: number; headers: string[] }[] = [];
+    const bodies = ['a body longer than the error one', 'short'];
+    const app = await listen(
+      createServer(
+        withSessions(
+          sessions,
+          async (req, res) => {
+            (await getSession(req)).set('a', 1);
+            const body = bodies[Number(req.url?.slice(1))] ?? '';
+            res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(body), ETag: '"v1"' });
+            res.end(body);
+          },
+          {
+            onError: (_error, _req, res) => {
+              seen.push({ status: res.statusCode, headers: res.getHeaderNames() });
+              res.statusCode = 503;
+              res.end('service down, retry later');
+            },
+          },
+        ),
+      ),
+    );
+    try {
+      for (const path of ['/0', '/1']) {
+        const res = await fetch(app.url + path, { signal: AbortSignal.timeout(2000) });
+        assert.equal(res.status, 503);
+        assert.equal(await res.text(), 'service down, retry later');
+        assert.equal(res.headers.get('etag'), null);
+      }
+      assert.deepEqual(seen, [
+        { status: 500, headers: [] },
+        { status: 500, headers: [] },
+      ]);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("lets a piped body of small chunks through a wrapper that takes 'drain' listeners off res (compression's way)", async () => {
     /** What the compression middleware does: writes go through gzip, and 'drain' listeners are gzip's. */
     const gzipped = (res: ServerResponse): void => {
