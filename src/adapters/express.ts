@@ -54,7 +54,13 @@ declare global {
   }
 }
 
-export interface ExpressSessionsOptions extends NodeAdapterOptions {
+/**
+ * `Req` / `Res` are what `onError` receives: Express's own request and response at run time.
+ * Annotate its parameters (`(error, req: express.Request, res: express.Response) => …`) to use
+ * Express's methods there; coatcheck's types do not depend on `@types/express`.
+ */
+export interface ExpressSessionsOptions<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse>
+  extends NodeAdapterOptions<Req, Res> {
   /**
    * Load the session before calling `next()` when the request carries a session cookie, so
    * handlers can read `req.session` synchronously (express-session's model). A store failure
@@ -93,7 +99,11 @@ type NextFunction = (error?: unknown) => void;
  * });
  * ```
  */
-export function expressSessions<T extends SessionData = RegisteredData>(sessions: Sessions<T>, options: ExpressSessionsOptions = {}) {
+export function expressSessions<
+  T extends SessionData = RegisteredData,
+  Req extends IncomingMessage = IncomingMessage,
+  Res extends ServerResponse = ServerResponse,
+>(sessions: Sessions<T>, options: ExpressSessionsOptions<Req, Res> = {}) {
   if (!sessions || typeof sessions.open !== 'function') throw new ConfigError('expressSessions(sessions): pass the object createSessions() returned');
   checkAdapterOptions('expressSessions', options, { eager: 'boolean', shareShapes: 'boolean', onError: 'function' });
   const eager = options.eager ?? false;
@@ -134,7 +144,7 @@ export function expressSessions<T extends SessionData = RegisteredData>(sessions
     // and the IP only matters when a session is created, sealed or bound to it.
     let https: boolean | undefined;
     const httpsOnce = () => (https ??= httpsOf(request, trustProxy));
-    const session = attachSession(sessions, req, res, options, { https: httpsOnce, ip: () => ipOf(request, trustProxy) }) as unknown as Session<RegisteredData>;
+    const session = attachSession(sessions, req, res, options as NodeAdapterOptions, { https: httpsOnce, ip: () => ipOf(request, trustProxy) }) as unknown as Session<RegisteredData>;
     request.session = session;
 
     if (!eager || !carriesSessionCookie(sessions, httpsOnce(), req.headers.cookie)) {

@@ -44,7 +44,7 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest, RawServerBase } from 'fastify';
 import { runWithSession } from '../core/context.js';
 // CoatcheckSession: for the augmentation below, where a bare `Session` may name the framework's.
 import type { CommitResult, Session, Session as CoatcheckSession } from '../core/session.js';
@@ -63,6 +63,13 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * A Fastify request of any server kind (HTTP/1, HTTPS, HTTP/2) and any route types: the helpers
+ * read only what every one of them has.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyFastifyRequest = FastifyRequest<any, RawServerBase, any, any, any, any, any>;
+
 export interface FastifySessionsOptions {
   /** What `createSessions()` returned. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -77,7 +84,7 @@ export interface FastifySessionsOptions {
  * app.get('/me', async (request) => ({ user: (await getSession(request)).userId }));
  * ```
  */
-export function getSession<T extends SessionData = RegisteredData>(request: FastifyRequest): Promise<Session<T>> {
+export function getSession<T extends SessionData = RegisteredData>(request: AnyFastifyRequest): Promise<Session<T>> {
   const session = request?.session as unknown as Session<T> | null | undefined;
   // A route outside the context the plugin was registered in (a child instance): say so
   // rather than fail on `undefined.load`.
@@ -100,7 +107,7 @@ export function getSession<T extends SessionData = RegisteredData>(request: Fast
  * });
  * ```
  */
-export function csrfRequest(request: FastifyRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+export function csrfRequest(request: AnyFastifyRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;
   const lookup = (name: string) => single(request.headers[name]);
   const https = request.protocol === 'https' || isHttps(false, lookup('x-forwarded-proto'), trustProxy);

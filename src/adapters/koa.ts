@@ -46,8 +46,10 @@ import { discardBody } from './fetch.js';
 import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
 import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream } from './shared.js';
 
+// On ExtendableContext, which every Koa context type includes: on DefaultContext it would be
+// missing from the contexts of apps that give Koa a context type of their own.
 declare module 'koa' {
-  interface DefaultContext {
+  interface ExtendableContext {
     /** The request's coatcheck session (lazy: `await ctx.session.load()` before reading it). */
     session: CoatcheckSession<RegisteredData>;
   }

@@ -50,7 +50,8 @@ export interface Sessions<T extends SessionData = RegisteredData> {
   open(request: RequestInfo | (() => RequestInfo), onActivate?: () => void): Session<T>;
   /**
    * ViUR's `killSessionByUser`: a user id ends that user's sessions, `'__guest__'` ends every
-   * session without a user, `undefined` ends every session. Resolves to the number of records
+   * session without a user, no argument at all ends every session (an explicit `undefined`, an
+   * unset variable say, is refused: it would sign everyone out). Resolves to the number of records
    * deleted (for everyone: rotation forwarders and cycled records still in their minute
    * included). Emits one `killed` event (not a `destroyed` per session: the store deletes them in
    * bulk). A user's sessions are deleted in two passes, so a session a parallel rotation creates
@@ -58,7 +59,8 @@ export interface Sessions<T extends SessionData = RegisteredData> {
    * On the cookie store (with `revocations`) it resolves 0, as no record exists to delete: every
    * cookie of that user is void all the same (the `killed` event says `deleted: null`).
    */
-  killSessionsByUser(user?: string): Promise<number>;
+  killSessionsByUser(): Promise<number>;
+  killSessionsByUser(user: string): Promise<number>;
   /**
    * A user's live sessions ("your devices"), oldest first, without data: handles, never tokens.
    * Pass the current session's handle to have it marked `current: true`. A session rotated within
@@ -217,7 +219,13 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     open(request, onActivate) {
       return new Session<T>(engine, request, onActivate);
     },
-    async killSessionsByUser(user) {
+    async killSessionsByUser(...args: [user?: string]) {
+      // Only a call without an argument ends every session: an argument that happens to be
+      // undefined (a missing form field or variable) is a mistake one step from signing everyone out.
+      if (args.length > 0 && args[0] === undefined) {
+        throw new ConfigError('killSessionsByUser(undefined): pass a user id, or call killSessionsByUser() with no argument to end every session');
+      }
+      const user = args[0];
       if (client) {
         if (user === undefined || user === GUEST_USER || !client.revokeUser) {
           serverOnly(user === undefined ? 'killing every session' : user === GUEST_USER ? 'killing guest sessions' : 'killing a user\'s sessions without `revocations`');

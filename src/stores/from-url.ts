@@ -251,10 +251,15 @@ export function parseStoreUrl(url: string): StoreUrl {
 /**
  * Opens the store a URL names (see the table above). The store opens its own connection or file,
  * and creates or migrates its table as it does by default.
- * @throws {ConfigError} for a URL {@link parseStoreUrl} refuses, options the store refuses, or a
+ * @throws {ConfigError} for a missing URL (`undefined`), a URL {@link parseStoreUrl} refuses, options the store refuses, or a
  * missing client library (`pg`, `ioredis`: optional peer dependencies), naming the package to install.
  */
-export async function storeFromUrl(url: string = DEFAULT_STORE_URL, options: StoreFromUrlOptions = {}): Promise<AnyStore> {
+export async function storeFromUrl(url: string, options: StoreFromUrlOptions = {}): Promise<AnyStore> {
+  // No default: an unset variable (`storeFromUrl(process.env.SESSION_STORE)`) would otherwise
+  // give every instance of a deployment a local SQLite file of its own, without a word.
+  if (url === undefined) {
+    throw new ConfigError(`storeFromUrl(url): the URL is missing (an unset environment variable?); pass one, e.g. ${JSON.stringify(DEFAULT_STORE_URL)}`);
+  }
   checkFactoryOptions('storeFromUrl', options, FROM_URL_OPTIONS, { usage: "storeFromUrl(url) or storeFromUrl('cookie:', { secrets: [secret] })", hints: { secret: 'use secrets: [secret]' } });
   const target = parseStoreUrl(url);
   switch (target.kind) {

@@ -120,6 +120,13 @@ describe('events and metrics', () => {
     assert.equal(await sessions.revokeUser('bob', { except: [handles[2]!] }), 2);
     assert.equal(await sessions.killSessionsByUser('alice'), 1);
     assert.equal(await sessions.killSessionsByUser('__guest__'), 1);
+    // An argument that happens to be undefined (an unset variable) is refused, not read as "everyone".
+    const unset: string | undefined = process.env.COATCHECK_TEST_NO_SUCH_VARIABLE;
+    await assert.rejects((sessions.killSessionsByUser as (user?: string) => Promise<number>)(unset), {
+      code: 'ERR_CONFIG',
+      message: /killSessionsByUser\(undefined\).*no argument/,
+    });
+    assert.equal((await sessions.listByUser('bob')).length, 1, 'nothing was ended');
     assert.equal(await sessions.killSessionsByUser(), 1);
     assert.deepEqual(events, [
       { destroyed: 'alice', reason: 'revoked' },

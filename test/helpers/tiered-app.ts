@@ -32,7 +32,8 @@ const server = createServer(
       res.end(JSON.stringify(body));
     };
     if (url.pathname === '/kill') {
-      reply({ killed: await sessions.killSessionsByUser(url.searchParams.get('user') ?? undefined) });
+      const user = url.searchParams.get('user');
+      reply({ killed: await (user === null ? sessions.killSessionsByUser() : sessions.killSessionsByUser(user)) });
       return;
     }
     const session = await getSession(req);

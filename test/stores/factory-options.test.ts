@@ -95,6 +95,15 @@ describe('store factories refuse unknown option names', () => {
     await assert.rejects(storeFromUrl('memory:', 'x' as never), /storeFromUrl: options must be an object, got a string/);
   });
 
+  it('storeFromUrl refuses a missing URL instead of opening a local SQLite file (an unset variable in a deployment)', async () => {
+    const unset: string | undefined = process.env.COATCHECK_TEST_NO_SUCH_VARIABLE;
+    await assert.rejects(storeFromUrl(unset as string), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /storeFromUrl\(url\): the URL is missing .*sqlite:\.\/data\/sessions\.db/);
+      return true;
+    });
+  });
+
   it('an option present with the value undefined is accepted where the factory takes it (exactOptionalPropertyTypes, values from the environment)', async () => {
     const env: Record<string, string | undefined> = {};
     const stores: Store[] = [

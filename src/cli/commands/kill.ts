@@ -55,7 +55,7 @@ export const kill: Command = {
           throw new CliError('aborted: nothing was deleted');
         }
       }
-      const killed = await sessions.killSessionsByUser(values.all ? undefined : values.guests ? GUEST_USER : user);
+      const killed = await (values.all ? sessions.killSessionsByUser() : sessions.killSessionsByUser(values.guests ? GUEST_USER : (user as string)));
       const scope = values.all ? 'all' : values.guests ? 'guests' : 'user';
       if (json) {
         printJson(io.stdout, { store: store.name, scope, ...(scope === 'user' && { user }), killed });
