@@ -48,7 +48,9 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 
 /** Fixed, public HKDF salt: separates coatcheck's derivations from any other use of the same secret. */
 const HKDF_SALT = Buffer.from('coatcheck/hkdf-salt/v1', 'utf8');
-const KEY_ID_INFO = 'coatcheck/key-id/v1';
+/** HKDF info labels under this prefix derive key ids, which travel in every token: never a purpose. */
+const RESERVED_PURPOSE_PREFIX = 'coatcheck/key-id/';
+const KEY_ID_INFO = `${RESERVED_PURPOSE_PREFIX}v1`;
 
 /** Bytes of every derived key: AES-256 and HMAC-SHA256 both want 32. */
 export const DERIVED_KEY_BYTES = 32;
@@ -163,7 +165,7 @@ function secretBytes(raw: unknown, where: string): Buffer {
         '(use 32 random bytes, e.g. crypto.randomBytes(32).toString("base64url"))',
     );
   }
-  const pattern = placeholderPattern(bytes);
+  const pattern = placeholderPattern(bytes, typeof raw === 'string' ? raw : undefined);
   if (pattern !== null) {
     throw new ConfigError(
       `${where} is ${pattern}: a placeholder, not a secret (every cookie carries a key id derived from the secret, so a guessable one can be tested offline); ` +
@@ -173,18 +175,47 @@ function secretBytes(raw: unknown, where: string): Buffer {
   return bytes;
 }
 
+/** Longest run {@link placeholderPattern} looks for when it is repeated only nearly exactly. */
+const NEAR_REPEAT_MAX_PERIOD = 16;
+
 /**
- * Why `bytes` cannot be a random secret, or null. Deliberately narrow (a passphrase of words
- * passes): fewer than 5 different bytes, or one short run repeated ('x' * 32, 'password' * 4).
- * Random secrets never trip it in practice, 32 random decimal digits included (under 1e-10).
+ * Why a secret cannot be random, or null. Deliberately narrow (a passphrase of words passes):
+ *
+ * - fewer than 5 different bytes;
+ * - one run repeated exactly ('x' * 32, 'password' * 4);
+ * - a run of at most 16 characters repeated at least twice over 90 % or more of the secret
+ *   ('password' * 4 + '!', '0123456789abcdef' * 2, 'keyboard cat' * 3);
+ * - one character making up half of it or more ('a' * 28 + 'bcde').
+ *
+ * The last two count characters (code points) of a string secret, so a passphrase in a script
+ * whose letters share a UTF-8 lead byte is not "mostly one byte"; bytes of a Uint8Array secret.
+ * Random secrets never trip them in practice: hex or base64 of 32 random bytes below 1e-20; 32
+ * random decimal digits about 1e-7 (one digit 16 times or more).
  */
-function placeholderPattern(bytes: Buffer): string | null {
+function placeholderPattern(bytes: Buffer, text?: string): string | null {
   const distinct = new Set(bytes).size;
   if (distinct < 5) return `made of only ${distinct} different character${distinct === 1 ? '' : 's'}`;
   for (let period = 1; period * 3 <= bytes.length; period++) {
     let repeats = true;
     for (let i = period; i < bytes.length && repeats; i++) repeats = bytes[i] === bytes[i - period];
     if (repeats) return `a run of ${period} characters repeated`;
+  }
+  const units: ArrayLike<number> = text === undefined ? bytes : Array.from(text, (char) => char.codePointAt(0) as number);
+  const length = units.length;
+  const counts = new Map<number, number>();
+  let most = 0;
+  for (let i = 0; i < length; i++) {
+    const count = (counts.get(units[i] as number) ?? 0) + 1;
+    counts.set(units[i] as number, count);
+    if (count > most) most = count;
+  }
+  if (most * 2 >= length) return `mostly one character (${most} of ${length})`;
+  for (let period = 1; period <= NEAR_REPEAT_MAX_PERIOD && period * 2 <= length; period++) {
+    // Covered: the first run, and every later character equal to the one a period before it.
+    let covered = period;
+    for (let i = period; i < length; i++) if (units[i] === units[i - period]) covered++;
+    if (covered * 10 < length * 9) continue;
+    return covered === length ? `a run of ${period} characters repeated` : `almost entirely a run of ${period} characters repeated (${covered} of ${length})`;
   }
   return null;
 }
@@ -199,10 +230,18 @@ export function isKeyRing(value: unknown): value is KeyRing {
   return typeof value === 'object' && value !== null && states.has(value as KeyRing);
 }
 
-/** Throws {@link ConfigError} unless `purpose` is a valid purpose label. */
+/**
+ * Throws {@link ConfigError} unless `purpose` is a valid purpose label: 1-128 printable ASCII
+ * characters without spaces, not starting with `coatcheck/key-id/` (reserved for key ids).
+ */
 export function assertPurpose(purpose: unknown): asserts purpose is string {
   if (typeof purpose !== 'string' || !PURPOSE_SHAPE.test(purpose)) {
     throw new ConfigError('purpose must be 1-128 printable ASCII characters without spaces, e.g. "coatcheck/csrf/v1"');
+  }
+  // Key ids are HKDF outputs of the same secret and salt: a purpose with the key-id label would be
+  // a key whose first 48 bits every cookie prints.
+  if (purpose.startsWith(RESERVED_PURPOSE_PREFIX)) {
+    throw new ConfigError(`purpose ${JSON.stringify(purpose)} is reserved: labels starting with "${RESERVED_PURPOSE_PREFIX}" derive the public key ids`);
   }
 }
 

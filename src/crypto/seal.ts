@@ -40,6 +40,7 @@
  * ```
  */
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import * as v8 from 'node:v8';
 import { ConfigError, SessionTooLargeError } from '../errors.js';
 import { derivedKey, isKeyRing, type KeyRing } from './keyring.js';
 
@@ -169,6 +170,20 @@ export function unseal(ring: KeyRing, purpose: string, token: unknown, aad?: str
 /** Random IVs are drawn from a pooled CSPRNG buffer: one randomFillSync per 256 tokens, not one per token. */
 const IV_POOL = Buffer.allocUnsafe(IV_BYTES * 256);
 let ivOffset = IV_POOL.length;
+
+/**
+ * Empties the IV pool, so the next seal refills it from the CSPRNG. A startup snapshot
+ * (`node --build-snapshot`) copies this module's state into the blob: a pool filled while the
+ * snapshot was built would hand every process started from it the same IVs (with AES-GCM, the
+ * same keystream, and the authentication key given away). Each such process empties it first.
+ */
+function discardIvPool(): void {
+  IV_POOL.fill(0);
+  ivOffset = IV_POOL.length;
+}
+
+// Optional chaining: other runtimes' node:v8 may lack startupSnapshot.
+if (v8.startupSnapshot?.isBuildingSnapshot?.()) v8.startupSnapshot.addDeserializeCallback(discardIvPool);
 
 function nextIv(): Buffer {
   if (ivOffset === IV_POOL.length) {

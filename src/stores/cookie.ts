@@ -20,12 +20,19 @@ import { seal, unseal } from '../crypto/seal.js';
 import { ConfigError, StoreConflictError } from '../errors.js';
 import { parseJsonObject } from '../core/json.js';
 import { checkFactoryOptions } from '../core/known-options.js';
+import { MAX_DURATION_SECONDS } from '../core/options.js';
 import type { JsonValue } from '../types.js';
 import type { ClientStore, SessionRecord, Store } from './types.js';
 
 const PURPOSE = 'coatcheck/cookie-store/v1';
-/** How long a watermark is kept: longer than any absolute timeout people configure. */
-const WATERMARK_TTL = 400 * 86_400_000;
+/**
+ * How long a watermark is kept: the longest session lifetime coatcheck allows (100 years). It
+ * voids the cookies created at or before its time, and each of those dies at the latest its
+ * `absoluteTimeout` after its creation, which is at most this long: so the watermark outlives
+ * every cookie it revokes, whatever timeout the engine uses (a store is not told it). The cost
+ * is one small record per revoked user (each raise replaces the last), kept that long.
+ */
+const WATERMARK_TTL = MAX_DURATION_SECONDS * 1000;
 
 export interface CookieStoreOptions {
   /** Secrets (each ≥ 32 bytes), newest first, or a key ring from `coatcheck/crypto`. */

@@ -51,6 +51,15 @@ describe('createKeyRing: setup validation', () => {
       ['aaaaaaaabbbbbbbbccccccccdddddddd', /only 4 different characters/],
       ['abcdefgh'.repeat(4), /a run of 8 characters repeated/],
       ['changeme-'.repeat(4), /a run of 9 characters repeated/],
+      // Nearly a repeat: one character more, a run repeated only twice, one character dominating.
+      ['password'.repeat(4) + '!', /almost entirely a run of 8 characters repeated \(32 of 33\)/],
+      ['!' + 'password'.repeat(4), /almost entirely a run of 8 characters repeated/],
+      ['0123456789abcdef'.repeat(2), /a run of 16 characters repeated/],
+      ['keyboard cat keyboard cat keyboard cat', /a run of 13 characters repeated/],
+      ['my-secret-key-'.repeat(2) + 'my-secret-kez', /almost entirely a run of 14 characters repeated \(40 of 41\)/],
+      ['a'.repeat(28) + 'bcde', /mostly one character \(28 of 32\)/],
+      ['x'.repeat(16) + 'abcdefghijklmnop', /mostly one character \(16 of 32\)/],
+      ['secret' + '0'.repeat(30), /mostly one character \(30 of 36\)/],
     ] as const) {
       assert.throws(() => createKeyRing([secret]), isConfigError(why), secret);
       assert.throws(() => createKeyRing([A, { id: 'old', secret }]), isConfigError(/secrets\[1\]\.secret is .*coatcheck keygen/), secret);
@@ -62,8 +71,32 @@ describe('createKeyRing: setup validation', () => {
       assert.doesNotThrow(() => createKeyRing([{ id: 'bytes', secret: bytes }, bytes.toString('hex'), bytes.toString('base64url')]));
     }
     assert.doesNotThrow(() => createKeyRing(['correct horse battery staple, twice']));
-    // Decimal digits: 10 values only, so "few different bytes" must stay well below that.
-    for (let i = 0; i < 2000; i++) assert.doesNotThrow(() => createKeyRing([Array.from(crypto.randomBytes(32), (b) => String(b % 10)).join('')]));
+    // Characters, not bytes: Greek letters share their UTF-8 lead byte, and are no placeholder.
+    assert.doesNotThrow(() => createKeyRing(['καλημέρα κόσμε, πάλι καλημέρα']));
+    assert.throws(() => createKeyRing(['αβγδεζηθικλμνξο'.repeat(2)]), isConfigError(/a run of 15 characters repeated/));
+    // Decimal digits: 10 values only, so "few different bytes" must stay well below that. One
+    // digit filling half of 32 (about 1e-7 per secret) is the one rule random digits can meet.
+    for (let i = 0; i < 2000; i++) {
+      const digits = Array.from(crypto.randomBytes(32), (b) => String(b % 10)).join('');
+      const most = Math.max(...Array.from('0123456789', (d) => digits.split(d).length - 1));
+      if (most < 16) assert.doesNotThrow(() => createKeyRing([digits]), digits);
+      else assert.throws(() => createKeyRing([digits]), isConfigError(/mostly one character/));
+    }
+  });
+
+  it('never refuses a random secret: 10 000 each of hex (64), base64 (44, as openssl rand -base64 32) and base64url (43)', () => {
+    const refused: string[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const bytes = crypto.randomBytes(32);
+      for (const secret of [bytes.toString('hex'), bytes.toString('base64'), bytes.toString('base64url')]) {
+        try {
+          createKeyRing([secret]);
+        } catch {
+          refused.push(secret);
+        }
+      }
+    }
+    assert.deepEqual(refused, []);
   });
 
   it('measures string secrets in UTF-8 bytes, not characters', () => {
@@ -179,6 +212,20 @@ describe('per-purpose key derivation', () => {
     }
     assert.throws(() => deriveKey({ ids: ['k'], currentId: 'k' }, PURPOSE), isConfigError(/key ring/));
     assert.throws(() => deriveKey(null as unknown as ReturnType<typeof createKeyRing>, PURPOSE), isConfigError(/key ring/));
+  });
+
+  it('refuses purposes under coatcheck/key-id/: the key id is derived with that label and printed in every token', () => {
+    const ring = createKeyRing([A]);
+    // The public key id is the first 6 bytes of HKDF(secret, salt, 'coatcheck/key-id/v1').
+    const idBytes = crypto.hkdfSync('sha256', Buffer.from(A), 'coatcheck/hkdf-salt/v1', 'coatcheck/key-id/v1', 6);
+    assert.equal(ring.currentId, Buffer.from(idBytes).toString('base64url'));
+    for (const purpose of ['coatcheck/key-id/v1', 'coatcheck/key-id/v2', 'coatcheck/key-id/']) {
+      assert.throws(() => deriveKey(ring, purpose), isConfigError(/reserved/), purpose);
+      assert.throws(() => derivedKey(ring, purpose), isConfigError(/reserved/), purpose);
+    }
+    // Neighbours stay usable.
+    assert.ok(deriveKey(ring, 'coatcheck/key-ids/v1'));
+    assert.ok(deriveKey(ring, 'myapp/coatcheck/key-id/v1'));
   });
 
   it('caches per (key id, purpose): HKDF runs once per pair, then never again', () => {

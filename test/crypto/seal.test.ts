@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it, mock } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError, SessionTooLargeError } from '../../src/errors.js';
 import { createKeyRing, type KeyRing } from '../../src/crypto/keyring.js';
 import { MAX_SEALED_LENGTH, seal, unseal } from '../../src/crypto/seal.js';
 
-const NEW = { id: 'new', secret: 'n'.repeat(16) + 'new-secret-bytes' };
-const OLD = { id: 'old', secret: 'o'.repeat(16) + 'old-secret-bytes' };
+const NEW = { id: 'new', secret: 'new-secret-bytes-for-seal-tests!' };
+const OLD = { id: 'old', secret: 'old-secret-bytes-for-seal-tests!' };
 const ring = createKeyRing([NEW, OLD]);
 const P = 'coatcheck/cookie-store/v1';
 const AAD = '__Host-sid';
@@ -62,6 +67,53 @@ describe('seal/unseal round trip', () => {
     assert.equal(tokens.size, 1000);
     const ivs = new Set([...tokens].map((t) => parts(t).body.subarray(0, 12).toString('hex')));
     assert.equal(ivs.size, 1000);
+  });
+
+  it('IVs come from a pool: one randomFillSync per 256 tokens, not one per token', () => {
+    const fill = mock.method(crypto, 'randomFillSync');
+    syncBuiltinESMExports();
+    try {
+      for (let i = 0; i < 512; i++) seal(ring, P, 'x', AAD);
+      // 512 tokens span two or three fills, depending on where the pool stood.
+      assert.ok(fill.mock.callCount() >= 2 && fill.mock.callCount() <= 3, `randomFillSync ran ${fill.mock.callCount()} times`);
+    } finally {
+      fill.mock.restore();
+      syncBuiltinESMExports();
+    }
+  });
+
+  it('a startup snapshot built after sealing does not hand its IV pool to the processes started from it', () => {
+    // The app seals once while `node --build-snapshot` runs (a warm-up); the blob then holds the
+    // filled pool. Each process started from the blob must still draw fresh IVs.
+    const dir = mkdtempSync(join(tmpdir(), 'coatcheck-snapshot-'));
+    try {
+      const secret = 'Xq3v9LmP2rT8wK5nB7cY1hJ4fD6gS0aZ';
+      const crypt = fileURLToPath(new URL('../../src/crypto/index.ts', import.meta.url));
+      writeFileSync(
+        join(dir, 'entry.ts'),
+        [
+          `import { createKeyRing, seal } from ${JSON.stringify(crypt)};`,
+          `import * as v8 from 'node:v8';`,
+          `const ring = createKeyRing([${JSON.stringify(secret)}]);`,
+          `seal(ring, ${JSON.stringify(P)}, 'warm-up', ${JSON.stringify(AAD)});`,
+          `v8.startupSnapshot.setDeserializeMainFunction(() => {`,
+          `  console.log(seal(ring, ${JSON.stringify(P)}, 'from ' + process.pid, ${JSON.stringify(AAD)}));`,
+          `});`,
+        ].join('\n'),
+      );
+      const esbuild = fileURLToPath(new URL('../../node_modules/.bin/esbuild', import.meta.url));
+      const env = { ...process.env, NODE_OPTIONS: '' };
+      execFileSync(esbuild, [join(dir, 'entry.ts'), '--bundle', '--platform=node', '--format=cjs', `--outfile=${join(dir, 'bundle.cjs')}`, '--log-level=warning'], { env });
+      const blob = join(dir, 'snap.blob');
+      execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', join(dir, 'bundle.cjs')], { env, cwd: dir });
+      const tokens = Array.from({ length: 3 }, () => execFileSync(process.execPath, ['--snapshot-blob', blob], { env, cwd: dir, encoding: 'utf8' }).trim());
+      const sameSecret = createKeyRing([secret]);
+      for (const token of tokens) assert.match(unseal(sameSecret, P, token, AAD)?.plaintext.toString('utf8') ?? '', /^from \d+$/);
+      const ivs = tokens.map((token) => parts(token).body.subarray(0, 12).toString('hex'));
+      assert.equal(new Set(ivs).size, 3, `IVs repeated across processes: ${ivs.join(' ')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the plaintext does not appear in the token', () => {
@@ -311,7 +363,7 @@ describe('misuse throws ConfigError (programming errors, not client input)', () 
   });
 
   it('an invalid purpose, even when the token is junk', () => {
-    for (const purpose of ['', 'two words', undefined]) {
+    for (const purpose of ['', 'two words', undefined, 'coatcheck/key-id/v1']) {
       assert.throws(() => seal(ring, purpose as string, 'x'), isConfigError(/purpose/));
       assert.throws(() => unseal(ring, purpose as string, 'junk'), isConfigError(/purpose/));
     }

@@ -7,6 +7,8 @@ import { cookieStore } from '../../src/stores/cookie.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { setup } from '../helpers/harness.js';
+import { ManualClock } from '../helpers/clock.js';
+import { MAX_DURATION_SECONDS } from '../../src/core/options.js';
 
 /** Where the cookie store keeps a user's watermark in its revocation store (see cookie.ts). */
 const watermarkId = (userId: string) => createHash('sha256').update('coatcheck-watermark\0').update(userId).digest('base64url');
@@ -99,6 +101,52 @@ describe('cookie store (stateless, sealed with AES-256-GCM)', () => {
     clock.advance(1);
     await visit((s) => s.login('bob'), { browser: phone });
     assert.equal((await visit((s) => s.userId, { browser: phone })).value, 'bob', 'a new login after the kill works');
+  });
+
+  it('with revocations, a logged-out copy stays refused for as long as it could live: past 400 days, up to absoluteTimeout', async () => {
+    const DAY = 86_400;
+    const clock = new ManualClock();
+    // The memory store as revocation store, its background sweep running (fast), on the app's clock.
+    const revocations = memoryStore({ clock, sweepInterval: 5 });
+    try {
+      const lifetime = MAX_DURATION_SECONDS; // the longest absoluteTimeout allowed: 100 years
+      const { visit, jar } = setup({ store: cookieStore({ secrets: [NEW], revocations }), clock, idleTimeout: lifetime, absoluteTimeout: lifetime });
+      await visit(async (s) => {
+        await s.login('alice');
+        s.setExpiry(new Date(clock.now() + 730 * DAY * 1000)); // "remember me" for two years
+      });
+      const stolen = jar.get('sid')!;
+      clock.advance(1);
+      await visit((s) => s.logout());
+      const replay = async () => {
+        const thief = new CookieJar();
+        thief.apply([`sid=${stolen}`]);
+        return (await visit((s) => s.userId, { browser: thief })).value;
+      };
+      const sweep = async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20)); // the background sweep's turn
+        await revocations.deleteExpired({ before: clock.now(), limit: 1000 }); // and surely one
+      };
+      assert.equal(await replay(), null, 'right after logout');
+      for (const [days, label] of [[399, '399 days'], [2, '401 days'], [328, '729 days']] as const) {
+        clock.advance(days * DAY);
+        await sweep();
+        assert.equal(await replay(), null, `replay after ${label}`);
+      }
+      // Without the "remember me", the same cookie could live the whole absoluteTimeout.
+      const forever = new CookieJar();
+      await visit((s) => s.login('bob'), { browser: forever });
+      const copy = forever.get('sid')!;
+      clock.advance(1);
+      await visit((s) => s.logout(), { browser: forever });
+      clock.advance(lifetime - 2 * DAY);
+      await sweep();
+      const thief = new CookieJar();
+      thief.apply([`sid=${copy}`]);
+      assert.equal((await visit((s) => s.userId, { browser: thief })).value, null, 'replay just before its absolute timeout');
+    } finally {
+      await revocations.close();
+    }
   });
 
   it('with revocations, flush/destroy and reset of a signed-in session void its copies as logout does; login does not', async () => {
