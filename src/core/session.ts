@@ -99,6 +99,8 @@ const META_ROTATED_AT = 'rotatedAt';
 const META_AUTH_AT = 'authAt';
 const META_REQUESTS = 'requests';
 const DEFAULT_GRACE = 30;
+/** How far this clock may run behind a record's last write before a touch resets its times (ms). */
+const MAX_CLOCK_LAG_MS = 1000;
 /** Queued flash messages kept per session; older ones are dropped. */
 const MAX_FLASHES = 100;
 /** A sealed cookie value (`v1.<keyId>.<base64url>`), before decryption. */
@@ -886,14 +888,28 @@ export class Session<T extends SessionData = RegisteredData> {
     if (limit === null) return;
     const now = this.#engine.options.clock.now();
     const mine = this.#stored ? this.#id : null;
-    const live = (await this.#engine.call('listByUser', (store) => store.listByUser(userId))).filter(
+    let live = (await this.#engine.call('listByUser', (store) => store.listByUser(userId))).filter(
       (s) => s.expiresAt > now && s.id !== mine,
     );
-    const excess = live.length - limit.limit + 1;
+    let excess = live.length - limit.limit + 1;
+    if (excess <= 0) return;
+    // Over the limit by the stored deadlines: judge each by the current settings before refusing or
+    // evicting (a deadline written under a longer, older timeout keeps a dead session listed).
+    live = await this.#servedNow(live, now);
+    excess = live.length - limit.limit + 1;
     if (excess <= 0) return;
     if (limit.strategy === 'refuse-new') throw new TooManySessionsError(limit.limit);
     // Claimed, then deleted (endChain): a device rotating meanwhile is evicted with its new id.
     for (const oldest of live.slice(0, excess)) await this.#destroyChain(oldest.id, null, userId, 'evicted');
+  }
+
+  /** Of listed sessions, those a request would be served now (read in parallel, one get each). */
+  async #servedNow<S extends { id: string }>(listed: S[], now: number): Promise<S[]> {
+    const records = await Promise.all(listed.map((listedSession) => this.#getOrNull(listedSession.id)));
+    return listed.filter((_, i) => {
+      const record = records[i];
+      return record !== null && record !== undefined && this.#expiryReason(record, now) === null;
+    });
   }
 
   /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
@@ -1016,28 +1032,35 @@ export class Session<T extends SessionData = RegisteredData> {
   getExpiryAge(): number {
     this.#ready();
     const now = this.#engine.options.clock.now();
-    return Math.max(0, Math.round((this.#expiresAt(this.#idleStart(now)) - now) / 1000));
+    // Whole seconds left, rounded down as the cookie's Max-Age is (and Django's age is).
+    return Math.max(0, Math.floor((this.#deadline(now) - now) / 1000));
   }
 
   /** When the session expires if this request is its last (see `getExpiryAge`). */
   getExpiryDate(): Date {
     this.#ready();
-    const now = this.#engine.options.clock.now();
-    return new Date(this.#expiresAt(this.#idleStart(now)));
+    return new Date(this.#deadline(this.#engine.options.clock.now()));
   }
 
-  /** Where the idle timer would start if this request committed now: only a write restarts it. */
-  #idleStart(now: number): number {
-    if (!this.#stored || this.#forceSave || this.#rotateRequested || this.#userId !== this.#userIdBaseline || this.#touchDue(now)) return now;
+  /**
+   * The expiry the session has if this request commits now. Without a write the stored deadline
+   * binds as well: one written under an older, shorter timeout, or a rotated record's grace window.
+   */
+  #deadline(now: number): number {
+    return this.#commitWrites(now) ? this.#expiresAt(now) : Math.min(this.#expiresAt(this.#lastSeenAt), this.#storedExpiresAt);
+  }
+
+  /** Whether committing now would write the record (and so restart the idle timer). */
+  #commitWrites(now: number): boolean {
+    if (!this.#stored || this.#forceSave || this.#rotateRequested || this.#userId !== this.#userIdBaseline || this.#touchDue(now)) return true;
     // Rotation writes too: counting requests on every one, or once `afterSeconds` has passed.
     const rotation = this.#engine.options.rotation;
-    if (rotation !== null && (rotation.afterRequests !== null || this.#rotationTimeDue(now))) return now;
+    if (rotation !== null && (rotation.afterRequests !== null || this.#rotationTimeDue(now))) return true;
     try {
-      if (this.#diff(this.#data, this.#snapshot, false).changes !== null || this.#diff(this.#meta, this.#metaSnapshot, false).changes !== null) return now;
+      return this.#diff(this.#data, this.#snapshot, false).changes !== null || this.#diff(this.#meta, this.#metaSnapshot, false).changes !== null;
     } catch {
-      return now; // a value that cannot be serialized: the commit will fail, not keep the old expiry
+      return true; // a value that cannot be serialized: the commit will fail, not keep the old expiry
     }
-    return this.#lastSeenAt;
   }
 
   /** True when the cookie lasts only until the browser closes. */
@@ -1072,8 +1095,19 @@ export class Session<T extends SessionData = RegisteredData> {
     const expiry = this.#meta.get(META_EXPIRY);
     if (typeof expiry === 'number' && expiry > 0) interval = Math.min(interval, (expiry * 1000) / 2);
     if (now - this.#lastSeenAt >= interval) return true;
+    if (this.#clockBehind(now)) return true;
     const stored = this.#storedExpiresAt;
     return stored < now + interval && stored < this.#expiresAt(this.#lastSeenAt);
+  }
+
+  /**
+   * The record was last written at a time still ahead of this clock (stepped back by NTP, or
+   * another process's clock runs ahead). Waiting for the touch until this clock catches up would
+   * let the timers that run in real time lapse meanwhile: a Redis key's time to live, a
+   * persistent cookie's Max-Age. So the touch is due now, written with this clock's times.
+   */
+  #clockBehind(now: number): boolean {
+    return this.#lastSeenAt - now > Math.min(MAX_CLOCK_LAG_MS, (this.#engine.options.touchInterval * 1000) / 2);
   }
 
   #expiryReason(record: SessionRecord, now: number): 'idle' | 'absolute' | 'fixed' | null {
@@ -1344,7 +1378,9 @@ export class Session<T extends SessionData = RegisteredData> {
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const userChanged = this.#userId !== this.#userIdBaseline;
     // Every save is guarded: a record another request already rotated away is never written to.
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(meta) };
+    // keepLater would keep the times of a clock ahead of ours, and the touch would be due again.
+    const keepLater = keepsExpiryChoice(meta) && !this.#clockBehind(now);
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
     if (userChanged) patch.userId = this.#userId;
@@ -1597,7 +1633,9 @@ export class Session<T extends SessionData = RegisteredData> {
       const saved = this.#save(patch);
       return isPromiseLike(saved) ? saved.then((ok) => this.#afterSave(ok, now, result, touchOnly)) : this.#afterSave(saved, now, result, touchOnly);
     }
-    return this.#withRefreshedCookie(now, result);
+    // No write: the cookie's Max-Age counts to the deadline the record keeps.
+    if (this.#cookieChanged) result.setCookie.push(this.#refreshCookie(now, Math.min(this.#expiresAt(this.#lastSeenAt), this.#storedExpiresAt)));
+    return result;
   }
 
   #afterSave(saved: boolean, now: number, result: CommitResult, touchOnly: boolean): CommitResult {
@@ -1859,8 +1897,8 @@ export class Session<T extends SessionData = RegisteredData> {
     return this.#cookieSent && !this.#fromPlainHttp && !this.#ambiguousCookie;
   }
 
-  #refreshCookie(now: number): string {
-    return this.#token === null ? this.#clearCookie() : this.#cookie(this.#token, now);
+  #refreshCookie(now: number, expiresAt?: number): string {
+    return this.#token === null ? this.#clearCookie() : this.#cookie(this.#token, now, expiresAt);
   }
 
   async #create(now: number, presetToken?: string, announce = true, withoutOneTime = false): Promise<string> {
@@ -2001,8 +2039,10 @@ export class Session<T extends SessionData = RegisteredData> {
     return !this.getExpireAtBrowserClose();
   }
 
-  #cookie(value: string, now: number): string {
-    const maxAge = this.#persistentCookie() ? Math.max(0, Math.floor((this.#expiresAt(now) - now) / 1000)) : undefined;
+  #cookie(value: string, now: number, expiresAt = this.#expiresAt(now)): string {
+    // Rounded up: a cookie that dies before its session (Max-Age=0 for 0.4 s left) signs the user
+    // out early; one that outlives it by less than a second is refused by the server.
+    const maxAge = this.#persistentCookie() ? Math.max(0, Math.ceil((expiresAt - now) / 1000)) : undefined;
     return sessionCookie(this.#engine.options.cookie, this.#request().https, value, maxAge);
   }
 
