@@ -9,6 +9,7 @@ import { findCookie } from '../cookie/parse.js';
 import { pathMatches } from '../cookie/path-match.js';
 import {
   ConfigError,
+  CookieTooLargeError,
   CorruptRecordError,
   HeadersSentError,
   InvalidValueError,
@@ -1664,11 +1665,35 @@ export class Session<T extends SessionData = RegisteredData> {
     }
     const { data, meta } = this.#stored ? this.#changes(this.#snapshot, this.#metaSnapshot) : this.#changes(new Map(), new Map());
     const touchDue = this.#touchDue(now);
-    const changed = !this.#stored || data || meta || this.#userId !== this.#userIdBaseline || this.#forceSave || this.#cookieChanged || touchDue;
-    if (!changed) return result;
+    const requested = !this.#stored || data !== null || meta !== null || this.#userId !== this.#userIdBaseline || this.#forceSave;
+    if (!requested && !this.#cookieChanged && !touchDue) return result;
     const created = !this.#stored;
     const id = this.#id ?? randomToken(32);
-    const value = client.seal(
+    let value: string;
+    let header: string;
+    try {
+      value = this.#seal(client, id, created, now);
+      header = this.#cookie(value, now);
+    } catch (error) {
+      // A re-seal only coatcheck wanted (a touch, a newer key, the client's longer address) that
+      // would outgrow the cookie: the browser keeps the one it has, which still opens, rather
+      // than every request of the session failing with 413 until it expires.
+      if (requested || !(error instanceof CookieTooLargeError || error instanceof SessionTooLargeError)) throw error;
+      warnResealTooLarge(error);
+      return result;
+    }
+    result.setCookie.push(header);
+    this.#id = id;
+    this.#token = value;
+    this.#stored = true;
+    this.#lastSeenAt = now;
+    if (created) this.#engine.events.emit('created', { handle: id, userId: this.#userId });
+    return result;
+  }
+
+  /** The whole session as one sealed cookie value, at `now`. */
+  #seal(client: ClientStore, id: string, created: boolean, now: number): string {
+    return client.seal(
       {
         id,
         userId: this.#userId,
@@ -1682,13 +1707,6 @@ export class Session<T extends SessionData = RegisteredData> {
       },
       this.#engine.options.cookie.name,
     );
-    result.setCookie.push(this.#cookie(value, now));
-    this.#id = id;
-    this.#token = value;
-    this.#stored = true;
-    this.#lastSeenAt = now;
-    if (created) this.#engine.events.emit('created', { handle: id, userId: this.#userId });
-    return result;
   }
 
   /**
@@ -2049,6 +2067,19 @@ export class Session<T extends SessionData = RegisteredData> {
   #clearCookie(): string {
     return clearedSessionCookie(this.#engine.options.cookie, this.#request().https);
   }
+}
+
+let warnedResealTooLarge = false;
+
+/** Once per process: a cookie-store session kept its old cookie because a re-seal would not fit. */
+function warnResealTooLarge(error: Error): void {
+  if (warnedResealTooLarge) return;
+  warnedResealTooLarge = true;
+  process.emitWarning(
+    `coatcheck: a cookie-store session kept its cookie unchanged: re-sealing it (a touch, a newer key, a longer client address) would not fit (${error.message}). ` +
+      'It still opens until it expires; keep sessions further below the limit (docs/stores/cookie.md). Said once per process.',
+    { code: 'COATCHECK_RESEAL_TOO_LARGE' },
+  );
 }
 
 /** UTF-8 bytes of keys and serialized values, as `maxDataSize` counts them. */

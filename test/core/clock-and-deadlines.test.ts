@@ -145,14 +145,14 @@ describe('maxSessionsPerUser after a deploy lowered the timeouts', () => {
     const limit = { limit: 2, strategy: 'refuse-new' as const };
     const before = createSessions({ store, clock, idleTimeout: 86_400, maxSessionsPerUser: limit });
     for (let i = 0; i < 2; i++) {
-      const s = before.open({ https: false });
+      const s = before.open({ cookieHeader: undefined, https: false });
       await s.load();
       await s.login('alice');
       await s.commit(200);
     }
     const after = createSessions({ store, clock, idleTimeout: 3600, maxSessionsPerUser: limit });
     clock.advance(2 * 3600); // both devices idle for 2 h: dead under the new idleTimeout
-    const s = after.open({ https: false });
+    const s = after.open({ cookieHeader: undefined, https: false });
     await s.load();
     await s.login('alice');
     assert.ok(await s.commit(200));
@@ -161,12 +161,12 @@ describe('maxSessionsPerUser after a deploy lowered the timeouts', () => {
 
   it('still refuses when the listed sessions are alive', async () => {
     const { sessions, clock } = setup({ maxSessionsPerUser: { limit: 1, strategy: 'refuse-new' } });
-    const first = sessions.open({ https: false });
+    const first = sessions.open({ cookieHeader: undefined, https: false });
     await first.load();
     await first.login('alice');
     await first.commit(200);
     clock.advance(60);
-    const second = sessions.open({ https: false });
+    const second = sessions.open({ cookieHeader: undefined, https: false });
     await second.load();
     await assert.rejects(second.login('alice'), { code: 'ERR_TOO_MANY_SESSIONS' });
   });

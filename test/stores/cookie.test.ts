@@ -187,6 +187,45 @@ describe('cookie store (stateless, sealed with AES-256-GCM)', () => {
     await assert.rejects(visit((s) => s.set('big', 'x'.repeat(5000))), (e: Error & { code?: string }) => e.code === 'ERR_COOKIE_TOO_LARGE' && /4096/.test(e.message));
   });
 
+  it("keeps a near-limit cookie when only coatcheck's own re-seal (newer key, touch with a longer user agent) would outgrow it: no 413 on reads", async () => {
+    const clock = new ManualClock();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => void warnings.push(warning.code ?? '');
+    process.on('warning', onWarning);
+    try {
+      const before = setup({ store: cookieStore({ secrets: [OLD] }), clock, idleTimeout: 3600 });
+      // The largest cart whose cookie still fits, found by bisection (each try in a fresh browser).
+      const fits = async (n: number) =>
+        before.visit((s) => s.set('cart', 'x'.repeat(n)), { browser: new CookieJar(), userAgent: 'ua' }).then(
+          (r) => r.setCookie[0]!.split(';')[0]!,
+          () => null,
+        );
+      let low = 1000;
+      let high = 4096;
+      while (high - low > 1) {
+        const mid = (low + high) >> 1;
+        if ((await fits(mid)) === null) high = mid;
+        else low = mid;
+      }
+      const cookie = (await fits(low))!;
+      const after = setup({ store: cookieStore({ secrets: [{ id: 'a-much-longer-key-id-for-2026-q4', secret: NEW }, OLD] }), clock, idleTimeout: 3600 });
+      after.jar.apply([cookie]);
+      const read = await after.visit((s) => s.get('cart'), { userAgent: 'ua' });
+      assert.equal((read.value as string).length, low, 'read, not refused with a 413');
+      assert.deepEqual(read.setCookie, [], 'the browser keeps the cookie it has');
+      clock.advance(1900); // a touch is due, from a client with a longer user agent
+      const touched = await after.visit((s) => s.get('cart'), { userAgent: 'a much longer user agent string' });
+      assert.equal((touched.value as string).length, low);
+      assert.deepEqual(touched.setCookie, []);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(warnings.filter((code) => code === 'COATCHECK_RESEAL_TOO_LARGE').length, 1, 'said once per process');
+      // A change the app asks for still fails loudly: it would be lost otherwise.
+      await assert.rejects(after.visit((s) => s.set('more', 1), { userAgent: 'ua' }), { code: 'ERR_COOKIE_TOO_LARGE' });
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('says clearly what stateless sessions cannot do', async () => {
     const { sessions, visit } = setup({ store: cookieStore({ secrets: [NEW] }) });
     await assert.rejects(sessions.listByUser('alice'), { code: 'ERR_CONFIG' });
