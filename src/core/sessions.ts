@@ -253,7 +253,13 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
       serverOnly('listing a user\'s sessions');
       const now = resolved.clock.now();
       const list = await engine.call('listByUser', (s) => s.listByUser(userId));
-      return list.filter((item) => item.expiresAt > now).map((item) => ({ ...item, current: item.id === opts.current }));
+      // The absolute timeout as configured now binds every session: one lowered since a session's
+      // deadline was stored does not leave it listed. (A lowered idleTimeout cannot be judged here:
+      // a per-session setExpiry() may outlast it, and the summary carries no meta.)
+      const absolute = resolved.absoluteTimeout * 1000;
+      return list
+        .filter((item) => item.expiresAt > now && item.createdAt + absolute > now)
+        .map((item) => ({ ...item, current: item.id === opts.current }));
     },
     async revoke(handle) {
       serverOnly('revoking one session');

@@ -171,3 +171,19 @@ describe('maxSessionsPerUser after a deploy lowered the timeouts', () => {
     await assert.rejects(second.login('alice'), { code: 'ERR_TOO_MANY_SESSIONS' });
   });
 });
+
+describe('listByUser after a deploy lowered absoluteTimeout', () => {
+  it('leaves out a session past the absolute timeout as configured now, though its stored deadline is later', async () => {
+    const clock = new ManualClock();
+    const store: Store = memoryStore({ clock, sweepInterval: 0 });
+    const before = createSessions({ store, clock, idleTimeout: 86_400, absoluteTimeout: 30 * 86_400 });
+    const s = before.open({ cookieHeader: undefined, https: false });
+    await s.load();
+    await s.login('alice');
+    await s.commit(200);
+    clock.advance(2 * 3600);
+    assert.equal((await before.listByUser('alice')).length, 1);
+    const after = createSessions({ store, clock, idleTimeout: 3600, absoluteTimeout: 3600 });
+    assert.deepEqual(await after.listByUser('alice'), []);
+  });
+});
