@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import ts from 'typescript';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
   main: string;
@@ -31,6 +32,33 @@ function runtimeImports(text: string): string[] {
   for (const match of text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) found.push(match[1] as string);
   return found.filter((specifier) => !specifier.startsWith('.'));
 }
+
+/** Helpers shared between adapters (src/adapters/node-internal.ts, fetch-internal.ts): no subpath may export them. */
+const INTERNAL_HELPERS = [
+  'applyCommit',
+  'openFetchSession',
+  'reopenedFetchSession',
+  'secondSessionCookie',
+  'SECOND_SESSION',
+  'unsendable',
+  'discardBody',
+  'failureToResponse',
+  'fetchSessionOf',
+  'attachSession',
+  'attachedSession',
+  'committedElsewhere',
+  'failRequest',
+];
+
+/** Every name (values and types) each adapter subpath exports: what README.md and docs/adapters.md document. */
+const adapterSurface: Record<string, string[]> = {
+  './node': ['withSessions', 'getSession', 'sessionHandle', 'csrfRequest', 'NodeRequest', 'NodeResponse', 'NodeAdapterOptions'],
+  './fetch': ['withSessions', 'getSession', 'sessionHandle', 'FetchAdapterOptions'],
+  './express': ['expressSessions', 'getSession', 'sessionHandle', 'csrfRequest', 'ExpressSessionsOptions'],
+  './fastify': ['fastifySessions', 'default', 'getSession', 'csrfRequest', 'AnyFastifyRequest', 'FastifySessionsOptions'],
+  './koa': ['koaSessions', 'getSession', 'csrfRequest', 'KoaSessionsOptions'],
+  './hono': ['honoSessions', 'getSession', 'HonoSessionsOptions'],
+};
 
 const packageName = (specifier: string): string => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
 
@@ -76,6 +104,44 @@ describe('package.json', () => {
     for (const [path, names] of Object.entries(expectations)) {
       const mod = (await import(path)) as Record<string, unknown>;
       for (const name of names) assert.equal(typeof mod[name], 'function', `${path} exports ${name}`);
+    }
+  });
+
+  it('keeps the helpers the adapters share out of every entry point', async () => {
+    // No subpath pattern (`./*`) and no entry point into an internal module: dist/adapters/*-internal.js is unreachable.
+    for (const [subpath, target] of Object.entries(pkg.exports)) {
+      assert.ok(!subpath.includes('*'), subpath);
+      if (typeof target !== 'string') assert.doesNotMatch(target.default, /-internal\.js$/, subpath);
+    }
+    // The modules they live in do export them (a guard against checking names that exist nowhere).
+    const shared = { ...(await import('../src/adapters/node-internal.js')), ...(await import('../src/adapters/fetch-internal.js')) } as Record<string, unknown>;
+    for (const name of INTERNAL_HELPERS) assert.ok(name in shared, `${name} is no longer in an internal module: update this list`);
+    for (const [subpath, target] of Object.entries(pkg.exports)) {
+      if (typeof target === 'string') continue;
+      const mod = (await import(`../${target.default.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts')}`)) as Record<string, unknown>;
+      assert.deepEqual(INTERNAL_HELPERS.filter((name) => name in mod), [], `${subpath} exports internal helpers`);
+    }
+  });
+
+  it("gives each adapter subpath exactly its documented names, types included", () => {
+    const files = Object.fromEntries(
+      Object.keys(adapterSurface).map((subpath) => [subpath, (pkg.exports[subpath] as { default: string }).default.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts')]),
+    );
+    const program = ts.createProgram(Object.values(files), {
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      types: ['node'],
+      skipLibCheck: true,
+      noEmit: true,
+    });
+    const checker = program.getTypeChecker();
+    for (const [subpath, file] of Object.entries(files)) {
+      const source = program.getSourceFile(file);
+      const module = source && checker.getSymbolAtLocation(source);
+      assert.ok(module, `${subpath}: ${file} not found`);
+      const names = checker.getExportsOfModule(module).map((symbol) => symbol.name).sort();
+      assert.deepEqual(names, [...(adapterSurface[subpath] as string[])].sort(), subpath);
     }
   });
 

@@ -38,7 +38,8 @@ import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { attachedSession, attachSession, type NodeAdapterOptions } from './node.js';
+import type { NodeAdapterOptions } from './node.js';
+import { attachedSession, attachSession } from './node-internal.js';
 import { checkAdapterOptions, clientIp, csrfRequestOf, isHttps, mountedAgain, requestHost } from './shared.js';
 
 export { getSession, sessionHandle } from './node.js';
@@ -67,7 +68,7 @@ export interface ExpressSessionsOptions<Req extends IncomingMessage = IncomingMe
    * then goes to `next(err)` (a CoatcheckError with `status` 503, which Express's default error
    * handler answers with). Requests without the cookie still cost nothing. Default false.
    */
-  eager?: boolean;
+  eager?: boolean | undefined;
   /**
    * Give `req` and `res` a shape V8 can cache (see `shareShape`): Express swaps their prototypes
    * on every request, which leaves each with a hidden class of its own, so every property access
@@ -75,7 +76,7 @@ export interface ExpressSessionsOptions<Req extends IncomingMessage = IncomingMe
    * delete and re-add per object (`req.res`, `res.req`); values and attributes are unchanged.
    * Default true.
    */
-  shareShapes?: boolean;
+  shareShapes?: boolean | undefined;
 }
 
 /** The slice of an Express request the adapter reads (Express 4 and 5 both have it). */
@@ -195,9 +196,9 @@ function shareShape(target: object, key: string): void {
 
 /** The slice of an Express request `csrfRequest` reads. */
 interface ExpressCsrfRequest extends IncomingMessage {
-  secure?: boolean;
-  originalUrl?: string;
-  app?: { get(setting: string): unknown };
+  secure?: boolean | undefined;
+  originalUrl?: string | undefined;
+  app?: { get(setting: string): unknown } | undefined;
 }
 
 /**
@@ -213,7 +214,7 @@ interface ExpressCsrfRequest extends IncomingMessage {
  * if (!check.ok) return res.status(check.status).send(check.reason);
  * ```
  */
-export function csrfRequest(req: ExpressCsrfRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+export function csrfRequest(req: ExpressCsrfRequest, options: { trustProxy?: boolean | undefined; formToken?: string | null | undefined } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;
   const https = req.secure === true || isHttps(Boolean((req.socket as { encrypted?: boolean }).encrypted), header(req, 'x-forwarded-proto'), trustProxy);
   const trusts = req.app?.get('trust proxy fn');

@@ -53,7 +53,8 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { attachSession, type ClientFacts, committedElsewhere, type NodeAdapterOptions } from './node.js';
+import type { NodeAdapterOptions } from './node.js';
+import { attachSession, type ClientFacts, committedElsewhere } from './node-internal.js';
 import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, ignoreStreamError, varyWithCookie, watchStream } from './shared.js';
 
 declare module 'fastify' {
@@ -107,7 +108,7 @@ export function getSession<T extends SessionData = RegisteredData>(request: AnyF
  * });
  * ```
  */
-export function csrfRequest(request: AnyFastifyRequest, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+export function csrfRequest(request: AnyFastifyRequest, options: { trustProxy?: boolean | undefined; formToken?: string | null | undefined } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;
   const lookup = (name: string) => single(request.headers[name]);
   const https = request.protocol === 'https' || isHttps(false, lookup('x-forwarded-proto'), trustProxy);

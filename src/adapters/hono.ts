@@ -37,7 +37,7 @@ import type { CommitResult, Session, Session as CoatcheckSession } from '../core
 import type { Sessions } from '../core/sessions.js';
 import { CoatcheckError, ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie, unsendable } from './fetch.js';
+import { applyCommit, discardBody, failureToResponse, openFetchSession, reopenedFetchSession, SECOND_SESSION, secondSessionCookie, unsendable } from './fetch-internal.js';
 import { checkAdapterOptions, failureResponse } from './shared.js';
 
 declare module 'hono' {
@@ -55,9 +55,9 @@ export interface HonoSessionsOptions {
    * with `binding.ip` on, a request the default cannot find an address for is refused with a
    * ConfigError (binding to no address would bind nothing).
    */
-  getClientIp?: (c: Context) => string | null | undefined;
+  getClientIp?: ((c: Context) => string | null | undefined) | undefined;
   /** Builds the response for a failed session (store down → 503, ended elsewhere → 409). */
-  onError?: (error: unknown, c: Context) => Response | Promise<Response>;
+  onError?: ((error: unknown, c: Context) => Response | Promise<Response>) | undefined;
 }
 
 /**

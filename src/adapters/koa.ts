@@ -42,8 +42,9 @@ import { ConfigError } from '../errors.js';
 import type { CsrfRequest } from '../security/csrf.js';
 import { isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { discardBody } from './fetch.js';
-import { attachedSession, attachSession, type ClientFacts, type NodeAdapterOptions } from './node.js';
+import { discardBody } from './fetch-internal.js';
+import type { NodeAdapterOptions } from './node.js';
+import { attachedSession, attachSession, type ClientFacts } from './node-internal.js';
 import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream } from './shared.js';
 
 // On ExtendableContext, which every Koa context type includes: on DefaultContext it would be
@@ -85,7 +86,7 @@ const KOA_NOT_MOUNTED = 'koaSessions: this request has no session: app.use(koaSe
  * if (!check.ok) ctx.throw(check.status, check.reason);
  * ```
  */
-export function csrfRequest(ctx: Context, options: { trustProxy?: boolean; formToken?: string | null } = {}): CsrfRequest {
+export function csrfRequest(ctx: Context, options: { trustProxy?: boolean | undefined; formToken?: string | null | undefined } = {}): CsrfRequest {
   const trustProxy = options.trustProxy ?? false;
   const lookup = (name: string) => ctx.get(name) || undefined;
   const https = ctx.secure || isHttps(false, lookup('x-forwarded-proto'), trustProxy);

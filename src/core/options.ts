@@ -45,7 +45,7 @@ export interface CookieOptions {
    * scope (host-only, `/`), so the next sign-in sticks. Only needed when the old scope was not the
    * default one (docs/operations.md). Default: none.
    */
-  previousScopes?: readonly { domain?: string | undefined; path?: string | undefined }[];
+  previousScopes?: readonly { domain?: string | undefined; path?: string | undefined }[] | undefined;
 }
 
 export interface SessionsOptions {

@@ -16,16 +16,16 @@ export interface CsrfRequest {
   /** Header lookup, case-insensitive (a Fetch `Headers`, or a small wrapper for node). */
   header(name: string): string | null | undefined;
   /** The token from a form field, when the app parsed one (e.g. `csrf_token`). */
-  formToken?: string | null;
+  formToken?: string | null | undefined;
 }
 
 export interface CsrfOptions {
   /** Header carrying the token. Default `x-csrf-token`. */
-  headerName?: string;
+  headerName?: string | undefined;
   /** Other origins allowed to send unsafe requests (e.g. `https://admin.example.com`). */
-  allowedOrigins?: readonly string[];
+  allowedOrigins?: readonly string[] | undefined;
   /** Also accept one-time tokens (spent on use). Default true. */
-  oneTime?: boolean;
+  oneTime?: boolean | undefined;
 }
 
 export type CsrfResult = { ok: true } | { ok: false; status: 403; reason: string };

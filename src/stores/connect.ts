@@ -108,20 +108,20 @@ type StoredRecord = SerializedRecord & { v: 1 };
 
 export interface ConnectStoreOptions {
   /** Name used in errors and events. Default `connect`. */
-  name?: string;
+  name?: string | undefined;
   /**
    * The wrapped store expires sessions itself from `cookie.expires` (connect-redis, connect-mongo
    * with TTL indexes...). `deleteExpired` then resolves at once instead of reading every session.
    * Default false.
    */
-  nativeTtl?: boolean;
+  nativeTtl?: boolean | undefined;
   /**
    * Milliseconds a call waits behind an earlier call on the same id that never settles (a store
    * that lost its callback) before going ahead anyway. Default 10 000; at most 2 147 483 647.
    */
-  queueTimeout?: number;
+  queueTimeout?: number | undefined;
   /** Time source for "is this record still live"; pass the engine's clock in tests. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 const CONNECT_OPTIONS = Object.keys({ name: true, nativeTtl: true, queueTimeout: true, clock: true } satisfies Record<keyof ConnectStoreOptions, true>);

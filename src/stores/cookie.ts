@@ -38,9 +38,9 @@ export interface CookieStoreOptions {
   /** Secrets (each ≥ 32 bytes), newest first, or a key ring from `coatcheck/crypto`. */
   secrets: readonly KeyRingEntry[] | KeyRing;
   /** A server store for per-user "not valid before" watermarks (memory, Redis, SQL...). */
-  revocations?: Store;
+  revocations?: Store | undefined;
   /** With `revocations`: `logout()` (and `flush()` / `destroy()` / `reset()` of a signed-in session) voids all of the user's sessions. Default true. */
-  revokeOnLogout?: boolean;
+  revokeOnLogout?: boolean | undefined;
 }
 
 /** The compact payload sealed into the cookie. */

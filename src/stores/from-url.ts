@@ -25,9 +25,9 @@ export const DEFAULT_STORE_URL = 'sqlite:./data/sessions.db';
 
 export interface StoreFromUrlOptions {
   /** Secrets for `cookie:` (each ≥ 32 bytes). */
-  secrets?: readonly string[];
+  secrets?: readonly string[] | undefined;
   /** Store for the cookie store's revocation watermarks. */
-  revocations?: Store;
+  revocations?: Store | undefined;
 }
 
 const FROM_URL_OPTIONS = Object.keys({ secrets: true, revocations: true } satisfies Record<keyof StoreFromUrlOptions, true>);

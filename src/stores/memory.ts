@@ -28,7 +28,7 @@ import { checkFactoryOptions } from '../core/known-options.js';
 
 export interface MemoryStoreOptions {
   /** How often expired records are swept from memory, in ms (at most 2 147 483 647). Default 60 000; 0 disables the timer. */
-  sweepInterval?: number;
+  sweepInterval?: number | undefined;
   /**
    * Keep at most this many records: past it, each `create` evicts the least recently used record
    * (last created, read, updated or touched longest ago), whoever it belongs to. Signed-in users'
@@ -37,9 +37,9 @@ export interface MemoryStoreOptions {
    * well above your live session count, and rate-limit routes that create sessions for anonymous
    * clients. An eviction costs the same however long a flood has lasted. Default: unbounded.
    */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /** Time source for sweeping; pass the same clock as `createSessions` in tests. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** The id is the Map key, so entries don't repeat it. */

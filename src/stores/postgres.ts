@@ -48,7 +48,7 @@ export interface PostgresStoreOptions {
    * yourself: the store can only bound the queries it sends, not the wait for a connection.
    * Exactly one of `pool` and `connectionString` is required.
    */
-  pool?: pg.Pool;
+  pool?: pg.Pool | undefined;
   /** `postgres://user@host:5432/db`: the store creates a pool from it, and `close()` ends it. */
   connectionString?: string | undefined;
   /** Table name (letters, digits, `_`; at most 50 chars; used quoted). Default `coatcheck_sessions`. */
@@ -59,19 +59,19 @@ export interface PostgresStoreOptions {
    * Create or migrate the table on first use. Default true. Set false when a deploy step runs
    * `migrate()` (e.g. the CLI) and the app's role may not run DDL.
    */
-  createTable?: boolean;
+  createTable?: boolean | undefined;
   /**
    * Milliseconds after which a query rejects. Default 5 000. Applied per query on every pool, and
    * (a tenth shorter, at most 250 ms) as the server-side `statement_timeout` on a pool the store
    * creates, so the server cancels a stuck statement before the client stops waiting for it.
    */
-  queryTimeout?: number;
+  queryTimeout?: number | undefined;
   /** Milliseconds to wait for a connection, on a pool the store creates. Default: `queryTimeout`. */
-  connectTimeout?: number;
+  connectTimeout?: number | undefined;
   /** Connections in a pool the store creates. Default 10. */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /** Time source for "not expired yet" in `listByUser`; pass the same clock as `createSessions`. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** A {@link Store} that can also create or upgrade its table on demand. */
@@ -86,7 +86,7 @@ export interface PostgresStore extends Store {
   migrate(): Promise<void>;
 }
 
-/** What a `migrate()` call found (version 0: no table) and left, see {@link postgresMigrationOf}. */
+/** What a `migrate()` call found (version 0: no table) and left, see {@link postgresMigrationOf}. @internal */
 export type PostgresMigration = SchemaMigration;
 
 // Kept beside the store rather than on it: migrate() keeps its Promise<void> type.

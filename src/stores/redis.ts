@@ -52,7 +52,7 @@ export interface RedisStoreOptions {
    * or commands pile up in ioredis' queue and requests fail only at the engine's `storeTimeout`.
    * Give this or `url`, not both.
    */
-  client?: Redis | Cluster;
+  client?: Redis | Cluster | undefined;
   /**
    * A `redis://` / `rediss://` URL (or a Unix socket path): the store opens its own connection and
    * quits it on `close()`. Another scheme (`http://`) is refused with {@link ConfigError}.
@@ -61,11 +61,11 @@ export interface RedisStoreOptions {
   /** Prefix of every key the store writes. Default `coatcheck:`. Must not contain `{` or `}`. */
   prefix?: string | undefined;
   /** For a connection the store opens: a command with no answer after this many ms fails. Default 5000; at most 2 147 483 647. */
-  commandTimeout?: number;
+  commandTimeout?: number | undefined;
   /** For a connection the store opens: give up connecting after this many ms. Default `commandTimeout`. */
-  connectTimeout?: number;
+  connectTimeout?: number | undefined;
   /** Time source for "not expired yet" in `listByUser`; pass the same clock as `createSessions`. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** Index lifetime kept beyond a session's expiry is capped at a day (see `indexUntil`). */

@@ -70,7 +70,7 @@ export interface SqliteStoreOptions {
    * The store only creates its table and statements on it: it leaves the connection's pragmas
    * alone (the app should use WAL and a busy timeout itself) and `close()` does not close it.
    */
-  database?: Database.Database;
+  database?: Database.Database | undefined;
   /** Table name, a plain identifier (`/^[A-Za-z_][A-Za-z0-9_]{0,62}$/`). Default `'coatcheck_sessions'`. */
   table?: string | undefined;
   /**
@@ -80,28 +80,28 @@ export interface SqliteStoreOptions {
    * `coatcheck migrate`, or open it once with the default). For tools that must not change what
    * they look at, like the CLI.
    */
-  createTable?: boolean;
+  createTable?: boolean | undefined;
   /**
    * How long a write waits for another connection's write lock before failing with SQLITE_BUSY,
    * in ms. Default 5 000. Applies only to a connection the store opens (`path`). The wait blocks
    * the event loop (the driver is synchronous), so keep it modest.
    */
-  busyTimeout?: number;
+  busyTimeout?: number | undefined;
   /**
    * Run `deleteExpired` in a worker thread with its own connection (default `true`), so sweeping
    * never blocks the event loop. Only possible for a file the store opens (`path`); `':memory:'`
    * and an app-owned `database` always sweep on the calling thread. `false` sweeps inline too.
    */
-  sweepInWorker?: boolean;
+  sweepInWorker?: boolean | undefined;
   /**
    * Copy the WAL back into the database file (checkpoint) in that same worker thread, about
    * every {@link BACKGROUND_CHECKPOINT_MS} ms while the app writes (default `true`), instead of
    * inside whichever request's commit crosses SQLite's 1 000-page auto-checkpoint. Same
    * conditions as `sweepInWorker`; `false` leaves checkpoints to SQLite.
    */
-  checkpointInWorker?: boolean;
+  checkpointInWorker?: boolean | undefined;
   /** Time source for "not expired yet" in `listByUser`; pass the same clock as `createSessions`. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** Default location of the database file, relative to the working directory. */
@@ -990,7 +990,7 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
   return store;
 }
 
-/** What opening a store did to its table: the version found (0: no table) and the version left. */
+/** What opening a store did to its table: the version found (0: no table) and the version left. @internal */
 export type SqliteMigration = SchemaMigration;
 
 // Kept beside the store rather than on it: the Store object stays the contract, nothing more.

@@ -47,29 +47,29 @@ export interface TieredStoreOptions {
    * Bounds how long the cache can disagree with the durable store if an invalidation is lost.
    * Default 300 000 (5 minutes).
    */
-  cacheTtl?: number;
+  cacheTtl?: number | undefined;
   /**
    * How long the tombstone a write leaves in the cache blocks fills, in ms. Reads of that session
    * go to the durable store meanwhile. A fill is only attempted if its durable read started less
    * than half of this ago. Default 5 000.
    */
-  tombstoneTtl?: number;
+  tombstoneTtl?: number | undefined;
   /**
    * How long to wait for the cache, in ms, before treating it as failed (a miss on reads, a
    * reported failure on writes). Keeps a hung cache (a client queueing commands while it
    * reconnects) from turning into an outage. Keep it well under the engine's `storeTimeout`.
    * Default 1 000; at most 2 147 483 647, or `Infinity` to wait forever.
    */
-  cacheTimeout?: number;
+  cacheTimeout?: number | undefined;
   /**
    * Called when the cache fails or times out; the operation still succeeds from the durable store. Must not
    * throw (anything it throws is ignored). Default: one `process.emitWarning` per store instance.
    */
-  onCacheError?: (error: unknown, operation: TieredCacheOperation) => void;
+  onCacheError?: ((error: unknown, operation: TieredCacheOperation) => void) | undefined;
   /** `close()` also closes the cache and the durable store. Default true. */
-  closeTiers?: boolean;
+  closeTiers?: boolean | undefined;
   /** Time source for cache lifetimes and tombstones; pass the same clock as `createSessions`. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** Meta key marking a tombstone. Cache-internal meta keys start with one `@`. */
