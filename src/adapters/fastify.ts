@@ -197,8 +197,8 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
     // Fastify applies a Response's status and headers only after every onSend hook: the commit
     // would judge the wrong status, and its Vary / Cache-Control be overwritten. Applied here
     // first, as Fastify would; its body goes on as the payload.
-    if (payload.bodyUsed) {
-      next(new ConfigError('the Response returned to Fastify has a body that was already read'));
+    if (payload.bodyUsed || payload.body?.locked === true) {
+      next(new ConfigError('the Response returned to Fastify has a body that was already read (or is locked by a reader)'));
       return;
     }
     reply.code(payload.status);
@@ -227,10 +227,40 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
   }
   // Fastify listens for a Node stream body's 'error' only once it pipes it, after this hook.
   const watch = watchStream(payload);
+  const release = readAsSent(reply.raw as ServerResponse);
   outcome.then(
-    (result) => settle(request, () => goOn(watch, next, () => withSessionHeaders(reply, payload, result)), next),
-    (error: unknown) => settle(request, () => goOn(watch, next, () => failureReply(reply, payload, error, applied)), next),
+    (result) => {
+      release();
+      settle(request, () => goOn(watch, next, () => withSessionHeaders(reply, payload, result)), next);
+    },
+    (error: unknown) => {
+      release();
+      settle(request, () => goOn(watch, next, () => failureReply(reply, payload, error, applied)), next);
+    },
   );
+}
+
+/**
+ * While an `onSend` commit is pending the reply has been sent, as far as Fastify can tell without
+ * us: `reply.sent` (and its own checks of `raw.headersSent`) read true. An async `preHandler` that
+ * answers with `reply.send()` and returns then ends the request there, as it does without
+ * coatcheck, instead of running the route after it; a handler that calls `reply.send()` without
+ * `return reply` is not sent a second time. Returns the undo, run before the reply goes on.
+ */
+function readAsSent(raw: ServerResponse): () => void {
+  const defined: ('writableEnded' | 'headersSent')[] = [];
+  for (const name of ['writableEnded', 'headersSent'] as const) {
+    if (Object.prototype.hasOwnProperty.call(raw, name)) continue;
+    Object.defineProperty(raw, name, { configurable: true, enumerable: false, get: readsTrue });
+    defined.push(name);
+  }
+  return () => {
+    for (const name of defined) delete (raw as { writableEnded?: boolean; headersSent?: boolean })[name];
+  };
+}
+
+function readsTrue(): boolean {
+  return true;
 }
 
 /**
