@@ -8,7 +8,7 @@ import { type CommitResult, Session } from '../core/session.js';
 import type { Sessions } from '../core/sessions.js';
 import { ConfigError } from '../errors.js';
 import type { RegisteredData, SessionData } from '../types.js';
-import { cacheControlWithCookie, clientIp, defaultFailure, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, clientIp, defaultFailure, isHttps, mountedAgain, SESSION_CACHE_CONTROL, varyWithCookie, webBodyUnsendable } from './shared.js';
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
@@ -52,10 +52,11 @@ export function openFetchSession<T extends SessionData>(
 /**
  * Whether a response is one no server can send and no copy can be made of: `Response.error()`
  * (type 'error') and opaque responses have status 0, and `new Response(body, it)` throws a
- * RangeError. The adapters save nothing for it, as for a 5xx, and pass it on untouched.
+ * RangeError; so does a response whose body was read or is locked (a TypeError). The adapters save nothing for it, as for a 5xx, and pass it on untouched.
  */
 export function unsendable(response: Response): boolean {
-  return response.status === 0;
+  // A body already read or locked: `new Response(body, it)` throws, and no server can send it.
+  return response.status === 0 || webBodyUnsendable(response);
 }
 
 /**

@@ -45,7 +45,7 @@ import type { RegisteredData, SessionData } from '../types.js';
 import { discardBody } from './fetch-internal.js';
 import type { NodeAdapterOptions } from './node.js';
 import { attachedSession, attachSession, type ClientFacts } from './node-internal.js';
-import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, failureResponse, isHttps, mountedAgain, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, varyWithCookie, watchStream, webBodyUnsendable } from './shared.js';
 
 // On ExtendableContext, which every Koa context type includes: on DefaultContext it would be
 // missing from the contexts of apps that give Koa a context type of their own.
@@ -148,6 +148,12 @@ export function koaSessions<T extends SessionData = RegisteredData>(sessions: Se
     // headers and status set now, where the hook closes the connection on a failed save and warns
     // of a cookie it could not send.
     if (ctx.respond === false || ctx.headerSent) return;
+    if (webBodyUnsendable(ctx.body)) {
+      // A Response or ReadableStream body already read or locked: Koa's answer will fail (a 500),
+      // so nothing is saved, as for any 5xx.
+      session.closeUnsaved();
+      return;
+    }
     let result: CommitResult | null;
     let watch: StreamWatch | null = null;
     try {

@@ -182,6 +182,31 @@ export class StreamWatch {
 /** An 'error' listener that only keeps a destroyed stream's late failure from ending the process. */
 export function ignoreStreamError(): void {}
 
+/**
+ * Whether a web body can no longer be sent: a `Response` whose body was read or is held by a
+ * reader, or a locked `ReadableStream`. Answering with it fails (a 500 from the server or the
+ * framework), so the adapters save nothing for it, as for any 5xx.
+ */
+export function webBodyUnsendable(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  if (body instanceof Response) {
+    if (Object.prototype.hasOwnProperty.call(body.constructor, Symbol.hasInstance) && !standInBuilt(body)) return false;
+    return body.bodyUsed || body.body?.locked === true;
+  }
+  return body instanceof ReadableStream && body.locked;
+}
+
+/**
+ * `@hono/node-server` puts a stand-in `Response` class in place (it has a `Symbol.hasInstance` of
+ * its own). Reading `body` or `bodyUsed` of one builds the full Response and takes the server off
+ * its fast path, so only one already built is asked: a body can be read only through the built
+ * Response, which the stand-in keeps under a symbol named `responseCache`.
+ */
+function standInBuilt(response: object): boolean {
+  for (const symbol of Object.getOwnPropertySymbols(response)) if (symbol.description === 'responseCache') return true;
+  return false;
+}
+
 /** A watch on `body` if it is a Node stream (what Fastify and Koa pipe), else null. */
 export function watchStream(body: unknown): StreamWatch | null {
   if (typeof body !== 'object' || body === null) return null;

@@ -389,6 +389,23 @@ describe('fetch adapter specifics', () => {
     await other.close();
   });
 
+  it('saves nothing for a returned Response whose body was already read or is locked (no server can send it)', async () => {
+    for (const spoil of [(r: Response) => r.text(), (r: Response) => r.body!.getReader()] as const) {
+      const store = instrument(memoryStore({ sweepInterval: 0 }));
+      const sessions = createSessions({ store });
+      const handler = withSessions(sessions, async (request: Request) => {
+        await (await getSession(request)).login('alice');
+        const answer = new Response('hello');
+        await spoil(answer);
+        return answer;
+      });
+      const res = await handler(new Request('http://localhost/login', { method: 'POST' }));
+      assert.equal(res.bodyUsed || res.body?.locked, true, 'passed on untouched: the server answers its own failure');
+      assert.equal(store.totalCalls(), 0, 'no login saved for an answer that cannot be sent');
+      await sessions.close();
+    }
+  });
+
   it('passes Response.error() on untouched and saves nothing for it, as for a 5xx', async () => {
     const store = instrument(memoryStore({ sweepInterval: 0 }));
     const sessions = createSessions({ store });

@@ -679,6 +679,23 @@ describe('hono: a Request object handled again, and responses no server can send
     await other.close();
   });
 
+  it('saves nothing for a returned Response whose body was already read (no server can send it)', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    app.post('/login', async (c) => {
+      await (await getSession(c)).login('alice');
+      const answer = new Response('hello');
+      await answer.text();
+      return answer;
+    });
+    const res = await app.request('/login', { method: 'POST' });
+    assert.equal(res.bodyUsed, true);
+    assert.equal(store.totalCalls(), 0, 'no login saved for an answer that cannot be sent');
+    await sessions.close();
+  });
+
   it('passes Response.error() on untouched and saves nothing for it, as for a 5xx', async () => {
     const store = instrument(memoryStore({ sweepInterval: 0 }));
     const sessions = createSessions({ store });

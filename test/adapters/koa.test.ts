@@ -680,4 +680,35 @@ describe('koa adapter specifics', () => {
       await running.close();
     }
   });
+
+  it('saves nothing when the body is a Response or ReadableStream already read or locked (Koa cannot send it)', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Koa();
+    app.silent = true;
+    app.use(koaSessions(sessions));
+    app.use(async (ctx) => {
+      await (await getSession(ctx)).login('alice');
+      if (ctx.path === '/read') {
+        const answer = new Response('hello');
+        await answer.text();
+        ctx.body = answer;
+      } else {
+        const stream = new ReadableStream({ start: (controller) => controller.close() });
+        stream.getReader();
+        ctx.body = stream;
+      }
+    });
+    const running = await listen(app);
+    try {
+      for (const path of ['/read', '/locked']) {
+        const res = await fetch(running.url + path).catch(() => null);
+        if (res) await res.text().catch(() => '');
+        assert.deepEqual(res?.headers.getSetCookie() ?? [], [], path);
+      }
+      assert.equal(store.totalCalls(), 0, 'no login saved for an answer that cannot be sent');
+    } finally {
+      await running.close();
+    }
+  });
 });
