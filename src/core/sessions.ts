@@ -148,6 +148,12 @@ export function createSessions<T extends SessionData = RegisteredData>(options: 
     if (sweeping || client || closing !== null || resolved.cleanupProbability === 0 || Math.random() >= resolved.cleanupProbability) return;
     sweeping = true;
     setImmediate(() => {
+      // close() may have begun since this was scheduled: a sweep now would only fail, and its
+      // storeError would read as an outage.
+      if (closing !== null) {
+        sweeping = false;
+        return;
+      }
       manager
         .clearExpired({ maxBatches: 1 })
         .catch(() => undefined) // already reported as a storeError event

@@ -93,9 +93,24 @@ export class StoreCaller {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Whether a deadline timer is set (tests: a closed, idle caller holds none). @internal */
+  get armed(): boolean {
+    return this.#timer !== null;
+  }
+
   /** Every later call fails with a StoreError; calls in flight settle as usual. */
   close(): void {
     this.#closed = true;
+    this.#releaseTimer();
+  }
+
+  /** Once closed and idle, the deadline timer goes: an armed one keeps the engine reachable until it fires. */
+  #releaseTimer(): void {
+    if (!this.#closed || this.#unsettled > 0 || this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#queue = [];
+    this.#head = 0;
   }
 
   #becameIdle(): void {
@@ -117,6 +132,7 @@ export class StoreCaller {
     entry.settled = true;
     if (--this.#unsettled === 0) {
       this.#timer?.unref(); // nothing pending: never hold the process open
+      this.#releaseTimer();
       if (this.#idleWaiters.length > 0) this.#becameIdle();
     }
     this.#dropSettledHeads();

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createSessions, StoreError } from '../../src/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
+import { StoreCaller } from '../../src/core/store-call.js';
 import { postgresStore } from '../../src/stores/postgres.js';
 import type { Store } from '../../src/stores/types.js';
 import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
@@ -69,6 +70,28 @@ describe('sessions.close()', () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(calls, ['create'], 'no sweep was started once close() began');
     assert.equal(errors.filter((e) => !/closed/.test(String(e))).length, 0);
+  });
+
+  it('drops a background sweep scheduled just before close(): no storeError (an outage warning) after closing', async () => {
+    const sessions = createSessions({ store: memoryStore({ sweepInterval: 0 }), cleanupProbability: 1 });
+    const errors: unknown[] = [];
+    sessions.events.on('storeError', ({ error }) => errors.push(error));
+    const session = sessions.open(request());
+    await session.load();
+    session.set('a', 1);
+    await session.commit(200); // schedules a sweep for the next turn of the event loop
+    await sessions.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(errors, []);
+  });
+
+  it('releases its deadline timer once closed and idle, so a closed engine can be collected at once', async () => {
+    const caller = new StoreCaller(memoryStore({ sweepInterval: 0 }), 5_000);
+    await caller.call('get', () => new Promise((resolve) => setTimeout(resolve, 5)));
+    assert.equal(caller.armed, true, 'the deadline timer stays armed after the call, as designed (lazily re-armed)');
+    caller.close();
+    assert.equal(caller.armed, false);
   });
 
   it('bounds a slow store close() by storeTimeout; a second close() waits for that same close', async () => {
