@@ -22,7 +22,7 @@ import {
   TooManySessionsError,
 } from '../errors.js';
 import { constantTimeEqual, randomToken } from '../crypto/compare.js';
-import { applyKeyChanges, type Awaitable, type ClientStore, type EmptyDestroyResult, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
+import { applyKeyChanges, type Awaitable, type ClientStore, type EmptyDestroyResult, isPromiseLike, type KeyChanges, type SessionPatch, type SessionRecord, type SessionSummary, type Store } from '../stores/types.js';
 import type { DataKey, JsonValue, RegisteredData, SessionData, Storable } from '../types.js';
 import { FORWARDER_USER, isReservedUser } from './reserved-users.js';
 import type { DestroyReason, SessionEvents } from './events.js';
@@ -904,13 +904,31 @@ export class Session<T extends SessionData = RegisteredData> {
     for (const oldest of live.slice(0, excess)) await this.#destroyChain(oldest.id, null, userId, 'evicted');
   }
 
-  /** Of listed sessions, those a request would be served now (read in parallel, one get each). */
-  async #servedNow<S extends { id: string }>(listed: S[], now: number): Promise<S[]> {
-    const records = await Promise.all(listed.map((listedSession) => this.#getOrNull(listedSession.id)));
-    return listed.filter((_, i) => {
+  /**
+   * Of listed sessions, those a request would be served now. The summary settles most: past the
+   * absolute timeout as configured now is dead; idle for less than the idle timeout as configured
+   * now is alive (a shorter per-session expiry shows in its stored deadline, already checked).
+   * Only the rest, idle for longer, are read (in parallel): a per-session `setExpiry()` may keep
+   * them alive, and only the record says so. With unchanged settings that is none of them.
+   */
+  async #servedNow<S extends SessionSummary>(listed: S[], now: number): Promise<S[]> {
+    const { absoluteTimeout, idleTimeout } = this.#engine.options;
+    const unsure: S[] = [];
+    const served: S[] = [];
+    for (const summary of listed) {
+      if (now >= summary.createdAt + absoluteTimeout * 1000) continue;
+      if (now < summary.lastSeenAt + idleTimeout * 1000) served.push(summary);
+      else unsure.push(summary);
+    }
+    if (unsure.length === 0) return served;
+    const records = await Promise.all(unsure.map((summary) => this.#getOrNull(summary.id)));
+    const kept = new Set(served);
+    unsure.forEach((summary, i) => {
       const record = records[i];
-      return record !== null && record !== undefined && this.#expiryReason(record, now) === null;
+      if (record != null && this.#expiryReason(record, now) === null) kept.add(summary);
     });
+    // Oldest first, as listed: eviction takes the front.
+    return listed.filter((summary) => kept.has(summary));
   }
 
   /** Reset keeping `persistentFieldsOnLogout`; the new session has no user. */
@@ -1105,7 +1123,10 @@ export class Session<T extends SessionData = RegisteredData> {
    * The record was last written at a time still ahead of this clock (stepped back by NTP, or
    * another process's clock runs ahead). Waiting for the touch until this clock catches up would
    * let the timers that run in real time lapse meanwhile: a Redis key's time to live, a
-   * persistent cookie's Max-Age. So the touch is due now, written with this clock's times.
+   * persistent cookie's Max-Age. So the touch is due now. It keeps the later stored times
+   * (keepLater, as every save does: a parallel setExpiry() may have lengthened the deadline), so
+   * it is due again on this clock's requests until the lag is under a second; the store counts
+   * the time to live from this clock's now, which gives it at least the whole idle timeout again.
    */
   #clockBehind(now: number): boolean {
     return this.#lastSeenAt - now > Math.min(MAX_CLOCK_LAG_MS, (this.#engine.options.touchInterval * 1000) / 2);
@@ -1379,9 +1400,7 @@ export class Session<T extends SessionData = RegisteredData> {
     const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
     const userChanged = this.#userId !== this.#userIdBaseline;
     // Every save is guarded: a record another request already rotated away is never written to.
-    // keepLater would keep the times of a clock ahead of ours, and the touch would be due again.
-    const keepLater = keepsExpiryChoice(meta) && !this.#clockBehind(now);
-    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater };
+    const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(meta) };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
     if (userChanged) patch.userId = this.#userId;
@@ -1647,6 +1666,7 @@ export class Session<T extends SessionData = RegisteredData> {
       return result;
     }
     this.#lastSeenAt = now;
+    this.#storedExpiresAt = this.#expiresAt(now); // what this write stored (the getters read it)
     this.#engine.events.emit('saved', { handle: this.#id as string, userId: this.#userId, touch: touchOnly });
     if (this.#persistentCookie()) this.#cookieChanged = true;
     return this.#withRefreshedCookie(now, result);
@@ -1687,6 +1707,7 @@ export class Session<T extends SessionData = RegisteredData> {
     this.#token = value;
     this.#stored = true;
     this.#lastSeenAt = now;
+    this.#storedExpiresAt = this.#expiresAt(now); // what this write stored (the getters read it)
     if (created) this.#engine.events.emit('created', { handle: id, userId: this.#userId });
     return result;
   }
@@ -1949,6 +1970,7 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#id = id;
       this.#stored = true;
       this.#lastSeenAt = now;
+      this.#storedExpiresAt = this.#expiresAt(now); // what this write stored (the getters read it)
       if (announce) engine.events.emit('created', { handle: id, userId: this.#userId });
       return token;
     }

@@ -25,25 +25,49 @@ const maxAgeOf = (setCookie: string[]): number | null => {
 };
 
 describe('a clock stepped back (or behind another process)', () => {
-  it('touches at once, with this clock\'s times, so a persistent cookie never lapses while the user is active', async () => {
-    const { visit, clock, store } = setup({ idleTimeout: 4, cookie: { persistent: true } });
+  it('touches at once, so a persistent cookie never lapses while the user is active', async () => {
+    const { visit, clock } = setup({ idleTimeout: 4, cookie: { persistent: true } });
     const first = await visit((s) => s.set('x', 1));
     assert.equal(maxAgeOf(first.setCookie), 4);
-    const id = first.session.handle as string;
     clock.advance(-30); // NTP steps the clock back 30 s
-    const seen: (number | null)[] = [];
     for (let i = 0; i < 6; i++) {
       clock.advance(1);
       const { value, setCookie } = await visit((s) => s.get('x'));
       assert.equal(value, 1, `request ${i + 1} after the step still has the session`);
-      seen.push(maxAgeOf(setCookie));
+      // Each request while this clock is behind the record's last write re-sends the cookie, so
+      // the browser's Max-Age (real time) never runs out under an active user.
+      assert.equal(maxAgeOf(setCookie), 4, `request ${i + 1} refreshes the cookie`);
     }
-    // The first request after the step writes (resetting the record's times to this clock) and
-    // re-sends the cookie; then the usual touch schedule (every 2 s here) holds.
-    assert.equal(seen[0], 4);
-    assert.ok(seen.filter((age) => age !== null).length <= 4, `not a write on every request: ${JSON.stringify(seen)}`);
-    const record = await store.get(id);
-    assert.ok(record !== null && record.lastSeenAt <= clock.now(), 'the record no longer carries the time ahead');
+  });
+
+  it("keeps a parallel request's longer setExpiry() (remember me) when the touch comes from a clock behind", async () => {
+    let real = Date.UTC(2026, 0, 1);
+    const ahead = { now: () => real + 3000 };
+    const behind = { now: () => real };
+    const store = memoryStore({ clock: ahead, sweepInterval: 0 });
+    const onA = createSessions<Record<string, JsonValue>>({ store, clock: ahead, idleTimeout: 3600, cookie: { persistent: true } });
+    const onB = createSessions<Record<string, JsonValue>>({ store, clock: behind, idleTimeout: 3600, cookie: { persistent: true } });
+    const jar = new CookieJar();
+    const open = async (sessions: typeof onA) => {
+      const session = sessions.open({ cookieHeader: jar.header(), https: false });
+      await session.load();
+      return session;
+    };
+    const done = async (session: AnySession) => jar.apply((await session.commit(200))?.setCookie ?? []);
+    const first = await open(onA);
+    await first.login('alice');
+    await done(first);
+    real += 500;
+    const readOnB = await open(onB); // loads a record written 2.5 s ahead of this clock
+    const remember = await open(onA);
+    remember.setExpiry(30 * 86_400);
+    await done(remember);
+    await done(readOnB); // a read-only request: the clock-behind touch
+    real += 2 * 3_600_000;
+    const later = await open(onA);
+    assert.equal(later.userId, 'alice', 'still signed in two hours later: the 30-day expiry held');
+    await onA.close();
+    await onB.close();
   });
 
   it('ignores a lag under a second (clocks of two processes a little apart): no write on every request', async () => {
@@ -124,6 +148,15 @@ describe('the deadline a request reports when it writes nothing', () => {
     assert.equal(maxAgeOf(setCookie), 590, 'the cookie does not outlive the session');
   });
 
+  it('after a commit that wrote (a touch), the getters report the new deadline, not the one loaded', async () => {
+    const { visit, clock } = setup({ idleTimeout: 3600, touchInterval: 300 });
+    await visit((s) => s.set('x', 1));
+    clock.advance(1000);
+    const { session } = await visit(() => undefined); // a touch is due: written at commit
+    assert.equal(session.getExpiryAge(), 3600);
+    assert.equal(session.getExpiryDate().getTime(), clock.now() + 3_600_000);
+  });
+
   it('rounds the age down and the cookie up: a session with 0.4 s left is not deleted by its own cookie', async () => {
     const { visit } = setup({ cookie: { persistent: true } });
     const { value, setCookie } = await visit((s) => {
@@ -157,6 +190,22 @@ describe('maxSessionsPerUser after a deploy lowered the timeouts', () => {
     await s.login('alice');
     assert.ok(await s.commit(200));
     assert.equal((await store.listByUser('alice')).filter((d) => d.expiresAt > clock.now()).length, 3, 'nothing was evicted to make room');
+  });
+
+  it('reads no listed session at the limit when the settings have not changed (one listByUser, no get per session)', async () => {
+    const { sessions, clock, store } = setup({ maxSessionsPerUser: { limit: 20, strategy: 'evict-oldest' } });
+    const signIn = async () => {
+      const s = sessions.open({ cookieHeader: undefined, https: false });
+      await s.load();
+      await s.login('alice');
+      await s.commit(200);
+      clock.advance(1);
+    };
+    for (let i = 0; i < 20; i++) await signIn();
+    const gets = store.calls.get ?? 0;
+    await signIn(); // at the limit: the oldest is evicted
+    assert.equal((store.calls.get ?? 0) - gets, 0, 'none read to judge it');
+    assert.equal((await sessions.listByUser('alice')).length, 20);
   });
 
   it('still refuses when the listed sessions are alive', async () => {
