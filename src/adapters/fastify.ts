@@ -55,7 +55,7 @@ import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import type { NodeAdapterOptions } from './node.js';
 import { attachSession, type ClientFacts, committedElsewhere } from './node-internal.js';
-import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, ignoreStreamError, varyWithCookie, watchStream } from './shared.js';
+import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, FAILED_ANSWER_HEADERS, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, ignoreStreamError, varyWithCookie, watchStream } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -343,7 +343,6 @@ function takeRawCookies(reply: FastifyReply): string[] {
   return Array.isArray(value) ? value : [String(value)];
 }
 
-const FAILURE_DROPS = ['set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location', 'transfer-encoding', 'trailer', 'content-range'];
 
 /** Replaces the reply with the short failure answer (503 store down, 409 session gone). */
 function failureReply(reply: FastifyReply, payload: unknown, error: unknown, applied: readonly string[] | null = null): string {
@@ -351,7 +350,7 @@ function failureReply(reply: FastifyReply, payload: unknown, error: unknown, app
   destroyStream(payload);
   // The app's response (and the cookies it set for it) assumed a saved session; drop them, and
   // the framing of its body (a chunked Transfer-Encoding beside our Content-Length is invalid).
-  for (const name of FAILURE_DROPS) reply.removeHeader(name);
+  for (const name of FAILED_ANSWER_HEADERS) reply.removeHeader(name);
   // Everything a returned Response brought: it described that response, not this one.
   if (applied !== null) for (const name of applied) reply.removeHeader(name);
   takeRawCookies(reply);

@@ -11,7 +11,7 @@ import type { Sessions } from '../core/sessions.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { SessionData } from '../types.js';
 import type { NodeAdapterOptions, NodeRequest } from './node.js';
-import { cacheControlWithCookie, clientIp, defaultFailure, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
+import { cacheControlWithCookie, clientIp, defaultFailure, FAILED_ANSWER_HEADERS, isHttps, SESSION_CACHE_CONTROL, varyWithCookie } from './shared.js';
 
 /** Where the session hangs on the request: a symbol property is far cheaper than a WeakMap. */
 const SESSION = Symbol.for('coatcheck.session');
@@ -120,18 +120,21 @@ export function header(req: NodeRequest, name: string): string | undefined {
 }
 
 function respondWithError(error: unknown, req: IncomingMessage, res: ServerResponse, options: NodeAdapterOptions): void {
-  // The failed answer's headers (its Content-Length, ETag, a cookie) must not frame the error
-  // answer, whoever writes it: a held Content-Length would cut a longer error body short or
-  // leave the client waiting for the rest of a shorter one.
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.statusCode = 500;
   // The reason phrase is Node's for the status: one the app gave (maybe the invalid one that
   // failed the replay) would go out with the error answer, or throw again.
   if (!isHttp2(res)) res.statusMessage = '';
   if (options.onError) {
+    // The app's own failure answer keeps the headers that still apply (CORS, security headers);
+    // those of the failed answer go, with its Content-Type (the error body is not of that type).
+    for (const name of FAILED_ANSWER_HEADERS) res.removeHeader(name);
+    res.removeHeader('content-type');
+    // As the default answer: a failure is never cached (the app's page may have said public).
+    res.setHeader('Cache-Control', 'no-store');
     options.onError(error, req, res);
     return;
   }
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
   const { status, body } = defaultFailure(error);
   res.statusCode = status;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');

@@ -179,6 +179,16 @@ export class StreamWatch {
   }
 }
 
+/**
+ * Headers that frame or describe the answer that failed, not the failure answer that replaces it:
+ * a held Content-Length would cut a longer error body short (or keep the client waiting for the
+ * rest of a shorter one), and its cookie, validators or redirect would apply to the error. The
+ * rest (CORS, HSTS, CSP, …) stays: a cross-origin client must still be able to read the error.
+ */
+export const FAILED_ANSWER_HEADERS: readonly string[] = Object.freeze([
+  'set-cookie', 'content-length', 'content-encoding', 'content-disposition', 'etag', 'last-modified', 'location', 'transfer-encoding', 'trailer', 'content-range',
+]);
+
 /** An 'error' listener that only keeps a destroyed stream's late failure from ending the process. */
 export function ignoreStreamError(): void {}
 
@@ -190,7 +200,7 @@ export function ignoreStreamError(): void {}
 export function webBodyUnsendable(body: unknown): boolean {
   if (typeof body !== 'object' || body === null) return false;
   if (body instanceof Response) {
-    if (Object.prototype.hasOwnProperty.call(body.constructor, Symbol.hasInstance) && !standInBuilt(body)) return false;
+    if (Object.prototype.hasOwnProperty.call(body.constructor, Symbol.hasInstance)) return standInUnsendable(body);
     return body.bodyUsed || body.body?.locked === true;
   }
   return body instanceof ReadableStream && body.locked;
@@ -199,11 +209,18 @@ export function webBodyUnsendable(body: unknown): boolean {
 /**
  * `@hono/node-server` puts a stand-in `Response` class in place (it has a `Symbol.hasInstance` of
  * its own). Reading `body` or `bodyUsed` of one builds the full Response and takes the server off
- * its fast path, so only one already built is asked: a body can be read only through the built
- * Response, which the stand-in keeps under a symbol named `responseCache`.
+ * its fast path, so it is asked only once built (kept under a symbol named `responseCache`); an
+ * unbuilt one holds its body as given (under `cache`): a stream of the app's may be locked.
  */
-function standInBuilt(response: object): boolean {
-  for (const symbol of Object.getOwnPropertySymbols(response)) if (symbol.description === 'responseCache') return true;
+function standInUnsendable(response: Response): boolean {
+  for (const symbol of Object.getOwnPropertySymbols(response)) {
+    if (symbol.description === 'responseCache') return response.bodyUsed || response.body?.locked === true;
+    if (symbol.description === 'cache') {
+      const held = (response as unknown as Record<symbol, unknown>)[symbol];
+      const source = Array.isArray(held) ? (held[1] as unknown) : null;
+      return source instanceof ReadableStream && source.locked;
+    }
+  }
   return false;
 }
 

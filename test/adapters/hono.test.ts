@@ -696,6 +696,41 @@ describe('hono: a Request object handled again, and responses no server can send
     await sessions.close();
   });
 
+  it('saves nothing on @hono/node-server for a returned stream body the app locked; an unread stream still goes out', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = new Hono();
+    app.use(honoSessions(sessions));
+    app.get('/:mode', async (c) => {
+      (await getSession(c)).set('x', c.req.param('mode'));
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('streamed body'));
+          controller.close();
+        },
+      });
+      if (c.req.param('mode') === 'locked') void body.getReader().read();
+      return new Response(body);
+    });
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const ok = await fetch(`${base}/stream`);
+      assert.equal(await ok.text(), 'streamed body');
+      assert.match(ok.headers.getSetCookie()[0] ?? '', /^sid=/);
+      const creates = store.calls.create ?? 0;
+      // The server fails this answer as it would without coatcheck (the stream cannot be read).
+      const locked = await fetch(`${base}/locked`).catch(() => null);
+      await locked?.text().catch(() => '');
+      assert.deepEqual(locked?.headers.getSetCookie() ?? [], []);
+      assert.equal(store.calls.create ?? 0, creates, 'nothing saved for the answer that could not be sent');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await sessions.close();
+    }
+  });
+
   it('passes Response.error() on untouched and saves nothing for it, as for a 5xx', async () => {
     const store = instrument(memoryStore({ sweepInterval: 0 }));
     const sessions = createSessions({ store });
