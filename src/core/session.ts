@@ -145,6 +145,13 @@ const MAX_STORED_IP = 64;
 /** What ends a signed-in session for good: on the cookie store, with `revokeOnLogout`, these set the user's watermark. */
 const ENDS_SIGN_IN: ReadonlySet<DestroyReason> = new Set<DestroyReason>(['logout', 'flush', 'reset']);
 
+/** What a request changed, per namespace, and the size of the session it leaves (maxDataSize's measure). */
+interface SessionChanges {
+  data: KeyChanges | null;
+  meta: KeyChanges | null;
+  bytes: number;
+}
+
 function clipped(value: string | null | undefined, max: number): string | null {
   if (value === undefined || value === null) return null;
   return value.length > max ? value.slice(0, max) : value;
@@ -1335,6 +1342,30 @@ export class Session<T extends SessionData = RegisteredData> {
     return out;
   }
 
+  /**
+   * Brings what this request loaded back within the caps on one-time tokens and flash messages.
+   * Each request keeps to them when it adds one, but parallel requests add on their own views and
+   * the store merges them key by key, so a session can hold more; the next request that commits
+   * it drops the extra ones: tokens expiring soonest first (those this request issued last),
+   * flashes oldest first. (The store's size bound, `maxDataSize`, holds atomically meanwhile.)
+   */
+  #trimToCaps(): void {
+    const tokens: [string, number][] = [];
+    let flashes = 0;
+    for (const [key, value] of this.#meta) {
+      if (key.startsWith(META_ONE_TIME)) tokens.push([key, this.#issuedKeys?.has(key) ? Infinity : oneTimeUntil(value)]);
+      else if (key.startsWith(META_FLASH_ITEM)) flashes++;
+    }
+    if (tokens.length > MAX_ONE_TIME_TOKENS) {
+      tokens.sort((a, b) => a[1] - b[1]);
+      for (const [key] of tokens.slice(0, tokens.length - MAX_ONE_TIME_TOKENS)) this.#meta.delete(key);
+    }
+    if (flashes > MAX_FLASHES) {
+      const keys = this.#flashKeys();
+      for (const key of keys.slice(0, keys.length - MAX_FLASHES)) this.#meta.delete(key);
+    }
+  }
+
   /** This session's flash message keys, oldest first. */
   #flashKeys(): string[] {
     const keys: string[] = [];
@@ -1382,6 +1413,8 @@ export class Session<T extends SessionData = RegisteredData> {
     if (this.#ambiguousCookie) result.setCookie.push(...clearedOtherScopeCookies(this.#engine.options.cookie, this.#request().https));
     const engine = this.#engine;
     const now = engine.options.clock.now();
+    // Fewer meta keys than the smaller cap: neither can be exceeded (the common case, no walk).
+    if (this.#meta.size > MAX_ONE_TIME_TOKENS) this.#trimToCaps();
     const keep = this.#data.size > 0 || this.#userId !== null || (this.#meta.size > 0 && holdsMeta(this.#meta.keys()));
     if (keep && this.#outsidePath) throw this.#outsidePathError();
 
@@ -1397,12 +1430,15 @@ export class Session<T extends SessionData = RegisteredData> {
 
     const rotation = engine.options.rotation;
     const rotate = this.#rotateRequested || (rotation !== null && this.#rotationDue(now));
-    const { data, meta } = this.#changes(this.#snapshot, this.#metaSnapshot);
+    const changes = this.#changes(this.#snapshot, this.#metaSnapshot);
+    const { data, meta } = changes;
     const userChanged = this.#userId !== this.#userIdBaseline;
     // Every save is guarded: a record another request already rotated away is never written to.
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(meta) };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
+    const maxBytes = this.#sizeBound(changes);
+    if (maxBytes !== undefined) patch.maxBytes = maxBytes;
     if (userChanged) patch.userId = this.#userId;
     const touchDue = this.#touchDue(now);
     const needsSave = data !== null || meta !== null || userChanged || this.#forceSave;
@@ -1505,10 +1541,13 @@ export class Session<T extends SessionData = RegisteredData> {
 
   /** This request's changes against a baseline, as a guarded save at `now`. */
   #savedChanges(dataBaseline: Map<string, string>, metaBaseline: Map<string, string>, now: number): SessionPatch {
-    const { data, meta } = this.#changes(dataBaseline, metaBaseline);
+    const changes = this.#changes(dataBaseline, metaBaseline);
+    const { data, meta } = changes;
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(meta) };
     if (data) patch.data = data;
     if (meta) patch.meta = meta;
+    const maxBytes = this.#sizeBound(changes);
+    if (maxBytes !== undefined) patch.maxBytes = maxBytes;
     return patch;
   }
 
@@ -1590,8 +1629,9 @@ export class Session<T extends SessionData = RegisteredData> {
       this.#stored = false;
       throw error;
     }
+    let left: SessionRecord;
     try {
-      await this.#carryOver(target.id, newId, ours, now, true);
+      left = await this.#carryOver(target.id, newId, ours, now, true);
     } catch (error) {
       if (!(error instanceof SessionGoneError)) {
         // The store failed after the claim: keep no half-made session (a device no browser
@@ -1602,6 +1642,7 @@ export class Session<T extends SessionData = RegisteredData> {
       throw error;
     }
     engine.events.emit('created', { handle: newId, userId: this.#userId });
+    await this.#reduceToStub(target.id, left, now);
     // The record claimed (after a parallel rotation, the one it led to): the session ended here.
     return { token, ended: target.id };
   }
@@ -1829,14 +1870,16 @@ export class Session<T extends SessionData = RegisteredData> {
     engine.events.emit('created', { handle: newId, userId: this.#userId });
     this.#rotateRequested = false;
     engine.events.emit('rotated', { from: old.id, to: newId, userId: this.#userId });
-    await this.#carryOver(old.id, newId, ours, now, true);
+    const left = await this.#carryOver(old.id, newId, ours, now, true);
+    await this.#reduceToStub(old.id, left, now);
     return true;
   }
 
   /**
    * After a rotation's claim: the old record is final (every later guarded save follows the
    * forwarder), so re-read it and give the new record what parallel requests saved there since
-   * this request loaded it, with this request's own changes on top.
+   * this request loaded it, with this request's own changes on top. Resolves to the old record as
+   * read.
    */
   async #carryOver(
     oldId: string,
@@ -1844,7 +1887,7 @@ export class Session<T extends SessionData = RegisteredData> {
     ours: { data: KeyChanges | null; meta: KeyChanges | null },
     now: number,
     createdWithoutOneTime: boolean,
-  ): Promise<void> {
+  ): Promise<SessionRecord> {
     const current = await this.#getOrNull(oldId);
     if (current === null) {
       // Ended meanwhile (a logout elsewhere): the new record must not outlive it.
@@ -1869,13 +1912,42 @@ export class Session<T extends SessionData = RegisteredData> {
     const changes = this.#changes(written.data, written.meta);
     this.#snapshot = written.data;
     this.#metaSnapshot = written.meta;
-    if (changes.data === null && changes.meta === null) return;
+    if (changes.data === null && changes.meta === null) return current;
     // keepLater too: a request that followed the rotation may have saved its expiry choice to the
     // new record already, which the old record this merge read does not hold.
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(changes.meta) };
     if (changes.data) patch.data = changes.data;
     if (changes.meta) patch.meta = changes.meta;
+    // Bounded like any save: a request that followed the rotation may have saved to the new record.
+    const maxBytes = this.#sizeBound(changes);
+    if (maxBytes !== undefined) patch.maxBytes = maxBytes;
     if (!(await this.#save(patch))) throw new SessionGoneError();
+    return current;
+  }
+
+  /**
+   * After a carry-over: the record a rotation or a cycle left behind (claimed, so final: every
+   * save is guarded and no request writes to it again) keeps only what following it needs, its
+   * `moved` and `movedTo` and its times, not a copy of the session for its grace window or the
+   * minute a cycled record is held: the data is in the new record already, and nothing reads it
+   * there (a request following it, a logout or revoke ending it, a save or token spend refused
+   * by its guard: see forwarding.ts). Best effort: it expires soon anyway.
+   */
+  async #reduceToStub(id: string, left: SessionRecord, now: number): Promise<void> {
+    const data = Object.keys(left.data);
+    const meta = Object.keys(left.meta).filter((key) => key !== META_MOVED && key !== META_MOVED_TO);
+    if (data.length === 0 && meta.length === 0) return;
+    const patch: SessionPatch = {
+      // Still the record this request claimed (a claim is never undone once carried over).
+      guard: { present: [META_MOVED] },
+      // Its times stay as the claim set them.
+      lastSeenAt: now,
+      expiresAt: left.expiresAt,
+      keepLater: true,
+    };
+    if (data.length > 0) patch.data = { unset: data };
+    if (meta.length > 0) patch.meta = { unset: meta };
+    await this.#engine.call('update', (store) => store.update(id, patch)).catch(() => undefined);
   }
 
   /** Best effort: deletes a record this request wrote but must not keep (it expires anyway). */
@@ -2017,13 +2089,26 @@ export class Session<T extends SessionData = RegisteredData> {
     // session to a new record, but does not make it larger than it was loaded).
     loadedData = dataBaseline,
     loadedMeta = metaBaseline,
-  ): { data: KeyChanges | null; meta: KeyChanges | null } {
+  ): SessionChanges {
     const data = this.#diff(this.#data, dataBaseline, true);
     const meta = this.#diff(this.#meta, metaBaseline, false);
     const bytes = data.bytes + meta.bytes;
     const limit = this.#engine.options.maxDataSize;
     if (bytes > limit && this.#grew(bytes, loadedData, loadedMeta)) throw new SessionTooLargeError(bytes, limit);
-    return { data: data.changes, meta: meta.changes };
+    return { data: data.changes, meta: meta.changes, bytes };
+  }
+
+  /**
+   * The size bound a save that sets keys carries (SessionPatch.maxBytes), for the store to check
+   * atomically with the write: parallel requests on one session each pass the check above on
+   * their own view, and the store merges their keys, so only the store can see their sum.
+   * `maxDataSize`, or this view's own size when it is over that already (a session that arrived
+   * oversize and that this request did not make larger), so that a save whose record is what this
+   * request sees is never refused by the store. undefined for a save that sets nothing.
+   */
+  #sizeBound(changes: SessionChanges): number | undefined {
+    if (changes.data?.set === undefined && changes.meta?.set === undefined) return undefined;
+    return Math.max(this.#engine.options.maxDataSize, changes.bytes);
   }
 
   /**

@@ -6,10 +6,11 @@
  * What it costs compared with a native store:
  * - The connect API only has whole-object `set`, so every `update`/`touch` is a read-modify-write.
  *   Calls on one id are queued within this process, so concurrent requests handled by one
- *   process never lose each other's keys and guarded updates (one-time CSRF tokens, id
- *   rotation claims) are exclusive. Across processes the read-modify-write can still interleave:
- *   the last writer wins the whole record and a guard can pass twice — express-session's own
- *   lost-update problem. Use a native store (Redis, Postgres, SQLite) when several processes
+ *   process never lose each other's keys, guarded updates (one-time CSRF tokens, id rotation
+ *   claims) are exclusive, and the size bound (`maxBytes`) holds. Across processes the
+ *   read-modify-write can still interleave: the last writer wins the whole record, a guard can
+ *   pass twice and parallel saves can add up past the bound — express-session's own lost-update
+ *   problem. Use a native store (Redis, Postgres, SQLite) when several processes
  *   serve one session concurrently.
  * - `create` checks with `get` before `set`: another process could write the same id in between.
  *   Ids are 256-bit random values, so that needs a collision that will not happen.
@@ -41,6 +42,7 @@ import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.j
 import type { JsonValue } from '../types.js';
 import {
   applyKeyChanges,
+  checkMaxBytes,
   type ExpiredSweep,
   guardHolds,
   type SessionPatch,
@@ -255,6 +257,7 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
         if (!stored || stored.expiresAt <= clock.now() || stored.expiresAt <= patch.lastSeenAt) return false;
         const meta = parseField(name, stored, 'meta');
         if (patch.guard && !guardHolds(meta, patch.guard)) return false;
+        const before = [stored.data, stored.meta] as const;
         if (patch.data) {
           const data = parseField(name, stored, 'data');
           applyKeyChanges(data, patch.data);
@@ -264,6 +267,8 @@ export function connectStore(inner: ConnectStoreLike, options: ConnectStoreOptio
           applyKeyChanges(meta, patch.meta);
           stored.meta = JSON.stringify(meta);
         }
+        // On the record this read-modify-write read (see the module's note on several processes).
+        if (patch.maxBytes !== undefined) checkMaxBytes(patch.maxBytes, before, [stored.data, stored.meta]);
         if (patch.userId !== undefined) stored.userId = patch.userId;
         stored.lastSeenAt = patch.keepLater ? Math.max(stored.lastSeenAt, patch.lastSeenAt) : patch.lastSeenAt;
         stored.expiresAt = patch.keepLater ? Math.max(stored.expiresAt, patch.expiresAt) : patch.expiresAt;

@@ -11,6 +11,7 @@ import { FORWARDER_USER } from '../core/reserved-users.js';
 
 import {
   applyKeyChanges,
+  checkMaxBytes,
   guardHolds,
   statsFromCounts,
   topUsersLimit,
@@ -35,7 +36,9 @@ export interface MemoryStoreOptions {
    * sessions are evicted like guests', so a flood of new guest sessions (every cookieless request
    * that writes to its session makes one) can push signed-in users out, signing them out. Set it
    * well above your live session count, and rate-limit routes that create sessions for anonymous
-   * clients. An eviction costs the same however long a flood has lasted. Default: unbounded.
+   * clients. Records given up by a rotation or `cycleId()` (kept a short while so racing requests
+   * can follow them) are evicted before any session. An eviction costs the same however long a
+   * flood has lasted. Default: unbounded.
    */
   maxEntries?: number | undefined;
   /** Time source for sweeping; pass the same clock as `createSessions` in tests. */
@@ -112,6 +115,16 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
    */
   let deletedSinceEviction = 0;
   const evictorPatience = Math.max(1024, Math.ceil(maxEntries / 16));
+  /**
+   * Records given up by a rotation or a `cycleId()` (user `FORWARDER_USER`), in the order they were
+   * given up: past `maxEntries` these go before any session. Each only leads a racing request on
+   * to the session it became for a short while; a client looping `cycleId()` or rotations must
+   * not push other users' sessions out. Evicted through a kept iterator, as `records` is, with
+   * the same patience for deletions made beside it.
+   */
+  const forwarders = new Set<string>();
+  let forwarderEvictor: Iterator<string> | undefined;
+  let forwardersDeletedSinceEviction = 0;
 
   function index(id: string, userId: string | null): void {
     if (userId === null) return;
@@ -132,18 +145,47 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     records.delete(id);
     unindex(id, entry.userId);
     deletedBesideEvictor();
+    if (entry.userId === FORWARDER_USER) unforward(id);
+    return true;
+  }
+  function markForwarder(id: string): void {
+    // Only eviction needs the order: without maxEntries nothing is kept.
+    if (maxEntries !== Infinity) forwarders.add(id);
+  }
+  function unforward(id: string): void {
+    if (forwarders.delete(id) && forwarderEvictor && ++forwardersDeletedSinceEviction >= evictorPatience) forwarderEvictor = undefined;
+  }
+  /** Removes the record given up longest ago, if any (false: there is none). */
+  function evictForwarder(): boolean {
+    if (forwarders.size === 0) return false;
+    let next = forwarderEvictor?.next();
+    if (!next || next.done) {
+      forwarderEvictor = forwarders.values();
+      next = forwarderEvictor.next();
+      if (next.done) return false;
+    }
+    const id = next.value;
+    forwarders.delete(id);
+    forwardersDeletedSinceEviction = 0;
+    const entry = records.get(id);
+    if (entry) {
+      records.delete(id);
+      unindex(id, entry.userId);
+      deletedBesideEvictor();
+    }
     return true;
   }
   function deletedBesideEvictor(): void {
     if (evictor && ++deletedSinceEviction >= evictorPatience) evictor = undefined;
   }
   /**
-   * Removes the least recently used record. A rotated or cycled record keeps the place of its last
-   * use as a session (reading or claiming it does not refresh it) and is not evicted ahead of its
-   * turn (a parallel request or a racing logout may still need it during its grace window); once
+   * Removes the least recently used record. Records given up by a rotation or a cycle go first
+   * (evictForwarder): a racing request or logout may still need one during its grace window, but
+   * a session pushed out signs its user out. Reading or claiming one never makes it recent; once
    * spent, the background sweep removes it.
    */
   function evictOldest(): void {
+    if (evictForwarder()) return;
     let next = evictor?.next();
     if (!next || next.done) {
       // No evictor yet, or it was dropped (never exhausted: it only moves while records remain).
@@ -156,6 +198,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     records.delete(id);
     unindex(id, entry.userId);
     deletedSinceEviction = 0;
+    if (entry.userId === FORWARDER_USER) unforward(id);
   }
   function toRecord(id: string, e: Entry): SessionRecord {
     return {
@@ -259,6 +302,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         userAgent: record.userAgent,
       });
       index(record.id, record.userId);
+      // A forwarder filled in by a tiered store's cache.
+      if (record.userId === FORWARDER_USER) markForwarder(record.id);
       while (records.size > maxEntries) evictOldest();
     },
     update(id, patch: SessionPatch) {
@@ -266,20 +311,28 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       // Also expired by the engine's clock (lastSeenAt is its "now"), which may run ahead of ours.
       if (!entry || entry.expiresAt <= patch.lastSeenAt) return false;
       if (patch.guard && !guardHoldsOn(entry.meta, patch.guard)) return false;
+      let dataJson = entry.data;
+      let metaJson = entry.meta;
       if (patch.data) {
-        const data = parseJsonObject(entry.data) ?? {};
+        const data = parseJsonObject(dataJson) ?? {};
         applyKeyChanges(data, patch.data);
-        entry.data = JSON.stringify(data);
+        dataJson = JSON.stringify(data);
       }
       if (patch.meta) {
-        const meta = parseJsonObject(entry.meta) ?? {};
+        const meta = parseJsonObject(metaJson) ?? {};
         applyKeyChanges(meta, patch.meta);
-        entry.meta = JSON.stringify(meta);
+        metaJson = JSON.stringify(meta);
       }
+      // Throws (writing nothing) when the patch's size bound refuses the record it would leave.
+      if (patch.maxBytes !== undefined) checkMaxBytes(patch.maxBytes, [entry.data, entry.meta], [dataJson, metaJson]);
+      entry.data = dataJson;
+      entry.meta = metaJson;
       if (patch.userId !== undefined && patch.userId !== entry.userId) {
         unindex(id, entry.userId);
         entry.userId = patch.userId;
         index(id, entry.userId);
+        if (entry.userId === FORWARDER_USER) markForwarder(id);
+        else unforward(id);
       }
       if (patch.keepLater) {
         entry.lastSeenAt = Math.max(entry.lastSeenAt, patch.lastSeenAt);
@@ -288,9 +341,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         entry.lastSeenAt = patch.lastSeenAt;
         entry.expiresAt = patch.expiresAt;
       }
-      // A record given up by a rotation or cycleId is no session in use: claiming it does not
-      // make it recent (see evictOldest).
-      if (patch.userId !== FORWARDER_USER) refresh(id, entry);
+      // A record given up by a rotation or cycleId is no session in use: claiming it (or trimming
+      // it down to what following it needs) does not make it recent (see evictOldest).
+      if (entry.userId !== FORWARDER_USER) refresh(id, entry);
       return true;
     },
     touch(id, times) {
@@ -330,7 +383,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const deleted = records.size;
       records.clear();
       byUser.clear();
+      forwarders.clear();
       evictor = undefined;
+      forwarderEvictor = undefined;
       dropCursors();
       return deleted;
     },

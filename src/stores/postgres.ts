@@ -23,7 +23,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { parseJsonObject } from '../core/json.js';
 import { checkFactoryOptions } from '../core/known-options.js';
 import { FORWARDER_USER } from '../core/reserved-users.js';
-import { ConfigError, CorruptRecordError, InvalidValueError, StoreConflictError, StoreError } from '../errors.js';
+import { ConfigError, CorruptRecordError, InvalidValueError, SessionTooLargeError, StoreConflictError, StoreError } from '../errors.js';
 import type { JsonValue } from '../types.js';
 import {
   topUsersLimit,
@@ -102,6 +102,18 @@ const MIGRATIONS_RUN = new WeakMap<PostgresStore, PostgresMigration>();
 export function postgresMigrationOf(store: PostgresStore): PostgresMigration | undefined {
   return MIGRATIONS_RUN.get(store);
 }
+
+/**
+ * `maxDataSize`'s measure (SessionPatch.maxBytes) of one jsonb value, from its text: a jsonb value
+ * prints with a space after each `:` and `,` and with numbers in plain notation (1e+21 prints 22
+ * digits), where `JSON.stringify` writes neither. This pattern matches a string whole (kept as
+ * it is), a separator with its space (the space dropped), or a number `JSON.stringify` would write
+ * with an exponent, 1e21 or more (22 digits or more) or below 1e-6 (dropped, as if 0 bytes), so
+ * the measure is never more than `JSON.stringify`'s and equals it for any value without such
+ * numbers (a run of 22 digits in a long fraction is dropped too: less, never more).
+ */
+const JSONB_TEXT_PATTERN = String.raw`("(?:[^"\\]|\\.)*")|([,:]) |-?[0-9]{22,}|(?<![0-9])-?0\.0{6,}[0-9]+`;
+const JSONB_TEXT_REPLACEMENT = String.raw`\1\2`;
 
 /** Current schema version, recorded per table in `coatcheck_schema`. */
 const SCHEMA_VERSION = 1;
@@ -609,10 +621,10 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     }
   }
 
-  /** `column = (column - unset) || set`, or null when the changes are empty. */
-  function keyChangesSql(column: 'data' | 'meta', changes: KeyChanges | undefined, param: (value: unknown) => string): string | null {
-    if (!changes) return null;
+  /** `(column - unset) || set`: the column as the changes leave it (the column itself when they are empty). */
+  function keyChangesSql(column: 'data' | 'meta', changes: KeyChanges | undefined, param: (value: unknown) => string): string {
     let expression: string = column;
+    if (!changes) return expression;
     const unset = changes.unset ?? [];
     if (unset.length > 0) {
       for (const key of unset) assertStorableText(key, key);
@@ -624,7 +636,62 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       assertStorable(set, json);
       expression = `${expression} || ${param(json)}::jsonb`;
     }
-    return expression === column ? null : `${column} = ${expression}`;
+    return expression;
+  }
+
+  /**
+   * An update's statement and its parameters. `size` says how a patch's size bound is checked, in
+   * the WHERE clause, so on the row as locked: 'none' (no bound); 'text', the jsonb text of the
+   * record the patch leaves within the bound (that text, with its quotes, spaces and braces, is
+   * never less than the measure, so it settles any record well within the bound); 'exact', the
+   * measure of what the patch leaves within the bound or no larger than the row's now (see
+   * JSONB_TEXT_PATTERN); 'check', no update but a SELECT of that test (`fits`) and the measure
+   * (`bytes`) for a row the other conditions still match.
+   */
+  function updateStatement(id: string, patch: SessionPatch, size: 'none' | 'text' | 'exact' | 'check'): [string, unknown[]] {
+    const values: unknown[] = [id];
+    const param = (value: unknown): string => {
+      values.push(value);
+      return `$${values.length}`;
+    };
+    const data = keyChangesSql('data', patch.data, param);
+    const meta = keyChangesSql('meta', patch.meta, param);
+    // A guard is part of the WHERE clause: after waiting for a row lock, PostgreSQL re-checks it
+    // against the newest row version, so of N concurrent guarded updates only the valid ones apply.
+    // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it.
+    // The save's lastSeenAt is the engine's "now"; floored for the bigint comparison, which
+    // for integer expiries is the same test.
+    let where = `id = $1 AND expires_at > ${param(Math.floor(patch.lastSeenAt))}`;
+    if (patch.guard?.present?.length) where += ` AND meta ?& ${param(patch.guard.present)}::text[]`;
+    if (patch.guard?.absent?.length) where += ` AND NOT (meta ?| ${param(patch.guard.absent)}::text[])`;
+    if (size !== 'none') {
+      const bound = `${param(Math.floor(patch.maxBytes as number))}::bigint`;
+      if (size === 'text') {
+        where += ` AND octet_length((${data})::text) + octet_length((${meta})::text) <= ${bound}`;
+      } else {
+        const pattern = `${param(JSONB_TEXT_PATTERN)}::text`;
+        const replacement = `${param(JSONB_TEXT_REPLACEMENT)}::text`;
+        const measure = (d: string, m: string): string =>
+          `(SELECT coalesce(sum(octet_length(key) + octet_length(regexp_replace(value::text, ${pattern}, ${replacement}, 'g'))), 0) FROM (SELECT key, value FROM jsonb_each(${d}) UNION ALL SELECT key, value FROM jsonb_each(${m})) AS entries)`;
+        const fits = `${measure(data, meta)} <= GREATEST(${bound}, ${measure('data', 'meta')})`;
+        if (size === 'check') return [`SELECT ${fits} AS fits, ${measure(data, meta)} AS bytes FROM ${t} WHERE ${where}`, values];
+        where += ` AND ${fits}`;
+      }
+    }
+    const assignments: string[] = [];
+    if (data !== 'data') assignments.push(`data = ${data}`);
+    if (meta !== 'meta') assignments.push(`meta = ${meta}`);
+    if (patch.userId !== undefined) {
+      assertStorableText('userId', patch.userId);
+      assignments.push(`user_id = ${param(patch.userId)}`);
+    }
+    if (patch.keepLater) {
+      // Computed against the row as locked, so a later time a parallel save wrote stays.
+      assignments.push(`last_seen_at = GREATEST(last_seen_at, ${param(pastTime(patch.lastSeenAt))})`, `expires_at = GREATEST(expires_at, ${param(expiryTime(patch.expiresAt))})`);
+    } else {
+      assignments.push(`last_seen_at = ${param(pastTime(patch.lastSeenAt))}`, `expires_at = ${param(expiryTime(patch.expiresAt))}`);
+    }
+    return [`UPDATE ${t} SET ${assignments.join(', ')} WHERE ${where}`, values];
   }
 
   const store: PostgresStore = {
@@ -662,38 +729,24 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     },
 
     async update(id, patch: SessionPatch) {
-      const values: unknown[] = [id];
-      const param = (value: unknown): string => {
-        values.push(value);
-        return `$${values.length}`;
-      };
       // One statement: the row lock orders concurrent saves, and each re-reads the latest data,
       // so saves that change different keys all survive.
-      const assignments: string[] = [];
-      const data = keyChangesSql('data', patch.data, param);
-      if (data) assignments.push(data);
-      const meta = keyChangesSql('meta', patch.meta, param);
-      if (meta) assignments.push(meta);
-      if (patch.userId !== undefined) {
-        assertStorableText('userId', patch.userId);
-        assignments.push(`user_id = ${param(patch.userId)}`);
+      const sized = patch.maxBytes !== undefined && (patch.data !== undefined || patch.meta !== undefined);
+      if (!sized) return (await run(...updateStatement(id, patch, 'none'))).rowCount === 1;
+      // With a size bound: first the cheap test of the record's jsonb text, enough for any
+      // record well within the bound; if no row was written, the exact one, key by key.
+      if ((await run(...updateStatement(id, patch, 'text'))).rowCount === 1) return true;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        // No row written: gone, expired, guarded off, or its text over the bound. Read the row
+        // against the same conditions: none matches (false), or it is measured key by key.
+        const row = (await run<{ fits: string; bytes: string }>(...updateStatement(id, patch, 'check'))).rows[0];
+        if (row === undefined) return false;
+        if (row.fits !== 't') throw new SessionTooLargeError(Number(row.bytes), patch.maxBytes as number);
+        // Within the bound by the exact measure: written with that test, on the row as locked.
+        if ((await run(...updateStatement(id, patch, 'exact'))).rowCount === 1) return true;
       }
-      if (patch.keepLater) {
-        // Computed against the row as locked, so a later time a parallel save wrote stays.
-        assignments.push(`last_seen_at = GREATEST(last_seen_at, ${param(pastTime(patch.lastSeenAt))})`, `expires_at = GREATEST(expires_at, ${param(expiryTime(patch.expiresAt))})`);
-      } else {
-        assignments.push(`last_seen_at = ${param(pastTime(patch.lastSeenAt))}`, `expires_at = ${param(expiryTime(patch.expiresAt))}`);
-      }
-      // A guard is part of the WHERE clause: after waiting for a row lock, PostgreSQL re-checks it
-      // against the newest row version, so of N concurrent guarded updates only the valid ones apply.
-      // Live rows only: a row past its expiry awaits the sweep, and a save must not revive it.
-      // The save's lastSeenAt is the engine's "now"; floored for the bigint comparison, which
-      // for integer expiries is the same test.
-      let where = `id = $1 AND expires_at > ${param(Math.floor(patch.lastSeenAt))}`;
-      if (patch.guard?.present?.length) where += ` AND meta ?& ${param(patch.guard.present)}::text[]`;
-      if (patch.guard?.absent?.length) where += ` AND NOT (meta ?| ${param(patch.guard.absent)}::text[])`;
-      const result = await run(`UPDATE ${t} SET ${assignments.join(', ')} WHERE ${where}`, values);
-      return result.rowCount === 1;
+      // Only reachable if parallel saves keep changing the row between the read and the write.
+      throw new Error('postgres store: the session kept changing during a size-bounded update');
     },
 
     async touch(id, times) {

@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Redis, type Cluster } from 'ioredis';
-import { ConfigError, CorruptRecordError, StoreConflictError } from '../errors.js';
+import { ConfigError, CorruptRecordError, SessionTooLargeError, StoreConflictError } from '../errors.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { objectFromEntries } from '../core/json.js';
 import { checkFactoryOptions } from '../core/known-options.js';
@@ -211,20 +211,29 @@ return 1
  *       'l' / 'e', SessionPatch.keepLater), 5 user id,
  *       6 '1' when the client has just extended index ARGV[7] to cover ARGV[8] (else '0'),
  *       9 P, 10 A, 11 U: counts of the guard fields that must be present, must be absent, and of
- *       the fields to unset; then those P + A + U field names, then field/value pairs to set,
- *       ending with the times ('l' and 'e'), so one HSET writes them all (and with keepLater a
- *       later stored time is put back after it).
+ *       the fields to unset, 12 the size bound (SessionPatch.maxBytes; '' for none); then those
+ *       P + A + U field names, then field/value pairs to set, ending with the times ('l' and
+ *       'e'), so one HSET writes them all (and with keepLater a later stored time is put back
+ *       after it).
  * Returns {0} when there is no session, it has expired by ARGV[3] or a guard fails (nothing
- * written), {1} when applied, or {2, user, expiry} when the user's index must first be extended
- * to cover that expiry (nothing written). The common save is HMGET (which also proves the session
- * exists: every session hash has 'c'), HEXISTS for the save guard, HSET, PEXPIRE. The user fields are written
- * only when they change.
+ * written), {1} when applied, {2, user, expiry} when the user's index must first be extended
+ * to cover that expiry (nothing written), or {3, bytes} when the size bound refuses the record the
+ * patch would leave (nothing written). The common save is HMGET (which also proves the session
+ * exists: every session hash has 'c'), HEXISTS for the save guard, HSET, PEXPIRE. The user fields
+ * are written only when they change.
+ *
+ * 'b' holds the size of the session's data and meta as maxDataSize measures it (the bytes of each
+ * key, the field name without its 'd:' / 'm:', plus those of its JSON value): kept up to date by
+ * each save that changes fields, from the HSTRLEN of just those fields, and counted once from the
+ * whole hash for a record that lacks it (written before it existed). A refusal is never decided on
+ * it alone: the hash is counted again first, so a total left wrong (a save by an older version
+ * during an upgrade) can let a session grow a little past the bound, never refuse one within it.
  */
 const UPDATE_LUA = `${LUA_SLICES}
 local key = KEYS[1]
 -- A key of another type answers WRONGTYPE: like a missing key, that is no session here. Any other
 -- error (a command the server's ACL refuses, say) is an outage, never "no session".
-local current = redis.pcall('HMGET', key, 'u', 'x', 'c', 'e', 'l')
+local current = redis.pcall('HMGET', key, 'u', 'x', 'c', 'e', 'l', 'b')
 if current.err then
   if string.sub(current.err, 1, 9) == 'WRONGTYPE' then return {0} end
   return redis.error_reply(current.err)
@@ -234,11 +243,44 @@ if not current[3] then return {0} end
 local stored = tonumber(current[4])
 if not stored or stored <= tonumber(ARGV[3]) then return {0} end
 local present, absent, unsets = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-for i = 12, 11 + present do
+for i = 13, 12 + present do
   if redis.call('HEXISTS', key, ARGV[i]) == 0 then return {0} end
 end
-for i = 12 + present, 11 + present + absent do
+for i = 13 + present, 12 + present + absent do
   if redis.call('HEXISTS', key, ARGV[i]) == 1 then return {0} end
+end
+local first = 13 + present + absent
+-- The set pairs end before the times' two pairs.
+local lastSet = #ARGV - 4
+local bound = tonumber(ARGV[12])
+local total = tonumber(current[6])
+if (total or bound) and lastSet >= first then
+  local delta = 0
+  for i = first, first + unsets - 1 do
+    local len = redis.call('HSTRLEN', key, ARGV[i])
+    if len > 0 then delta = delta - #ARGV[i] + 2 - len end
+  end
+  for i = first + unsets, lastSet, 2 do
+    local len = redis.call('HSTRLEN', key, ARGV[i])
+    if len > 0 then delta = delta + #ARGV[i + 1] - len else delta = delta + #ARGV[i] - 2 + #ARGV[i + 1] end
+  end
+  local function counted()
+    local n = 0
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do
+      local namespace = string.sub(all[i], 1, 2)
+      if namespace == 'd:' or namespace == 'm:' then n = n + #all[i] - 2 + #all[i + 1] end
+    end
+    return n
+  end
+  if not total then total = counted() end
+  if bound and delta > 0 and total + delta > bound then
+    total = counted()
+    if total + delta > bound then return {3, total + delta} end
+  end
+  total = total + delta
+else
+  total = nil
 end
 local expires = tonumber(ARGV[1])
 local mode = string.lower(ARGV[4])
@@ -260,9 +302,15 @@ if target then
     return {2, target, coverText}
   end
 end
-local first = 12 + present + absent
 if unsets > 0 then sliced('HDEL', key, first, first + unsets - 1) end
-sliced('HSET', key, first + unsets, #ARGV)
+local from = first + unsets
+if total then
+  -- The new size goes with the first slice of fields: no HSET of its own.
+  local to = math.min(from + 999, #ARGV)
+  redis.call('HSET', key, 'b', total, unpack(ARGV, from, to))
+  from = to + 1
+end
+sliced('HSET', key, from, #ARGV)
 if target then
   if current[1] ~= target or current[2] ~= ensured then redis.call('HSET', key, 'u', target, 'x', ensured) end
 elseif current[1] or current[2] then
@@ -1124,6 +1172,7 @@ export function redisStore(options: RedisStoreOptions): Store {
         present.length,
         absent.length,
         unset.length,
+        patch.maxBytes === undefined ? '' : String(patch.maxBytes),
         ...present,
         ...absent,
         ...unset,
@@ -1132,9 +1181,10 @@ export function redisStore(options: RedisStoreOptions): Store {
         String(patch.lastSeenAt),
         'e',
         String(patch.expiresAt),
-      ])) as [number, string?, string?];
+      ])) as [number, (string | number)?, string?];
       if (reply[0] === 0) return false;
       if (reply[0] === 1) return true;
+      if (reply[0] === 3) throw new SessionTooLargeError(Number(reply[1]), patch.maxBytes as number);
       const userId = reply[1] as string;
       // Up to the expiry the session will have (a later stored one, under keepLater).
       const until = indexUntil(Math.max(patch.expiresAt, Number(reply[2]) || 0), patch.lastSeenAt);
@@ -1163,12 +1213,20 @@ export function redisStore(options: RedisStoreOptions): Store {
 
     async create(record) {
       const until = indexUntil(record.expiresAt, record.lastSeenAt);
-      const fields: string[] = ['c', String(record.createdAt), 'l', String(record.lastSeenAt), 'e', String(record.expiresAt)];
+      // 'b' (filled in below) among the fields every save reads first: a small hash is a list,
+      // searched from its start.
+      const fields: string[] = ['c', String(record.createdAt), 'l', String(record.lastSeenAt), 'e', String(record.expiresAt), 'b', ''];
       if (record.userId !== null) fields.push('u', record.userId, 'x', String(until));
       if (record.ip !== null) fields.push('i', record.ip);
       if (record.userAgent !== null) fields.push('a', record.userAgent);
+      const from = fields.length;
       fieldPairs('d:', record.data, fields);
       fieldPairs('m:', record.meta, fields);
+      // The size the update script keeps up to date (see UPDATE_LUA): each key's bytes (its
+      // field name without the namespace) and its value's.
+      let bytes = 0;
+      for (let i = from; i < fields.length; i++) bytes += Buffer.byteLength(fields[i] as string);
+      fields[7] = String(bytes - (fields.length - from));
       // Session first, index second: an index entry then always means "this session exists or
       // existed", so listByUser may prune entries whose session is gone. If indexing fails the
       // create fails and its session is removed again (no cookie was ever issued for it).

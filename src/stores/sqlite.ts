@@ -22,6 +22,7 @@ import { FORWARDER_USER } from '../core/reserved-users.js';
 import type { JsonValue } from '../types.js';
 import {
   applyKeyChanges,
+  checkMaxBytes,
   foreignTableMessage,
   guardHolds,
   topUsersLimit,
@@ -194,6 +195,11 @@ function decode(text: unknown, column: string): Record<string, JsonValue> {
   // The id is deliberately left out of the message: error reports should not carry session keys.
   if (value === null) throw new CorruptRecordError('sqlite', `the ${column} column is not a JSON object`);
   return value;
+}
+
+/** A data or meta column as the JSON text checkMaxBytes reads (anything else holds no key). */
+function jsonText(value: unknown): string {
+  return typeof value === 'string' ? value : '{}';
 }
 
 function toSummary(row: SummaryRow): SessionSummary {
@@ -872,6 +878,9 @@ function storeOn(db: Database.Database, setup: StoreSetup): Store {
       applyKeyChanges(object, patch.meta);
       meta = JSON.stringify(object);
     }
+    // Measured on the row read under the write lock: parallel saves that each fit cannot add up
+    // past the bound. Throws, and the transaction rolls back having written nothing.
+    if (patch.maxBytes !== undefined) checkMaxBytes(patch.maxBytes, [jsonText(row.data), jsonText(row.meta)], [jsonText(data), jsonText(meta)]);
     if (patch.keepLater) {
       lastSeenAt = Math.max(lastSeenAt, row.last_seen_at);
       expiresAt = Math.max(expiresAt, row.expires_at);

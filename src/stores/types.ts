@@ -4,7 +4,8 @@
  * atomically, the engine decides everything about expiry, ids and cookies.
  * @module coatcheck/stores
  */
-import { setOwn } from '../core/json.js';
+import { parseJsonObject, setOwn } from '../core/json.js';
+import { SessionTooLargeError } from '../errors.js';
 import type { JsonValue } from '../types.js';
 
 /**
@@ -62,6 +63,18 @@ export interface SessionPatch {
    * that race open.
    */
   keepLater?: boolean;
+  /**
+   * A size bound checked atomically with the write: if, once the patch is applied, the record's
+   * data and meta together measure more than this many bytes *and* more than they did before,
+   * nothing is written and `update` fails with `SessionTooLargeError` (`ERR_TOO_LARGE`, 413; a
+   * store that answers synchronously throws it). A save that keeps or shrinks a record already
+   * over the bound passes. The measure is `maxDataSize`'s ({@link recordBytes}: the UTF-8 bytes
+   * of every key plus those of its value's JSON); a store may measure less (never more), and says
+   * so in its docs. The engine sets it on saves that set keys, so that parallel requests on one
+   * session, each within `maxDataSize` on its own, cannot together store more. A store that
+   * ignores it keeps working, with that race open.
+   */
+  maxBytes?: number;
 }
 
 /** A record with data and meta kept as JSON text (in-process stores hand out copies by parsing). */
@@ -132,7 +145,9 @@ export interface Store {
   /**
    * Applies a patch atomically. Resolves false, writing nothing, when the record does not exist
    * (destroyed elsewhere) or has expired (`expiresAt` at or before the patch's `lastSeenAt`, the
-   * engine's "now", or before the store's own clock): a save never resurrects a session.
+   * engine's "now", or before the store's own clock): a save never resurrects a session. Fails
+   * with `SessionTooLargeError`, writing nothing, when the patch's size bound refuses the record
+   * it would leave ({@link SessionPatch.maxBytes}; checked after existence and the guard).
    */
   update(id: string, patch: SessionPatch): Awaitable<boolean>;
   /** Updates only the times (idle-expiry refresh). False, as for `update`, when the record does not exist or has expired. */
@@ -299,7 +314,6 @@ export function isClientStore(store: AnyStore): store is ClientStore {
   return (store as ClientStore).kind === 'client';
 }
 
-/** Applies key changes to a plain object in place (memory-style stores and tests share this). */
 /** True when a record's meta satisfies a patch's guard (for stores that check it in code). */
 export function guardHolds(meta: Record<string, unknown>, guard: SessionPatch['guard']): boolean {
   if (!guard) return true;
@@ -308,6 +322,7 @@ export function guardHolds(meta: Record<string, unknown>, guard: SessionPatch['g
   return true;
 }
 
+/** Applies key changes to a plain object in place (memory-style stores and tests share this). */
 export function applyKeyChanges(target: Record<string, JsonValue>, changes: KeyChanges | undefined): void {
   if (!changes) return;
   for (const key of changes.unset ?? []) delete target[key];
@@ -316,6 +331,42 @@ export function applyKeyChanges(target: Record<string, JsonValue>, changes: KeyC
       setOwn(target, key, changes.set[key]);
     }
   }
+}
+
+/**
+ * `maxDataSize`'s measure of a record's data and meta ({@link SessionPatch.maxBytes}): the UTF-8
+ * bytes of every key plus those of its value's JSON, summed over the objects given.
+ */
+export function recordBytes(...objects: Record<string, JsonValue>[]): number {
+  let bytes = 0;
+  for (const object of objects) {
+    for (const key of Object.keys(object)) bytes += Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(object[key]));
+  }
+  return bytes;
+}
+
+/** {@link recordBytes} of an object kept as JSON text (an unreadable text measures 0). */
+function textBytes(json: string): number {
+  return recordBytes(parseJsonObject(json) ?? {});
+}
+
+/**
+ * For stores that apply a patch in code, before they write: throws `SessionTooLargeError` when
+ * `maxBytes` ({@link SessionPatch.maxBytes}) refuses the record the patch leaves. `before` and
+ * `after` are the record's data and meta as the JSON text the store keeps (`JSON.stringify` of
+ * each object). The text of an object is never shorter than its measure (braces, quotes, colons
+ * and commas come on top), so a record whose text fits costs no parse: only one within a few bytes
+ * per key of the bound, or over it, is measured exactly.
+ */
+export function checkMaxBytes(maxBytes: number | undefined, before: readonly [string, string], after: readonly [string, string]): void {
+  if (maxBytes === undefined) return;
+  const [data, meta] = after;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most records are decided by their length alone.
+  if ((data.length + meta.length) * 3 <= maxBytes) return;
+  if (Buffer.byteLength(data) + Buffer.byteLength(meta) <= maxBytes) return;
+  const bytes = textBytes(data) + textBytes(meta);
+  if (bytes <= maxBytes || bytes <= textBytes(before[0]) + textBytes(before[1])) return;
+  throw new SessionTooLargeError(bytes, maxBytes);
 }
 
 /** Default length of {@link StoreStats.topUsers}. */

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { CoatcheckError } from '../errors.js';
-import type { SessionRecord, Store } from '../stores/types.js';
+import { recordBytes, type SessionPatch, type SessionRecord, type Store } from '../stores/types.js';
 
 export interface StoreContractOptions {
   /** Makes the store under test. Called once per suite; the suite empties it before each test. */
@@ -362,6 +362,104 @@ export function testStore(name: string, options: StoreContractOptions): void {
       const loaded = await store.get(record.id);
       assert.equal(Object.keys(loaded?.data ?? {}).length, 50);
       for (let i = 0; i < 50; i++) assert.equal(loaded?.data[`k${i}`], i);
+    });
+
+    /** Rejects with ERR_TOO_LARGE (a synchronous store throws it: the same to the engine). */
+    const tooLarge = (run: () => unknown): Promise<void> =>
+      assert.rejects(
+        async () => run(),
+        (error: unknown) => {
+          assert.ok(error instanceof CoatcheckError, `expected a CoatcheckError, got ${String(error)}`);
+          assert.equal(error.code, 'ERR_TOO_LARGE');
+          assert.equal(error.status, 413);
+          return true;
+        },
+      );
+
+    it('maxBytes: measures keys and JSON values in UTF-8 bytes, data and meta together; refuses past it, writing nothing', async () => {
+      // Multi-byte text, nesting, escapes: the measure is the UTF-8 bytes of each key plus those of
+      // JSON.stringify(value), whatever the store keeps on disk (jsonb, a hash, JSON text).
+      const data = { 'clé ✓': 'ü'.repeat(10), list: [1, 'two', { three: [3, null, true] }], 'quote"d': 'a "b" \\ c' };
+      const meta = { m: 'x'.repeat(11), n: { nested: { x: 'y, z: w' } } };
+      const record = makeRecord({ data, meta });
+      await store.create(record);
+      const measured = recordBytes(data, meta);
+      assert.equal(measured, 8 + 22 + 4 + 33 + 7 + 14 + 1 + 13 + 1 + 26, 'the measure of the record (see recordBytes)');
+      const times = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      // Adding { n: 'é' } adds 1 + 4 bytes: exactly at the bound passes...
+      assert.equal(await store.update(record.id, { data: { set: { n: 'é' } }, maxBytes: measured + 5, ...times() }), true);
+      // ...6 more (4 in data, 2 in meta) with room for 5 do not, and write nothing (not the times either).
+      const before = await store.get(record.id);
+      await tooLarge(() => store.update(record.id, { data: { set: { o: 'p' } }, meta: { set: { q: 1 } }, maxBytes: measured + 10, ...times(), expiresAt: Date.now() + 120_000 }));
+      assert.deepEqual(await store.get(record.id), before, 'a refused update writes nothing');
+      // Replacing a value counts the difference: 9 bytes more does not fit, 6 fewer does.
+      await tooLarge(() => store.update(record.id, { meta: { set: { m: 'x'.repeat(20) } }, maxBytes: measured + 5, ...times() }));
+      assert.equal(await store.update(record.id, { meta: { set: { m: 'x'.repeat(5) } }, maxBytes: measured + 5, ...times() }), true);
+      assert.deepEqual((await store.get(record.id))?.meta, { m: 'x'.repeat(5), n: meta.n });
+    });
+
+    it('maxBytes: a save that keeps or shrinks a record already over the bound passes; a missing or guarded-off record is false, not too large', async () => {
+      const record = makeRecord({ data: { big: 'x'.repeat(500), small: 1 } });
+      await store.create(record);
+      const times = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      // Over the bound of 100 already: same size, smaller, and a removal all pass.
+      assert.equal(await store.update(record.id, { data: { set: { small: 2 } }, maxBytes: 100, ...times() }), true);
+      assert.equal(await store.update(record.id, { data: { set: { big: 'y'.repeat(400) } }, maxBytes: 100, ...times() }), true);
+      assert.equal(await store.update(record.id, { data: { unset: ['small'] }, maxBytes: 100, ...times() }), true);
+      assert.equal(await store.update(record.id, { maxBytes: 100, ...times() }), true, 'a touch');
+      // Growing it does not, even by one byte.
+      await tooLarge(() => store.update(record.id, { data: { set: { big: 'y'.repeat(401) } }, maxBytes: 100, ...times() }));
+      assert.deepEqual((await store.get(record.id))?.data, { big: 'y'.repeat(400) });
+      // Nothing to refuse: an unknown id and a failed guard answer false as always.
+      assert.equal(await store.update(randomId(), { data: { set: { a: 'x'.repeat(500) } }, maxBytes: 10, ...times() }), false);
+      assert.equal(await store.update(record.id, { data: { set: { a: 'x'.repeat(500) } }, guard: { present: ['absent-key'] }, maxBytes: 10, ...times() }), false);
+    });
+
+    it('maxBytes: of 30 concurrent saves that each fit alone, only as many as fit together apply', async () => {
+      const record = makeRecord({ data: {} });
+      await store.create(record);
+      // Each key adds 3 + 102 bytes; 1 000 bytes hold 9 of them.
+      const results = await Promise.allSettled(
+        Array.from({ length: 30 }, (_, i) =>
+          Promise.resolve().then(() =>
+            store.update(record.id, { data: { set: { [`k${String(i).padStart(2, '0')}`]: 'v'.repeat(100) } }, maxBytes: 1_000, lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }),
+          ),
+        ),
+      );
+      const applied = results.filter((result) => result.status === 'fulfilled' && result.value === true).length;
+      const refused = results.filter((result) => result.status === 'rejected' && (result.reason as { code?: unknown }).code === 'ERR_TOO_LARGE').length;
+      assert.equal(applied, 9, 'as many as fit');
+      assert.equal(refused, 21, 'the others are refused as too large, not failed otherwise');
+      const loaded = await store.get(record.id);
+      assert.ok(loaded);
+      assert.equal(Object.keys(loaded.data).length, 9);
+      assert.ok(recordBytes(loaded.data, loaded.meta) <= 1_000);
+    });
+
+    it('maxBytes: keeps the size right through removals, replacements and per-key changes of data and meta', async () => {
+      const record = makeRecord({ data: { a: 'x'.repeat(50), b: [1, 2, 3] }, meta: { c: 'ü'.repeat(5) } });
+      await store.create(record);
+      const times = () => ({ lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 });
+      // A store that keeps a running size must keep it exact whatever the saves did, with or
+      // without a bound: each step below is checked against the record's own measure.
+      const steps: Pick<SessionPatch, 'data' | 'meta'>[] = [
+        { data: { unset: ['a'] } },
+        { data: { set: { b: 'short', d: { e: 'f' } } }, meta: { unset: ['c'] } },
+        { meta: { set: { g: ['h', 'ï'] } } },
+        { data: { set: { a: 'x'.repeat(70) }, unset: ['d'] } },
+        { data: { unset: ['missing'] }, meta: { set: { g: 1 } } },
+      ];
+      for (const [i, step] of steps.entries()) {
+        assert.equal(await store.update(record.id, { ...step, ...(i % 2 === 0 && { maxBytes: 10_000 }), ...times() }), true);
+        const loaded = await store.get(record.id);
+        assert.ok(loaded);
+        const size = recordBytes(loaded.data, loaded.meta);
+        // Exactly at its own size, it still passes (not larger than before); one byte less and
+        // growing by one byte, it does not.
+        assert.equal(await store.update(record.id, { data: { set: { z: 1 } }, maxBytes: size + 2, ...times() }), true, `step ${i}: at the bound`);
+        await tooLarge(() => store.update(record.id, { data: { set: { z: 10 } }, maxBytes: size + 2, ...times() }));
+        assert.equal(await store.update(record.id, { data: { unset: ['z'] }, ...times() }), true);
+      }
     });
 
     it('lists a user\'s sessions without data, oldest first', async () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { JsonValue } from '../../src/types.js';
 import { setup } from '../helpers/harness.js';
 
 describe('flash messages with parallel requests', () => {
@@ -75,7 +76,7 @@ describe('flash messages with parallel requests', () => {
     assert.deepEqual(shown.value, [...Array.from({ length: 30 }, (_, i) => `m${i}`), 'after the step back']);
   });
 
-  it('a session over maxDataSize after parallel merges still serves read-only requests', async () => {
+  it('parallel requests cannot merge a session past maxDataSize; one over it already still serves read-only requests', async () => {
     const t = setup({ maxDataSize: 2_000 });
     await t.visit((s) => s.set('user', 'ada'));
     const { a, b } = await parallel(t);
@@ -83,7 +84,17 @@ describe('flash messages with parallel requests', () => {
       a.flash(`a message long enough to count ${i}`);
       b.flash(`b message long enough to count ${i}`);
     }
-    await Promise.all([a.commit(200), b.commit(200)]); // each within the limit alone
+    // Each within the limit alone; together over it: the store refuses the second (413).
+    const results = await Promise.allSettled([a.commit(200), b.commit(200)]);
+    assert.equal(results[0].status, 'fulfilled');
+    assert.equal(results[1].status, 'rejected');
+    assert.equal((results[1] as PromiseRejectedResult).reason.code, 'ERR_TOO_LARGE');
+    // Over the limit anyway (stored before the limit was lowered, say): read-only requests and
+    // requests that shrink it are still served.
+    const handle = a.handle as string;
+    const extra: Record<string, JsonValue> = {};
+    for (let i = 0; i < 12; i++) extra[`flash.${String(t.clock.now() + 1).padStart(13, '0')}.${String(i).padStart(6, '0')}.extra`] = { message: `c message long enough to count ${i}`, category: 'info' };
+    assert.equal(await t.store.update(handle, { meta: { set: extra }, lastSeenAt: t.clock.now(), expiresAt: t.clock.now() + 3_600_000 }), true);
     const read = await t.visit((s) => s.get('user'));
     assert.equal(read.value, 'ada');
     const shown = await t.visit((s) => s.consumeFlashes().length);
