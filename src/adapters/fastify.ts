@@ -193,6 +193,11 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
   }
   /** Header names a returned Response put on the reply: a failure answer drops them again. */
   let applied: string[] | null = null;
+  if (payload instanceof ReadableStream && payload.locked) {
+    // Fastify would fail to send it only after the commit had saved the session.
+    next(new ConfigError('the ReadableStream sent with reply.send() is locked by a reader'));
+    return;
+  }
   if (isWebResponse(payload)) {
     // Fastify applies a Response's status and headers only after every onSend hook: the commit
     // would judge the wrong status, and its Vary / Cache-Control be overwritten. Applied here

@@ -39,7 +39,7 @@ export interface NodeAdapterOptions<Req extends NodeRequest = IncomingMessage, R
    * Answers a request whose session failed (store down → 503, ended elsewhere → 409, a bug → 500).
    * Default: a short plain-text answer. It gets the response with status 500 and `Cache-Control:
    * no-store`, without the failed answer's Content-Type, Content-Length, cookies, validators or
-   * Location (headers such as CORS or HSTS stay). Also told when a commit fails once nothing can replace the
+   * Location (headers set with `setHeader()`, such as CORS or HSTS, stay; those given to `writeHead()` go with the failed answer). Also told when a commit fails once nothing can replace the
    * response (its head had gone out, or Node's own `end` was sending its body): the connection is
    * closed by then (`res.destroyed`), whatever it writes is dropped; use that call to log. Told
    * too, after the fact, of an error the handler throws once it has ended its response: that

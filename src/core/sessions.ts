@@ -39,7 +39,7 @@ export interface DeviceSummary extends SessionSummary {
 export interface Sessions<T extends SessionData = RegisteredData> {
   readonly options: ResolvedOptions;
   readonly store: AnyStore;
-  /** Lifecycle events: created, loaded, saved, rotated, destroyed, expired, invalidCookie, bindingMismatch, storeError. */
+  /** Lifecycle events: created, loaded, saved, rotated, destroyed, expired, killed, invalidCookie, bindingMismatch, storeError. */
   readonly events: SessionEvents;
   /** Event counters and store-latency histograms (snapshot, Prometheus text, OpenTelemetry hook). */
   readonly metrics: SessionMetrics;

@@ -261,7 +261,7 @@ export type EmptyDestroyResult = 'deleted' | 'kept' | 'absent';
 /** Options of {@link Store.stats}. */
 export interface StoreStatsOptions {
   /** How many users to list in `topUsers`. Default 10; 0 lists none. */
-  topUsers?: number;
+  topUsers?: number | undefined;
 }
 
 /**

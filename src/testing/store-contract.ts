@@ -18,7 +18,7 @@ export interface StoreContractOptions {
   /** Makes the store under test. Called once per suite; the suite empties it before each test. */
   create: () => Store | Promise<Store>;
   /** Extra tests that share the suite's store. */
-  extra?: (getStore: () => Store) => void;
+  extra?: ((getStore: () => Store) => void) | undefined;
 }
 
 /** A random id shaped like a real store key (43 base64url chars). */

@@ -71,6 +71,29 @@ describe('fastify adapter specifics', () => {
     }
   });
 
+  it('saves nothing for a ReadableStream sent locked (Fastify cannot send it)', async () => {
+    const store = instrument(memoryStore({ sweepInterval: 0 }));
+    const sessions = createSessions({ store });
+    const app = Fastify({ logger: false });
+    await app.register(fastifySessions, { sessions });
+    app.get('/', async (request, reply) => {
+      (await request.session.load()).set('x', 1);
+      const stream = new ReadableStream({ start: (controller) => controller.close() });
+      stream.getReader();
+      return reply.send(stream);
+    });
+    const running = await listen(app);
+    try {
+      const res = await fetch(running.url);
+      await res.text();
+      assert.equal(res.status, 500);
+      assert.deepEqual(res.headers.getSetCookie(), []);
+      assert.equal(store.calls.create ?? 0, 0, 'no session saved for an answer that could not be sent');
+    } finally {
+      await running.close();
+    }
+  });
+
   it('ends the request where an async preHandler sends a reply while the commit is pending: the route does not run', async () => {
     const store = slowCreateStore(20);
     const sessions = createSessions({ store });
