@@ -37,7 +37,8 @@ export interface MemoryStoreOptions {
    * that writes to its session makes one) can push signed-in users out, signing them out. Set it
    * well above your live session count, and rate-limit routes that create sessions for anonymous
    * clients. Records given up by a rotation or `cycleId()` (kept a short while so racing requests
-   * can follow them) are evicted before any session. An eviction costs the same however long a
+   * can follow them, data removed) do not count: at most as many again are kept, oldest evicted
+   * first. An eviction costs the same however long a
    * flood has lasted. Default: unbounded.
    */
   maxEntries?: number | undefined;
@@ -117,10 +118,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const evictorPatience = Math.max(1024, Math.ceil(maxEntries / 16));
   /**
    * Records given up by a rotation or a `cycleId()` (user `FORWARDER_USER`), in the order they were
-   * given up: past `maxEntries` these go before any session. Each only leads a racing request on
-   * to the session it became for a short while; a client looping `cycleId()` or rotations must
-   * not push other users' sessions out. Evicted through a kept iterator, as `records` is, with
-   * the same patience for deletions made beside it.
+   * given up. They do not count against `maxEntries` (a client looping `cycleId()` or rotations
+   * must not push other users' sessions out) and are never evicted for a session's sake (one is
+   * needed during its grace window); past `maxEntries` of their own, the oldest go. Evicted
+   * through a kept iterator, as `records` is, with the same patience for deletions made beside it.
    */
   const forwarders = new Set<string>();
   let forwarderEvictor: Iterator<string> | undefined;
@@ -179,26 +180,37 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     if (evictor && ++deletedSinceEviction >= evictorPatience) evictor = undefined;
   }
   /**
-   * Removes the least recently used record. Records given up by a rotation or a cycle go first
-   * (evictForwarder): a racing request or logout may still need one during its grace window, but
-   * a session pushed out signs its user out. Reading or claiming one never makes it recent; once
-   * spent, the background sweep removes it.
+   * Removes the least recently used session. Records given up by a rotation or a cycle are not
+   * sessions: they neither count against `maxEntries` nor go for a session's sake (a racing
+   * request, a logout or a revoke may need one during its grace window, and one evicted early
+   * lets a logged-out session live on); they are bounded on their own (`trimForwarders`).
    */
   function evictOldest(): void {
-    if (evictForwarder()) return;
-    let next = evictor?.next();
-    if (!next || next.done) {
-      // No evictor yet, or it was dropped (never exhausted: it only moves while records remain).
-      evictor = records.keys();
-      next = evictor.next();
-      if (next.done) return;
+    for (let restarts = 0; restarts < 2; ) {
+      const next = evictor?.next();
+      if (!next || next.done) {
+        // No evictor yet, dropped, or at the end past forwarders only: start over once.
+        evictor = records.keys();
+        restarts++;
+        continue;
+      }
+      const id = next.value;
+      if (forwarders.has(id)) continue;
+      const entry = records.get(id) as Entry;
+      records.delete(id);
+      unindex(id, entry.userId);
+      deletedSinceEviction = 0;
+      return;
     }
-    const id = next.value;
-    const entry = records.get(id) as Entry;
-    records.delete(id);
-    unindex(id, entry.userId);
-    deletedSinceEviction = 0;
-    if (entry.userId === FORWARDER_USER) unforward(id);
+  }
+  /** Sessions past `maxEntries` go, least recently used first; forwarders past as many, oldest first. */
+  function enforceMaxEntries(): void {
+    while (records.size - forwarders.size > maxEntries) {
+      const before = records.size;
+      evictOldest();
+      if (records.size === before) break;
+    }
+    while (forwarders.size > maxEntries) evictForwarder();
   }
   function toRecord(id: string, e: Entry): SessionRecord {
     return {
@@ -304,7 +316,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       index(record.id, record.userId);
       // A forwarder filled in by a tiered store's cache.
       if (record.userId === FORWARDER_USER) markForwarder(record.id);
-      while (records.size > maxEntries) evictOldest();
+      enforceMaxEntries();
     },
     update(id, patch: SessionPatch) {
       const entry = live(id);
@@ -331,8 +343,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
         unindex(id, entry.userId);
         entry.userId = patch.userId;
         index(id, entry.userId);
-        if (entry.userId === FORWARDER_USER) markForwarder(id);
-        else unforward(id);
+        if (entry.userId === FORWARDER_USER) {
+          markForwarder(id);
+          while (forwarders.size > maxEntries) evictForwarder();
+        } else unforward(id);
       }
       if (patch.keepLater) {
         entry.lastSeenAt = Math.max(entry.lastSeenAt, patch.lastSeenAt);
