@@ -673,7 +673,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         const replacement = `${param(JSONB_TEXT_REPLACEMENT)}::text`;
         const measure = (d: string, m: string): string =>
           `(SELECT coalesce(sum(octet_length(key) + octet_length(regexp_replace(value::text, ${pattern}, ${replacement}, 'g'))), 0) FROM (SELECT key, value FROM jsonb_each(${d}) UNION ALL SELECT key, value FROM jsonb_each(${m})) AS entries)`;
-        const fits = `${measure(data, meta)} <= GREATEST(${bound}, ${measure('data', 'meta')})`;
+        // CASE: the record as it stands is measured only when the new one is over the bound.
+        const fits = `(CASE WHEN ${measure(data, meta)} <= ${bound} THEN true ELSE ${measure(data, meta)} <= ${measure('data', 'meta')} END)`;
         if (size === 'check') return [`SELECT ${fits} AS fits, ${measure(data, meta)} AS bytes FROM ${t} WHERE ${where}`, values];
         where += ` AND ${fits}`;
       }
@@ -737,13 +738,15 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       // record well within the bound; if no row was written, the exact one, key by key.
       if ((await run(...updateStatement(id, patch, 'text'))).rowCount === 1) return true;
       for (let attempt = 0; attempt < 3; attempt++) {
-        // No row written: gone, expired, guarded off, or its text over the bound. Read the row
-        // against the same conditions: none matches (false), or it is measured key by key.
+        // No row written: gone, expired, guarded off, or its text over the bound (jsonb's text
+        // is longer than the measure: near the bound, a record that fits fails that test).
+        // Written with the exact test, key by key, on the row as locked.
+        if ((await run(...updateStatement(id, patch, 'exact'))).rowCount === 1) return true;
+        // Still nothing: read the row against the same conditions. None matches (false), or it
+        // is too large; fits only if a parallel save changed it in between (then once more).
         const row = (await run<{ fits: string; bytes: string }>(...updateStatement(id, patch, 'check'))).rows[0];
         if (row === undefined) return false;
         if (row.fits !== 't') throw new SessionTooLargeError(Number(row.bytes), patch.maxBytes as number);
-        // Within the bound by the exact measure: written with that test, on the row as locked.
-        if ((await run(...updateStatement(id, patch, 'exact'))).rowCount === 1) return true;
       }
       // Only reachable if parallel saves keep changing the row between the read and the write.
       throw new Error('postgres store: the session kept changing during a size-bounded update');
