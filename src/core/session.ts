@@ -1867,22 +1867,10 @@ export class Session<T extends SessionData = RegisteredData> {
       undo();
       return false;
     }
-    let left: SessionRecord;
-    try {
-      left = await this.#carryOver(old.id, newId, ours, now, true);
-    } catch (error) {
-      if (!(error instanceof SessionGoneError)) {
-        // Refused (413: the merge with what parallel requests saved is over maxDataSize) or the
-        // store failed after the claim: the rotation is undone, so nothing of this request is
-        // kept and the old cookie leads to its session as before (as a failed cycleId does).
-        await this.#releaseClaim(old.id, newId, now);
-        undo();
-      }
-      throw error;
-    }
     engine.events.emit('created', { handle: newId, userId: this.#userId });
     this.#rotateRequested = false;
     engine.events.emit('rotated', { from: old.id, to: newId, userId: this.#userId });
+    const left = await this.#carryOver(old.id, newId, ours, now, true);
     await this.#reduceToStub(old.id, left, now);
     return true;
   }
