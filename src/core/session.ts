@@ -1870,7 +1870,12 @@ export class Session<T extends SessionData = RegisteredData> {
     engine.events.emit('created', { handle: newId, userId: this.#userId });
     this.#rotateRequested = false;
     engine.events.emit('rotated', { from: old.id, to: newId, userId: this.#userId });
-    const left = await this.#carryOver(old.id, newId, ours, now, true);
+    // Not refused for size: the claim forwards to the new record, so another request may already
+    // have followed it, saved there and handed the new cookie to its browser; refusing (or undoing
+    // the rotation) would lose what parallel requests saved. The merge of this request's view with
+    // what they saved to the old record meanwhile may leave the session over maxDataSize, by at
+    // most this request's own changes: later saves that would grow it are refused until it shrinks.
+    const left = await this.#carryOver(old.id, newId, ours, now, true, false);
     await this.#reduceToStub(old.id, left, now);
     return true;
   }
@@ -1887,6 +1892,7 @@ export class Session<T extends SessionData = RegisteredData> {
     ours: { data: KeyChanges | null; meta: KeyChanges | null },
     now: number,
     createdWithoutOneTime: boolean,
+    bounded = true,
   ): Promise<SessionRecord> {
     const current = await this.#getOrNull(oldId);
     if (current === null) {
@@ -1909,7 +1915,8 @@ export class Session<T extends SessionData = RegisteredData> {
     takeOn(data, this.#data, new Map());
     takeOn(meta, this.#meta, new Map());
     // The user is this request's: a record changes user only by being replaced (login, logout).
-    const changes = this.#changes(written.data, written.meta);
+    // Unbounded (a rotation), the merge is measured against itself: never refused (see #rotate).
+    const changes = bounded ? this.#changes(written.data, written.meta) : this.#changes(written.data, written.meta, serialized(this.#data), serialized(this.#meta));
     this.#snapshot = written.data;
     this.#metaSnapshot = written.meta;
     if (changes.data === null && changes.meta === null) return current;
@@ -1918,8 +1925,8 @@ export class Session<T extends SessionData = RegisteredData> {
     const patch: SessionPatch = { lastSeenAt: now, expiresAt: this.#expiresAt(now), guard: SAVE_GUARD, keepLater: keepsExpiryChoice(changes.meta) };
     if (changes.data) patch.data = changes.data;
     if (changes.meta) patch.meta = changes.meta;
-    // Bounded like any save: a request that followed the rotation may have saved to the new record.
-    const maxBytes = this.#sizeBound(changes);
+    // Bounded like any save (a cycle): a request that followed it may have saved to the new record.
+    const maxBytes = bounded ? this.#sizeBound(changes) : undefined;
     if (maxBytes !== undefined) patch.maxBytes = maxBytes;
     if (!(await this.#save(patch))) throw new SessionGoneError();
     return current;

@@ -235,3 +235,39 @@ describe('parallel size limits: a session over its caps is trimmed by a request 
     });
   });
 });
+
+describe('a rotation whose carry-over meets parallel saves near the limit', () => {
+  it('keeps every save (none refused after the claim) and leaves the session over the limit by at most its own changes; growing it further is refused', async () => {
+    const clock = new ManualClock();
+    const store = memoryStore({ sweepInterval: 0, clock });
+    const sessions = createSessions<Record<string, JsonValue>>({ store, clock, maxDataSize: 1000 });
+    const open = (cookie: string | null) => sessions.open({ cookieHeader: cookie ?? undefined, https: false });
+    const cookieOf = (setCookie: string[] | undefined) => setCookie?.[0]?.split(';')[0] ?? null;
+    const first = open(null);
+    await first.load();
+    await first.login('alice');
+    first.set('base', 'b'.repeat(380));
+    const cookie = cookieOf((await first.commit(200))?.setCookie);
+    const parallel = open(cookie);
+    const rotating = open(cookie);
+    await parallel.load();
+    await rotating.load();
+    parallel.set('fromP', 'p'.repeat(330)); // within the limit on its own
+    rotating.set('fromR', 'r'.repeat(330)); // so is this, but not both
+    await rotating.rotate();
+    assert.ok(await parallel.commit(200));
+    const rotated = cookieOf((await rotating.commit(200))?.setCookie);
+    assert.ok(rotated !== null && rotated !== cookie, 'the rotation went through, with its new cookie');
+    const after = await open(rotated).load();
+    assert.deepEqual([after.userId, after.keys().sort()], ['alice', ['base', 'fromP', 'fromR']], 'nothing lost');
+    const grow = open(rotated);
+    await grow.load();
+    grow.set('more', 'm');
+    await assert.rejects(grow.commit(200), { code: 'ERR_TOO_LARGE' });
+    const shrink = open(rotated);
+    await shrink.load();
+    shrink.delete('fromP');
+    assert.ok(await shrink.commit(200), 'a save that makes it smaller passes');
+    await sessions.close();
+  });
+});
