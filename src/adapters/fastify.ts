@@ -54,7 +54,7 @@ import type { CsrfRequest } from '../security/csrf.js';
 import { type Awaitable, isPromiseLike } from '../stores/types.js';
 import type { RegisteredData, SessionData } from '../types.js';
 import type { NodeAdapterOptions } from './node.js';
-import { attachSession, type ClientFacts, committedElsewhere } from './node-internal.js';
+import { attachSession, type ClientFacts, committedElsewhere, readAsSent } from './node-internal.js';
 import { cacheControlWithCookie, checkAdapterOptions, clientIp, csrfRequestOf, defaultFailure, FAILED_ANSWER_HEADERS, isHttps, requestHost, SESSION_CACHE_CONTROL, type StreamWatch, ignoreStreamError, varyWithCookie, watchStream } from './shared.js';
 
 declare module 'fastify' {
@@ -245,28 +245,6 @@ function commitOnSend(request: FastifyRequest, reply: FastifyReply, payload: unk
   );
 }
 
-/**
- * While an `onSend` commit is pending the reply has been sent, as far as Fastify can tell without
- * us: `reply.sent` (and its own checks of `raw.headersSent`) read true. An async `preHandler` that
- * answers with `reply.send()` and returns then ends the request there, as it does without
- * coatcheck, instead of running the route after it; a handler that calls `reply.send()` without
- * `return reply` is not sent a second time. Returns the undo, run before the reply goes on.
- */
-function readAsSent(raw: ServerResponse): () => void {
-  const defined: ('writableEnded' | 'headersSent')[] = [];
-  for (const name of ['writableEnded', 'headersSent'] as const) {
-    if (Object.prototype.hasOwnProperty.call(raw, name)) continue;
-    Object.defineProperty(raw, name, { configurable: true, enumerable: false, get: readsTrue });
-    defined.push(name);
-  }
-  return () => {
-    for (const name of defined) delete (raw as { writableEnded?: boolean; headersSent?: boolean })[name];
-  };
-}
-
-function readsTrue(): boolean {
-  return true;
-}
 
 /**
  * The asynchronous commit has settled: the reply goes on as `reply()` makes it, unless a stream

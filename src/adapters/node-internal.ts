@@ -150,21 +150,17 @@ type Deferred = { method: 'write' | 'end' | 'flushHeaders'; args: unknown[] };
 const INTERCEPT = Symbol('coatcheck.intercept');
 
 /** Per-response state of the hook; the hook's methods are shared functions that find it here. */
-interface Interception {
+/**
+ * Its own `HookMethods` are the methods that were in place before ours (maybe another
+ * middleware's wrappers; the header methods as they were when the hook was installed, which
+ * `holdFinal` guards).
+ */
+interface Interception extends HookMethods {
   session: Committable;
   /** The replacement methods this hook installed (shared, or a second engine's own). */
   methods: HookMethods;
   req: IncomingMessage;
   options: NodeAdapterOptions;
-  /** The methods that were in place before ours (maybe another middleware's wrappers). */
-  writeHead: ServerResponse['writeHead'];
-  write: ServerResponse['write'];
-  end: ServerResponse['end'];
-  flushHeaders: ServerResponse['flushHeaders'];
-  implicitHeader: () => void;
-  /** Header methods as they were when the hook was installed (`holdFinal` guards the response's). */
-  setHeader: ServerResponse['setHeader'];
-  removeHeader: ServerResponse['removeHeader'];
   head: unknown[] | null;
   queue: Deferred[];
   /** The app has called `end`: its response is final, and whatever is sent after that is dropped. */
@@ -756,6 +752,25 @@ function isHttp2(res: ServerResponse): boolean {
 function needsDrain(res: ServerResponse): boolean {
   if (!isHttp2(res)) return res.writableNeedDrain;
   return (res as unknown as Http2ServerResponse).stream.writableNeedDrain;
+}
+
+/**
+ * Fastify's `onSend` commit: while it is pending the reply has been sent, as far as Fastify can
+ * tell without us: `reply.sent` (and its own checks of `raw.headersSent`) read true. An async `preHandler` that
+ * answers with `reply.send()` and returns then ends the request there, as it does without
+ * coatcheck, instead of running the route after it; a handler that calls `reply.send()` without
+ * `return reply` is not sent a second time. Returns the undo, run before the reply goes on.
+ */
+export function readAsSent(raw: ServerResponse): () => void {
+  const defined: ('writableEnded' | 'headersSent')[] = [];
+  for (const name of ['writableEnded', 'headersSent'] as const) {
+    if (Object.prototype.hasOwnProperty.call(raw, name)) continue;
+    Object.defineProperty(raw, name, { configurable: true, enumerable: false, get: trueWhileHeld });
+    defined.push(name);
+  }
+  return () => {
+    for (const name of defined) delete (raw as { writableEnded?: boolean; headersSent?: boolean })[name];
+  };
 }
 
 /** The getter of `headersSent` / `writableEnded` while a hook holds what would have set them. */
